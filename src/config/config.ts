@@ -1,0 +1,177 @@
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { LitebaseError } from '../errors.js';
+
+/**
+ * The one configuration object of a node. It is loaded once at start (flags > environment >
+ * config file > defaults) and passed down; no module reads process.env on its own.
+ */
+export interface LitebaseConfig {
+  /** Root of the shared distributed file system: the log, cluster state, keys. */
+  dataDir: string;
+  /** Node-local page cache: one materialized SQLite file per database. Disposable. */
+  localDir: string;
+  /** `file:///path` or `s3://bucket/prefix`. */
+  objectStore: string;
+  host: string;
+  port: number;
+  nodeId: string;
+  /** Address other nodes use to reach this one (private network). */
+  advertiseAddress: string;
+  /** Root access key. When absent one is generated on first start and saved in the data dir. */
+  rootKey: string | undefined;
+  /** Authentication off: for local development only, and only when asked for explicitly. */
+  authDisabled: boolean;
+  /** Group commit batches concurrent transactions into one segment. Off only for benchmarks. */
+  groupCommit: boolean;
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  limits: LimitsConfig;
+  /** The local WAL is checkpointed into the local database file once it passes this size. */
+  walCheckpointBytes: number;
+}
+
+export interface LimitsConfig {
+  bodyLimitBytes: number;
+  maxStatementsPerRequest: number;
+  /** Default and ceiling for interactive transaction timeouts. */
+  transactionTimeoutMs: number;
+  maxTransactionTimeoutMs: number;
+  /** How long a read with minPosition (or a write waiting for the write lock) may wait. */
+  waitTimeoutMs: number;
+}
+
+/** Every option a user can set, as strings or typed values from flags, env or a file. */
+export type ConfigInput = Partial<{
+  dataDir: string;
+  localDir: string;
+  objectStore: string;
+  host: string;
+  port: number | string;
+  nodeId: string;
+  advertiseAddress: string;
+  rootKey: string;
+  authDisabled: boolean | string;
+  groupCommit: boolean | string;
+  logLevel: string;
+  walCheckpointBytes: number | string;
+  bodyLimitBytes: number | string;
+  maxStatementsPerRequest: number | string;
+  transactionTimeoutMs: number | string;
+  maxTransactionTimeoutMs: number | string;
+  waitTimeoutMs: number | string;
+  config: string;
+}>;
+
+const ENV_NAMES: Record<keyof ConfigInput, string> = {
+  dataDir: 'LITEBASE_DATA_DIR',
+  localDir: 'LITEBASE_LOCAL_DIR',
+  objectStore: 'LITEBASE_OBJECT_STORE',
+  host: 'LITEBASE_HOST',
+  port: 'LITEBASE_PORT',
+  nodeId: 'LITEBASE_NODE_ID',
+  advertiseAddress: 'LITEBASE_ADVERTISE_ADDRESS',
+  rootKey: 'LITEBASE_ROOT_KEY',
+  authDisabled: 'LITEBASE_AUTH_DISABLED',
+  groupCommit: 'LITEBASE_GROUP_COMMIT',
+  logLevel: 'LITEBASE_LOG_LEVEL',
+  walCheckpointBytes: 'LITEBASE_WAL_CHECKPOINT_BYTES',
+  bodyLimitBytes: 'LITEBASE_BODY_LIMIT_BYTES',
+  maxStatementsPerRequest: 'LITEBASE_MAX_STATEMENTS_PER_REQUEST',
+  transactionTimeoutMs: 'LITEBASE_TRANSACTION_TIMEOUT_MS',
+  maxTransactionTimeoutMs: 'LITEBASE_MAX_TRANSACTION_TIMEOUT_MS',
+  waitTimeoutMs: 'LITEBASE_WAIT_TIMEOUT_MS',
+  config: 'LITEBASE_CONFIG',
+};
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+function fromEnvironment(env: NodeJS.ProcessEnv): ConfigInput {
+  const input: Record<string, string> = {};
+  for (const [key, name] of Object.entries(ENV_NAMES)) {
+    const value = env[name];
+    if (value !== undefined && value !== '') input[key] = value;
+  }
+  return input as ConfigInput;
+}
+
+function fromFile(file: string): ConfigInput {
+  try {
+    const parsed: unknown = JSON.parse(readFileSync(file, 'utf8'));
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+      throw new Error('the file must hold one JSON object');
+    }
+    return parsed as ConfigInput;
+  } catch (error) {
+    throw new LitebaseError('CONFIG_INVALID', `cannot read config file ${file}: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+}
+
+function toInteger(name: string, value: number | string | undefined, fallback: number, min = 0): number {
+  if (value === undefined) return fallback;
+  const parsed = typeof value === 'number' ? value : Number(value);
+  if (!Number.isSafeInteger(parsed) || parsed < min) {
+    throw new LitebaseError('CONFIG_INVALID', `${name} must be an integer >= ${min}, got ${String(value)}`);
+  }
+  return parsed;
+}
+
+function toBoolean(name: string, value: boolean | string | undefined, fallback: boolean): boolean {
+  if (value === undefined) return fallback;
+  if (typeof value === 'boolean') return value;
+  const normalized = value.trim().toLowerCase();
+  if (['1', 'true', 'yes', 'on'].includes(normalized)) return true;
+  if (['0', 'false', 'no', 'off'].includes(normalized)) return false;
+  throw new LitebaseError('CONFIG_INVALID', `${name} must be true or false, got ${value}`);
+}
+
+/**
+ * Merge flags > environment > config file > defaults into one validated object.
+ * `flags` holds only what the user actually typed (undefined for the rest).
+ */
+export function loadConfig(flags: ConfigInput = {}, env: NodeJS.ProcessEnv = process.env): LitebaseConfig {
+  const fromEnv = fromEnvironment(env);
+  const configFile = flags.config ?? fromEnv.config;
+  const fileInput = configFile ? fromFile(configFile) : {};
+  const defined = (input: ConfigInput): ConfigInput =>
+    Object.fromEntries(Object.entries(input).filter(([, value]) => value !== undefined)) as ConfigInput;
+  const input: ConfigInput = { ...defined(fileInput), ...defined(fromEnv), ...defined(flags) };
+
+  const dataDir = path.resolve(input.dataDir ?? 'litebase-data');
+  const nodeId = input.nodeId ?? `node-${hostname()}`.toLowerCase().replace(/[^a-z0-9_-]/g, '-');
+  if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/.test(nodeId)) {
+    throw new LitebaseError('CONFIG_INVALID', `node id ${nodeId} must match [a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}`);
+  }
+  const port = toInteger('port', input.port, 8080, 0);
+  if (port > 65535) throw new LitebaseError('CONFIG_INVALID', `port must be <= 65535, got ${port}`);
+  const host = input.host ?? '127.0.0.1';
+  const logLevel = (input.logLevel ?? 'info') as LitebaseConfig['logLevel'];
+  if (!LOG_LEVELS.includes(logLevel)) {
+    throw new LitebaseError('CONFIG_INVALID', `log level must be one of ${LOG_LEVELS.join(', ')}`);
+  }
+  const transactionTimeoutMs = toInteger('transactionTimeoutMs', input.transactionTimeoutMs, 5_000, 1);
+  return {
+    dataDir,
+    localDir: path.resolve(input.localDir ?? path.join(dataDir, 'local', nodeId)),
+    objectStore: input.objectStore ?? pathToFileURL(path.join(dataDir, 'object-store')).href,
+    host,
+    port,
+    nodeId,
+    advertiseAddress: input.advertiseAddress ?? `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`,
+    rootKey: input.rootKey,
+    authDisabled: toBoolean('authDisabled', input.authDisabled, false),
+    groupCommit: toBoolean('groupCommit', input.groupCommit, true),
+    logLevel,
+    walCheckpointBytes: toInteger('walCheckpointBytes', input.walCheckpointBytes, 16 * 1024 * 1024, 0),
+    limits: {
+      bodyLimitBytes: toInteger('bodyLimitBytes', input.bodyLimitBytes, 10 * 1024 * 1024, 1024),
+      maxStatementsPerRequest: toInteger('maxStatementsPerRequest', input.maxStatementsPerRequest, 1000, 1),
+      transactionTimeoutMs,
+      maxTransactionTimeoutMs: toInteger('maxTransactionTimeoutMs', input.maxTransactionTimeoutMs, 60_000, 1),
+      waitTimeoutMs: toInteger('waitTimeoutMs', input.waitTimeoutMs, 5_000, 1),
+    },
+  };
+}

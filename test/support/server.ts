@@ -1,0 +1,131 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const CLI = path.join(REPO_ROOT, 'bin', 'litebase.js');
+export const TEST_ROOT_KEY = 'test-root-key-0123456789abcdef';
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+export function tempDir(prefix = 'litebase-test-'): string {
+  return mkdtempSync(path.join(tmpdir(), prefix));
+}
+
+export interface ServerOptions {
+  dataDir?: string;
+  localDir?: string;
+  port?: number;
+  nodeId?: string;
+  rootKey?: string;
+  extraArgs?: string[];
+  env?: Record<string, string>;
+}
+
+/** A real `litebase serve` process on 127.0.0.1 with its own temp dirs. */
+export class TestServer {
+  readonly url: string;
+  readonly key: string;
+  output = '';
+  private exitPromise: Promise<number | null>;
+
+  private constructor(
+    readonly child: ChildProcess,
+    readonly port: number,
+    readonly dataDir: string,
+    readonly localDir: string,
+    key: string,
+  ) {
+    this.url = `http://127.0.0.1:${port}`;
+    this.key = key;
+    child.stdout?.on('data', (chunk: Buffer) => (this.output += chunk.toString()));
+    child.stderr?.on('data', (chunk: Buffer) => (this.output += chunk.toString()));
+    this.exitPromise = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+  }
+
+  static async start(options: ServerOptions = {}): Promise<TestServer> {
+    const dataDir = options.dataDir ?? tempDir();
+    const localDir = options.localDir ?? path.join(dataDir, 'local-' + (options.nodeId ?? 'n1'));
+    const port = options.port ?? (await freePort());
+    const key = options.rootKey ?? TEST_ROOT_KEY;
+    const args = [
+      CLI, 'serve',
+      '--data-dir', dataDir,
+      '--local-dir', localDir,
+      '--port', String(port),
+      '--host', '127.0.0.1',
+      '--node-id', options.nodeId ?? 'n1',
+      '--root-key', key,
+      ...(options.extraArgs ?? []),
+    ];
+    const child = spawn(process.execPath, args, {
+      env: { ...process.env, LITEBASE_LOG_LEVEL: 'warn', ...options.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const server = new TestServer(child, port, dataDir, localDir, key);
+    await server.waitReady();
+    return server;
+  }
+
+  async waitReady(timeoutMs = 20_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      if (this.child.exitCode !== null) throw new Error(`server exited early (${this.child.exitCode}):\n${this.output}`);
+      try {
+        const response = await fetch(`${this.url}/readyz`, { headers: { authorization: `Bearer ${this.key}` } });
+        if (response.ok) return;
+      } catch {
+        // not listening yet
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    throw new Error(`server not ready after ${timeoutMs} ms:\n${this.output}`);
+  }
+
+  /** JSON request with the root key; returns status and parsed body. */
+  async request(method: string, urlPath: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: any; headers: Headers }> {
+    const response = await fetch(this.url + urlPath, {
+      method,
+      headers: {
+        authorization: `Bearer ${this.key}`,
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        ...headers,
+      },
+      ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body) }),
+    });
+    const text = await response.text();
+    let parsed: unknown = text;
+    try {
+      parsed = text ? JSON.parse(text) : undefined;
+    } catch {
+      // not JSON (metrics, backup)
+    }
+    return { status: response.status, body: parsed, headers: response.headers };
+  }
+
+  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal);
+    return this.exitPromise;
+  }
+
+  async kill9(): Promise<void> {
+    await this.stop('SIGKILL');
+  }
+
+  cleanup(): void {
+    rmSync(this.dataDir, { recursive: true, force: true });
+  }
+}
