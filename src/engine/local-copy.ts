@@ -1,0 +1,222 @@
+import { promises as fs, readFileSync } from 'node:fs';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import { LitebaseError, systemErrorCode } from '../errors.js';
+import { LogDirectory } from '../log/log-directory.js';
+import { formatChecksum, pageHash, PageHashTable } from '../log/rolling-checksum.js';
+import { decodeSegment, type PageImage } from '../log/segment-codec.js';
+import { writeFileAtomic } from '../storage/fs-util.js';
+
+/**
+ * The node-local SQLite file of one database is a cache of the log (DESIGN.md §1). Its state file
+ * records which log position the SQLite file (without its -wal) reflects. Rebuilding means:
+ * drop the local WAL (it may hold transactions that never became durable), replay the log after
+ * that position straight into the file, then hash every page and compare with the log's checksum.
+ * Replaying a segment is idempotent (it holds page images, not deltas), so a crash between a
+ * local checkpoint and the state file update only means some segments are replayed twice.
+ */
+export interface LocalState {
+  databaseId: string;
+  position: string;
+  checksum: string;
+}
+
+export interface LocalCopyPaths {
+  sqliteFile: string;
+  stateFile: string;
+}
+
+export interface RecoveredCopy {
+  position: bigint;
+  hashes: PageHashTable;
+  /** Segments replayed into the file during this recovery. */
+  replayedSegments: number;
+}
+
+const DEFAULT_PAGE_SIZE = 4096;
+const SCAN_CHUNK_PAGES = 256;
+
+export function readLocalState(stateFile: string): LocalState | undefined {
+  try {
+    const parsed = JSON.parse(readFileSync(stateFile, 'utf8')) as Partial<LocalState>;
+    if (typeof parsed.databaseId === 'string' && typeof parsed.position === 'string' && typeof parsed.checksum === 'string') {
+      return { databaseId: parsed.databaseId, position: parsed.position, checksum: parsed.checksum };
+    }
+  } catch {
+    // Missing or torn: the caller rebuilds from the start of the log.
+  }
+  return undefined;
+}
+
+export async function writeLocalState(stateFile: string, state: LocalState): Promise<void> {
+  await writeFileAtomic(stateFile, JSON.stringify(state) + '\n');
+}
+
+async function removeIfPresent(file: string): Promise<void> {
+  await fs.rm(file, { force: true });
+}
+
+/** Write page images into the SQLite file and set its size: what a segment does to a database. */
+export async function applyPagesToFile(
+  handle: fs.FileHandle,
+  pages: readonly PageImage[],
+  pageSize: number,
+  databaseSizePages: number,
+): Promise<void> {
+  for (const page of pages) {
+    await handle.write(page.data, 0, page.data.length, (page.pageNumber - 1) * pageSize);
+  }
+  await handle.truncate(databaseSizePages * pageSize);
+}
+
+/** Hash every page of the file, in bounded chunks, into a fresh table. */
+export async function scanPageHashes(sqliteFile: string, pageSize: number): Promise<PageHashTable> {
+  const table = new PageHashTable(pageSize);
+  let handle: fs.FileHandle;
+  try {
+    handle = await fs.open(sqliteFile, 'r');
+  } catch (error) {
+    if (systemErrorCode(error) === 'ENOENT') return table;
+    throw error;
+  }
+  try {
+    const { size } = await handle.stat();
+    const totalPages = Math.floor(size / pageSize);
+    const buffer = Buffer.allocUnsafe(SCAN_CHUNK_PAGES * pageSize);
+    for (let first = 1; first <= totalPages; first += SCAN_CHUNK_PAGES) {
+      const count = Math.min(SCAN_CHUNK_PAGES, totalPages - first + 1);
+      const { bytesRead } = await handle.read(buffer, 0, count * pageSize, (first - 1) * pageSize);
+      if (bytesRead !== count * pageSize) throw new Error(`short read of ${sqliteFile} at page ${first}`);
+      const pages = [];
+      for (let i = 0; i < count; i++) {
+        pages.push({ pageNumber: first + i, hash: pageHash(first + i, buffer.subarray(i * pageSize, (i + 1) * pageSize)) });
+      }
+      table.apply(pages, first + count - 1);
+    }
+  } finally {
+    await handle.close();
+  }
+  return table;
+}
+
+interface ReplayOutcome {
+  position: bigint;
+  expectedChecksum: bigint;
+  pageSize: number;
+  replayedSegments: number;
+}
+
+async function replayLog(
+  paths: LocalCopyPaths,
+  log: LogDirectory,
+  databaseId: string,
+  from: { position: bigint; checksum: bigint },
+): Promise<ReplayOutcome> {
+  const positions = (await log.positions()).filter((position) => position > from.position);
+  let expected = from.checksum;
+  let position = from.position;
+  let pageSize = 0;
+  await fs.mkdir(path.dirname(paths.sqliteFile), { recursive: true });
+  const handle = await fs.open(paths.sqliteFile, from.position === 0n ? 'w' : 'r+');
+  try {
+    for (const next of positions) {
+      if (next !== position + 1n) {
+        throw new LitebaseError('LOG_GAP', `the log of database ${databaseId} has no segment ${position + 1n} (next is ${next})`);
+      }
+      const file = log.segmentPath(next);
+      const { header, pages } = decodeSegment(await log.read(next));
+      if (header.databaseId !== databaseId) {
+        throw new LitebaseError('LOG_FOREIGN_SEGMENT', `${file} belongs to database ${header.databaseId}, not ${databaseId}`);
+      }
+      if (header.preChecksum !== expected) {
+        throw new LitebaseError(
+          'LOG_CHAIN_BROKEN',
+          `${file} starts from checksum ${formatChecksum(header.preChecksum)}, expected ${formatChecksum(expected)}`,
+        );
+      }
+      await applyPagesToFile(handle, pages, header.pageSize, header.databaseSizePages);
+      pageSize = header.pageSize;
+      expected = header.postChecksum;
+      position = next;
+    }
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  return { position, expectedChecksum: expected, pageSize, replayedSegments: positions.length };
+}
+
+/**
+ * Bring the local copy to the end of the log and prove it: the rolling checksum of the file must
+ * equal the last segment's post-checksum. If the local copy is damaged, it is thrown away and
+ * rebuilt from the whole log.
+ */
+export async function recoverLocalCopy(
+  paths: LocalCopyPaths,
+  log: LogDirectory,
+  databaseId: string,
+  logger: Logger,
+): Promise<RecoveredCopy> {
+  // Never trust a local WAL: it can hold transactions whose segment was never made durable.
+  await removeIfPresent(`${paths.sqliteFile}-wal`);
+  await removeIfPresent(`${paths.sqliteFile}-shm`);
+
+  const state = readLocalState(paths.stateFile);
+  let from = { position: 0n, checksum: 0n };
+  const haveFile = await fs.stat(paths.sqliteFile).then(() => true, () => false);
+  if (state && state.databaseId === databaseId && haveFile) {
+    from = { position: BigInt(state.position), checksum: BigInt(`0x${state.checksum}`) };
+  }
+
+  for (let attempt = 0; attempt < 2; attempt++) {
+    let outcome: ReplayOutcome;
+    try {
+      outcome = await replayLog(paths, log, databaseId, from);
+    } catch (error) {
+      if (from.position === 0n || !(error instanceof LitebaseError) || error.code !== 'LOG_CHAIN_BROKEN') throw error;
+      logger.warn({ err: error }, 'local state does not match the log; rebuilding the local copy from the whole log');
+      from = { position: 0n, checksum: 0n };
+      continue;
+    }
+    const pageSize = outcome.pageSize || (await pageSizeOfFile(paths.sqliteFile));
+    const hashes = await scanPageHashes(paths.sqliteFile, pageSize);
+    if (hashes.checksum === outcome.expectedChecksum) {
+      await writeLocalState(paths.stateFile, {
+        databaseId,
+        position: outcome.position.toString(),
+        checksum: formatChecksum(hashes.checksum),
+      });
+      return { position: outcome.position, hashes, replayedSegments: outcome.replayedSegments };
+    }
+    if (from.position === 0n) {
+      throw new LitebaseError(
+        'LOCAL_REBUILD_MISMATCH',
+        `rebuilding ${paths.sqliteFile} from the log gave checksum ${formatChecksum(hashes.checksum)}, the log says ${formatChecksum(outcome.expectedChecksum)}`,
+      );
+    }
+    logger.warn(
+      { file: paths.sqliteFile, found: formatChecksum(hashes.checksum), expected: formatChecksum(outcome.expectedChecksum) },
+      'local copy is damaged; rebuilding it from the whole log',
+    );
+    from = { position: 0n, checksum: 0n };
+  }
+  throw new LitebaseError('LOCAL_REBUILD_FAILED', `could not rebuild ${paths.sqliteFile} from the log`);
+}
+
+/** The page size recorded in a SQLite header (bytes 16-17; 1 means 65536). */
+async function pageSizeOfFile(sqliteFile: string): Promise<number> {
+  try {
+    const handle = await fs.open(sqliteFile, 'r');
+    try {
+      const header = Buffer.alloc(100);
+      const { bytesRead } = await handle.read(header, 0, 100, 0);
+      if (bytesRead < 100) return DEFAULT_PAGE_SIZE;
+      const raw = header.readUInt16BE(16);
+      return raw === 1 ? 65536 : raw;
+    } finally {
+      await handle.close();
+    }
+  } catch {
+    return DEFAULT_PAGE_SIZE;
+  }
+}

@@ -1,0 +1,487 @@
+import { randomUUID } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import Database from 'better-sqlite3';
+import type { Logger } from 'pino';
+import type { LitebaseConfig } from '../config/config.js';
+import { LitebaseError, notFound, unavailable } from '../errors.js';
+import { LogDirectory } from '../log/log-directory.js';
+import { formatChecksum } from '../log/rolling-checksum.js';
+import type { Metrics } from '../metrics.js';
+import type { DatabaseMeta } from '../storage/catalog.js';
+import type { LocalLayout, SharedLayout } from '../storage/layout.js';
+import { AsyncMutex, type Release } from './async-mutex.js';
+import { DurableLog } from './durable-log.js';
+import { runStatement, StatementCache, toStatementError, type StatementInput, type StatementResult } from './executor.js';
+import { recoverLocalCopy, writeLocalState } from './local-copy.js';
+import { WalCapture } from './wal-capture.js';
+
+export type QueryMode = 'transaction' | 'independent';
+
+export interface StatementFailure {
+  error: { code: string; message: string; statement: number };
+}
+
+export interface QueryOutcome {
+  results: Array<StatementResult | StatementFailure>;
+  position: bigint;
+}
+
+export interface TransactionInfo {
+  id: string;
+  expiresAt: string;
+}
+
+interface Connections {
+  writer: Database.Database;
+  reader: Database.Database;
+  writerStatements: StatementCache;
+  readerStatements: StatementCache;
+}
+
+interface InteractiveTransaction {
+  id: string;
+  expiresAt: number;
+  release: Release;
+  timer: NodeJS.Timeout;
+}
+
+export interface PrimaryDatabaseOptions {
+  meta: DatabaseMeta;
+  shared: SharedLayout;
+  local: LocalLayout;
+  config: LitebaseConfig;
+  logger: Logger;
+  metrics: Metrics;
+  term: bigint;
+}
+
+type State = 'ready' | 'recovering' | 'closed';
+
+/**
+ * One database on the node that writes it (DESIGN.md §5): a local SQLite file in WAL mode, a
+ * writer connection behind a write lock, a reader connection, and the durable log that turns local
+ * commits into acknowledged positions. The local file is only a cache of the log: when a segment
+ * cannot be persisted, the local copy is rolled back by rebuilding it from the log.
+ */
+export class PrimaryDatabase {
+  private state: State = 'recovering';
+  private connections: Connections | undefined;
+  private durableLog: DurableLog | undefined;
+  private capture: WalCapture;
+  private readonly writeLock = new AsyncMutex();
+  private readonly transactions = new Map<string, InteractiveTransaction>();
+  private readonly endedTransactions = new Map<string, string>();
+  private checkpointing = false;
+  private recovery: Promise<void> | undefined;
+  private readonly log: LogDirectory;
+  private readonly sqliteFile: string;
+  private readonly stateFile: string;
+  private readonly logger: Logger;
+
+  private constructor(private readonly options: PrimaryDatabaseOptions) {
+    const { meta, shared, local } = options;
+    this.log = new LogDirectory(shared.logDir(meta.name));
+    this.sqliteFile = local.sqliteFile(meta.name);
+    this.stateFile = local.stateFile(meta.name);
+    this.capture = new WalCapture(`${this.sqliteFile}-wal`);
+    this.logger = options.logger.child({ database: meta.name });
+  }
+
+  static async open(options: PrimaryDatabaseOptions): Promise<PrimaryDatabase> {
+    const database = new PrimaryDatabase(options);
+    await database.recover();
+    return database;
+  }
+
+  get name(): string {
+    return this.options.meta.name;
+  }
+
+  get meta(): DatabaseMeta {
+    return this.options.meta;
+  }
+
+  /** The newest durable position. */
+  get position(): bigint {
+    return this.durableLog?.position ?? 0n;
+  }
+
+  get checksum(): string {
+    return formatChecksum(this.durableLog?.checksum ?? 0n);
+  }
+
+  get isReady(): boolean {
+    return this.state === 'ready';
+  }
+
+  /** Run a request's statements (API.md `query`), then wait until what it saw or wrote is durable. */
+  async query(statements: StatementInput[], mode: QueryMode, minPosition?: bigint): Promise<QueryOutcome> {
+    if (minPosition !== undefined) await this.waitForPosition(minPosition);
+    return mode === 'transaction' ? this.queryAsTransaction(statements) : this.queryIndependently(statements);
+  }
+
+  private async queryAsTransaction(statements: StatementInput[]): Promise<QueryOutcome> {
+    const connections = this.ready();
+    if (this.allReadOnly(connections, statements)) {
+      const results = this.runReadOnly(connections, statements);
+      return { results, position: await this.afterRead() };
+    }
+    const results: StatementResult[] = [];
+    const position = await this.write((writer, cache) => {
+      statements.forEach((statement, index) => results.push(runStatement(cache, writer, statement, index)));
+    });
+    return { results, position };
+  }
+
+  private async queryIndependently(statements: StatementInput[]): Promise<QueryOutcome> {
+    const results: Array<StatementResult | StatementFailure> = [];
+    let lastWrite: bigint | undefined;
+    for (const [index, statement] of statements.entries()) {
+      try {
+        const connections = this.ready();
+        if (this.allReadOnly(connections, [statement])) {
+          results.push(runStatement(connections.readerStatements, connections.reader, statement, index));
+        } else {
+          let result: StatementResult | undefined;
+          lastWrite = await this.write((writer, cache) => {
+            result = runStatement(cache, writer, statement, index);
+          });
+          if (result) results.push(result);
+        }
+      } catch (error) {
+        const failure = toStatementError(error, index);
+        // The log being unavailable is not a per-statement problem: the whole request fails.
+        if (failure.status === 503) throw failure;
+        results.push({ error: { code: failure.code, message: failure.message, statement: index } });
+      }
+    }
+    const position = await this.afterRead();
+    return { results, position: lastWrite !== undefined && lastWrite > position ? lastWrite : position };
+  }
+
+  /** True when every statement can run on the reader: it prepares there and is read-only. */
+  private allReadOnly(connections: Connections, statements: StatementInput[]): boolean {
+    return statements.every((statement, index) => {
+      try {
+        return connections.readerStatements.isReadOnly(statement.sql, index);
+      } catch {
+        // Let the write path report the error in statement order (an earlier statement may create
+        // the table this one needs).
+        return false;
+      }
+    });
+  }
+
+  private runReadOnly(connections: Connections, statements: StatementInput[]): StatementResult[] {
+    const { reader, readerStatements } = connections;
+    if (statements.length === 1 && statements[0]) return [runStatement(readerStatements, reader, statements[0], 0)];
+    // Several reads see one snapshot.
+    reader.exec('BEGIN');
+    try {
+      return statements.map((statement, index) => runStatement(readerStatements, reader, statement, index));
+    } finally {
+      reader.exec('COMMIT');
+    }
+  }
+
+  /**
+   * A read may have seen commits whose segment is still being written; it is answered only once
+   * they are durable, so no client ever sees a write that could still be rolled back.
+   */
+  private async afterRead(): Promise<bigint> {
+    const log = this.durableLog;
+    if (!log) throw this.notReady();
+    if (log.hasPending) return log.waitDurable(log.lastCommitted);
+    return log.position;
+  }
+
+  /** Run `body` in one write transaction and resolve with the durable position that holds it. */
+  private async write(body: (writer: Database.Database, cache: StatementCache) => void): Promise<bigint> {
+    const release = this.writeLock.tryAcquire() ?? (await this.writeLock.acquire(this.options.config.limits.waitTimeoutMs));
+    let sequence: number;
+    let log: DurableLog;
+    try {
+      const { writer, writerStatements } = this.ready();
+      log = this.durableLog as DurableLog;
+      writer.exec('BEGIN IMMEDIATE');
+      try {
+        body(writer, writerStatements);
+        writer.exec('COMMIT');
+      } catch (error) {
+        if (writer.inTransaction) writer.exec('ROLLBACK');
+        throw error;
+      }
+      sequence = log.noteCommit();
+    } catch (error) {
+      release();
+      throw error;
+    }
+    if (this.options.config.groupCommit) {
+      release();
+      return log.waitDurable(sequence);
+    }
+    // Without group commit the lock is held until the segment is durable: one fsync per transaction.
+    try {
+      return await log.waitDurable(sequence);
+    } finally {
+      release();
+    }
+  }
+
+  /** Wait (bounded) until this node has the given position durable. */
+  async waitForPosition(minPosition: bigint): Promise<void> {
+    const deadline = Date.now() + this.options.config.limits.waitTimeoutMs;
+    while (this.position < minPosition) {
+      if (Date.now() >= deadline) {
+        throw new LitebaseError(
+          'POSITION_NOT_REACHED',
+          `position ${minPosition} was not reached within ${this.options.config.limits.waitTimeoutMs} ms (this node is at ${this.position})`,
+          { status: 503, retryAfterSeconds: 1, details: { position: this.position.toString() } },
+        );
+      }
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  }
+
+  // ---- interactive transactions -------------------------------------------------------------
+
+  async beginTransaction(timeoutMs: number): Promise<TransactionInfo> {
+    const limit = this.options.config.limits;
+    const timeout = Math.min(timeoutMs, limit.maxTransactionTimeoutMs);
+    const release = await this.writeLock.acquire(limit.waitTimeoutMs);
+    try {
+      this.ready().writer.exec('BEGIN IMMEDIATE');
+    } catch (error) {
+      release();
+      throw toStatementError(error, 0);
+    }
+    const id = randomUUID();
+    const expiresAt = Date.now() + timeout;
+    const timer = setTimeout(() => this.endTransaction(id, 'expired', 'ROLLBACK'), timeout);
+    timer.unref();
+    this.transactions.set(id, { id, expiresAt, release, timer });
+    return { id, expiresAt: new Date(expiresAt).toISOString() };
+  }
+
+  async transactionQuery(id: string, statements: StatementInput[]): Promise<QueryOutcome> {
+    this.openTransaction(id);
+    const { writer, writerStatements } = this.ready();
+    const results = statements.map((statement, index) => runStatement(writerStatements, writer, statement, index));
+    return { results, position: this.position };
+  }
+
+  async commitTransaction(id: string): Promise<bigint> {
+    this.openTransaction(id);
+    const log = this.durableLog as DurableLog;
+    try {
+      this.ready().writer.exec('COMMIT');
+    } catch (error) {
+      this.endTransaction(id, 'failed', 'ROLLBACK');
+      throw toStatementError(error, 0);
+    }
+    const sequence = log.noteCommit();
+    this.endTransaction(id, 'committed');
+    return log.waitDurable(sequence);
+  }
+
+  async rollbackTransaction(id: string): Promise<void> {
+    this.openTransaction(id);
+    this.endTransaction(id, 'rolled back', 'ROLLBACK');
+  }
+
+  private openTransaction(id: string): InteractiveTransaction {
+    const transaction = this.transactions.get(id);
+    if (transaction) return transaction;
+    const ended = this.endedTransactions.get(id);
+    if (ended) {
+      throw new LitebaseError('TRANSACTION_ENDED', `transaction ${id} has already ${ended === 'expired' ? 'expired and was rolled back' : ended}`, {
+        status: 409,
+      });
+    }
+    throw notFound('TRANSACTION_NOT_FOUND', `transaction ${id} does not exist on this node`);
+  }
+
+  private endTransaction(id: string, outcome: string, finish?: 'ROLLBACK'): void {
+    const transaction = this.transactions.get(id);
+    if (!transaction) return;
+    this.transactions.delete(id);
+    clearTimeout(transaction.timer);
+    if (finish && this.connections?.writer.inTransaction) {
+      try {
+        this.connections.writer.exec(finish);
+      } catch (error) {
+        this.logger.warn({ err: error, transaction: id }, 'rollback of an interactive transaction failed');
+      }
+    }
+    this.endedTransactions.set(id, outcome);
+    if (this.endedTransactions.size > 1000) {
+      const oldest = this.endedTransactions.keys().next().value;
+      if (oldest !== undefined) this.endedTransactions.delete(oldest);
+    }
+    transaction.release();
+    if (outcome === 'expired') this.logger.info({ transaction: id }, 'interactive transaction timed out and was rolled back');
+  }
+
+  // ---- recovery and lifecycle ---------------------------------------------------------------
+
+  private ready(): Connections {
+    if (this.state !== 'ready' || !this.connections) throw this.notReady();
+    return this.connections;
+  }
+
+  private notReady(): LitebaseError {
+    return this.state === 'closed'
+      ? unavailable('DATABASE_CLOSED', `database ${this.name} is shutting down on this node`)
+      : unavailable('DATABASE_RECOVERING', `database ${this.name} is being rebuilt from the log; retry shortly`);
+  }
+
+  /**
+   * Rebuild the local copy from the log and open it. Used at start and after a segment could not
+   * be persisted: rebuilding drops every local transaction the log does not hold.
+   */
+  private recover(): Promise<void> {
+    this.recovery ??= this.runRecovery().finally(() => {
+      this.recovery = undefined;
+    });
+    return this.recovery;
+  }
+
+  private async runRecovery(): Promise<void> {
+    const { meta, metrics, config } = this.options;
+    this.state = 'recovering';
+    for (const id of [...this.transactions.keys()]) this.endTransaction(id, 'aborted because the log became unavailable');
+    this.closeConnections();
+    mkdirSync(this.options.local.databaseDir(meta.name), { recursive: true });
+    const recovered = await recoverLocalCopy({ sqliteFile: this.sqliteFile, stateFile: this.stateFile }, this.log, meta.id, this.logger);
+    if (recovered.replayedSegments > 0) metrics.localRecoveries.inc({ database: meta.name });
+    this.connections = this.openConnections();
+    this.capture = new WalCapture(`${this.sqliteFile}-wal`);
+    this.durableLog = new DurableLog({
+      database: meta.name,
+      databaseId: meta.id,
+      pageSize: recovered.hashes.databaseSizePages > 0 ? recovered.hashes.pageSize : meta.pageSize,
+      term: this.options.term,
+      log: this.log,
+      capture: this.capture,
+      hashes: recovered.hashes,
+      position: recovered.position,
+      metrics,
+      onFailure: (error) => this.onLogFailure(error),
+      onFlushed: () => void this.checkpointIfLarge(),
+    });
+    metrics.position.set({ database: meta.name }, Number(recovered.position));
+    this.state = 'ready';
+    this.logger.info(
+      { position: recovered.position.toString(), replayed: recovered.replayedSegments, groupCommit: config.groupCommit },
+      'database open',
+    );
+  }
+
+  private onLogFailure(error: LitebaseError): void {
+    this.logger.error({ err: error }, 'segment could not be persisted; rolling the local copy back to the log');
+    this.state = 'recovering';
+    void this.retryRecovery();
+  }
+
+  private async retryRecovery(): Promise<void> {
+    for (let attempt = 1; this.state === 'recovering'; attempt++) {
+      try {
+        await this.recover();
+        return;
+      } catch (error) {
+        this.logger.error({ err: error, attempt }, 'local copy could not be rebuilt from the log; retrying');
+        await new Promise((resolve) => setTimeout(resolve, Math.min(5000, 200 * attempt)));
+      }
+    }
+  }
+
+  private openConnections(): Connections {
+    const writer = new Database(this.sqliteFile);
+    writer.pragma(`page_size = ${this.options.meta.pageSize}`);
+    writer.pragma('journal_mode = WAL');
+    // The Primary checkpoints its WAL itself, only below durable positions (DESIGN.md §5).
+    writer.pragma('wal_autocheckpoint = 0');
+    // Durability comes from the log on the shared file system, not from the local disk.
+    writer.pragma('synchronous = OFF');
+    writer.pragma('foreign_keys = ON');
+    writer.pragma('busy_timeout = 0');
+    const reader = new Database(this.sqliteFile, { readonly: true });
+    reader.pragma('foreign_keys = ON');
+    return { writer, reader, writerStatements: new StatementCache(writer), readerStatements: new StatementCache(reader) };
+  }
+
+  /**
+   * Close without letting SQLite checkpoint the WAL into the file: the WAL may hold commits that
+   * are not in the log. SQLite's last connection to close checkpoints unless another connection
+   * still holds the file open, and a read-only connection never checkpoints; so a read-only guard
+   * is opened first and closed last.
+   */
+  private closeConnections(): void {
+    const connections = this.connections;
+    this.connections = undefined;
+    if (!connections) return;
+    const guard = new Database(this.sqliteFile, { readonly: true });
+    try {
+      guard.prepare('SELECT 1').get();
+      connections.reader.close();
+      connections.writer.close();
+    } finally {
+      guard.close();
+    }
+  }
+
+  /**
+   * Fold the local WAL into the local file once everything in it is durable, then record the
+   * position the file now reflects. Holds the write lock so no commit can slip in between.
+   */
+  async checkpointIfLarge(): Promise<void> {
+    if (this.checkpointing || this.state !== 'ready' || this.capture.bytesConsumed < this.options.config.walCheckpointBytes) return;
+    this.checkpointing = true;
+    let release: Release | undefined;
+    try {
+      release = await this.writeLock.acquire(this.options.config.limits.waitTimeoutMs);
+      await this.checkpointLocked();
+    } catch (error) {
+      this.logger.warn({ err: error }, 'local checkpoint skipped');
+    } finally {
+      release?.();
+      this.checkpointing = false;
+    }
+  }
+
+  private async checkpointLocked(): Promise<void> {
+    const log = this.durableLog;
+    if (!log || this.state !== 'ready') return;
+    if (log.hasPending) await log.waitDurable(log.lastCommitted);
+    const { writer } = this.ready();
+    const [result] = writer.pragma('wal_checkpoint(TRUNCATE)') as Array<{ busy: number; log: number; checkpointed: number }>;
+    if (!result || result.busy !== 0 || result.log !== result.checkpointed) return;
+    this.capture.reset();
+    await writeLocalState(this.stateFile, {
+      databaseId: this.options.meta.id,
+      position: log.position.toString(),
+      checksum: formatChecksum(log.checksum),
+    });
+  }
+
+  /** Stop: finish pending segments, fold the WAL into the file, close the connections. */
+  async close(): Promise<void> {
+    if (this.state === 'closed') return;
+    const release = await this.writeLock.acquire(this.options.config.limits.waitTimeoutMs).catch(() => undefined);
+    try {
+      for (const id of [...this.transactions.keys()]) this.endTransaction(id, 'aborted by shutdown', 'ROLLBACK');
+      if (this.state === 'ready') await this.checkpointLocked().catch((error) => this.logger.warn({ err: error }, 'checkpoint at close failed'));
+    } finally {
+      this.state = 'closed';
+      this.closeConnections();
+      release?.();
+    }
+  }
+
+  /** Close and delete the local copy (the database was dropped). */
+  async destroy(): Promise<void> {
+    await this.close();
+    const { rm } = await import('node:fs/promises');
+    await rm(this.options.local.databaseDir(this.name), { recursive: true, force: true });
+  }
+}

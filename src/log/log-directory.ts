@@ -1,0 +1,86 @@
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { LitebaseError, systemErrorCode } from '../errors.js';
+import { formatPosition } from '../storage/layout.js';
+import { fsyncDir, tempName } from '../storage/fs-util.js';
+
+const SEGMENT_FILE = /^(\d{20})\.seg$/;
+
+/**
+ * One database's log folder on the shared file system: segments named by position.
+ * Writing is the fence of DESIGN.md §2.2: a segment appears under its final name only through
+ * link() of a complete, fsynced temp file, and link() fails if the name exists, so two writers
+ * can never both append the same position.
+ */
+export class LogDirectory {
+  constructor(readonly dir: string) {}
+
+  segmentPath(position: bigint): string {
+    return path.join(this.dir, `${formatPosition(position)}.seg`);
+  }
+
+  /** Positions of the segments present, ascending. */
+  async positions(): Promise<bigint[]> {
+    let names: string[];
+    try {
+      names = await fs.readdir(this.dir);
+    } catch (error) {
+      if (systemErrorCode(error) === 'ENOENT') return [];
+      throw error;
+    }
+    const positions: bigint[] = [];
+    for (const name of names) {
+      const match = SEGMENT_FILE.exec(name);
+      if (match?.[1]) positions.push(BigInt(match[1]));
+    }
+    return positions.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  }
+
+  async read(position: bigint): Promise<Buffer> {
+    return fs.readFile(this.segmentPath(position));
+  }
+
+  /**
+   * Make `bytes` durable as segment `position`. Resolves only once the file and its folder entry
+   * are fsynced. On failure nothing is left under the final name (best effort after a link that
+   * could not be made durable), so a failed write never turns up after a restart.
+   */
+  async append(position: bigint, bytes: Uint8Array): Promise<void> {
+    const target = this.segmentPath(position);
+    const temp = tempName(target);
+    let linked = false;
+    try {
+      const handle = await fs.open(temp, 'wx', 0o644);
+      try {
+        await handle.writeFile(bytes);
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      await fs.link(temp, target);
+      linked = true;
+      await fsyncDir(this.dir);
+    } catch (error) {
+      if (linked) await fs.rm(target, { force: true }).catch(() => undefined);
+      throw logWriteError(error, target);
+    } finally {
+      await fs.rm(temp, { force: true }).catch(() => undefined);
+    }
+  }
+}
+
+export function logWriteError(error: unknown, file: string): LitebaseError {
+  const code = systemErrorCode(error);
+  if (code === 'EEXIST') {
+    return new LitebaseError('LOG_POSITION_TAKEN', `another writer already wrote ${file}; this node steps down`, {
+      status: 503,
+      retryAfterSeconds: 1,
+      cause: error,
+    });
+  }
+  return new LitebaseError(
+    'LOG_UNAVAILABLE',
+    `cannot persist log segment ${file}: ${code ?? (error as Error).message}; the write was not applied`,
+    { status: 503, retryAfterSeconds: 1, cause: error, details: { systemCode: code } },
+  );
+}

@@ -1,0 +1,124 @@
+import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { Logger } from 'pino';
+import type { LitebaseConfig } from '../config/config.js';
+import type { NodeDatabases } from '../engine/node-databases.js';
+import { LitebaseError } from '../errors.js';
+import type { Metrics } from '../metrics.js';
+import { secretsEqual } from './root-key.js';
+import { databaseRoutes } from './routes/databases.js';
+import { queryRoutes } from './routes/query.js';
+
+export interface AppContext {
+  config: LitebaseConfig;
+  databases: NodeDatabases;
+  metrics: Metrics;
+  rootKey: string;
+  logger: Logger;
+}
+
+export type App = FastifyInstance<
+  import('node:http').Server,
+  import('node:http').IncomingMessage,
+  import('node:http').ServerResponse,
+  Logger,
+  TypeBoxTypeProvider
+>;
+
+/** Routes that answer without a key: liveness only, it reveals nothing. */
+const PUBLIC_ROUTES = new Set(['/healthz']);
+
+interface ErrorBody {
+  error: { code: string; message: string; [detail: string]: unknown };
+}
+
+/** Turn anything thrown into the API's error shape; never leak a stack trace. */
+export function toErrorResponse(error: unknown): { status: number; body: ErrorBody; retryAfter?: number } {
+  if (error instanceof LitebaseError) {
+    return {
+      status: error.status,
+      body: { error: { code: error.code, message: error.message, ...error.details } },
+      ...(error.retryAfterSeconds !== undefined ? { retryAfter: error.retryAfterSeconds } : {}),
+    };
+  }
+  const fastifyError = error as Partial<FastifyError>;
+  if (fastifyError.validation) {
+    return { status: 400, body: { error: { code: 'INVALID_REQUEST', message: fastifyError.message ?? 'invalid request' } } };
+  }
+  const byCode: Record<string, [number, string]> = {
+    FST_ERR_CTP_BODY_TOO_LARGE: [413, 'BODY_TOO_LARGE'],
+    FST_ERR_CTP_INVALID_MEDIA_TYPE: [415, 'UNSUPPORTED_MEDIA_TYPE'],
+    FST_ERR_CTP_INVALID_CONTENT_LENGTH: [400, 'INVALID_CONTENT_LENGTH'],
+    FST_ERR_CTP_EMPTY_JSON_BODY: [400, 'INVALID_JSON'],
+    FST_ERR_CTP_INVALID_JSON_BODY: [400, 'INVALID_JSON'],
+  };
+  const known = fastifyError.code ? byCode[fastifyError.code] : undefined;
+  if (known) return { status: known[0], body: { error: { code: known[1], message: fastifyError.message ?? known[1] } } };
+  if (error instanceof SyntaxError || (fastifyError.statusCode === 400 && fastifyError.message)) {
+    return { status: 400, body: { error: { code: 'INVALID_JSON', message: fastifyError.message ?? 'malformed body' } } };
+  }
+  if (typeof fastifyError.statusCode === 'number' && fastifyError.statusCode >= 400 && fastifyError.statusCode < 500) {
+    return {
+      status: fastifyError.statusCode,
+      body: { error: { code: fastifyError.code ?? 'BAD_REQUEST', message: fastifyError.message ?? 'bad request' } },
+    };
+  }
+  return { status: 500, body: { error: { code: 'INTERNAL_ERROR', message: 'internal error; see the server log' } } };
+}
+
+export function buildApp(context: AppContext): App {
+  const { config, metrics, rootKey } = context;
+  const app = Fastify({
+    loggerInstance: context.logger,
+    bodyLimit: config.limits.bodyLimitBytes,
+    disableRequestLogging: true,
+    // Values are never coerced: "1" stays a string, so a bad body is refused, not reinterpreted.
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
+    return503OnClosing: true,
+  }).withTypeProvider<TypeBoxTypeProvider>() as unknown as App;
+
+  app.setErrorHandler((error, request, reply) => {
+    const { status, body, retryAfter } = toErrorResponse(error);
+    if (status >= 500) request.log.error({ err: error, url: request.url }, 'request failed');
+    if (retryAfter !== undefined) void reply.header('retry-after', String(retryAfter));
+    return reply.status(status).send(body);
+  });
+
+  app.setNotFoundHandler((request, reply) =>
+    reply.status(404).send({ error: { code: 'ROUTE_NOT_FOUND', message: `no route ${request.method} ${request.url.split('?')[0]}` } }),
+  );
+
+  app.addHook('onRequest', async (request, reply) => {
+    if (config.authDisabled || PUBLIC_ROUTES.has(request.url.split('?')[0] ?? '')) return;
+    const header = request.headers.authorization;
+    const match = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
+    if (!match?.[1]) {
+      return reply
+        .status(401)
+        .header('www-authenticate', 'Bearer')
+        .send({ error: { code: 'UNAUTHENTICATED', message: 'send an access key as "Authorization: Bearer <key>"' } });
+    }
+    if (!secretsEqual(match[1], rootKey)) {
+      return reply.status(401).send({ error: { code: 'INVALID_KEY', message: 'the access key is not valid' } });
+    }
+  });
+
+  app.addHook('onResponse', async (request, reply) => {
+    metrics.httpRequests.inc({ route: request.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) });
+  });
+
+  app.get('/healthz', async () => ({ status: 'ok' }));
+
+  app.get('/readyz', async (_request, reply) => {
+    const ready = await context.databases.allReady();
+    return reply.status(ready ? 200 : 503).send({ status: ready ? 'ready' : 'recovering' });
+  });
+
+  app.get('/metrics', async (_request, reply) => {
+    return reply.header('content-type', metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
+
+  app.register(databaseRoutes(context));
+  app.register(queryRoutes(context));
+  return app;
+}

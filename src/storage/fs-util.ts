@@ -1,0 +1,55 @@
+import { randomBytes } from 'node:crypto';
+import { promises as fs, openSync, fsyncSync, closeSync, writeFileSync, renameSync } from 'node:fs';
+import path from 'node:path';
+
+/** fsync a folder so that a create, link or rename inside it survives a crash. */
+export async function fsyncDir(dir: string): Promise<void> {
+  const handle = await fs.open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+export function tempName(target: string): string {
+  return path.join(path.dirname(target), `.tmp-${path.basename(target)}-${randomBytes(6).toString('hex')}`);
+}
+
+/** Write a whole file so that readers see the old or the new content, never a torn one. */
+export async function writeFileAtomic(target: string, content: string | Uint8Array, mode = 0o644): Promise<void> {
+  const temp = tempName(target);
+  const handle = await fs.open(temp, 'w', mode);
+  try {
+    await handle.writeFile(content);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  try {
+    await fs.rename(temp, target);
+  } catch (error) {
+    await fs.rm(temp, { force: true });
+    throw error;
+  }
+  await fsyncDir(path.dirname(target));
+}
+
+/** The synchronous twin, for start-up and shutdown paths that must not interleave. */
+export function writeFileAtomicSync(target: string, content: string | Uint8Array, mode = 0o644): void {
+  const temp = tempName(target);
+  writeFileSync(temp, content, { mode });
+  const fd = openSync(temp, 'r+');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(temp, target);
+  const dirFd = openSync(path.dirname(target), 'r');
+  try {
+    fsyncSync(dirFd);
+  } finally {
+    closeSync(dirFd);
+  }
+}
