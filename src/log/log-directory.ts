@@ -2,7 +2,8 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { LitebaseError, systemErrorCode } from '../errors.js';
 import { formatPosition } from '../storage/layout.js';
-import { fsyncDir, tempName } from '../storage/fs-util.js';
+import { tempName } from '../storage/fs-util.js';
+import { appendWorkers } from './append-worker.js';
 
 const SEGMENT_FILE = /^(\d{20})\.seg$/;
 
@@ -41,30 +42,16 @@ export class LogDirectory {
   }
 
   /**
-   * Make `bytes` durable as segment `position`. Resolves only once the file and its folder entry
-   * are fsynced. On failure nothing is left under the final name (best effort after a link that
+   * Make `bytes` durable as segment `position` (temp file, fsync, link, fsync the folder, on an
+   * append worker). Resolves only once the file and its folder entry are fsynced. On failure nothing is left under the final name (best effort after a link that
    * could not be made durable), so a failed write never turns up after a restart.
    */
   async append(position: bigint, bytes: Uint8Array): Promise<void> {
     const target = this.segmentPath(position);
-    const temp = tempName(target);
-    let linked = false;
     try {
-      const handle = await fs.open(temp, 'wx', 0o644);
-      try {
-        await handle.writeFile(bytes);
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
-      await fs.link(temp, target);
-      linked = true;
-      await fsyncDir(this.dir);
+      await appendWorkers.append(this.dir, tempName(target), target, bytes);
     } catch (error) {
-      if (linked) await fs.rm(target, { force: true }).catch(() => undefined);
       throw logWriteError(error, target);
-    } finally {
-      await fs.rm(temp, { force: true }).catch(() => undefined);
     }
   }
 }
