@@ -488,7 +488,7 @@ function readChunk(body: Buffer, offset: number, chunkIndex: number, header: Seg
 function decompress(payload: Buffer, uncompressedLength: number, where: string, offset: number): Buffer {
   // The LZ4 library allocates what the prefix says; it must agree with the length checked above.
   const prefix = payload.readUInt32LE(0);
-  if (prefix < 0) {
+  if (prefix !== uncompressedLength) {
     throw corrupt(`${where}: LZ4 size prefix is ${prefix}, expected the uncompressed length ${uncompressedLength}`, {
       offset,
       expected: uncompressedLength,

@@ -57,6 +57,25 @@ async function setup(server: TestServer): Promise<void> {
 }
 
 describe('durable write path', () => {
+  it('group commit: concurrent transactions share segments, each answered with its durable position', async () => {
+    const server = await start();
+    await setup(server);
+    const logDir = path.join(server.dataDir, 'databases', 'app', 'log');
+    const before = readdirSync(logDir).length;
+    const responses = await Promise.all(
+      Array.from({ length: 200 }, (_, id) => query(server, 'INSERT INTO t(id, payload) VALUES (?, ?)', [id, 'g'])),
+    );
+    expect(responses.every((response) => response.status === 200)).toBe(true);
+    const segments = readdirSync(logDir).length - before;
+    expect(segments).toBeGreaterThan(0);
+    expect(segments).toBeLessThan(200);
+    // Every answer names a position whose segment exists and that was durable when answered.
+    const positions = new Set(responses.map((response) => response.body.position as string));
+    expect(positions.size).toBe(segments);
+    for (const position of positions) expect(readdirSync(logDir)).toContain(`${position.padStart(20, '0')}.seg`);
+    expect((await rows(server, 'SELECT count(*) FROM t'))[0]).toEqual([200]);
+  });
+
   it('rebuilds a deleted local copy from the log: same rows, same checksum', async () => {
     let server = await start();
     await setup(server);
