@@ -29,23 +29,43 @@ interface Waiter {
   reject: (error: unknown) => void;
 }
 
+/** One segment on its way to the disk, or a group of commits that changed nothing. */
+interface InFlight {
+  /** Every local commit up to this sequence number is in this segment or an earlier one. */
+  sequence: number;
+  position: bigint;
+  done: Promise<void>;
+}
+
 /**
  * Turns local commits into durable log positions (DESIGN.md §5). Each local commit gets a sequence
- * number; one flush at a time captures every transaction committed so far from the WAL, writes
- * them as ONE segment and fsyncs it, then answers all of them with that segment's position. While
- * a flush waits for the disk, new commits queue for the next one: group commit, so throughput is
- * not bounded by fsync latency.
+ * number. A flush captures every transaction committed so far from the WAL and sends it, as ONE
+ * segment, to the append worker; commits that arrive meanwhile go into the next segment: group
+ * commit, so throughput is not bounded by fsync latency. A few segments may be on their way at
+ * once (they are written in order by one worker, so the log never has a hole); each is answered
+ * when it and everything before it is durable.
  */
 export class DurableLog {
   private committed = 0;
   private durable = 0;
+  private sent = 0;
   private readonly waiters: Waiter[] = [];
-  private flushing = false;
+  private readonly inFlight: InFlight[] = [];
+  private scheduled = false;
   private failure: LitebaseError | undefined;
   private current: bigint;
+  private next: bigint;
+  private durableChecksum: bigint;
+  /** Appends of this writer form one ordered stream on the append worker. */
+  private readonly stream = `${Math.random().toString(36).slice(2)}:${Date.now()}`;
 
-  constructor(private readonly options: DurableLogOptions) {
+  constructor(
+    private readonly options: DurableLogOptions,
+    private readonly maxInFlight = 2,
+  ) {
     this.current = options.position;
+    this.next = options.position + 1n;
+    this.durableChecksum = options.hashes.checksum;
   }
 
   /** The newest durable position. */
@@ -54,7 +74,7 @@ export class DurableLog {
   }
 
   get checksum(): bigint {
-    return this.options.hashes.checksum;
+    return this.durableChecksum;
   }
 
   /** True when some local commit is not durable yet. */
@@ -82,43 +102,68 @@ export class DurableLog {
   }
 
   private scheduleFlush(): void {
-    if (this.flushing || this.failure) return;
-    this.flushing = true;
+    if (this.scheduled || this.failure || this.inFlight.length >= this.maxInFlight) return;
+    this.scheduled = true;
     // setImmediate lets requests already read from the sockets commit before this flush starts.
-    setImmediate(() => void this.flushLoop());
+    setImmediate(() => {
+      this.scheduled = false;
+      this.flush();
+    });
   }
 
-  private async flushLoop(): Promise<void> {
+  /** Send everything committed but not yet sent, if a slot is free. */
+  private flush(): void {
+    if (this.failure || this.sent >= this.committed || this.inFlight.length >= this.maxInFlight) return;
+    const sequence = this.committed;
+    let entry: InFlight;
     try {
-      while (this.durable < this.committed && !this.failure) {
-        const target = this.committed;
-        await this.flushOnce();
-        this.durable = target;
-        while (this.waiters.length > 0 && (this.waiters[0]?.sequence ?? Infinity) <= target) {
-          this.waiters.shift()?.resolve(this.current);
-        }
-      }
-      this.options.onFlushed?.();
+      entry = this.sendSegment(sequence);
     } catch (error) {
       this.fail(error);
-    } finally {
-      this.flushing = false;
+      return;
     }
+    this.sent = sequence;
+    this.inFlight.push(entry);
+    entry.done.then(
+      () => this.completed(entry),
+      (error: unknown) => this.fail(error),
+    );
   }
 
-  /** Capture, encode and persist everything committed so far as one segment. */
-  private async flushOnce(): Promise<void> {
+  private completed(entry: InFlight): void {
+    if (this.failure) return;
+    // Workers answer in order, so the entry that completes is always the oldest.
+    this.inFlight.shift();
+    this.durable = entry.sequence;
+    this.current = entry.position;
+    while (this.waiters.length > 0 && (this.waiters[0]?.sequence ?? Infinity) <= entry.sequence) {
+      this.waiters.shift()?.resolve(this.current);
+    }
+    this.flush();
+    this.options.onFlushed?.();
+  }
+
+  /** Capture, encode and start persisting everything committed so far as one segment. */
+  private sendSegment(sequence: number): InFlight {
     const { capture, hashes, metrics, database } = this.options;
     const transactions = capture.readCommitted();
-    // A transaction that changed nothing writes no frames; it is durable as of the current position.
-    if (transactions.length === 0) return;
+    const previous = this.inFlight[this.inFlight.length - 1];
+    if (transactions.length === 0) {
+      // Commits that changed nothing are durable once everything before them is.
+      return { sequence, position: this.next - 1n, done: previous ? previous.done : Promise.resolve() };
+    }
     const { pages, databaseSizePages } = mergeTransactions(transactions);
     const images: PageImage[] = pages.map(({ pageNumber, data }) => ({
       pageNumber,
       data: Buffer.from(data.buffer, data.byteOffset, data.byteLength),
     }));
     const hashed = images.map(({ pageNumber, data }) => ({ pageNumber, hash: pageHash(pageNumber, data) }));
-    const position = this.current + 1n;
+    const position = this.next;
+    const preChecksum = hashes.checksum;
+    // The table moves ahead at once: the next segment starts from this one's post-checksum. If this
+    // segment fails, the whole local state is rebuilt from the log, table included.
+    hashes.apply(hashed, databaseSizePages);
+    const postChecksum = hashes.checksum;
     const bytes = encodeSegment(
       {
         databaseId: this.options.databaseId,
@@ -128,24 +173,27 @@ export class DurableLog {
         pageSize: this.options.pageSize,
         databaseSizePages,
         transactionCount: transactions.length,
-        preChecksum: hashes.checksum,
-        postChecksum: hashes.checksumAfter(hashed, databaseSizePages),
+        preChecksum,
+        postChecksum,
       },
       images,
     );
+    this.next = position + 1n;
     const stopTimer = metrics.segmentWriteSeconds.startTimer();
-    await this.options.log.append(position, bytes);
-    stopTimer();
-    hashes.apply(hashed, databaseSizePages);
-    this.current = position;
-    metrics.segmentsWritten.inc({ database });
-    metrics.segmentBytes.inc({ database }, bytes.length);
-    metrics.groupSize.observe(transactions.length);
-    metrics.transactionsCommitted.inc({ database }, transactions.length);
-    metrics.position.set({ database }, Number(position));
+    const done = this.options.log.append(position, bytes, this.stream).then(() => {
+      stopTimer();
+      this.durableChecksum = postChecksum;
+      metrics.segmentsWritten.inc({ database });
+      metrics.segmentBytes.inc({ database }, bytes.length);
+      metrics.groupSize.observe(transactions.length);
+      metrics.transactionsCommitted.inc({ database }, transactions.length);
+      metrics.position.set({ database }, Number(position));
+    });
+    return { sequence, position, done };
   }
 
   private fail(error: unknown): void {
+    if (this.failure) return;
     const failure =
       error instanceof LitebaseError
         ? error

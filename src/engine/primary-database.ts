@@ -36,6 +36,10 @@ interface Connections {
   reader: Database.Database;
   writerStatements: StatementCache;
   readerStatements: StatementCache;
+  /** Prepared once: exec() would parse these on every transaction. */
+  begin: Database.Statement;
+  commit: Database.Statement;
+  rollback: Database.Statement;
 }
 
 interface InteractiveTransaction {
@@ -201,14 +205,14 @@ export class PrimaryDatabase {
     let sequence: number;
     let log: DurableLog;
     try {
-      const { writer, writerStatements } = this.ready();
+      const { writer, writerStatements, begin, commit, rollback } = this.ready();
       log = this.durableLog as DurableLog;
-      writer.exec('BEGIN IMMEDIATE');
+      begin.run();
       try {
         body(writer, writerStatements);
-        writer.exec('COMMIT');
+        commit.run();
       } catch (error) {
-        if (writer.inTransaction) writer.exec('ROLLBACK');
+        if (writer.inTransaction) rollback.run();
         throw error;
       }
       sequence = log.noteCommit();
@@ -351,6 +355,7 @@ export class PrimaryDatabase {
     this.state = 'recovering';
     for (const id of [...this.transactions.keys()]) this.endTransaction(id, 'aborted because the log became unavailable');
     this.closeConnections();
+    this.capture.close();
     mkdirSync(this.options.local.databaseDir(meta.name), { recursive: true });
     const recovered = await recoverLocalCopy({ sqliteFile: this.sqliteFile, stateFile: this.stateFile }, this.log, meta.id, this.logger);
     if (recovered.replayedSegments > 0) metrics.localRecoveries.inc({ database: meta.name });
@@ -407,7 +412,15 @@ export class PrimaryDatabase {
     writer.pragma('busy_timeout = 0');
     const reader = new Database(this.sqliteFile, { readonly: true });
     reader.pragma('foreign_keys = ON');
-    return { writer, reader, writerStatements: new StatementCache(writer), readerStatements: new StatementCache(reader) };
+    return {
+      writer,
+      reader,
+      writerStatements: new StatementCache(writer),
+      readerStatements: new StatementCache(reader),
+      begin: writer.prepare('BEGIN IMMEDIATE'),
+      commit: writer.prepare('COMMIT'),
+      rollback: writer.prepare('ROLLBACK'),
+    };
   }
 
   /**
@@ -474,6 +487,7 @@ export class PrimaryDatabase {
     } finally {
       this.state = 'closed';
       this.closeConnections();
+      this.capture.close();
       release?.();
     }
   }

@@ -29,13 +29,8 @@ export class WalCapture {
 
   /** Transactions committed since the last call, in commit order (empty when none). */
   readCommitted(): WalTransaction[] {
-    let fd: number;
-    try {
-      fd = openSync(this.walFile, 'r');
-    } catch (error) {
-      if (systemErrorCode(error) === 'ENOENT') return [];
-      throw error;
-    }
+    const fd = this.open();
+    if (fd === undefined) return [];
     try {
       const size = fstatSync(fd).size;
       if (size < WAL_HEADER_SIZE) return [];
@@ -50,7 +45,8 @@ export class WalCapture {
         this.checksum = { s1: header.checksum1, s2: header.checksum2 };
       }
       if (size <= this.offset) return [];
-      const bytes = Buffer.allocUnsafe(size - this.offset);
+      // allocUnsafeSlow: a buffer of its own, 8-byte aligned, so checksums can read words in place.
+      const bytes = Buffer.allocUnsafeSlow(size - this.offset);
       const bytesRead = readSync(fd, bytes, 0, bytes.length, this.offset);
       const scan = scanWalFrames(bytes.subarray(0, bytesRead), header, this.checksum);
       this.offset += scan.consumedBytes;
@@ -62,9 +58,30 @@ export class WalCapture {
         cause: error,
         retryAfterSeconds: 1,
       });
-    } finally {
-      closeSync(fd);
     }
+  }
+
+  /**
+   * The WAL file stays open between captures: SQLite truncates it in place on checkpoint and never
+   * replaces it while the database is open, so one descriptor sees every generation.
+   */
+  private fd: number | undefined;
+
+  private open(): number | undefined {
+    if (this.fd !== undefined) return this.fd;
+    try {
+      this.fd = openSync(this.walFile, 'r');
+    } catch (error) {
+      if (systemErrorCode(error) === 'ENOENT') return undefined;
+      throw error;
+    }
+    return this.fd;
+  }
+
+  /** Release the descriptor (before the database's files are removed or replaced). */
+  close(): void {
+    if (this.fd !== undefined) closeSync(this.fd);
+    this.fd = undefined;
   }
 
   /** Forget the position (after the WAL was checkpointed and truncated, or on reopen). */

@@ -14,6 +14,9 @@ const WORKER_SOURCE = `
 const { parentPort } = require('node:worker_threads');
 const fs = require('node:fs');
 const dirFds = new Map();
+// After an append to a folder fails, later appends of the same stream are refused: writing
+// position N+1 when N failed would leave a hole in the log.
+const failedStreams = new Set();
 function dirFd(dir) {
   let fd = dirFds.get(dir);
   if (fd === undefined) {
@@ -22,7 +25,11 @@ function dirFd(dir) {
   }
   return fd;
 }
-parentPort.on('message', ({ id, dir, temp, target, bytes }) => {
+parentPort.on('message', ({ id, dir, temp, target, bytes, stream }) => {
+  if (failedStreams.has(stream)) {
+    parentPort.postMessage({ id, error: { code: 'EPIPELINE', message: 'an earlier segment of this stream failed' } });
+    return;
+  }
   let linked = false;
   try {
     const fd = fs.openSync(temp, 'wx', 0o644);
@@ -46,6 +53,7 @@ parentPort.on('message', ({ id, dir, temp, target, bytes }) => {
     }
     parentPort.postMessage({ id });
   } catch (error) {
+    failedStreams.add(stream);
     if (linked) try { fs.rmSync(target, { force: true }); } catch {}
     parentPort.postMessage({ id, error: { code: error && error.code, message: String(error && error.message) } });
   } finally {
@@ -66,34 +74,40 @@ interface AppendReply {
 
 /** A small pool of append workers shared by every database of the process. */
 class AppendWorkerPool {
-  private readonly workers: Worker[] = [];
+  private readonly workers: Array<Worker | undefined> = [];
   private readonly pending = new Map<number, AppendRequest>();
   private nextId = 1;
-  private next = 0;
 
   constructor(private readonly size: number) {}
 
-  append(dir: string, temp: string, target: string, bytes: Uint8Array): Promise<void> {
-    const worker = this.pick();
+  /**
+   * Appends of one `stream` (one writer of one log) always go to the same worker, which runs them
+   * in order: a writer may send segment N+1 before N is durable and still never leave a hole.
+   */
+  append(stream: string, dir: string, temp: string, target: string, bytes: Uint8Array): Promise<void> {
+    const worker = this.pick(stream);
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      worker.postMessage({ id, dir, temp, target, bytes });
+      worker.postMessage({ id, dir, temp, target, bytes, stream });
     });
   }
 
-  private pick(): Worker {
-    if (this.workers.length < this.size) {
-      const worker = new Worker(WORKER_SOURCE, { eval: true });
-      worker.unref();
-      worker.on('message', (reply: AppendReply) => this.settle(reply));
-      worker.on('error', (error) => this.failAll(error));
-      worker.on('exit', () => this.workers.splice(this.workers.indexOf(worker), 1));
-      this.workers.push(worker);
-      return worker;
-    }
-    const worker = this.workers[this.next % this.workers.length] as Worker;
-    this.next += 1;
+  private pick(stream: string): Worker {
+    let hash = 0;
+    for (let i = 0; i < stream.length; i++) hash = (hash * 31 + stream.charCodeAt(i)) >>> 0;
+    const index = hash % this.size;
+    const existing = this.workers[index];
+    if (existing) return existing;
+    const worker = new Worker(WORKER_SOURCE, { eval: true });
+    worker.unref();
+    worker.on('message', (reply: AppendReply) => this.settle(reply));
+    worker.on('error', (error) => this.failAll(error));
+    worker.on('exit', (code) => {
+      if (this.workers[index] === worker) this.workers[index] = undefined;
+      this.failAll(new Error(`append worker exited with code ${code}`));
+    });
+    this.workers[index] = worker;
     return worker;
   }
 

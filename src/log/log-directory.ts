@@ -43,13 +43,14 @@ export class LogDirectory {
 
   /**
    * Make `bytes` durable as segment `position` (temp file, fsync, link, fsync the folder, on an
-   * append worker). Resolves only once the file and its folder entry are fsynced. On failure nothing is left under the final name (best effort after a link that
+   * append worker). Resolves only once the file and its folder entry are fsynced. Appends with the
+   * same `stream` run in the order they were called; after one fails, the rest of the stream fail. On failure nothing is left under the final name (best effort after a link that
    * could not be made durable), so a failed write never turns up after a restart.
    */
-  async append(position: bigint, bytes: Uint8Array): Promise<void> {
+  async append(position: bigint, bytes: Uint8Array, stream = this.dir): Promise<void> {
     const target = this.segmentPath(position);
     try {
-      await appendWorkers.append(this.dir, tempName(target), target, bytes);
+      await appendWorkers.append(stream, this.dir, tempName(target), target, bytes);
     } catch (error) {
       throw logWriteError(error, target);
     }

@@ -5,7 +5,7 @@ import type { LitebaseConfig } from '../config/config.js';
 import type { NodeDatabases } from '../engine/node-databases.js';
 import { LitebaseError } from '../errors.js';
 import type { Metrics } from '../metrics.js';
-import { secretsEqual } from './root-key.js';
+import { secretMatcher } from './root-key.js';
 import { databaseRoutes } from './routes/databases.js';
 import { queryRoutes } from './routes/query.js';
 
@@ -68,6 +68,7 @@ export function toErrorResponse(error: unknown): { status: number; body: ErrorBo
 
 export function buildApp(context: AppContext): App {
   const { config, metrics, rootKey } = context;
+  const isRootKey = secretMatcher(rootKey);
   const app = Fastify({
     loggerInstance: context.logger,
     bodyLimit: config.limits.bodyLimitBytes,
@@ -99,7 +100,7 @@ export function buildApp(context: AppContext): App {
         .header('www-authenticate', 'Bearer')
         .send({ error: { code: 'UNAUTHENTICATED', message: 'send an access key as "Authorization: Bearer <key>"' } });
     }
-    if (!secretsEqual(match[1], rootKey)) {
+    if (!isRootKey(match[1])) {
       return reply.status(401).send({ error: { code: 'INVALID_KEY', message: 'the access key is not valid' } });
     }
   });

@@ -42,7 +42,11 @@ export async function loadRootKey(configured: string | undefined, file: string):
 
 const digest = (value: string): Buffer => createHash('sha256').update(value).digest();
 
-/** Compare secrets in constant time: hashing first makes the lengths equal. */
-export function secretsEqual(presented: string, expected: string): boolean {
-  return timingSafeEqual(digest(presented), digest(expected));
+/**
+ * Compare a presented secret with the expected one in constant time: both are hashed first, which
+ * makes the lengths equal. The expected side is hashed once.
+ */
+export function secretMatcher(expected: string): (presented: string) => boolean {
+  const expectedDigest = digest(expected);
+  return (presented) => timingSafeEqual(digest(presented), expectedDigest);
 }

@@ -1,0 +1,115 @@
+/**
+ * Benchmark entry point: `npm run bench -- write|read|all [options]`.
+ * stdout gets a human-readable table and then, as its LAST line, one JSON object (tools read that
+ * line); progress messages go to stderr. Exit 1 when a measurement is invalid (more than 1% errors,
+ * lost writes, a server that would not start or died), 0 otherwise; with --strict, also 2 when a
+ * goal is missed.
+ */
+import { releaseAll } from './support/cleanup.js';
+import { DEFAULT_OPTIONS, type BenchOptions } from './support/report.js';
+import { runReadBenchmark, type ReadReport } from './read.js';
+import { runWriteBenchmark, type WriteReport } from './write.js';
+
+const COMMANDS = ['write', 'read', 'all'] as const;
+type Command = (typeof COMMANDS)[number];
+
+const USAGE = `usage: npm run bench -- <write|read|all> [options]
+       node dist/bench/run.js <write|read|all> [options]
+
+  write   durable single-row INSERTs per second over HTTP (group commit on and off),
+          beside the HTTP ceiling (GET /healthz) and raw better-sqlite3 inserts
+  read    point SELECTs per second over HTTP beside the HTTP ceiling
+  all     write, then read; the last line combines both reports
+
+options:
+  --connections N   concurrent HTTP clients (default ${DEFAULT_OPTIONS.connections})
+  --warmup S        warm-up seconds before each measured window (default ${DEFAULT_OPTIONS.warmupSeconds})
+  --duration S      measured seconds per figure (default ${DEFAULT_OPTIONS.measureSeconds})
+  --strict          exit 2 when a goal is missed (default: goals are reported, exit 0)
+
+environment:
+  LITEBASE_BENCH_TMPDIR   where server data directories go (default: the OS temp dir)`;
+
+interface Parsed {
+  command: Command;
+  options: BenchOptions;
+  strict: boolean;
+}
+
+function parseArgs(argv: string[]): Parsed | string {
+  const [command, ...rest] = argv;
+  if (!COMMANDS.includes(command as Command)) return command === undefined ? 'no benchmark named' : `unknown benchmark "${command}"`;
+  const options: BenchOptions = { ...DEFAULT_OPTIONS };
+  let strict = false;
+  for (let i = 0; i < rest.length; i++) {
+    const flag = rest[i];
+    if (flag === '--strict') {
+      strict = true;
+      continue;
+    }
+    const value = Number(rest[i + 1]);
+    const positive = Number.isFinite(value) && value > 0;
+    if (flag === '--connections' && positive && Number.isInteger(value)) options.connections = value;
+    else if (flag === '--warmup' && positive) options.warmupSeconds = value;
+    else if (flag === '--duration' && positive) options.measureSeconds = value;
+    else return `bad option "${flag ?? ''}"${rest[i + 1] === undefined ? '' : ` ${rest[i + 1]}`}`;
+    i++;
+  }
+  return { command: command as Command, options, strict };
+}
+
+async function main(): Promise<number> {
+  const parsed = parseArgs(process.argv.slice(2));
+  if (typeof parsed === 'string') {
+    console.error(`${parsed}\n\n${USAGE}`);
+    return 2;
+  }
+  const { command, options, strict } = parsed;
+  let write: WriteReport | undefined;
+  let read: ReadReport | undefined;
+  try {
+    if (command === 'write' || command === 'all') {
+      const outcome = await runWriteBenchmark(options);
+      write = outcome.report;
+      console.log(outcome.table);
+      console.log('');
+    }
+    if (command === 'read' || command === 'all') {
+      const outcome = await runReadBenchmark(options);
+      read = outcome.report;
+      console.log(outcome.table);
+      console.log('');
+    }
+  } catch (error) {
+    await releaseAll();
+    const message = error instanceof Error ? error.message : String(error);
+    console.error(`\nbenchmark failed: ${message}`);
+    // Still end with one JSON line, so whoever parses the last line learns what happened.
+    console.log(JSON.stringify({ benchmark: command, ok: false, error: message, ...(write ? { write } : {}), ...(read ? { read } : {}) }));
+    return 1;
+  }
+  await releaseAll();
+
+  const reports = [write, read].filter((report): report is WriteReport | ReadReport => report !== undefined);
+  const failures = reports.flatMap((report) => report.failures);
+  const goalsPass = reports.every((report) => report.all_goals_pass);
+  const ok = failures.length === 0;
+  if (command === 'all') {
+    console.log(JSON.stringify({ benchmark: 'all', ok, all_goals_pass: goalsPass, write, read }));
+  } else {
+    console.log(JSON.stringify({ ...reports[0], ok }));
+  }
+  if (!ok) return 1;
+  return strict && !goalsPass ? 2 : 0;
+}
+
+// process.exit rather than exitCode: idle keep-alive sockets or a stray timer from a library must not
+// keep a finished benchmark alive. stdout is a pipe or a file here, which Node writes synchronously.
+main().then(
+  (code) => process.exit(code),
+  async (error: unknown) => {
+    await releaseAll();
+    console.error(error);
+    process.exit(1);
+  },
+);

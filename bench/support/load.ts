@@ -1,0 +1,172 @@
+import autocannon from 'autocannon';
+import { CpuMonitor, type CpuUsage } from './machine.js';
+
+export interface LoadSpec {
+  title: string;
+  /** Server base URL, e.g. http://127.0.0.1:8080. */
+  url: string;
+  method: 'GET' | 'POST';
+  path: string;
+  headers?: Record<string, string>;
+  /**
+   * Request body. A function is called once per request, so every INSERT carries a fresh value
+   * and every SELECT a fresh random id (a constant body would let caches flatter the result).
+   */
+  body?: string | (() => string);
+  connections: number;
+  seconds: number;
+  /** The server's process id, to report its CPU use during the run. */
+  serverPid?: number;
+}
+
+export interface LoadResult {
+  title: string;
+  /** Wall time of the run as autocannon measured it, seconds. */
+  seconds: number;
+  /** Responses with status 200: the only answer that counts as a success. */
+  ok: number;
+  /** ok / seconds. */
+  rps: number;
+  /** Latency percentiles of the 200 responses, milliseconds (microsecond resolution). */
+  p50: number;
+  p90: number;
+  p99: number;
+  max: number;
+  /** Responses outside 2xx, as autocannon counts them. */
+  non2xx: number;
+  /** Responses that were not 200 (includes non2xx; differs only if a 2xx other than 200 came back). */
+  non200: number;
+  /** Count per status code, for the report when something went wrong. */
+  statusCounts: Record<string, number>;
+  /** Connection errors, including timeouts. */
+  errors: number;
+  timeouts: number;
+  /** (non200 + errors) / (responses + errors). */
+  errorRate: number;
+  /** The first few distinct connection error messages. */
+  errorSamples: string[];
+  cpu: CpuUsage;
+}
+
+function percentile(sorted: Float64Array, p: number): number {
+  if (sorted.length === 0) return 0;
+  // Nearest-rank: the smallest value with at least p% of the samples at or below it.
+  const rank = Math.max(1, Math.ceil((p / 100) * sorted.length));
+  return sorted[Math.min(rank, sorted.length) - 1] ?? 0;
+}
+
+/**
+ * Run autocannon for `spec.seconds` and summarise it. Latencies are recorded from the 'response'
+ * event rather than taken from autocannon's histogram, which rounds to whole milliseconds: the
+ * HTTP ceiling's p50 is well under 1 ms on a fast machine and would otherwise read as 0 or 1.
+ */
+export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
+  const headers: Record<string, string> = { ...(spec.headers ?? {}) };
+  if (spec.body !== undefined) headers['content-type'] = 'application/json';
+  const makeBody = spec.body;
+  const request: autocannon.Request = {
+    method: spec.method,
+    path: spec.path,
+    headers,
+    ...(typeof makeBody === 'string' ? { body: makeBody } : {}),
+    ...(typeof makeBody === 'function'
+      ? { setupRequest: (built: autocannon.Request): autocannon.Request => ({ ...built, body: makeBody() }) }
+      : {}),
+  };
+
+  // Growable buffer: a plain number[] of 200k+ boxed values would add GC work to the load generator,
+  // which shares the machine's two cores with the server under test.
+  let latencies = new Float64Array(1 << 16);
+  let okCount = 0;
+  const errorSamples = new Set<string>();
+
+  const monitor = new CpuMonitor(spec.serverPid);
+  const result = await new Promise<autocannon.Result>((resolve, reject) => {
+    const instance = autocannon(
+      {
+        url: spec.url,
+        connections: spec.connections,
+        duration: spec.seconds,
+        requests: [request],
+        // Keep-alive and no pipelining: 64 independent clients, each with one request in flight.
+        pipelining: 1,
+        timeout: 30,
+      },
+      (error: unknown, finished: autocannon.Result) => {
+        if (error) reject(error instanceof Error ? error : new Error(String(error)));
+        else resolve(finished);
+      },
+    );
+    instance.on('response', (_client, statusCode, _bytes, responseTime) => {
+      if (statusCode !== 200) return;
+      if (okCount === latencies.length) {
+        const bigger = new Float64Array(latencies.length * 2);
+        bigger.set(latencies);
+        latencies = bigger;
+      }
+      latencies[okCount++] = responseTime;
+    });
+    instance.on('reqError', (error: unknown) => {
+      if (errorSamples.size < 5) errorSamples.add(error instanceof Error ? error.message : String(error));
+    });
+  });
+
+  const cpu = monitor.stop();
+  const sorted = latencies.subarray(0, okCount).sort();
+  const statusCounts: Record<string, number> = {};
+  let responses = 0;
+  for (const [code, stats] of Object.entries(result.statusCodeStats ?? {})) {
+    const count = stats.count ?? 0;
+    statusCounts[code] = count;
+    responses += count;
+  }
+  const non200 = responses - okCount;
+  const seconds = result.duration > 0 ? result.duration : spec.seconds;
+  const attempts = responses + result.errors;
+  return {
+    title: spec.title,
+    seconds,
+    ok: okCount,
+    rps: okCount / seconds,
+    p50: percentile(sorted, 50),
+    p90: percentile(sorted, 90),
+    p99: percentile(sorted, 99),
+    max: sorted.length > 0 ? (sorted[sorted.length - 1] ?? 0) : 0,
+    non2xx: result.non2xx,
+    non200,
+    statusCounts,
+    errors: result.errors,
+    timeouts: result.timeouts,
+    errorRate: attempts === 0 ? 1 : (non200 + result.errors) / attempts,
+    errorSamples: [...errorSamples],
+    cpu,
+  };
+}
+
+export interface MeasuredLoad {
+  warmup: LoadResult;
+  measured: LoadResult;
+}
+
+/**
+ * A warm-up run (JIT, SQLite page cache, TCP connections, WAL growth) whose numbers are discarded
+ * except for error checks, then the measured run with fresh connections.
+ */
+export async function warmAndMeasure(spec: Omit<LoadSpec, 'seconds'>, warmupSeconds: number, measureSeconds: number): Promise<MeasuredLoad> {
+  const warmup = await runLoad({ ...spec, title: `${spec.title} (warm-up)`, seconds: warmupSeconds });
+  const measured = await runLoad({ ...spec, seconds: measureSeconds });
+  return { warmup, measured };
+}
+
+/**
+ * A description of the problem when more than `maxErrorRate` of the attempts failed (the figure
+ * would then be meaningless), else undefined. The caller finishes the report and then exits 1.
+ */
+export function errorRateProblem(result: LoadResult, maxErrorRate = 0.01): string | undefined {
+  if (result.errorRate <= maxErrorRate) return undefined;
+  return (
+    `${result.title}: ${(result.errorRate * 100).toFixed(2)}% of requests failed (limit ${(maxErrorRate * 100).toFixed(0)}%): ` +
+    `statuses ${JSON.stringify(result.statusCounts)}, connection errors ${result.errors} (timeouts ${result.timeouts})` +
+    (result.errorSamples.length > 0 ? `, e.g. ${result.errorSamples.join('; ')}` : '')
+  );
+}

@@ -1,0 +1,260 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { track } from './cleanup.js';
+
+/**
+ * The repository root, found by walking up to bin/litebase.js rather than by a fixed number of
+ * "..": this file runs compiled from dist/bench/support but the layout should not matter.
+ */
+export function repoRoot(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    if (existsSync(path.join(dir, 'bin', 'litebase.js')) && existsSync(path.join(dir, 'package.json'))) return dir;
+    const parent = path.dirname(dir);
+    if (parent === dir) throw new Error('cannot find the repository root (bin/litebase.js) above ' + fileURLToPath(import.meta.url));
+    dir = parent;
+  }
+}
+
+/** Where benchmark temp directories go: LITEBASE_BENCH_TMPDIR lets a user pick the disk under test. */
+export function benchTmpRoot(): string {
+  return process.env.LITEBASE_BENCH_TMPDIR ?? tmpdir();
+}
+
+export function makeTempDir(prefix: string): string {
+  return mkdtempSync(path.join(benchTmpRoot(), prefix));
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.unref();
+    probe.on('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const address = probe.address();
+      probe.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no free port'))));
+    });
+  });
+}
+
+export interface ServerOptions {
+  /** Shown in errors and in the report ("litebase", "no-group-commit"). */
+  label: string;
+  groupCommit: boolean;
+  rootKey: string;
+  readyTimeoutMs?: number;
+}
+
+export interface JsonResponse {
+  status: number;
+  body: unknown;
+  text: string;
+}
+
+/** What a server printed: at --log-level warn, every line is a warning or an error worth a look. */
+export interface ServerLogSummary {
+  lines: number;
+  samples: string[];
+}
+
+/** Keep only this much server output: enough to explain a failure, bounded under a log storm. */
+const MAX_KEPT_LINES = 200;
+
+/** One `litebase serve` child process on 127.0.0.1 with its own temp data directory. */
+export class BenchServer {
+  readonly url: string;
+  /** Lines the server printed (at --log-level warn every line is worth a look). */
+  private readonly kept: string[] = [];
+  private partial = '';
+  private lineCount = 0;
+  /** Lines printed up to readiness (the start-up banner) are not counted as trouble. */
+  private linesAtReady = 0;
+  private exitInfo: string | undefined;
+  private readonly exited: Promise<void>;
+  private readonly untrack: () => void;
+
+  private constructor(
+    readonly label: string,
+    readonly key: string,
+    readonly port: number,
+    readonly dir: string,
+    private readonly child: ChildProcess,
+  ) {
+    this.url = `http://127.0.0.1:${port}`;
+    child.stdout?.on('data', (chunk: Buffer) => this.collect(chunk));
+    child.stderr?.on('data', (chunk: Buffer) => this.collect(chunk));
+    this.exited = new Promise((resolve) => {
+      // A spawn failure emits 'error' and maybe never 'exit'; without this handler it would crash us.
+      child.once('error', (error) => {
+        this.exitInfo = `spawn error: ${error.message}`;
+        resolve();
+      });
+      child.once('exit', (code, signal) => {
+        this.exitInfo = signal ? `signal ${signal}` : `code ${String(code)}`;
+        resolve();
+      });
+    });
+    this.untrack = track({
+      release: () => this.stop(),
+      releaseNow: () => {
+        if (this.running) child.kill('SIGKILL');
+        rmSync(dir, { recursive: true, force: true });
+      },
+    });
+  }
+
+  static async start(options: ServerOptions): Promise<BenchServer> {
+    const dir = makeTempDir(`litebase-bench-${options.label}-`);
+    const port = await freePort();
+    const args = [
+      path.join(repoRoot(), 'bin', 'litebase.js'),
+      'serve',
+      '--data-dir', dir,
+      '--local-dir', path.join(dir, 'local'),
+      '--port', String(port),
+      '--host', '127.0.0.1',
+      '--node-id', 'bench',
+      '--root-key', options.rootKey,
+      '--log-level', 'warn',
+      ...(options.groupCommit ? [] : ['--no-group-commit']),
+    ];
+    // Inherited LITEBASE_* variables (a config file, a data dir, a group-commit setting) would make
+    // the run measure something other than what the report says, so they are dropped.
+    const env: NodeJS.ProcessEnv = {};
+    for (const [name, value] of Object.entries(process.env)) {
+      if (!name.startsWith('LITEBASE_')) env[name] = value;
+    }
+    // Group commit is also set through the environment, for both runs, so neither relies on a
+    // default (flags win over the environment in the config loader; both say the same here).
+    env.LITEBASE_GROUP_COMMIT = options.groupCommit ? 'on' : 'off';
+    env.LITEBASE_LOG_LEVEL = 'warn';
+    const child = spawn(process.execPath, args, { cwd: repoRoot(), env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const server = new BenchServer(options.label, options.rootKey, port, dir, child);
+    try {
+      await server.waitReady(options.readyTimeoutMs ?? 60_000);
+    } catch (error) {
+      await server.stop();
+      throw error;
+    }
+    return server;
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  get running(): boolean {
+    return this.exitInfo === undefined && this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  /** Total lines printed so far (the kept tail is at most MAX_KEPT_LINES). */
+  get outputLineCount(): number {
+    return this.lineCount;
+  }
+
+  outputTail(lines = 20): string[] {
+    // slice(-0) would return everything.
+    return lines > 0 ? this.kept.slice(-lines) : [];
+  }
+
+  /** Taken before the server stops, so shutdown messages do not count as trouble under load. */
+  logSummary(samples = 10): ServerLogSummary {
+    const lines = this.lineCount - this.linesAtReady;
+    return { lines, samples: this.outputTail(Math.min(samples, lines)).map((line) => line.slice(0, 500)) };
+  }
+
+  /** Throw if the server died, e.g. during a load run, with its last words. */
+  assertRunning(): void {
+    if (!this.running) {
+      throw new Error(`${this.label} server exited (${this.exitInfo ?? 'unknown'}):\n${this.outputTail(30).join('\n')}`);
+    }
+  }
+
+  private collect(chunk: Buffer): void {
+    const text = this.partial + chunk.toString('utf8');
+    const lines = text.split('\n');
+    this.partial = lines.pop() ?? '';
+    for (const line of lines) {
+      if (line.trim() === '') continue;
+      this.lineCount++;
+      this.kept.push(line);
+      if (this.kept.length > MAX_KEPT_LINES) this.kept.shift();
+    }
+  }
+
+  private async waitReady(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let last = 'no answer yet';
+    while (Date.now() < deadline) {
+      if (!this.running) {
+        await this.exited;
+        throw new Error(
+          `${this.label} server exited before it was ready (${this.exitInfo ?? 'unknown'}):\n${this.outputTail(30).join('\n')}`,
+        );
+      }
+      try {
+        const response = await fetch(`${this.url}/readyz`, {
+          headers: { authorization: `Bearer ${this.key}` },
+          signal: AbortSignal.timeout(2_000),
+        });
+        await response.arrayBuffer();
+        if (response.status === 200) {
+          this.linesAtReady = this.lineCount;
+          return;
+        }
+        last = `GET /readyz answered ${response.status}`;
+      } catch (error) {
+        last = error instanceof Error ? error.message : String(error);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    throw new Error(`${this.label} server not ready after ${timeoutMs} ms (${last}):\n${this.outputTail(30).join('\n')}`);
+  }
+
+  /** One JSON request with the root key, for setup and checks (not for load). */
+  async request(method: 'GET' | 'POST' | 'DELETE', urlPath: string, body?: unknown): Promise<JsonResponse> {
+    const headers: Record<string, string> = { authorization: `Bearer ${this.key}` };
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    const response = await fetch(this.url + urlPath, {
+      method,
+      headers,
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      signal: AbortSignal.timeout(60_000),
+    });
+    const text = await response.text();
+    let parsed: unknown = undefined;
+    try {
+      parsed = text === '' ? undefined : JSON.parse(text);
+    } catch {
+      // /metrics is text, not JSON.
+    }
+    return { status: response.status, body: parsed, text };
+  }
+
+  /** Like request(), but any status other than `expected` is an error that names the step. */
+  async expect(step: string, expected: number, method: 'GET' | 'POST' | 'DELETE', urlPath: string, body?: unknown): Promise<unknown> {
+    const response = await this.request(method, urlPath, body);
+    if (response.status !== expected) {
+      throw new Error(`${step}: ${method} ${urlPath} answered ${response.status}, expected ${expected}: ${response.text.slice(0, 500)}`);
+    }
+    return response.body;
+  }
+
+  /** SIGTERM, then SIGKILL after a grace period; then remove the temp directory. Idempotent. */
+  async stop(graceMs = 10_000): Promise<void> {
+    if (this.running) {
+      this.child.kill('SIGTERM');
+      const timer = setTimeout(() => {
+        if (this.running) this.child.kill('SIGKILL');
+      }, graceMs);
+      await this.exited;
+      clearTimeout(timer);
+    }
+    rmSync(this.dir, { recursive: true, force: true });
+    this.untrack();
+  }
+}

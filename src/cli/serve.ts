@@ -1,0 +1,91 @@
+import { Option, type Command } from 'commander';
+import { loadConfig, type ConfigInput } from '../config/config.js';
+import { errorMessage } from '../errors.js';
+import { startNode } from '../server/start.js';
+import type { CliIo } from './common.js';
+
+/** Serve flags, by the ConfigInput key they set. Only flags typed on the command line are passed on. */
+function serveOptions(): Array<[keyof ConfigInput, Option]> {
+  return [
+    ['dataDir', new Option('--data-dir <dir>', 'shared DFS root: log, cluster state (env LITEBASE_DATA_DIR; default ./litebase-data)')],
+    ['localDir', new Option('--local-dir <dir>', 'node-local page cache (env LITEBASE_LOCAL_DIR; default <data-dir>/local/<node-id>)')],
+    ['objectStore', new Option('--object-store <url>', 's3://bucket/prefix or file:///path (env LITEBASE_OBJECT_STORE; default a folder in the data dir)')],
+    ['port', new Option('--port <n>', 'HTTP port (env LITEBASE_PORT; default 8080)')],
+    ['host', new Option('--host <addr>', 'HTTP listen address (env LITEBASE_HOST; default 127.0.0.1)')],
+    ['nodeId', new Option('--node-id <id>', 'this node\'s id in the cluster (env LITEBASE_NODE_ID; default node-<hostname>)')],
+    ['advertiseAddress', new Option('--advertise-address <url>', 'address other nodes reach this one at (env LITEBASE_ADVERTISE_ADDRESS)')],
+    ['rootKey', new Option('--root-key <secret>', 'root access key (env LITEBASE_ROOT_KEY); generated and saved on first start if absent')],
+    ['config', new Option('--config <file>', 'JSON config file; flags > environment > file > defaults (env LITEBASE_CONFIG)')],
+    ['logLevel', new Option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent (env LITEBASE_LOG_LEVEL; default info)')],
+    ['authDisabled', new Option('--auth-disabled', 'turn authentication off: local development only (env LITEBASE_AUTH_DISABLED)')],
+    ['groupCommit', new Option('--no-group-commit', 'one segment per transaction: for benchmarks only (env LITEBASE_GROUP_COMMIT=false)')],
+    ['walCheckpointBytes', new Option('--wal-checkpoint-bytes <n>', 'checkpoint the local WAL past this size (env LITEBASE_WAL_CHECKPOINT_BYTES)')],
+  ];
+}
+
+/** The flags the user typed, as ConfigInput; flags left out stay undefined so env and file apply. */
+export function serveFlags(command: Command, options: Array<[keyof ConfigInput, Option]>): ConfigInput {
+  const values = command.opts<Record<string, unknown>>();
+  const input: Record<string, unknown> = {};
+  for (const [key, option] of options) {
+    const name = option.attributeName();
+    if (command.getOptionValueSource(name) === 'cli') input[key] = values[name];
+  }
+  return input as ConfigInput;
+}
+
+/** `litebase serve`: one node, until SIGINT or SIGTERM. */
+export function registerServeCommand(program: Command, io: CliIo): void {
+  const serve = program
+    .command('serve')
+    .description('run a Litebase node (with no flags: data in ./litebase-data, port 8080)');
+  const options = serveOptions();
+  for (const [, option] of options) serve.addOption(option);
+  serve.action(async (_options: unknown, command: Command) => {
+    const config = loadConfig(serveFlags(command, options), process.env);
+
+    // Handlers go in before the node starts, so a signal during start-up still closes it cleanly.
+    let started: ReturnType<typeof startNode> | undefined;
+    let stopping = false;
+    const stop = (signal: NodeJS.Signals): void => {
+      if (stopping) {
+        io.err(`${signal} again: exiting without waiting`);
+        process.exit(1);
+      }
+      stopping = true;
+      io.err(`${signal}: shutting down`);
+      void (async () => {
+        try {
+          const node = await started;
+          await node?.close();
+          process.exit(0);
+        } catch (error) {
+          io.err(`error SHUTDOWN_FAILED: ${errorMessage(error)}`);
+          process.exit(1);
+        }
+      })();
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+
+    started = startNode(config);
+    let node: Awaited<typeof started>;
+    try {
+      node = await started;
+    } catch (error) {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      throw error;
+    }
+    if (node.generatedRootKey !== undefined) {
+      io.err(
+        `Generated root key (saved to ${node.rootKeyFile ?? config.dataDir}): ${node.generatedRootKey} — it will not be shown again. ` +
+          'Clients pass it as --key or LITEBASE_KEY.',
+      );
+    }
+    if (config.authDisabled) {
+      io.err(`WARNING: authentication is disabled: anyone who can reach ${node.url} can read and change every database.`);
+    }
+    io.err(`Litebase node ${config.nodeId} listening on ${node.url} (data dir ${config.dataDir})`);
+  });
+}

@@ -1,0 +1,21 @@
+export {
+  LitebaseClient,
+  LitebaseClientError,
+  LitebaseTransaction,
+  decodeQueryResponse,
+  type ClusterStatus,
+  type CommitResponse,
+  type DatabaseInfo,
+  type LitebaseClientOptions,
+  type QueryMode,
+  type QueryOptions,
+  type QueryResponse,
+  type QueryResponseJson,
+  type ReadyResponse,
+  type SqlParam,
+  type Statement,
+  type StatementResult,
+  type StatementResultJson,
+  type TransactionInfo,
+} from './client.js';
+export type { JsonSqlValue, SqlValue } from '../sql/values.js';
