@@ -1,7 +1,6 @@
 import { Option, type Command } from 'commander';
 import { loadConfig, type ConfigInput } from '../config/config.js';
 import { errorMessage } from '../errors.js';
-import { startNode } from '../server/start.js';
 import type { CliIo } from './common.js';
 
 /** Serve flags, by the ConfigInput key they set. Only flags typed on the command line are passed on. */
@@ -43,6 +42,8 @@ export function registerServeCommand(program: Command, io: CliIo): void {
   for (const [, option] of options) serve.addOption(option);
   serve.action(async (_options: unknown, command: Command) => {
     const config = loadConfig(serveFlags(command, options), process.env);
+    // Loaded here, not at the top: client commands should not pay for the server's start-up.
+    const { startNode } = await import('../server/start.js');
 
     // Handlers go in before the node starts, so a signal during start-up still closes it cleanly.
     let started: ReturnType<typeof startNode> | undefined;

@@ -119,7 +119,6 @@ export class S3ObjectStore implements ObjectStore {
       );
       return;
     }
-    // Read one part ahead: a stream that ends within one part is a single PUT, otherwise multipart.
     const parts = chunks(body, this.partSize);
     try {
       await this.putParts(key, parts);
@@ -128,6 +127,7 @@ export class S3ObjectStore implements ObjectStore {
     }
   }
 
+  /** Reads one part ahead: a stream that ends within one part is a single PUT, otherwise multipart. */
   private async putParts(key: string, parts: AsyncGenerator<Buffer>): Promise<void> {
     const first = await parts.next();
     const firstPart = first.done ? Buffer.alloc(0) : first.value;
