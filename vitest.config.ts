@@ -7,6 +7,7 @@ export default defineConfig({
     hookTimeout: 60_000,
     // Integration tests start real server processes; two cores, so keep parallelism modest.
     maxWorkers: 2,
-    reporters: ['default'],
+    // The JSON report lets .ci/run print a plain 'N passed, N failed' closing line.
+    reporters: ['default', ['json', { outputFile: '.tmp/vitest-report.json' }]],
   },
 });

@@ -65,6 +65,7 @@ async function main(): Promise<number> {
     return 2;
   }
   const { command, options, strict } = parsed;
+  armWatchdog(command, options);
   let write: WriteReport | undefined;
   let read: ReadReport | undefined;
   try {
@@ -101,6 +102,27 @@ async function main(): Promise<number> {
   }
   if (!ok) return 1;
   return strict && !goalsPass ? 2 : 0;
+}
+
+/**
+ * A hung server (a request that never answers, a readiness that never comes) must not keep a CI
+ * job waiting: past the expected time plus two minutes, clean up, report, exit 1. With default
+ * options that is under the 4 minutes each benchmark is allowed.
+ */
+function armWatchdog(command: Command, options: BenchOptions): void {
+  const window = options.warmupSeconds + options.measureSeconds;
+  // write: raw SQLite (2 x 3.5 s) + ceiling + two INSERT runs; read: ceiling + SELECT run.
+  const expected = (command === 'read' ? 0 : 7 + 3 * window) + (command === 'write' ? 0 : 2 * window);
+  const limitSeconds = expected + 120;
+  const timer = setTimeout(() => {
+    const message = `benchmark did not finish within ${limitSeconds} s`;
+    console.error(`\n${message}; stopping servers`);
+    void releaseAll().finally(() => {
+      console.log(JSON.stringify({ benchmark: command, ok: false, error: message }));
+      process.exit(1);
+    });
+  }, limitSeconds * 1000);
+  timer.unref();
 }
 
 // process.exit rather than exitCode: idle keep-alive sockets or a stray timer from a library must not

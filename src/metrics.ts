@@ -56,6 +56,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly corruptSegments = new Counter({
+    name: 'litebase_corrupt_segments_total',
+    help: 'Segments a replica refused to apply (corrupt, foreign, or out of order)',
+    labelNames: ['database', 'code'] as const,
+    registers: [this.registry],
+  });
+
   readonly localRecoveries = new Counter({
     name: 'litebase_local_recoveries_total',
     help: 'Times a local copy was rebuilt from the log',

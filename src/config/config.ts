@@ -30,6 +30,12 @@ export interface LitebaseConfig {
   limits: LimitsConfig;
   /** The local WAL is checkpointed into the local database file once it passes this size. */
   walCheckpointBytes: number;
+  /** How often a replica polls the log folder (watching alone misses changes made over NFS). */
+  replicaPollMs: number;
+  /** Watch log folders with chokidar as well as polling. */
+  replicaWatch: boolean;
+  /** The Primary's lease: renewed every third of it; others take over once it expired. */
+  leaseTtlMs: number;
 }
 
 export interface LimitsConfig {
@@ -56,6 +62,9 @@ export type ConfigInput = Partial<{
   groupCommit: boolean | string;
   logLevel: string;
   walCheckpointBytes: number | string;
+  replicaPollMs: number | string;
+  replicaWatch: boolean | string;
+  leaseTtlMs: number | string;
   bodyLimitBytes: number | string;
   maxStatementsPerRequest: number | string;
   transactionTimeoutMs: number | string;
@@ -77,6 +86,9 @@ const ENV_NAMES: Record<keyof ConfigInput, string> = {
   groupCommit: 'LITEBASE_GROUP_COMMIT',
   logLevel: 'LITEBASE_LOG_LEVEL',
   walCheckpointBytes: 'LITEBASE_WAL_CHECKPOINT_BYTES',
+  replicaPollMs: 'LITEBASE_REPLICA_POLL_MS',
+  replicaWatch: 'LITEBASE_REPLICA_WATCH',
+  leaseTtlMs: 'LITEBASE_LEASE_TTL_MS',
   bodyLimitBytes: 'LITEBASE_BODY_LIMIT_BYTES',
   maxStatementsPerRequest: 'LITEBASE_MAX_STATEMENTS_PER_REQUEST',
   transactionTimeoutMs: 'LITEBASE_TRANSACTION_TIMEOUT_MS',
@@ -166,6 +178,9 @@ export function loadConfig(flags: ConfigInput = {}, env: NodeJS.ProcessEnv = pro
     groupCommit: toBoolean('groupCommit', input.groupCommit, true),
     logLevel,
     walCheckpointBytes: toInteger('walCheckpointBytes', input.walCheckpointBytes, 16 * 1024 * 1024, 0),
+    replicaPollMs: toInteger('replicaPollMs', input.replicaPollMs, 1000, 10),
+    replicaWatch: toBoolean('replicaWatch', input.replicaWatch, true),
+    leaseTtlMs: toInteger('leaseTtlMs', input.leaseTtlMs, 5000, 100),
     limits: {
       bodyLimitBytes: toInteger('bodyLimitBytes', input.bodyLimitBytes, 10 * 1024 * 1024, 1024),
       maxStatementsPerRequest: toInteger('maxStatementsPerRequest', input.maxStatementsPerRequest, 1000, 1),

@@ -136,3 +136,29 @@ export function toStatementError(error: unknown, index: number): LitebaseError {
   }
   return new StatementError('STATEMENT_FAILED', message, index, 500, error);
 }
+
+/**
+ * True when every statement can run on a read connection: it prepares there and is read-only.
+ * A statement that does not prepare (an earlier statement may create the table it needs) counts
+ * as a write, so the write path reports errors in statement order.
+ */
+export function isReadOnlyRequest(cache: StatementCache, statements: readonly StatementInput[]): boolean {
+  return statements.every((statement, index) => {
+    try {
+      return cache.isReadOnly(statement.sql, index);
+    } catch {
+      return false;
+    }
+  });
+}
+
+/** Run read-only statements; several of them see one snapshot. */
+export function runReadOnly(cache: StatementCache, reader: Database, statements: readonly StatementInput[]): StatementResult[] {
+  if (statements.length === 1 && statements[0]) return [runStatement(cache, reader, statements[0], 0)];
+  reader.exec('BEGIN');
+  try {
+    return statements.map((statement, index) => runStatement(cache, reader, statement, index));
+  } finally {
+    reader.exec('COMMIT');
+  }
+}

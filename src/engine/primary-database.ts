@@ -11,7 +11,15 @@ import type { DatabaseMeta } from '../storage/catalog.js';
 import type { LocalLayout, SharedLayout } from '../storage/layout.js';
 import { AsyncMutex, type Release } from './async-mutex.js';
 import { DurableLog } from './durable-log.js';
-import { runStatement, StatementCache, toStatementError, type StatementInput, type StatementResult } from './executor.js';
+import {
+  isReadOnlyRequest,
+  runReadOnly,
+  runStatement,
+  StatementCache,
+  toStatementError,
+  type StatementInput,
+  type StatementResult,
+} from './executor.js';
 import { recoverLocalCopy, writeLocalState } from './local-copy.js';
 import { WalCapture } from './wal-capture.js';
 
@@ -126,8 +134,8 @@ export class PrimaryDatabase {
 
   private async queryAsTransaction(statements: StatementInput[]): Promise<QueryOutcome> {
     const connections = this.ready();
-    if (this.allReadOnly(connections, statements)) {
-      const results = this.runReadOnly(connections, statements);
+    if (isReadOnlyRequest(connections.readerStatements, statements)) {
+      const results = runReadOnly(connections.readerStatements, connections.reader, statements);
       return { results, position: await this.afterRead() };
     }
     const results: StatementResult[] = [];
@@ -143,7 +151,7 @@ export class PrimaryDatabase {
     for (const [index, statement] of statements.entries()) {
       try {
         const connections = this.ready();
-        if (this.allReadOnly(connections, [statement])) {
+        if (isReadOnlyRequest(connections.readerStatements, [statement])) {
           results.push(runStatement(connections.readerStatements, connections.reader, statement, index));
         } else {
           let result: StatementResult | undefined;
@@ -161,31 +169,6 @@ export class PrimaryDatabase {
     }
     const position = await this.afterRead();
     return { results, position: lastWrite !== undefined && lastWrite > position ? lastWrite : position };
-  }
-
-  /** True when every statement can run on the reader: it prepares there and is read-only. */
-  private allReadOnly(connections: Connections, statements: StatementInput[]): boolean {
-    return statements.every((statement, index) => {
-      try {
-        return connections.readerStatements.isReadOnly(statement.sql, index);
-      } catch {
-        // Let the write path report the error in statement order (an earlier statement may create
-        // the table this one needs).
-        return false;
-      }
-    });
-  }
-
-  private runReadOnly(connections: Connections, statements: StatementInput[]): StatementResult[] {
-    const { reader, readerStatements } = connections;
-    if (statements.length === 1 && statements[0]) return [runStatement(readerStatements, reader, statements[0], 0)];
-    // Several reads see one snapshot.
-    reader.exec('BEGIN');
-    try {
-      return statements.map((statement, index) => runStatement(readerStatements, reader, statement, index));
-    } finally {
-      reader.exec('COMMIT');
-    }
   }
 
   /**
