@@ -115,12 +115,13 @@ export async function runWriteBenchmark(options: BenchOptions): Promise<BenchOut
   // 1. Raw SQLite first, while nothing else runs: it blocks this process and wants the disk alone.
   let phase = performance.now();
   const rawDir = makeTempDir('litebase-bench-raw-');
-  const untrackRaw = track({ release: async () => rmSync(rawDir, { recursive: true, force: true }), releaseNow: () => rmSync(rawDir, { recursive: true, force: true }) });
+  const removeRawDir = (): void => rmSync(rawDir, { recursive: true, force: true });
+  const untrackRaw = track({ release: async () => removeRawDir(), releaseNow: removeRawDir });
   progress(`raw better-sqlite3 inserts (WAL, synchronous=NORMAL): ${RAW_SECONDS} s`);
   const rawNormal = rawSqliteInserts(rawDir, 'NORMAL', RAW_SECONDS, PAYLOAD);
   progress(`raw better-sqlite3 inserts (WAL, synchronous=FULL): ${RAW_SECONDS} s`);
   const rawFull = rawSqliteInserts(rawDir, 'FULL', RAW_SECONDS, PAYLOAD);
-  rmSync(rawDir, { recursive: true, force: true });
+  removeRawDir();
   untrackRaw();
   durations.raw_sqlite = since(phase);
 
@@ -183,7 +184,7 @@ export async function runWriteBenchmark(options: BenchOptions): Promise<BenchOut
   if (noGroupCommit.commit.avg_group_size !== null && noGroupCommit.commit.avg_group_size > 1.5) {
     warnings.push(
       `the no-group-commit server still grouped ${noGroupCommit.commit.avg_group_size.toFixed(1)} transactions per segment: ` +
-        'LITEBASE_GROUP_COMMIT=off seems to have had no effect',
+        '--no-group-commit seems to have had no effect',
     );
   }
   if (litebase.commit.avg_group_size !== null && litebase.commit.avg_group_size < 1.5) {

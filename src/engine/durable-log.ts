@@ -17,6 +17,8 @@ export interface DurableLogOptions {
   /** Last durable position (the newest segment in the log). */
   position: bigint;
   metrics: Metrics;
+  /** Checked before each segment is sent: false once this node's lease is gone. */
+  canWrite: () => boolean;
   /** Called once when a segment cannot be made durable; every pending commit is rejected first. */
   onFailure: (error: LitebaseError) => void;
   /** Called after each flush that made commits durable (the owner may checkpoint its WAL then). */
@@ -146,6 +148,12 @@ export class DurableLog {
   /** Capture, encode and start persisting everything committed so far as one segment. */
   private sendSegment(sequence: number): InFlight {
     const { capture, hashes, metrics, database } = this.options;
+    if (!this.options.canWrite()) {
+      throw new LitebaseError('LEASE_LOST', 'this node no longer holds the Primary lease; the write was not applied', {
+        status: 503,
+        retryAfterSeconds: 1,
+      });
+    }
     const transactions = capture.readCommitted();
     const previous = this.inFlight[this.inFlight.length - 1];
     if (transactions.length === 0) {

@@ -31,9 +31,34 @@ export class StatementError extends LitebaseError {
  */
 const FORBIDDEN_PRAGMA = /^\s*pragma\s+(?:[a-z_][a-z0-9_]*\s*\.\s*)?(journal_mode|wal_checkpoint|wal_autocheckpoint|locking_mode|synchronous|writable_schema|journal_size_limit|mmap_size)\b/i;
 
-/** Prepared statements per connection, by SQL text, so hot queries are parsed once. */
+/** Data-definition statements: after one commits, cached statements may describe an old schema. */
+const DDL = /^\s*(create|alter|drop)\b/i;
+
+export function isSchemaChange(sql: string): boolean {
+  return DDL.test(sql);
+}
+
+/**
+ * Prepared statements per connection, by SQL text, so hot queries are parsed once. Column names
+ * are cached with them (asking better-sqlite3 costs more than running a point query); the owner
+ * calls `clear()` after a schema change so no cached name outlives it.
+ */
 export class StatementCache {
   private readonly statements = new Map<string, Statement>();
+  private readonly columnNames = new WeakMap<Statement, string[]>();
+
+  clear(): void {
+    this.statements.clear();
+  }
+
+  columns(statement: Statement): string[] {
+    let names = this.columnNames.get(statement);
+    if (!names) {
+      names = statement.columns().map((column) => column.name);
+      this.columnNames.set(statement, names);
+    }
+    return names;
+  }
 
   constructor(
     private readonly db: Database,
@@ -97,7 +122,7 @@ export function runStatement(cache: StatementCache, db: Database, input: Stateme
   try {
     if (statement.reader) {
       const rows = statement.all(...args) as unknown[][];
-      const columns = statement.columns().map((column) => column.name);
+      const columns = cache.columns(statement);
       let rowsAffected = 0;
       let lastInsertRowid: JsonSqlValue = null;
       if (!statement.readonly) {

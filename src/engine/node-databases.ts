@@ -1,10 +1,14 @@
 import type { Logger } from 'pino';
 import type { LitebaseConfig } from '../config/config.js';
+import { notFound } from '../errors.js';
 import type { Metrics } from '../metrics.js';
 import type { DatabaseCatalog, DatabaseMeta } from '../storage/catalog.js';
-import { notFound } from '../errors.js';
 import type { LocalLayout, SharedLayout } from '../storage/layout.js';
 import { PrimaryDatabase } from './primary-database.js';
+import { ReplicaDatabase } from './replica-database.js';
+
+export type Engine = PrimaryDatabase | ReplicaDatabase;
+export type NodeRole = 'primary' | 'replica';
 
 export interface NodeDatabasesOptions {
   catalog: DatabaseCatalog;
@@ -13,65 +17,149 @@ export interface NodeDatabasesOptions {
   config: LitebaseConfig;
   logger: Logger;
   metrics: Metrics;
-  term: bigint;
+  /** The term this node writes under while it is the Primary. */
+  term: () => bigint;
+  /** False the moment this node's lease is not valid: checked before every segment is linked. */
+  canWrite: () => boolean;
+  /** A segment position was taken by another writer: this node is no longer the Primary. */
+  onDeposed: (reason: string) => void;
 }
 
-/** The databases this node serves, opened once and shared by every request. */
+/**
+ * The databases this node serves, each as a Primary (this node writes the log) or a Replica (it
+ * tails the log), following the node's role. Engines open lazily and are swapped on role changes.
+ */
 export class NodeDatabases {
-  private readonly open = new Map<string, Promise<PrimaryDatabase>>();
+  private readonly engines = new Map<string, Promise<Engine>>();
+  private currentRole: NodeRole;
+  private switching: Promise<void> = Promise.resolve();
 
-  constructor(private readonly options: NodeDatabasesOptions) {}
+  constructor(
+    private readonly options: NodeDatabasesOptions,
+    role: NodeRole,
+  ) {
+    this.currentRole = role;
+  }
+
+  get role(): NodeRole {
+    return this.currentRole;
+  }
 
   async openAll(): Promise<void> {
     for (const meta of await this.options.catalog.list()) await this.get(meta.name);
   }
 
-  async create(name: string): Promise<PrimaryDatabase> {
+  /** Create a database (Primary only: the HTTP layer forwards this from replicas). */
+  async create(name: string): Promise<Engine> {
     const meta = await this.options.catalog.create(name);
-    return this.openDatabase(meta);
+    return this.openEngine(meta);
   }
 
-  /** The open database, opening it on first use; 404 when the catalog does not have it. */
-  async get(name: string): Promise<PrimaryDatabase> {
-    const opening = this.open.get(name);
+  /** The open engine, opening it on first use; 404 when the catalog does not have it. */
+  async get(name: string): Promise<Engine> {
+    await this.switching;
+    const opening = this.engines.get(name);
     if (opening) return opening;
     const meta = await this.options.catalog.find(name);
     if (!meta) throw notFound('DATABASE_NOT_FOUND', `database ${name} does not exist`);
-    return this.openDatabase(meta);
+    return this.openEngine(meta);
   }
 
-  private openDatabase(meta: DatabaseMeta): Promise<PrimaryDatabase> {
-    const existing = this.open.get(meta.name);
+  private openEngine(meta: DatabaseMeta): Promise<Engine> {
+    const existing = this.engines.get(meta.name);
     if (existing) return existing;
-    const { shared, local, config, logger, metrics, term } = this.options;
-    const opening = PrimaryDatabase.open({ meta, shared, local, config, logger, metrics, term });
-    this.open.set(meta.name, opening);
-    opening.catch(() => this.open.delete(meta.name));
+    const { shared, local, config, logger, metrics } = this.options;
+    const opening: Promise<Engine> =
+      this.currentRole === 'primary'
+        ? PrimaryDatabase.open({
+            meta,
+            shared,
+            local,
+            config,
+            logger,
+            metrics,
+            term: this.options.term(),
+            canWrite: this.options.canWrite,
+            onDeposed: this.options.onDeposed,
+          })
+        : ReplicaDatabase.open({ meta, shared, local, config, logger, metrics });
+    this.engines.set(meta.name, opening);
+    opening.catch(() => this.engines.delete(meta.name));
     return opening;
   }
 
-  async list(): Promise<PrimaryDatabase[]> {
+  async list(): Promise<Engine[]> {
     const metas = await this.options.catalog.list();
     return Promise.all(metas.map((meta) => this.get(meta.name)));
   }
 
+  /** Drop a database (Primary only). */
   async drop(name: string): Promise<void> {
-    const database = await this.get(name);
-    this.open.delete(name);
-    await database.destroy();
+    const engine = await this.get(name);
+    this.engines.delete(name);
+    if (engine instanceof PrimaryDatabase) await engine.destroy();
+    else await engine.close();
     await this.options.catalog.drop(name);
+  }
+
+  /**
+   * Reconcile open engines with the catalog: close databases another node dropped (or dropped and
+   * created again under the same name), so a replica never serves a database that is gone.
+   */
+  async syncWithCatalog(): Promise<void> {
+    const metas = new Map((await this.options.catalog.list()).map((meta) => [meta.name, meta]));
+    for (const [name, opening] of [...this.engines]) {
+      const engine = await opening.catch(() => undefined);
+      const meta = metas.get(name);
+      if (engine && (!meta || meta.id !== engine.meta.id)) {
+        this.engines.delete(name);
+        await engine.close();
+      }
+    }
+  }
+
+  /** Positions per database, for heartbeats and /v1/cluster. */
+  async positions(): Promise<Record<string, { position: string }>> {
+    const positions: Record<string, { position: string }> = {};
+    for (const [name, opening] of this.engines) {
+      const engine = await opening.catch(() => undefined);
+      if (engine) positions[name] = { position: engine.position.toString() };
+    }
+    return positions;
+  }
+
+  /** Switch every database to the new role (close, then reopen as the other kind). */
+  setRole(role: NodeRole): Promise<void> {
+    this.switching = this.switching.then(async () => {
+      if (role === this.currentRole) return;
+      this.options.logger.info({ from: this.currentRole, to: role }, 'switching role');
+      const open = [...this.engines.values()];
+      this.engines.clear();
+      this.currentRole = role;
+      for (const opening of open) {
+        const engine = await opening.catch(() => undefined);
+        await engine?.close().catch((error: unknown) => this.options.logger.warn({ err: error }, 'close during role switch failed'));
+      }
+      for (const meta of await this.options.catalog.list()) {
+        await this.openEngine(meta).catch((error: unknown) =>
+          this.options.logger.error({ err: error, database: meta.name }, 'could not open database in its new role'),
+        );
+      }
+    });
+    return this.switching;
   }
 
   /** True when every open database can serve requests. */
   async allReady(): Promise<boolean> {
-    const databases = await Promise.allSettled(this.open.values());
-    return databases.every((result) => result.status === 'fulfilled' && result.value.isReady);
+    const engines = await Promise.allSettled(this.engines.values());
+    return engines.every((result) => result.status === 'fulfilled' && result.value.isReady);
   }
 
   async close(): Promise<void> {
-    const databases = await Promise.allSettled(this.open.values());
-    this.open.clear();
-    for (const result of databases) {
+    await this.switching;
+    const engines = await Promise.allSettled(this.engines.values());
+    this.engines.clear();
+    for (const result of engines) {
       if (result.status === 'fulfilled') await result.value.close();
     }
   }

@@ -13,6 +13,7 @@ import { AsyncMutex, type Release } from './async-mutex.js';
 import { DurableLog } from './durable-log.js';
 import {
   isReadOnlyRequest,
+  isSchemaChange,
   runReadOnly,
   runStatement,
   StatementCache,
@@ -65,6 +66,10 @@ export interface PrimaryDatabaseOptions {
   logger: Logger;
   metrics: Metrics;
   term: bigint;
+  /** False once this node may no longer write the log (its lease expired or was taken). */
+  canWrite?: () => boolean;
+  /** Another writer took a log position: this node must stop being the Primary. */
+  onDeposed?: (reason: string) => void;
 }
 
 type State = 'ready' | 'recovering' | 'closed';
@@ -141,7 +146,7 @@ export class PrimaryDatabase {
     const results: StatementResult[] = [];
     const position = await this.write((writer, cache) => {
       statements.forEach((statement, index) => results.push(runStatement(cache, writer, statement, index)));
-    });
+    }, statements.some((statement) => isSchemaChange(statement.sql)));
     return { results, position };
   }
 
@@ -157,7 +162,7 @@ export class PrimaryDatabase {
           let result: StatementResult | undefined;
           lastWrite = await this.write((writer, cache) => {
             result = runStatement(cache, writer, statement, index);
-          });
+          }, isSchemaChange(statement.sql));
           if (result) results.push(result);
         }
       } catch (error) {
@@ -183,12 +188,13 @@ export class PrimaryDatabase {
   }
 
   /** Run `body` in one write transaction and resolve with the durable position that holds it. */
-  private async write(body: (writer: Database.Database, cache: StatementCache) => void): Promise<bigint> {
+  private async write(body: (writer: Database.Database, cache: StatementCache) => void, changesSchema = false): Promise<bigint> {
     const release = this.writeLock.tryAcquire() ?? (await this.writeLock.acquire(this.options.config.limits.waitTimeoutMs));
     let sequence: number;
     let log: DurableLog;
     try {
-      const { writer, writerStatements, begin, commit, rollback } = this.ready();
+      const connections = this.ready();
+      const { writer, writerStatements, begin, commit, rollback } = connections;
       log = this.durableLog as DurableLog;
       begin.run();
       try {
@@ -197,6 +203,8 @@ export class PrimaryDatabase {
       } catch (error) {
         if (writer.inTransaction) rollback.run();
         throw error;
+      } finally {
+        if (changesSchema) this.forgetStatements(connections);
       }
       sequence = log.noteCommit();
     } catch (error) {
@@ -228,6 +236,11 @@ export class PrimaryDatabase {
       }
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
+  }
+
+  private forgetStatements(connections: Connections): void {
+    connections.writerStatements.clear();
+    connections.readerStatements.clear();
   }
 
   // ---- interactive transactions -------------------------------------------------------------
@@ -262,6 +275,8 @@ export class PrimaryDatabase {
     const log = this.durableLog as DurableLog;
     try {
       this.ready().writer.exec('COMMIT');
+      // The transaction may have changed the schema; its statements were not inspected one by one.
+      this.forgetStatements(this.ready());
     } catch (error) {
       this.endTransaction(id, 'failed', 'ROLLBACK');
       throw toStatementError(error, 0);
@@ -300,6 +315,8 @@ export class PrimaryDatabase {
         this.logger.warn({ err: error, transaction: id }, 'rollback of an interactive transaction failed');
       }
     }
+    // The transaction may have changed the schema (or rolled a change back).
+    if (this.connections) this.forgetStatements(this.connections);
     this.endedTransactions.set(id, outcome);
     if (this.endedTransactions.size > 1000) {
       const oldest = this.endedTransactions.keys().next().value;
@@ -354,6 +371,7 @@ export class PrimaryDatabase {
       hashes: recovered.hashes,
       position: recovered.position,
       metrics,
+      canWrite: this.options.canWrite ?? (() => true),
       onFailure: (error) => this.onLogFailure(error),
       onFlushed: () => void this.checkpointIfLarge(),
     });
@@ -367,6 +385,7 @@ export class PrimaryDatabase {
 
   private onLogFailure(error: LitebaseError): void {
     this.logger.error({ err: error }, 'segment could not be persisted; rolling the local copy back to the log');
+    if (error.code === 'LOG_POSITION_TAKEN' || error.code === 'LEASE_LOST') this.options.onDeposed?.(error.message);
     this.state = 'recovering';
     void this.retryRecovery();
   }

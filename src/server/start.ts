@@ -36,11 +36,14 @@ export async function startNode(config: LitebaseConfig, logger: Logger = pino({ 
     config,
     logger,
     metrics,
-    term: 0n,
-  });
+    term: () => 0n,
+    canWrite: () => true,
+    onDeposed: (reason) => logger.error({ reason }, 'deposed'),
+  }, 'primary');
   await databases.openAll();
+  const cluster = { nodeId: config.nodeId, role: () => databases.role, primaryAddress: () => config.advertiseAddress };
 
-  const app = buildApp({ config, databases, metrics, rootKey: rootKey.secret, logger });
+  const app = buildApp({ config, databases, cluster, metrics, rootKey: rootKey.secret, logger });
   await app.listen({ port: config.port, host: config.host });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;

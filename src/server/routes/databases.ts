@@ -1,11 +1,12 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import type { PrimaryDatabase } from '../../engine/primary-database.js';
+import type { Engine } from '../../engine/node-databases.js';
+import { forwardToPrimary } from '../forward.js';
 import { assertDatabaseName } from '../../storage/layout.js';
 import type { AppContext } from '../app.js';
 import { CreateDatabaseBody, DatabaseParams } from '../schemas.js';
 
-export function describeDatabase(database: PrimaryDatabase): Record<string, unknown> {
+export function describeDatabase(database: Engine): Record<string, unknown> {
   const { name, id, createdAt, pageSize } = database.meta;
   return { name, id, createdAt, pageSize, position: database.position.toString(), checksum: database.checksum };
 }
@@ -14,7 +15,11 @@ export function databaseRoutes(context: AppContext): FastifyPluginAsync {
   return async (plugin) => {
     const app = plugin.withTypeProvider<TypeBoxTypeProvider>();
 
+    const forward = (request: Parameters<typeof forwardToPrimary>[0], reply: Parameters<typeof forwardToPrimary>[1]) =>
+      forwardToPrimary(request, reply, context.cluster, context.config.limits.waitTimeoutMs + 5000);
+
     app.post('/v1/databases', { schema: { body: CreateDatabaseBody } }, async (request, reply) => {
+      if (context.databases.role !== 'primary') return forward(request, reply);
       const database = await context.databases.create(assertDatabaseName(request.body.name));
       return reply.status(201).send({ database: describeDatabase(database) });
     });
@@ -29,6 +34,7 @@ export function databaseRoutes(context: AppContext): FastifyPluginAsync {
     });
 
     app.delete('/v1/databases/:db', { schema: { params: DatabaseParams } }, async (request, reply) => {
+      if (context.databases.role !== 'primary') return forward(request, reply);
       await context.databases.drop(request.params.db);
       return reply.status(204).send();
     });

@@ -1,0 +1,277 @@
+import { readdir, readFile } from 'node:fs/promises';
+import type * as nodeFs from 'node:fs';
+import type * as nodePath from 'node:path';
+import path from 'node:path';
+import type { LeaseRecord, Role, TermClaim } from './election.js';
+
+/**
+ * The cluster state on the shared folder (DESIGN.md §3), read and written with synchronous calls:
+ *
+ * - `cluster/terms/<term>`: created exclusively (`open(..., 'wx')`) by the node that wins the term,
+ *   holding JSON `{ nodeId, address, createdAt }`. Never removed, never rewritten: terms are never
+ *   reused. The name is the term in decimal, without padding.
+ * - `cluster/lease.json`: `{ term, nodeId, address, expiresAt, renewedAt }` (term as a decimal
+ *   string, times in wall-clock ms), replaced atomically: temp file, fsync, rename, fsync folder.
+ * - `cluster/nodes/<nodeId>.json`: heartbeats `{ nodeId, address, role, term, lastHeartbeat,
+ *   databases }`, replaced atomically (no fsync: a lost heartbeat is rewritten a second later).
+ *
+ * `LeaseStore` runs inside the lease keeper thread: lease-worker.ts embeds the source of this class
+ * and of the parse and format functions below (Function.prototype.toString), so they are
+ * self-contained: the file system and path modules come in through the constructor, and they call
+ * nothing but each other and JavaScript built-ins. `readHeartbeats` is for the main thread.
+ */
+
+export type SyncFs = Pick<
+  typeof nodeFs,
+  'mkdirSync' | 'openSync' | 'writeSync' | 'fsyncSync' | 'closeSync' | 'renameSync' | 'readFileSync' | 'readdirSync' | 'rmSync'
+>;
+export type PathModule = Pick<typeof nodePath, 'join'>;
+
+export interface Heartbeat {
+  nodeId: string;
+  address: string;
+  role: Role;
+  /** The highest term this node has seen, in decimal. */
+  term: string;
+  lastHeartbeat: number;
+  /** Filled in by the engine: each database's applied (replica) or durable (primary) position. */
+  databases: Record<string, { position: string }>;
+}
+
+export function hasErrorCode(error: unknown, code: string): boolean {
+  return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === code;
+}
+
+/** A term file's name: a decimal number without leading zeros. Anything else is not a term. */
+export function parseTermName(name: string): bigint | undefined {
+  return /^(0|[1-9][0-9]{0,30})$/.test(name) ? BigInt(name) : undefined;
+}
+
+function parseDecimal(value: unknown): bigint | undefined {
+  if (typeof value === 'string' && /^[0-9]{1,31}$/.test(value)) return BigInt(value);
+  if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0) return BigInt(value);
+  return undefined;
+}
+
+function parseObject(text: string): Record<string, unknown> | undefined {
+  try {
+    const value: unknown = JSON.parse(text);
+    return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** undefined when the text is not a well-formed lease record. */
+export function parseLease(text: string): LeaseRecord | undefined {
+  const value = parseObject(text);
+  if (value === undefined) return undefined;
+  const term = parseDecimal(value.term);
+  const { nodeId, address, expiresAt, renewedAt } = value;
+  if (term === undefined || typeof nodeId !== 'string' || typeof address !== 'string') return undefined;
+  if (typeof expiresAt !== 'number' || !Number.isFinite(expiresAt)) return undefined;
+  return { term, nodeId, address, expiresAt, renewedAt: typeof renewedAt === 'number' ? renewedAt : 0 };
+}
+
+export function formatLease(record: LeaseRecord): string {
+  return JSON.stringify({
+    term: record.term.toString(),
+    nodeId: record.nodeId,
+    address: record.address,
+    expiresAt: record.expiresAt,
+    renewedAt: record.renewedAt,
+  }) + '\n';
+}
+
+/** A term file's content; unreadable content gives a claim with unknown holder. */
+export function parseTermClaim(term: bigint, text: string): TermClaim {
+  const value = parseObject(text);
+  const field = (name: string): unknown => (value === undefined ? undefined : value[name]);
+  const nodeId = field('nodeId');
+  const address = field('address');
+  const createdAt = field('createdAt');
+  return {
+    term,
+    nodeId: typeof nodeId === 'string' ? nodeId : undefined,
+    address: typeof address === 'string' ? address : undefined,
+    createdAt: typeof createdAt === 'number' && Number.isFinite(createdAt) ? createdAt : undefined,
+  };
+}
+
+export function formatTermClaim(claim: { nodeId: string; address: string; createdAt: number }): string {
+  return JSON.stringify({ nodeId: claim.nodeId, address: claim.address, createdAt: claim.createdAt }) + '\n';
+}
+
+export function parseHeartbeat(text: string): Heartbeat | undefined {
+  const value = parseObject(text);
+  if (value === undefined) return undefined;
+  const { nodeId, address, role, term, lastHeartbeat, databases } = value;
+  if (typeof nodeId !== 'string' || typeof address !== 'string') return undefined;
+  if (role !== 'primary' && role !== 'replica' && role !== 'candidate') return undefined;
+  if (typeof lastHeartbeat !== 'number') return undefined;
+  const positions: Record<string, { position: string }> = {};
+  if (typeof databases === 'object' && databases !== null && !Array.isArray(databases)) {
+    for (const [name, entry] of Object.entries(databases as Record<string, unknown>)) {
+      const position = typeof entry === 'object' && entry !== null ? (entry as { position?: unknown }).position : undefined;
+      if (typeof position === 'string') positions[name] = { position };
+    }
+  }
+  return { nodeId, address, role, term: typeof term === 'string' ? term : '0', lastHeartbeat, databases: positions };
+}
+
+export function formatHeartbeat(heartbeat: Heartbeat): string {
+  return JSON.stringify(heartbeat) + '\n';
+}
+
+export class LeaseStore {
+  readonly clusterDir: string;
+  readonly termsDir: string;
+  readonly nodesDir: string;
+  readonly leaseFile: string;
+  private readonly fs: SyncFs;
+  private readonly path: PathModule;
+
+  constructor(dataDir: string, fs: SyncFs, path: PathModule) {
+    this.fs = fs;
+    this.path = path;
+    this.clusterDir = path.join(dataDir, 'cluster');
+    this.termsDir = path.join(this.clusterDir, 'terms');
+    this.nodesDir = path.join(this.clusterDir, 'nodes');
+    this.leaseFile = path.join(this.clusterDir, 'lease.json');
+  }
+
+  ensureLayout(): void {
+    this.fs.mkdirSync(this.termsDir, { recursive: true });
+    this.fs.mkdirSync(this.nodesDir, { recursive: true });
+  }
+
+  /** undefined when there is no lease.json, or it is not a lease record. */
+  readLease(): LeaseRecord | undefined {
+    let text: string;
+    try {
+      text = this.fs.readFileSync(this.leaseFile, 'utf8');
+    } catch (error) {
+      if (hasErrorCode(error, 'ENOENT')) return undefined;
+      throw error;
+    }
+    return parseLease(text);
+  }
+
+  writeLease(record: LeaseRecord): void {
+    this.replace(this.clusterDir, this.leaseFile, formatLease(record), true);
+  }
+
+  /** The highest term in cluster/terms, with its content; undefined when there is none. */
+  highestTerm(): TermClaim | undefined {
+    let highest: bigint | undefined;
+    for (const name of this.fs.readdirSync(this.termsDir)) {
+      const term = parseTermName(name);
+      if (term !== undefined && (highest === undefined || term > highest)) highest = term;
+    }
+    if (highest === undefined) return undefined;
+    let text = '';
+    try {
+      text = this.fs.readFileSync(this.path.join(this.termsDir, highest.toString()), 'utf8');
+    } catch (error) {
+      if (!hasErrorCode(error, 'ENOENT')) throw error;
+    }
+    return parseTermClaim(highest, text);
+  }
+
+  /**
+   * Create cluster/terms/<term> exclusively. true: this node won the term; false: it exists
+   * already (another node won it). A file created but not fully written is left in place: the
+   * term is spent either way.
+   */
+  claimTerm(term: bigint, claim: { nodeId: string; address: string; createdAt: number }): boolean {
+    const file = this.path.join(this.termsDir, term.toString());
+    let fd: number;
+    try {
+      fd = this.fs.openSync(file, 'wx', 0o644);
+    } catch (error) {
+      if (hasErrorCode(error, 'EEXIST')) return false;
+      throw error;
+    }
+    try {
+      const bytes = Buffer.from(formatTermClaim(claim), 'utf8');
+      let offset = 0;
+      while (offset < bytes.length) offset += this.fs.writeSync(fd, bytes, offset, bytes.length - offset);
+      this.fs.fsyncSync(fd);
+    } finally {
+      this.fs.closeSync(fd);
+    }
+    this.fsyncDir(this.termsDir);
+    return true;
+  }
+
+  writeHeartbeat(heartbeat: Heartbeat): void {
+    this.replace(this.nodesDir, this.path.join(this.nodesDir, `${heartbeat.nodeId}.json`), formatHeartbeat(heartbeat), false);
+  }
+
+  /** Readers see the old or the new content, never a torn one. */
+  private replace(dir: string, target: string, text: string, durable: boolean): void {
+    const suffix = `${process.pid.toString(36)}-${Math.random().toString(36).slice(2, 10)}`;
+    const temp = this.path.join(dir, `.tmp-${target.slice(dir.length + 1)}-${suffix}`);
+    try {
+      const fd = this.fs.openSync(temp, 'wx', 0o644);
+      try {
+        const bytes = Buffer.from(text, 'utf8');
+        let offset = 0;
+        while (offset < bytes.length) offset += this.fs.writeSync(fd, bytes, offset, bytes.length - offset);
+        if (durable) this.fs.fsyncSync(fd);
+      } finally {
+        this.fs.closeSync(fd);
+      }
+      this.fs.renameSync(temp, target);
+    } catch (error) {
+      try {
+        this.fs.rmSync(temp, { force: true });
+      } catch {
+        // the write error is the one to report
+      }
+      throw error;
+    }
+    if (durable) this.fsyncDir(dir);
+  }
+
+  private fsyncDir(dir: string): void {
+    const fd = this.fs.openSync(dir, 'r');
+    try {
+      this.fs.fsyncSync(fd);
+    } finally {
+      this.fs.closeSync(fd);
+    }
+  }
+}
+
+/** Every node's last heartbeat, sorted by node id (main thread, for GET /v1/cluster). */
+export async function readHeartbeats(dataDir: string): Promise<Heartbeat[]> {
+  const dir = path.join(dataDir, 'cluster', 'nodes');
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch (error) {
+    if (hasErrorCode(error, 'ENOENT')) return [];
+    throw error;
+  }
+  const heartbeats: Heartbeat[] = [];
+  for (const name of names) {
+    if (name.startsWith('.') || !name.endsWith('.json')) continue;
+    let text: string;
+    try {
+      text = await readFile(path.join(dir, name), 'utf8');
+    } catch (error) {
+      if (hasErrorCode(error, 'ENOENT')) continue;
+      throw error;
+    }
+    const heartbeat = parseHeartbeat(text);
+    if (heartbeat !== undefined) heartbeats.push(heartbeat);
+  }
+  return heartbeats.sort((a, b) => (a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : 0));
+}
+
+/** The source text of the functions and the class above that the keeper thread runs (see the header). */
+export function leaseStoreSource(): string {
+  const functions = [hasErrorCode, parseTermName, parseDecimal, parseObject, parseLease, formatLease, parseTermClaim, formatTermClaim, parseHeartbeat, formatHeartbeat];
+  return [...functions.map((fn) => fn.toString()), LeaseStore.toString()].join('\n\n');
+}

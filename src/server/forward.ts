@@ -1,0 +1,53 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { LitebaseError } from '../errors.js';
+
+/** Who the Primary is, as this node currently sees it. */
+export interface ClusterView {
+  readonly nodeId: string;
+  role(): 'primary' | 'replica';
+  primaryAddress(): string | undefined;
+}
+
+const FORWARDED_HEADER = 'x-litebase-forwarded-by';
+
+const primaryUnavailable = (message: string, cause?: unknown): LitebaseError =>
+  new LitebaseError('PRIMARY_UNAVAILABLE', message, { status: 503, retryAfterSeconds: 1, cause });
+
+/**
+ * Send a request that must run on the Primary there, and answer with the Primary's answer
+ * (DESIGN.md §7): the client sees one answer, whichever node it asked. A request is forwarded at
+ * most once, so two nodes that each think the other is Primary answer 503 instead of looping.
+ */
+export async function forwardToPrimary(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  cluster: ClusterView,
+  timeoutMs: number,
+): Promise<FastifyReply> {
+  if (request.headers[FORWARDED_HEADER]) {
+    throw primaryUnavailable(`node ${cluster.nodeId} is not the Primary either; the cluster is electing one`);
+  }
+  const primary = cluster.primaryAddress();
+  if (!primary) throw primaryUnavailable('no Primary is known right now; the cluster is electing one');
+  const headers: Record<string, string> = { [FORWARDED_HEADER]: cluster.nodeId };
+  if (request.headers.authorization) headers.authorization = request.headers.authorization;
+  const hasBody = request.body !== undefined && request.body !== null;
+  if (hasBody) headers['content-type'] = 'application/json';
+  let response: Response;
+  try {
+    response = await fetch(new URL(request.url, primary), {
+      method: request.method,
+      headers,
+      ...(hasBody ? { body: JSON.stringify(request.body) } : {}),
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+  } catch (error) {
+    throw primaryUnavailable(`the Primary at ${primary} did not answer: ${(error as Error).message}`, error);
+  }
+  const body = Buffer.from(await response.arrayBuffer());
+  const retryAfter = response.headers.get('retry-after');
+  if (retryAfter) void reply.header('retry-after', retryAfter);
+  const contentType = response.headers.get('content-type');
+  if (contentType) void reply.header('content-type', contentType);
+  return reply.status(response.status).send(response.status === 204 ? undefined : body);
+}
