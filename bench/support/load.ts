@@ -9,10 +9,12 @@ export interface LoadSpec {
   path: string;
   headers?: Record<string, string>;
   /**
-   * Request body. A function is called once per request, so every INSERT carries a fresh value
-   * and every SELECT a fresh random id (a constant body would let caches flatter the result).
+   * Request bodies, prepared before the run (see `prepareBodies`). Each becomes one pre-built
+   * request; every connection cycles through them in order, so the load generator does no
+   * per-request work beyond writing a ready buffer. Omitted: one request without a body.
+   * A body adds `content-type: application/json` to the headers.
    */
-  body?: string | (() => string);
+  bodies?: readonly string[];
   connections: number;
   seconds: number;
   /** The server's process id, to report its CPU use during the run. */
@@ -48,6 +50,32 @@ export interface LoadResult {
   cpu: CpuUsage;
 }
 
+/** How many distinct prepared requests a load cycles through. */
+export const PREPARED_REQUESTS = 1000;
+
+/**
+ * `count` request bodies made up front by `make(0..count-1)`. The Litebase load and the HTTP
+ * ceiling it is compared with are given the same array, so both send byte-identical bodies and
+ * cost the load generator the same per request.
+ */
+export function prepareBodies(make: (index: number) => string, count = PREPARED_REQUESTS): string[] {
+  return Array.from({ length: count }, (_, index) => make(index));
+}
+
+/**
+ * autocannon turns each entry of `requests` into a complete request buffer (request line, headers,
+ * content-length, body) once per connection when the run starts, and then only cycles through the
+ * buffers. No `setupRequest` callback: with one, it would rebuild the buffer for every request.
+ */
+function buildRequests(spec: LoadSpec): autocannon.Request[] {
+  const headers: Record<string, string> = { ...(spec.headers ?? {}) };
+  if (spec.bodies === undefined) return [{ method: spec.method, path: spec.path, headers }];
+  if (spec.bodies.length === 0) throw new Error(`${spec.title}: no request bodies prepared`);
+  headers['content-type'] = 'application/json';
+  // A copy of the headers per request: autocannon adds each body's content-length to them.
+  return spec.bodies.map((body) => ({ method: spec.method, path: spec.path, headers: { ...headers }, body }));
+}
+
 function percentile(sorted: Float64Array, p: number): number {
   if (sorted.length === 0) return 0;
   // Nearest-rank: the smallest value with at least p% of the samples at or below it.
@@ -61,18 +89,7 @@ function percentile(sorted: Float64Array, p: number): number {
  * HTTP ceiling's p50 is well under 1 ms on a fast machine and would otherwise read as 0 or 1.
  */
 export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
-  const headers: Record<string, string> = { ...(spec.headers ?? {}) };
-  if (spec.body !== undefined) headers['content-type'] = 'application/json';
-  const makeBody = spec.body;
-  const request: autocannon.Request = {
-    method: spec.method,
-    path: spec.path,
-    headers,
-    ...(typeof makeBody === 'string' ? { body: makeBody } : {}),
-    ...(typeof makeBody === 'function'
-      ? { setupRequest: (built: autocannon.Request): autocannon.Request => ({ ...built, body: makeBody() }) }
-      : {}),
-  };
+  const requests = buildRequests(spec);
 
   // Growable buffer: a plain number[] of 200k+ boxed values would add GC work to the load generator,
   // which shares the machine's two cores with the server under test.
@@ -87,7 +104,7 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
         url: spec.url,
         connections: spec.connections,
         duration: spec.seconds,
-        requests: [request],
+        requests,
         // Keep-alive and no pipelining: 64 independent clients, each with one request in flight.
         pipelining: 1,
         timeout: 30,

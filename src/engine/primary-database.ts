@@ -358,6 +358,8 @@ export class PrimaryDatabase {
     this.capture.close();
     mkdirSync(this.options.local.databaseDir(meta.name), { recursive: true });
     const recovered = await recoverLocalCopy({ sqliteFile: this.sqliteFile, stateFile: this.stateFile }, this.log, meta.id, this.logger);
+    // close() may have run while the log was replayed.
+    if ((this.state as State) === 'closed') return;
     if (recovered.replayedSegments > 0) metrics.localRecoveries.inc({ database: meta.name });
     this.connections = this.openConnections();
     this.capture = new WalCapture(`${this.sqliteFile}-wal`);
@@ -384,14 +386,21 @@ export class PrimaryDatabase {
   }
 
   private onLogFailure(error: LitebaseError): void {
-    this.logger.error({ err: error }, 'segment could not be persisted; rolling the local copy back to the log');
-    if (error.code === 'LOG_POSITION_TAKEN' || error.code === 'LEASE_LOST') this.options.onDeposed?.(error.message);
     this.state = 'recovering';
+    if (error.code === 'LOG_POSITION_TAKEN' || error.code === 'LEASE_LOST') {
+      // Another node writes the log now: this engine is about to be replaced by a replica, which
+      // rebuilds the local copy from the log (dropping what this node committed locally).
+      this.logger.warn({ err: error }, 'deposed: another node writes the log');
+      this.options.onDeposed?.(error.message);
+      return;
+    }
+    this.logger.error({ err: error }, 'segment could not be persisted; rolling the local copy back to the log');
     void this.retryRecovery();
   }
 
   private async retryRecovery(): Promise<void> {
     for (let attempt = 1; this.state === 'recovering'; attempt++) {
+      if (attempt > 1 && !(this.options.canWrite?.() ?? true)) return;
       try {
         await this.recover();
         return;
@@ -482,6 +491,7 @@ export class PrimaryDatabase {
   /** Stop: finish pending segments, fold the WAL into the file, close the connections. */
   async close(): Promise<void> {
     if (this.state === 'closed') return;
+    await this.recovery?.catch(() => undefined);
     const release = await this.writeLock.acquire(this.options.config.limits.waitTimeoutMs).catch(() => undefined);
     try {
       for (const id of [...this.transactions.keys()]) this.endTransaction(id, 'aborted by shutdown', 'ROLLBACK');

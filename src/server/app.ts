@@ -7,6 +7,7 @@ import { LitebaseError } from '../errors.js';
 import type { Metrics } from '../metrics.js';
 import type { ClusterView } from './forward.js';
 import { secretMatcher } from './root-key.js';
+import { clusterRoutes } from './routes/cluster.js';
 import { databaseRoutes } from './routes/databases.js';
 import { queryRoutes } from './routes/query.js';
 
@@ -86,7 +87,9 @@ export function buildApp(context: AppContext): App {
 
   app.setErrorHandler((error, request, reply) => {
     const { status, body, retryAfter } = toErrorResponse(error);
-    if (status >= 500) request.log.error({ err: error, url: request.url }, 'request failed');
+    // 503s are expected while the cluster elects or a log is unavailable: a line, not a stack.
+    if (status === 503) request.log.warn({ code: body.error.code, url: request.url }, body.error.message);
+    else if (status >= 500) request.log.error({ err: error, url: request.url }, 'request failed');
     if (retryAfter !== undefined) void reply.header('retry-after', String(retryAfter));
     return reply.status(status).send(body);
   });
@@ -141,5 +144,6 @@ export function buildApp(context: AppContext): App {
 
   app.register(databaseRoutes(context));
   app.register(queryRoutes(context));
+  app.register(clusterRoutes(context));
   return app;
 }

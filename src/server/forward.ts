@@ -1,4 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { ClusterMember } from '../cluster/cluster-member.js';
 import { LitebaseError } from '../errors.js';
 
 /** Who the Primary is, as this node currently sees it. */
@@ -6,6 +7,8 @@ export interface ClusterView {
   readonly nodeId: string;
   role(): 'primary' | 'replica';
   primaryAddress(): string | undefined;
+  /** The election and heartbeats (GET /v1/cluster). */
+  readonly member: ClusterMember;
 }
 
 const FORWARDED_HEADER = 'x-litebase-forwarded-by';

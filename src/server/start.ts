@@ -1,7 +1,8 @@
 import { mkdirSync } from 'node:fs';
 import { pino, type Logger } from 'pino';
+import { ClusterMember } from '../cluster/cluster-member.js';
 import type { LitebaseConfig } from '../config/config.js';
-import { NodeDatabases } from '../engine/node-databases.js';
+import { NodeDatabases, type NodeRole } from '../engine/node-databases.js';
 import { Metrics } from '../metrics.js';
 import { DatabaseCatalog } from '../storage/catalog.js';
 import { LocalLayout, SharedLayout } from '../storage/layout.js';
@@ -16,9 +17,11 @@ export interface RunningNode {
   close(): Promise<void>;
 }
 
+const engineRole = (role: string): NodeRole => (role === 'primary' ? 'primary' : 'replica');
+
 /**
- * Start one Litebase node: open every database (rebuilding local copies from the log as needed),
- * then listen. Until clusters exist this node is the Primary of every database, at term 0.
+ * Start one Litebase node: join the cluster on the shared folder (a node alone elects itself),
+ * open every database as Primary or Replica according to the role it got, then listen.
  */
 export async function startNode(config: LitebaseConfig, logger: Logger = pino({ level: config.logLevel })): Promise<RunningNode> {
   const shared = new SharedLayout(config.dataDir);
@@ -29,26 +32,56 @@ export async function startNode(config: LitebaseConfig, logger: Logger = pino({ 
 
   const rootKey = await loadRootKey(config.rootKey, shared.rootKeyFile);
   const metrics = new Metrics();
-  const databases = new NodeDatabases({
-    catalog: new DatabaseCatalog(shared),
-    shared,
-    local,
-    config,
+  const member = await ClusterMember.start({
+    dataDir: config.dataDir,
+    nodeId: config.nodeId,
+    address: config.advertiseAddress,
+    leaseTtlMs: config.leaseTtlMs,
     logger,
-    metrics,
-    term: () => 0n,
-    canWrite: () => true,
-    onDeposed: (reason) => logger.error({ reason }, 'deposed'),
-  }, 'primary');
+  });
+  const catalog = new DatabaseCatalog(shared);
+  const databases = new NodeDatabases(
+    {
+      catalog,
+      shared,
+      local,
+      config,
+      logger,
+      metrics,
+      term: () => member.term,
+      canWrite: () => member.canWrite(),
+      onDeposed: (reason) => member.stepDown(reason),
+    },
+    engineRole(member.role),
+  );
+  member.on('role', (role, term) => {
+    logger.info({ role, term: term.toString() }, 'cluster role changed');
+    void databases.setRole(engineRole(role));
+  });
   await databases.openAll();
-  const cluster = { nodeId: config.nodeId, role: () => databases.role, primaryAddress: () => config.advertiseAddress };
 
+  // Heartbeats carry each database's position; replicas also pick up databases created or
+  // dropped by the Primary.
+  const housekeeping = setInterval(() => {
+    void (async () => {
+      if (databases.role === 'replica') await databases.syncWithCatalog();
+      member.setDatabasePositions(await databases.positions());
+    })().catch((error: unknown) => logger.warn({ err: error }, 'housekeeping failed'));
+  }, Math.min(1000, config.replicaPollMs));
+  housekeeping.unref();
+
+  const cluster = {
+    nodeId: config.nodeId,
+    role: () => databases.role,
+    primaryAddress: () => member.lease.primaryAddress,
+    member,
+  };
   const app = buildApp({ config, databases, cluster, metrics, rootKey: rootKey.secret, logger });
   await app.listen({ port: config.port, host: config.host });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
-  logger.info({ url, dataDir: config.dataDir, localDir: config.localDir, nodeId: config.nodeId }, 'litebase listening');
+  logger.info({ url, dataDir: config.dataDir, localDir: config.localDir, nodeId: config.nodeId, role: member.role }, 'litebase listening');
 
   let closing: Promise<void> | undefined;
   return {
@@ -57,8 +90,11 @@ export async function startNode(config: LitebaseConfig, logger: Logger = pino({ 
     rootKeyFile: rootKey.file,
     close: () => {
       closing ??= (async () => {
+        clearInterval(housekeeping);
         await app.close();
         await databases.close();
+        // Last: a Primary hands its lease over only once its databases are closed.
+        await member.stop();
       })();
       return closing;
     },

@@ -1,0 +1,44 @@
+import type { FastifyPluginAsync } from 'fastify';
+import type { AppContext } from '../app.js';
+
+/**
+ * GET /v1/cluster: the term, the Primary, and every node's role, last heartbeat and per-database
+ * position with its lag behind the Primary (in positions). Positions come from heartbeats, except
+ * this node's, which are live.
+ */
+export function clusterRoutes(context: AppContext): FastifyPluginAsync {
+  return async (app) => {
+    app.get('/v1/cluster', async () => {
+      const { member } = context.cluster;
+      const lease = member.lease;
+      const heartbeats = await member.nodes();
+      const ownPositions = await context.databases.positions();
+      const nodes = heartbeats.map((heartbeat) =>
+        heartbeat.nodeId === context.config.nodeId
+          ? { ...heartbeat, role: member.role, databases: ownPositions, lastHeartbeat: Date.now() }
+          : heartbeat,
+      );
+      const primary = nodes.find((node) => node.nodeId === lease.primaryNodeId);
+      const staleAfter = Math.max(3 * 1000, context.config.leaseTtlMs);
+      return {
+        term: member.term.toString(),
+        primary: lease.primaryNodeId ? { nodeId: lease.primaryNodeId, address: lease.primaryAddress } : null,
+        nodes: nodes.map((node) => ({
+          nodeId: node.nodeId,
+          address: node.address,
+          role: node.role,
+          term: node.term,
+          lastHeartbeat: new Date(node.lastHeartbeat).toISOString(),
+          alive: Date.now() - node.lastHeartbeat < staleAfter,
+          databases: Object.fromEntries(
+            Object.entries(node.databases).map(([name, { position }]) => {
+              const primaryPosition = primary?.databases[name]?.position;
+              const lag = primaryPosition === undefined ? null : Number(BigInt(primaryPosition) - BigInt(position));
+              return [name, { position, lag: lag === null ? null : Math.max(0, lag) }];
+            }),
+          ),
+        })),
+      };
+    });
+  };
+}
