@@ -128,6 +128,16 @@ export class NodeDatabases {
     return positions;
   }
 
+  /** Segments this node refused to apply (corrupt, foreign, out of order), per database. */
+  async logErrors(): Promise<Record<string, NonNullable<ReplicaDatabase['lastError']>>> {
+    const errors: Record<string, NonNullable<ReplicaDatabase['lastError']>> = {};
+    for (const [name, opening] of this.engines) {
+      const engine = await opening.catch(() => undefined);
+      if (engine instanceof ReplicaDatabase && engine.lastError) errors[name] = engine.lastError;
+    }
+    return errors;
+  }
+
   /** Switch every database to the new role (close, then reopen as the other kind). */
   setRole(role: NodeRole): Promise<void> {
     this.switching = this.switching.then(async () => {

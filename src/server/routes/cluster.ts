@@ -13,6 +13,7 @@ export function clusterRoutes(context: AppContext): FastifyPluginAsync {
       const lease = member.lease;
       const heartbeats = await member.nodes();
       const ownPositions = await context.databases.positions();
+      const ownErrors = await context.databases.logErrors();
       const nodes = heartbeats.map((heartbeat) =>
         heartbeat.nodeId === context.config.nodeId
           ? { ...heartbeat, role: member.role, databases: ownPositions, lastHeartbeat: Date.now() }
@@ -34,7 +35,9 @@ export function clusterRoutes(context: AppContext): FastifyPluginAsync {
             Object.entries(node.databases).map(([name, { position }]) => {
               const primaryPosition = primary?.databases[name]?.position;
               const lag = primaryPosition === undefined ? null : Number(BigInt(primaryPosition) - BigInt(position));
-              return [name, { position, lag: lag === null ? null : Math.max(0, lag) }];
+              // Only this node's own refused segments are known here; others report theirs.
+              const error = node.nodeId === context.config.nodeId ? ownErrors[name] : undefined;
+              return [name, { position, lag: lag === null ? null : Math.max(0, lag), ...(error ? { error } : {}) }];
             }),
           ),
         })),
