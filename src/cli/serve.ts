@@ -19,6 +19,9 @@ function serveOptions(): Array<[keyof ConfigInput, Option]> {
     ['authDisabled', new Option('--auth-disabled', 'turn authentication off: local development only (env LITEBASE_AUTH_DISABLED)')],
     ['groupCommit', new Option('--no-group-commit', 'one segment per transaction: for benchmarks only (env LITEBASE_GROUP_COMMIT=false)')],
     ['walCheckpointBytes', new Option('--wal-checkpoint-bytes <n>', 'checkpoint the local WAL past this size (env LITEBASE_WAL_CHECKPOINT_BYTES)')],
+    ['leaseTtlMs', new Option('--lease-ttl-ms <n>', 'Primary lease time to live, renewed every third of it (env LITEBASE_LEASE_TTL_MS, default 5000)')],
+    ['replicaPollMs', new Option('--replica-poll-ms <n>', 'how often replicas poll the log folder (env LITEBASE_REPLICA_POLL_MS, default 1000)')],
+    ['replicaWatch', new Option('--no-replica-watch', 'poll only, do not watch log folders (env LITEBASE_REPLICA_WATCH=false)')],
   ];
 }
 

@@ -297,19 +297,12 @@ describe('election among members of one process', () => {
     const replica = group.find((member) => member !== primary)!;
     replica.setDatabasePositions({ app: { position: '17' }, logs: { position: '3' } });
     primary.setDatabasePositions({ app: { position: '18' } });
-    const nodes = await waitFor(
-      'heartbeats with positions',
-      () => undefined,
-      0,
-    ).catch(async () => {
-      const deadline = Date.now() + 2000;
-      for (;;) {
-        const list = await primary.nodes();
-        if (list.length === 2 && list.every((node) => Object.keys(node.databases).length > 0)) return list;
-        if (Date.now() > deadline) return list;
-        await sleep(20);
-      }
-    });
+    let nodes = await primary.nodes();
+    const deadline = Date.now() + 2000;
+    while (!(nodes.length === 2 && nodes.every((node) => Object.keys(node.databases).length > 0)) && Date.now() < deadline) {
+      await sleep(20);
+      nodes = await primary.nodes();
+    }
     expect(nodes.map((node) => node.nodeId)).toEqual(['a', 'b']);
     const byId = new Map(nodes.map((node) => [node.nodeId, node]));
     expect(byId.get(primary.nodeId)).toMatchObject({ role: 'primary', term: '1', address: `http://${primary.nodeId}.internal:8080`, databases: { app: { position: '18' } } });
