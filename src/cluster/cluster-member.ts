@@ -176,7 +176,7 @@ export class ClusterMember extends EventEmitter<ClusterMemberEvents> {
   /**
    * Stop being the Primary now (the log showed a higher term or another writer): canWrite() is
    * false when this returns, the lease is not renewed, and this node does not stand again for
-   * TTL + clock skew, so another node wins the next term.
+   * 2 x TTL + clock skew (a full TTL after the others may), so another node wins the next term.
    */
   stepDown(reason: string): void {
     if (this.state !== 'running') return;

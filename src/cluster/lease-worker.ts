@@ -198,8 +198,9 @@ export function runKeeper(env: KeeperEnv): void {
     if (requested === shared.acknowledged()) return;
     const reason = stepDownReason ?? 'the engine asked';
     stepDownReason = undefined;
-    // Let the others win the next term: this node does not stand again for a while.
-    memory = { ...memory, holdOffUntil: Date.now() + ttl + settings.clockSkewMs };
+    // Let the others win the next term: this node's lease runs out within a TTL, then the others
+    // may stand after the skew allowance; this node waits one TTL more before it stands itself.
+    memory = { ...memory, holdOffUntil: Date.now() + 2 * ttl + settings.clockSkewMs };
     if (held !== undefined) loseLease(`asked to step down: ${reason}`);
     shared.acknowledge(requested);
   }

@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { ClusterMember } from '../cluster/cluster-member.js';
+import type { ClusterMember, LeaseView } from '../cluster/cluster-member.js';
 import { LitebaseError } from '../errors.js';
 
 /** Who the Primary is, as this node currently sees it. */
@@ -36,16 +36,32 @@ export async function forwardToPrimary(
   if (request.headers.authorization) headers.authorization = request.headers.authorization;
   const hasBody = request.body !== undefined && request.body !== null;
   if (hasBody) headers['content-type'] = 'application/json';
+  // A Primary that stops answering (paused, cut off) is replaced after its lease; the request is
+  // given up then, not after the full timeout. Its outcome is unknown: it may have committed.
+  const primaryChanged = new AbortController();
+  const onLease = (lease: LeaseView) => {
+    if (lease.primaryAddress !== primary) primaryChanged.abort();
+  };
+  cluster.member.on('lease', onLease);
   let response: Response;
   try {
     response = await fetch(new URL(request.url, primary), {
       method: request.method,
       headers,
       ...(hasBody ? { body: JSON.stringify(request.body) } : {}),
-      signal: AbortSignal.timeout(timeoutMs),
+      signal: AbortSignal.any([AbortSignal.timeout(timeoutMs), primaryChanged.signal]),
     });
   } catch (error) {
+    if (primaryChanged.signal.aborted) {
+      throw new LitebaseError(
+        'PRIMARY_CHANGED',
+        `the Primary changed while this request was with it at ${primary}; a write may or may not have been applied`,
+        { status: 503, retryAfterSeconds: 1, cause: error },
+      );
+    }
     throw primaryUnavailable(`the Primary at ${primary} did not answer: ${(error as Error).message}`, error);
+  } finally {
+    cluster.member.off('lease', onLease);
   }
   const body = Buffer.from(await response.arrayBuffer());
   const retryAfter = response.headers.get('retry-after');

@@ -194,13 +194,24 @@ describe('cluster on a shared folder', () => {
     const acknowledged: string[] = [];
     let stop = false;
     let sequence = 0;
+    let paused: TestServer | undefined;
     const writer = async () => {
       while (!stop) {
-        for (const node of nodes) {
+        // Clients talk to the nodes that run; the paused one would just hold the request.
+        for (const node of nodes.filter((candidate) => candidate !== paused)) {
           if (stop) break;
           const value = `s${sequence++}`;
-          const response = await insert(node, value).catch(() => undefined);
+          const response = await fetch(`${node.url}/v1/databases/app/query`, {
+            method: 'POST',
+            headers: { authorization: `Bearer ${node.key}`, 'content-type': 'application/json' },
+            body: JSON.stringify({ statements: [{ sql: 'INSERT INTO t(v) VALUES (?)', params: [value] }] }),
+            signal: AbortSignal.timeout(3000),
+          }).catch(() => undefined);
           if (response?.status === 200) acknowledged.push(value);
+          else {
+            if (process.env.DEBUG_CLUSTER) console.log(node.url, response?.status, response && (await response.text()));
+            await new Promise((resolve) => setTimeout(resolve, 20));
+          }
         }
       }
     };
@@ -208,6 +219,7 @@ describe('cluster on a shared folder', () => {
     for (let round = 0; round < 3; round++) {
       const primary = (await primaryOf(nodes))!;
       const termBefore = BigInt((await cluster(primary)).term);
+      paused = primary;
       primary.child.kill('SIGSTOP');
       const others = nodes.filter((node) => node !== primary);
       await waitFor(async () => {
@@ -216,6 +228,7 @@ describe('cluster on a shared folder', () => {
       }, LEASE_TTL_MS + 5000, 'a takeover');
       await new Promise((resolve) => setTimeout(resolve, 300));
       primary.child.kill('SIGCONT');
+      paused = undefined;
       await waitFor(async () => (await cluster(primary)).nodes.find((n: any) => n.address === primary.url)?.role !== 'primary', 5000, 'the old primary to step down');
     }
     stop = true;

@@ -171,9 +171,10 @@ describe('election among members of one process', () => {
     const terms = readTerms(dataDir);
     expect(terms.map((file) => file.term)).toEqual([1n, 2n, 3n]);
     for (const file of terms) expect(file.nodeId).toBe(winners.get(file.term));
-    // Every term made exactly one member Primary.
+    // Every term after the first (won before the listeners were attached) made exactly one member Primary.
     const becamePrimary = events.filter((event) => event.role === 'primary');
-    expect(becamePrimary.map((event) => `${event.term}:${event.nodeId}`).sort()).toEqual([...winners].map(([term, id]) => `${term}:${id}`).sort());
+    const later = [...winners].filter(([term]) => term > 1n);
+    expect(becamePrimary.map((event) => `${event.term}:${event.nodeId}`).sort()).toEqual(later.map(([term, id]) => `${term}:${id}`).sort());
     expect(readLease(dataDir)).toMatchObject({ term: '3', nodeId: primary.nodeId });
   });
 
@@ -486,7 +487,7 @@ function compile(entry: string, outDir: string): string {
     const text = readFileSync(file, 'utf8');
     const output = ts.transpileModule(text, {
       fileName: file,
-      compilerOptions: { module: ts.ModuleKind.NodeNext, moduleResolution: ts.ModuleResolutionKind.NodeNext, target: ts.ScriptTarget.ES2022, esModuleInterop: true },
+      compilerOptions: { module: ts.ModuleKind.ES2022, target: ts.ScriptTarget.ES2022, esModuleInterop: true },
     });
     const target = path.join(outDir, path.relative(REPO_ROOT, file)).replace(/\.ts$/, '.js');
     mkdirSync(path.dirname(target), { recursive: true });
