@@ -118,6 +118,20 @@ function settingsFrom(options: ClusterMemberOptions): Settings {
   return { dataDir: path.resolve(options.dataDir), nodeId: options.nodeId, address: options.address, leaseTtlMs, heartbeatMs, clockSkewMs, pollMs };
 }
 
+/**
+ * terminate() waits for the thread to reach JavaScript; a keeper inside a file call on a hung
+ * file system (hard NFS mount) never does (DESIGN.md §10). Wait a little, then go on without it.
+ */
+async function terminate(worker: Worker): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const gaveUp = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, 1000);
+    timer.unref();
+  });
+  await Promise.race([worker.terminate().then(() => undefined, () => undefined), gaveUp]);
+  clearTimeout(timer);
+}
+
 const NO_LEASE: LeaseView = { term: 0n, primaryNodeId: undefined, primaryAddress: undefined, expiresAt: 0 };
 
 export class ClusterMember extends EventEmitter<ClusterMemberEvents> {
@@ -221,7 +235,7 @@ export class ClusterMember extends EventEmitter<ClusterMemberEvents> {
     const worker = this.worker;
     this.worker = undefined;
     this.stopping ??= Promise.resolve();
-    if (worker !== undefined) await worker.terminate();
+    if (worker !== undefined) await terminate(worker);
   }
 
   private async shutdown(release: boolean): Promise<void> {
@@ -240,7 +254,7 @@ export class ClusterMember extends EventEmitter<ClusterMemberEvents> {
         sendToKeeper(worker, { type: 'stop', release });
       });
       this.worker = undefined;
-      await worker.terminate();
+      await terminate(worker);
     }
     // Whatever the keeper managed to do, this node writes no more.
     this.shared.requestStepDown();

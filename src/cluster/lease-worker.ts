@@ -167,7 +167,7 @@ export function runKeeper(env: KeeperEnv): void {
   }
 
   function publish(reason?: string): void {
-    port.postMessage({ type: 'state', role, term: memory.highestSeen, primary, reason });
+    port.postMessage({ type: 'state', role, term: held === undefined ? memory.highestSeen : held.term, primary, reason });
   }
 
   /** Views of an expired lease name nobody: there is no Primary to send writes to. */
@@ -278,20 +278,24 @@ export function runKeeper(env: KeeperEnv): void {
 
     const result = lib.decide({ nodeId, settings, now, localNow: local, lease, highest, held, memory });
     memory = result.memory;
-    shared.setTerm(memory.highestSeen);
     const decision = result.decision;
+    // While this node may write, the shared term stays the one it holds: a higher term is
+    // published only once it stepped down.
     switch (decision.action) {
       case 'renew':
         return writeLease(decision.term, now, local, decision.repair);
       case 'step-down':
         loseLease(decision.reason);
+        shared.setTerm(memory.highestSeen);
         primary = liveView(result.primary, now);
         return 0;
       case 'follow':
         setRole(decision.role);
+        shared.setTerm(memory.highestSeen);
         primary = liveView(result.primary, now);
         return Math.min(settings.pollMs, Math.max(0, decision.checkAt - now) + jitter());
       case 'stand':
+        shared.setTerm(memory.highestSeen);
         primary = liveView(result.primary, now);
         return stand(decision.term);
     }
@@ -326,7 +330,7 @@ export function runKeeper(env: KeeperEnv): void {
         nodeId,
         address,
         role,
-        term: memory.highestSeen.toString(),
+        term: (held === undefined ? memory.highestSeen : held.term).toString(),
         lastHeartbeat: Date.now(),
         databases,
       });

@@ -11,6 +11,7 @@ import type { DatabaseMeta } from '../storage/catalog.js';
 import type { LocalLayout, SharedLayout } from '../storage/layout.js';
 import { AsyncMutex, type Release } from './async-mutex.js';
 import { DurableLog } from './durable-log.js';
+import { PositionWaiters } from './position-waiters.js';
 import {
   isReadOnlyRequest,
   isSchemaChange,
@@ -86,6 +87,7 @@ export class PrimaryDatabase {
   private durableLog: DurableLog | undefined;
   private capture: WalCapture;
   private readonly writeLock = new AsyncMutex();
+  private readonly positionWaiters: PositionWaiters;
   private readonly transactions = new Map<string, InteractiveTransaction>();
   private readonly endedTransactions = new Map<string, string>();
   private checkpointing = false;
@@ -102,6 +104,7 @@ export class PrimaryDatabase {
     this.stateFile = local.stateFile(meta.name);
     this.capture = new WalCapture(`${this.sqliteFile}-wal`);
     this.logger = options.logger.child({ database: meta.name });
+    this.positionWaiters = new PositionWaiters(options.config.limits.waitTimeoutMs);
   }
 
   static async open(options: PrimaryDatabaseOptions): Promise<PrimaryDatabase> {
@@ -225,17 +228,7 @@ export class PrimaryDatabase {
 
   /** Wait (bounded) until this node has the given position durable. */
   async waitForPosition(minPosition: bigint): Promise<void> {
-    const deadline = Date.now() + this.options.config.limits.waitTimeoutMs;
-    while (this.position < minPosition) {
-      if (Date.now() >= deadline) {
-        throw new LitebaseError(
-          'POSITION_NOT_REACHED',
-          `position ${minPosition} was not reached within ${this.options.config.limits.waitTimeoutMs} ms (this node is at ${this.position})`,
-          { status: 503, retryAfterSeconds: 1, details: { position: this.position.toString() } },
-        );
-      }
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
+    await this.positionWaiters.wait(minPosition, () => this.position);
   }
 
   private forgetStatements(connections: Connections): void {
@@ -375,7 +368,10 @@ export class PrimaryDatabase {
       metrics,
       canWrite: this.options.canWrite ?? (() => true),
       onFailure: (error) => this.onLogFailure(error),
-      onFlushed: () => void this.checkpointIfLarge(),
+      onFlushed: () => {
+        this.positionWaiters.release(this.position);
+        void this.checkpointIfLarge();
+      },
     });
     metrics.position.set({ database: meta.name }, Number(recovered.position));
     this.state = 'ready';

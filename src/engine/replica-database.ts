@@ -12,6 +12,7 @@ import type { DatabaseMeta } from '../storage/catalog.js';
 import type { LocalLayout, SharedLayout } from '../storage/layout.js';
 import { isReadOnlyRequest, runReadOnly, StatementCache, type StatementInput, type StatementResult } from './executor.js';
 import { applyPagesToFile, recoverLocalCopy, writeLocalState } from './local-copy.js';
+import { PositionWaiters } from './position-waiters.js';
 
 export interface ReplicaDatabaseOptions {
   meta: DatabaseMeta;
@@ -34,11 +35,6 @@ interface Reader {
   statements: StatementCache;
 }
 
-interface PositionWaiter {
-  position: bigint;
-  resolve: () => void;
-}
-
 /**
  * One database on a node that does not write it (DESIGN.md §6): it tails the log, verifies each
  * segment (trailer, database id, the checksum chain), writes its pages into the local file, and
@@ -53,7 +49,7 @@ export class ReplicaDatabase {
   private catchingUp: Promise<void> | undefined;
   private again = false;
   private closed = false;
-  private readonly waiters: PositionWaiter[] = [];
+  private readonly positionWaiters: PositionWaiters;
   private readonly log: LogDirectory;
   private readonly tailer: LogTailer;
   private readonly sqliteFile: string;
@@ -69,6 +65,7 @@ export class ReplicaDatabase {
     this.sqliteFile = local.sqliteFile(meta.name);
     this.stateFile = local.stateFile(meta.name);
     this.logger = options.logger.child({ database: meta.name, role: 'replica' });
+    this.positionWaiters = new PositionWaiters(config.limits.waitTimeoutMs);
     this.tailer = new LogTailer({
       dir: this.log.dir,
       pollMs: config.replicaPollMs,
@@ -121,23 +118,8 @@ export class ReplicaDatabase {
 
   /** Wait (bounded) until this replica has applied `position`. */
   async waitForPosition(position: bigint): Promise<void> {
-    if (this.current >= position) return;
-    void this.catchUp();
-    const timeoutMs = this.options.config.limits.waitTimeoutMs;
-    await new Promise<void>((resolve, reject) => {
-      const waiter: PositionWaiter = { position, resolve: () => (clearTimeout(timer), resolve()) };
-      const timer = setTimeout(() => {
-        this.waiters.splice(this.waiters.indexOf(waiter), 1);
-        reject(
-          new LitebaseError(
-            'POSITION_NOT_REACHED',
-            `position ${position} was not applied within ${timeoutMs} ms (this replica is at ${this.current})`,
-            { status: 503, retryAfterSeconds: 1, details: { position: this.current.toString() } },
-          ),
-        );
-      }, timeoutMs);
-      this.waiters.push(waiter);
-    });
+    if (this.current < position) void this.catchUp();
+    await this.positionWaiters.wait(position, () => this.current);
   }
 
   private readerOrThrow(): Reader {
@@ -159,7 +141,7 @@ export class ReplicaDatabase {
     this.hashes = recovered.hashes;
     this.current = recovered.position;
     this.openReader();
-    this.releaseWaiters();
+    this.positionWaiters.release(this.current);
   }
 
   /** Apply every new segment, one pass at a time; a call during a pass schedules another. */
@@ -256,7 +238,7 @@ export class ReplicaDatabase {
   private publish(): void {
     this.openReader();
     this.options.metrics.position.set({ database: this.name }, Number(this.current));
-    this.releaseWaiters();
+    this.positionWaiters.release(this.current);
     if (Date.now() - this.lastStateWrite > 1000) {
       this.lastStateWrite = Date.now();
       void this.saveState();
@@ -269,16 +251,6 @@ export class ReplicaDatabase {
       position: this.current.toString(),
       checksum: formatChecksum(this.hashes.checksum),
     }).catch((error: unknown) => this.logger.warn({ err: error }, 'could not save replica state'));
-  }
-
-  private releaseWaiters(): void {
-    for (let i = this.waiters.length - 1; i >= 0; i--) {
-      const waiter = this.waiters[i];
-      if (waiter && waiter.position <= this.current) {
-        this.waiters.splice(i, 1);
-        waiter.resolve();
-      }
-    }
   }
 
   private report(position: bigint, code: string, message: string): void {
