@@ -17,8 +17,9 @@ const USAGE = `usage: npm run bench -- <write|read|all> [options]
        node dist/bench/run.js <write|read|all> [options]
 
   write   durable single-row INSERTs per second over HTTP (group commit on and off),
-          beside the HTTP ceiling (GET /healthz) and raw better-sqlite3 inserts
-  read    point SELECTs per second over HTTP beside the HTTP ceiling
+          beside the HTTP ceiling (POST /v1/ping with the same headers and bodies;
+          GET /healthz for reference) and raw better-sqlite3 inserts
+  read    point SELECTs per second over HTTP beside the same two HTTP ceilings
   all     write, then read; the last line combines both reports
 
 options:
@@ -111,8 +112,8 @@ async function main(): Promise<number> {
  */
 function armWatchdog(command: Command, options: BenchOptions): void {
   const window = options.warmupSeconds + options.measureSeconds;
-  // write: raw SQLite (2 x 3.5 s) + ceiling + two INSERT runs; read: ceiling + SELECT run.
-  const expected = (command === 'read' ? 0 : 7 + 3 * window) + (command === 'write' ? 0 : 2 * window);
+  // write: raw SQLite (2 x 3.5 s) + two ceilings + two INSERT runs; read: two ceilings + SELECT run.
+  const expected = (command === 'read' ? 0 : 7 + 4 * window) + (command === 'write' ? 0 : 3 * window);
   const limitSeconds = expected + 120;
   const timer = setTimeout(() => {
     const message = `benchmark did not finish within ${limitSeconds} s`;

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { track } from './support/cleanup.js';
 import { GET_CEILING_LABEL, HTTP_CEILING_ROUTE, measureCeilings, POST_CEILING_LABEL, type Ceilings, type LoadShape } from './support/ceiling.js';
-import { errorRateProblem, prepareBodies, runLoad, type LoadResult } from './support/load.js';
+import { bodyBytes, errorRateProblem, prepareBodies, runLoad, type LoadResult } from './support/load.js';
 import { machineInfo, type MachineInfo } from './support/machine.js';
 import { commitStats, scrapeMetrics, type CommitStats } from './support/metrics.js';
 import { rawSqliteInserts, type RawSqliteResult } from './support/raw-sqlite.js';
@@ -267,11 +267,6 @@ export async function runWriteBenchmark(options: BenchOptions): Promise<BenchOut
     failures,
   };
   return { report, table: writeTable(report) };
-}
-
-export function bodyBytes(bodies: readonly string[]): { min: number; max: number } {
-  const sizes = bodies.map((body) => Buffer.byteLength(body));
-  return { min: Math.min(...sizes), max: Math.max(...sizes) };
 }
 
 function roundCommit(stats: CommitStats): CommitStats {

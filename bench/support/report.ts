@@ -35,6 +35,7 @@ export interface LoadSummary {
   error_rate: number;
   status_counts: Record<string, number>;
   cpu: CpuUsage;
+  client_setup_ms: number;
 }
 
 export function summarize(result: LoadResult): LoadSummary {
@@ -53,6 +54,7 @@ export function summarize(result: LoadResult): LoadSummary {
     error_rate: round(result.errorRate, 5),
     status_counts: result.statusCounts,
     cpu: result.cpu,
+    client_setup_ms: round(result.clientSetupMs, 1),
   };
 }
 

@@ -187,6 +187,11 @@ export class ClusterMember extends EventEmitter<ClusterMemberEvents> {
     return this.shared.canWrite();
   }
 
+  /** The memory `canWrite()` reads, for threads that must check it themselves (the append worker). */
+  get writeFence(): SharedArrayBuffer {
+    return this.buffer;
+  }
+
   /**
    * Stop being the Primary now (the log showed a higher term or another writer): canWrite() is
    * false when this returns, the lease is not renewed, and this node does not stand again for

@@ -108,11 +108,20 @@ export function sharedState(buffer: SharedArrayBuffer): SharedState {
     acknowledge: (count) => {
       Atomics.store(ints, 2, count);
     },
-    canWrite: () =>
-      Atomics.load(ints, 0) === 2 &&
-      Atomics.load(ints, 1) === Atomics.load(ints, 2) &&
-      process.hrtime.bigint() < Atomics.load(bigs, 1),
+    canWrite: () => writeFenceOpen(buffer),
   };
+}
+
+/**
+ * May the node that owns `buffer` write the log now: Primary, no step-down pending, and inside the
+ * write window of its last renewal. Self-contained (no imports, no module values): the append
+ * worker embeds its source text and checks it right before linking a segment, so a process that
+ * was paused while a segment was queued cannot append it after it resumes.
+ */
+export function writeFenceOpen(buffer: SharedArrayBuffer): boolean {
+  const ints = new Int32Array(buffer, 0, 4);
+  const bigs = new BigInt64Array(buffer, 16, 2);
+  return Atomics.load(ints, 0) === 2 && Atomics.load(ints, 1) === Atomics.load(ints, 2) && process.hrtime.bigint() < Atomics.load(bigs, 1);
 }
 
 export interface KeeperEnv {

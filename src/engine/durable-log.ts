@@ -19,6 +19,8 @@ export interface DurableLogOptions {
   metrics: Metrics;
   /** Checked before each segment is sent: false once this node's lease is gone. */
   canWrite: () => boolean;
+  /** The same check, as shared memory the append worker reads right before it links a segment. */
+  writeFence?: SharedArrayBuffer;
   /** Called once when a segment cannot be made durable; every pending commit is rejected first. */
   onFailure: (error: LitebaseError) => void;
   /** Called after each flush that made commits durable (the owner may checkpoint its WAL then). */
@@ -188,7 +190,7 @@ export class DurableLog {
     );
     this.next = position + 1n;
     const stopTimer = metrics.segmentWriteSeconds.startTimer();
-    const done = this.options.log.append(position, bytes, this.stream).then(() => {
+    const done = this.options.log.append(position, bytes, this.stream, this.options.writeFence).then(() => {
       stopTimer();
       this.durableChecksum = postChecksum;
       metrics.segmentsWritten.inc({ database });

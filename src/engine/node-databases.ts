@@ -21,6 +21,8 @@ export interface NodeDatabasesOptions {
   term: () => bigint;
   /** False the moment this node's lease is not valid: checked before every segment is linked. */
   canWrite: () => boolean;
+  /** Shared memory holding the same answer, checked by the append worker before each link. */
+  writeFence?: SharedArrayBuffer;
   /** A segment position was taken by another writer: this node is no longer the Primary. */
   onDeposed: (reason: string) => void;
 }
@@ -80,6 +82,7 @@ export class NodeDatabases {
             metrics,
             term: this.options.term(),
             canWrite: this.options.canWrite,
+            ...(this.options.writeFence ? { writeFence: this.options.writeFence } : {}),
             onDeposed: this.options.onDeposed,
           })
         : ReplicaDatabase.open({ meta, shared, local, config, logger, metrics });

@@ -69,6 +69,7 @@ export interface PrimaryDatabaseOptions {
   term: bigint;
   /** False once this node may no longer write the log (its lease expired or was taken). */
   canWrite?: () => boolean;
+  writeFence?: SharedArrayBuffer;
   /** Another writer took a log position: this node must stop being the Primary. */
   onDeposed?: (reason: string) => void;
 }
@@ -367,6 +368,7 @@ export class PrimaryDatabase {
       position: recovered.position,
       metrics,
       canWrite: this.options.canWrite ?? (() => true),
+      ...(this.options.writeFence ? { writeFence: this.options.writeFence } : {}),
       onFailure: (error) => this.onLogFailure(error),
       onFlushed: () => {
         this.positionWaiters.release(this.position);

@@ -195,8 +195,10 @@ export class ReplicaDatabase {
           return;
         }
         if (header.term < this.lastTerm) {
-          this.report(position, 'LOG_TERM_REGRESSION', `${file} has term ${header.term}, older than term ${this.lastTerm} already applied`);
-          return;
+          // A deposed Primary got a segment in after a newer one: the fence should prevent that, so
+          // say so loudly. The position is still the log's truth and the checksum chain below
+          // decides whether it applies; every node replays it the same way.
+          this.logger.warn({ file, term: header.term.toString(), lastTerm: this.lastTerm.toString() }, 'segment from an older term');
         }
         if (header.preChecksum !== this.hashes.checksum) {
           this.logger.warn(

@@ -1,4 +1,5 @@
 import { Worker } from 'node:worker_threads';
+import { writeFenceOpen } from '../cluster/lease-worker.js';
 
 /**
  * Segment appends run on worker threads with synchronous file calls: one message in, one out.
@@ -12,6 +13,7 @@ import { Worker } from 'node:worker_threads';
  */
 const WORKER_SOURCE = `
 const { parentPort } = require('node:worker_threads');
+${writeFenceOpen.toString()}
 const fs = require('node:fs');
 const dirFds = new Map();
 // After an append to a folder fails, later appends of the same stream are refused: writing
@@ -25,13 +27,14 @@ function dirFd(dir) {
   }
   return fd;
 }
-parentPort.on('message', ({ id, dir, temp, target, bytes, stream }) => {
+parentPort.on('message', ({ id, dir, temp, target, bytes, stream, fence }) => {
   if (failedStreams.has(stream)) {
     parentPort.postMessage({ id, error: { code: 'EPIPELINE', message: 'an earlier segment of this stream failed' } });
     return;
   }
   let linked = false;
   try {
+    if (fence && !writeFenceOpen(fence)) throw Object.assign(new Error('the lease is gone'), { code: 'ELEASE' });
     const fd = fs.openSync(temp, 'wx', 0o644);
     try {
       let offset = 0;
@@ -40,6 +43,8 @@ parentPort.on('message', ({ id, dir, temp, target, bytes, stream }) => {
     } finally {
       fs.closeSync(fd);
     }
+    // Checked again at the last moment: the process may have been paused since the message came.
+    if (fence && !writeFenceOpen(fence)) throw Object.assign(new Error('the lease is gone'), { code: 'ELEASE' });
     fs.linkSync(temp, target);
     linked = true;
     try {
@@ -84,12 +89,12 @@ class AppendWorkerPool {
    * Appends of one `stream` (one writer of one log) always go to the same worker, which runs them
    * in order: a writer may send segment N+1 before N is durable and still never leave a hole.
    */
-  append(stream: string, dir: string, temp: string, target: string, bytes: Uint8Array): Promise<void> {
+  append(stream: string, dir: string, temp: string, target: string, bytes: Uint8Array, fence?: SharedArrayBuffer): Promise<void> {
     const worker = this.pick(stream);
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      worker.postMessage({ id, dir, temp, target, bytes, stream });
+      worker.postMessage({ id, dir, temp, target, bytes, stream, fence });
     });
   }
 

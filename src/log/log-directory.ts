@@ -47,10 +47,10 @@ export class LogDirectory {
    * same `stream` run in the order they were called; after one fails, the rest of the stream fail. On failure nothing is left under the final name (best effort after a link that
    * could not be made durable), so a failed write never turns up after a restart.
    */
-  async append(position: bigint, bytes: Uint8Array, stream = this.dir): Promise<void> {
+  async append(position: bigint, bytes: Uint8Array, stream = this.dir, fence?: SharedArrayBuffer): Promise<void> {
     const target = this.segmentPath(position);
     try {
-      await appendWorkers.append(stream, this.dir, tempName(target), target, bytes);
+      await appendWorkers.append(stream, this.dir, tempName(target), target, bytes, fence);
     } catch (error) {
       throw logWriteError(error, target);
     }
@@ -59,6 +59,13 @@ export class LogDirectory {
 
 export function logWriteError(error: unknown, file: string): LitebaseError {
   const code = systemErrorCode(error);
+  if (code === 'ELEASE') {
+    return new LitebaseError('LEASE_LOST', `this node no longer holds the Primary lease; ${file} was not written`, {
+      status: 503,
+      retryAfterSeconds: 1,
+      cause: error,
+    });
+  }
   if (code === 'EEXIST') {
     return new LitebaseError('LOG_POSITION_TAKEN', `another writer already wrote ${file}; this node steps down`, {
       status: 503,

@@ -50,6 +50,7 @@ export async function startNode(config: LitebaseConfig, logger: Logger = pino({ 
       metrics,
       term: () => member.term,
       canWrite: () => member.canWrite(),
+      writeFence: member.writeFence,
       onDeposed: (reason) => member.stepDown(reason),
     },
     engineRole(member.role),

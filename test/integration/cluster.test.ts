@@ -11,8 +11,13 @@ import { tempDir, TestServer } from '../support/server.js';
 const LEASE_TTL_MS = 1000;
 const servers: TestServer[] = [];
 
-afterEach(async () => {
+afterEach(async (context) => {
   for (const server of servers.splice(0)) {
+    // A failed test shows what the servers logged as errors.
+    if (context.task.result?.state === 'fail') {
+      const errors = server.output.split('\n').filter((line) => line.includes('"level":50'));
+      if (errors.length > 0) console.error(`${server.url}:\n${errors.slice(0, 5).join('\n')}`);
+    }
     if (server.child.signalCode === 'SIGSTOP') server.child.kill('SIGCONT');
     await server.stop('SIGKILL');
   }
@@ -81,14 +86,20 @@ async function valuesOn(node: TestServer, minPosition?: string): Promise<string[
   return response.body.results[0].rows.map((row: string[]) => row[0]);
 }
 
-/** Every segment in the log: its position is its file name, and each starts where the last ended. */
+/**
+ * Every segment in the log: its position is its file name, each starts where the last ended, and
+ * terms never go down (a deposed Primary appended nothing after a newer one took over).
+ */
 function checkLog(dataDir: string): { last: bigint; checksum: bigint } {
   const dir = path.join(dataDir, 'databases', 'app', 'log');
   const names = readdirSync(dir).filter((name) => name.endsWith('.seg')).sort();
   let expected = 0n;
   let last = 0n;
+  let term = 0n;
   for (const name of names) {
     const { header } = decodeSegment(readFileSync(path.join(dir, name)));
+    expect(header.term, `term of ${name}`).toBeGreaterThanOrEqual(term);
+    term = header.term;
     expect(header.position).toBe(BigInt(name.slice(0, 20)));
     expect(header.position).toBe(last + 1n);
     expect(header.preChecksum).toBe(expected);
