@@ -415,6 +415,7 @@ export function keeperSource(): string {
     "const path = require('node:path');",
     electionSource(),
     leaseStoreSource(),
+    writeFenceOpen.toString(),
     sharedState.toString(),
     runKeeper.toString(),
     'runKeeper({ port: parentPort, data: workerData, fs, path, lib: { decide, initialMemory, canWriteWindowMs, ' +

@@ -164,6 +164,8 @@ describe('election among members of one process', () => {
       expect(Date.now() - crashedAt).toBeLessThan(FAILOVER_LIMIT_MS);
       expect(next.term).toBe(term + 1n);
       winners.set(next.term, next.nodeId);
+      // Events come by message behind the shared memory: let this one arrive before the next crash.
+      await waitFor('its role event', () => events.find((event) => event.role === 'primary' && event.term === next.term), 2000);
       primary = next;
     }
     expect(watch.stop().overlaps).toEqual([]);
