@@ -161,6 +161,17 @@ describe('interactive transactions', () => {
     expect((await query({ statements: [{ sql: "SELECT count(*) FROM u WHERE k = 'gone'" }] })).body.results[0].rows).toEqual([[0]]);
   });
 
+  it('serves read-only statements while a transaction holds the write lock (reads never take the write path)', async () => {
+    const id = (await server.request('POST', '/v1/databases/api/transactions', { timeoutMs: 10_000 })).body.transaction.id;
+    const reads = await Promise.all([
+      query({ statements: [{ sql: 'SELECT count(*) FROM u' }] }),
+      query({ statements: [{ sql: 'WITH x(n) AS (SELECT 1) SELECT n FROM x' }, { sql: 'PRAGMA table_info(u)' }] }),
+      query({ mode: 'independent', statements: [{ sql: 'SELECT 1' }] }),
+    ]);
+    for (const read of reads) expect(read.status, JSON.stringify(read.body)).toBe(200);
+    expect((await server.request('POST', `/v1/databases/api/transactions/${id}/rollback`)).status).toBe(200);
+  });
+
   it('rolls back on its own when it times out, and frees the write lock', async () => {
     const id = (await server.request('POST', '/v1/databases/api/transactions', { timeoutMs: 300 })).body.transaction.id;
     await server.request('POST', `/v1/databases/api/transactions/${id}/query`, { statements: [{ sql: "INSERT INTO u(k) VALUES ('late')" }] });
