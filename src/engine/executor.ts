@@ -29,7 +29,47 @@ export class StatementError extends LitebaseError {
  * mode, checkpointing a WAL that holds transactions not yet in the log). Refused for everyone;
  * the fuller per-key statement guard belongs to access keys.
  */
-const FORBIDDEN_PRAGMA = /^\s*pragma\s+(?:[a-z_][a-z0-9_]*\s*\.\s*)?(journal_mode|wal_checkpoint|wal_autocheckpoint|locking_mode|synchronous|writable_schema|journal_size_limit|mmap_size)\b/i;
+const FORBIDDEN_PRAGMA = /^pragma\s+(?:[a-z_][a-z0-9_]*\s*\.\s*)?(journal_mode|wal_checkpoint|wal_autocheckpoint|locking_mode|synchronous|writable_schema|journal_size_limit|mmap_size|query_only)\b/i;
+/** Transactions are the API's (`mode`, /transactions): a COMMIT inside a request would end ours. */
+const TRANSACTION_CONTROL = /^(begin|commit|end|rollback|savepoint|release)\b/i;
+/** Statements that reach files outside the database, or bypass the log. */
+const OUTSIDE_THE_DATABASE = /^(attach|detach|vacuum)\b/i;
+const LOAD_EXTENSION = /\bload_extension\s*\(/i;
+
+/** The SQL with leading white space and comments removed, so a comment cannot hide a keyword. */
+function withoutLeadingComments(sql: string): string {
+  let rest = sql;
+  for (;;) {
+    const trimmed = rest.replace(/^\s+/, '');
+    if (trimmed.startsWith('--')) {
+      const end = trimmed.indexOf('\n');
+      rest = end < 0 ? '' : trimmed.slice(end + 1);
+    } else if (trimmed.startsWith('/*')) {
+      const end = trimmed.indexOf('*/');
+      rest = end < 0 ? '' : trimmed.slice(end + 2);
+    } else {
+      return trimmed;
+    }
+  }
+}
+
+/** Refuse what no request may run, before SQLite sees it. */
+function guardStatement(sql: string, index: number): void {
+  const head = withoutLeadingComments(sql);
+  if (TRANSACTION_CONTROL.test(head)) {
+    throw new StatementError(
+      'TRANSACTION_CONTROL_NOT_ALLOWED',
+      'transactions are controlled by the API: use "mode" or the /transactions routes, not BEGIN/COMMIT/ROLLBACK/SAVEPOINT',
+      index,
+    );
+  }
+  if (OUTSIDE_THE_DATABASE.test(head) || LOAD_EXTENSION.test(sql)) {
+    throw new StatementError('STATEMENT_NOT_ALLOWED', 'ATTACH, DETACH, VACUUM and load_extension are not allowed', index);
+  }
+  if (FORBIDDEN_PRAGMA.test(head)) {
+    throw new StatementError('STATEMENT_NOT_ALLOWED', 'this PRAGMA would bypass the replicated log and is not allowed', index);
+  }
+}
 
 /** Data-definition statements: after one commits, cached statements may describe an old schema. */
 const DDL = /^\s*(create|alter|drop)\b/i;
@@ -73,9 +113,7 @@ export class StatementCache {
       this.statements.set(sql, cached);
       return cached;
     }
-    if (FORBIDDEN_PRAGMA.test(sql)) {
-      throw new StatementError('STATEMENT_NOT_ALLOWED', 'this PRAGMA would bypass the replicated log and is not allowed', index);
-    }
+    guardStatement(sql, index);
     let statement: Statement;
     try {
       statement = this.db.prepare(sql);
@@ -179,7 +217,14 @@ export function isReadOnlyRequest(cache: StatementCache, statements: readonly St
 
 /** Run read-only statements; several of them see one snapshot. */
 export function runReadOnly(cache: StatementCache, reader: Database, statements: readonly StatementInput[]): StatementResult[] {
-  if (statements.length === 1 && statements[0]) return [runStatement(cache, reader, statements[0], 0)];
+  if (statements.length === 1 && statements[0]) {
+    try {
+      return [runStatement(cache, reader, statements[0], 0)];
+    } finally {
+      // Never leave the shared read connection inside a transaction (a stale snapshot for everyone).
+      if (reader.inTransaction) reader.exec('ROLLBACK');
+    }
+  }
   reader.exec('BEGIN');
   try {
     return statements.map((statement, index) => runStatement(cache, reader, statement, index));
