@@ -5,8 +5,11 @@ import { Command, CommanderError } from 'commander';
 import { LitebaseClientError } from '../client/client.js';
 import { LitebaseError } from '../errors.js';
 import { CliUsageError, processIo, type CliIo } from './common.js';
+import { registerCompactCommand } from './compact.js';
 import { registerDbCommands } from './db.js';
+import { registerKeyCommands } from './keys.js';
 import { registerQueryCommand } from './query.js';
+import { registerRestoreCommand } from './restore.js';
 import { registerServeCommand } from './serve.js';
 
 /**
@@ -27,6 +30,9 @@ export function buildProgram(io: CliIo = processIo): Command {
   registerServeCommand(program, io);
   registerDbCommands(program, io);
   registerQueryCommand(program, io);
+  registerRestoreCommand(program, io);
+  registerCompactCommand(program, io);
+  registerKeyCommands(program, io);
   return program;
 }
 

@@ -71,6 +71,17 @@ export interface DatabaseInfo {
   [detail: string]: unknown;
 }
 
+/** An access key as the server lists it (never with its secret, except once at creation). */
+export interface AccessKeyInfo {
+  id: string;
+  name: string;
+  createdAt: string;
+  revokedAt: string | null;
+  databases: string[];
+  actions: Array<'read' | 'write' | 'admin' | 'restore' | 'cluster'>;
+  secret?: string;
+}
+
 export interface TransactionInfo {
   id: string;
   expiresAt: string;
@@ -199,6 +210,21 @@ export class LitebaseClient {
 
   async dropDatabase(name: string): Promise<void> {
     await this.request('DELETE', databasePath(name));
+  }
+
+  // Access keys
+
+  /** `POST /v1/keys`: the answer holds the secret, shown this one time. */
+  async createKey(input: { name: string; databases: string[]; actions: AccessKeyInfo['actions'] }): Promise<AccessKeyInfo> {
+    return (await this.json<{ key: AccessKeyInfo }>('POST', '/v1/keys', { body: input })).key;
+  }
+
+  async listKeys(): Promise<AccessKeyInfo[]> {
+    return (await this.json<{ keys: AccessKeyInfo[] }>('GET', '/v1/keys')).keys;
+  }
+
+  async revokeKey(id: string): Promise<void> {
+    await this.request('DELETE', `/v1/keys/${encodeURIComponent(id)}`);
   }
 
   // Queries

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import type { CompactionSettings } from '../compactor/compactor.js';
 import { LitebaseError } from '../errors.js';
 
 /**
@@ -36,6 +37,20 @@ export interface LitebaseConfig {
   replicaWatch: boolean;
   /** The Primary's lease: renewed every third of it; others take over once it expired. */
   leaseTtlMs: number;
+  /** How to reach an S3 object store (ignored for file://). */
+  objectStoreOptions: ObjectStoreConnection;
+  /** Checkpoints, archive and retention (src/compactor). */
+  compaction: CompactionSettings;
+}
+
+/** S3 connection settings; absent credentials mean the AWS SDK's default chain. */
+export interface ObjectStoreConnection {
+  endpoint?: string;
+  region?: string;
+  forcePathStyle?: boolean;
+  accessKeyId?: string;
+  secretAccessKey?: string;
+  sessionToken?: string;
 }
 
 export interface LimitsConfig {
@@ -70,6 +85,17 @@ export type ConfigInput = Partial<{
   transactionTimeoutMs: number | string;
   maxTransactionTimeoutMs: number | string;
   waitTimeoutMs: number | string;
+  s3Endpoint: string;
+  s3Region: string;
+  s3ForcePathStyle: boolean | string;
+  s3AccessKeyId: string;
+  s3SecretAccessKey: string;
+  s3SessionToken: string;
+  compactionLogBytes: number | string;
+  compactionLogSegments: number | string;
+  archiveIntervalMs: number | string;
+  archiveBundleBytes: number | string;
+  retentionMs: number | string;
   config: string;
 }>;
 
@@ -94,6 +120,17 @@ const ENV_NAMES: Record<keyof ConfigInput, string> = {
   transactionTimeoutMs: 'LITEBASE_TRANSACTION_TIMEOUT_MS',
   maxTransactionTimeoutMs: 'LITEBASE_MAX_TRANSACTION_TIMEOUT_MS',
   waitTimeoutMs: 'LITEBASE_WAIT_TIMEOUT_MS',
+  s3Endpoint: 'LITEBASE_S3_ENDPOINT',
+  s3Region: 'LITEBASE_S3_REGION',
+  s3ForcePathStyle: 'LITEBASE_S3_FORCE_PATH_STYLE',
+  s3AccessKeyId: 'LITEBASE_S3_ACCESS_KEY_ID',
+  s3SecretAccessKey: 'LITEBASE_S3_SECRET_ACCESS_KEY',
+  s3SessionToken: 'LITEBASE_S3_SESSION_TOKEN',
+  compactionLogBytes: 'LITEBASE_COMPACTION_LOG_BYTES',
+  compactionLogSegments: 'LITEBASE_COMPACTION_LOG_SEGMENTS',
+  archiveIntervalMs: 'LITEBASE_ARCHIVE_INTERVAL_MS',
+  archiveBundleBytes: 'LITEBASE_ARCHIVE_BUNDLE_BYTES',
+  retentionMs: 'LITEBASE_RETENTION_MS',
   config: 'LITEBASE_CONFIG',
 };
 
@@ -181,6 +218,14 @@ export function loadConfig(flags: ConfigInput = {}, env: NodeJS.ProcessEnv = pro
     replicaPollMs: toInteger('replicaPollMs', input.replicaPollMs, 1000, 10),
     replicaWatch: toBoolean('replicaWatch', input.replicaWatch, true),
     leaseTtlMs: toInteger('leaseTtlMs', input.leaseTtlMs, 5000, 100),
+    objectStoreOptions: objectStoreConnection(input),
+    compaction: {
+      logBytes: toInteger('compactionLogBytes', input.compactionLogBytes, 64 * 1024 * 1024, 0),
+      logSegments: toInteger('compactionLogSegments', input.compactionLogSegments, 10_000, 0),
+      archiveIntervalMs: toInteger('archiveIntervalMs', input.archiveIntervalMs, 10 * 60 * 1000, 0),
+      bundleBytes: toInteger('archiveBundleBytes', input.archiveBundleBytes, 32 * 1024 * 1024, 1),
+      retentionMs: toInteger('retentionMs', input.retentionMs, 7 * 24 * 60 * 60 * 1000, 1),
+    },
     limits: {
       bodyLimitBytes: toInteger('bodyLimitBytes', input.bodyLimitBytes, 10 * 1024 * 1024, 1024),
       maxStatementsPerRequest: toInteger('maxStatementsPerRequest', input.maxStatementsPerRequest, 1000, 1),
@@ -189,4 +234,16 @@ export function loadConfig(flags: ConfigInput = {}, env: NodeJS.ProcessEnv = pro
       waitTimeoutMs: toInteger('waitTimeoutMs', input.waitTimeoutMs, 5_000, 1),
     },
   };
+}
+
+/** The S3 settings the user gave; the rest is left to the SDK (region default, credential chain). */
+export function objectStoreConnection(input: ConfigInput): ObjectStoreConnection {
+  const connection: ObjectStoreConnection = {};
+  if (input.s3Endpoint) connection.endpoint = input.s3Endpoint;
+  if (input.s3Region) connection.region = input.s3Region;
+  if (input.s3ForcePathStyle !== undefined) connection.forcePathStyle = toBoolean('s3ForcePathStyle', input.s3ForcePathStyle, false);
+  if (input.s3AccessKeyId) connection.accessKeyId = input.s3AccessKeyId;
+  if (input.s3SecretAccessKey) connection.secretAccessKey = input.s3SecretAccessKey;
+  if (input.s3SessionToken) connection.sessionToken = input.s3SessionToken;
+  return connection;
 }

@@ -232,3 +232,11 @@ export function runReadOnly(cache: StatementCache, reader: Database, statements:
     reader.exec('COMMIT');
   }
 }
+
+/** A key that may read a database sent a statement that writes. */
+export function readOnlyKey(database: string, statement = 0): LitebaseError {
+  return new LitebaseError('PERMISSION_DENIED', `this key may only read database ${database}; statement ${statement} writes`, {
+    status: 403,
+    details: { action: 'write', database, statement },
+  });
+}

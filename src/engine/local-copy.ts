@@ -1,6 +1,7 @@
 import { promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
+import { CheckpointDirectory, loadCheckpointIntoFile } from '../compactor/checkpoints.js';
 import { LitebaseError, systemErrorCode } from '../errors.js';
 import { LogDirectory } from '../log/log-directory.js';
 import { formatChecksum, pageHash, PageHashTable } from '../log/rolling-checksum.js';
@@ -31,6 +32,8 @@ export interface RecoveredCopy {
   hashes: PageHashTable;
   /** Segments replayed into the file during this recovery. */
   replayedSegments: number;
+  /** The checkpoint the file was rebuilt from, when the log no longer started after the local state. */
+  checkpoint?: bigint;
 }
 
 const DEFAULT_PAGE_SIZE = 4096;
@@ -149,13 +152,16 @@ async function replayLog(
 /**
  * Bring the local copy to the end of the log and prove it: the rolling checksum of the file must
  * equal the last segment's post-checksum. If the local copy is damaged, it is thrown away and
- * rebuilt from the whole log.
+ * rebuilt from the whole log. When the log no longer starts right after the local state (the
+ * compactor deleted segments it had archived), the file is first rebuilt from the newest checkpoint
+ * in `checkpoints` (by default the log folder's sibling), then the log after it is replayed.
  */
 export async function recoverLocalCopy(
   paths: LocalCopyPaths,
   log: LogDirectory,
   databaseId: string,
   logger: Logger,
+  checkpoints: CheckpointDirectory = CheckpointDirectory.besideLog(log.dir),
 ): Promise<RecoveredCopy> {
   // Never trust a local WAL: it can hold transactions whose segment was never made durable.
   await removeIfPresent(`${paths.sqliteFile}-wal`);
@@ -167,15 +173,21 @@ export async function recoverLocalCopy(
   if (state && state.databaseId === databaseId && haveFile) {
     from = { position: BigInt(state.position), checksum: BigInt(`0x${state.checksum}`) };
   }
+  let fromScratch = from.position === 0n;
 
   for (let attempt = 0; attempt < 2; attempt++) {
     let outcome: ReplayOutcome;
+    let checkpoint: bigint | undefined;
     try {
-      outcome = await replayLog(paths, log, databaseId, from);
+      const start = await startFromCheckpointIfCompacted(paths, log, checkpoints, databaseId, from, logger);
+      checkpoint = start.checkpoint;
+      outcome = await replayLog(paths, log, databaseId, start);
+      if (outcome.pageSize === 0 && start.pageSize !== undefined) outcome.pageSize = start.pageSize;
     } catch (error) {
-      if (from.position === 0n || !(error instanceof LitebaseError) || error.code !== 'LOG_CHAIN_BROKEN') throw error;
+      if (fromScratch || !(error instanceof LitebaseError) || error.code !== 'LOG_CHAIN_BROKEN') throw error;
       logger.warn({ err: error }, 'local state does not match the log; rebuilding the local copy from the whole log');
       from = { position: 0n, checksum: 0n };
+      fromScratch = true;
       continue;
     }
     const pageSize = outcome.pageSize || (await pageSizeOfFile(paths.sqliteFile));
@@ -186,9 +198,14 @@ export async function recoverLocalCopy(
         position: outcome.position.toString(),
         checksum: formatChecksum(hashes.checksum),
       });
-      return { position: outcome.position, hashes, replayedSegments: outcome.replayedSegments };
+      return {
+        position: outcome.position,
+        hashes,
+        replayedSegments: outcome.replayedSegments,
+        ...(checkpoint === undefined ? {} : { checkpoint }),
+      };
     }
-    if (from.position === 0n) {
+    if (fromScratch) {
       throw new LitebaseError(
         'LOCAL_REBUILD_MISMATCH',
         `rebuilding ${paths.sqliteFile} from the log gave checksum ${formatChecksum(hashes.checksum)}, the log says ${formatChecksum(outcome.expectedChecksum)}`,
@@ -199,8 +216,47 @@ export async function recoverLocalCopy(
       'local copy is damaged; rebuilding it from the whole log',
     );
     from = { position: 0n, checksum: 0n };
+    fromScratch = true;
   }
   throw new LitebaseError('LOCAL_REBUILD_FAILED', `could not rebuild ${paths.sqliteFile} from the log`);
+}
+
+/**
+ * Where replay starts: `from` when the log holds the segment right after it (or nothing newer
+ * exists anywhere); otherwise the newest checkpoint, loaded into the file, when the log after that
+ * checkpoint is complete. A checkpoint replaced by a newer one while it was read is retried.
+ */
+async function startFromCheckpointIfCompacted(
+  paths: LocalCopyPaths,
+  log: LogDirectory,
+  checkpoints: CheckpointDirectory,
+  databaseId: string,
+  from: { position: bigint; checksum: bigint },
+  logger: Logger,
+): Promise<{ position: bigint; checksum: bigint; checkpoint?: bigint; pageSize?: number }> {
+  for (let attempt = 1; ; attempt++) {
+    const after = (await log.positions()).filter((position) => position > from.position);
+    if (after[0] === from.position + 1n) return from;
+    const newest = (await checkpoints.positions()).filter((position) => position > from.position).at(-1);
+    if (newest === undefined) return from; // nothing newer than the local state, or a gap replay reports
+    const rest = after.filter((position) => position > newest);
+    if (rest.length > 0 && rest[0] !== newest + 1n) {
+      throw new LitebaseError(
+        'LOG_GAP',
+        `the log of database ${databaseId} continues at ${rest[0]} after checkpoint ${newest}; segment ${newest + 1n} is missing`,
+      );
+    }
+    const file = checkpoints.checkpointPath(newest);
+    try {
+      logger.info({ checkpoint: newest.toString(), localPosition: from.position.toString() }, 'the log starts after the local copy; loading the newest checkpoint');
+      const { header } = await loadCheckpointIntoFile(file, paths.sqliteFile, { databaseId });
+      return { position: newest, checksum: header.postChecksum, checkpoint: newest, pageSize: header.pageSize };
+    } catch (error) {
+      // A newer checkpoint replaced this one while it was read: look again.
+      if (systemErrorCode(error) === 'ENOENT' && attempt < 3) continue;
+      throw error;
+    }
+  }
 }
 
 /** The page size recorded in a SQLite header (bytes 16-17; 1 means 65536). */

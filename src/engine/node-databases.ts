@@ -1,9 +1,10 @@
 import type { Logger } from 'pino';
 import type { LitebaseConfig } from '../config/config.js';
-import { notFound } from '../errors.js';
+import { conflict, notFound, unavailable } from '../errors.js';
 import type { Metrics } from '../metrics.js';
 import type { DatabaseCatalog, DatabaseMeta } from '../storage/catalog.js';
 import type { LocalLayout, SharedLayout } from '../storage/layout.js';
+import type { ObjectStore } from '../storage/object-store.js';
 import { PrimaryDatabase } from './primary-database.js';
 import { ReplicaDatabase } from './replica-database.js';
 
@@ -25,6 +26,8 @@ export interface NodeDatabasesOptions {
   writeFence?: SharedArrayBuffer;
   /** A segment position was taken by another writer: this node is no longer the Primary. */
   onDeposed: (reason: string) => void;
+  /** The archive: Primaries run a compactor per database when it is given. */
+  objectStore?: ObjectStore;
 }
 
 /**
@@ -33,6 +36,8 @@ export interface NodeDatabasesOptions {
  */
 export class NodeDatabases {
   private readonly engines = new Map<string, Promise<Engine>>();
+  /** Names being created with content (a restore): hidden until their first state is in place. */
+  private readonly preparing = new Set<string>();
   private currentRole: NodeRole;
   private switching: Promise<void> = Promise.resolve();
 
@@ -51,10 +56,39 @@ export class NodeDatabases {
     for (const meta of await this.options.catalog.list()) await this.get(meta.name);
   }
 
-  /** Create a database (Primary only: the HTTP layer forwards this from replicas). */
-  async create(name: string): Promise<Engine> {
-    const meta = await this.options.catalog.create(name);
-    return this.openEngine(meta);
+  /**
+   * Create a database (Primary only: the HTTP layer forwards this from replicas). `prepare` runs
+   * after the catalog entry exists and before any engine opens it on this node (a restore writes
+   * the database's first checkpoint there); meanwhile the name answers 503 DATABASE_PREPARING
+   * here, and if `prepare` fails the database is dropped again.
+   */
+  async create(name: string, prepare?: (meta: DatabaseMeta) => Promise<void>): Promise<Engine> {
+    if (this.preparing.has(name)) throw conflict('DATABASE_EXISTS', `database ${name} is being created`);
+    if (!prepare) {
+      const meta = await this.options.catalog.create(name);
+      return this.openEngine(meta);
+    }
+    this.preparing.add(name);
+    try {
+      const meta = await this.options.catalog.create(name);
+      try {
+        await prepare(meta);
+      } catch (error) {
+        await this.options.catalog.drop(name).catch((dropError: unknown) =>
+          this.options.logger.error({ err: dropError, database: name }, 'could not drop a database whose creation failed'),
+        );
+        throw error;
+      }
+      this.preparing.delete(name);
+      return await this.openEngine(meta);
+    } finally {
+      this.preparing.delete(name);
+    }
+  }
+
+  /** True while `create` prepares the name, or when the catalog has it. */
+  async exists(name: string): Promise<boolean> {
+    return this.preparing.has(name) || this.engines.has(name) || (await this.options.catalog.find(name)) !== undefined;
   }
 
   /** The open engine, opening it on first use; 404 when the catalog does not have it. */
@@ -62,6 +96,9 @@ export class NodeDatabases {
     await this.switching;
     const opening = this.engines.get(name);
     if (opening) return opening;
+    if (this.preparing.has(name)) {
+      throw unavailable('DATABASE_PREPARING', `database ${name} is being created from a restore; retry shortly`);
+    }
     const meta = await this.options.catalog.find(name);
     if (!meta) throw notFound('DATABASE_NOT_FOUND', `database ${name} does not exist`);
     return this.openEngine(meta);
@@ -84,6 +121,7 @@ export class NodeDatabases {
             canWrite: this.options.canWrite,
             ...(this.options.writeFence ? { writeFence: this.options.writeFence } : {}),
             onDeposed: this.options.onDeposed,
+            ...(this.options.objectStore ? { objectStore: this.options.objectStore } : {}),
           })
         : ReplicaDatabase.open({ meta, shared, local, config, logger, metrics });
     this.engines.set(meta.name, opening);
@@ -92,7 +130,7 @@ export class NodeDatabases {
   }
 
   async list(): Promise<Engine[]> {
-    const metas = await this.options.catalog.list();
+    const metas = (await this.options.catalog.list()).filter((meta) => !this.preparing.has(meta.name));
     return Promise.all(metas.map((meta) => this.get(meta.name)));
   }
 
@@ -154,6 +192,7 @@ export class NodeDatabases {
         await engine?.close().catch((error: unknown) => this.options.logger.warn({ err: error }, 'close during role switch failed'));
       }
       for (const meta of await this.options.catalog.list()) {
+        if (this.preparing.has(meta.name)) continue;
         await this.openEngine(meta).catch((error: unknown) =>
           this.options.logger.error({ err: error, database: meta.name }, 'could not open database in its new role'),
         );

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import type { Logger } from 'pino';
+import { Compactor } from '../compactor/compactor.js';
 import type { LitebaseConfig } from '../config/config.js';
 import { LitebaseError, notFound, unavailable } from '../errors.js';
 import { LogDirectory } from '../log/log-directory.js';
@@ -9,11 +10,13 @@ import { formatChecksum } from '../log/rolling-checksum.js';
 import type { Metrics } from '../metrics.js';
 import type { DatabaseMeta } from '../storage/catalog.js';
 import type { LocalLayout, SharedLayout } from '../storage/layout.js';
+import type { ObjectStore } from '../storage/object-store.js';
 import { AsyncMutex, type Release } from './async-mutex.js';
 import { DurableLog } from './durable-log.js';
 import { PositionWaiters } from './position-waiters.js';
 import {
   isReadOnlyRequest,
+  readOnlyKey,
   isSchemaChange,
   runReadOnly,
   runStatement,
@@ -72,6 +75,8 @@ export interface PrimaryDatabaseOptions {
   writeFence?: SharedArrayBuffer;
   /** Another writer took a log position: this node must stop being the Primary. */
   onDeposed?: (reason: string) => void;
+  /** The object store: with it, a compactor checkpoints, archives and trims this database's log. */
+  objectStore?: ObjectStore;
 }
 
 type State = 'ready' | 'recovering' | 'closed';
@@ -93,6 +98,7 @@ export class PrimaryDatabase {
   private readonly endedTransactions = new Map<string, string>();
   private checkpointing = false;
   private recovery: Promise<void> | undefined;
+  private archiver: Compactor | undefined;
   private readonly log: LogDirectory;
   private readonly sqliteFile: string;
   private readonly stateFile: string;
@@ -135,18 +141,24 @@ export class PrimaryDatabase {
     return this.state === 'ready';
   }
 
-  /** Run a request's statements (API.md `query`), then wait until what it saw or wrote is durable. */
-  async query(statements: StatementInput[], mode: QueryMode, minPosition?: bigint): Promise<QueryOutcome> {
-    if (minPosition !== undefined) await this.waitForPosition(minPosition);
-    return mode === 'transaction' ? this.queryAsTransaction(statements) : this.queryIndependently(statements);
+  /** Checkpoints and archives this database (undefined without an object store). */
+  get compactor(): Compactor | undefined {
+    return this.archiver;
   }
 
-  private async queryAsTransaction(statements: StatementInput[]): Promise<QueryOutcome> {
+  /** Run a request's statements (API.md `query`), then wait until what it saw or wrote is durable. */
+  async query(statements: StatementInput[], mode: QueryMode, minPosition?: bigint, allowWrite = true): Promise<QueryOutcome> {
+    if (minPosition !== undefined) await this.waitForPosition(minPosition);
+    return mode === 'transaction' ? this.queryAsTransaction(statements, allowWrite) : this.queryIndependently(statements, allowWrite);
+  }
+
+  private async queryAsTransaction(statements: StatementInput[], allowWrite: boolean): Promise<QueryOutcome> {
     const connections = this.ready();
     if (isReadOnlyRequest(connections.readerStatements, statements)) {
       const results = runReadOnly(connections.readerStatements, connections.reader, statements);
       return { results, position: await this.afterRead() };
     }
+    if (!allowWrite) throw readOnlyKey(this.name);
     const results: StatementResult[] = [];
     const position = await this.write((writer, cache) => {
       statements.forEach((statement, index) => results.push(runStatement(cache, writer, statement, index)));
@@ -154,7 +166,7 @@ export class PrimaryDatabase {
     return { results, position };
   }
 
-  private async queryIndependently(statements: StatementInput[]): Promise<QueryOutcome> {
+  private async queryIndependently(statements: StatementInput[], allowWrite: boolean): Promise<QueryOutcome> {
     const results: Array<StatementResult | StatementFailure> = [];
     let lastWrite: bigint | undefined;
     for (const [index, statement] of statements.entries()) {
@@ -163,6 +175,7 @@ export class PrimaryDatabase {
         if (isReadOnlyRequest(connections.readerStatements, [statement])) {
           results.push(runStatement(connections.readerStatements, connections.reader, statement, index));
         } else {
+          if (!allowWrite) throw readOnlyKey(this.name, index);
           let result: StatementResult | undefined;
           lastWrite = await this.write((writer, cache) => {
             result = runStatement(cache, writer, statement, index);
@@ -373,10 +386,23 @@ export class PrimaryDatabase {
       onFlushed: () => {
         this.positionWaiters.release(this.position);
         void this.checkpointIfLarge();
+        this.archiver?.notify(this.position);
       },
     });
     metrics.position.set({ database: meta.name }, Number(recovered.position));
     this.state = 'ready';
+    if (this.options.objectStore && !this.archiver) {
+      this.archiver = new Compactor({
+        meta,
+        shared: this.options.shared,
+        local: this.options.local,
+        store: this.options.objectStore,
+        settings: config.compaction,
+        logger: this.options.logger,
+        canWrite: () => this.state !== 'closed' && (this.options.canWrite?.() ?? true),
+      });
+      this.archiver.start(recovered.position);
+    }
     this.logger.info(
       { position: recovered.position.toString(), replayed: recovered.replayedSegments, groupCommit: config.groupCommit },
       'database open',
@@ -489,6 +515,7 @@ export class PrimaryDatabase {
   /** Stop: finish pending segments, fold the WAL into the file, close the connections. */
   async close(): Promise<void> {
     if (this.state === 'closed') return;
+    await this.archiver?.stop();
     await this.recovery?.catch(() => undefined);
     const release = await this.writeLock.acquire(this.options.config.limits.waitTimeoutMs).catch(() => undefined);
     try {

@@ -1,6 +1,7 @@
 import { promises as fs, mkdirSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import type { Logger } from 'pino';
+import { CheckpointDirectory } from '../compactor/checkpoints.js';
 import type { LitebaseConfig } from '../config/config.js';
 import { LitebaseError, systemErrorCode } from '../errors.js';
 import { LogDirectory } from '../log/log-directory.js';
@@ -51,6 +52,7 @@ export class ReplicaDatabase {
   private closed = false;
   private readonly positionWaiters: PositionWaiters;
   private readonly log: LogDirectory;
+  private readonly checkpoints: CheckpointDirectory;
   private readonly tailer: LogTailer;
   private readonly sqliteFile: string;
   private readonly stateFile: string;
@@ -62,6 +64,7 @@ export class ReplicaDatabase {
   private constructor(private readonly options: ReplicaDatabaseOptions) {
     const { meta, shared, local, config } = options;
     this.log = new LogDirectory(shared.logDir(meta.name));
+    this.checkpoints = new CheckpointDirectory(shared.checkpointsDir(meta.name));
     this.sqliteFile = local.sqliteFile(meta.name);
     this.stateFile = local.stateFile(meta.name);
     this.logger = options.logger.child({ database: meta.name, role: 'replica' });
@@ -137,7 +140,13 @@ export class ReplicaDatabase {
     this.closeReader();
     mkdirSync(this.options.local.databaseDir(this.name), { recursive: true });
     if (fromScratch) await fs.rm(this.stateFile, { force: true });
-    const recovered = await recoverLocalCopy({ sqliteFile: this.sqliteFile, stateFile: this.stateFile }, this.log, this.meta.id, this.logger);
+    const recovered = await recoverLocalCopy(
+      { sqliteFile: this.sqliteFile, stateFile: this.stateFile },
+      this.log,
+      this.meta.id,
+      this.logger,
+      this.checkpoints,
+    );
     this.hashes = recovered.hashes;
     this.current = recovered.position;
     this.openReader();
@@ -177,8 +186,16 @@ export class ReplicaDatabase {
         try {
           bytes = await this.log.read(position);
         } catch (error) {
-          if (systemErrorCode(error) === 'ENOENT') return;
-          throw error;
+          if (systemErrorCode(error) !== 'ENOENT') throw error;
+          // A checkpoint at or past the missing position means the compactor archived and deleted
+          // it (a checkpoint only covers segments that were written): start again from there.
+          const newest = await this.checkpoints.newest();
+          if (newest === undefined || newest < position) return;
+          this.logger.info({ position: position.toString(), checkpoint: newest.toString() }, 'the log was compacted past this replica; rebuilding from the checkpoint');
+          await handle?.close();
+          handle = undefined;
+          await this.rebuild();
+          continue;
         }
         const file = this.log.segmentPath(position);
         let segment: ReturnType<typeof decodeSegment>;

@@ -28,42 +28,43 @@ function dirFd(dir) {
   return fd;
 }
 parentPort.on('message', ({ id, dir, temp, target, bytes, stream, fence }) => {
+  let error;
   if (failedStreams.has(stream)) {
-    parentPort.postMessage({ id, error: { code: 'EPIPELINE', message: 'an earlier segment of this stream failed' } });
-    return;
-  }
-  let linked = false;
-  try {
-    if (fence && !writeFenceOpen(fence)) throw Object.assign(new Error('the lease is gone'), { code: 'ELEASE' });
-    const fd = fs.openSync(temp, 'wx', 0o644);
+    error = { code: 'EPIPELINE', message: 'an earlier segment of this stream failed' };
+  } else {
+    let linked = false;
     try {
-      let offset = 0;
-      while (offset < bytes.length) offset += fs.writeSync(fd, bytes, offset, bytes.length - offset);
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
+      if (fence && !writeFenceOpen(fence)) throw Object.assign(new Error('the lease is gone'), { code: 'ELEASE' });
+      const fd = fs.openSync(temp, 'wx', 0o644);
+      try {
+        let offset = 0;
+        while (offset < bytes.length) offset += fs.writeSync(fd, bytes, offset, bytes.length - offset);
+        fs.fsyncSync(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
+      // Checked again at the last moment: the process may have been paused since the message came.
+      if (fence && !writeFenceOpen(fence)) throw Object.assign(new Error('the lease is gone'), { code: 'ELEASE' });
+      fs.linkSync(temp, target);
+      linked = true;
+      try {
+        fs.fsyncSync(dirFd(dir));
+      } catch {
+        // A stale descriptor (folder replaced) gets one retry with a fresh one.
+        const stale = dirFds.get(dir);
+        dirFds.delete(dir);
+        if (stale !== undefined) try { fs.closeSync(stale); } catch {}
+        fs.fsyncSync(dirFd(dir));
+      }
+    } catch (caught) {
+      failedStreams.add(stream);
+      if (linked) try { fs.rmSync(target, { force: true }); } catch {}
+      error = { code: caught && caught.code, message: String(caught && caught.message) };
     }
-    // Checked again at the last moment: the process may have been paused since the message came.
-    if (fence && !writeFenceOpen(fence)) throw Object.assign(new Error('the lease is gone'), { code: 'ELEASE' });
-    fs.linkSync(temp, target);
-    linked = true;
-    try {
-      fs.fsyncSync(dirFd(dir));
-    } catch (error) {
-      // A stale descriptor (folder replaced) gets one retry with a fresh one.
-      const stale = dirFds.get(dir);
-      dirFds.delete(dir);
-      if (stale !== undefined) try { fs.closeSync(stale); } catch {}
-      fs.fsyncSync(dirFd(dir));
-    }
-    parentPort.postMessage({ id });
-  } catch (error) {
-    failedStreams.add(stream);
-    if (linked) try { fs.rmSync(target, { force: true }); } catch {}
-    parentPort.postMessage({ id, error: { code: error && error.code, message: String(error && error.message) } });
-  } finally {
+    // The temp name goes before the answer, so nobody who was answered sees it.
     try { fs.rmSync(temp, { force: true }); } catch {}
   }
+  parentPort.postMessage(error ? { id, error } : { id });
 });
 `;
 

@@ -1,6 +1,6 @@
 import { createHash, type Hash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
-import { compress, uncompress } from 'lz4-napi';
+import { compress, uncompressSync } from 'lz4-napi';
 import {
   decodeSegmentHeader,
   encodeSegment,
@@ -292,7 +292,7 @@ export class SegmentFileReader {
         });
       }
       const payload = await readExactly(this.handle, compressedLength, payloadStart);
-      const raw = await decompress(payload, uncompressedLength, `${where}`, offset, name);
+      const raw = decompress(payload, uncompressedLength, where, offset, name);
       const stride = PAGE_NUMBER_SIZE + header.pageSize;
       const pages: PageImage[] = [];
       for (let at = 0; at < raw.length; at += stride) {
@@ -370,7 +370,7 @@ async function verifyTrailer(handle: fs.FileHandle, size: number, name: string):
   }
 }
 
-async function decompress(payload: Buffer, uncompressedLength: number, where: string, offset: number, name: string): Promise<Buffer> {
+function decompress(payload: Buffer, uncompressedLength: number, where: string, offset: number, name: string): Buffer {
   const prefix = payload.readUInt32LE(0);
   if (prefix !== uncompressedLength) {
     throw corrupt(name, `${where}: LZ4 size prefix is ${prefix}, expected the uncompressed length ${uncompressedLength}`, {
@@ -381,7 +381,9 @@ async function decompress(payload: Buffer, uncompressedLength: number, where: st
   }
   let raw: Buffer;
   try {
-    raw = await uncompress(payload);
+    // Synchronous on purpose: lz4-napi's async uncompress leaves its output memory with the
+    // thread pool's allocator, and resident memory grew by the size of the file in a test.
+    raw = uncompressSync(payload);
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
     throw new SegmentFormatError('SEGMENT_CORRUPT', `${name}: ${where}: LZ4 data is invalid: ${reason}`, { details: { offset }, cause: error });

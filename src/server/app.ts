@@ -5,19 +5,46 @@ import type { LitebaseConfig } from '../config/config.js';
 import type { NodeDatabases } from '../engine/node-databases.js';
 import { LitebaseError } from '../errors.js';
 import type { Metrics } from '../metrics.js';
+import type { LocalLayout, SharedLayout } from '../storage/layout.js';
+import type { ObjectStore } from '../storage/object-store.js';
 import type { ClusterView } from './forward.js';
+import { ROOT_PRINCIPAL, type AccessKeys, type Action, type Principal } from './access-keys.js';
 import { secretMatcher } from './root-key.js';
+import { keyRoutes } from './routes/keys.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Who sent the request (set by the auth hook; null only on public routes). */
+    principal: Principal | null;
+  }
+}
+
+/** Throw 403 unless the caller's key allows `action` (on `database`, when given). */
+export function requirePermission(request: { principal: Principal | null }, action: Action, database?: string): void {
+  if (request.principal?.can(action, database)) return;
+  throw new LitebaseError(
+    'PERMISSION_DENIED',
+    `this key may not ${action}${database === undefined ? '' : ` database ${database}`}`,
+    { status: 403, details: { action, ...(database === undefined ? {} : { database }) } },
+  );
+}
+import { archiveRoutes } from './routes/archive.js';
 import { clusterRoutes } from './routes/cluster.js';
 import { databaseRoutes } from './routes/databases.js';
 import { queryRoutes } from './routes/query.js';
 
 export interface AppContext {
   config: LitebaseConfig;
+  keys: AccessKeys;
   databases: NodeDatabases;
   cluster: ClusterView;
   metrics: Metrics;
   rootKey: string;
   logger: Logger;
+  /** The archive (compaction, restore); opened once by start.ts. */
+  objectStore: ObjectStore;
+  shared: SharedLayout;
+  local: LocalLayout;
 }
 
 export type App = FastifyInstance<
@@ -98,8 +125,13 @@ export function buildApp(context: AppContext): App {
     reply.status(404).send({ error: { code: 'ROUTE_NOT_FOUND', message: `no route ${request.method} ${request.url.split('?')[0]}` } }),
   );
 
+  app.decorateRequest('principal', null);
   app.addHook('onRequest', async (request, reply) => {
-    if (config.authDisabled || PUBLIC_ROUTES.has(request.url.split('?')[0] ?? '')) return;
+    if (config.authDisabled) {
+      request.principal = ROOT_PRINCIPAL;
+      return;
+    }
+    if (PUBLIC_ROUTES.has(request.url.split('?')[0] ?? '')) return;
     const header = request.headers.authorization;
     const match = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
     if (!match?.[1]) {
@@ -108,9 +140,11 @@ export function buildApp(context: AppContext): App {
         .header('www-authenticate', 'Bearer')
         .send({ error: { code: 'UNAUTHENTICATED', message: 'send an access key as "Authorization: Bearer <key>"' } });
     }
-    if (!isRootKey(match[1])) {
-      return reply.status(401).send({ error: { code: 'INVALID_KEY', message: 'the access key is not valid' } });
+    const principal = isRootKey(match[1]) ? ROOT_PRINCIPAL : await context.keys.authenticate(match[1]);
+    if (!principal) {
+      return reply.status(401).send({ error: { code: 'INVALID_KEY', message: 'the access key is not valid (unknown, wrong or revoked)' } });
     }
+    request.principal = principal;
   });
 
   // One counter child per (route, status), looked up by a string key: prom-client's own label
@@ -138,12 +172,15 @@ export function buildApp(context: AppContext): App {
     return reply.status(ready ? 200 : 503).send({ status: ready ? 'ready' : 'recovering' });
   });
 
-  app.get('/metrics', async (_request, reply) => {
+  app.get('/metrics', async (request, reply) => {
+    requirePermission(request, 'cluster');
     return reply.header('content-type', metrics.registry.contentType).send(await metrics.registry.metrics());
   });
 
   app.register(databaseRoutes(context));
   app.register(queryRoutes(context));
   app.register(clusterRoutes(context));
+  app.register(archiveRoutes(context));
+  app.register(keyRoutes(context));
   return app;
 }

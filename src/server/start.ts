@@ -1,11 +1,15 @@
 import { mkdirSync } from 'node:fs';
+import path from 'node:path';
 import { pino, type Logger } from 'pino';
 import { ClusterMember } from '../cluster/cluster-member.js';
 import type { LitebaseConfig } from '../config/config.js';
 import { NodeDatabases, type NodeRole } from '../engine/node-databases.js';
 import { Metrics } from '../metrics.js';
+import { errorMessage, LitebaseError } from '../errors.js';
 import { DatabaseCatalog } from '../storage/catalog.js';
 import { LocalLayout, SharedLayout } from '../storage/layout.js';
+import { openObjectStore, redactUrl, type ObjectStore } from '../storage/object-store.js';
+import { AccessKeys } from './access-keys.js';
 import { buildApp } from './app.js';
 import { loadRootKey } from './root-key.js';
 
@@ -31,6 +35,8 @@ export async function startNode(config: LitebaseConfig, logger: Logger = pino({ 
   mkdirSync(config.localDir, { recursive: true });
 
   const rootKey = await loadRootKey(config.rootKey, shared.rootKeyFile);
+  // Opened once for the node; a missing bucket or wrong credentials stop the start here.
+  const objectStore = await openVerifiedObjectStore(config, logger);
   const metrics = new Metrics();
   const member = await ClusterMember.start({
     dataDir: config.dataDir,
@@ -52,6 +58,7 @@ export async function startNode(config: LitebaseConfig, logger: Logger = pino({ 
       canWrite: () => member.canWrite(),
       writeFence: member.writeFence,
       onDeposed: (reason) => member.stepDown(reason),
+      objectStore,
     },
     engineRole(member.role),
   );
@@ -77,7 +84,8 @@ export async function startNode(config: LitebaseConfig, logger: Logger = pino({ 
     primaryAddress: () => member.lease.primaryAddress,
     member,
   };
-  const app = buildApp({ config, databases, cluster, metrics, rootKey: rootKey.secret, logger });
+  const keys = new AccessKeys(path.join(shared.clusterDir, 'keys'));
+  const app = buildApp({ config, keys, databases, cluster, metrics, rootKey: rootKey.secret, logger, objectStore, shared, local });
   await app.listen({ port: config.port, host: config.host });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
@@ -96,8 +104,21 @@ export async function startNode(config: LitebaseConfig, logger: Logger = pino({ 
         await databases.close();
         // Last: a Primary hands its lease over only once its databases are closed.
         await member.stop();
+        await objectStore.close();
       })();
       return closing;
     },
   };
+}
+
+async function openVerifiedObjectStore(config: LitebaseConfig, logger: Logger): Promise<ObjectStore> {
+  const store = openObjectStore(config.objectStore, { ...config.objectStoreOptions, logger });
+  try {
+    await store.verify();
+  } catch (error) {
+    await store.close();
+    const code = error instanceof LitebaseError ? error.code : 'OBJECT_STORE_UNAVAILABLE';
+    throw new LitebaseError(code, `the object store ${redactUrl(config.objectStore)} is not usable: ${errorMessage(error)}`, { cause: error });
+  }
+  return store;
 }

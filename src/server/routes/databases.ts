@@ -3,7 +3,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Engine } from '../../engine/node-databases.js';
 import { forwardToPrimary } from '../forward.js';
 import { assertDatabaseName } from '../../storage/layout.js';
-import type { AppContext } from '../app.js';
+import { requirePermission, type AppContext } from '../app.js';
 import { CreateDatabaseBody, DatabaseParams } from '../schemas.js';
 
 export function describeDatabase(database: Engine): Record<string, unknown> {
@@ -19,21 +19,25 @@ export function databaseRoutes(context: AppContext): FastifyPluginAsync {
       forwardToPrimary(request, reply, context.cluster, context.config.limits.waitTimeoutMs + 5000);
 
     app.post('/v1/databases', { schema: { body: CreateDatabaseBody } }, async (request, reply) => {
+      requirePermission(request, 'admin', request.body.name);
       if (context.databases.role !== 'primary') return forward(request, reply);
       const database = await context.databases.create(assertDatabaseName(request.body.name));
       return reply.status(201).send({ database: describeDatabase(database) });
     });
 
-    app.get('/v1/databases', async () => {
-      const databases = await context.databases.list();
+    app.get('/v1/databases', async (request) => {
+      // Each key sees the databases it may read.
+      const databases = (await context.databases.list()).filter((database) => request.principal?.can('read', database.name));
       return { databases: databases.map(describeDatabase) };
     });
 
     app.get('/v1/databases/:db', { schema: { params: DatabaseParams } }, async (request) => {
+      requirePermission(request, 'read', request.params.db);
       return { database: describeDatabase(await context.databases.get(request.params.db)) };
     });
 
     app.delete('/v1/databases/:db', { schema: { params: DatabaseParams } }, async (request, reply) => {
+      requirePermission(request, 'admin', request.params.db);
       if (context.databases.role !== 'primary') return forward(request, reply);
       await context.databases.drop(request.params.db);
       return reply.status(204).send();

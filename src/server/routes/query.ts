@@ -2,7 +2,8 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { PrimaryDatabase } from '../../engine/primary-database.js';
 import { NeedsPrimaryError } from '../../engine/replica-database.js';
-import type { AppContext } from '../app.js';
+import { requirePermission, type AppContext } from '../app.js';
+import { readOnlyKey } from '../../engine/executor.js';
 import { forwardToPrimary } from '../forward.js';
 import {
   BeginTransactionBody,
@@ -33,10 +34,13 @@ export function queryRoutes(context: AppContext): FastifyPluginAsync {
       { schema: { params: DatabaseParams, body: queryBodySchema(maxStatements) } },
       async (request, reply) => {
         const { statements, mode, minPosition } = request.body;
-        const database = await databases.get(request.params.db);
+        const name = request.params.db;
+        requirePermission(request, 'read', name);
+        const allowWrite = request.principal?.can('write', name) ?? false;
+        const database = await databases.get(name);
         const min = minPosition === undefined ? undefined : BigInt(minPosition);
         if (database instanceof PrimaryDatabase) {
-          const outcome = await database.query(statements, mode ?? 'transaction', min);
+          const outcome = await database.query(statements, mode ?? 'transaction', min, allowWrite);
           return answer(outcome.results, outcome.position, 'primary');
         }
         try {
@@ -44,8 +48,9 @@ export function queryRoutes(context: AppContext): FastifyPluginAsync {
           const outcome = await database.query(statements, min);
           return answer(outcome.results, outcome.position, 'replica');
         } catch (error) {
-          if (error instanceof NeedsPrimaryError) return forward(request, reply);
-          throw error;
+          if (!(error instanceof NeedsPrimaryError)) throw error;
+          if (!allowWrite) throw readOnlyKey(name);
+          return forward(request, reply);
         }
       },
     );
@@ -54,6 +59,7 @@ export function queryRoutes(context: AppContext): FastifyPluginAsync {
       '/v1/databases/:db/transactions',
       { schema: { params: DatabaseParams, body: BeginTransactionBody } },
       async (request, reply) => {
+        requirePermission(request, 'write', request.params.db);
         const database = await databases.get(request.params.db);
         // Interactive transactions are pinned to the Primary: every call is forwarded there.
         if (!(database instanceof PrimaryDatabase)) return forward(request, reply);
@@ -66,6 +72,7 @@ export function queryRoutes(context: AppContext): FastifyPluginAsync {
       '/v1/databases/:db/transactions/:id/query',
       { schema: { params: TransactionParams, body: transactionQueryBodySchema(maxStatements) } },
       async (request, reply) => {
+        requirePermission(request, 'write', request.params.db);
         const database = await databases.get(request.params.db);
         if (!(database instanceof PrimaryDatabase)) return forward(request, reply);
         const outcome = await database.transactionQuery(request.params.id, request.body.statements);
@@ -74,6 +81,7 @@ export function queryRoutes(context: AppContext): FastifyPluginAsync {
     );
 
     app.post('/v1/databases/:db/transactions/:id/commit', { schema: { params: TransactionParams } }, async (request, reply) => {
+      requirePermission(request, 'write', request.params.db);
       const database = await databases.get(request.params.db);
       if (!(database instanceof PrimaryDatabase)) return forward(request, reply);
       const position = await database.commitTransaction(request.params.id);
@@ -81,6 +89,7 @@ export function queryRoutes(context: AppContext): FastifyPluginAsync {
     });
 
     app.post('/v1/databases/:db/transactions/:id/rollback', { schema: { params: TransactionParams } }, async (request, reply) => {
+      requirePermission(request, 'write', request.params.db);
       const database = await databases.get(request.params.db);
       if (!(database instanceof PrimaryDatabase)) return forward(request, reply);
       await database.rollbackTransaction(request.params.id);

@@ -1,0 +1,684 @@
+import { createHash } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import { applyPagesToFile, recoverLocalCopy, writeLocalState } from '../engine/local-copy.js';
+import { errorMessage, LitebaseError, systemErrorCode } from '../errors.js';
+import { LogDirectory } from '../log/log-directory.js';
+import { formatChecksum, pageHash, type PageHashTable } from '../log/rolling-checksum.js';
+import {
+  decodeSegment,
+  decodeSegmentHeader,
+  SEGMENT_TRAILER_SIZE,
+  segmentChecksum,
+  SegmentFormatError,
+  type SegmentHeader,
+} from '../log/segment-codec.js';
+import { readSegmentFileHeader } from '../log/segment-stream.js';
+import type { DatabaseMeta } from '../storage/catalog.js';
+import { fsyncDir } from '../storage/fs-util.js';
+import type { LocalLayout, SharedLayout } from '../storage/layout.js';
+import type { ObjectStore } from '../storage/object-store.js';
+import {
+  archivedThrough,
+  isArchived,
+  loadArchiveIndex,
+  serializeIndex,
+  sortIndex,
+  type ArchiveIndex,
+} from './archive-index.js';
+import { bundleKey, checkpointKey, indexKey } from './archive-keys.js';
+import { BundleWriter, sha256File } from './bundle.js';
+import { CheckpointDirectory, writeCheckpointFromFile } from './checkpoints.js';
+import { planRetention } from './retention.js';
+
+/**
+ * The compactor of one database (DESIGN.md §1, docs/FORMAT.md §8 and §11). It runs on the Primary
+ * only. It keeps a **shadow** copy of the database in the node-local folder, advanced by applying
+ * the log exactly as a replica does (checksums verified before and after every segment), so it
+ * never touches the Primary's SQLite connections and never holds the database in memory (8 bytes
+ * a page for the page hashes).
+ *
+ * A compaction:
+ *  1. brings the shadow to the end of the log and writes it as a checkpoint on the shared file
+ *     system (streamed; every page hashed against what the log wrote);
+ *  2. uploads the segments not archived yet, in bundles, and every checkpoint of the shared folder
+ *     the archive lacks, checking each upload (size, and content for small objects);
+ *  3. prunes archived history older than the retention window and writes the archive index last;
+ *  4. deletes from the shared log the segments the newest checkpoint covers and the archive holds
+ *     (invariant 5), and the checkpoints older than the newest.
+ *
+ * Triggers: the log after the newest checkpoint passes `logBytes` or `logSegments` (checked after
+ * flushes, debounced), a timer every `archiveIntervalMs` (archives segments without a checkpoint,
+ * which bounds what an offline restore can lose), and `compact()` on demand. Runs never overlap.
+ */
+
+export interface CompactionSettings {
+  /** Checkpoint once the log after the newest checkpoint holds this many bytes (0: never on size). */
+  logBytes: number;
+  /** ...or this many segments (0: never on count). */
+  logSegments: number;
+  /** Archive new segments (no checkpoint) this often (0: only with checkpoints). */
+  archiveIntervalMs: number;
+  /** A bundle is closed once it holds this many bytes. */
+  bundleBytes: number;
+  /** History kept in the object store (restore window). */
+  retentionMs: number;
+}
+
+export interface CompactorOptions {
+  meta: DatabaseMeta;
+  shared: SharedLayout;
+  local: LocalLayout;
+  store: ObjectStore;
+  settings: CompactionSettings;
+  logger: Logger;
+  /** False once this node is no longer the Primary: the compactor stops at its next step. */
+  canWrite: () => boolean;
+}
+
+export type CompactionReason = 'manual' | 'threshold' | 'interval';
+
+/** What one run did, as the API answers it (positions as decimal strings). */
+export interface CompactionReport {
+  database: string;
+  databaseId: string;
+  reason: CompactionReason;
+  /** The newest position the run saw in the log. */
+  position: string;
+  checkpoint: { position: string; time: string; key: string; bytes: number; created: boolean } | null;
+  archived: { first: string; last: string; segments: number; bytes: number; objects: string[] } | null;
+  checkpointsUploaded: string[];
+  deleted: { segments: number; first: string | null; last: string | null; checkpoints: number; deferred: boolean };
+  pruned: { objects: string[]; bytes: number };
+  /** Every position up to this one is in the archive (or behind a checkpoint that is). */
+  archivedThrough: string;
+  durationMs: number;
+}
+
+interface Shadow {
+  position: bigint;
+  hashes: PageHashTable;
+  term: bigint;
+  commitTimeMs: number;
+}
+
+/** Objects at most this large are downloaded again and hashed after upload; larger ones are checked by size. */
+const VERIFY_BY_CONTENT_MAX_BYTES = 8 * 1024 * 1024;
+const ACCOUNTING_DELAY_MS = 1000;
+const FIRST_ARCHIVE_DELAY_MS = 30_000;
+
+export class Compactor {
+  private readonly log: LogDirectory;
+  private readonly checkpoints: CheckpointDirectory;
+  private readonly shadowFile: string;
+  private readonly shadowStateFile: string;
+  private readonly workDir: string;
+  private readonly logger: Logger;
+  private shadow: Shadow | undefined;
+  private chain: Promise<unknown> = Promise.resolve();
+  private busy = 0;
+  private stopped = false;
+  private pins = 0;
+  private deleting: Promise<unknown> = Promise.resolve();
+  private timer: NodeJS.Timeout | undefined;
+  private accountingTimer: NodeJS.Timeout | undefined;
+  private latestPosition = 0n;
+  private accountedThrough = 0n;
+  private bytesSinceCheckpoint = 0;
+  private newestCheckpoint: bigint | undefined;
+  private archivedKnown: bigint | undefined;
+  /** The last run's outcome, for logs and status. */
+  lastReport: CompactionReport | undefined;
+  lastError: { code: string; message: string; at: string } | undefined;
+
+  constructor(private readonly options: CompactorOptions) {
+    const { meta, shared, local } = options;
+    this.log = new LogDirectory(shared.logDir(meta.name));
+    this.checkpoints = new CheckpointDirectory(shared.checkpointsDir(meta.name));
+    const dir = local.compactorDir(meta.name);
+    this.shadowFile = path.join(dir, 'shadow.sqlite');
+    this.shadowStateFile = path.join(dir, 'shadow-state.json');
+    this.workDir = path.join(dir, 'work');
+    this.logger = options.logger.child({ database: meta.name, component: 'compactor' });
+  }
+
+  /** Start the timers; `position` is the durable position the Primary opened at. */
+  start(position: bigint): void {
+    this.latestPosition = position;
+    const interval = this.options.settings.archiveIntervalMs;
+    if (interval > 0) {
+      const tick = (): void => {
+        this.timer = setTimeout(tick, interval);
+        this.timer.unref();
+        if (this.busy > 0 || this.stopped) return;
+        if (this.archivedKnown !== undefined && this.latestPosition <= this.archivedKnown) return;
+        void this.compact('interval', false).catch(() => undefined);
+      };
+      this.timer = setTimeout(tick, Math.min(interval, FIRST_ARCHIVE_DELAY_MS));
+      this.timer.unref();
+    }
+    if (position > 0n) this.notify(position);
+  }
+
+  /** The Primary made `position` durable: count the log, compact when a threshold is passed. */
+  notify(position: bigint): void {
+    if (position > this.latestPosition) this.latestPosition = position;
+    if (this.stopped || this.accountingTimer) return;
+    const { logBytes, logSegments } = this.options.settings;
+    if (logBytes <= 0 && logSegments <= 0) return;
+    this.accountingTimer = setTimeout(() => {
+      this.accountingTimer = undefined;
+      void this.account().catch((error: unknown) => this.logger.warn({ err: error }, 'could not measure the log'));
+    }, ACCOUNTING_DELAY_MS);
+    this.accountingTimer.unref();
+  }
+
+  /**
+   * Hold back deleting from the shared log (a restore is about to read it); resolves once a
+   * deletion under way has finished, so the caller lists a log that no longer changes under it.
+   * Call the answer to let go.
+   */
+  async pin(): Promise<() => void> {
+    this.pins += 1;
+    let released = false;
+    const release = (): void => {
+      if (released) return;
+      released = true;
+      this.pins -= 1;
+    };
+    await this.deleting.catch(() => undefined);
+    return release;
+  }
+
+  /** Run a compaction after any that is running; `withCheckpoint` false only archives. */
+  compact(reason: CompactionReason, withCheckpoint = true): Promise<CompactionReport> {
+    if (this.stopped) return Promise.reject(this.stoppedError());
+    this.busy += 1;
+    const run = this.chain
+      .then(() => this.run(reason, withCheckpoint))
+      .then(
+        (report) => {
+          this.lastReport = report;
+          this.lastError = undefined;
+          this.logger.info({ report }, 'compaction done');
+          return report;
+        },
+        (error: unknown) => {
+          const code = error instanceof LitebaseError ? error.code : 'COMPACTION_FAILED';
+          this.lastError = { code, message: errorMessage(error), at: new Date().toISOString() };
+          if (code !== 'COMPACTOR_STOPPED') this.logger.error({ err: error, reason }, 'compaction failed');
+          throw error;
+        },
+      )
+      .finally(() => {
+        this.busy -= 1;
+      });
+    this.chain = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Stop the timers and wait for a running compaction to give up at its next step. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    if (this.accountingTimer) clearTimeout(this.accountingTimer);
+    this.timer = undefined;
+    this.accountingTimer = undefined;
+    await this.chain;
+  }
+
+  // ---- triggers -------------------------------------------------------------------------------
+
+  private async account(): Promise<void> {
+    if (this.newestCheckpoint === undefined) {
+      this.newestCheckpoint = (await this.checkpoints.newest()) ?? 0n;
+      this.accountedThrough = this.newestCheckpoint;
+      this.bytesSinceCheckpoint = 0;
+    }
+    this.bytesSinceCheckpoint += await this.sizeOfSegments(this.accountedThrough + 1n, this.latestPosition);
+    if (this.latestPosition > this.accountedThrough) this.accountedThrough = this.latestPosition;
+    const { logBytes, logSegments } = this.options.settings;
+    const segments = this.latestPosition - this.newestCheckpoint;
+    const due = (logSegments > 0 && segments >= BigInt(logSegments)) || (logBytes > 0 && this.bytesSinceCheckpoint >= logBytes);
+    if (due && this.busy === 0 && !this.stopped) {
+      this.logger.info({ segments: segments.toString(), bytes: this.bytesSinceCheckpoint }, 'log passed the compaction threshold');
+      void this.compact('threshold').catch(() => undefined);
+    }
+  }
+
+  private async sizeOfSegments(first: bigint, last: bigint): Promise<number> {
+    let bytes = 0;
+    for (let position = first; position <= last; position++) {
+      try {
+        bytes += (await fs.stat(this.log.segmentPath(position))).size;
+      } catch (error) {
+        if (systemErrorCode(error) !== 'ENOENT') throw error;
+      }
+    }
+    return bytes;
+  }
+
+  // ---- one run --------------------------------------------------------------------------------
+
+  private async run(reason: CompactionReason, withCheckpoint: boolean): Promise<CompactionReport> {
+    const started = Date.now();
+    const { meta, store } = this.options;
+    this.checkActive();
+    await fs.rm(this.workDir, { recursive: true, force: true });
+    await fs.mkdir(this.workDir, { recursive: true });
+
+    let checkpoint: CompactionReport['checkpoint'] = null;
+    let position = (await this.log.positions()).at(-1) ?? 0n;
+    const sharedCheckpoints = await this.checkpoints.positions();
+    if (withCheckpoint) {
+      const shadow = await this.advanceShadow();
+      position = shadow.position > position ? shadow.position : position;
+      if (shadow.position > 0n) checkpoint = await this.writeCheckpoint(shadow, sharedCheckpoints);
+    }
+
+    const loaded = await loadArchiveIndex(store, meta.name, meta.id, { workDir: this.workDir, logger: this.logger });
+    const index = loaded.index;
+    let indexChanged = loaded.repaired;
+
+    const archived = await this.archiveSegments(index, sharedCheckpoints);
+    if (archived) indexChanged = true;
+
+    const checkpointsUploaded: string[] = [];
+    for (const checkpointPosition of sharedCheckpoints) {
+      if (index.checkpoints.some((entry) => entry.position === checkpointPosition)) continue;
+      const key = await this.uploadCheckpoint(index, checkpointPosition);
+      if (key) checkpointsUploaded.push(key);
+    }
+    if (checkpointsUploaded.length > 0) indexChanged = true;
+
+    const retention = planRetention(index, Date.now(), this.options.settings.retentionMs);
+    const prunedKeys = [...retention.checkpoints.map((entry) => entry.key), ...retention.bundles.map((entry) => entry.key)];
+    const prunedBytes = [...retention.checkpoints, ...retention.bundles].reduce((sum, entry) => sum + entry.bytes, 0);
+    if (prunedKeys.length > 0) {
+      const pruned = new Set(prunedKeys);
+      index.checkpoints = index.checkpoints.filter((entry) => !pruned.has(entry.key));
+      index.bundles = index.bundles.filter((entry) => !pruned.has(entry.key));
+      indexChanged = true;
+    }
+    if (indexChanged) {
+      this.checkActive();
+      // The index goes last: every object it lists is already in place (and verified).
+      await store.put(indexKey(meta.name, meta.id), serializeIndex(sortIndex(index)));
+    }
+    if (prunedKeys.length > 0) {
+      await store.delete(prunedKeys);
+      this.logger.info({ objects: prunedKeys.length, bytes: prunedBytes }, 'pruned archived history older than the retention window');
+    }
+
+    const deleting = this.deleteArchivedFromShared(index, retention.base?.position);
+    this.deleting = deleting;
+    const deleted = await deleting;
+    this.archivedKnown = archivedThrough(index);
+    if (checkpoint) {
+      const at = BigInt(checkpoint.position);
+      if (this.newestCheckpoint === undefined || at > this.newestCheckpoint) {
+        this.newestCheckpoint = at;
+        const through = this.accountedThrough > at ? this.accountedThrough : at;
+        this.bytesSinceCheckpoint = await this.sizeOfSegments(at + 1n, through);
+        this.accountedThrough = through;
+      }
+    }
+    return {
+      database: meta.name,
+      databaseId: meta.id,
+      reason,
+      position: position.toString(),
+      checkpoint,
+      archived,
+      checkpointsUploaded,
+      deleted,
+      pruned: { objects: prunedKeys, bytes: prunedBytes },
+      archivedThrough: this.archivedKnown.toString(),
+      durationMs: Date.now() - started,
+    };
+  }
+
+  private checkActive(): void {
+    if (this.stopped) throw this.stoppedError();
+    if (!this.options.canWrite()) {
+      throw new LitebaseError('NOT_PRIMARY', `this node is no longer the Primary; compaction of ${this.options.meta.name} stopped`, {
+        status: 503,
+        retryAfterSeconds: 1,
+      });
+    }
+  }
+
+  private stoppedError(): LitebaseError {
+    return new LitebaseError('COMPACTOR_STOPPED', `the compactor of ${this.options.meta.name} is stopping`, { status: 503, retryAfterSeconds: 1 });
+  }
+
+  // ---- the shadow ------------------------------------------------------------------------------
+
+  /** Bring the shadow to the end of the log, incrementally when it is loaded, else by recovery. */
+  private async advanceShadow(): Promise<Shadow> {
+    if (this.shadow) {
+      try {
+        await this.applyNewSegments(this.shadow);
+        return this.shadow;
+      } catch (error) {
+        if (error instanceof LitebaseError && error.code === 'COMPACTOR_STOPPED') throw error;
+        this.logger.warn({ err: error }, 'shadow copy cannot follow the log; rebuilding it');
+        this.shadow = undefined;
+      }
+    }
+    await fs.mkdir(path.dirname(this.shadowFile), { recursive: true });
+    const recovered = await recoverLocalCopy(
+      { sqliteFile: this.shadowFile, stateFile: this.shadowStateFile },
+      this.log,
+      this.options.meta.id,
+      this.logger,
+      this.checkpoints,
+    );
+    const header = recovered.position > 0n ? await this.headerAt(recovered.position) : undefined;
+    this.shadow = {
+      position: recovered.position,
+      hashes: recovered.hashes,
+      term: header?.term ?? 0n,
+      commitTimeMs: header?.commitTimeMs ?? 0,
+    };
+    return this.shadow;
+  }
+
+  private async applyNewSegments(shadow: Shadow): Promise<void> {
+    const positions = (await this.log.positions()).filter((position) => position > shadow.position);
+    if (positions.length === 0) return;
+    if (positions[0] !== shadow.position + 1n) {
+      throw new LitebaseError('SHADOW_BEHIND', `the log continues at ${positions[0]}, the shadow is at ${shadow.position}`);
+    }
+    const handle = await fs.open(this.shadowFile, 'r+');
+    let applied = 0;
+    try {
+      for (const position of positions) {
+        this.checkActive();
+        if (position !== shadow.position + 1n) break; // a gap: the checkpoint stops before it
+        const file = this.log.segmentPath(position);
+        let segment: ReturnType<typeof decodeSegment>;
+        try {
+          segment = decodeSegment(await this.log.read(position));
+        } catch (error) {
+          if (!(error instanceof SegmentFormatError) && systemErrorCode(error) !== 'ENOENT') throw error;
+          // Never applied; the checkpoint and the archive stop before it (replicas refuse it too).
+          this.logger.error({ err: error, file }, 'segment cannot be read; compaction stops before it');
+          break;
+        }
+        const { header, pages } = segment;
+        if (header.databaseId !== this.options.meta.id || header.position !== position) {
+          throw new LitebaseError('LOG_FOREIGN_SEGMENT', `${file} is position ${header.position} of database ${header.databaseId}`);
+        }
+        if (header.preChecksum !== shadow.hashes.checksum) {
+          throw new LitebaseError(
+            'LOG_CHAIN_BROKEN',
+            `${file} starts from checksum ${formatChecksum(header.preChecksum)}, the shadow has ${formatChecksum(shadow.hashes.checksum)}`,
+          );
+        }
+        await applyPagesToFile(handle, pages, header.pageSize, header.databaseSizePages);
+        shadow.hashes.apply(
+          pages.map(({ pageNumber, data }) => ({ pageNumber, hash: pageHash(pageNumber, data) })),
+          header.databaseSizePages,
+        );
+        if (shadow.hashes.checksum !== header.postChecksum) {
+          throw new LitebaseError('LOG_CHAIN_BROKEN', `${file}: the shadow's checksum after it is ${formatChecksum(shadow.hashes.checksum)}, the segment says ${formatChecksum(header.postChecksum)}`);
+        }
+        shadow.position = position;
+        shadow.term = header.term;
+        shadow.commitTimeMs = header.commitTimeMs;
+        applied += 1;
+      }
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    if (applied > 0) {
+      await writeLocalState(this.shadowStateFile, {
+        databaseId: this.options.meta.id,
+        position: shadow.position.toString(),
+        checksum: formatChecksum(shadow.hashes.checksum),
+      });
+    }
+  }
+
+  /** The header of the segment at `position`, or of the checkpoint there when the segment is gone. */
+  private async headerAt(position: bigint): Promise<SegmentHeader> {
+    try {
+      return await readSegmentFileHeader(this.log.segmentPath(position));
+    } catch (error) {
+      if (systemErrorCode(error) !== 'ENOENT') throw error;
+    }
+    return readSegmentFileHeader(this.checkpoints.checkpointPath(position));
+  }
+
+  private async writeCheckpoint(shadow: Shadow, sharedCheckpoints: bigint[]): Promise<NonNullable<CompactionReport['checkpoint']>> {
+    const { meta } = this.options;
+    const key = checkpointKey(meta.name, meta.id, shadow.position);
+    if (sharedCheckpoints.includes(shadow.position)) {
+      const file = this.checkpoints.checkpointPath(shadow.position);
+      const header = await readSegmentFileHeader(file);
+      return {
+        position: shadow.position.toString(),
+        time: new Date(header.commitTimeMs).toISOString(),
+        key,
+        bytes: (await fs.stat(file)).size,
+        created: false,
+      };
+    }
+    this.checkActive();
+    const { created, written } = await this.checkpoints.publish(shadow.position, (temp) =>
+      writeCheckpointFromFile(
+        temp,
+        this.shadowFile,
+        {
+          databaseId: meta.id,
+          term: shadow.term,
+          position: shadow.position,
+          commitTimeMs: shadow.commitTimeMs,
+          pageSize: shadow.hashes.pageSize,
+          databaseSizePages: shadow.hashes.databaseSizePages,
+          checksum: shadow.hashes.checksum,
+        },
+        shadow.hashes,
+        () => this.checkActive(),
+      ),
+    );
+    sharedCheckpoints.push(shadow.position);
+    this.logger.info({ position: shadow.position.toString(), bytes: written.bytes }, 'checkpoint written');
+    return {
+      position: shadow.position.toString(),
+      time: new Date(shadow.commitTimeMs).toISOString(),
+      key,
+      bytes: written.bytes,
+      created,
+    };
+  }
+
+  // ---- archive ---------------------------------------------------------------------------------
+
+  /** Upload the log segments after the archive's end, in bundles; answers what was uploaded. */
+  private async archiveSegments(index: ArchiveIndex, sharedCheckpoints: readonly bigint[]): Promise<CompactionReport['archived']> {
+    const { meta, settings } = { meta: this.options.meta, settings: this.options.settings };
+    const from = archivedThrough(index) + 1n;
+    const positions = (await this.log.positions()).filter((position) => position >= from);
+    if (positions.length === 0) return null;
+    const start = positions[0] as bigint;
+    if (start !== from) {
+      const bridged = [...sharedCheckpoints, ...index.checkpoints.map((entry) => entry.position)].some((position) => position >= start - 1n);
+      if (!bridged) {
+        this.logger.error({ from: from.toString(), start: start.toString() }, 'segments are missing from both the log and the archive; restores cannot cross this gap');
+      }
+    }
+    const objects: string[] = [];
+    let bytes = 0;
+    let segments = 0;
+    let first: bigint | undefined;
+    let last: bigint | undefined;
+    let bundle: { writer: BundleWriter; first: bigint; last: bigint; firstTimeMs: number; lastTimeMs: number } | undefined;
+    const close = async (): Promise<void> => {
+      if (!bundle) return;
+      const current = bundle;
+      bundle = undefined;
+      const finished = await current.writer.finish();
+      const key = bundleKey(meta.name, meta.id, current.first, current.last);
+      this.checkActive();
+      await this.options.store.putFile(key, current.writer.file);
+      await this.verifyUpload(key, finished.bytes, finished.sha256);
+      await fs.rm(current.writer.file, { force: true });
+      index.bundles.push({
+        key,
+        first: current.first,
+        last: current.last,
+        firstTimeMs: current.firstTimeMs,
+        lastTimeMs: current.lastTimeMs,
+        segments: current.writer.segments,
+        bytes: finished.bytes,
+        sha256: finished.sha256,
+      });
+      objects.push(key);
+      bytes += finished.bytes;
+    };
+    try {
+      let expected = start;
+      for (const position of positions) {
+        this.checkActive();
+        if (position !== expected) break;
+        const header = await this.readSegmentForArchive(position);
+        if (!header) break;
+        if (!bundle) {
+          const file = path.join(this.workDir, `bundle-${position}-${Date.now()}.seg`);
+          bundle = { writer: await BundleWriter.create(file), first: position, last: position, firstTimeMs: header.header.commitTimeMs, lastTimeMs: header.header.commitTimeMs };
+        }
+        await bundle.writer.append(header.bytes);
+        bundle.last = position;
+        bundle.lastTimeMs = header.header.commitTimeMs;
+        first ??= position;
+        last = position;
+        segments += 1;
+        expected = position + 1n;
+        if (bundle.writer.bytes >= settings.bundleBytes) await close();
+      }
+      await close();
+    } catch (error) {
+      const current = bundle as { writer: BundleWriter } | undefined;
+      await current?.writer.abort();
+      throw error;
+    }
+    if (first === undefined || last === undefined) return null;
+    return { first: first.toString(), last: last.toString(), segments, bytes, objects };
+  }
+
+  /** A segment's bytes and header, trailer checked; undefined (and logged) when it cannot be archived. */
+  private async readSegmentForArchive(position: bigint): Promise<{ bytes: Buffer; header: SegmentHeader } | undefined> {
+    const file = this.log.segmentPath(position);
+    let bytes: Buffer;
+    try {
+      bytes = await this.log.read(position);
+    } catch (error) {
+      if (systemErrorCode(error) === 'ENOENT') return undefined;
+      throw error;
+    }
+    try {
+      const body = bytes.subarray(0, bytes.length - SEGMENT_TRAILER_SIZE);
+      if (bytes.length < 104 || !segmentChecksum(body).equals(bytes.subarray(bytes.length - SEGMENT_TRAILER_SIZE))) {
+        throw new SegmentFormatError('SEGMENT_CHECKSUM_MISMATCH', `${file}: trailer checksum mismatch`);
+      }
+      const header = decodeSegmentHeader(bytes);
+      if (header.position !== position || header.databaseId !== this.options.meta.id) {
+        throw new SegmentFormatError('SEGMENT_CORRUPT', `${file} is position ${header.position} of database ${header.databaseId}`);
+      }
+      return { bytes, header };
+    } catch (error) {
+      this.logger.error({ err: error, file }, 'segment is damaged; archiving stops before it');
+      return undefined;
+    }
+  }
+
+  private async uploadCheckpoint(index: ArchiveIndex, position: bigint): Promise<string | undefined> {
+    const { meta, store } = this.options;
+    const file = this.checkpoints.checkpointPath(position);
+    let header: SegmentHeader;
+    let size: number;
+    try {
+      header = await readSegmentFileHeader(file);
+      size = (await fs.stat(file)).size;
+    } catch (error) {
+      if (systemErrorCode(error) === 'ENOENT') return undefined;
+      throw error;
+    }
+    const key = checkpointKey(meta.name, meta.id, position);
+    const sha256 = await sha256File(file);
+    this.checkActive();
+    await store.putFile(key, file);
+    await this.verifyUpload(key, size, sha256);
+    index.checkpoints.push({
+      key,
+      position,
+      timeMs: header.commitTimeMs,
+      bytes: size,
+      checksum: formatChecksum(header.postChecksum),
+      pageSize: header.pageSize,
+      databaseSizePages: header.databaseSizePages,
+      sha256,
+    });
+    return key;
+  }
+
+  /** Check an upload before anything it stands for is deleted: size always, content when small. */
+  private async verifyUpload(key: string, bytes: number, sha256: string): Promise<void> {
+    const { store } = this.options;
+    const info = await store.head(key);
+    if (!info || info.size !== bytes) {
+      throw new LitebaseError('ARCHIVE_UPLOAD_MISMATCH', `${store.url}: ${key} holds ${info?.size ?? 'no'} bytes after upload, expected ${bytes}`, {
+        details: { key },
+      });
+    }
+    if (bytes <= VERIFY_BY_CONTENT_MAX_BYTES) {
+      const found = createHash('sha256').update(await store.get(key)).digest('hex');
+      if (found !== sha256) {
+        throw new LitebaseError('ARCHIVE_UPLOAD_MISMATCH', `${store.url}: ${key} does not read back what was uploaded (sha256 ${found}, expected ${sha256})`, {
+          details: { key },
+        });
+      }
+    }
+  }
+
+  // ---- the shared folder -----------------------------------------------------------------------
+
+  /**
+   * Delete the segments the newest checkpoint covers and the archive holds (or the retention window
+   * no longer needs), and every checkpoint
+   * older than the newest (all are archived by now). Nothing newer than the newest checkpoint is
+   * ever deleted: replicas and recovery need it.
+   */
+  private async deleteArchivedFromShared(index: ArchiveIndex, retentionBase: bigint | undefined): Promise<CompactionReport['deleted']> {
+    const result: CompactionReport['deleted'] = { segments: 0, first: null, last: null, checkpoints: 0, deferred: false };
+    const newest = await this.checkpoints.newest();
+    if (newest === undefined) return result;
+    if (this.pins > 0) {
+      result.deferred = true;
+      this.logger.info('a restore is reading the log; deleting archived segments is left to the next compaction');
+      return result;
+    }
+    this.checkActive();
+    // Archived, or older than the retention window and covered by a checkpoint (invariant 5).
+    const doomed = (await this.log.positions()).filter(
+      (position) => position <= newest && (isArchived(index, position) || (retentionBase !== undefined && position <= retentionBase)),
+    );
+    for (const position of doomed) {
+      await fs.rm(this.log.segmentPath(position), { force: true });
+    }
+    if (doomed.length > 0) {
+      await fsyncDir(this.log.dir);
+      result.segments = doomed.length;
+      result.first = (doomed[0] as bigint).toString();
+      result.last = (doomed[doomed.length - 1] as bigint).toString();
+    }
+    const older = (await this.checkpoints.positions()).filter((position) => position < newest);
+    await this.checkpoints.remove(older);
+    result.checkpoints = older.length;
+    return result;
+  }
+}

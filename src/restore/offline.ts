@@ -1,0 +1,94 @@
+import { randomBytes } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import type { Logger } from 'pino';
+import { LitebaseError, systemErrorCode } from '../errors.js';
+import type { ObjectStore } from '../storage/object-store.js';
+import { executeRestore, makeStandalone, type RestoreOutcome, type RestoreProgress } from './executor.js';
+import { planRestore, type RestorePlan, type RestoreTarget } from './planner.js';
+import { loadArchiveCatalog, resolveArchivedId } from './sources.js';
+
+/**
+ * Restore straight from the object store into a SQLite file, with no server: what
+ * `litebase restore NAME ... --output FILE` runs. The file is built beside the output under a
+ * temporary name, verified (every checksum, then SQLite's own check), turned into a plain
+ * rollback-journal file, and only then renamed to the output.
+ */
+
+export interface OfflineRestoreOptions {
+  store: ObjectStore;
+  database: string;
+  /** Which archived database of that name; default the newest. */
+  databaseId?: string;
+  target: RestoreTarget;
+  output: string;
+  /** Replace an existing output file. */
+  force?: boolean;
+  /** Run PRAGMA quick_check on the result (default true). */
+  check?: boolean;
+  onProgress?: (progress: RestoreProgress) => void;
+  logger?: Logger;
+}
+
+export interface OfflineRestoreResult {
+  databaseId: string;
+  /** Other ids archived under the same name (an earlier database dropped and created again). */
+  otherIds: string[];
+  plan: RestorePlan;
+  outcome: RestoreOutcome;
+  output: string;
+}
+
+export async function restoreToFile(options: OfflineRestoreOptions): Promise<OfflineRestoreResult> {
+  const output = path.resolve(options.output);
+  if (!options.force && (await exists(output))) {
+    throw new LitebaseError('OUTPUT_EXISTS', `${output} exists; choose another file or pass --force`, { status: 409 });
+  }
+  await fs.mkdir(path.dirname(output), { recursive: true });
+  const suffix = randomBytes(6).toString('hex');
+  const workDir = path.join(path.dirname(output), `.${path.basename(output)}.restore-${suffix}`);
+  const building = path.join(workDir, 'restored.sqlite');
+  try {
+    const { databaseId, others } = await resolveArchivedId(options.store, options.database, options.databaseId);
+    const catalog = await loadArchiveCatalog(options.store, options.database, databaseId, {
+      workDir: path.join(workDir, 'index'),
+      ...(options.logger ? { logger: options.logger } : {}),
+    });
+    const plan = planRestore(catalog, options.target);
+    const outcome = await executeRestore(plan, building, {
+      workDir: path.join(workDir, 'downloads'),
+      store: options.store,
+      ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+    });
+    await makeStandalone(building);
+    if (options.check !== false && outcome.databaseSizePages > 0) quickCheck(building);
+    await fs.rename(building, output);
+    return { databaseId, otherIds: others, plan, outcome, output };
+  } finally {
+    await fs.rm(workDir, { recursive: true, force: true });
+  }
+}
+
+function quickCheck(file: string): void {
+  const db = new Database(file, { readonly: true });
+  try {
+    const rows = db.pragma('quick_check') as Array<{ quick_check: string }>;
+    const problems = rows.map((row) => row.quick_check).filter((answer) => answer !== 'ok');
+    if (problems.length > 0) {
+      throw new LitebaseError('RESTORE_VERIFY_FAILED', `the restored database fails SQLite's quick_check: ${problems.slice(0, 5).join('; ')}`);
+    }
+  } finally {
+    db.close();
+  }
+}
+
+async function exists(file: string): Promise<boolean> {
+  try {
+    await fs.stat(file);
+    return true;
+  } catch (error) {
+    if (systemErrorCode(error) === 'ENOENT') return false;
+    throw error;
+  }
+}
