@@ -101,8 +101,8 @@ async function restoreOffline(name: string, target: RestoreTarget, output: strin
   if (flags.s3ForcePathStyle !== undefined) input.s3ForcePathStyle = flags.s3ForcePathStyle;
   if (flags.s3AccessKeyId !== undefined) input.s3AccessKeyId = flags.s3AccessKeyId;
   if (flags.s3SecretAccessKey !== undefined) input.s3SecretAccessKey = flags.s3SecretAccessKey;
-  // The same resolution as the server's: flags > environment > defaults.
-  const config = loadConfig(input, {});
+  // The same resolution as the server's: flags > environment > config file > defaults.
+  const config = loadConfig(input, process.env);
   // Loaded here: the S3 SDK and SQLite are not for the client commands to pay for at start.
   const { openObjectStore } = await import('../storage/object-store.js');
   const { restoreToFile } = await import('../restore/offline.js');

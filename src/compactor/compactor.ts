@@ -107,6 +107,8 @@ interface Shadow {
 const VERIFY_BY_CONTENT_MAX_BYTES = 8 * 1024 * 1024;
 const ACCOUNTING_DELAY_MS = 1000;
 const FIRST_ARCHIVE_DELAY_MS = 30_000;
+const MAX_BACKOFF_MS = 5 * 60_000;
+const STOP_WAIT_MS = 5000;
 
 export class Compactor {
   private readonly log: LogDirectory;
@@ -128,6 +130,9 @@ export class Compactor {
   private bytesSinceCheckpoint = 0;
   private newestCheckpoint: bigint | undefined;
   private archivedKnown: bigint | undefined;
+  /** After a failed background run, the next one waits (doubling, at most a few minutes). */
+  private failures = 0;
+  private quietUntil = 0;
   /** The last run's outcome, for logs and status. */
   lastReport: CompactionReport | undefined;
   lastError: { code: string; message: string; at: string } | undefined;
@@ -151,7 +156,7 @@ export class Compactor {
       const tick = (): void => {
         this.timer = setTimeout(tick, interval);
         this.timer.unref();
-        if (this.busy > 0 || this.stopped) return;
+        if (this.busy > 0 || this.stopped || Date.now() < this.quietUntil) return;
         if (this.archivedKnown !== undefined && this.latestPosition <= this.archivedKnown) return;
         void this.compact('interval', false).catch(() => undefined);
       };
@@ -201,12 +206,16 @@ export class Compactor {
         (report) => {
           this.lastReport = report;
           this.lastError = undefined;
+          this.failures = 0;
+          this.quietUntil = 0;
           this.logger.info({ report }, 'compaction done');
           return report;
         },
         (error: unknown) => {
           const code = error instanceof LitebaseError ? error.code : 'COMPACTION_FAILED';
           this.lastError = { code, message: errorMessage(error), at: new Date().toISOString() };
+          this.failures += 1;
+          this.quietUntil = Date.now() + Math.min(MAX_BACKOFF_MS, 1000 * 2 ** Math.min(this.failures, 10));
           if (code !== 'COMPACTOR_STOPPED') this.logger.error({ err: error, reason }, 'compaction failed');
           throw error;
         },
@@ -218,14 +227,20 @@ export class Compactor {
     return run;
   }
 
-  /** Stop the timers and wait for a running compaction to give up at its next step. */
-  async stop(): Promise<void> {
+  /**
+   * Stop the timers and let a running compaction give up at its next step. Waits for that at most
+   * `waitMs`: an upload under way cannot be interrupted, and a role switch should not wait for it
+   * (its run fails at the next step, deleting nothing).
+   */
+  async stop(waitMs = STOP_WAIT_MS): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     if (this.accountingTimer) clearTimeout(this.accountingTimer);
     this.timer = undefined;
     this.accountingTimer = undefined;
-    await this.chain;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.chain, new Promise((resolve) => (timer = setTimeout(resolve, waitMs)))]);
+    clearTimeout(timer);
   }
 
   // ---- triggers -------------------------------------------------------------------------------
@@ -241,7 +256,7 @@ export class Compactor {
     const { logBytes, logSegments } = this.options.settings;
     const segments = this.latestPosition - this.newestCheckpoint;
     const due = (logSegments > 0 && segments >= BigInt(logSegments)) || (logBytes > 0 && this.bytesSinceCheckpoint >= logBytes);
-    if (due && this.busy === 0 && !this.stopped) {
+    if (due && this.busy === 0 && !this.stopped && Date.now() >= this.quietUntil) {
       this.logger.info({ segments: segments.toString(), bytes: this.bytesSinceCheckpoint }, 'log passed the compaction threshold');
       void this.compact('threshold').catch(() => undefined);
     }

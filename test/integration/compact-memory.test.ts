@@ -8,7 +8,7 @@ import { scanPageHashes } from '../../src/engine/local-copy.js';
 
 /**
  * Invariant 6 (bounded memory) for checkpoints: writing a checkpoint of a database and loading it
- * again stream the file a chunk at a time. A 192 MiB database goes through both while the process's
+ * again stream the file a chunk at a time. A 128 MiB database goes through both while the process's
  * resident memory is sampled; it must stay far below the size of the database.
  */
 const MiB = 1024 * 1024;
@@ -17,9 +17,9 @@ const work = mkdtempSync(path.join(tmpdir(), 'litebase-compact-memory-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 describe('checkpoint memory', () => {
-  it('writes and loads a 192 MiB checkpoint without holding it in memory', async () => {
+  it('writes and loads a 128 MiB checkpoint without holding it in memory', async () => {
     const database = path.join(work, 'db.sqlite');
-    const pages = (192 * MiB) / PAGE;
+    const pages = (128 * MiB) / PAGE;
     const fd = openSync(database, 'w');
     try {
       // Pages that are partly random (so the checksum sees every page) and partly zeros (so LZ4 has work).
@@ -64,6 +64,6 @@ describe('checkpoint memory', () => {
       clearInterval(sampler);
     }
     const growth = (peak - baseline) / MiB;
-    expect(growth, `resident memory grew by ${growth.toFixed(0)} MiB for a 192 MiB database`).toBeLessThan(96);
+    expect(growth, `resident memory grew by ${growth.toFixed(0)} MiB for a 128 MiB database`).toBeLessThan(64);
   }, 120_000);
 });

@@ -157,6 +157,25 @@ describe('compaction triggers and retention', () => {
     expect(points.earliest.position).toBe('1');
   }, 60_000);
 
+  it('archives new segments on a timer, without a checkpoint and without trimming the log', async () => {
+    const dataDir = tempDir('litebase-compact-interval-');
+    const storeDir = tempDir('litebase-compact-interval-store-');
+    const outputs = tempDir('litebase-compact-interval-out-');
+    cleanup.push(dataDir, storeDir, outputs);
+    const store = pathToFileURL(storeDir).href;
+    const server = await start(dataDir, 'n1', store, { LITEBASE_ARCHIVE_INTERVAL_MS: '300' });
+    await server.request('POST', '/v1/databases', { name: 'app' });
+    await server.request('POST', '/v1/databases/app/query', { statements: [{ sql: 'CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT, pad TEXT)' }] });
+    const position = await insert(server, 12, 'a');
+    const points = async () => (await server.request('GET', '/v1/databases/app/restore-points')).body;
+    await waitFor(async () => (await points()).archive.archivedThrough === position, 15_000, 'the timer to archive the log');
+    expect((await points()).checkpoints).toEqual([]);
+    expect(logPositions(dataDir)[0]).toBe(1n);
+    const restored = await runCli(['restore', 'app', '--position', position, '--output', path.join(outputs, 'a.sqlite'), '--object-store', store, '--json']);
+    expect(restored.code, restored.stderr).toBe(0);
+    expect(JSON.parse(restored.stdout).position).toBe(position);
+  }, 60_000);
+
   it('prunes history older than the retention window, keeping what restores inside it need', async () => {
     const dataDir = tempDir('litebase-compact-retention-');
     const storeDir = tempDir('litebase-compact-retention-store-');
@@ -193,5 +212,49 @@ describe('compaction triggers and retention', () => {
     expect(tooOld.body.error.code).toBe('RESTORE_OUT_OF_RANGE');
     const kept = await server.request('POST', '/v1/databases/app/restore', { position: second.checkpoint.position, wait: true });
     expect(kept.status, JSON.stringify(kept.body)).toBe(200);
+  }, 60_000);
+});
+
+describe('restoring a dropped database offline', () => {
+  it('finds every archived id under a name, takes the newest, and restores an older one by --database-id', async () => {
+    const dataDir = tempDir('litebase-compact-ids-');
+    const storeDir = tempDir('litebase-compact-ids-store-');
+    const outputs = tempDir('litebase-compact-ids-out-');
+    cleanup.push(dataDir, storeDir, outputs);
+    const store = pathToFileURL(storeDir).href;
+    const server = await start(dataDir, 'n1', store);
+    const generation = async (rows: number): Promise<string> => {
+      await server.request('POST', '/v1/databases', { name: 'app' });
+      await server.request('POST', '/v1/databases/app/query', { statements: [{ sql: 'CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT, pad TEXT)' }] });
+      await insert(server, rows, 'g');
+      expect((await server.request('POST', '/v1/databases/app/compact')).status).toBe(200);
+      return (await server.request('GET', '/v1/databases/app')).body.database.id as string;
+    };
+    const oldId = await generation(3);
+    expect((await server.request('DELETE', '/v1/databases/app')).status).toBe(204);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const newId = await generation(7);
+    await server.stop();
+
+    const newest = await runCli(['restore', 'app', '--position', '2', '--output', path.join(outputs, 'newest.sqlite'), '--object-store', store, '--json']);
+    expect(newest.code, newest.stderr).toBe(0);
+    expect(JSON.parse(newest.stdout).databaseId).toBe(newId);
+    expect(newest.stderr).toContain(oldId);
+    const older = await runCli(['restore', 'app', '--position', '4', '--output', path.join(outputs, 'older.sqlite'), '--object-store', store, '--database-id', oldId, '--json']);
+    expect(older.code, older.stderr).toBe(0);
+    expect(JSON.parse(older.stdout)).toMatchObject({ databaseId: oldId, position: '4' });
+    // The old database had 3 rows at position 4 (table at 1, rows at 2..4).
+    const Database = (await import('better-sqlite3')).default;
+    const db = new Database(path.join(outputs, 'older.sqlite'), { readonly: true });
+    expect(db.prepare('SELECT count(*) AS n FROM t').get()).toEqual({ n: 3 });
+    db.close();
+
+    // Usage errors exit 2; a name with no archive exits 1 with RESTORE_NO_HISTORY.
+    expect((await runCli(['restore', 'app', '--output', 'x.sqlite', '--object-store', store])).code).toBe(2);
+    expect((await runCli(['restore', 'app', '--position', '1', '--object-store', store])).code).toBe(2);
+    expect((await runCli(['restore', 'app', '--position', '1', '--timestamp', '2026-01-01T00:00:00Z', '--output', 'x.sqlite'])).code).toBe(2);
+    const missing = await runCli(['restore', 'nothing', '--position', '1', '--output', path.join(outputs, 'n.sqlite'), '--object-store', store]);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain('RESTORE_NO_HISTORY');
   }, 60_000);
 });
