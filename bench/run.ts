@@ -8,12 +8,13 @@
 import { releaseAll } from './support/cleanup.js';
 import { DEFAULT_OPTIONS, type BenchOptions } from './support/report.js';
 import { runReadBenchmark, type ReadReport } from './read.js';
+import { printReplicationReport, runReplicationBenchmark } from './replication.js';
 import { runWriteBenchmark, type WriteReport } from './write.js';
 
 const COMMANDS = ['write', 'read', 'all'] as const;
 type Command = (typeof COMMANDS)[number];
 
-const USAGE = `usage: npm run bench -- <write|read|all> [options]
+const USAGE = `usage: npm run bench -- <write|read|all|replication> [options]
        node dist/bench/run.js <write|read|all> [options]
 
   write   durable single-row INSERTs per second over HTTP (group commit on and off),
@@ -21,6 +22,8 @@ const USAGE = `usage: npm run bench -- <write|read|all> [options]
           GET /healthz for reference) and raw better-sqlite3 inserts
   read    point SELECTs per second over HTTP beside the same two HTTP ceilings
   all     write, then read; the last line combines both reports
+  replication  visibility lag Primary -> Replicas (watching, and polling only) and catch-up
+          speed of a fresh replica beside a plain read of the segment files
 
 options:
   --connections N   concurrent HTTP clients (default ${DEFAULT_OPTIONS.connections})
@@ -60,6 +63,13 @@ function parseArgs(argv: string[]): Parsed | string {
 }
 
 async function main(): Promise<number> {
+  if (process.argv[2] === 'replication') {
+    // Its own processes and report (bench/replication.ts): Primary + two Replicas, then a fresh node.
+    const report = await runReplicationBenchmark();
+    printReplicationReport(report);
+    console.log(JSON.stringify({ benchmark: 'replication', ok: true, ...report }));
+    return 0;
+  }
   const parsed = parseArgs(process.argv.slice(2));
   if (typeof parsed === 'string') {
     console.error(`${parsed}\n\n${USAGE}`);

@@ -1,4 +1,4 @@
-import { promises as fs, readFileSync } from 'node:fs';
+import { fstatSync, ftruncateSync, promises as fs, readFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { CheckpointDirectory, loadCheckpointIntoFile } from '../compactor/checkpoints.js';
@@ -66,10 +66,11 @@ export async function applyPagesToFile(
   pageSize: number,
   databaseSizePages: number,
 ): Promise<void> {
-  for (const page of pages) {
-    await handle.write(page.data, 0, page.data.length, (page.pageNumber - 1) * pageSize);
-  }
-  await handle.truncate(databaseSizePages * pageSize);
+  // Synchronous calls on the open descriptor: a segment is a few pages, and a thread-pool round
+  // trip per page cost more than the writes (catch-up ran at a thirtieth of the disk's speed).
+  for (const page of pages) writeSync(handle.fd, page.data, 0, page.data.length, (page.pageNumber - 1) * pageSize);
+  const size = databaseSizePages * pageSize;
+  if (fstatSync(handle.fd).size !== size) ftruncateSync(handle.fd, size);
 }
 
 /** Hash every page of the file, in bounded chunks, into a fresh table. */
@@ -127,7 +128,7 @@ async function replayLog(
         throw new LitebaseError('LOG_GAP', `the log of database ${databaseId} has no segment ${position + 1n} (next is ${next})`);
       }
       const file = log.segmentPath(next);
-      const { header, pages } = decodeSegment(await log.read(next));
+      const { header, pages } = decodeSegment(log.readSync(next));
       if (header.databaseId !== databaseId) {
         throw new LitebaseError('LOG_FOREIGN_SEGMENT', `${file} belongs to database ${header.databaseId}, not ${databaseId}`);
       }

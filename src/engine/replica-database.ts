@@ -184,7 +184,7 @@ export class ReplicaDatabase {
         const position = this.current + 1n;
         let bytes: Buffer;
         try {
-          bytes = await this.log.read(position);
+          bytes = this.log.readSync(position);
         } catch (error) {
           if (systemErrorCode(error) !== 'ENOENT') throw error;
           // A checkpoint at or past the missing position means the compactor archived and deleted
@@ -245,7 +245,11 @@ export class ReplicaDatabase {
         this.lastError = undefined;
         applied += 1;
         // Make the applied state readable in batches, not after every segment of a long catch-up.
-        if (applied % 64 === 0) this.publish();
+        if (applied % 64 === 0) {
+          this.publish();
+          // Let requests in between batches of a long catch-up.
+          await new Promise((resolve) => setImmediate(resolve));
+        }
       }
     } finally {
       await handle?.close();

@@ -1,4 +1,4 @@
-import { promises as fs } from 'node:fs';
+import { promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { LitebaseError, systemErrorCode } from '../errors.js';
 import { formatPosition } from '../storage/layout.js';
@@ -39,6 +39,11 @@ export class LogDirectory {
 
   async read(position: bigint): Promise<Buffer> {
     return fs.readFile(this.segmentPath(position));
+  }
+
+  /** The synchronous twin, for replay loops where a thread-pool round trip per small file dominates. */
+  readSync(position: bigint): Buffer {
+    return readFileSync(this.segmentPath(position));
   }
 
   /**

@@ -1,4 +1,5 @@
 import { watch, type FSWatcher } from 'chokidar';
+import path from 'node:path';
 import type { Logger } from 'pino';
 
 export interface LogTailerOptions {
@@ -26,7 +27,13 @@ export class LogTailer {
   start(): void {
     const { dir, pollMs, onChange, logger } = this.options;
     if (this.options.watch) {
-      this.watcher = watch(dir, { ignoreInitial: true, depth: 0, persistent: false });
+      // Temp files (a segment before its link) would cost a stat each and say nothing new.
+      this.watcher = watch(dir, {
+        ignoreInitial: true,
+        depth: 0,
+        persistent: false,
+        ignored: (file: string) => path.basename(file).startsWith('.'),
+      });
       this.watcher.on('add', (file: string) => {
         if (file.endsWith('.seg')) onChange();
       });
