@@ -4,7 +4,7 @@ import { LitebaseError, systemErrorCode } from '../errors.js';
 import { formatChecksum, pageHash, PageHashTable } from '../log/rolling-checksum.js';
 import type { SegmentHeader } from '../log/segment-codec.js';
 import { SegmentFileReader, SegmentFileWriter, type WrittenSegmentFile } from '../log/segment-stream.js';
-import { fsyncDir, tempName } from '../storage/fs-util.js';
+import { fsyncDir, tempName, positionsInFolder } from '../storage/fs-util.js';
 import { formatPosition } from '../storage/layout.js';
 
 /**
@@ -33,19 +33,7 @@ export class CheckpointDirectory {
 
   /** Positions of the checkpoints present, ascending. */
   async positions(): Promise<bigint[]> {
-    let names: string[];
-    try {
-      names = await fs.readdir(this.dir);
-    } catch (error) {
-      if (systemErrorCode(error) === 'ENOENT') return [];
-      throw error;
-    }
-    const positions: bigint[] = [];
-    for (const name of names) {
-      const match = CHECKPOINT_FILE.exec(name);
-      if (match?.[1]) positions.push(BigInt(match[1]));
-    }
-    return positions.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    return positionsInFolder(this.dir, CHECKPOINT_FILE);
   }
 
   async newest(): Promise<bigint | undefined> {

@@ -2,7 +2,7 @@ import { promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { LitebaseError, systemErrorCode } from '../errors.js';
 import { formatPosition } from '../storage/layout.js';
-import { tempName } from '../storage/fs-util.js';
+import { tempName, positionsInFolder } from '../storage/fs-util.js';
 import { appendWorkers } from './append-worker.js';
 
 const SEGMENT_FILE = /^(\d{20})\.seg$/;
@@ -22,19 +22,7 @@ export class LogDirectory {
 
   /** Positions of the segments present, ascending. */
   async positions(): Promise<bigint[]> {
-    let names: string[];
-    try {
-      names = await fs.readdir(this.dir);
-    } catch (error) {
-      if (systemErrorCode(error) === 'ENOENT') return [];
-      throw error;
-    }
-    const positions: bigint[] = [];
-    for (const name of names) {
-      const match = SEGMENT_FILE.exec(name);
-      if (match?.[1]) positions.push(BigInt(match[1]));
-    }
-    return positions.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    return positionsInFolder(this.dir, SEGMENT_FILE);
   }
 
   async read(position: bigint): Promise<Buffer> {

@@ -2,7 +2,7 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { LitebaseError, notFound, systemErrorCode } from '../errors.js';
-import { writeFileAtomic } from '../storage/fs-util.js';
+import { readdirOrEmpty, writeFileAtomic } from '../storage/fs-util.js';
 
 /**
  * Access keys (docs/SECURITY.md). A key is `lb_<id>_<secret>`; only the SHA-256 of the whole key is
@@ -83,15 +83,8 @@ export class AccessKeys {
   }
 
   async list(): Promise<KeyRecord[]> {
-    let names: string[];
-    try {
-      names = await fs.readdir(this.dir);
-    } catch (error) {
-      if (systemErrorCode(error) === 'ENOENT') return [];
-      throw error;
-    }
     const records: KeyRecord[] = [];
-    for (const name of names.filter((entry) => /^[a-z0-9]{12}\.json$/.test(entry)).sort()) {
+    for (const name of (await readdirOrEmpty(this.dir)).filter((entry) => /^[a-z0-9]{12}\.json$/.test(entry)).sort()) {
       const record = await this.read(name.slice(0, 12));
       if (record) records.push(record);
     }

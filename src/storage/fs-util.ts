@@ -53,3 +53,23 @@ export function writeFileAtomicSync(target: string, content: string | Uint8Array
     closeSync(dirFd);
   }
 }
+
+/** The names in a folder; none when the folder does not exist (yet). */
+export async function readdirOrEmpty(dir: string): Promise<string[]> {
+  try {
+    return await fs.readdir(dir);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw error;
+  }
+}
+
+/** Positions named by the files of a folder (`pattern`'s first group), ascending. */
+export async function positionsInFolder(dir: string, pattern: RegExp): Promise<bigint[]> {
+  const positions: bigint[] = [];
+  for (const name of await readdirOrEmpty(dir)) {
+    const match = pattern.exec(name);
+    if (match?.[1]) positions.push(BigInt(match[1]));
+  }
+  return positions.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+}
