@@ -179,7 +179,7 @@ export class DurableLog {
         databaseId: this.options.databaseId,
         term: this.options.term,
         position,
-        commitTimeMs: Date.now(),
+        commitTimeMs: this.nextCommitTime(),
         pageSize: this.options.pageSize,
         databaseSizePages,
         transactionCount: transactions.length,
@@ -200,6 +200,17 @@ export class DurableLog {
       metrics.position.set({ database }, Number(position));
     });
     return { sequence, position, done };
+  }
+
+  /**
+   * Commit times never go backwards within a writer (a clock stepped back would otherwise make
+   * restore-to-timestamp pick the wrong segment).
+   */
+  private lastCommitTime = 0;
+
+  private nextCommitTime(): number {
+    this.lastCommitTime = Math.max(Date.now(), this.lastCommitTime);
+    return this.lastCommitTime;
   }
 
   private fail(error: unknown): void {
