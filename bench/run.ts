@@ -9,6 +9,7 @@ import { releaseAll } from './support/cleanup.js';
 import { DEFAULT_OPTIONS, type BenchOptions } from './support/report.js';
 import { runReadBenchmark, type ReadReport } from './read.js';
 import { printReplicationReport, runReplicationBenchmark } from './replication.js';
+import { runRestoreCommand } from './restore.js';
 import { runWriteBenchmark, type WriteReport } from './write.js';
 
 const COMMANDS = ['write', 'read', 'all'] as const;
@@ -69,6 +70,10 @@ async function main(): Promise<number> {
     printReplicationReport(report);
     console.log(JSON.stringify({ benchmark: 'replication', ok: true, ...report }));
     return 0;
+  }
+  if (process.argv[2] === 'restore') {
+    // Its own options, report and watchdog (bench/restore.ts): Litebase vs Litestream 0.3.13.
+    return runRestoreCommand(process.argv.slice(3));
   }
   const parsed = parseArgs(process.argv.slice(2));
   if (typeof parsed === 'string') {
