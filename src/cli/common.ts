@@ -1,5 +1,6 @@
+import { readFileSync } from 'node:fs';
 import { Option, type Command } from 'commander';
-import { LitebaseClient } from '../client/client.js';
+import { LitebaseClient, type LitebaseClientOptions } from '../client/client.js';
 
 /** Where a command writes. The real streams in `main`; tests may pass their own. */
 export interface CliIo {
@@ -28,15 +29,38 @@ export const DEFAULT_URL = 'http://127.0.0.1:8080';
 export interface ConnectionOptions {
   url: string;
   key?: string;
+  sign?: boolean;
+  ca?: string;
 }
 
-/** `--url` and `--key`, shared by every command that talks to a server. */
+/** `--url`, `--key`, `--sign` and `--ca`, shared by every command that talks to a server. */
 export function withConnectionOptions(command: Command): Command {
   return command
     .addOption(new Option('--url <url>', 'URL of any Litebase node').env('LITEBASE_URL').default(DEFAULT_URL))
-    .addOption(new Option('--key <key>', 'access key').env('LITEBASE_KEY'));
+    .addOption(new Option('--key <key>', 'access key').env('LITEBASE_KEY'))
+    .addOption(new Option('--sign', 'sign each request with the key instead of sending it (env LITEBASE_SIGN=1)'))
+    .addOption(new Option('--ca <file>', 'PEM CA certificate to trust for https:// URLs').env('LITEBASE_CA'));
 }
 
-export function connect(options: ConnectionOptions): LitebaseClient {
-  return new LitebaseClient({ url: options.url, ...(options.key ? { key: options.key } : {}) });
+/**
+ * A client for the connection flags. LITEBASE_SIGN is read here rather than by commander, which
+ * would turn any value of a boolean flag's variable on, "0" and "false" included.
+ */
+export function connect(options: ConnectionOptions, extra: Pick<LitebaseClientOptions, 'timeoutMs'> = {}): LitebaseClient {
+  const sign = options.sign ?? /^(1|true|yes|on)$/i.test(process.env.LITEBASE_SIGN ?? '');
+  let ca: Buffer | undefined;
+  if (options.ca) {
+    try {
+      ca = readFileSync(options.ca);
+    } catch (error) {
+      throw new CliUsageError('CA_UNREADABLE', `cannot read the CA file ${options.ca}: ${(error as Error).message}`);
+    }
+  }
+  return new LitebaseClient({
+    url: options.url,
+    ...(options.key ? { key: options.key } : {}),
+    ...(sign ? { sign } : {}),
+    ...(ca ? { ca } : {}),
+    ...extra,
+  });
 }

@@ -1,7 +1,6 @@
 import type { Command } from 'commander';
-import { LitebaseClient } from '../client/client.js';
 import type { CompactionReport } from '../compactor/compactor.js';
-import { withConnectionOptions, type CliIo, type ConnectionOptions } from './common.js';
+import { connect, withConnectionOptions, type CliIo, type ConnectionOptions } from './common.js';
 import { plural } from './output.js';
 
 /** `litebase compact NAME`: checkpoint and archive now (the Primary does it; any node forwards). */
@@ -14,7 +13,7 @@ export function registerCompactCommand(program: Command, io: CliIo): void {
       .option('--json', "print the server's JSON answer on one line"),
   ).action(async (name: string, options: ConnectionOptions & { json?: boolean }) => {
     // A compaction reads the whole database: no client-side time limit.
-    const client = new LitebaseClient({ url: options.url, ...(options.key ? { key: options.key } : {}), timeoutMs: 0 });
+    const client = connect(options, { timeoutMs: 0 });
     const answer = await client.json<{ compaction: CompactionReport }>('POST', `/v1/databases/${encodeURIComponent(name)}/compact`);
     if (options.json) return io.out(JSON.stringify(answer));
     io.out(describeCompaction(answer.compaction));

@@ -1,10 +1,9 @@
 import { Option, type Command } from 'commander';
-import { LitebaseClient } from '../client/client.js';
 import { loadConfig, type ConfigInput } from '../config/config.js';
 import { LitebaseError } from '../errors.js';
 import type { RestoreProgress } from '../restore/executor.js';
 import type { RestoreTarget } from '../restore/planner.js';
-import { CliUsageError, withConnectionOptions, type CliIo, type ConnectionOptions } from './common.js';
+import { CliUsageError, connect, withConnectionOptions, type CliIo, type ConnectionOptions } from './common.js';
 
 interface RestoreFlags extends ConnectionOptions {
   timestamp?: string;
@@ -163,7 +162,7 @@ interface RestoreJob {
 }
 
 async function restoreThroughServer(name: string, target: RestoreTarget, newName: string, flags: RestoreFlags, io: CliIo): Promise<void> {
-  const client = new LitebaseClient({ url: flags.url, ...(flags.key ? { key: flags.key } : {}), timeoutMs: 60_000 });
+  const client = connect(flags, { timeoutMs: 60_000 });
   const body = 'position' in target ? { position: target.position.toString(), target: newName } : { timestamp: flags.timestamp, target: newName };
   const path = `/v1/databases/${encodeURIComponent(name)}`;
   let job = (await client.json<{ restore: RestoreJob }>('POST', `${path}/restore`, { body })).restore;

@@ -14,6 +14,9 @@ function serveOptions(): Array<[keyof ConfigInput, Option]> {
     ['nodeId', new Option('--node-id <id>', 'this node\'s id in the cluster (env LITEBASE_NODE_ID; default node-<hostname>)')],
     ['advertiseAddress', new Option('--advertise-address <url>', 'address other nodes reach this one at (env LITEBASE_ADVERTISE_ADDRESS)')],
     ['rootKey', new Option('--root-key <secret>', 'root access key (env LITEBASE_ROOT_KEY); generated and saved on first start if absent')],
+    ['tlsCert', new Option('--tls-cert <file>', 'PEM certificate chain: serve HTTPS, and reach other nodes over https (env LITEBASE_TLS_CERT)')],
+    ['tlsKey', new Option('--tls-key <file>', 'PEM private key of --tls-cert (env LITEBASE_TLS_KEY)')],
+    ['tlsCa', new Option('--tls-ca <file>', 'PEM CA to verify other nodes\' certificates with, instead of the system CAs (env LITEBASE_TLS_CA)')],
     ['config', new Option('--config <file>', 'JSON config file; flags > environment > file > defaults (env LITEBASE_CONFIG)')],
     ['logLevel', new Option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent (env LITEBASE_LOG_LEVEL; default info)')],
     ['authDisabled', new Option('--auth-disabled', 'turn authentication off: local development only (env LITEBASE_AUTH_DISABLED)')],
@@ -22,6 +25,10 @@ function serveOptions(): Array<[keyof ConfigInput, Option]> {
     ['leaseTtlMs', new Option('--lease-ttl-ms <n>', 'Primary lease time to live, renewed every third of it (env LITEBASE_LEASE_TTL_MS, default 5000)')],
     ['replicaPollMs', new Option('--replica-poll-ms <n>', 'how often replicas poll the log folder (env LITEBASE_REPLICA_POLL_MS, default 1000)')],
     ['replicaWatch', new Option('--no-replica-watch', 'poll only, do not watch log folders (env LITEBASE_REPLICA_WATCH=false)')],
+    ['maxResultRows', new Option('--max-result-rows <n>', 'rows in one response (env LITEBASE_MAX_RESULT_ROWS, default 100000)')],
+    ['maxResultBytes', new Option('--max-result-bytes <n>', 'estimated JSON bytes of one response\'s rows (env LITEBASE_MAX_RESULT_BYTES, default 32 MiB)')],
+    ['statementTimeoutMs', new Option('--statement-timeout-ms <n>', 'run time of one statement, checked between rows (env LITEBASE_STATEMENT_TIMEOUT_MS, default 10000)')],
+    ['maxTransactionsPerDatabase', new Option('--max-transactions <n>', 'interactive transactions open or waiting, per database (env LITEBASE_MAX_TRANSACTIONS_PER_DATABASE, default 16)')],
   ];
 }
 

@@ -1,4 +1,6 @@
 import { fromJsonValue, toJsonValue, type JsonSqlValue, type SqlValue } from '../sql/values.js';
+import { signatureHeaders } from './signing.js';
+import { fetchTrustingCa } from './tls.js';
 
 /**
  * The TypeScript client of the Litebase HTTP API (API.md).
@@ -104,8 +106,18 @@ export type ClusterStatus = Record<string, unknown>;
 export interface LitebaseClientOptions {
   /** Base URL of any node, e.g. `http://127.0.0.1:8080` (a path prefix is kept). */
   url: string;
-  /** Access key, sent as `Authorization: Bearer <key>`. */
+  /** Access key, sent as `Authorization: Bearer <key>` (or, with `sign`, used to sign). */
   key?: string;
+  /**
+   * Sign each request with `key` (HMAC-SHA256 over method, path, query, date and body; see
+   * docs/SECURITY.md) instead of sending the key itself: a captured request cannot be altered or
+   * sent again. The machine's clock must be within the server's skew window (default 5 min).
+   */
+  sign?: boolean;
+  /** The key id to sign as; by default the id inside `lb_<id>_...`, else `root`. */
+  keyId?: string;
+  /** PEM CA certificate(s) to trust for https:// URLs instead of the system CAs. Ignored with `fetch`. */
+  ca?: string | Buffer;
   /** A fetch implementation; the global one by default. */
   fetch?: typeof fetch;
   /** Per-request time limit in milliseconds (default 30 000; 0 turns it off). */
@@ -160,6 +172,7 @@ interface RawResponse {
 export class LitebaseClient {
   readonly url: string;
   private readonly key: string | undefined;
+  private readonly sign: { key: string; keyId: string | undefined } | undefined;
   private readonly fetchImpl: typeof fetch;
   private readonly timeoutMs: number;
 
@@ -175,7 +188,9 @@ export class LitebaseClient {
     }
     this.url = options.url.replace(/\/+$/, '');
     this.key = options.key === '' ? undefined : options.key;
-    this.fetchImpl = options.fetch ?? globalThis.fetch;
+    if (options.sign && this.key === undefined) throw new LitebaseClientError('INVALID_OPTIONS', 'signing requests needs a key');
+    this.sign = options.sign && this.key !== undefined ? { key: this.key, keyId: options.keyId } : undefined;
+    this.fetchImpl = options.fetch ?? (options.ca !== undefined ? fetchTrustingCa(options.ca) : globalThis.fetch);
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   }
 
@@ -290,13 +305,17 @@ export class LitebaseClient {
 
   private async request(method: string, path: string, options: RequestOptions = {}): Promise<RawResponse> {
     const headers: Record<string, string> = { accept: 'application/json' };
-    if (this.key !== undefined) headers.authorization = `Bearer ${this.key}`;
+    if (this.key !== undefined && this.sign === undefined) headers.authorization = `Bearer ${this.key}`;
     let payload: string | undefined;
     if (options.body !== undefined) {
       headers['content-type'] = 'application/json';
       payload = JSON.stringify(options.body);
     }
     const url = this.url + path;
+    if (this.sign !== undefined) {
+      // Signed over the URL as fetch sends it (normalized by the URL parser) and the exact body.
+      Object.assign(headers, signatureHeaders({ key: this.sign.key, keyId: this.sign.keyId, method, url, body: payload }));
+    }
     const signal = this.timeoutMs > 0 ? AbortSignal.timeout(this.timeoutMs) : undefined;
     let response: Response;
     let text: string;

@@ -19,3 +19,5 @@ export {
   type TransactionInfo,
 } from './client.js';
 export type { JsonSqlValue, SqlValue } from '../sql/values.js';
+export { signatureHeaders, SIGNATURE_HEADERS, type SignInput } from './signing.js';
+export { fetchTrustingCa } from './tls.js';

@@ -202,7 +202,16 @@ export async function loadCheckpointIntoFile(
     try {
       let pagesDone = 0;
       for await (const pages of reader.chunks()) {
-        for (const page of pages) {
+        for (const [index, page] of pages.entries()) {
+          // Checked before a page is used: a gap would grow the file and the hash table to a size
+          // only the header vouches for (a 200-byte file claiming 2^32 pages).
+          if (page.pageNumber !== pagesDone + index + 1) {
+            throw new LitebaseError(
+              'CHECKPOINT_INVALID',
+              `${name} is not a checkpoint: page ${page.pageNumber} comes where page ${pagesDone + index + 1} belongs; a checkpoint holds every page, in order`,
+              { details: { file: name } },
+            );
+          }
           await handle.write(page.data, 0, page.data.length, (page.pageNumber - 1) * header.pageSize);
         }
         // Pages 1..N all present and ascending: each chunk extends the table without gaps.

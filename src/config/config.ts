@@ -41,6 +41,18 @@ export interface LitebaseConfig {
   objectStoreOptions: ObjectStoreConnection;
   /** Checkpoints, archive and retention (src/compactor). */
   compaction: CompactionSettings;
+  /** HTTPS for the API; undefined serves plain HTTP. */
+  tls: TlsFiles | undefined;
+  /** PEM file of the CA that signs other nodes' certificates; undefined trusts the system CAs. */
+  tlsCaFile: string | undefined;
+  /** Signed requests (docs/SECURITY.md): clock-skew window and replay cache. */
+  signing: { maxSkewMs: number; replayCacheSize: number };
+}
+
+/** Certificate chain and private key, PEM files, read once at start. */
+export interface TlsFiles {
+  certFile: string;
+  keyFile: string;
 }
 
 /** S3 connection settings; absent credentials mean the AWS SDK's default chain. */
@@ -61,6 +73,14 @@ export interface LimitsConfig {
   maxTransactionTimeoutMs: number;
   /** How long a read with minPosition (or a write waiting for the write lock) may wait. */
   waitTimeoutMs: number;
+  /** Rows in one response, over all its statements (TOO_MANY_ROWS past it). */
+  maxResultRows: number;
+  /** Estimated JSON bytes of the rows in one response (RESULT_TOO_LARGE past it). */
+  maxResultBytes: number;
+  /** Run time of one statement, checked between the rows it returns (STATEMENT_TIMEOUT). */
+  statementTimeoutMs: number;
+  /** Interactive transactions open or waiting to begin, per database (TOO_MANY_TRANSACTIONS). */
+  maxTransactionsPerDatabase: number;
 }
 
 /** Every option a user can set, as strings or typed values from flags, env or a file. */
@@ -85,6 +105,10 @@ export type ConfigInput = Partial<{
   transactionTimeoutMs: number | string;
   maxTransactionTimeoutMs: number | string;
   waitTimeoutMs: number | string;
+  maxResultRows: number | string;
+  maxResultBytes: number | string;
+  statementTimeoutMs: number | string;
+  maxTransactionsPerDatabase: number | string;
   s3Endpoint: string;
   s3Region: string;
   s3ForcePathStyle: boolean | string;
@@ -96,6 +120,11 @@ export type ConfigInput = Partial<{
   archiveIntervalMs: number | string;
   archiveBundleBytes: number | string;
   retentionMs: number | string;
+  tlsCert: string;
+  tlsKey: string;
+  tlsCa: string;
+  signatureMaxSkewMs: number | string;
+  signatureReplayCacheSize: number | string;
   config: string;
 }>;
 
@@ -120,6 +149,10 @@ const ENV_NAMES: Record<keyof ConfigInput, string> = {
   transactionTimeoutMs: 'LITEBASE_TRANSACTION_TIMEOUT_MS',
   maxTransactionTimeoutMs: 'LITEBASE_MAX_TRANSACTION_TIMEOUT_MS',
   waitTimeoutMs: 'LITEBASE_WAIT_TIMEOUT_MS',
+  maxResultRows: 'LITEBASE_MAX_RESULT_ROWS',
+  maxResultBytes: 'LITEBASE_MAX_RESULT_BYTES',
+  statementTimeoutMs: 'LITEBASE_STATEMENT_TIMEOUT_MS',
+  maxTransactionsPerDatabase: 'LITEBASE_MAX_TRANSACTIONS_PER_DATABASE',
   s3Endpoint: 'LITEBASE_S3_ENDPOINT',
   s3Region: 'LITEBASE_S3_REGION',
   s3ForcePathStyle: 'LITEBASE_S3_FORCE_PATH_STYLE',
@@ -131,6 +164,11 @@ const ENV_NAMES: Record<keyof ConfigInput, string> = {
   archiveIntervalMs: 'LITEBASE_ARCHIVE_INTERVAL_MS',
   archiveBundleBytes: 'LITEBASE_ARCHIVE_BUNDLE_BYTES',
   retentionMs: 'LITEBASE_RETENTION_MS',
+  tlsCert: 'LITEBASE_TLS_CERT',
+  tlsKey: 'LITEBASE_TLS_KEY',
+  tlsCa: 'LITEBASE_TLS_CA',
+  signatureMaxSkewMs: 'LITEBASE_SIGNATURE_MAX_SKEW_MS',
+  signatureReplayCacheSize: 'LITEBASE_SIGNATURE_REPLAY_CACHE_SIZE',
   config: 'LITEBASE_CONFIG',
 };
 
@@ -201,6 +239,10 @@ export function loadConfig(flags: ConfigInput = {}, env: NodeJS.ProcessEnv = pro
   if (!LOG_LEVELS.includes(logLevel)) {
     throw new LitebaseError('CONFIG_INVALID', `log level must be one of ${LOG_LEVELS.join(', ')}`);
   }
+  if ((input.tlsCert === undefined) !== (input.tlsKey === undefined)) {
+    throw new LitebaseError('CONFIG_INVALID', 'TLS needs both a certificate (--tls-cert) and its private key (--tls-key)');
+  }
+  const tls = input.tlsCert !== undefined && input.tlsKey !== undefined ? { certFile: path.resolve(input.tlsCert), keyFile: path.resolve(input.tlsKey) } : undefined;
   const transactionTimeoutMs = toInteger('transactionTimeoutMs', input.transactionTimeoutMs, 5_000, 1);
   return {
     dataDir,
@@ -209,7 +251,7 @@ export function loadConfig(flags: ConfigInput = {}, env: NodeJS.ProcessEnv = pro
     host,
     port,
     nodeId,
-    advertiseAddress: input.advertiseAddress ?? `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`,
+    advertiseAddress: input.advertiseAddress ?? `${tls ? 'https' : 'http'}://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`,
     rootKey: input.rootKey,
     authDisabled: toBoolean('authDisabled', input.authDisabled, false),
     groupCommit: toBoolean('groupCommit', input.groupCommit, true),
@@ -226,12 +268,22 @@ export function loadConfig(flags: ConfigInput = {}, env: NodeJS.ProcessEnv = pro
       bundleBytes: toInteger('archiveBundleBytes', input.archiveBundleBytes, 32 * 1024 * 1024, 1),
       retentionMs: toInteger('retentionMs', input.retentionMs, 7 * 24 * 60 * 60 * 1000, 1),
     },
+    tls,
+    tlsCaFile: input.tlsCa === undefined ? undefined : path.resolve(input.tlsCa),
+    signing: {
+      maxSkewMs: toInteger('signatureMaxSkewMs', input.signatureMaxSkewMs, 5 * 60 * 1000, 1000),
+      replayCacheSize: toInteger('signatureReplayCacheSize', input.signatureReplayCacheSize, 1_000_000, 1),
+    },
     limits: {
       bodyLimitBytes: toInteger('bodyLimitBytes', input.bodyLimitBytes, 10 * 1024 * 1024, 1024),
       maxStatementsPerRequest: toInteger('maxStatementsPerRequest', input.maxStatementsPerRequest, 1000, 1),
       transactionTimeoutMs,
       maxTransactionTimeoutMs: toInteger('maxTransactionTimeoutMs', input.maxTransactionTimeoutMs, 60_000, 1),
       waitTimeoutMs: toInteger('waitTimeoutMs', input.waitTimeoutMs, 5_000, 1),
+      maxResultRows: toInteger('maxResultRows', input.maxResultRows, 100_000, 1),
+      maxResultBytes: toInteger('maxResultBytes', input.maxResultBytes, 32 * 1024 * 1024, 1024),
+      statementTimeoutMs: toInteger('statementTimeoutMs', input.statementTimeoutMs, 10_000, 1),
+      maxTransactionsPerDatabase: toInteger('maxTransactionsPerDatabase', input.maxTransactionsPerDatabase, 16, 1),
     },
   };
 }

@@ -1,5 +1,6 @@
 import { LitebaseError } from '../errors.js';
 import type { LogDirectory } from '../log/log-directory.js';
+import { LogHead } from '../log/log-head.js';
 import { pageHash, type PageHashTable } from '../log/rolling-checksum.js';
 import { encodeSegment, type PageImage } from '../log/segment-codec.js';
 import { mergeTransactions } from '../log/wal-format.js';
@@ -62,6 +63,7 @@ export class DurableLog {
   private durableChecksum: bigint;
   /** Appends of this writer form one ordered stream on the append worker. */
   private readonly stream = `${Math.random().toString(36).slice(2)}:${Date.now()}`;
+  private readonly head: LogHead;
 
   constructor(
     private readonly options: DurableLogOptions,
@@ -70,6 +72,7 @@ export class DurableLog {
     this.current = options.position;
     this.next = options.position + 1n;
     this.durableChecksum = options.hashes.checksum;
+    this.head = LogHead.inFolder(options.log.dir);
   }
 
   /** The newest durable position. */
@@ -192,6 +195,8 @@ export class DurableLog {
     const stopTimer = metrics.segmentWriteSeconds.startTimer();
     const done = this.options.log.append(position, bytes, this.stream, this.options.writeFence).then(() => {
       stopTimer();
+      // Wakes watching replicas before the client even has its answer.
+      this.head.announce(position);
       this.durableChecksum = postChecksum;
       metrics.segmentsWritten.inc({ database });
       metrics.segmentBytes.inc({ database }, bytes.length);

@@ -1,6 +1,8 @@
 import type BetterSqlite3 from 'better-sqlite3';
 import { LitebaseError } from '../errors.js';
 import { decodeValue, encodeValue, ValueEncodingError, type JsonSqlValue, type SqlValue } from '../sql/values.js';
+import { isSinglePass, readRows, type ResultBudget } from './result-limits.js';
+import { guardStatement, pragmaNotAllowed, StatementRefusedError } from './statement-guard.js';
 
 type Database = BetterSqlite3.Database;
 type Statement = BetterSqlite3.Statement<unknown[], unknown>;
@@ -24,23 +26,31 @@ export class StatementError extends LitebaseError {
   }
 }
 
-/**
- * PRAGMAs that would break the log capture or durability of the Primary (switching the journal
- * mode, checkpointing a WAL that holds transactions not yet in the log). Refused for everyone;
- * the fuller per-key statement guard belongs to access keys.
- */
-const FORBIDDEN_PRAGMA = /^pragma\s+(?:[a-z_][a-z0-9_]*\s*\.\s*)?(journal_mode|wal_checkpoint|wal_autocheckpoint|locking_mode|synchronous|writable_schema|journal_size_limit|mmap_size|query_only)\b/i;
-/** Transactions are the API's (`mode`, /transactions): a COMMIT inside a request would end ours. */
-const TRANSACTION_CONTROL = /^(begin|commit|end|rollback|savepoint|release)\b/i;
-/** Statements that reach files outside the database, or bypass the log. */
-const OUTSIDE_THE_DATABASE = /^(attach|detach|vacuum)\b/i;
-const LOAD_EXTENSION = /\bload_extension\s*\(/i;
+/** What the caller's key allows beyond reading (the route decides, from the key's actions). */
+export interface StatementAccess {
+  /** May run statements that are not read-only. */
+  write: boolean;
+  /** May run the PRAGMAs the allowlist keeps for admins (statement-guard.ts). */
+  admin: boolean;
+}
 
-/** The SQL with leading white space and comments removed, so a comment cannot hide a keyword. */
+/** Internal callers and the root key. */
+export const FULL_ACCESS: StatementAccess = { write: true, admin: true };
+
+/** One request's statements: its key's admin right and what is left of its response limits. */
+export interface StatementRun {
+  readonly admin: boolean;
+  readonly budget: ResultBudget;
+}
+
+/**
+ * The SQL with leading white space, comments and empty statements removed, so neither a comment
+ * nor a leading ";" (SQLite skips it) can hide a keyword.
+ */
 function withoutLeadingComments(sql: string): string {
   let rest = sql;
   for (;;) {
-    const trimmed = rest.replace(/^\s+/, '');
+    const trimmed = rest.replace(/^[\s;]+/, '');
     if (trimmed.startsWith('--')) {
       const end = trimmed.indexOf('\n');
       rest = end < 0 ? '' : trimmed.slice(end + 1);
@@ -53,29 +63,11 @@ function withoutLeadingComments(sql: string): string {
   }
 }
 
-/** Refuse what no request may run, before SQLite sees it. */
-function guardStatement(sql: string, index: number): void {
-  const head = withoutLeadingComments(sql);
-  if (TRANSACTION_CONTROL.test(head)) {
-    throw new StatementError(
-      'TRANSACTION_CONTROL_NOT_ALLOWED',
-      'transactions are controlled by the API: use "mode" or the /transactions routes, not BEGIN/COMMIT/ROLLBACK/SAVEPOINT',
-      index,
-    );
-  }
-  if (OUTSIDE_THE_DATABASE.test(head) || LOAD_EXTENSION.test(sql)) {
-    throw new StatementError('STATEMENT_NOT_ALLOWED', 'ATTACH, DETACH, VACUUM and load_extension are not allowed', index);
-  }
-  if (FORBIDDEN_PRAGMA.test(head)) {
-    throw new StatementError('STATEMENT_NOT_ALLOWED', 'this PRAGMA would bypass the replicated log and is not allowed', index);
-  }
-}
-
 /** Data-definition statements: after one commits, cached statements may describe an old schema. */
 const DDL = /^\s*(create|alter|drop)\b/i;
 
 export function isSchemaChange(sql: string): boolean {
-  return DDL.test(sql);
+  return DDL.test(withoutLeadingComments(sql));
 }
 
 /**
@@ -86,6 +78,12 @@ export function isSchemaChange(sql: string): boolean {
 export class StatementCache {
   private readonly statements = new Map<string, Statement>();
   private readonly columnNames = new WeakMap<Statement, string[]>();
+  /** Statements only an admin may run, with the pragma that makes them so (statement-guard.ts). */
+  private readonly adminOnly = new WeakMap<Statement, string>();
+  /** False while no such statement was ever cached: the common case pays no lookup. */
+  private hasAdminOnly = false;
+  /** Read-only statements whose program has no loop (result-limits.ts), decided on first run. */
+  private readonly singlePass = new WeakMap<Statement, boolean>();
 
   clear(): void {
     this.statements.clear();
@@ -105,15 +103,22 @@ export class StatementCache {
     private readonly capacity = 512,
   ) {}
 
-  prepare(sql: string, index: number): Statement {
+  /** The prepared statement for `sql`; `admin` says whether the caller's key may run admin-only ones. */
+  prepare(sql: string, index: number, admin: boolean): Statement {
     const cached = this.statements.get(sql);
     if (cached) {
       // Re-insert to keep the map in least-recently-used order.
       this.statements.delete(sql);
       this.statements.set(sql, cached);
+      if (this.hasAdminOnly && !admin) {
+        const pragma = this.adminOnly.get(cached);
+        if (pragma !== undefined) throw pragmaNotAllowed(pragma, index);
+      }
       return cached;
     }
-    guardStatement(sql, index);
+    // Before prepare(): SQLite applies some PRAGMAs while preparing them.
+    const adminOnly = guardStatement(sql, index);
+    if (adminOnly !== undefined && !admin) throw pragmaNotAllowed(adminOnly, index);
     let statement: Statement;
     try {
       statement = this.db.prepare(sql);
@@ -123,6 +128,10 @@ export class StatementCache {
     statement.safeIntegers(true);
     // Rows as arrays: the response carries columns once, not a key per value.
     if (statement.reader) statement.raw(true);
+    if (adminOnly !== undefined) {
+      this.adminOnly.set(statement, adminOnly);
+      this.hasAdminOnly = true;
+    }
     this.statements.set(sql, statement);
     if (this.statements.size > this.capacity) {
       const oldest = this.statements.keys().next().value;
@@ -131,9 +140,21 @@ export class StatementCache {
     return statement;
   }
 
+  /** True when `statement` (prepared from `sql`) returns at most a row or two, whatever `args` are. */
+  isSinglePass(statement: Statement, sql: string, args: unknown[]): boolean {
+    let known = this.singlePass.get(statement);
+    if (known === undefined) {
+      const decided = statement.readonly ? isSinglePass(this.db, sql, args) : false;
+      if (decided === undefined) return false;
+      known = decided;
+      this.singlePass.set(statement, known);
+    }
+    return known;
+  }
+
   /** True when the statement cannot change the database (better-sqlite3's `readonly`). */
-  isReadOnly(sql: string, index: number): boolean {
-    return this.prepare(sql, index).readonly;
+  isReadOnly(sql: string, index: number, admin: boolean): boolean {
+    return this.prepare(sql, index, admin).readonly;
   }
 }
 
@@ -154,22 +175,25 @@ function bindParams(params: StatementInput['params'], index: number): unknown[] 
 }
 
 /** Run one statement on `db` (already inside whatever transaction the caller wants). */
-export function runStatement(cache: StatementCache, db: Database, input: StatementInput, index: number): StatementResult {
-  const statement = cache.prepare(input.sql, index);
+export function runStatement(cache: StatementCache, db: Database, input: StatementInput, index: number, run: StatementRun): StatementResult {
+  const statement = cache.prepare(input.sql, index, run.admin);
   const args = bindParams(input.params, index);
   try {
     if (statement.reader) {
-      const rows = statement.all(...args) as unknown[][];
+      // Stepped, not all(): stops at the response limits instead of materializing everything.
+      // For INSERT/UPDATE/DELETE ... RETURNING SQLite makes every change in the first step, so
+      // only the rows' output is bounded there.
+      const rows = readRows(statement, args, run.budget, index, cache.isSinglePass(statement, input.sql, args));
       const columns = cache.columns(statement);
       let rowsAffected = 0;
       let lastInsertRowid: JsonSqlValue = null;
       if (!statement.readonly) {
-        // INSERT/UPDATE/DELETE ... RETURNING: all() does not report changes, SQLite does.
-        const info = cache.prepare('SELECT changes(), last_insert_rowid()', index).get() as [bigint, bigint];
+        // INSERT/UPDATE/DELETE ... RETURNING: iterate() does not report changes, SQLite does.
+        const info = cache.prepare('SELECT changes(), last_insert_rowid()', index, true).get() as [bigint, bigint];
         rowsAffected = Number(info[0]);
         lastInsertRowid = encodeValue(info[1]);
       }
-      return { columns, rows: rows.map((row) => row.map(encodeValue)), rowsAffected, lastInsertRowid };
+      return { columns, rows, rowsAffected, lastInsertRowid };
     }
     const info = statement.run(...args);
     const isInsert = info.changes > 0 && /^\s*(insert|replace)\b/i.test(input.sql);
@@ -203,23 +227,25 @@ export function toStatementError(error: unknown, index: number): LitebaseError {
 /**
  * True when every statement can run on a read connection: it prepares there and is read-only.
  * A statement that does not prepare (an earlier statement may create the table it needs) counts
- * as a write, so the write path reports errors in statement order.
+ * as a write, so the write path reports errors in statement order. A statement the guard refuses
+ * is refused here, on any node: no connection would run it.
  */
-export function isReadOnlyRequest(cache: StatementCache, statements: readonly StatementInput[]): boolean {
+export function isReadOnlyRequest(cache: StatementCache, statements: readonly StatementInput[], admin: boolean): boolean {
   return statements.every((statement, index) => {
     try {
-      return cache.isReadOnly(statement.sql, index);
-    } catch {
+      return cache.isReadOnly(statement.sql, index, admin);
+    } catch (error) {
+      if (error instanceof StatementRefusedError) throw error;
       return false;
     }
   });
 }
 
 /** Run read-only statements; several of them see one snapshot. */
-export function runReadOnly(cache: StatementCache, reader: Database, statements: readonly StatementInput[]): StatementResult[] {
+export function runReadOnly(cache: StatementCache, reader: Database, statements: readonly StatementInput[], run: StatementRun): StatementResult[] {
   if (statements.length === 1 && statements[0]) {
     try {
-      return [runStatement(cache, reader, statements[0], 0)];
+      return [runStatement(cache, reader, statements[0], 0, run)];
     } finally {
       // Never leave the shared read connection inside a transaction (a stale snapshot for everyone).
       if (reader.inTransaction) reader.exec('ROLLBACK');
@@ -227,7 +253,7 @@ export function runReadOnly(cache: StatementCache, reader: Database, statements:
   }
   reader.exec('BEGIN');
   try {
-    return statements.map((statement, index) => runStatement(cache, reader, statement, index));
+    return statements.map((statement, index) => runStatement(cache, reader, statement, index, run));
   } finally {
     reader.exec('COMMIT');
   }

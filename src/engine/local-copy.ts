@@ -1,4 +1,4 @@
-import { fstatSync, ftruncateSync, promises as fs, readFileSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, fsyncSync, ftruncateSync, openSync, promises as fs, readFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { CheckpointDirectory, loadCheckpointIntoFile } from '../compactor/checkpoints.js';
@@ -6,6 +6,9 @@ import { LitebaseError, systemErrorCode } from '../errors.js';
 import { LogDirectory } from '../log/log-directory.js';
 import { formatChecksum, pageHash, PageHashTable } from '../log/rolling-checksum.js';
 import { decodeSegment, type PageImage } from '../log/segment-codec.js';
+import { foldSegments, type FoldedRun } from '../log/segment-fold.js';
+import { SegmentPrefetcher } from '../log/segment-prefetch.js';
+import { readSegmentRun, type SegmentRun } from '../log/segment-runs.js';
 import { writeFileAtomic } from '../storage/fs-util.js';
 
 /**
@@ -37,6 +40,8 @@ export interface RecoveredCopy {
 }
 
 const DEFAULT_PAGE_SIZE = 4096;
+/** A replay this long reads ahead on a worker thread (below it, starting the thread costs more). */
+const PREFETCH_FROM_SEGMENTS = 1024;
 const SCAN_CHUNK_PAGES = 256;
 
 export function readLocalState(stateFile: string): LocalState | undefined {
@@ -71,6 +76,25 @@ export async function applyPagesToFile(
   for (const page of pages) writeSync(handle.fd, page.data, 0, page.data.length, (page.pageNumber - 1) * pageSize);
   const size = databaseSizePages * pageSize;
   if (fstatSync(handle.fd).size !== size) ftruncateSync(handle.fd, size);
+}
+
+/**
+ * Write a folded run of segments (src/log/segment-fold.ts) into the SQLite file: cut what the run
+ * cut, write the last image of each page once, then set the final size (growing leaves zeros).
+ */
+export function applyRunToFile(fd: number, run: FoldedRun, pageSize: number, startSizePages: number): void {
+  if (run.smallestSizePages < startSizePages) ftruncateSync(fd, run.smallestSizePages * pageSize);
+  for (const [pageNumber, data] of run.pages) writeSync(fd, data, 0, data.length, (pageNumber - 1) * pageSize);
+  const size = run.databaseSizePages * pageSize;
+  if (fstatSync(fd).size !== size) ftruncateSync(fd, size);
+}
+
+/** Fold a run into the page hash table: the same cut, then the pages and the final size. */
+export function applyRunToHashes(hashes: PageHashTable, run: FoldedRun): void {
+  if (run.smallestSizePages < hashes.databaseSizePages) hashes.apply([], run.smallestSizePages);
+  const changed: Array<{ pageNumber: number; hash: bigint }> = [];
+  for (const [pageNumber, data] of run.pages) changed.push({ pageNumber, hash: pageHash(pageNumber, data) });
+  hashes.apply(changed, run.databaseSizePages);
 }
 
 /** Hash every page of the file, in bounded chunks, into a fresh table. */
@@ -116,38 +140,61 @@ async function replayLog(
   databaseId: string,
   from: { position: bigint; checksum: bigint },
 ): Promise<ReplayOutcome> {
-  const positions = (await log.positions()).filter((position) => position > from.position);
+  // The newest segment when replay starts: stopping short of it means a hole in the log.
+  const newest = (await log.positions()).at(-1) ?? 0n;
   let expected = from.checksum;
   let position = from.position;
   let pageSize = 0;
   await fs.mkdir(path.dirname(paths.sqliteFile), { recursive: true });
-  const handle = await fs.open(paths.sqliteFile, from.position === 0n ? 'w' : 'r+');
+  const fd = openSync(paths.sqliteFile, from.position === 0n ? 'w' : 'r+');
+  // A long replay reads the next files on a worker thread while this one decodes and writes.
+  const prefetcher = newest - from.position >= PREFETCH_FROM_SEGMENTS ? new SegmentPrefetcher(log.dir) : undefined;
+  let ahead = prefetcher?.fetch(position + 1n);
   try {
-    for (const next of positions) {
-      if (next !== position + 1n) {
-        throw new LitebaseError('LOG_GAP', `the log of database ${databaseId} has no segment ${position + 1n} (next is ${next})`);
+    for (;;) {
+      let run: SegmentRun;
+      if (ahead) {
+        const batch = await ahead;
+        const end = batch.first + BigInt(batch.files.length);
+        // The rest (what was written since the worker looked) is read here, synchronously.
+        ahead = batch.files.length > 0 ? prefetcher?.fetch(end) : undefined;
+        if (batch.files.length === 0) continue;
+        const source = (at: bigint): Buffer | undefined => (at >= batch.first && at < end ? batch.files[Number(at - batch.first)] : undefined);
+        run = readSegmentRun(log, { databaseId, position, checksum: expected }, { segments: batch.files.length, bytes: Infinity }, source);
+      } else {
+        // Runs, not single segments: each page is written once per run however often it changed.
+        run = readSegmentRun(log, { databaseId, position, checksum: expected });
       }
-      const file = log.segmentPath(next);
-      const { header, pages } = decodeSegment(log.readSync(next));
-      if (header.databaseId !== databaseId) {
-        throw new LitebaseError('LOG_FOREIGN_SEGMENT', `${file} belongs to database ${header.databaseId}, not ${databaseId}`);
+      const last = run.segments.at(-1);
+      if (last) {
+        pageSize = last.header.pageSize;
+        const startSize = Math.floor(fstatSync(fd).size / pageSize);
+        applyRunToFile(fd, foldSegments(startSize, run.segments), pageSize, startSize);
+        expected = last.header.postChecksum;
+        position = last.header.position;
       }
-      if (header.preChecksum !== expected) {
+      const stop = run.stop;
+      if (stop.kind === 'limit' || (stop.kind === 'end' && ahead)) continue;
+      if (stop.kind === 'corrupt') throw new LitebaseError(stop.code, stop.message);
+      if (stop.kind === 'diverged') {
         throw new LitebaseError(
           'LOG_CHAIN_BROKEN',
-          `${file} starts from checksum ${formatChecksum(header.preChecksum)}, expected ${formatChecksum(expected)}`,
+          `${stop.file} starts from checksum ${formatChecksum(stop.preChecksum)}, expected ${formatChecksum(expected)}`,
         );
       }
-      await applyPagesToFile(handle, pages, header.pageSize, header.databaseSizePages);
-      pageSize = header.pageSize;
-      expected = header.postChecksum;
-      position = next;
+      if (position < newest) {
+        throw new LitebaseError('LOG_GAP', `the log of database ${databaseId} has no segment ${position + 1n} (it goes on to ${newest})`);
+      }
+      break;
     }
-    await handle.sync();
+    // The state file will name this position: a power loss must not leave the file behind it
+    // (that would cost a rebuild from the whole log).
+    fsyncSync(fd);
   } finally {
-    await handle.close();
+    closeSync(fd);
+    await prefetcher?.close();
   }
-  return { position, expectedChecksum: expected, pageSize, replayedSegments: positions.length };
+  return { position, expectedChecksum: expected, pageSize, replayedSegments: Number(position - from.position) };
 }
 
 /**

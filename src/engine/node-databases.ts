@@ -28,6 +28,8 @@ export interface NodeDatabasesOptions {
   onDeposed: (reason: string) => void;
   /** The archive: Primaries run a compactor per database when it is given. */
   objectStore?: ObjectStore;
+  /** A Primary's database made new commits durable. */
+  onDurable?: (database: string) => void;
 }
 
 /**
@@ -122,11 +124,24 @@ export class NodeDatabases {
             ...(this.options.writeFence ? { writeFence: this.options.writeFence } : {}),
             onDeposed: this.options.onDeposed,
             ...(this.options.objectStore ? { objectStore: this.options.objectStore } : {}),
+            ...(this.options.onDurable ? { onDurable: this.options.onDurable } : {}),
           })
         : ReplicaDatabase.open({ meta, shared, local, config, logger, metrics });
     this.engines.set(meta.name, opening);
     opening.catch(() => this.engines.delete(meta.name));
     return opening;
+  }
+
+  /** The Primary says these databases' logs grew: replicas look at once (unknown names are ignored). */
+  nudge(names: readonly string[]): void {
+    for (const name of names) {
+      void this.engines.get(name)?.then(
+        (engine) => {
+          if (engine instanceof ReplicaDatabase) engine.nudge();
+        },
+        () => undefined,
+      );
+    }
   }
 
   async list(): Promise<Engine[]> {

@@ -15,6 +15,7 @@ import { AsyncMutex, type Release } from './async-mutex.js';
 import { DurableLog } from './durable-log.js';
 import { PositionWaiters } from './position-waiters.js';
 import {
+  FULL_ACCESS,
   isReadOnlyRequest,
   readOnlyKey,
   isSchemaChange,
@@ -22,9 +23,12 @@ import {
   runStatement,
   StatementCache,
   toStatementError,
+  type StatementAccess,
   type StatementInput,
   type StatementResult,
+  type StatementRun,
 } from './executor.js';
+import { ResultBudget } from './result-limits.js';
 import { recoverLocalCopy, writeLocalState } from './local-copy.js';
 import { WalCapture } from './wal-capture.js';
 
@@ -76,6 +80,8 @@ export interface PrimaryDatabaseOptions {
   /** Another writer took a log position: this node must stop being the Primary. */
   onDeposed?: (reason: string) => void;
   /** The object store: with it, a compactor checkpoints, archives and trims this database's log. */
+  /** Called after each flush that made commits durable (the node nudges its replicas). */
+  onDurable?: (database: string) => void;
   objectStore?: ObjectStore;
 }
 
@@ -95,6 +101,8 @@ export class PrimaryDatabase {
   private readonly writeLock = new AsyncMutex();
   private readonly positionWaiters: PositionWaiters;
   private readonly transactions = new Map<string, InteractiveTransaction>();
+  /** Interactive transactions waiting for the write lock: they count against the limit too. */
+  private transactionsWaiting = 0;
   private readonly endedTransactions = new Map<string, string>();
   private checkpointing = false;
   private recovery: Promise<void> | undefined;
@@ -147,38 +155,45 @@ export class PrimaryDatabase {
   }
 
   /** Run a request's statements (API.md `query`), then wait until what it saw or wrote is durable. */
-  async query(statements: StatementInput[], mode: QueryMode, minPosition?: bigint, allowWrite = true): Promise<QueryOutcome> {
+  async query(statements: StatementInput[], mode: QueryMode, minPosition?: bigint, access: StatementAccess = FULL_ACCESS): Promise<QueryOutcome> {
     if (minPosition !== undefined) await this.waitForPosition(minPosition);
-    return mode === 'transaction' ? this.queryAsTransaction(statements, allowWrite) : this.queryIndependently(statements, allowWrite);
+    return mode === 'transaction' ? this.queryAsTransaction(statements, access) : this.queryIndependently(statements, access);
   }
 
-  private async queryAsTransaction(statements: StatementInput[], allowWrite: boolean): Promise<QueryOutcome> {
+  /** A request's run: one budget of response limits shared by all its statements. */
+  private run(access: StatementAccess): StatementRun {
+    return { admin: access.admin, budget: new ResultBudget(this.options.config.limits) };
+  }
+
+  private async queryAsTransaction(statements: StatementInput[], access: StatementAccess): Promise<QueryOutcome> {
     const connections = this.ready();
-    if (isReadOnlyRequest(connections.readerStatements, statements)) {
-      const results = runReadOnly(connections.readerStatements, connections.reader, statements);
+    const run = this.run(access);
+    if (isReadOnlyRequest(connections.readerStatements, statements, access.admin)) {
+      const results = runReadOnly(connections.readerStatements, connections.reader, statements, run);
       return { results, position: await this.afterRead() };
     }
-    if (!allowWrite) throw readOnlyKey(this.name);
+    if (!access.write) throw readOnlyKey(this.name);
     const results: StatementResult[] = [];
     const position = await this.write((writer, cache) => {
-      statements.forEach((statement, index) => results.push(runStatement(cache, writer, statement, index)));
+      statements.forEach((statement, index) => results.push(runStatement(cache, writer, statement, index, run)));
     }, statements.some((statement) => isSchemaChange(statement.sql)));
     return { results, position };
   }
 
-  private async queryIndependently(statements: StatementInput[], allowWrite: boolean): Promise<QueryOutcome> {
+  private async queryIndependently(statements: StatementInput[], access: StatementAccess): Promise<QueryOutcome> {
     const results: Array<StatementResult | StatementFailure> = [];
+    const run = this.run(access);
     let lastWrite: bigint | undefined;
     for (const [index, statement] of statements.entries()) {
       try {
         const connections = this.ready();
-        if (isReadOnlyRequest(connections.readerStatements, [statement])) {
-          results.push(runStatement(connections.readerStatements, connections.reader, statement, index));
+        if (isReadOnlyRequest(connections.readerStatements, [statement], access.admin)) {
+          results.push(runStatement(connections.readerStatements, connections.reader, statement, index, run));
         } else {
-          if (!allowWrite) throw readOnlyKey(this.name, index);
+          if (!access.write) throw readOnlyKey(this.name, index);
           let result: StatementResult | undefined;
           lastWrite = await this.write((writer, cache) => {
-            result = runStatement(cache, writer, statement, index);
+            result = runStatement(cache, writer, statement, index, run);
           }, isSchemaChange(statement.sql));
           if (result) results.push(result);
         }
@@ -255,7 +270,22 @@ export class PrimaryDatabase {
   async beginTransaction(timeoutMs: number): Promise<TransactionInfo> {
     const limit = this.options.config.limits;
     const timeout = Math.min(timeoutMs, limit.maxTransactionTimeoutMs);
-    const release = await this.writeLock.acquire(limit.waitTimeoutMs);
+    // Only one is open at a time (it holds the write lock); the others wait in line, each with a
+    // timer and a request held open. The line is bounded so a burst cannot pile them up.
+    if (this.transactions.size + this.transactionsWaiting >= limit.maxTransactionsPerDatabase) {
+      throw new LitebaseError(
+        'TOO_MANY_TRANSACTIONS',
+        `database ${this.name} already has ${limit.maxTransactionsPerDatabase} interactive transactions open or waiting to begin; retry later`,
+        { status: 429, retryAfterSeconds: 1, details: { limit: limit.maxTransactionsPerDatabase } },
+      );
+    }
+    this.transactionsWaiting += 1;
+    let release: Release;
+    try {
+      release = await this.writeLock.acquire(limit.waitTimeoutMs);
+    } finally {
+      this.transactionsWaiting -= 1;
+    }
     try {
       this.ready().writer.exec('BEGIN IMMEDIATE');
     } catch (error) {
@@ -270,10 +300,11 @@ export class PrimaryDatabase {
     return { id, expiresAt: new Date(expiresAt).toISOString() };
   }
 
-  async transactionQuery(id: string, statements: StatementInput[]): Promise<QueryOutcome> {
+  async transactionQuery(id: string, statements: StatementInput[], access: StatementAccess = FULL_ACCESS): Promise<QueryOutcome> {
     this.openTransaction(id);
     const { writer, writerStatements } = this.ready();
-    const results = statements.map((statement, index) => runStatement(writerStatements, writer, statement, index));
+    const run = this.run(access);
+    const results = statements.map((statement, index) => runStatement(writerStatements, writer, statement, index, run));
     return { results, position: this.position };
   }
 
@@ -387,6 +418,7 @@ export class PrimaryDatabase {
         this.positionWaiters.release(this.position);
         void this.checkpointIfLarge();
         this.archiver?.notify(this.position);
+        this.options.onDurable?.(meta.name);
       },
     });
     metrics.position.set({ database: meta.name }, Number(recovered.position));

@@ -1,4 +1,4 @@
-import { promises as fs, mkdirSync } from 'node:fs';
+import { closeSync, promises as fs, mkdirSync, openSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import type { Logger } from 'pino';
 import { CheckpointDirectory } from '../compactor/checkpoints.js';
@@ -6,13 +6,16 @@ import type { LitebaseConfig } from '../config/config.js';
 import { LitebaseError, systemErrorCode } from '../errors.js';
 import { LogDirectory } from '../log/log-directory.js';
 import { LogTailer } from '../log/log-tailer.js';
-import { formatChecksum, pageHash, type PageHashTable } from '../log/rolling-checksum.js';
-import { decodeSegment, SegmentFormatError } from '../log/segment-codec.js';
+import { formatChecksum, type PageHashTable } from '../log/rolling-checksum.js';
+import { foldSegments } from '../log/segment-fold.js';
+import { SegmentPrefetcher, type PrefetchedBatch } from '../log/segment-prefetch.js';
+import { readSegmentRun, RUN_LIMITS, type DecodedSegment, type SegmentRun, type SegmentSource } from '../log/segment-runs.js';
 import type { Metrics } from '../metrics.js';
 import type { DatabaseMeta } from '../storage/catalog.js';
 import type { LocalLayout, SharedLayout } from '../storage/layout.js';
-import { isReadOnlyRequest, runReadOnly, StatementCache, type StatementInput, type StatementResult } from './executor.js';
-import { applyPagesToFile, recoverLocalCopy, writeLocalState } from './local-copy.js';
+import { FULL_ACCESS, isReadOnlyRequest, runReadOnly, StatementCache, type StatementAccess, type StatementInput, type StatementResult } from './executor.js';
+import { ResultBudget } from './result-limits.js';
+import { applyRunToFile, applyRunToHashes, recoverLocalCopy, writeLocalState } from './local-copy.js';
 import { PositionWaiters } from './position-waiters.js';
 
 export interface ReplicaDatabaseOptions {
@@ -34,18 +37,26 @@ export class NeedsPrimaryError extends LitebaseError {
 interface Reader {
   db: Database.Database;
   statements: StatementCache;
+  /** The schema the cached statements were prepared against. */
+  schemaVersion: number;
 }
 
 /**
  * One database on a node that does not write it (DESIGN.md §6): it tails the log, verifies each
  * segment (trailer, database id, the checksum chain), writes its pages into the local file, and
- * serves reads. A read connection is replaced after every applied batch, because SQLite keeps
- * pages cached and, with no WAL activity, would never notice the file changed under it.
+ * serves reads. After every applied run the read connection drops its cached pages (see
+ * refreshReader), and only then does the new position become visible to reads and waiters.
  */
 export class ReplicaDatabase {
   private reader: Reader | undefined;
   private hashes!: PageHashTable;
+  /** The position reads see: advanced only once a fresh reader shows it (publish). */
   private current = 0n;
+  /** The position of the local file: ahead of `current` while a run is being applied. */
+  private applied = 0n;
+  private lastCompactionCheck = 0;
+  /** Set during a long catch-up: a worker thread reading the next files (src/log/segment-prefetch.ts). */
+  private readingAhead: { prefetcher: SegmentPrefetcher; next: Promise<PrefetchedBatch> } | undefined;
   private lastTerm = 0n;
   private catchingUp: Promise<void> | undefined;
   private again = false;
@@ -112,11 +123,16 @@ export class ReplicaDatabase {
   }
 
   /** Serve a read-only request (waiting for `minPosition` first); a write throws NeedsPrimaryError. */
-  async query(statements: StatementInput[], minPosition?: bigint): Promise<{ results: StatementResult[]; position: bigint }> {
+  async query(
+    statements: StatementInput[],
+    minPosition?: bigint,
+    access: StatementAccess = FULL_ACCESS,
+  ): Promise<{ results: StatementResult[]; position: bigint }> {
     if (minPosition !== undefined) await this.waitForPosition(minPosition);
     const reader = this.readerOrThrow();
-    if (!isReadOnlyRequest(reader.statements, statements)) throw new NeedsPrimaryError();
-    return { results: runReadOnly(reader.statements, reader.db, statements), position: this.current };
+    if (!isReadOnlyRequest(reader.statements, statements, access.admin)) throw new NeedsPrimaryError();
+    const run = { admin: access.admin, budget: new ResultBudget(this.options.config.limits) };
+    return { results: runReadOnly(reader.statements, reader.db, statements, run), position: this.current };
   }
 
   /** Wait (bounded) until this replica has applied `position`. */
@@ -148,6 +164,7 @@ export class ReplicaDatabase {
       this.checkpoints,
     );
     this.hashes = recovered.hashes;
+    this.applied = recovered.position;
     this.current = recovered.position;
     this.openReader();
     this.positionWaiters.release(this.current);
@@ -176,90 +193,153 @@ export class ReplicaDatabase {
   }
 
   private async applyAvailable(): Promise<void> {
-    let applied = 0;
-    let handle: fs.FileHandle | undefined;
     try {
-      for (;;) {
-        if (this.closed) return;
-        const position = this.current + 1n;
-        let bytes: Buffer;
-        try {
-          bytes = this.log.readSync(position);
-        } catch (error) {
-          if (systemErrorCode(error) !== 'ENOENT') throw error;
-          // A checkpoint at or past the missing position means the compactor archived and deleted
-          // it (a checkpoint only covers segments that were written): start again from there.
-          const newest = await this.checkpoints.newest();
-          if (newest === undefined || newest < position) return;
-          this.logger.info({ position: position.toString(), checkpoint: newest.toString() }, 'the log was compacted past this replica; rebuilding from the checkpoint');
-          await handle?.close();
-          handle = undefined;
-          await this.rebuild();
-          continue;
-        }
-        const file = this.log.segmentPath(position);
-        let segment: ReturnType<typeof decodeSegment>;
-        try {
-          segment = decodeSegment(bytes);
-        } catch (error) {
-          if (!(error instanceof SegmentFormatError)) throw error;
-          this.report(position, error.code, `${file}: ${error.message}`);
-          return; // never applied; retried on the next poll, when a good copy may be there
-        }
-        const { header, pages } = segment;
-        if (header.databaseId !== this.meta.id || header.position !== position) {
-          this.report(position, 'LOG_FOREIGN_SEGMENT', `${file} is position ${header.position} of database ${header.databaseId}`);
-          return;
-        }
-        if (header.term < this.lastTerm) {
-          // A deposed Primary got a segment in after a newer one: the fence should prevent that, so
-          // say so loudly. The position is still the log's truth and the checksum chain below
-          // decides whether it applies; every node replays it the same way.
-          this.logger.warn({ file, term: header.term.toString(), lastTerm: this.lastTerm.toString() }, 'segment from an older term');
-        }
-        if (header.preChecksum !== this.hashes.checksum) {
-          this.logger.warn(
-            { file, expected: formatChecksum(header.preChecksum), local: formatChecksum(this.hashes.checksum) },
-            'local copy does not match the log; rebuilding it',
-          );
-          await handle?.close();
-          handle = undefined;
-          await this.rebuild(true);
-          continue;
-        }
-        handle ??= await fs.open(this.sqliteFile, 'r+');
-        await applyPagesToFile(handle, pages, header.pageSize, header.databaseSizePages);
-        this.hashes.apply(
-          pages.map(({ pageNumber, data }) => ({ pageNumber, hash: pageHash(pageNumber, data) })),
-          header.databaseSizePages,
-        );
-        if (this.hashes.checksum !== header.postChecksum) {
-          this.logger.error({ file }, 'segment pages do not give its post-checksum; rebuilding the local copy');
-          await handle.close();
-          handle = undefined;
-          await this.rebuild(true);
-          continue;
-        }
-        this.current = position;
-        this.lastTerm = header.term;
-        this.lastError = undefined;
-        applied += 1;
-        // Make the applied state readable in batches, not after every segment of a long catch-up.
-        if (applied % 64 === 0) {
-          this.publish();
-          // Let requests in between batches of a long catch-up.
-          await new Promise((resolve) => setImmediate(resolve));
-        }
-      }
+      await this.applyRuns();
     } finally {
-      await handle?.close();
-      if (applied > 0) this.publish();
+      await this.stopReadingAhead();
     }
+  }
+
+  private async applyRuns(): Promise<void> {
+    for (;;) {
+      if (this.closed) return;
+      const run = this.readingAhead ? await this.readPrefetchedRun(this.readingAhead) : this.readRun();
+      if (run.segments.length > 0) {
+        if (!this.applyRun(run.segments)) {
+          await this.stopReadingAhead();
+          await this.rebuild(true);
+          continue;
+        }
+        this.publish();
+      }
+      const stop = run.stop;
+      if (stop.kind === 'limit') {
+        // A long catch-up: read the next files on a worker thread meanwhile, and let requests in
+        // between runs.
+        this.readingAhead ??= this.startReadingAhead();
+        await new Promise((resolve) => setImmediate(resolve));
+        continue;
+      }
+      await this.stopReadingAhead();
+      if (stop.kind === 'corrupt') {
+        this.report(stop.position, stop.code, stop.message);
+        return; // never applied; retried on the next poll, when a good copy may be there
+      }
+      if (stop.kind === 'diverged') {
+        // What chained onto the local copy is applied; the next run starts at the segment that
+        // does not, and finds the copy no longer matches the log.
+        if (run.segments.length > 0) continue;
+        this.logger.warn(
+          { file: stop.file, expected: formatChecksum(stop.preChecksum), local: formatChecksum(this.hashes.checksum) },
+          'local copy does not match the log; rebuilding it',
+        );
+        await this.rebuild(true);
+        continue;
+      }
+      if (run.segments.length > 0 || !(await this.compactedPastUs())) return;
+      await this.rebuild();
+    }
+  }
+
+  private startReadingAhead(): { prefetcher: SegmentPrefetcher; next: Promise<PrefetchedBatch> } {
+    const prefetcher = new SegmentPrefetcher(this.log.dir);
+    return { prefetcher, next: prefetcher.fetch(this.applied + 1n) };
+  }
+
+  private async stopReadingAhead(): Promise<void> {
+    const reading = this.readingAhead;
+    this.readingAhead = undefined;
+    await reading?.prefetcher.close();
+  }
+
+  /** The next run from the files the worker read; back to reading here once it found no more. */
+  private async readPrefetchedRun(reading: { prefetcher: SegmentPrefetcher; next: Promise<PrefetchedBatch> }): Promise<SegmentRun> {
+    const batch = await reading.next;
+    const end = batch.first + BigInt(batch.files.length);
+    if (batch.files.length === 0 || batch.first !== this.applied + 1n) {
+      await this.stopReadingAhead();
+      return this.readRun();
+    }
+    reading.next = reading.prefetcher.fetch(end);
+    const source = (at: bigint): Buffer | undefined => (at >= batch.first && at < end ? batch.files[Number(at - batch.first)] : undefined);
+    const run = this.readRun({ segments: batch.files.length, bytes: Infinity }, source);
+    // Stopped inside the batch (damage, a fork): what follows is decided by reading here.
+    if (run.segments.length < batch.files.length) await this.stopReadingAhead();
+    else if (run.stop.kind === 'end') run.stop = { kind: 'limit' };
+    return run;
+  }
+
+  /** The next run of segments after the applied position (src/log/segment-runs.ts). */
+  private readRun(limits: { segments: number; bytes: number } = RUN_LIMITS, source?: SegmentSource): SegmentRun {
+    const start = { databaseId: this.meta.id, position: this.applied, checksum: this.hashes.checksum };
+    const run = source ? readSegmentRun(this.log, start, limits, source) : readSegmentRun(this.log, start, limits);
+    let term = this.lastTerm;
+    for (const { header } of run.segments) {
+      if (header.term < term) {
+        // A deposed Primary got a segment in after a newer one: the fence should prevent that, so
+        // say so loudly. The position is still the log's truth and the checksum chain decides
+        // whether it applies; every node replays it the same way.
+        this.logger.warn({ position: header.position.toString(), term: header.term.toString(), lastTerm: term.toString() }, 'segment from an older term');
+      }
+      term = header.term;
+    }
+    return run;
+  }
+
+  /**
+   * Write a run's net change into the local file and fold it into the page hashes; false when the
+   * result does not have the checksum the last segment promises (the copy is then rebuilt). Each
+   * segment's trailer proved its bytes and the headers chain pre- to post-checksum, so checking
+   * the end of the run checks every segment in it.
+   */
+  private applyRun(segments: DecodedSegment[]): boolean {
+    const last = segments[segments.length - 1];
+    if (!last) return true;
+    const startSize = this.hashes.databaseSizePages;
+    const run = foldSegments(startSize, segments);
+    const fd = openSync(this.sqliteFile, 'r+');
+    try {
+      applyRunToFile(fd, run, last.header.pageSize, startSize);
+    } finally {
+      closeSync(fd);
+    }
+    applyRunToHashes(this.hashes, run);
+    if (this.hashes.checksum !== last.header.postChecksum) {
+      this.logger.error(
+        { first: segments[0]?.header.position.toString(), last: last.header.position.toString() },
+        'segment pages do not give their post-checksum; rebuilding the local copy',
+      );
+      return false;
+    }
+    this.applied = last.header.position;
+    this.lastTerm = last.header.term;
+    this.lastError = undefined;
+    return true;
+  }
+
+  /**
+   * The next segment is missing: is that because the compactor archived and deleted it? Then a
+   * checkpoint at or past it exists. Looked at once per poll interval at most, since every wake-up
+   * of a replica that is up to date ends here.
+   */
+  private async compactedPastUs(): Promise<boolean> {
+    const now = Date.now();
+    if (now - this.lastCompactionCheck < this.options.config.replicaPollMs) return false;
+    this.lastCompactionCheck = now;
+    const newest = await this.checkpoints.newest();
+    if (newest === undefined || newest <= this.applied) return false;
+    this.logger.info(
+      { position: (this.applied + 1n).toString(), checkpoint: newest.toString() },
+      'the log was compacted past this replica; rebuilding from the checkpoint',
+    );
+    return true;
   }
 
   /** Make applied segments visible: fresh read connection, waiters released, state saved now and then. */
   private publish(): void {
-    this.openReader();
+    this.refreshReader();
+    // Only now: a read that waited for this position must find its rows in the new reader.
+    this.current = this.applied;
     this.options.metrics.position.set({ database: this.name }, Number(this.current));
     this.positionWaiters.release(this.current);
     if (Date.now() - this.lastStateWrite > 1000) {
@@ -290,8 +370,30 @@ export class ReplicaDatabase {
     // A replica never writes through SQLite: its file changes only by applying the log.
     db.pragma('query_only = ON');
     db.pragma('foreign_keys = ON');
-    this.reader = { db, statements: new StatementCache(db) };
+    this.reader = { db, statements: new StatementCache(db), schemaVersion: schemaVersionOf(db) };
     previous?.db.close();
+  }
+
+  /**
+   * Make the reader see what a run wrote into the file. SQLite keeps pages cached between read
+   * transactions and, since nothing goes through its WAL, would never notice the file changed:
+   * `shrink_memory` drops every cached page (none is in use between requests), so the next read
+   * goes to the file. Much cheaper than a new connection (~40 us against ~600 us, with every
+   * statement prepared anew), which counted at hundreds of segments a second. Cached statements
+   * are dropped when the schema changed, since their column lists may be out of date.
+   */
+  private refreshReader(): void {
+    const reader = this.reader;
+    if (!reader) {
+      this.openReader();
+      return;
+    }
+    reader.db.pragma('shrink_memory');
+    const schemaVersion = schemaVersionOf(reader.db);
+    if (schemaVersion !== reader.schemaVersion) {
+      reader.statements.clear();
+      reader.schemaVersion = schemaVersion;
+    }
   }
 
   private closeReader(): void {
@@ -307,4 +409,8 @@ export class ReplicaDatabase {
     await this.saveState();
     this.closeReader();
   }
+}
+
+function schemaVersionOf(db: Database.Database): number {
+  return db.pragma('schema_version', { simple: true }) as number;
 }

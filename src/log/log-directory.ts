@@ -1,4 +1,4 @@
-import { promises as fs, readFileSync } from 'node:fs';
+import { closeSync, openSync, promises as fs, readFileSync, readSync } from 'node:fs';
 import path from 'node:path';
 import { LitebaseError, systemErrorCode } from '../errors.js';
 import { formatPosition } from '../storage/layout.js';
@@ -32,6 +32,28 @@ export class LogDirectory {
   /** The synchronous twin, for replay loops where a thread-pool round trip per small file dominates. */
   readSync(position: bigint): Buffer {
     return readFileSync(this.segmentPath(position));
+  }
+
+  /**
+   * Read segment `position` into `scratch` when it fits (the answer is a view of it, valid until the
+   * next call), else into a new buffer: a replay reads thousands of small files, and readFileSync's
+   * fstat and fresh allocation per file cost as much as the read. Throws ENOENT like readSync.
+   */
+  readSyncInto(position: bigint, scratch: Buffer): Buffer {
+    const fd = openSync(this.segmentPath(position), 'r');
+    try {
+      let length = 0;
+      for (;;) {
+        const read = readSync(fd, scratch, length, scratch.length - length, length);
+        length += read;
+        if (read === 0) return scratch.subarray(0, length);
+        if (length === scratch.length) break;
+      }
+      // Larger than the scratch buffer: read the whole file afresh.
+      return readFileSync(fd);
+    } finally {
+      closeSync(fd);
+    }
   }
 
   /**

@@ -1,12 +1,12 @@
 import { watch, type FSWatcher } from 'chokidar';
-import path from 'node:path';
 import type { Logger } from 'pino';
+import { LogHead } from './log-head.js';
 
 export interface LogTailerOptions {
   dir: string;
   /** Poll interval: catches what file watching misses (NFS shows a watcher only local changes). */
   pollMs: number;
-  /** Watch the folder with chokidar as well as polling (off: poll only). */
+  /** Watch the log's head file with chokidar as well as polling (off: poll only). */
   watch: boolean;
   /** Called when the log may have grown. Calls are not queued: the callee reads the folder. */
   onChange: () => void;
@@ -14,9 +14,10 @@ export interface LogTailerOptions {
 }
 
 /**
- * Tells a replica when a log folder may have new segments (DESIGN.md §6): a file watcher for
- * speed, a poll for correctness, and `nudge()` for a notice from the Primary over the network.
- * It only signals; reading and verifying segments is the caller's job.
+ * Tells a replica when a log folder may have new segments (DESIGN.md §6): a watcher on the log's
+ * head file for speed, a poll for correctness (NFS shows a watcher only this machine's changes),
+ * and `nudge()` for a notice from the Primary over the network. It only signals; reading and
+ * verifying segments is the caller's job.
  */
 export class LogTailer {
   private watcher: FSWatcher | undefined;
@@ -26,21 +27,27 @@ export class LogTailer {
 
   start(): void {
     const { dir, pollMs, onChange, logger } = this.options;
-    if (this.options.watch) {
-      // Temp files (a segment before its link) would cost a stat each and say nothing new.
-      this.watcher = watch(dir, {
-        ignoreInitial: true,
-        depth: 0,
-        persistent: false,
-        ignored: (file: string) => path.basename(file).startsWith('.'),
-      });
-      this.watcher.on('add', (file: string) => {
-        if (file.endsWith('.seg')) onChange();
-      });
-      this.watcher.on('error', (error: unknown) => logger.warn({ err: error, dir }, 'log watcher failed; polling continues'));
-    }
+    if (this.options.watch) this.watchHead(dir, onChange, logger);
     this.timer = setInterval(onChange, pollMs);
     this.timer.unref();
+  }
+
+  /**
+   * Watch the log's head file (src/log/log-head.ts), which the Primary rewrites after every
+   * segment. chokidar's 'raw' event is the file system's own notice, passed on at once; its 'change'
+   * event comes after a stat and drops notices less than 5 ms apart.
+   */
+  private watchHead(dir: string, onChange: () => void, logger: Logger): void {
+    const head = LogHead.inFolder(dir);
+    try {
+      head.ensureExists();
+    } catch (error) {
+      logger.warn({ err: error, file: head.file }, 'cannot create the log head file; polling only');
+      return;
+    }
+    this.watcher = watch(head.file, { ignoreInitial: true, persistent: false });
+    this.watcher.on('raw', () => onChange());
+    this.watcher.on('error', (error: unknown) => logger.warn({ err: error, file: head.file }, 'log watcher failed; polling continues'));
   }
 
   /** Someone (the Primary) says there is something new. */

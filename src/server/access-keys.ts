@@ -39,8 +39,28 @@ const digest = (value: string): Buffer => createHash('sha256').update(value).dig
 function patternMatches(pattern: string, name: string): boolean {
   if (pattern === '*') return true;
   if (!pattern.includes('*')) return pattern === name;
-  const escaped = pattern.split('*').map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&'));
-  return new RegExp(`^${escaped.join('.*')}$`).test(name);
+  // A glob walk, not a regular expression: `^.*a.*a…b$` backtracks exponentially, and a key with
+  // such a pattern would stall the event loop on every request it made.
+  let p = 0;
+  let n = 0;
+  let star = -1;
+  let resume = 0;
+  while (n < name.length) {
+    if (pattern[p] === '*') {
+      star = p++;
+      resume = n;
+    } else if (p < pattern.length && pattern[p] === name[n]) {
+      p++;
+      n++;
+    } else if (star >= 0) {
+      p = star + 1;
+      n = ++resume;
+    } else {
+      return false;
+    }
+  }
+  while (pattern[p] === '*') p++;
+  return p === pattern.length;
 }
 
 export function principalFor(record: KeyRecord): Principal {
@@ -113,6 +133,16 @@ export class AccessKeys {
     const actual = digest(presented);
     if (expected.length !== actual.length || !timingSafeEqual(expected, actual)) return undefined;
     return principalFor(record);
+  }
+
+  /**
+   * A key's record when it exists and is not revoked, for signed requests: they name the key by
+   * id and prove it with an HMAC whose key derives from `hash` (src/server/request-signing.ts).
+   */
+  async liveRecord(id: string): Promise<KeyRecord | undefined> {
+    if (!/^[a-z0-9]{12}$/.test(id)) return undefined;
+    const record = await this.cached(id);
+    return record && !record.revokedAt ? record : undefined;
   }
 
   private async cached(id: string): Promise<KeyRecord | undefined> {

@@ -10,6 +10,8 @@ import type { ObjectStore } from '../storage/object-store.js';
 import type { ClusterView } from './forward.js';
 import { ROOT_PRINCIPAL, type AccessKeys, type Action, type Principal } from './access-keys.js';
 import { secretMatcher } from './root-key.js';
+import { RequestSigning } from './request-signing.js';
+import { SIGNATURE_HEADERS } from '../client/signing.js';
 import { keyRoutes } from './routes/keys.js';
 
 declare module 'fastify' {
@@ -40,6 +42,8 @@ export interface AppContext {
   cluster: ClusterView;
   metrics: Metrics;
   rootKey: string;
+  /** PEM certificate chain and key (read by start.ts): the API is served over HTTPS. */
+  tls?: { cert: Buffer; key: Buffer };
   logger: Logger;
   /** The archive (compaction, restore); opened once by start.ts. */
   objectStore: ObjectStore;
@@ -81,6 +85,8 @@ export function toErrorResponse(error: unknown): { status: number; body: ErrorBo
     FST_ERR_CTP_INVALID_CONTENT_LENGTH: [400, 'INVALID_CONTENT_LENGTH'],
     FST_ERR_CTP_EMPTY_JSON_BODY: [400, 'INVALID_JSON'],
     FST_ERR_CTP_INVALID_JSON_BODY: [400, 'INVALID_JSON'],
+    FST_ERR_BAD_URL: [400, 'INVALID_URL'],
+    FST_ERR_MAX_PARAM_LENGTH: [414, 'URL_TOO_LONG'],
   };
   const known = fastifyError.code ? byCode[fastifyError.code] : undefined;
   if (known) return { status: known[0], body: { error: { code: known[1], message: fastifyError.message ?? known[1] } } };
@@ -96,6 +102,22 @@ export function toErrorResponse(error: unknown): { status: number; body: ErrorBo
   return { status: 500, body: { error: { code: 'INTERNAL_ERROR', message: 'internal error; see the server log' } } };
 }
 
+/** Broken HTTP framing (node's parser refused the bytes): answer in the API's error shape and close. */
+export function answerClientError(error: Error & { code?: string }, socket: import('node:net').Socket): void {
+  if (error.code === 'ECONNRESET' || socket.destroyed) return;
+  const [status, reason, code, message] =
+    error.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, 'Request Header Fields Too Large', 'HEADERS_TOO_LARGE', 'the request headers are too large']
+      : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, 'Request Timeout', 'REQUEST_TIMEOUT', 'the request did not arrive in time']
+        : [400, 'Bad Request', 'MALFORMED_REQUEST', 'the request is not valid HTTP/1.1'];
+  const body = JSON.stringify({ error: { code, message } });
+  if (socket.writable) {
+    socket.write(`HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  }
+  socket.destroy(error);
+}
+
 export function buildApp(context: AppContext): App {
   const { config, metrics, rootKey } = context;
   const isRootKey = secretMatcher(rootKey);
@@ -107,10 +129,24 @@ export function buildApp(context: AppContext): App {
     // Values are never coerced: "1" stays a string, so a bad body is refused, not reinterpreted.
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
     return503OnClosing: true,
+    ...(context.tls ? { https: { cert: context.tls.cert, key: context.tls.key } } : {}),
     // No per-request child logger: errors are logged with their URL, and a child per request
     // costs about a microsecond on every query.
     childLoggerFactory: (logger) => logger,
+    // What fastify answers before any route or hook runs (a malformed %-escape, an overlong path
+    // parameter) and broken HTTP framing get the API's error shape too (test/integration/hostile-input).
+    frameworkErrors: (error, _request, reply) => {
+      const { status, body } = toErrorResponse(error);
+      reply.raw.writeHead(status, { 'content-type': 'application/json; charset=utf-8' }).end(JSON.stringify(body));
+    },
+    clientErrorHandler: answerClientError,
   }).withTypeProvider<TypeBoxTypeProvider>() as unknown as App;
+
+  // Node answers an Expect header it does not support with a bare 417: give it the API's shape.
+  app.server.on('checkExpectation', (_request: import('node:http').IncomingMessage, response: import('node:http').ServerResponse) => {
+    const body = JSON.stringify({ error: { code: 'EXPECTATION_FAILED', message: 'the only Expect supported is 100-continue' } });
+    response.writeHead(417, { 'content-type': 'application/json; charset=utf-8', connection: 'close' }).end(body);
+  });
 
   app.setErrorHandler((error, request, reply) => {
     const { status, body, retryAfter } = toErrorResponse(error);
@@ -126,6 +162,12 @@ export function buildApp(context: AppContext): App {
   );
 
   app.decorateRequest('principal', null);
+  const signing = RequestSigning.register(app, {
+    keys: context.keys,
+    rootKey,
+    settings: config.signing,
+    bodyLimitBytes: config.limits.bodyLimitBytes,
+  });
   app.addHook('onRequest', async (request, reply) => {
     if (config.authDisabled) {
       request.principal = ROOT_PRINCIPAL;
@@ -135,6 +177,8 @@ export function buildApp(context: AppContext): App {
     const header = request.headers.authorization;
     const match = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
     if (!match?.[1]) {
+      // No bearer key: a signed request (docs/SECURITY.md) is checked by the signing hooks.
+      if (header === undefined && request.headers[SIGNATURE_HEADERS.signature] !== undefined) return signing.begin(request);
       return reply
         .status(401)
         .header('www-authenticate', 'Bearer')

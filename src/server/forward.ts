@@ -1,6 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { ClusterMember, LeaseView } from '../cluster/cluster-member.js';
 import { LitebaseError } from '../errors.js';
+import { forwardedSignature } from './request-signing.js';
 
 /** Who the Primary is, as this node currently sees it. */
 export interface ClusterView {
@@ -9,6 +10,8 @@ export interface ClusterView {
   primaryAddress(): string | undefined;
   /** The election and heartbeats (GET /v1/cluster). */
   readonly member: ClusterMember;
+  /** How to reach other nodes: trusting --tls-ca for https; the global fetch when absent. */
+  readonly fetch?: typeof fetch;
 }
 
 const FORWARDED_HEADER = 'x-litebase-forwarded-by';
@@ -34,8 +37,13 @@ export async function forwardToPrimary(
   if (!primary) throw primaryUnavailable('no Primary is known right now; the cluster is electing one');
   const headers: Record<string, string> = { [FORWARDED_HEADER]: cluster.nodeId };
   if (request.headers.authorization) headers.authorization = request.headers.authorization;
+  // A signed request goes on with its signature and its exact body bytes: the Primary checks the
+  // client's own signature (docs/SECURITY.md), so no node needs a credential of its own.
+  const signed = forwardedSignature(request);
   const hasBody = request.body !== undefined && request.body !== null;
-  if (hasBody) headers['content-type'] = 'application/json';
+  if (signed) Object.assign(headers, signed.headers);
+  else if (hasBody) headers['content-type'] = 'application/json';
+  const payload = signed ? signed.body : hasBody ? JSON.stringify(request.body) : undefined;
   // A Primary that stops answering (paused, cut off) is replaced after its lease; the request is
   // given up then, not after the full timeout. Its outcome is unknown: it may have committed.
   const primaryChanged = new AbortController();
@@ -45,10 +53,10 @@ export async function forwardToPrimary(
   cluster.member.on('lease', onLease);
   let response: Response;
   try {
-    response = await fetch(new URL(request.url, primary), {
+    response = await (cluster.fetch ?? fetch)(new URL(request.url, primary), {
       method: request.method,
       headers,
-      ...(hasBody ? { body: JSON.stringify(request.body) } : {}),
+      ...(payload !== undefined ? { body: payload } : {}),
       signal: AbortSignal.any([AbortSignal.timeout(timeoutMs), primaryChanged.signal]),
     });
   } catch (error) {
@@ -59,7 +67,11 @@ export async function forwardToPrimary(
         { status: 503, retryAfterSeconds: 1, cause: error },
       );
     }
-    throw primaryUnavailable(`the Primary at ${primary} did not answer: ${(error as Error).message}`, error);
+    // fetch says only "fetch failed"; the reason (refused, reset, a certificate that does not
+    // verify against --tls-ca) is in its cause, and is what an operator needs to see.
+    const cause = (error as Error).cause;
+    const reason = cause instanceof Error ? `${(error as Error).message}: ${cause.message}` : (error as Error).message;
+    throw primaryUnavailable(`the Primary at ${primary} did not answer: ${reason}`, error);
   } finally {
     cluster.member.off('lease', onLease);
   }

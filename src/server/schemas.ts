@@ -1,4 +1,4 @@
-import { Type, type Static } from '@fastify/type-provider-typebox';
+import { Type, type Static } from 'typebox';
 
 /**
  * Request schemas, validated by fastify before a handler runs (DESIGN.md §8). Types come from

@@ -1,7 +1,8 @@
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { pino, type Logger } from 'pino';
 import { ClusterMember } from '../cluster/cluster-member.js';
+import { ReplicaNudger, type NudgePeer } from '../cluster/replica-nudger.js';
 import type { LitebaseConfig } from '../config/config.js';
 import { NodeDatabases, type NodeRole } from '../engine/node-databases.js';
 import { Metrics } from '../metrics.js';
@@ -12,6 +13,7 @@ import { openObjectStore, redactUrl, type ObjectStore } from '../storage/object-
 import { AccessKeys } from './access-keys.js';
 import { buildApp } from './app.js';
 import { loadRootKey } from './root-key.js';
+import { fetchTrustingCa } from '../client/tls.js';
 
 export interface RunningNode {
   url: string;
@@ -28,6 +30,9 @@ const engineRole = (role: string): NodeRole => (role === 'primary' ? 'primary' :
  * open every database as Primary or Replica according to the role it got, then listen.
  */
 export async function startNode(config: LitebaseConfig, logger: Logger = pino({ level: config.logLevel })): Promise<RunningNode> {
+  // Read first: a wrong path stops the start before the node joins the cluster.
+  const tls = config.tls ? { cert: readPem(config.tls.certFile, 'certificate'), key: readPem(config.tls.keyFile, 'private key') } : undefined;
+  const peerCa = config.tlsCaFile ? readPem(config.tlsCaFile, 'CA certificate') : undefined;
   const shared = new SharedLayout(config.dataDir);
   const local = new LocalLayout(config.localDir);
   mkdirSync(shared.databasesDir, { recursive: true });
@@ -46,6 +51,21 @@ export async function startNode(config: LitebaseConfig, logger: Logger = pino({ 
     logger,
   });
   const catalog = new DatabaseCatalog(shared);
+  // Forwarding and nudges verify peers' certificates against --tls-ca, or the system CAs without it.
+  const peerFetch = peerCa ? fetchTrustingCa(peerCa) : undefined;
+  const nudger = new ReplicaNudger({
+    logger,
+    send: async (address, names) => {
+      const response = await (peerFetch ?? fetch)(new URL('/v1/cluster/nudge', address), {
+        method: 'POST',
+        headers: { authorization: `Bearer ${rootKey.secret}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ databases: names }),
+        signal: AbortSignal.timeout(2000),
+      });
+      await response.arrayBuffer();
+      if (!response.ok) throw new Error(`${address} answered ${response.status}`);
+    },
+  });
   const databases = new NodeDatabases(
     {
       catalog,
@@ -59,6 +79,7 @@ export async function startNode(config: LitebaseConfig, logger: Logger = pino({ 
       writeFence: member.writeFence,
       onDeposed: (reason) => member.stepDown(reason),
       objectStore,
+      onDurable: (name) => nudger.nudge(name),
     },
     engineRole(member.role),
   );
@@ -74,6 +95,7 @@ export async function startNode(config: LitebaseConfig, logger: Logger = pino({ 
     void (async () => {
       if (databases.role === 'replica') await databases.syncWithCatalog();
       member.setDatabasePositions(await databases.positions());
+      if (databases.role === 'primary') nudger.setPeers(await livePeers(member, config.nodeId, config.leaseTtlMs));
     })().catch((error: unknown) => logger.warn({ err: error }, 'housekeeping failed'));
   }, Math.min(1000, config.replicaPollMs));
   housekeeping.unref();
@@ -83,13 +105,14 @@ export async function startNode(config: LitebaseConfig, logger: Logger = pino({ 
     role: () => databases.role,
     primaryAddress: () => member.lease.primaryAddress,
     member,
+    ...(peerFetch ? { fetch: peerFetch } : {}),
   };
   const keys = new AccessKeys(path.join(shared.clusterDir, 'keys'));
-  const app = buildApp({ config, keys, databases, cluster, metrics, rootKey: rootKey.secret, logger, objectStore, shared, local });
+  const app = buildApp({ config, keys, databases, cluster, metrics, rootKey: rootKey.secret, logger, objectStore, shared, local, ...(tls ? { tls } : {}) });
   await app.listen({ port: config.port, host: config.host });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
-  const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
+  const url = `${tls ? 'https' : 'http'}://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
   logger.info({ url, dataDir: config.dataDir, localDir: config.localDir, nodeId: config.nodeId, role: member.role }, 'litebase listening');
 
   let closing: Promise<void> | undefined;
@@ -111,6 +134,14 @@ export async function startNode(config: LitebaseConfig, logger: Logger = pino({ 
   };
 }
 
+/** The other nodes whose heartbeat is recent: the ones worth nudging. */
+async function livePeers(member: ClusterMember, nodeId: string, leaseTtlMs: number): Promise<NudgePeer[]> {
+  const staleAfter = Math.max(3000, leaseTtlMs);
+  return (await member.nodes())
+    .filter((node) => node.nodeId !== nodeId && Date.now() - node.lastHeartbeat < staleAfter)
+    .map(({ nodeId: id, address }) => ({ nodeId: id, address }));
+}
+
 async function openVerifiedObjectStore(config: LitebaseConfig, logger: Logger): Promise<ObjectStore> {
   const store = openObjectStore(config.objectStore, { ...config.objectStoreOptions, logger });
   try {
@@ -121,4 +152,12 @@ async function openVerifiedObjectStore(config: LitebaseConfig, logger: Logger): 
     throw new LitebaseError(code, `the object store ${redactUrl(config.objectStore)} is not usable: ${errorMessage(error)}`, { cause: error });
   }
   return store;
+}
+
+function readPem(file: string, what: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (error) {
+    throw new LitebaseError('CONFIG_INVALID', `cannot read the TLS ${what} ${file}: ${errorMessage(error)}`, { cause: error });
+  }
 }

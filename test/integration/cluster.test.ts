@@ -264,4 +264,23 @@ describe('cluster on a shared folder', () => {
     expect(values).toHaveLength(50);
     await sameEverywhere([...nodes, joiner], position);
   });
+
+  it('a replica that neither watches nor polls soon learns of new writes from the Primary\'s nudge', async () => {
+    const dataDir = tempDir('litebase-cluster-');
+    const env = { LITEBASE_LEASE_TTL_MS: String(LEASE_TTL_MS), LITEBASE_REPLICA_WATCH: 'false', LITEBASE_REPLICA_POLL_MS: '600000' };
+    const primary = await TestServer.start({ dataDir, nodeId: 'n1', env });
+    servers.push(primary);
+    await waitFor(async () => (await primaryOf([primary])) !== undefined, 10_000, 'a primary');
+    const replica = await TestServer.start({ dataDir, nodeId: 'n2', env });
+    servers.push(replica);
+    await setup(primary);
+    // The Primary nudges the nodes whose heartbeat it has read (once a second).
+    await waitFor(async () => (await cluster(primary)).nodes.length === 2, 10_000, 'both heartbeats');
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    for (let i = 0; i < 5; i++) {
+      await insert(primary, `nudged-${i}`);
+      // No minPosition: nothing on the replica's side looks at the log but the nudge.
+      await waitFor(async () => (await valuesOn(replica)).includes(`nudged-${i}`), 5_000, `nudged-${i} on the replica`);
+    }
+  });
 });

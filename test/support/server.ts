@@ -4,6 +4,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { fetchTrustingCa } from '../../src/client/tls.js';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const CLI = path.join(REPO_ROOT, 'bin', 'litebase.js');
@@ -33,12 +34,19 @@ export interface ServerOptions {
   rootKey?: string;
   extraArgs?: string[];
   env?: Record<string, string>;
+  /**
+   * Serve HTTPS with these PEM files (test/support/tls.ts); this helper's requests trust `ca`,
+   * the node trusts `caFile` (--tls-ca) for other nodes, or the system CAs without it.
+   */
+  tls?: { certFile: string; keyFile: string; caFile?: string; ca: Buffer };
 }
 
 /** A real `litebase serve` process on 127.0.0.1 with its own temp dirs. */
 export class TestServer {
   readonly url: string;
   readonly key: string;
+  /** The fetch this helper's own requests use. */
+  readonly fetch: typeof globalThis.fetch;
   output = '';
   private exitPromise: Promise<number | null>;
 
@@ -48,8 +56,11 @@ export class TestServer {
     readonly dataDir: string,
     readonly localDir: string,
     key: string,
+    /** Set when the server speaks HTTPS: a fetch trusting the test CA. */
+    tlsFetch?: typeof globalThis.fetch,
   ) {
-    this.url = `http://127.0.0.1:${port}`;
+    this.url = `${tlsFetch ? 'https' : 'http'}://127.0.0.1:${port}`;
+    this.fetch = tlsFetch ?? globalThis.fetch;
     this.key = key;
     child.stdout?.on('data', (chunk: Buffer) => (this.output += chunk.toString()));
     child.stderr?.on('data', (chunk: Buffer) => (this.output += chunk.toString()));
@@ -69,13 +80,15 @@ export class TestServer {
       '--host', '127.0.0.1',
       '--node-id', options.nodeId ?? 'n1',
       '--root-key', key,
+      ...(options.tls ? ['--tls-cert', options.tls.certFile, '--tls-key', options.tls.keyFile] : []),
+      ...(options.tls?.caFile ? ['--tls-ca', options.tls.caFile] : []),
       ...(options.extraArgs ?? []),
     ];
     const child = spawn(process.execPath, args, {
       env: { ...process.env, LITEBASE_LOG_LEVEL: 'warn', ...options.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    const server = new TestServer(child, port, dataDir, localDir, key);
+    const server = new TestServer(child, port, dataDir, localDir, key, options.tls ? fetchTrustingCa(options.tls.ca) : undefined);
     await server.waitReady();
     return server;
   }
@@ -85,7 +98,7 @@ export class TestServer {
     while (Date.now() < deadline) {
       if (this.child.exitCode !== null) throw new Error(`server exited early (${this.child.exitCode}):\n${this.output}`);
       try {
-        const response = await fetch(`${this.url}/readyz`, { headers: { authorization: `Bearer ${this.key}` } });
+        const response = await this.fetch(`${this.url}/readyz`, { headers: { authorization: `Bearer ${this.key}` } });
         if (response.ok) return;
       } catch {
         // not listening yet
@@ -97,7 +110,7 @@ export class TestServer {
 
   /** JSON request with the root key; returns status and parsed body. */
   async request(method: string, urlPath: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: any; headers: Headers }> {
-    const response = await fetch(this.url + urlPath, {
+    const response = await this.fetch(this.url + urlPath, {
       method,
       headers: {
         authorization: `Bearer ${this.key}`,

@@ -1,5 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
-import { Type, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
 import { PrimaryDatabase } from '../../engine/primary-database.js';
 import { badRequest, unavailable } from '../../errors.js';
 import type { RestoreTarget } from '../../restore/planner.js';

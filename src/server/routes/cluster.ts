@@ -1,5 +1,9 @@
 import type { FastifyPluginAsync } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
 import { requirePermission, type AppContext } from '../app.js';
+
+const NudgeBody = Type.Object({ databases: Type.Array(Type.String({ maxLength: 64 }), { maxItems: 10_000 }) }, { additionalProperties: false });
 
 /**
  * GET /v1/cluster: the term, the Primary, and every node's role, last heartbeat and per-database
@@ -8,6 +12,14 @@ import { requirePermission, type AppContext } from '../app.js';
  */
 export function clusterRoutes(context: AppContext): FastifyPluginAsync {
   return async (app) => {
+    // The Primary's nudge (src/cluster/replica-nudger.ts): these databases' logs grew. Internal;
+    // nodes send it with the root key.
+    app.withTypeProvider<TypeBoxTypeProvider>().post('/v1/cluster/nudge', { schema: { body: NudgeBody } }, async (request, reply) => {
+      requirePermission(request, 'cluster');
+      context.databases.nudge(request.body.databases);
+      return reply.code(204).send();
+    });
+
     app.get('/v1/cluster', async (request) => {
       requirePermission(request, 'cluster');
       const { member } = context.cluster;

@@ -1,5 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
-import { Type, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
 import { ACTIONS, describeKey, type Action } from '../access-keys.js';
 import { requirePermission, type AppContext } from '../app.js';
 

@@ -1,0 +1,263 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { rmSync } from 'node:fs';
+import path from 'node:path';
+import { track } from './cleanup.js';
+import { JsonClient, primaryAddress } from './http-client.js';
+import { freePort, makeTempDir, repoRoot } from './server.js';
+
+/**
+ * Several `litebase serve` processes on one shared data dir (the folder stands in for the shared
+ * file system), each with its own local dir and port: a cluster on one machine, as in the README's
+ * "A three-node cluster on one machine". Every process and the folder are registered with
+ * cleanup.ts, so they go away on every way out.
+ */
+
+/** Keep only this much of a node's output: enough to explain a failure. */
+const MAX_KEPT_LINES = 200;
+
+export interface StartOptions {
+  /** How long a start (which, for a joining node, includes replaying the log) may take. */
+  readyTimeoutMs?: number;
+  /** More environment for this node. */
+  env?: Record<string, string>;
+  /** Node.js flags before the script (e.g. --cpu-prof, to profile one node). */
+  nodeArgs?: string[];
+}
+
+export class BenchCluster {
+  readonly root: string;
+  readonly sharedDir: string;
+  readonly nodes: ClusterNode[] = [];
+  private readonly untrack: () => void;
+
+  constructor(
+    readonly key: string,
+    /** Environment given to every node on top of the filtered parent environment. */
+    private readonly env: Record<string, string>,
+  ) {
+    this.root = makeTempDir('litebase-bench-replication-');
+    this.sharedDir = path.join(this.root, 'shared');
+    const root = this.root;
+    // Registered first, so released last: after the nodes that use it.
+    this.untrack = track({
+      release: async () => rmSync(root, { recursive: true, force: true }),
+      releaseNow: () => rmSync(root, { recursive: true, force: true }),
+    });
+  }
+
+  logDir(database: string): string {
+    return path.join(this.sharedDir, 'databases', database, 'log');
+  }
+
+  /** Start a node; resolves once GET /readyz answers 200 (a joining node replays the log first). */
+  async start(nodeId: string, extraArgs: string[] = [], more: StartOptions = {}): Promise<ClusterNode> {
+    const readyTimeoutMs = more.readyTimeoutMs ?? 120_000;
+    const port = await freePort();
+    const localDir = path.join(this.root, `local-${nodeId}`);
+    const args = [
+      ...(more.nodeArgs ?? []),
+      path.join(repoRoot(), 'bin', 'litebase.js'),
+      'serve',
+      '--data-dir', this.sharedDir,
+      '--local-dir', localDir,
+      '--node-id', nodeId,
+      '--port', String(port),
+      '--host', '127.0.0.1',
+      '--advertise-address', `http://127.0.0.1:${port}`,
+      '--root-key', this.key,
+      '--log-level', 'warn',
+      '--lease-ttl-ms', '5000',
+      ...extraArgs,
+    ];
+    // A LITEBASE_* variable in the caller's shell would change what is measured: dropped.
+    const env: NodeJS.ProcessEnv = {};
+    for (const [name, value] of Object.entries(process.env)) {
+      if (!name.startsWith('LITEBASE_')) env[name] = value;
+    }
+    Object.assign(env, this.env, more.env ?? {});
+    const spawnedAt = performance.now();
+    const child = spawn(process.execPath, args, { cwd: repoRoot(), env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const node = new ClusterNode(nodeId, this.key, port, localDir, extraArgs, child, spawnedAt);
+    this.nodes.push(node);
+    try {
+      await node.waitReady(readyTimeoutMs);
+    } catch (error) {
+      await node.stop();
+      throw error;
+    }
+    return node;
+  }
+
+  /** The node the cluster view names as Primary (asked of `asker`), once there is one. */
+  async primary(asker: ClusterNode, timeoutMs = 30_000): Promise<ClusterNode> {
+    const deadline = Date.now() + timeoutMs;
+    let last = 'no answer';
+    while (Date.now() < deadline) {
+      const view = await asker.client.request('GET', '/v1/cluster').catch((error: unknown) => {
+        last = error instanceof Error ? error.message : String(error);
+        return undefined;
+      });
+      const address = primaryAddress(view?.body);
+      const found = this.nodes.find((node) => node.running && node.url === address);
+      if (found) return found;
+      if (view) last = `primary ${address ?? 'none'}`;
+      await sleep(100);
+    }
+    throw new Error(`no Primary among the nodes after ${timeoutMs} ms (${last})`);
+  }
+
+  /** Stop every node; the folders stay (for reading the log afterwards). */
+  async stopNodes(): Promise<void> {
+    for (const node of [...this.nodes].reverse()) await node.stop();
+  }
+
+  async stopAll(): Promise<void> {
+    await this.stopNodes();
+    rmSync(this.root, { recursive: true, force: true });
+    this.untrack();
+  }
+}
+
+export class ClusterNode {
+  readonly url: string;
+  /** Sequential setup and checks: one keep-alive connection. */
+  readonly client: JsonClient;
+  /** performance.now() when GET /readyz first answered 200. */
+  readyAt = 0;
+  private readonly kept: string[] = [];
+  private partial = '';
+  private lineCount = 0;
+  private linesAtReady = 0;
+  /** Lines printed once a stop was asked for ("SIGTERM: shutting down") are not trouble either. */
+  private linesAtStop: number | undefined;
+  private exitInfo: string | undefined;
+  private paused = false;
+  private readonly exited: Promise<void>;
+  private readonly untrack: () => void;
+
+  constructor(
+    readonly id: string,
+    readonly key: string,
+    readonly port: number,
+    readonly localDir: string,
+    readonly args: string[],
+    private readonly child: ChildProcess,
+    /** performance.now() right before the process was spawned. */
+    readonly spawnedAt: number,
+  ) {
+    this.url = `http://127.0.0.1:${port}`;
+    this.client = new JsonClient(this.url, key);
+    child.stdout?.on('data', (chunk: Buffer) => this.collect(chunk));
+    child.stderr?.on('data', (chunk: Buffer) => this.collect(chunk));
+    this.exited = new Promise((resolve) => {
+      child.once('error', (error) => {
+        this.exitInfo = `spawn error: ${error.message}`;
+        resolve();
+      });
+      child.once('exit', (code, signal) => {
+        this.exitInfo = signal ? `signal ${signal}` : `code ${String(code)}`;
+        resolve();
+      });
+    });
+    this.untrack = track({
+      release: () => this.stop(),
+      releaseNow: () => {
+        if (!this.running) return;
+        child.kill('SIGKILL');
+      },
+    });
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  get running(): boolean {
+    return this.exitInfo === undefined && this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  /** Spawn to ready, in ms. */
+  get startMs(): number {
+    return this.readyAt - this.spawnedAt;
+  }
+
+  /** Lines printed after the node was ready (at --log-level warn: warnings and errors). */
+  logSummary(samples = 5): { lines: number; samples: string[] } {
+    const printed = this.linesAtStop ?? this.lineCount;
+    const lines = printed - this.linesAtReady;
+    const after = this.lineCount - printed;
+    const tail = lines > 0 ? this.kept.slice(0, this.kept.length - after).slice(-Math.min(samples, lines)) : [];
+    return { lines, samples: tail.map((line) => `${this.id}: ${line.slice(0, 400)}`) };
+  }
+
+  assertRunning(): void {
+    if (!this.running) throw new Error(`node ${this.id} exited (${this.exitInfo ?? 'unknown'}):\n${this.kept.slice(-20).join('\n')}`);
+  }
+
+  /** SIGSTOP: the process stays, does nothing (a replica that falls behind). */
+  pause(): void {
+    if (this.running && this.child.kill('SIGSTOP')) this.paused = true;
+  }
+
+  resume(): void {
+    if (this.running && this.paused) this.child.kill('SIGCONT');
+    this.paused = false;
+  }
+
+  async waitReady(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let last = 'no answer yet';
+    while (Date.now() < deadline) {
+      if (!this.running) {
+        await this.exited;
+        throw new Error(`node ${this.id} exited before it was ready (${this.exitInfo ?? 'unknown'}):\n${this.kept.slice(-30).join('\n')}`);
+      }
+      try {
+        const answer = await this.client.request('GET', '/readyz', undefined, 2_000);
+        if (answer.status === 200) {
+          this.readyAt = performance.now();
+          this.linesAtReady = this.lineCount;
+          return;
+        }
+        last = `GET /readyz answered ${answer.status}`;
+      } catch (error) {
+        last = error instanceof Error ? error.message : String(error);
+      }
+      // Short: the time to ready of a joining node is a measurement.
+      await sleep(10);
+    }
+    throw new Error(`node ${this.id} not ready after ${timeoutMs} ms (${last}):\n${this.kept.slice(-30).join('\n')}`);
+  }
+
+  /** SIGTERM (after SIGCONT if paused), SIGKILL after a grace period. Idempotent. */
+  async stop(graceMs = 10_000): Promise<void> {
+    if (this.running) {
+      this.linesAtStop ??= this.lineCount;
+      this.resume();
+      this.child.kill('SIGTERM');
+      const timer = setTimeout(() => {
+        if (this.running) this.child.kill('SIGKILL');
+      }, graceMs);
+      await this.exited;
+      clearTimeout(timer);
+    }
+    this.client.close();
+    this.untrack();
+  }
+
+  private collect(chunk: Buffer): void {
+    const text = this.partial + chunk.toString('utf8');
+    const lines = text.split('\n');
+    this.partial = lines.pop() ?? '';
+    for (const line of lines) {
+      if (line.trim() === '') continue;
+      this.lineCount++;
+      this.kept.push(line);
+      if (this.kept.length > MAX_KEPT_LINES) this.kept.shift();
+    }
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

@@ -1,0 +1,52 @@
+import { closeSync, openSync, writeSync } from 'node:fs';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import { formatPosition } from '../storage/layout.js';
+
+/** The head file's name inside a log folder (docs/FORMAT.md §7). */
+export const LOG_HEAD_FILE = 'HEAD';
+
+/**
+ * `log/HEAD` holds the newest position the Primary appended, rewritten in place after every
+ * segment. It is a wake-up signal, never a source of truth: replicas watch this one file instead
+ * of the folder, because a folder watcher (chokidar) re-lists and stats every segment in the folder
+ * on each change, which grows with the log and delayed new segments by hundreds of milliseconds.
+ * Readers always go by the segment files themselves.
+ */
+export class LogHead {
+  private failed = false;
+
+  constructor(
+    readonly file: string,
+    private readonly logger?: Logger,
+  ) {}
+
+  static inFolder(logDir: string, logger?: Logger): LogHead {
+    return new LogHead(path.join(logDir, LOG_HEAD_FILE), logger);
+  }
+
+  /**
+   * Record `position` as the newest (not fsynced: losing it loses nothing but a wake-up). Opened
+   * per call, so nothing stays open on a folder that a drop may delete. A failure is logged once
+   * and otherwise ignored: replicas still poll.
+   */
+  announce(position: bigint): void {
+    try {
+      const fd = openSync(this.file, 'w');
+      try {
+        writeSync(fd, `${formatPosition(position)}\n`, 0);
+      } finally {
+        closeSync(fd);
+      }
+      this.failed = false;
+    } catch (error) {
+      if (!this.failed) this.logger?.warn({ err: error, file: this.file }, 'could not update the log head; replicas fall back to polling');
+      this.failed = true;
+    }
+  }
+
+  /** Create the file if it is missing, so a watcher can watch it before the first announcement. */
+  ensureExists(): void {
+    closeSync(openSync(this.file, 'a'));
+  }
+}

@@ -1,0 +1,99 @@
+import { systemErrorCode } from '../errors.js';
+import type { LogDirectory } from './log-directory.js';
+import { decodeSegment, SegmentFormatError } from './segment-codec.js';
+
+export type DecodedSegment = ReturnType<typeof decodeSegment>;
+
+/** Why a run of segments ended. */
+export type RunStop =
+  /** The next segment is not there (yet). */
+  | { kind: 'end' }
+  /** The run reached its size limits; more may follow at once. */
+  | { kind: 'limit' }
+  /** The next segment is damaged or not this database's: never apply it. */
+  | { kind: 'corrupt'; position: bigint; code: string; message: string }
+  /** The next segment does not start from the checksum the run started from. */
+  | { kind: 'diverged'; position: bigint; file: string; preChecksum: bigint };
+
+export interface SegmentRun {
+  /** Consecutive segments, each starting from the previous one's post-checksum. */
+  segments: DecodedSegment[];
+  /** Their size on disk. */
+  bytes: number;
+  stop: RunStop;
+}
+
+export interface RunStart {
+  databaseId: string;
+  /** The last position already applied; the run starts right after it. */
+  position: bigint;
+  /** The rolling checksum at `position`: the first segment must start from it. */
+  checksum: bigint;
+}
+
+/** The bytes of segment `position`, or undefined when there is no such file (yet). */
+export type SegmentSource = (position: bigint) => Buffer | undefined;
+
+/** Reads each file when asked, all into one reused buffer. */
+export function readFromFolder(log: LogDirectory): SegmentSource {
+  // Decoded pages never point into the bytes read (they are slices of the decompressed chunks),
+  // so one buffer serves every file of a run.
+  const scratch = Buffer.allocUnsafe(SCRATCH_BYTES);
+  return (position) => {
+    try {
+      return log.readSyncInto(position, scratch);
+    } catch (error) {
+      if (systemErrorCode(error) === 'ENOENT') return undefined;
+      throw error;
+    }
+  };
+}
+
+/** A run is applied as one; these bound the memory it holds and how long it blocks a thread. */
+/** Files up to this size are read into one reused buffer. */
+const SCRATCH_BYTES = 1024 * 1024;
+
+export const RUN_LIMITS = { segments: 512, bytes: 16 * 1024 * 1024 } as const;
+
+/**
+ * Read, decode and check the segments after `start.position`, in order, up to the run limits
+ * (synchronous: a thread-pool round trip per small file cost more than reading it). It stops before
+ * anything that must not be applied: a missing, damaged or foreign segment, or one that does not
+ * chain onto the one before. Each returned segment's trailer proved its bytes, and the headers
+ * chain pre- to post-checksum, so whoever applies the run checks its end result once
+ * (the last post-checksum) instead of once per segment.
+ */
+export function readSegmentRun(
+  log: LogDirectory,
+  start: RunStart,
+  limits: { segments: number; bytes: number } = RUN_LIMITS,
+  read: SegmentSource = readFromFolder(log),
+): SegmentRun {
+  const segments: DecodedSegment[] = [];
+  let bytes = 0;
+  let expected = start.checksum;
+  for (let position = start.position + 1n; ; position++) {
+    if (segments.length >= limits.segments || bytes >= limits.bytes) return { segments, bytes, stop: { kind: 'limit' } };
+    const data = read(position);
+    if (data === undefined) return { segments, bytes, stop: { kind: 'end' } };
+    const file = log.segmentPath(position);
+    let segment: DecodedSegment;
+    try {
+      segment = decodeSegment(data);
+    } catch (error) {
+      if (!(error instanceof SegmentFormatError)) throw error;
+      return { segments, bytes, stop: { kind: 'corrupt', position, code: error.code, message: `${file}: ${error.message}` } };
+    }
+    const { header } = segment;
+    if (header.databaseId !== start.databaseId || header.position !== position) {
+      const message = `${file} is position ${header.position} of database ${header.databaseId}, expected position ${position} of ${start.databaseId}`;
+      return { segments, bytes, stop: { kind: 'corrupt', position, code: 'LOG_FOREIGN_SEGMENT', message } };
+    }
+    if (header.preChecksum !== expected) {
+      return { segments, bytes, stop: { kind: 'diverged', position, file, preChecksum: header.preChecksum } };
+    }
+    expected = header.postChecksum;
+    bytes += data.length;
+    segments.push(segment);
+  }
+}

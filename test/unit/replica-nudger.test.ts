@@ -1,0 +1,56 @@
+import { pino } from 'pino';
+import { describe, expect, it } from 'vitest';
+import { ReplicaNudger } from '../../src/cluster/replica-nudger.js';
+
+/** A send whose answers the test releases by hand. */
+function manualSend() {
+  const calls: Array<{ address: string; databases: string[]; settle: (ok: boolean) => void }> = [];
+  const send = (address: string, databases: string[]) =>
+    new Promise<void>((resolve, reject) => {
+      calls.push({ address, databases, settle: (ok) => (ok ? resolve() : reject(new Error('refused'))) });
+    });
+  return { calls, send };
+}
+
+const flush = () => new Promise((resolve) => setImmediate(resolve));
+
+describe('ReplicaNudger', () => {
+  it('keeps one nudge per peer on its way and merges what comes meanwhile into the next', async () => {
+    const { calls, send } = manualSend();
+    const nudger = new ReplicaNudger({ send, logger: pino({ level: 'silent' }) });
+    nudger.setPeers([
+      { nodeId: 'a', address: 'http://a' },
+      { nodeId: 'b', address: 'http://b' },
+    ]);
+    nudger.nudge('one');
+    expect(calls.map((call) => [call.address, call.databases])).toEqual([
+      ['http://a', ['one']],
+      ['http://b', ['one']],
+    ]);
+    for (const name of ['two', 'three', 'two']) nudger.nudge(name);
+    expect(calls).toHaveLength(2);
+    calls[0]!.settle(true);
+    await flush();
+    expect(calls.slice(2).map((call) => [call.address, call.databases])).toEqual([['http://a', ['two', 'three']]]);
+  });
+
+  it('leaves a peer that refused alone for the back-off, and forgets peers no longer listed', async () => {
+    const { calls, send } = manualSend();
+    const nudger = new ReplicaNudger({ send, logger: pino({ level: 'silent' }), backoffMs: 60_000 });
+    nudger.setPeers([
+      { nodeId: 'a', address: 'http://a' },
+      { nodeId: 'b', address: 'http://b' },
+    ]);
+    nudger.nudge('one');
+    calls[0]!.settle(false);
+    calls[1]!.settle(true);
+    await flush();
+    nudger.nudge('two');
+    expect(calls.slice(2).map((call) => call.address)).toEqual(['http://b']);
+    calls[2]!.settle(true);
+    await flush();
+    nudger.setPeers([{ nodeId: 'c', address: 'http://c' }]);
+    nudger.nudge('three');
+    expect(calls.slice(3).map((call) => call.address)).toEqual(['http://c']);
+  });
+});
