@@ -1,13 +1,18 @@
-import { defineConfig } from 'vitest/config';
+import { configDefaults, defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     // Integration tests start real server processes; two cores, so keep parallelism modest.
     maxWorkers: 2,
     // The JSON report lets .ci/run print a plain 'N passed, N failed' closing line.
     reporters: ['default', ['json', { outputFile: '.tmp/vitest-report.json' }]],
+    // The container tests run a cluster of containers and time its failover: they run alone,
+    // after everything else, rather than beside other tests on two cores.
+    projects: [
+      { extends: true, test: { name: 'main', include: ['test/**/*.test.ts'], exclude: [...configDefaults.exclude, 'test/containers/**'], sequence: { groupOrder: 0 } } },
+      { extends: true, test: { name: 'containers', include: ['test/containers/**/*.test.ts'], sequence: { groupOrder: 1 } } },
+    ],
   },
 });

@@ -29,6 +29,8 @@ function serveOptions(): Array<[keyof ConfigInput, Option]> {
     ['maxResultBytes', new Option('--max-result-bytes <n>', 'estimated JSON bytes of one response\'s rows (env LITEBASE_MAX_RESULT_BYTES, default 32 MiB)')],
     ['statementTimeoutMs', new Option('--statement-timeout-ms <n>', 'run time of one statement, checked between rows (env LITEBASE_STATEMENT_TIMEOUT_MS, default 10000)')],
     ['maxTransactionsPerDatabase', new Option('--max-transactions <n>', 'interactive transactions open or waiting, per database (env LITEBASE_MAX_TRANSACTIONS_PER_DATABASE, default 16)')],
+    ['readProcesses', new Option('--read-processes <n>', 'child processes for looping reads, killed at the statement timeout; 0: in-process (env LITEBASE_READ_PROCESSES, default 2)')],
+    ['watchdogMs', new Option('--watchdog-ms <n>', 'kill the node when its event loop is blocked for the statement timeout plus this; 0: off (env LITEBASE_WATCHDOG_MS, default 30000)')],
   ];
 }
 
@@ -87,6 +89,11 @@ export function registerServeCommand(program: Command, io: CliIo): void {
       process.off('SIGINT', stop);
       process.off('SIGTERM', stop);
       throw error;
+    }
+    if (config.limits.watchdogMs > 0) {
+      // A statement SQLite cannot interrupt (a looping write) must not hold the node forever.
+      const { startWatchdog } = await import('../server/event-loop-watchdog.js');
+      startWatchdog(config.limits.statementTimeoutMs + config.limits.watchdogMs);
     }
     if (node.generatedRootKey !== undefined) {
       io.err(

@@ -81,6 +81,10 @@ export interface LimitsConfig {
   statementTimeoutMs: number;
   /** Interactive transactions open or waiting to begin, per database (TOO_MANY_TRANSACTIONS). */
   maxTransactionsPerDatabase: number;
+  /** Child processes that run looping reads, killed at the statement timeout; 0 runs them in-process. */
+  readProcesses: number;
+  /** `litebase serve` ends itself when its event loop is blocked this long; 0 turns the watchdog off. */
+  watchdogMs: number;
 }
 
 /** Every option a user can set, as strings or typed values from flags, env or a file. */
@@ -109,6 +113,8 @@ export type ConfigInput = Partial<{
   maxResultBytes: number | string;
   statementTimeoutMs: number | string;
   maxTransactionsPerDatabase: number | string;
+  readProcesses: number | string;
+  watchdogMs: number | string;
   s3Endpoint: string;
   s3Region: string;
   s3ForcePathStyle: boolean | string;
@@ -153,6 +159,8 @@ const ENV_NAMES: Record<keyof ConfigInput, string> = {
   maxResultBytes: 'LITEBASE_MAX_RESULT_BYTES',
   statementTimeoutMs: 'LITEBASE_STATEMENT_TIMEOUT_MS',
   maxTransactionsPerDatabase: 'LITEBASE_MAX_TRANSACTIONS_PER_DATABASE',
+  readProcesses: 'LITEBASE_READ_PROCESSES',
+  watchdogMs: 'LITEBASE_WATCHDOG_MS',
   s3Endpoint: 'LITEBASE_S3_ENDPOINT',
   s3Region: 'LITEBASE_S3_REGION',
   s3ForcePathStyle: 'LITEBASE_S3_FORCE_PATH_STYLE',
@@ -284,6 +292,8 @@ export function loadConfig(flags: ConfigInput = {}, env: NodeJS.ProcessEnv = pro
       maxResultBytes: toInteger('maxResultBytes', input.maxResultBytes, 32 * 1024 * 1024, 1024),
       statementTimeoutMs: toInteger('statementTimeoutMs', input.statementTimeoutMs, 10_000, 1),
       maxTransactionsPerDatabase: toInteger('maxTransactionsPerDatabase', input.maxTransactionsPerDatabase, 16, 1),
+      readProcesses: toInteger('readProcesses', input.readProcesses, 2, 0),
+      watchdogMs: toInteger('watchdogMs', input.watchdogMs, 30_000, 0),
     },
   };
 }

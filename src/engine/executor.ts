@@ -41,7 +41,15 @@ export const FULL_ACCESS: StatementAccess = { write: true, admin: true };
 export interface StatementRun {
   readonly admin: boolean;
   readonly budget: ResultBudget;
+  /**
+   * Set while a read connection runs the request and a read process could run it instead
+   * (read-sandbox.ts): a read-only statement with a loop then throws RUNS_ELSEWHERE before it steps.
+   */
+  elsewhere?: boolean;
 }
+
+/** Thrown (never to a client) when a looping read should run in a read process (read-sandbox.ts). */
+export const RUNS_ELSEWHERE = Symbol('runs elsewhere');
 
 /**
  * The SQL with leading white space, comments and empty statements removed, so neither a comment
@@ -158,7 +166,7 @@ export class StatementCache {
   }
 }
 
-function bindParams(params: StatementInput['params'], index: number): unknown[] {
+export function bindParams(params: StatementInput['params'], index: number): unknown[] {
   try {
     if (params === undefined) return [];
     if (Array.isArray(params)) return params.map(decodeValue);
@@ -183,7 +191,9 @@ export function runStatement(cache: StatementCache, db: Database, input: Stateme
       // Stepped, not all(): stops at the response limits instead of materializing everything.
       // For INSERT/UPDATE/DELETE ... RETURNING SQLite makes every change in the first step, so
       // only the rows' output is bounded there.
-      const rows = readRows(statement, args, run.budget, index, cache.isSinglePass(statement, input.sql, args));
+      const singlePass = cache.isSinglePass(statement, input.sql, args);
+      if (run.elsewhere === true && !singlePass && statement.readonly) throw RUNS_ELSEWHERE;
+      const rows = readRows(statement, args, run.budget, index, singlePass);
       const columns = cache.columns(statement);
       let rowsAffected = 0;
       let lastInsertRowid: JsonSqlValue = null;
@@ -204,6 +214,7 @@ export function runStatement(cache: StatementCache, db: Database, input: Stateme
       lastInsertRowid: isInsert ? encodeValue(info.lastInsertRowid) : null,
     };
   } catch (error) {
+    if (error === RUNS_ELSEWHERE) throw error;
     throw toStatementError(error, index);
   }
 }
@@ -242,10 +253,10 @@ export function isReadOnlyRequest(cache: StatementCache, statements: readonly St
 }
 
 /** Run read-only statements; several of them see one snapshot. */
-export function runReadOnly(cache: StatementCache, reader: Database, statements: readonly StatementInput[], run: StatementRun): StatementResult[] {
+export function runReadOnly(cache: StatementCache, reader: Database, statements: readonly StatementInput[], run: StatementRun, firstIndex = 0): StatementResult[] {
   if (statements.length === 1 && statements[0]) {
     try {
-      return [runStatement(cache, reader, statements[0], 0, run)];
+      return [runStatement(cache, reader, statements[0], firstIndex, run)];
     } finally {
       // Never leave the shared read connection inside a transaction (a stale snapshot for everyone).
       if (reader.inTransaction) reader.exec('ROLLBACK');
@@ -253,7 +264,7 @@ export function runReadOnly(cache: StatementCache, reader: Database, statements:
   }
   reader.exec('BEGIN');
   try {
-    return statements.map((statement, index) => runStatement(cache, reader, statement, index, run));
+    return statements.map((statement, index) => runStatement(cache, reader, statement, firstIndex + index, run));
   } finally {
     reader.exec('COMMIT');
   }

@@ -19,7 +19,6 @@ import {
   isReadOnlyRequest,
   readOnlyKey,
   isSchemaChange,
-  runReadOnly,
   runStatement,
   StatementCache,
   toStatementError,
@@ -29,6 +28,7 @@ import {
   type StatementRun,
 } from './executor.js';
 import { ResultBudget } from './result-limits.js';
+import { SandboxFile } from './read-sandbox.js';
 import { recoverLocalCopy, writeLocalState } from './local-copy.js';
 import { WalCapture } from './wal-capture.js';
 
@@ -111,6 +111,8 @@ export class PrimaryDatabase {
   private readonly sqliteFile: string;
   private readonly stateFile: string;
   private readonly logger: Logger;
+  /** Looping reads run in read processes that can be killed (read-sandbox.ts). */
+  private readonly sandbox: SandboxFile;
 
   private constructor(private readonly options: PrimaryDatabaseOptions) {
     const { meta, shared, local } = options;
@@ -118,6 +120,7 @@ export class PrimaryDatabase {
     this.sqliteFile = local.sqliteFile(meta.name);
     this.stateFile = local.stateFile(meta.name);
     this.capture = new WalCapture(`${this.sqliteFile}-wal`);
+    this.sandbox = new SandboxFile(this.sqliteFile, options.config.limits);
     this.logger = options.logger.child({ database: meta.name });
     this.positionWaiters = new PositionWaiters(options.config.limits.waitTimeoutMs);
   }
@@ -169,7 +172,7 @@ export class PrimaryDatabase {
     const connections = this.ready();
     const run = this.run(access);
     if (isReadOnlyRequest(connections.readerStatements, statements, access.admin)) {
-      const results = runReadOnly(connections.readerStatements, connections.reader, statements, run);
+      const results = await this.sandbox.runRead(connections.readerStatements, connections.reader, statements, run);
       return { results, position: await this.afterRead() };
     }
     if (!access.write) throw readOnlyKey(this.name);
@@ -188,7 +191,7 @@ export class PrimaryDatabase {
       try {
         const connections = this.ready();
         if (isReadOnlyRequest(connections.readerStatements, [statement], access.admin)) {
-          results.push(runStatement(connections.readerStatements, connections.reader, statement, index, run));
+          results.push(...(await this.sandbox.runRead(connections.readerStatements, connections.reader, [statement], run, index)));
         } else {
           if (!access.write) throw readOnlyKey(this.name, index);
           let result: StatementResult | undefined;
@@ -231,7 +234,10 @@ export class PrimaryDatabase {
       begin.run();
       try {
         body(writer, writerStatements);
-        commit.run();
+        // The statement guard refuses COMMIT and friends; should one slip through, whatever it
+        // committed is in the WAL, and noteCommit below still takes it into the log.
+        if (writer.inTransaction) commit.run();
+        else this.options.logger.error({ database: this.name }, 'a statement ended the write transaction itself; the statement guard missed it');
       } catch (error) {
         if (writer.inTransaction) rollback.run();
         throw error;
@@ -395,7 +401,11 @@ export class PrimaryDatabase {
     this.closeConnections();
     this.capture.close();
     mkdirSync(this.options.local.databaseDir(meta.name), { recursive: true });
-    const recovered = await recoverLocalCopy({ sqliteFile: this.sqliteFile, stateFile: this.stateFile }, this.log, meta.id, this.logger);
+    // Rebuilding deletes the local WAL: no read process may have the file open meanwhile.
+    this.sandbox.forget();
+    const recovered = await this.sandbox.exclusive(() =>
+      recoverLocalCopy({ sqliteFile: this.sqliteFile, stateFile: this.stateFile }, this.log, meta.id, this.logger),
+    );
     // close() may have run while the log was replayed.
     if ((this.state as State) === 'closed') return;
     if (recovered.replayedSegments > 0) metrics.localRecoveries.inc({ database: meta.name });
@@ -555,6 +565,7 @@ export class PrimaryDatabase {
       if (this.state === 'ready') await this.checkpointLocked().catch((error) => this.logger.warn({ err: error }, 'checkpoint at close failed'));
     } finally {
       this.state = 'closed';
+      this.sandbox.forget();
       this.closeConnections();
       this.capture.close();
       release?.();

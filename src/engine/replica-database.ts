@@ -13,8 +13,9 @@ import { readSegmentRun, RUN_LIMITS, type DecodedSegment, type SegmentRun, type 
 import type { Metrics } from '../metrics.js';
 import type { DatabaseMeta } from '../storage/catalog.js';
 import type { LocalLayout, SharedLayout } from '../storage/layout.js';
-import { FULL_ACCESS, isReadOnlyRequest, runReadOnly, StatementCache, type StatementAccess, type StatementInput, type StatementResult } from './executor.js';
+import { FULL_ACCESS, isReadOnlyRequest, StatementCache, type StatementAccess, type StatementInput, type StatementResult } from './executor.js';
 import { ResultBudget } from './result-limits.js';
+import { SandboxFile } from './read-sandbox.js';
 import { applyRunToFile, applyRunToHashes, recoverLocalCopy, writeLocalState } from './local-copy.js';
 import { PositionWaiters } from './position-waiters.js';
 
@@ -69,6 +70,8 @@ export class ReplicaDatabase {
   private readonly stateFile: string;
   private readonly logger: Logger;
   private lastStateWrite = 0;
+  /** Looping reads run in read processes that can be killed (read-sandbox.ts). */
+  private readonly sandbox: SandboxFile;
   /** The last corrupt or unusable segment seen, for /v1/cluster; cleared once past it. */
   lastError: { position: string; code: string; message: string; at: string } | undefined;
 
@@ -78,6 +81,7 @@ export class ReplicaDatabase {
     this.checkpoints = new CheckpointDirectory(shared.checkpointsDir(meta.name));
     this.sqliteFile = local.sqliteFile(meta.name);
     this.stateFile = local.stateFile(meta.name);
+    this.sandbox = new SandboxFile(this.sqliteFile, config.limits);
     this.logger = options.logger.child({ database: meta.name, role: 'replica' });
     this.positionWaiters = new PositionWaiters(config.limits.waitTimeoutMs);
     this.tailer = new LogTailer({
@@ -132,7 +136,9 @@ export class ReplicaDatabase {
     const reader = this.readerOrThrow();
     if (!isReadOnlyRequest(reader.statements, statements, access.admin)) throw new NeedsPrimaryError();
     const run = { admin: access.admin, budget: new ResultBudget(this.options.config.limits) };
-    return { results: runReadOnly(reader.statements, reader.db, statements, run), position: this.current };
+    // Taken first: a run applied while a read process reads waits for it (SandboxFile.exclusive).
+    const position = this.current;
+    return { results: await this.sandbox.runRead(reader.statements, reader.db, statements, run), position };
   }
 
   /** Wait (bounded) until this replica has applied `position`. */
@@ -156,12 +162,9 @@ export class ReplicaDatabase {
     this.closeReader();
     mkdirSync(this.options.local.databaseDir(this.name), { recursive: true });
     if (fromScratch) await fs.rm(this.stateFile, { force: true });
-    const recovered = await recoverLocalCopy(
-      { sqliteFile: this.sqliteFile, stateFile: this.stateFile },
-      this.log,
-      this.meta.id,
-      this.logger,
-      this.checkpoints,
+    this.sandbox.forget();
+    const recovered = await this.sandbox.exclusive(() =>
+      recoverLocalCopy({ sqliteFile: this.sqliteFile, stateFile: this.stateFile }, this.log, this.meta.id, this.logger, this.checkpoints),
     );
     this.hashes = recovered.hashes;
     this.applied = recovered.position;
@@ -205,12 +208,12 @@ export class ReplicaDatabase {
       if (this.closed) return;
       const run = this.readingAhead ? await this.readPrefetchedRun(this.readingAhead) : this.readRun();
       if (run.segments.length > 0) {
-        if (!this.applyRun(run.segments)) {
+        // The file is written directly: no read process may read it meanwhile.
+        if (!(await this.sandbox.exclusive(() => this.applyAndPublish(run.segments)))) {
           await this.stopReadingAhead();
           await this.rebuild(true);
           continue;
         }
-        this.publish();
       }
       const stop = run.stop;
       if (stop.kind === 'limit') {
@@ -335,6 +338,12 @@ export class ReplicaDatabase {
     return true;
   }
 
+  private applyAndPublish(segments: DecodedSegment[]): boolean {
+    if (!this.applyRun(segments)) return false;
+    this.publish();
+    return true;
+  }
+
   /** Make applied segments visible: fresh read connection, waiters released, state saved now and then. */
   private publish(): void {
     this.refreshReader();
@@ -383,6 +392,7 @@ export class ReplicaDatabase {
    * are dropped when the schema changed, since their column lists may be out of date.
    */
   private refreshReader(): void {
+    this.sandbox.changed();
     const reader = this.reader;
     if (!reader) {
       this.openReader();
@@ -407,6 +417,7 @@ export class ReplicaDatabase {
     await this.tailer.stop();
     await this.catchingUp;
     await this.saveState();
+    this.sandbox.forget();
     this.closeReader();
   }
 }

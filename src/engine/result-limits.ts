@@ -48,7 +48,8 @@ function jsonBytes(value: unknown): number {
  *
  * The time is checked between rows (every 8th) only: better-sqlite3 cannot interrupt SQLite, so a
  * statement that computes for long before its next row (an aggregate over an endless recursive
- * CTE) blocks the node until it ends (docs/SECURITY.md, "Limits").
+ * CTE) is stopped only by killing the read process it runs in (read-sandbox.ts); on the writer
+ * connection, by the event-loop watchdog (docs/SECURITY.md, "Limits").
  */
 export function readRows(statement: Statement, args: unknown[], budget: ResultBudget, index: number, singlePass = false): JsonSqlValue[][] {
   const rows: JsonSqlValue[][] = [];

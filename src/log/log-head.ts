@@ -1,4 +1,4 @@
-import { closeSync, openSync, writeSync } from 'node:fs';
+import { closeSync, constants, openSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { formatPosition } from '../storage/layout.js';
@@ -32,7 +32,8 @@ export class LogHead {
    */
   announce(position: bigint): void {
     try {
-      const fd = openSync(this.file, 'w');
+      // No O_TRUNC: the content has a fixed length, and a truncation would wake watchers twice.
+      const fd = openSync(this.file, constants.O_WRONLY | constants.O_CREAT, 0o644);
       try {
         writeSync(fd, `${formatPosition(position)}\n`, 0);
       } finally {
