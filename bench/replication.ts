@@ -46,7 +46,7 @@ import { inotifyWatches, ProcessesCpuMonitor, processesCpuCell, type ProcessesCp
 import { progress, round, since } from './support/report.js';
 import { listSegments, pipelineSpeeds, plainRead, type PipelineSpeeds, type ReadSpeed } from './support/segment-read.js';
 import { benchTmpRoot } from './support/server.js';
-import { formatNumber, renderTable, type Cell } from './support/table.js';
+import { formatNumber, renderTable, type Cell, type Column } from './support/table.js';
 
 export const REPLICATION_GOALS = { maxP99LagMs: 20, minCatchUpRatioToRead: 0.5 } as const;
 
@@ -854,6 +854,15 @@ function ms(value: number): string {
   return formatNumber(value, value >= 100 ? 0 : 1);
 }
 
+/** The first columns of both lag tables: the configuration and its latency distribution. */
+const LAG_COLUMNS: Column[] = [
+  { header: 'replicas' },
+  { header: 'p50 ms', align: 'right' },
+  { header: 'p99 ms', align: 'right' },
+  { header: 'max ms', align: 'right' },
+  { header: 'samples', align: 'right' },
+];
+
 /** The human-readable tables (stdout, before the JSON line). */
 export function formatReplicationReport(report: ReplicationReport): string {
   const { machine, config } = report;
@@ -872,11 +881,7 @@ export function formatReplicationReport(report: ReplicationReport): string {
     '',
     renderTable(
       [
-        { header: 'replicas' },
-        { header: 'p50 ms', align: 'right' },
-        { header: 'p99 ms', align: 'right' },
-        { header: 'max ms', align: 'right' },
-        { header: 'samples', align: 'right' },
+        ...LAG_COLUMNS,
         { header: 'writes/s', align: 'right' },
         { header: 'res. ms', align: 'right' },
         { header: 'RTT ms', align: 'right' },
@@ -922,11 +927,7 @@ export function formatReplicationReport(report: ReplicationReport): string {
     '',
     renderTable(
       [
-        { header: 'replicas' },
-        { header: 'p50 ms', align: 'right' },
-        { header: 'p99 ms', align: 'right' },
-        { header: 'max ms', align: 'right' },
-        { header: 'samples', align: 'right' },
+        ...LAG_COLUMNS,
         { header: 'RTT ms', align: 'right' },
         { header: 'stale', align: 'right' },
         { header: 'errors', align: 'right' },
@@ -941,6 +942,26 @@ export function formatReplicationReport(report: ReplicationReport): string {
   ];
   const c = report.catch_up;
   const mib = (bytes: number): string => formatNumber(bytes / MIB, 1);
+  /** A catch-up row: label, positions, MiB, seconds, positions/s, MiB/s, x plain read. */
+  const figuresRow = (label: string, f: CatchUpFigures): Cell[] => [
+    label,
+    f.positions,
+    mib(f.bytes),
+    formatNumber(f.seconds, 2),
+    f.positions_per_s,
+    formatNumber(f.mib_per_s, 1),
+    formatNumber(f.ratio_to_raw, 3),
+  ];
+  /** A read of the whole log (plain, or a stage of the replay in this process) as a catch-up row. */
+  const readRow = (label: string, read: ReadSpeed): Cell[] =>
+    figuresRow(label, {
+      positions: c.positions,
+      bytes: read.bytes,
+      seconds: read.seconds,
+      positions_per_s: Math.round(c.positions / read.seconds),
+      mib_per_s: read.mib_per_s,
+      ratio_to_raw: read.mib_per_s / c.raw_read_mib_per_s,
+    });
   lines.push(
     `Catch-up over ${formatNumber(c.positions)} segments, ${mib(c.bytes)} MiB (${formatNumber(c.segment_bytes_avg)} bytes per segment on average; ` +
       `${formatNumber(c.bulk.positions)} of them written by ${c.bulk.writers} writers of ${c.bulk.row_chars}-character random rows in ${c.bulk.seconds} s).`,
@@ -958,49 +979,13 @@ export function formatReplicationReport(report: ReplicationReport): string {
         { header: 'x plain read', align: 'right' },
       ],
       [
-        ['fresh node (new id, empty local dir): spawn -> serves the last position', c.positions, mib(c.bytes), formatNumber(c.seconds, 2), c.positions_per_s, formatNumber(c.mib_per_s, 1), formatNumber(c.ratio_to_raw, 3)],
-        [
-          `  the same, minus a node's start on a short log (${formatNumber(c.node_start_ms)} ms)`,
-          c.positions,
-          mib(c.bytes),
-          formatNumber(c.excluding_start.seconds, 2),
-          c.excluding_start.positions_per_s,
-          formatNumber(c.excluding_start.mib_per_s, 1),
-          formatNumber(c.excluding_start.ratio_to_raw, 3),
-        ],
-        [
-          'replica paused (SIGSTOP) while the log grew: SIGCONT -> caught up',
-          c.resumed_replica.positions,
-          mib(c.resumed_replica.bytes),
-          formatNumber(c.resumed_replica.seconds, 2),
-          c.resumed_replica.positions_per_s,
-          formatNumber(c.resumed_replica.mib_per_s, 1),
-          formatNumber(c.resumed_replica.ratio_to_raw, 3),
-        ],
-        ...c.raw_reads.map((read, index): Cell[] => [
-          `plain read of the .seg files in order (readFileSync), ${index === 0 ? 'before' : 'after'}`,
-          c.positions,
-          mib(read.bytes),
-          formatNumber(read.seconds, 2),
-          Math.round(c.positions / read.seconds),
-          formatNumber(read.mib_per_s, 1),
-          formatNumber(read.mib_per_s / c.raw_read_mib_per_s, 3),
-        ]),
-        ...(
-          [
-            ['in this process: read + decode (SHA-256 trailer, LZ4)', c.pipeline.read_decode],
-            ['  + SHA-256 of every page image (rolling checksum)', c.pipeline.read_decode_hash],
-            ['  + page writes into a scratch file', c.pipeline.read_decode_hash_write],
-          ] as Array<[string, ReadSpeed]>
-        ).map(([label, read]): Cell[] => [
-          label,
-          c.positions,
-          mib(read.bytes),
-          formatNumber(read.seconds, 2),
-          Math.round(c.positions / read.seconds),
-          formatNumber(read.mib_per_s, 1),
-          formatNumber(read.mib_per_s / c.raw_read_mib_per_s, 3),
-        ]),
+        figuresRow('fresh node (new id, empty local dir): spawn -> serves the last position', c),
+        figuresRow(`  the same, minus a node's start on a short log (${formatNumber(c.node_start_ms)} ms)`, { ...c.excluding_start, positions: c.positions, bytes: c.bytes }),
+        figuresRow('replica paused (SIGSTOP) while the log grew: SIGCONT -> caught up', c.resumed_replica),
+        ...c.raw_reads.map((read, index) => readRow(`plain read of the .seg files in order (readFileSync), ${index === 0 ? 'before' : 'after'}`, read)),
+        readRow('in this process: read + decode (SHA-256 trailer, LZ4)', c.pipeline.read_decode),
+        readRow('  + SHA-256 of every page image (rolling checksum)', c.pipeline.read_decode_hash),
+        readRow('  + page writes into a scratch file', c.pipeline.read_decode_hash_write),
       ],
     ),
     '',

@@ -49,9 +49,11 @@ interface RestoreOptions {
   tail: number;
   pauseMs: number;
   strict: boolean;
+  /** Keep the temporary folder (archive, replica, restored files) and print where it is. */
+  keep: boolean;
 }
 
-const DEFAULTS: RestoreOptions = { transactions: 50_000, mb: 200, connections: 16, seed: 20261125, tail: 0, pauseMs: 6_000, strict: false };
+const DEFAULTS: RestoreOptions = { transactions: 50_000, mb: 200, connections: 16, seed: 20261125, tail: 0, pauseMs: 6_000, strict: false, keep: false };
 
 const USAGE = `usage: npm run bench -- restore [options]
 
@@ -65,7 +67,8 @@ options:
   --connections C   concurrent HTTP clients for Litebase (default ${DEFAULTS.connections})
   --tail T          restore to k = N - T (default: 2% of N, at least 1)
   --seed S          workload seed (default ${DEFAULTS.seed})
-  --strict          exit 2 when a goal is missed`;
+  --strict          exit 2 when a goal is missed
+  --keep            keep the temporary folder (both archives, the restored files) and print its path`;
 
 function parseArgs(argv: string[]): RestoreOptions | string {
   const options: RestoreOptions = { ...DEFAULTS };
@@ -73,6 +76,10 @@ function parseArgs(argv: string[]): RestoreOptions | string {
     const flag = argv[i];
     if (flag === '--strict') {
       options.strict = true;
+      continue;
+    }
+    if (flag === '--keep') {
+      options.keep = true;
       continue;
     }
     const raw = argv[i + 1];
@@ -251,7 +258,10 @@ async function runRestoreBenchmark(options: RestoreOptions): Promise<{ report: R
   const workload = new Workload(options.seed, n, payloadBytesFor(options));
 
   const root = makeTempDir('litebase-bench-restore-');
-  const removeRoot = (): void => rmSync(root, { recursive: true, force: true });
+  const removeRoot = (): void => {
+    if (options.keep) progress(`kept ${root}`);
+    else rmSync(root, { recursive: true, force: true });
+  };
   const untrackRoot = track({ release: async () => removeRoot(), releaseNow: removeRoot });
   const outDir = path.join(root, 'restored');
   mkdirSync(outDir);

@@ -1,9 +1,8 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { track } from './cleanup.js';
 import { JsonClient, primaryAddress } from './http-client.js';
-import { freePort, makeTempDir, repoRoot } from './server.js';
+import { freePort, makeTempDir, ServeProcess } from './server.js';
 
 /**
  * Several `litebase serve` processes on one shared data dir (the folder stands in for the shared
@@ -11,9 +10,6 @@ import { freePort, makeTempDir, repoRoot } from './server.js';
  * "A three-node cluster on one machine". Every process and the folder are registered with
  * cleanup.ts, so they go away on every way out.
  */
-
-/** Keep only this much of a node's output: enough to explain a failure. */
-const MAX_KEPT_LINES = 200;
 
 export interface StartOptions {
   /** How long a start (which, for a joining node, includes replaying the log) may take. */
@@ -55,9 +51,6 @@ export class BenchCluster {
     const port = await freePort();
     const localDir = path.join(this.root, `local-${nodeId}`);
     const args = [
-      ...(more.nodeArgs ?? []),
-      path.join(repoRoot(), 'bin', 'litebase.js'),
-      'serve',
       '--data-dir', this.sharedDir,
       '--local-dir', localDir,
       '--node-id', nodeId,
@@ -69,14 +62,8 @@ export class BenchCluster {
       '--lease-ttl-ms', '5000',
       ...extraArgs,
     ];
-    // A LITEBASE_* variable in the caller's shell would change what is measured: dropped.
-    const env: NodeJS.ProcessEnv = {};
-    for (const [name, value] of Object.entries(process.env)) {
-      if (!name.startsWith('LITEBASE_')) env[name] = value;
-    }
-    Object.assign(env, this.env, more.env ?? {});
     const spawnedAt = performance.now();
-    const child = spawn(process.execPath, args, { cwd: repoRoot(), env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = ServeProcess.spawn(args, { ...this.env, ...more.env }, more.nodeArgs);
     const node = new ClusterNode(nodeId, this.key, port, localDir, extraArgs, child, spawnedAt);
     this.nodes.push(node);
     try {
@@ -124,15 +111,10 @@ export class ClusterNode {
   readonly client: JsonClient;
   /** performance.now() when GET /readyz first answered 200. */
   readyAt = 0;
-  private readonly kept: string[] = [];
-  private partial = '';
-  private lineCount = 0;
   private linesAtReady = 0;
   /** Lines printed once a stop was asked for ("SIGTERM: shutting down") are not trouble either. */
   private linesAtStop: number | undefined;
-  private exitInfo: string | undefined;
   private paused = false;
-  private readonly exited: Promise<void>;
   private readonly untrack: () => void;
 
   constructor(
@@ -141,24 +123,12 @@ export class ClusterNode {
     readonly port: number,
     readonly localDir: string,
     readonly args: string[],
-    private readonly child: ChildProcess,
+    private readonly child: ServeProcess,
     /** performance.now() right before the process was spawned. */
     readonly spawnedAt: number,
   ) {
     this.url = `http://127.0.0.1:${port}`;
     this.client = new JsonClient(this.url, key);
-    child.stdout?.on('data', (chunk: Buffer) => this.collect(chunk));
-    child.stderr?.on('data', (chunk: Buffer) => this.collect(chunk));
-    this.exited = new Promise((resolve) => {
-      child.once('error', (error) => {
-        this.exitInfo = `spawn error: ${error.message}`;
-        resolve();
-      });
-      child.once('exit', (code, signal) => {
-        this.exitInfo = signal ? `signal ${signal}` : `code ${String(code)}`;
-        resolve();
-      });
-    });
     this.untrack = track({
       release: () => this.stop(),
       releaseNow: () => {
@@ -173,7 +143,7 @@ export class ClusterNode {
   }
 
   get running(): boolean {
-    return this.exitInfo === undefined && this.child.exitCode === null && this.child.signalCode === null;
+    return this.child.running;
   }
 
   /** Spawn to ready, in ms. */
@@ -183,15 +153,14 @@ export class ClusterNode {
 
   /** Lines printed after the node was ready (at --log-level warn: warnings and errors). */
   logSummary(samples = 5): { lines: number; samples: string[] } {
-    const printed = this.linesAtStop ?? this.lineCount;
+    const printed = this.linesAtStop ?? this.child.lineCount;
     const lines = printed - this.linesAtReady;
-    const after = this.lineCount - printed;
-    const tail = lines > 0 ? this.kept.slice(0, this.kept.length - after).slice(-Math.min(samples, lines)) : [];
+    const tail = this.child.tail(Math.min(samples, lines), this.child.lineCount - printed);
     return { lines, samples: tail.map((line) => `${this.id}: ${line.slice(0, 400)}`) };
   }
 
   assertRunning(): void {
-    if (!this.running) throw new Error(`node ${this.id} exited (${this.exitInfo ?? 'unknown'}):\n${this.kept.slice(-20).join('\n')}`);
+    this.child.assertRunning(`node ${this.id}`, 20);
   }
 
   /** SIGSTOP: the process stays, does nothing (a replica that falls behind). */
@@ -205,56 +174,21 @@ export class ClusterNode {
   }
 
   async waitReady(timeoutMs: number): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    let last = 'no answer yet';
-    while (Date.now() < deadline) {
-      if (!this.running) {
-        await this.exited;
-        throw new Error(`node ${this.id} exited before it was ready (${this.exitInfo ?? 'unknown'}):\n${this.kept.slice(-30).join('\n')}`);
-      }
-      try {
-        const answer = await this.client.request('GET', '/readyz', undefined, 2_000);
-        if (answer.status === 200) {
-          this.readyAt = performance.now();
-          this.linesAtReady = this.lineCount;
-          return;
-        }
-        last = `GET /readyz answered ${answer.status}`;
-      } catch (error) {
-        last = error instanceof Error ? error.message : String(error);
-      }
-      // Short: the time to ready of a joining node is a measurement.
-      await sleep(10);
-    }
-    throw new Error(`node ${this.id} not ready after ${timeoutMs} ms (${last}):\n${this.kept.slice(-30).join('\n')}`);
+    // Polled every 10 ms: the time to ready of a joining node is a measurement.
+    await this.child.waitReady(`node ${this.id}`, timeoutMs, 10, async () => (await this.client.request('GET', '/readyz', undefined, 2_000)).status);
+    this.readyAt = performance.now();
+    this.linesAtReady = this.child.lineCount;
   }
 
   /** SIGTERM (after SIGCONT if paused), SIGKILL after a grace period. Idempotent. */
   async stop(graceMs = 10_000): Promise<void> {
     if (this.running) {
-      this.linesAtStop ??= this.lineCount;
+      this.linesAtStop ??= this.child.lineCount;
       this.resume();
-      this.child.kill('SIGTERM');
-      const timer = setTimeout(() => {
-        if (this.running) this.child.kill('SIGKILL');
-      }, graceMs);
-      await this.exited;
-      clearTimeout(timer);
     }
+    await this.child.stop(graceMs);
     this.client.close();
     this.untrack();
-  }
-
-  private collect(chunk: Buffer): void {
-    const text = this.partial + chunk.toString('utf8');
-    const lines = text.split('\n');
-    this.partial = lines.pop() ?? '';
-    for (const line of lines) {
-      if (line.trim() === '') continue;
-      this.lineCount++;
-      this.kept.push(line);
-      if (this.kept.length > MAX_KEPT_LINES) this.kept.shift();
-    }
   }
 }
 

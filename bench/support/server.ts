@@ -61,30 +61,22 @@ export interface ServerLogSummary {
   samples: string[];
 }
 
-/** Keep only this much server output: enough to explain a failure, bounded under a log storm. */
+/** Keep only this much of a process's output: enough to explain a failure, bounded under a log storm. */
 const MAX_KEPT_LINES = 200;
 
-/** One `litebase serve` child process on 127.0.0.1 with its own temp data directory. */
-export class BenchServer {
-  readonly url: string;
-  /** Lines the server printed (at --log-level warn every line is worth a look). */
+/**
+ * A `litebase serve` child process, run from the repository root: the last lines it printed (at
+ * --log-level warn every line is worth a look), how it exited, and stopping it. BenchServer and
+ * the cluster's nodes (cluster.ts) are each one of these plus what they know of their setup.
+ */
+export class ServeProcess {
+  readonly exited: Promise<void>;
   private readonly kept: string[] = [];
   private partial = '';
-  private lineCount = 0;
-  /** Lines printed up to readiness (the start-up banner) are not counted as trouble. */
-  private linesAtReady = 0;
+  private printed = 0;
   private exitInfo: string | undefined;
-  private readonly exited: Promise<void>;
-  private readonly untrack: () => void;
 
-  private constructor(
-    readonly label: string,
-    readonly key: string,
-    readonly port: number,
-    readonly dir: string,
-    private readonly child: ChildProcess,
-  ) {
-    this.url = `http://127.0.0.1:${port}`;
+  private constructor(private readonly child: ChildProcess) {
     child.stdout?.on('data', (chunk: Buffer) => this.collect(chunk));
     child.stderr?.on('data', (chunk: Buffer) => this.collect(chunk));
     this.exited = new Promise((resolve) => {
@@ -98,6 +90,112 @@ export class BenchServer {
         resolve();
       });
     });
+  }
+
+  /**
+   * `node [nodeArgs] bin/litebase.js serve [serveArgs]`. Inherited LITEBASE_* variables (a config
+   * file, a data dir, a group-commit setting) would make the run measure something other than what
+   * the report says, so they are dropped; `env` is added on top.
+   */
+  static spawn(serveArgs: string[], env: Record<string, string>, nodeArgs: string[] = []): ServeProcess {
+    const environment: NodeJS.ProcessEnv = {};
+    for (const [name, value] of Object.entries(process.env)) {
+      if (!name.startsWith('LITEBASE_')) environment[name] = value;
+    }
+    Object.assign(environment, env);
+    const args = [...nodeArgs, path.join(repoRoot(), 'bin', 'litebase.js'), 'serve', ...serveArgs];
+    return new ServeProcess(spawn(process.execPath, args, { cwd: repoRoot(), env: environment, stdio: ['ignore', 'pipe', 'pipe'] }));
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  get running(): boolean {
+    return this.exitInfo === undefined && this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  /** Total lines printed so far (the kept tail is at most MAX_KEPT_LINES). */
+  get lineCount(): number {
+    return this.printed;
+  }
+
+  /** The last `count` kept lines, leaving out the `skipLast` most recent ones. */
+  tail(count: number, skipLast = 0): string[] {
+    // slice(-0) would return everything.
+    return count > 0 ? this.kept.slice(0, this.kept.length - skipLast).slice(-count) : [];
+  }
+
+  /** Throw if the process died, e.g. during a load run, with its last words. */
+  assertRunning(name: string, lines = 30): void {
+    if (!this.running) throw new Error(`${name} exited (${this.exitInfo ?? 'unknown'}):\n${this.tail(lines).join('\n')}`);
+  }
+
+  /** Polls `readyz` (an HTTP status) every `everyMs` until it answers 200; fails if the process exits first. */
+  async waitReady(name: string, timeoutMs: number, everyMs: number, readyz: () => Promise<number>): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let last = 'no answer yet';
+    while (Date.now() < deadline) {
+      if (!this.running) {
+        await this.exited;
+        throw new Error(`${name} exited before it was ready (${this.exitInfo ?? 'unknown'}):\n${this.tail(30).join('\n')}`);
+      }
+      try {
+        const status = await readyz();
+        if (status === 200) return;
+        last = `GET /readyz answered ${status}`;
+      } catch (error) {
+        last = error instanceof Error ? error.message : String(error);
+      }
+      await new Promise((resolve) => setTimeout(resolve, everyMs));
+    }
+    throw new Error(`${name} not ready after ${timeoutMs} ms (${last}):\n${this.tail(30).join('\n')}`);
+  }
+
+  /** Sends `signal`; false if the process could not be signalled. */
+  kill(signal: NodeJS.Signals): boolean {
+    return this.child.kill(signal);
+  }
+
+  /** SIGTERM, then SIGKILL after a grace period. Idempotent. */
+  async stop(graceMs: number): Promise<void> {
+    if (!this.running) return;
+    this.child.kill('SIGTERM');
+    const timer = setTimeout(() => {
+      if (this.running) this.child.kill('SIGKILL');
+    }, graceMs);
+    await this.exited;
+    clearTimeout(timer);
+  }
+
+  private collect(chunk: Buffer): void {
+    const text = this.partial + chunk.toString('utf8');
+    const lines = text.split('\n');
+    this.partial = lines.pop() ?? '';
+    for (const line of lines) {
+      if (line.trim() === '') continue;
+      this.printed++;
+      this.kept.push(line);
+      if (this.kept.length > MAX_KEPT_LINES) this.kept.shift();
+    }
+  }
+}
+
+/** One `litebase serve` child process on 127.0.0.1 with its own temp data directory. */
+export class BenchServer {
+  readonly url: string;
+  /** Lines printed up to readiness (the start-up banner) are not counted as trouble. */
+  private linesAtReady = 0;
+  private readonly untrack: () => void;
+
+  private constructor(
+    readonly label: string,
+    readonly key: string,
+    readonly port: number,
+    readonly dir: string,
+    private readonly child: ServeProcess,
+  ) {
+    this.url = `http://127.0.0.1:${port}`;
     this.untrack = track({
       release: () => this.stop(),
       releaseNow: () => {
@@ -111,8 +209,6 @@ export class BenchServer {
     const dir = makeTempDir(`litebase-bench-${options.label}-`);
     const port = await freePort();
     const args = [
-      path.join(repoRoot(), 'bin', 'litebase.js'),
-      'serve',
       '--data-dir', dir,
       '--local-dir', path.join(dir, 'local'),
       '--port', String(port),
@@ -122,18 +218,10 @@ export class BenchServer {
       '--log-level', 'warn',
       ...(options.groupCommit ? [] : ['--no-group-commit']),
     ];
-    // Inherited LITEBASE_* variables (a config file, a data dir, a group-commit setting) would make
-    // the run measure something other than what the report says, so they are dropped.
-    const env: NodeJS.ProcessEnv = {};
-    for (const [name, value] of Object.entries(process.env)) {
-      if (!name.startsWith('LITEBASE_')) env[name] = value;
-    }
     // Group commit is also set through the environment, for both runs, so neither relies on a
     // default (flags win over the environment in the config loader; both say the same here).
-    env.LITEBASE_GROUP_COMMIT = options.groupCommit ? 'on' : 'off';
-    env.LITEBASE_LOG_LEVEL = 'warn';
-    const child = spawn(process.execPath, args, { cwd: repoRoot(), env, stdio: ['ignore', 'pipe', 'pipe'] });
-    const server = new BenchServer(options.label, options.rootKey, port, dir, child);
+    const env = { LITEBASE_GROUP_COMMIT: options.groupCommit ? 'on' : 'off', LITEBASE_LOG_LEVEL: 'warn' };
+    const server = new BenchServer(options.label, options.rootKey, port, dir, ServeProcess.spawn(args, env));
     try {
       await server.waitReady(options.readyTimeoutMs ?? 60_000);
     } catch (error) {
@@ -148,71 +236,39 @@ export class BenchServer {
   }
 
   get running(): boolean {
-    return this.exitInfo === undefined && this.child.exitCode === null && this.child.signalCode === null;
+    return this.child.running;
   }
 
   /** Total lines printed so far (the kept tail is at most MAX_KEPT_LINES). */
   get outputLineCount(): number {
-    return this.lineCount;
+    return this.child.lineCount;
   }
 
   outputTail(lines = 20): string[] {
-    // slice(-0) would return everything.
-    return lines > 0 ? this.kept.slice(-lines) : [];
+    return this.child.tail(lines);
   }
 
   /** Taken before the server stops, so shutdown messages do not count as trouble under load. */
   logSummary(samples = 10): ServerLogSummary {
-    const lines = this.lineCount - this.linesAtReady;
+    const lines = this.child.lineCount - this.linesAtReady;
     return { lines, samples: this.outputTail(Math.min(samples, lines)).map((line) => line.slice(0, 500)) };
   }
 
   /** Throw if the server died, e.g. during a load run, with its last words. */
   assertRunning(): void {
-    if (!this.running) {
-      throw new Error(`${this.label} server exited (${this.exitInfo ?? 'unknown'}):\n${this.outputTail(30).join('\n')}`);
-    }
-  }
-
-  private collect(chunk: Buffer): void {
-    const text = this.partial + chunk.toString('utf8');
-    const lines = text.split('\n');
-    this.partial = lines.pop() ?? '';
-    for (const line of lines) {
-      if (line.trim() === '') continue;
-      this.lineCount++;
-      this.kept.push(line);
-      if (this.kept.length > MAX_KEPT_LINES) this.kept.shift();
-    }
+    this.child.assertRunning(`${this.label} server`);
   }
 
   private async waitReady(timeoutMs: number): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    let last = 'no answer yet';
-    while (Date.now() < deadline) {
-      if (!this.running) {
-        await this.exited;
-        throw new Error(
-          `${this.label} server exited before it was ready (${this.exitInfo ?? 'unknown'}):\n${this.outputTail(30).join('\n')}`,
-        );
-      }
-      try {
-        const response = await fetch(`${this.url}/readyz`, {
-          headers: { authorization: `Bearer ${this.key}` },
-          signal: AbortSignal.timeout(2_000),
-        });
-        await response.arrayBuffer();
-        if (response.status === 200) {
-          this.linesAtReady = this.lineCount;
-          return;
-        }
-        last = `GET /readyz answered ${response.status}`;
-      } catch (error) {
-        last = error instanceof Error ? error.message : String(error);
-      }
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-    throw new Error(`${this.label} server not ready after ${timeoutMs} ms (${last}):\n${this.outputTail(30).join('\n')}`);
+    await this.child.waitReady(`${this.label} server`, timeoutMs, 100, async () => {
+      const response = await fetch(`${this.url}/readyz`, {
+        headers: { authorization: `Bearer ${this.key}` },
+        signal: AbortSignal.timeout(2_000),
+      });
+      await response.arrayBuffer();
+      return response.status;
+    });
+    this.linesAtReady = this.child.lineCount;
   }
 
   /** One JSON request with the root key, for setup and checks (not for load). */
@@ -246,14 +302,7 @@ export class BenchServer {
 
   /** SIGTERM, then SIGKILL after a grace period; then remove the temp directory. Idempotent. */
   async stop(graceMs = 10_000): Promise<void> {
-    if (this.running) {
-      this.child.kill('SIGTERM');
-      const timer = setTimeout(() => {
-        if (this.running) this.child.kill('SIGKILL');
-      }, graceMs);
-      await this.exited;
-      clearTimeout(timer);
-    }
+    await this.child.stop(graceMs);
     rmSync(this.dir, { recursive: true, force: true });
     this.untrack();
   }

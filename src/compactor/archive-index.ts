@@ -1,5 +1,3 @@
-import { promises as fs } from 'node:fs';
-import path from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { errorMessage, LitebaseError } from '../errors.js';
@@ -7,7 +5,8 @@ import { formatChecksum } from '../log/rolling-checksum.js';
 import { decodeSegmentHeader, SEGMENT_HEADER_SIZE, type SegmentHeader } from '../log/segment-codec.js';
 import type { ObjectInfo, ObjectStore } from '../storage/object-store.js';
 import { archivePrefix, indexKey, parseArchiveKey } from './archive-keys.js';
-import { BundleFormatError, readBundleFile, sha256File } from './bundle.js';
+import { createHash } from 'node:crypto';
+import { BundleFormatError, bundleHeaders } from './bundle.js';
 
 /**
  * The archive index: a small JSON object per database (`<prefix>/index.json`) that lists the
@@ -162,8 +161,6 @@ export function isArchived(index: ArchiveIndex, position: bigint): boolean {
 }
 
 export interface LoadIndexOptions {
-  /** Where unindexed bundles are downloaded to be described. */
-  workDir: string;
   logger?: Logger;
 }
 
@@ -227,7 +224,7 @@ export async function loadArchiveIndex(store: ObjectStore, database: string, dat
           databaseSizePages: header.databaseSizePages,
         });
       } else {
-        index.bundles.push(await describeBundleObject(store, key, info.size, parsed.first, parsed.last, options.workDir));
+        index.bundles.push(await describeBundleObject(store, key, info.size, parsed.first, parsed.last));
       }
     } catch (error) {
       // An object that cannot be described is left out of the index: a restore will not use it.
@@ -264,38 +261,23 @@ export async function readObjectHeader(store: ObjectStore, key: string, skip = 0
 }
 
 /** Downloads a bundle that the index does not describe and reads its segment headers. */
-async function describeBundleObject(
-  store: ObjectStore,
-  key: string,
-  size: number,
-  first: bigint,
-  last: bigint,
-  workDir: string,
-): Promise<ArchivedBundle> {
-  await fs.mkdir(workDir, { recursive: true });
-  const file = path.join(workDir, `describe-${first}-${last}-${process.pid}-${Date.now()}.seg`);
-  try {
-    await store.getToFile(key, file);
-    let firstTimeMs: number | undefined;
-    let lastTimeMs = 0;
-    let expected = first;
-    let segments = 0;
-    for await (const { offset, segment } of readBundleFile(file, key)) {
-      const header = decodeSegmentHeader(segment);
-      if (header.position !== expected) {
-        throw new BundleFormatError(`${key}: the record at offset ${offset} is position ${header.position}, expected ${expected}`, { key, offset });
-      }
-      firstTimeMs ??= header.commitTimeMs;
-      lastTimeMs = header.commitTimeMs;
-      expected += 1n;
-      segments += 1;
-    }
-    if (expected !== last + 1n || firstTimeMs === undefined) {
-      throw new BundleFormatError(`${key}: holds positions ${first}..${expected - 1n}, its name says ${first}..${last}`, { key });
-    }
-    return { key, first, last, firstTimeMs, lastTimeMs, segments, bytes: size, sha256: await sha256File(file) };
-  } finally {
-    await fs.rm(file, { force: true });
+async function describeBundleObject(store: ObjectStore, key: string, size: number, first: bigint, last: bigint): Promise<ArchivedBundle> {
+  // A bundle is at most about LITEBASE_ARCHIVE_BUNDLE_BYTES (plus one segment): read it whole.
+  const bytes = await store.get(key);
+  const headers = bundleHeaders(bytes, key);
+  const firstHeader = headers[0];
+  const lastHeader = headers.at(-1);
+  if (!firstHeader || !lastHeader || firstHeader.position !== first || lastHeader.position !== last) {
+    throw new BundleFormatError(`${key}: holds positions ${firstHeader?.position}..${lastHeader?.position}, its name says ${first}..${last}`, { key });
   }
+  return {
+    key,
+    first,
+    last,
+    firstTimeMs: firstHeader.commitTimeMs,
+    lastTimeMs: lastHeader.commitTimeMs,
+    segments: headers.length,
+    bytes: size,
+    sha256: createHash('sha256').update(bytes).digest('hex'),
+  };
 }
-

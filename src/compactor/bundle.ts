@@ -1,19 +1,58 @@
-import { createHash, type Hash } from 'node:crypto';
-import { promises as fs } from 'node:fs';
+import { createHash, hash as oneShotHash, type Hash } from 'node:crypto';
+import { closeSync, openSync, promises as fs, readSync, writeSync } from 'node:fs';
+import { crc32 } from 'node:zlib';
+import { compress, uncompressSync } from 'lz4-napi';
 import { LitebaseError } from '../errors.js';
-import { SEGMENT_HEADER_SIZE, SEGMENT_TRAILER_SIZE } from '../log/segment-codec.js';
+import { pageHash } from '../log/rolling-checksum.js';
+import {
+  decodeSegment,
+  decodeSegmentHeader,
+  SEGMENT_HEADER_SIZE,
+  SEGMENT_TRAILER_SIZE,
+  segmentChecksum,
+  type SegmentHeader,
+} from '../log/segment-codec.js';
 
 /**
- * A bundle: archived segments in one object (docs/FORMAT.md §11). The body is a sequence of
- * records, each a u32 big-endian length followed by that many bytes of one whole segment file, in
- * ascending position order with no gaps. Every segment keeps its own header and trailer, so a
- * bundle needs no checksum of its own: a damaged record fails its segment's trailer check, and a
- * cut-off bundle fails the length walk.
+ * Bundles: archived segments first..last in one object (docs/FORMAT.md §11.1).
+ *
+ * Format 2 (written since 2026-11-25) is **page-major**: the segments' headers in a table, then for
+ * every page the bundle touches, its newest image in the bundle (LZ4 blocks of consecutive pages)
+ * and its older images, each LZ4-compressed against the next newer image of the same page (a
+ * reverse delta: a page written 500 times in a bundle costs one image and 499 small deltas). A
+ * restore to a point after the bundle reads only the newest images, and only the blocks that hold
+ * pages nothing newer overwrote; a restore to a point inside it walks the deltas of the pages the
+ * later segments changed. Every segment's header and page set is kept, so the bundle is a lossless
+ * re-encoding of its segments (`segmentPages`).
+ *
+ * Integrity, piece by piece, so that a restore checks exactly what it reads: a checksum over the
+ * header and tables, a CRC-32 of every compressed block and older image (checked before it is
+ * decompressed), and each image's page hash (FORMAT.md §7) in the tables, which a restore sums for
+ * its final checksum instead of hashing the pages again. A trailer (8 bytes of SHA-256) covers the
+ * whole object as well.
+ *
+ * Format 1 (read only): a sequence of records, each a u32 big-endian length and one whole segment
+ * file as it was in the log.
  */
 
 export const BUNDLE_LENGTH_SIZE = 4;
+export const BUNDLE_MAGIC = Buffer.from('LBBN', 'ascii');
+export const BUNDLE_FORMAT_VERSION = 2;
+export const BUNDLE_HEADER_SIZE = 64;
+export const BUNDLE_TRAILER_SIZE = 8;
+const SEGMENT_ENTRY_SIZE = 48;
+const PAGE_ENTRY_SIZE = 20;
+const HISTORY_ENTRY_SIZE = 20;
+/** Header bytes covered by the tables checksum (everything before it). */
+const TABLES_CHECKSUM_OFFSET = 52;
+const BLOCK_ENTRY_SIZE = 12;
+/** Newest images are compressed in blocks of about this many raw bytes (16 pages of 4 KiB). */
+const BLOCK_RAW_BYTES = 64 * 1024;
+const PAGE_NUMBER_SIZE = 4;
+const LZ4_SIZE_PREFIX = 4;
 const MIN_SEGMENT_BYTES = SEGMENT_HEADER_SIZE + SEGMENT_TRAILER_SIZE;
 const MAX_U32 = 0xffff_ffff;
+const MAX_SAFE_MS = BigInt(Number.MAX_SAFE_INTEGER);
 
 export class BundleFormatError extends LitebaseError {
   constructor(message: string, details: Record<string, unknown> = {}) {
@@ -22,109 +61,761 @@ export class BundleFormatError extends LitebaseError {
   }
 }
 
-/** Writes a bundle file record by record, hashing as it goes. */
+/** Pages per block for a page size: at least one, about 64 KiB of images. */
+export function blockPagesFor(pageSize: number): number {
+  return Math.max(1, Math.floor(BLOCK_RAW_BYTES / pageSize));
+}
+
+// ---- writing (format 2) -------------------------------------------------------------------------
+
+interface Version {
+  pageNumber: number;
+  segment: number;
+  /** Where its image is in the spill file. */
+  offset: number;
+  /** Its page hash (FORMAT.md §7), once read back for encoding. */
+  hash?: bigint;
+}
+
+/**
+ * Writes a format 2 bundle. Segments are given whole, in position order; their pages go to a spill
+ * file beside the bundle (memory holds a few numbers per page image, not the images), and `finish()`
+ * encodes the bundle from it. `bytes` counts the segment files given (the threshold a compactor
+ * closes bundles on), not the encoded size, which `finish()` answers.
+ */
 export class BundleWriter {
-  private readonly hash: Hash = createHash('sha256');
-  private offset = 0;
-  segments = 0;
+  private readonly segments: SegmentHeader[] = [];
+  private readonly versions: Version[] = [];
+  private spillOffset = 0;
+  private inputBytes = 0;
+  private pageSize = 0;
+  private done = false;
 
   private constructor(
     readonly file: string,
-    private readonly handle: fs.FileHandle,
+    private readonly spillFile: string,
+    private readonly spill: number,
   ) {}
 
   static async create(file: string): Promise<BundleWriter> {
-    return new BundleWriter(file, await fs.open(file, 'wx'));
+    const spillFile = `${file}.spill`;
+    await fs.rm(file, { force: true });
+    const spill = openSync(spillFile, 'w+');
+    return new BundleWriter(file, spillFile, spill);
   }
 
+  /** Bytes of the segment files appended so far (with a 4-byte length each, as in format 1). */
   get bytes(): number {
-    return this.offset;
+    return this.inputBytes;
   }
 
-  async append(segment: Uint8Array): Promise<void> {
+  get segmentCount(): number {
+    return this.segments.length;
+  }
+
+  /** Whether a segment with this header can follow (same database, page size, next position). */
+  accepts(header: SegmentHeader): boolean {
+    const last = this.segments.at(-1);
+    if (!last) return true;
+    return header.databaseId === last.databaseId && header.pageSize === last.pageSize && header.position === last.position + 1n;
+  }
+
+  /** Appends one whole segment file (verified again here: trailer, chunks, page numbers). */
+  append(segment: Uint8Array): void {
     if (segment.length < MIN_SEGMENT_BYTES || segment.length > MAX_U32) {
       throw new RangeError(`BundleWriter: a segment of ${segment.length} bytes cannot be bundled`);
     }
-    const length = Buffer.alloc(BUNDLE_LENGTH_SIZE);
-    length.writeUInt32BE(segment.length, 0);
-    await this.write(length);
-    await this.write(segment);
-    this.segments += 1;
+    const { header, pages } = decodeSegment(segment);
+    if (!this.accepts(header)) {
+      const last = this.segments.at(-1) as SegmentHeader;
+      throw new RangeError(`BundleWriter: position ${header.position} (page size ${header.pageSize}) cannot follow ${last.position} (page size ${last.pageSize}) in one bundle`);
+    }
+    const index = this.segments.length;
+    this.segments.push(header);
+    this.pageSize = header.pageSize;
+    for (const { pageNumber, data } of pages) {
+      writeFully(this.spill, data, this.spillOffset);
+      this.versions.push({ pageNumber, segment: index, offset: this.spillOffset });
+      this.spillOffset += data.length;
+    }
+    this.inputBytes += BUNDLE_LENGTH_SIZE + segment.length;
   }
 
-  /** fsyncs and closes; answers the size and SHA-256 of the whole bundle. */
-  async finish(): Promise<{ bytes: number; sha256: string }> {
-    await this.handle.sync();
-    await this.handle.close();
-    return { bytes: this.offset, sha256: this.hash.digest('hex') };
+  /** Encodes the bundle, fsyncs and closes it, removes the spill file; answers its size and SHA-256. */
+  async finish(): Promise<{ bytes: number; sha256: string; segments: number }> {
+    if (this.done) throw new Error(`BundleWriter: ${this.file} is already finished`);
+    if (this.segments.length === 0) throw new RangeError('BundleWriter: a bundle holds at least one segment');
+    this.done = true;
+    try {
+      const written = await encodeBundle(this.file, this.segments, this.versions, this.pageSize, (image, offset) => readFully(this.spill, image, offset));
+      return { ...written, segments: this.segments.length };
+    } catch (error) {
+      await fs.rm(this.file, { force: true });
+      throw error;
+    } finally {
+      closeSync(this.spill);
+      await fs.rm(this.spillFile, { force: true });
+    }
   }
 
   async abort(): Promise<void> {
-    await this.handle.close().catch(() => undefined);
+    if (!this.done) {
+      this.done = true;
+      closeSync(this.spill);
+    }
+    await fs.rm(this.spillFile, { force: true });
     await fs.rm(this.file, { force: true });
   }
+}
 
-  private async write(bytes: Uint8Array): Promise<void> {
-    let done = 0;
-    while (done < bytes.length) {
-      const { bytesWritten } = await this.handle.write(bytes, done, bytes.length - done, this.offset + done);
-      done += bytesWritten;
+/** Blocks (or older images) compressed at once on the thread pool. */
+const COMPRESS_BATCH = 8;
+
+/**
+ * Lays out a format 2 bundle into `file`: the tables have fixed sizes, so the compressed data is
+ * written first at its final offset, the tables and header after it, then the file is hashed once
+ * for the trailer. Compression runs on the libuv thread pool (a bundle does not hold the event loop
+ * of the server it is built in); images are read from the spill file synchronously (page cache).
+ */
+async function encodeBundle(
+  file: string,
+  segments: readonly SegmentHeader[],
+  versions: Version[],
+  pageSize: number,
+  readImage: (into: Buffer, offset: number) => void,
+): Promise<{ bytes: number; sha256: string }> {
+  // Page-major: ascending page number, then ascending segment (the newest image last).
+  versions.sort((a, b) => a.pageNumber - b.pageNumber || a.segment - b.segment);
+  const pages: Array<{ pageNumber: number; newest: Version; older: Version[] }> = [];
+  for (const version of versions) {
+    const current = pages.at(-1);
+    if (current && current.pageNumber === version.pageNumber) {
+      current.older.push(current.newest);
+      current.newest = version;
+    } else {
+      pages.push({ pageNumber: version.pageNumber, newest: version, older: [] });
     }
-    this.hash.update(bytes);
-    this.offset += bytes.length;
+  }
+  const historyCount = versions.length - pages.length;
+  const blockPages = blockPagesFor(pageSize);
+  const blockCount = Math.ceil(pages.length / blockPages);
+  const dataStart =
+    BUNDLE_HEADER_SIZE + segments.length * SEGMENT_ENTRY_SIZE + pages.length * PAGE_ENTRY_SIZE + historyCount * HISTORY_ENTRY_SIZE + blockCount * BLOCK_ENTRY_SIZE;
+
+  const fd = openSync(file, 'wx+');
+  try {
+    let offset = dataStart;
+    const append = (compressed: Buffer): number => {
+      writeFully(fd, compressed, offset);
+      offset += compressed.length;
+      return compressed.length;
+    };
+    const blockTable = Buffer.alloc(blockCount * BLOCK_ENTRY_SIZE);
+    const stride = PAGE_NUMBER_SIZE + pageSize;
+    for (let batch = 0; batch < blockCount; batch += COMPRESS_BATCH) {
+      const raws: Buffer[] = [];
+      for (let block = batch; block < Math.min(blockCount, batch + COMPRESS_BATCH); block++) {
+        const members = pages.slice(block * blockPages, (block + 1) * blockPages);
+        const raw = Buffer.allocUnsafe(members.length * stride);
+        members.forEach((page, i) => {
+          raw.writeUInt32BE(page.pageNumber, i * stride);
+          const image = raw.subarray(i * stride + PAGE_NUMBER_SIZE, (i + 1) * stride);
+          readImage(image, page.newest.offset);
+          page.newest.hash = hashPageImage(page.pageNumber, image);
+        });
+        raws.push(raw);
+      }
+      const compressed = await Promise.all(raws.map((raw) => compress(raw)));
+      compressed.forEach((payload, i) => {
+        const block = batch + i;
+        blockTable.writeUInt32BE((raws[i] as Buffer).length / stride, block * BLOCK_ENTRY_SIZE);
+        blockTable.writeUInt32BE(payload.length, block * BLOCK_ENTRY_SIZE + 4);
+        blockTable.writeUInt32BE(crc32(payload), block * BLOCK_ENTRY_SIZE + 8);
+        append(payload);
+      });
+    }
+    // Older images, newest first within a page, each against the next newer one as dictionary.
+    const historyTable = Buffer.alloc(historyCount * HISTORY_ENTRY_SIZE);
+    let historyAt = 0;
+    let pending: Array<{ segment: number; image: Buffer; dictionary: Buffer; hash: bigint }> = [];
+    const flush = async (): Promise<void> => {
+      const compressed = await Promise.all(pending.map(({ image, dictionary }) => compress(image, dictionary)));
+      compressed.forEach((payload, i) => {
+        const entry = pending[i] as { segment: number; hash: bigint };
+        historyTable.writeUInt32BE(entry.segment, historyAt);
+        historyTable.writeUInt32BE(payload.length, historyAt + 4);
+        historyTable.writeUInt32BE(crc32(payload), historyAt + 8);
+        historyTable.writeBigUInt64BE(entry.hash, historyAt + 12);
+        append(payload);
+        historyAt += HISTORY_ENTRY_SIZE;
+      });
+      pending = [];
+    };
+    for (const page of pages) {
+      if (page.older.length === 0) continue;
+      let newer = Buffer.allocUnsafe(pageSize);
+      readImage(newer, page.newest.offset);
+      for (let i = page.older.length - 1; i >= 0; i--) {
+        const version = page.older[i] as Version;
+        const image = Buffer.allocUnsafe(pageSize);
+        readImage(image, version.offset);
+        pending.push({ segment: version.segment, image, dictionary: newer, hash: pageHash(page.pageNumber, image) });
+        newer = image;
+        if (pending.length >= COMPRESS_BATCH * 8) await flush();
+      }
+    }
+    await flush();
+    const pageTable = Buffer.alloc(pages.length * PAGE_ENTRY_SIZE);
+    pages.forEach((page, i) => {
+      pageTable.writeUInt32BE(page.pageNumber, i * PAGE_ENTRY_SIZE);
+      pageTable.writeUInt32BE(page.newest.segment, i * PAGE_ENTRY_SIZE + 4);
+      pageTable.writeUInt32BE(page.older.length, i * PAGE_ENTRY_SIZE + 8);
+      pageTable.writeBigUInt64BE(page.newest.hash as bigint, i * PAGE_ENTRY_SIZE + 12);
+    });
+    const segmentTable = Buffer.alloc(segments.length * SEGMENT_ENTRY_SIZE);
+    segments.forEach((segment, i) => {
+      const at = i * SEGMENT_ENTRY_SIZE;
+      segmentTable.writeBigUInt64BE(segment.term, at);
+      segmentTable.writeBigUInt64BE(BigInt(segment.commitTimeMs), at + 8);
+      segmentTable.writeUInt32BE(segment.databaseSizePages, at + 16);
+      segmentTable.writeUInt32BE(segment.pageCount, at + 20);
+      segmentTable.writeUInt32BE(segment.transactionCount, at + 24);
+      segmentTable.writeBigUInt64BE(segment.preChecksum, at + 32);
+      segmentTable.writeBigUInt64BE(segment.postChecksum, at + 40);
+    });
+    const first = segments[0] as SegmentHeader;
+    const header = Buffer.alloc(BUNDLE_HEADER_SIZE);
+    BUNDLE_MAGIC.copy(header, 0);
+    header.writeUInt16BE(BUNDLE_FORMAT_VERSION, 4);
+    uuidBytes(first.databaseId).copy(header, 8);
+    header.writeBigUInt64BE(first.position, 24);
+    header.writeUInt32BE(segments.length, 32);
+    header.writeUInt32BE(pageSize, 36);
+    header.writeUInt32BE(pages.length, 40);
+    header.writeUInt32BE(historyCount, 44);
+    header.writeUInt32BE(blockCount, 48);
+    const tables = [segmentTable, pageTable, historyTable, blockTable];
+    tablesChecksum(header, tables).copy(header, TABLES_CHECKSUM_OFFSET);
+    let at = 0;
+    for (const part of [header, ...tables]) {
+      writeFully(fd, part, at);
+      at += part.length;
+    }
+    // One pass over the file for the trailer (bytes before it) and the object's SHA-256 (all of it).
+    const trailerHash = createHash('sha256');
+    const fileHash = createHash('sha256');
+    const buffer = Buffer.allocUnsafe(4 * 1024 * 1024);
+    for (let position = 0; position < offset; ) {
+      const length = Math.min(buffer.length, offset - position);
+      readFully(fd, buffer.subarray(0, length), position);
+      trailerHash.update(buffer.subarray(0, length));
+      fileHash.update(buffer.subarray(0, length));
+      position += length;
+    }
+    const trailer = trailerHash.digest().subarray(0, BUNDLE_TRAILER_SIZE);
+    writeFully(fd, trailer, offset);
+    fileHash.update(trailer);
+    return { bytes: offset + trailer.length, sha256: fileHash.digest('hex') };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+// ---- reading ------------------------------------------------------------------------------------
+
+/**
+ * What a restore needs from a run of segments (a bundle of either format, or the shared log): the
+ * segment headers, ascending, and the newest image of each page up to a segment.
+ */
+export interface SegmentSource {
+  readonly name: string;
+  readonly headers: readonly SegmentHeader[];
+  /**
+   * For every page written by the segments at indexes `lo..hi` (of `headers`): its newest image at
+   * or below `hi`, if that image is at or above `lo` and `want(pageNumber, index)` says so. Pages
+   * come in any order. Images lie in buffers of their own (decompressed output) that the source
+   * no longer reads once `settle` is called (after each block or segment): from then on the caller
+   * may keep them, or hand them to another thread. Everything is checked before it is decompressed
+   * (a format 2 bundle's blocks and older images by their CRC-32, a segment by its trailer).
+   * `recordedHash` is the image's page hash (FORMAT.md §7, as high and low 32 bits) when the source
+   * records it (format 2, under its tables checksum), so that the caller need not hash it again.
+   */
+  collect(
+    lo: number,
+    hi: number,
+    want: (pageNumber: number, index: number) => boolean,
+    take: (pageNumber: number, image: Buffer, recordedHash: readonly [high: number, low: number] | undefined) => void,
+    settle?: () => void | Promise<void>,
+  ): Promise<void>;
+}
+
+/** Which format a bundle object is, from its first bytes. */
+export function bundleFormatOf(bytes: Uint8Array): 1 | 2 {
+  return bytes.length >= 4 && Buffer.from(bytes.buffer, bytes.byteOffset, 4).equals(BUNDLE_MAGIC) ? 2 : 1;
+}
+
+/**
+ * Parses a bundle object held in memory, of either format. `expect` holds the positions its key
+ * names and the database it must belong to. Integrity: a format 2 bundle's header and tables are
+ * checked here (their own checksum), and its trailer over the whole object unless `whole` is false
+ * (a reader that decodes only part of it relies on the CRC-32 each payload is checked against
+ * before it is decompressed); a format 1 bundle's segments are checked by their trailers as they
+ * are decoded. Throws BundleFormatError naming `name`.
+ */
+export function openBundle(bytes: Buffer, name: string, expect: { first: bigint; last: bigint; databaseId?: string; whole?: boolean }): SegmentSource {
+  const bundle = bundleFormatOf(bytes) === 2 ? PageMajorBundle.parse(bytes, name, expect.whole ?? true) : SegmentRecordBundle.parse(bytes, name);
+  const first = bundle.headers[0]?.position;
+  const last = bundle.headers.at(-1)?.position;
+  if (first !== expect.first || last !== expect.last) {
+    throw new BundleFormatError(`${name}: holds positions ${first}..${last}, its name says ${expect.first}..${expect.last}`, { key: name });
+  }
+  if (expect.databaseId !== undefined) {
+    const foreign = bundle.headers.find((header) => header.databaseId !== expect.databaseId);
+    if (foreign) throw new BundleFormatError(`${name}: position ${foreign.position} belongs to database ${foreign.databaseId}, not ${expect.databaseId}`, { key: name });
+  }
+  return bundle;
+}
+
+/** The segment headers of a bundle object (for describing one the index does not list). */
+export function bundleHeaders(bytes: Buffer, name: string): readonly SegmentHeader[] {
+  return (bundleFormatOf(bytes) === 2 ? PageMajorBundle.parse(bytes, name, true) : SegmentRecordBundle.parse(bytes, name)).headers;
+}
+
+/** Format 2, parsed: tables decoded and cross-checked; images decompressed only when collected. */
+export class PageMajorBundle implements SegmentSource {
+  private constructor(
+    readonly name: string,
+    private readonly bytes: Buffer,
+    readonly headers: SegmentHeader[],
+    readonly pageSize: number,
+    private readonly pageTable: Buffer,
+    private readonly historyTable: Buffer,
+    private readonly blockOffsets: Float64Array,
+    private readonly blockCrcs: Uint32Array,
+    private readonly historyStart: number,
+  ) {}
+
+  /**
+   * Checks the header and the tables (their checksum, then their consistency); payloads are checked
+   * against their CRC-32 as they are decoded. `whole` also checks the trailer over the whole object
+   * first (a restore does not: it decodes only what it needs, each payload checked).
+   */
+  static parse(bytes: Buffer, name: string, whole = false): PageMajorBundle {
+    const fail = (message: string): never => {
+      throw new BundleFormatError(`${name}: ${message}`, { key: name });
+    };
+    if (bytes.length < BUNDLE_HEADER_SIZE + BUNDLE_TRAILER_SIZE) fail(`${bytes.length} bytes, a bundle has at least ${BUNDLE_HEADER_SIZE + BUNDLE_TRAILER_SIZE}`);
+    if (!bytes.subarray(0, 4).equals(BUNDLE_MAGIC)) fail(`not a format 2 bundle (magic ${bytes.subarray(0, 4).toString('hex')})`);
+    const end = bytes.length - BUNDLE_TRAILER_SIZE;
+    if (whole && !segmentChecksum(bytes.subarray(0, end)).equals(bytes.subarray(end))) fail('trailer checksum mismatch: the bundle is damaged or truncated');
+    const version = bytes.readUInt16BE(4);
+    if (version !== BUNDLE_FORMAT_VERSION) fail(`format version ${version}, this reader knows ${BUNDLE_FORMAT_VERSION}`);
+    const databaseId = uuidString(bytes.subarray(8, 24));
+    const first = bytes.readBigUInt64BE(24);
+    const segmentCount = bytes.readUInt32BE(32);
+    const pageSize = bytes.readUInt32BE(36);
+    const pageCount = bytes.readUInt32BE(40);
+    const historyCount = bytes.readUInt32BE(44);
+    const blockCount = bytes.readUInt32BE(48);
+    if (first < 1n || segmentCount < 1) fail(`first position ${first}, ${segmentCount} segments`);
+    if (pageSize < 512 || pageSize > 65536 || (pageSize & (pageSize - 1)) !== 0) fail(`page size ${pageSize}`);
+    const blockPages = blockPagesFor(pageSize);
+    if (blockCount !== Math.ceil(pageCount / blockPages)) fail(`${blockCount} blocks for ${pageCount} pages, expected ${Math.ceil(pageCount / blockPages)}`);
+    const tablesEnd =
+      BUNDLE_HEADER_SIZE + segmentCount * SEGMENT_ENTRY_SIZE + pageCount * PAGE_ENTRY_SIZE + historyCount * HISTORY_ENTRY_SIZE + blockCount * BLOCK_ENTRY_SIZE;
+    if (tablesEnd > end) fail(`its tables need ${tablesEnd} bytes, the body has ${end}`);
+    const header = bytes.subarray(0, BUNDLE_HEADER_SIZE);
+    if (!tablesChecksum(header, [bytes.subarray(BUNDLE_HEADER_SIZE, tablesEnd)]).equals(header.subarray(TABLES_CHECKSUM_OFFSET, TABLES_CHECKSUM_OFFSET + 8))) {
+      fail('the header or tables are damaged (tables checksum mismatch)');
+    }
+    if (bytes.readUInt16BE(6) !== 0 || header.subarray(TABLES_CHECKSUM_OFFSET + 8).some((byte) => byte !== 0)) fail('flags or reserved bytes are not zero');
+    let at = BUNDLE_HEADER_SIZE;
+    const take = (length: number): Buffer => {
+      const part = bytes.subarray(at, at + length);
+      at += length;
+      return part;
+    };
+    const segmentTable = take(segmentCount * SEGMENT_ENTRY_SIZE);
+    const pageTable = take(pageCount * PAGE_ENTRY_SIZE);
+    const historyTable = take(historyCount * HISTORY_ENTRY_SIZE);
+    const blockTable = take(blockCount * BLOCK_ENTRY_SIZE);
+
+    const headers: SegmentHeader[] = [];
+    for (let i = 0; i < segmentCount; i++) {
+      const entry = i * SEGMENT_ENTRY_SIZE;
+      const commitTime = segmentTable.readBigUInt64BE(entry + 8);
+      if (commitTime > MAX_SAFE_MS || segmentTable.readUInt32BE(entry + 28) !== 0) fail(`segment ${i}: commit time or reserved field out of range`);
+      headers.push({
+        formatVersion: 1,
+        databaseId,
+        term: segmentTable.readBigUInt64BE(entry),
+        position: first + BigInt(i),
+        commitTimeMs: Number(commitTime),
+        pageSize,
+        databaseSizePages: segmentTable.readUInt32BE(entry + 16),
+        pageCount: segmentTable.readUInt32BE(entry + 20),
+        transactionCount: segmentTable.readUInt32BE(entry + 24),
+        preChecksum: segmentTable.readBigUInt64BE(entry + 32),
+        postChecksum: segmentTable.readBigUInt64BE(entry + 40),
+      });
+    }
+    // Every image belongs to a segment that holds that page number, and each segment's page count
+    // is the number of images that name it.
+    const imagesPerSegment = new Uint32Array(segmentCount);
+    let previousPage = 0;
+    let history = 0;
+    let historyBytes = 0;
+    for (let i = 0; i < pageCount; i++) {
+      const entry = i * PAGE_ENTRY_SIZE;
+      const pageNumber = pageTable.readUInt32BE(entry);
+      const newest = pageTable.readUInt32BE(entry + 4);
+      const older = pageTable.readUInt32BE(entry + 8);
+      if (pageNumber <= previousPage) fail(`page table entry ${i}: page ${pageNumber} after ${previousPage} (must ascend)`);
+      previousPage = pageNumber;
+      if (newest >= segmentCount || pageNumber > (headers[newest] as SegmentHeader).databaseSizePages) fail(`page ${pageNumber}: newest image in segment ${newest}, out of range`);
+      if (older > historyCount - history) fail(`page ${pageNumber}: ${older} older images, the history table has ${historyCount - history} left`);
+      imagesPerSegment[newest] = (imagesPerSegment[newest] as number) + 1;
+      let below = newest;
+      for (let j = 0; j < older; j++, history++) {
+        const segment = historyTable.readUInt32BE(history * HISTORY_ENTRY_SIZE);
+        const length = historyTable.readUInt32BE(history * HISTORY_ENTRY_SIZE + 4);
+        if (segment >= below || pageNumber > (headers[segment] as SegmentHeader).databaseSizePages || length < LZ4_SIZE_PREFIX) {
+          fail(`page ${pageNumber}: older image ${j} (segment ${segment}, ${length} bytes) out of range`);
+        }
+        below = segment;
+        historyBytes += length;
+        imagesPerSegment[segment] = (imagesPerSegment[segment] as number) + 1;
+      }
+    }
+    if (history !== historyCount) fail(`the page table names ${history} older images, the header ${historyCount}`);
+    headers.forEach((header, i) => {
+      if (header.pageCount !== imagesPerSegment[i]) fail(`segment ${header.position} declares ${header.pageCount} pages, the bundle holds ${imagesPerSegment[i]} images of it`);
+    });
+    const blockOffsets = new Float64Array(blockCount + 1);
+    const blockCrcs = new Uint32Array(blockCount);
+    let data = tablesEnd;
+    let pagesInBlocks = 0;
+    for (let b = 0; b < blockCount; b++) {
+      const pages = blockTable.readUInt32BE(b * BLOCK_ENTRY_SIZE);
+      const length = blockTable.readUInt32BE(b * BLOCK_ENTRY_SIZE + 4);
+      blockCrcs[b] = blockTable.readUInt32BE(b * BLOCK_ENTRY_SIZE + 8);
+      const expected = Math.min(blockPages, pageCount - pagesInBlocks);
+      if (pages !== expected || length < LZ4_SIZE_PREFIX) fail(`block ${b}: ${pages} pages and ${length} bytes, expected ${expected} pages`);
+      blockOffsets[b] = data;
+      data += length;
+      pagesInBlocks += pages;
+    }
+    blockOffsets[blockCount] = data;
+    if (data + historyBytes !== end) fail(`the tables account for ${data + historyBytes - tablesEnd} bytes of data, the body holds ${end - tablesEnd}`);
+    return new PageMajorBundle(name, bytes, headers, pageSize, pageTable, historyTable, blockOffsets, blockCrcs, data);
+  }
+
+  /**
+   * Which image of which page to decode for `collect(lo, hi, want)`, from the tables alone (no
+   * decompression): see PickList. `want` is asked once per page, about its newest image at or
+   * below `hi`, when that image is at or above `lo`.
+   */
+  plan(lo: number, hi: number, want: (pageNumber: number, index: number) => boolean): PickList {
+    const pageCount = this.pageTable.length / PAGE_ENTRY_SIZE;
+    const blockPages = blockPagesFor(this.pageSize);
+    const stride = PAGE_NUMBER_SIZE + this.pageSize;
+    const list: number[] = [0];
+    let blocks = 0;
+    let pages = 0;
+    let historyIndex = 0;
+    let historyOffset = this.historyStart;
+    for (let block = 0; block * blockPages < pageCount; block++) {
+      const firstEntry = block * blockPages;
+      const lastEntry = Math.min(pageCount, firstEntry + blockPages);
+      const header = list.length;
+      list.push(this.blockOffsets[block] as number, this.blockOffsets[block + 1] as number, this.blockCrcs[block] as number, (lastEntry - firstEntry) * stride, 0);
+      let picked = 0;
+      for (let entry = firstEntry; entry < lastEntry; entry++) {
+        const at = entry * PAGE_ENTRY_SIZE;
+        const pageNumber = this.pageTable.readUInt32BE(at);
+        const newest = this.pageTable.readUInt32BE(at + 4);
+        const older = this.pageTable.readUInt32BE(at + 8);
+        let segment = newest;
+        let depth = 0;
+        for (; segment > hi && depth < older; depth++) segment = this.historyTable.readUInt32BE((historyIndex + depth) * HISTORY_ENTRY_SIZE);
+        if (segment <= hi && segment >= lo && want(pageNumber, segment)) {
+          // The page hash of the image handed out: the newest's, or that of the last older one walked to.
+          const table = depth === 0 ? this.pageTable : this.historyTable;
+          const hashAt = depth === 0 ? at + 12 : (historyIndex + depth - 1) * HISTORY_ENTRY_SIZE + 12;
+          list.push((entry - firstEntry) * stride, pageNumber, depth, table.readUInt32BE(hashAt), table.readUInt32BE(hashAt + 4));
+          let offset = historyOffset;
+          for (let j = 0; j < depth; j++) {
+            const history = (historyIndex + j) * HISTORY_ENTRY_SIZE;
+            const length = this.historyTable.readUInt32BE(history + 4);
+            list.push(offset, length, this.historyTable.readUInt32BE(history + 8));
+            offset += length;
+          }
+          picked++;
+        }
+        for (let j = 0; j < older; j++) historyOffset += this.historyTable.readUInt32BE((historyIndex + j) * HISTORY_ENTRY_SIZE + 4);
+        historyIndex += older;
+      }
+      if (picked === 0) {
+        list.length = header; // nothing wanted from this block: it is not decompressed
+      } else {
+        list[header + 4] = picked;
+        blocks++;
+        pages += picked;
+      }
+    }
+    list[0] = blocks;
+    return { list: Float64Array.from(list), pages, pageSize: this.pageSize };
+  }
+
+  async collect(
+    lo: number,
+    hi: number,
+    want: (pageNumber: number, index: number) => boolean,
+    take: (pageNumber: number, image: Buffer, recordedHash: readonly [high: number, low: number]) => void,
+    settle?: () => void | Promise<void>,
+  ): Promise<void> {
+    const picks = this.plan(lo, hi, want);
+    const pending: Array<[number, Buffer, readonly [number, number]]> = [];
+    const hand = async (): Promise<void> => {
+      for (const [pageNumber, image, hash] of pending) take(pageNumber, image, hash);
+      pending.length = 0;
+      await settle?.();
+    };
+    try {
+      // Decoded a block at a time (a block's images are views into one buffer): handed out, then settled.
+      const { list } = picks;
+      let at = 1;
+      for (let block = 0; block < (list[0] as number); block++) {
+        const blockList = sliceBlock(list, at);
+        at = blockList.next;
+        decodePicks(this.bytes, blockList.list, picks.pageSize, (pageNumber, image, hashHigh, hashLow) => {
+          pending.push([pageNumber, Buffer.from(image.buffer, image.byteOffset, image.length), [hashHigh, hashLow]]);
+        });
+        await hand();
+      }
+    } catch (error) {
+      if (error instanceof LitebaseError) throw error; // a damaged image found by the caller, named already
+      throw new BundleFormatError(`${this.name}: ${error instanceof Error ? error.message : String(error)}`, { key: this.name });
+    }
+  }
+
+  /** The pages segment `index` wrote, as it wrote them (its body, rebuilt), in ascending order; each image checked. */
+  segmentPages(index: number): Array<{ pageNumber: number; data: Buffer }> {
+    const pages: Array<{ pageNumber: number; data: Buffer }> = [];
+    // The newest image at or below `index` that is at or above `index`: exactly the images of `index`.
+    const picks = this.plan(index, index, () => true);
+    try {
+      decodePicks(this.bytes, picks.list, picks.pageSize, (pageNumber, image, hashHigh, hashLow) => {
+        const data = Buffer.from(image);
+        if (hashPageImage(pageNumber, data) !== ((BigInt(hashHigh) << 32n) | BigInt(hashLow))) throw new Error(`page ${pageNumber}: its image does not have the page hash recorded`);
+        pages.push({ pageNumber, data });
+      });
+    } catch (error) {
+      throw new BundleFormatError(`${this.name}: ${error instanceof Error ? error.message : String(error)}`, { key: this.name });
+    }
+    return pages;
   }
 }
 
 /**
- * The segments of a bundle file, one at a time (each is read whole: a segment is what one writer
- * held in memory). `name` (the object key) goes into every error. The whole-file SHA-256 is
- * available once the walk is done, for comparison with the archive index.
+ * What to decode from a format 2 bundle, as numbers:
+ *
+ *   [blocks, then per block: start, end, CRC-32 of the compressed block, raw length, picks,
+ *            then per pick: slot (offset of its page number in the raw block), page number, depth,
+ *                           the page hash of the image handed out (high, then low 32 bits),
+ *                           then depth x (start, length, CRC-32) of the older images to walk down]
+ *
+ * A pick of depth 0 is the page's newest image in the bundle; depth d walks d older images down
+ * from it, each decompressed with the one above it as dictionary.
  */
-export async function* readBundleFile(
-  file: string,
-  name: string,
-  onRecord?: (offset: number, bytes: number) => void,
-): AsyncGenerator<{ offset: number; segment: Buffer }> {
-  const handle = await fs.open(file, 'r');
-  try {
-    const { size } = await handle.stat();
-    let offset = 0;
-    const lengthBytes = Buffer.alloc(BUNDLE_LENGTH_SIZE);
-    while (offset < size) {
-      if (size - offset < BUNDLE_LENGTH_SIZE) {
-        throw new BundleFormatError(`${name}: ${size - offset} stray bytes at offset ${offset}, expected a 4-byte record length`, { key: name, offset });
-      }
-      await readFully(handle, lengthBytes, offset);
-      const length = lengthBytes.readUInt32BE(0);
-      const start = offset + BUNDLE_LENGTH_SIZE;
-      if (length < MIN_SEGMENT_BYTES || length > size - start) {
-        throw new BundleFormatError(
-          `${name}: the record at offset ${offset} declares ${length} bytes; ${size - start} remain and a segment has at least ${MIN_SEGMENT_BYTES}`,
-          { key: name, offset },
-        );
-      }
-      const segment = Buffer.allocUnsafe(length);
-      await readFully(handle, segment, start);
-      onRecord?.(offset, BUNDLE_LENGTH_SIZE + length);
-      yield { offset, segment };
-      offset = start + length;
+export interface PickList {
+  list: Float64Array;
+  pages: number;
+  pageSize: number;
+}
+
+/** The part of a pick list for the block at `at`, as a pick list of its own, and where the next block starts. */
+function sliceBlock(list: Float64Array, at: number): { list: Float64Array; next: number } {
+  const picks = list[at + 4] as number;
+  let end = at + 5;
+  for (let pick = 0; pick < picks; pick++) end += 5 + 3 * (list[end + 2] as number);
+  const one = new Float64Array(1 + end - at);
+  one[0] = 1;
+  one.set(list.subarray(at, end), 1);
+  return { list: one, next: end };
+}
+
+/**
+ * Decodes the images a PickList names from a format 2 bundle, each compressed payload checked
+ * against its CRC-32 before it is decompressed, and hands each image to `emit` with the page hash
+ * the bundle records for it (FORMAT.md §7). A page's newest image is a view into its decompressed
+ * block, whose 4 bytes before it are its page number; an older image is a buffer of its own.
+ * Throws an Error saying what is wrong with the bundle.
+ */
+export function decodePicks(
+  bundle: Uint8Array,
+  list: Float64Array,
+  pageSize: number,
+  emit: (pageNumber: number, image: Uint8Array, hashHigh: number, hashLow: number) => void,
+): void {
+  const decompress = (start: number, end: number, crc: number, expected: number, what: string, dictionary?: Uint8Array): Buffer => {
+    if (end - start < LZ4_SIZE_PREFIX || end > bundle.byteLength) throw new Error(`${what} at offset ${start} runs past the bundle`);
+    const payload = bundle.subarray(start, end);
+    const found = crc32(payload);
+    if (found !== crc) throw new Error(`${what} at offset ${start} has CRC-32 ${found.toString(16).padStart(8, '0')}, the bundle recorded ${crc.toString(16).padStart(8, '0')}`);
+    if (Buffer.from(payload.buffer, payload.byteOffset, 4).readUInt32LE(0) !== expected) throw new Error(`${what} at offset ${start} does not declare the ${expected} bytes expected`);
+    let raw: Buffer;
+    try {
+      raw = dictionary ? uncompressSync(payload, dictionary) : uncompressSync(payload);
+    } catch (error) {
+      throw new Error(`${what} at offset ${start}: LZ4 data is invalid: ${error instanceof Error ? error.message : String(error)}`);
     }
-  } finally {
-    await handle.close();
+    if (raw.length !== expected) throw new Error(`${what} at offset ${start} decompresses to ${raw.length} bytes, expected ${expected}`);
+    return raw;
+  };
+  let at = 1;
+  const blocks = list[0] as number;
+  for (let block = 0; block < blocks; block++) {
+    const start = list[at] as number;
+    const end = list[at + 1] as number;
+    const crc = list[at + 2] as number;
+    const rawLength = list[at + 3] as number;
+    const picks = list[at + 4] as number;
+    at += 5;
+    const raw = decompress(start, end, crc, rawLength, 'a block');
+    for (let pick = 0; pick < picks; pick++) {
+      const slot = list[at] as number;
+      const pageNumber = list[at + 1] as number;
+      const depth = list[at + 2] as number;
+      const hashHigh = list[at + 3] as number;
+      const hashLow = list[at + 4] as number;
+      at += 5;
+      if (raw.readUInt32BE(slot) !== pageNumber) {
+        throw new Error(`the block at offset ${start} holds page ${raw.readUInt32BE(slot)} where the page table says ${pageNumber}`);
+      }
+      let image: Buffer = raw.subarray(slot + PAGE_NUMBER_SIZE, slot + PAGE_NUMBER_SIZE + pageSize);
+      for (let step = 0; step < depth; step++) {
+        const historyStart = list[at] as number;
+        image = decompress(historyStart, historyStart + (list[at + 1] as number), list[at + 2] as number, pageSize, `an older image of page ${pageNumber}`, image);
+        at += 3;
+      }
+      emit(pageNumber, image, hashHigh, hashLow);
+    }
   }
 }
 
-async function readFully(handle: fs.FileHandle, buffer: Buffer, position: number): Promise<void> {
-  let filled = 0;
-  while (filled < buffer.length) {
-    const { bytesRead } = await handle.read(buffer, filled, buffer.length - filled, position + filled);
-    if (bytesRead === 0) throw new BundleFormatError(`unexpected end of file at ${position + filled}`);
-    filled += bytesRead;
+/** Format 1, parsed: the records' offsets and headers; segments are decoded when collected. */
+export class SegmentRecordBundle implements SegmentSource {
+  private constructor(
+    readonly name: string,
+    readonly headers: SegmentHeader[],
+    private readonly records: Buffer[],
+  ) {}
+
+  static parse(bytes: Buffer, name: string): SegmentRecordBundle {
+    const records: Buffer[] = [];
+    const headers: SegmentHeader[] = [];
+    for (let offset = 0; offset < bytes.length; ) {
+      if (bytes.length - offset < BUNDLE_LENGTH_SIZE) {
+        throw new BundleFormatError(`${name}: ${bytes.length - offset} stray bytes at offset ${offset}, expected a 4-byte record length`, { key: name, offset });
+      }
+      const length = bytes.readUInt32BE(offset);
+      const start = offset + BUNDLE_LENGTH_SIZE;
+      if (length < MIN_SEGMENT_BYTES || length > bytes.length - start) {
+        throw new BundleFormatError(
+          `${name}: the record at offset ${offset} declares ${length} bytes; ${bytes.length - start} remain and a segment has at least ${MIN_SEGMENT_BYTES}`,
+          { key: name, offset },
+        );
+      }
+      const record = bytes.subarray(start, start + length);
+      let header: SegmentHeader;
+      try {
+        header = decodeSegmentHeader(record);
+      } catch (error) {
+        throw new BundleFormatError(`${name} (record at offset ${offset}): ${error instanceof Error ? error.message : String(error)}`, { key: name, offset });
+      }
+      const previous = headers.at(-1);
+      if (previous && header.position !== previous.position + 1n) {
+        throw new BundleFormatError(`${name}: the record at offset ${offset} is position ${header.position}, expected ${previous.position + 1n}`, { key: name, offset });
+      }
+      records.push(record);
+      headers.push(header);
+      offset = start + length;
+    }
+    if (headers.length === 0) throw new BundleFormatError(`${name}: holds no segment`, { key: name });
+    return new SegmentRecordBundle(name, headers, records);
+  }
+
+  async collect(
+    lo: number,
+    hi: number,
+    want: (pageNumber: number, index: number) => boolean,
+    take: (pageNumber: number, image: Buffer, expectedHash: undefined) => void,
+    settle?: () => void | Promise<void>,
+  ): Promise<void> {
+    const seen = new Set<number>();
+    for (let index = hi; index >= lo; index--) {
+      let pages;
+      try {
+        pages = decodeSegment(this.records[index] as Buffer).pages;
+      } catch (error) {
+        throw new BundleFormatError(`${this.name} (position ${this.headers[index]?.position}): ${error instanceof Error ? error.message : String(error)}`, { key: this.name });
+      }
+      for (const { pageNumber, data } of pages) {
+        if (seen.has(pageNumber)) continue;
+        seen.add(pageNumber);
+        if (want(pageNumber, index)) take(pageNumber, data, undefined);
+      }
+      await settle?.();
+    }
+  }
+}
+
+// ---- helpers ------------------------------------------------------------------------------------
+
+/**
+ * The rolling-checksum hash of a page (FORMAT.md §7). When the 4 bytes before the image in its
+ * buffer are already its page number (a decoded chunk or block lays pages out that way), the two
+ * are hashed as one slice, without building a hash object per page.
+ */
+export function hashPageImage(pageNumber: number, image: Buffer): bigint {
+  if (image.byteOffset >= PAGE_NUMBER_SIZE) {
+    const prefixed = Buffer.from(image.buffer, image.byteOffset - PAGE_NUMBER_SIZE, image.length + PAGE_NUMBER_SIZE);
+    if (prefixed.readUInt32BE(0) === pageNumber) return (oneShotHash('sha256', prefixed, 'buffer') as Buffer).readBigUInt64BE(0);
+  }
+  return pageHash(pageNumber, image);
+}
+
+/** First 8 bytes of SHA-256 over the header's first 52 bytes and the four tables. */
+function tablesChecksum(header: Buffer, tables: readonly Buffer[]): Buffer {
+  const hash = createHash('sha256').update(header.subarray(0, TABLES_CHECKSUM_OFFSET));
+  for (const table of tables) hash.update(table);
+  return hash.digest().subarray(0, 8);
+}
+
+function uuidBytes(uuid: string): Buffer {
+  return Buffer.from(uuid.replaceAll('-', ''), 'hex');
+}
+
+function uuidString(bytes: Buffer): string {
+  const hex = bytes.toString('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+function writeFully(fd: number, bytes: Uint8Array, position: number): void {
+  for (let done = 0; done < bytes.length; ) done += writeSync(fd, bytes, done, bytes.length - done, position + done);
+}
+
+function readFully(fd: number, into: Buffer, position: number): void {
+  for (let filled = 0; filled < into.length; ) {
+    const read = readSync(fd, into, filled, into.length - filled, position + filled);
+    if (read === 0) throw new Error(`unexpected end of file at ${position + filled}`);
+    filled += read;
   }
 }
 
 export async function sha256File(file: string): Promise<string> {
-  const hash = createHash('sha256');
+  const hash: Hash = createHash('sha256');
   const handle = await fs.open(file, 'r');
   try {
     const buffer = Buffer.allocUnsafe(4 * 1024 * 1024);

@@ -19,8 +19,10 @@ import type { DatabaseMeta } from '../storage/catalog.js';
 import { fsyncDir } from '../storage/fs-util.js';
 import type { LocalLayout, SharedLayout } from '../storage/layout.js';
 import type { ObjectStore } from '../storage/object-store.js';
+import { checkpointArchiveReason } from './archive-policy.js';
 import {
   archivedThrough,
+  compareBig,
   isArchived,
   loadArchiveIndex,
   serializeIndex,
@@ -42,8 +44,10 @@ import { planRetention } from './retention.js';
  * A compaction:
  *  1. brings the shadow to the end of the log and writes it as a checkpoint on the shared file
  *     system (streamed; every page hashed against what the log wrote);
- *  2. uploads the segments not archived yet, in bundles, and every checkpoint of the shared folder
- *     the archive lacks, checking each upload (size, and content for small objects);
+ *  2. uploads the segments not archived yet, in bundles (docs/FORMAT.md §11.1), and the checkpoints
+ *     the archive policy wants (archive-policy.ts: one the archive cannot do without, or one worth
+ *     the log since the previous archived base), checking each upload (size, and content for small
+ *     objects);
  *  3. prunes archived history older than the retention window and writes the archive index last;
  *  4. deletes from the shared log the segments the newest checkpoint covers and the archive holds
  *     (invariant 5), and the checkpoints older than the newest.
@@ -60,8 +64,13 @@ export interface CompactionSettings {
   logSegments: number;
   /** Archive new segments (no checkpoint) this often (0: only with checkpoints). */
   archiveIntervalMs: number;
-  /** A bundle is closed once it holds this many bytes. */
+  /** A bundle is closed once the segments in it hold this many bytes. */
   bundleBytes: number;
+  /**
+   * A checkpoint goes to the object store once the archived log since the previous archived base
+   * holds this many percent of its size (0: every checkpoint); see archive-policy.ts. Default 200.
+   */
+  archiveCheckpointPercent?: number;
   /** History kept in the object store (restore window). */
   retentionMs: number;
 }
@@ -86,7 +95,8 @@ export interface CompactionReport {
   reason: CompactionReason;
   /** The newest position the run saw in the log. */
   position: string;
-  checkpoint: { position: string; time: string; key: string; bytes: number; created: boolean } | null;
+  /** `archived`: the checkpoint is in the object store (archive-policy.ts decides which are). */
+  checkpoint: { position: string; time: string; key: string; bytes: number; created: boolean; archived: boolean } | null;
   archived: { first: string; last: string; segments: number; bytes: number; objects: string[] } | null;
   checkpointsUploaded: string[];
   deleted: { segments: number; first: string | null; last: string | null; checkpoints: number; deferred: boolean };
@@ -109,6 +119,7 @@ const ACCOUNTING_DELAY_MS = 1000;
 const FIRST_ARCHIVE_DELAY_MS = 30_000;
 const MAX_BACKOFF_MS = 5 * 60_000;
 const STOP_WAIT_MS = 5000;
+const DEFAULT_ARCHIVE_CHECKPOINT_PERCENT = 200;
 
 export class Compactor {
   private readonly log: LogDirectory;
@@ -292,7 +303,7 @@ export class Compactor {
       if (shadow.position > 0n) checkpoint = await this.writeCheckpoint(shadow, sharedCheckpoints);
     }
 
-    const loaded = await loadArchiveIndex(store, meta.name, meta.id, { workDir: this.workDir, logger: this.logger });
+    const loaded = await loadArchiveIndex(store, meta.name, meta.id, { logger: this.logger });
     const index = loaded.index;
     let indexChanged = loaded.repaired;
 
@@ -300,11 +311,11 @@ export class Compactor {
     if (archived) indexChanged = true;
 
     const checkpointsUploaded: string[] = [];
-    for (const checkpointPosition of sharedCheckpoints) {
-      if (index.checkpoints.some((entry) => entry.position === checkpointPosition)) continue;
-      const key = await this.uploadCheckpoint(index, checkpointPosition);
+    for (const checkpointPosition of [...sharedCheckpoints].sort(compareBig)) {
+      const key = await this.archiveCheckpointIfWanted(index, checkpointPosition);
       if (key) checkpointsUploaded.push(key);
     }
+    if (checkpoint) checkpoint.archived = index.checkpoints.some((entry) => entry.key === checkpoint?.key);
     if (checkpointsUploaded.length > 0) indexChanged = true;
 
     const retention = planRetention(index, Date.now(), this.options.settings.retentionMs);
@@ -480,6 +491,7 @@ export class Compactor {
         key,
         bytes: (await fs.stat(file)).size,
         created: false,
+        archived: false,
       };
     }
     this.checkActive();
@@ -508,6 +520,7 @@ export class Compactor {
       key,
       bytes: written.bytes,
       created,
+      archived: false,
     };
   }
 
@@ -548,7 +561,7 @@ export class Compactor {
         last: current.last,
         firstTimeMs: current.firstTimeMs,
         lastTimeMs: current.lastTimeMs,
-        segments: current.writer.segments,
+        segments: finished.segments,
         bytes: finished.bytes,
         sha256: finished.sha256,
       });
@@ -562,11 +575,12 @@ export class Compactor {
         if (position !== expected) break;
         const header = await this.readSegmentForArchive(position);
         if (!header) break;
+        if (bundle && !bundle.writer.accepts(header.header)) await close();
         if (!bundle) {
           const file = path.join(this.workDir, `bundle-${position}-${Date.now()}.seg`);
           bundle = { writer: await BundleWriter.create(file), first: position, last: position, firstTimeMs: header.header.commitTimeMs, lastTimeMs: header.header.commitTimeMs };
         }
-        await bundle.writer.append(header.bytes);
+        bundle.writer.append(header.bytes);
         bundle.last = position;
         bundle.lastTimeMs = header.header.commitTimeMs;
         first ??= position;
@@ -611,8 +625,9 @@ export class Compactor {
     }
   }
 
-  private async uploadCheckpoint(index: ArchiveIndex, position: bigint): Promise<string | undefined> {
-    const { meta, store } = this.options;
+  /** Upload a checkpoint of the shared folder when the archive policy wants it (archive-policy.ts). */
+  private async archiveCheckpointIfWanted(index: ArchiveIndex, position: bigint): Promise<string | undefined> {
+    const { meta, store, settings } = this.options;
     const file = this.checkpoints.checkpointPath(position);
     let header: SegmentHeader;
     let size: number;
@@ -623,6 +638,13 @@ export class Compactor {
       if (systemErrorCode(error) === 'ENOENT') return undefined;
       throw error;
     }
+    const reason = checkpointArchiveReason(
+      index,
+      { position, timeMs: header.commitTimeMs, bytes: size },
+      { percent: settings.archiveCheckpointPercent ?? DEFAULT_ARCHIVE_CHECKPOINT_PERCENT, retentionMs: settings.retentionMs },
+    );
+    if (!reason) return undefined;
+    this.logger.info({ position: position.toString(), bytes: size, reason }, 'archiving checkpoint');
     const key = checkpointKey(meta.name, meta.id, position);
     const sha256 = await sha256File(file);
     this.checkActive();
@@ -664,9 +686,9 @@ export class Compactor {
 
   /**
    * Delete the segments the newest checkpoint covers and the archive holds (or the retention window
-   * no longer needs), and every checkpoint
-   * older than the newest (all are archived by now). Nothing newer than the newest checkpoint is
-   * ever deleted: replicas and recovery need it.
+   * no longer needs), and every checkpoint older than the newest: the archive holds it, or reaches
+   * its position through bundles from a base it holds (the policy archived it otherwise). Nothing
+   * newer than the newest checkpoint is ever deleted: replicas and recovery need it.
    */
   private async deleteArchivedFromShared(index: ArchiveIndex, retentionBase: bigint | undefined): Promise<CompactionReport['deleted']> {
     const result: CompactionReport['deleted'] = { segments: 0, first: null, last: null, checkpoints: 0, deferred: false };

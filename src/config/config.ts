@@ -125,6 +125,7 @@ export type ConfigInput = Partial<{
   compactionLogSegments: number | string;
   archiveIntervalMs: number | string;
   archiveBundleBytes: number | string;
+  archiveCheckpointPercent: number | string;
   retentionMs: number | string;
   tlsCert: string;
   tlsKey: string;
@@ -171,6 +172,7 @@ const ENV_NAMES: Record<keyof ConfigInput, string> = {
   compactionLogSegments: 'LITEBASE_COMPACTION_LOG_SEGMENTS',
   archiveIntervalMs: 'LITEBASE_ARCHIVE_INTERVAL_MS',
   archiveBundleBytes: 'LITEBASE_ARCHIVE_BUNDLE_BYTES',
+  archiveCheckpointPercent: 'LITEBASE_ARCHIVE_CHECKPOINT_PERCENT',
   retentionMs: 'LITEBASE_RETENTION_MS',
   tlsCert: 'LITEBASE_TLS_CERT',
   tlsKey: 'LITEBASE_TLS_KEY',
@@ -274,6 +276,7 @@ export function loadConfig(flags: ConfigInput = {}, env: NodeJS.ProcessEnv = pro
       logSegments: toInteger('compactionLogSegments', input.compactionLogSegments, 10_000, 0),
       archiveIntervalMs: toInteger('archiveIntervalMs', input.archiveIntervalMs, 10 * 60 * 1000, 0),
       bundleBytes: toInteger('archiveBundleBytes', input.archiveBundleBytes, 32 * 1024 * 1024, 1),
+      archiveCheckpointPercent: toInteger('archiveCheckpointPercent', input.archiveCheckpointPercent, 200, 0),
       retentionMs: toInteger('retentionMs', input.retentionMs, 7 * 24 * 60 * 60 * 1000, 1),
     },
     tls,

@@ -49,10 +49,10 @@ export function readFromFolder(log: LogDirectory): SegmentSource {
   };
 }
 
-/** A run is applied as one; these bound the memory it holds and how long it blocks a thread. */
 /** Files up to this size are read into one reused buffer. */
 const SCRATCH_BYTES = 1024 * 1024;
 
+/** A run is applied as one; these bound the memory it holds and how long it blocks a thread. */
 export const RUN_LIMITS = { segments: 512, bytes: 16 * 1024 * 1024 } as const;
 
 /**

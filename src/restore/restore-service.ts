@@ -88,17 +88,12 @@ export class RestoreService {
 
   private async sources(meta: DatabaseMeta, shared = true): Promise<RestoreCatalog> {
     const { store, logger } = this.options;
-    const workDir = path.join(this.options.local.restoresDir, `catalog-${randomUUID()}`);
-    try {
-      if (!shared) return await loadArchiveCatalog(store, meta.name, meta.id, { workDir, logger });
-      // The shared folder first: what a compaction deletes from it after that is in the archive.
-      const log = new LogDirectory(this.options.shared.logDir(meta.name));
-      const checkpoints = new CheckpointDirectory(this.options.shared.checkpointsDir(meta.name));
-      const local = await loadSharedCatalog(meta.name, meta.id, log, checkpoints, logger);
-      return mergeCatalogs(await loadArchiveCatalog(store, meta.name, meta.id, { workDir, logger }), local);
-    } finally {
-      await fs.rm(workDir, { recursive: true, force: true });
-    }
+    if (!shared) return loadArchiveCatalog(store, meta.name, meta.id, { logger });
+    // The shared folder first: what a compaction deletes from it after that is in the archive.
+    const log = new LogDirectory(this.options.shared.logDir(meta.name));
+    const checkpoints = new CheckpointDirectory(this.options.shared.checkpointsDir(meta.name));
+    const local = await loadSharedCatalog(meta.name, meta.id, log, checkpoints, logger);
+    return mergeCatalogs(await loadArchiveCatalog(store, meta.name, meta.id, { logger }), local);
   }
 
   /** Earliest and latest restorable points (archive and shared log together), and the checkpoints. */
@@ -231,7 +226,7 @@ export class RestoreService {
               databaseSizePages: outcome.databaseSizePages,
               checksum: outcome.checksum,
             },
-            outcome.hashes,
+            outcome.hashes(),
           ),
         );
       });

@@ -39,7 +39,7 @@ export async function loadArchiveCatalog(
   store: ObjectStore,
   database: string,
   databaseId: string,
-  options: { workDir: string; logger?: Logger },
+  options: { logger?: Logger } = {},
 ): Promise<RestoreCatalog> {
   const { index } = await loadArchiveIndex(store, database, databaseId, options);
   return catalogFromIndex(index);

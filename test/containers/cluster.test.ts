@@ -11,12 +11,11 @@ import {
   ContainerCluster,
   ContainerEnvironment,
   prepareDocker,
-  sleep,
-  waitFor,
   SHARED_DIR_IN_CONTAINER,
   type ClusterOptions,
   type ContainerNode,
 } from '../support/containers.js';
+import { sleep, waitFor } from '../support/wait.js';
 
 /**
  * Litebase as it is deployed: every node in its own container (infra/Dockerfile), the shared file

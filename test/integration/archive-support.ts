@@ -1,11 +1,10 @@
-import { spawn } from 'node:child_process';
 import { copyFileSync, openSync, writeSync, closeSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { scanPageHashes } from '../../src/engine/local-copy.js';
 import { formatChecksum } from '../../src/log/rolling-checksum.js';
 import { decodeValue, encodeValue, type JsonSqlValue } from '../../src/sql/values.js';
 import { Prng } from '../support/golden-segments.js';
-import { CLI, type TestServer } from '../support/server.js';
+import type { TestServer } from '../support/server.js';
 
 /**
  * Helpers for the archive and restore tests: a random workload sent to a real server and applied in
@@ -193,32 +192,6 @@ export class Workload {
   }
 }
 
-export interface CliResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs the `litebase` command with a clean environment (no LITEBASE_* from the shell) plus `env`. */
-export function runCli(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const clean: NodeJS.ProcessEnv = {};
-    for (const [name, value] of Object.entries(process.env)) if (!name.startsWith('LITEBASE_')) clean[name] = value;
-    const child = spawn(process.execPath, [CLI, ...args], { env: { ...clean, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
-export async function waitFor(check: () => Promise<boolean> | boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await Promise.resolve(check()).catch(() => false)) return;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
+// The archive tests import these from here; they live in test/support with every other test's.
+export { runCli, type CliResult } from '../support/cli.js';
+export { waitFor } from '../support/wait.js';

@@ -3,38 +3,10 @@ import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseParam } from '../../src/cli/query.js';
+import { cliEnv, runCli } from '../support/cli.js';
 import { CLI, freePort, tempDir, TestServer } from '../support/server.js';
 
 /** The `litebase` command line (API.md), run as a child process against a real server. */
-
-interface CliResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** The environment without LITEBASE_* settings from the shell that runs the tests. */
-function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [name, value] of Object.entries(process.env)) if (!name.startsWith('LITEBASE_')) env[name] = value;
-  return { ...env, ...extra };
-}
-
-function runCli(args: string[], options: { env?: Record<string, string>; cwd?: string } = {}): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], {
-      env: cleanEnv(options.env),
-      cwd: options.cwd ?? process.cwd(),
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 describe('--param parsing', () => {
   it('reads integers, REALs, NULL, BLOBs and TEXT', () => {
@@ -198,7 +170,7 @@ describe('client commands', () => {
   });
 
   it('takes the URL and key from LITEBASE_URL and LITEBASE_KEY', async () => {
-    const result = await runCli(['db', 'list', '--json'], { env: { LITEBASE_URL: server.url, LITEBASE_KEY: server.key } });
+    const result = await runCli(['db', 'list', '--json'], { LITEBASE_URL: server.url, LITEBASE_KEY: server.key });
     expect(result.code, result.stderr).toBe(0);
     expect(JSON.parse(result.stdout)).toHaveProperty('databases');
   });
@@ -243,7 +215,7 @@ describe('serve with no flags', () => {
   async function serve(port: number): Promise<{ stop(signal: NodeJS.Signals): Promise<number | null>; stderr(): string }> {
     const child = spawn(process.execPath, [CLI, 'serve'], {
       cwd,
-      env: cleanEnv({ LITEBASE_PORT: String(port), LITEBASE_LOG_LEVEL: 'warn' }),
+      env: cliEnv({ LITEBASE_PORT: String(port), LITEBASE_LOG_LEVEL: 'warn' }),
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stderr = '';

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { decodeSegment } from '../../src/log/segment-codec.js';
 import { tempDir, TestServer } from '../support/server.js';
+import { waitFor } from '../support/wait.js';
 
 /**
  * Several `litebase serve` processes on one shared folder (standing in for NFS), on 127.0.0.1.
@@ -40,15 +41,6 @@ async function startCluster(count: number): Promise<{ dataDir: string; nodes: Te
   for (let i = 1; i <= count; i++) nodes.push(await startNode(dataDir, `n${i}`));
   await waitFor(async () => (await primaryOf(nodes)) !== undefined, 10_000, 'a primary');
   return { dataDir, nodes };
-}
-
-async function waitFor(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check().catch(() => false)) return;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 async function cluster(node: TestServer): Promise<any> {

@@ -8,6 +8,7 @@ import { Metrics } from '../../src/metrics.js';
 import type { DatabaseMeta } from '../../src/storage/catalog.js';
 import { LocalLayout, SharedLayout } from '../../src/storage/layout.js';
 import { tempDir, TestServer } from '../support/server.js';
+import { waitFor } from '../support/wait.js';
 
 /**
  * A replica tails a log it is handed segment by segment: it applies good segments in order,
@@ -17,14 +18,6 @@ const cleanup: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
   for (const step of cleanup.splice(0).reverse()) await step();
 });
-
-async function waitFor(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 /** A second shared folder holding the source's catalog entry, and a replica opened on it. */
 async function replicaOnCopy(sourceDataDir: string, deliverFirst: (logDir: string) => void) {
@@ -84,7 +77,7 @@ describe('replica apply', () => {
     const bad = Buffer.from(good);
     bad[Math.floor(bad.length / 2)]! ^= 0x40;
     deliver(segments[5]!, bad);
-    await waitFor(() => replica.lastError !== undefined, 5000, 'the corrupt segment to be reported');
+    await waitFor(() => replica.lastError !== undefined, 5000, 'the corrupt segment to be reported', 20);
     expect(replica.lastError).toMatchObject({ position: '6', code: 'SEGMENT_CHECKSUM_MISMATCH' });
     expect(replica.lastError?.message).toContain(segments[5]!);
     await new Promise((resolve) => setTimeout(resolve, 200));
@@ -94,7 +87,7 @@ describe('replica apply', () => {
     // 4. A good copy replaces it, the rest follows: the replica ends where the Primary did.
     deliver(segments[5]!, good);
     for (const name of segments.slice(6)) deliver(name);
-    await waitFor(() => replica.position === 11n, 5000, 'position 11');
+    await waitFor(() => replica.position === 11n, 5000, 'position 11', 20);
     expect(replica.lastError).toBeUndefined();
     const { results } = await replica.query([{ sql: 'SELECT * FROM t' }]);
     expect(results[0]!.rows).toEqual(expectedRows);
@@ -131,7 +124,7 @@ describe('replica apply', () => {
     // The rest lands at once, as after a replica was paused: it must apply all of it, in order.
     for (const name of segments.slice(3)) deliver(name);
     const last = BigInt(segments.length);
-    await waitFor(() => replica.position === last, 30_000, `position ${last}`);
+    await waitFor(() => replica.position === last, 30_000, `position ${last}`, 20);
     expect(replica.lastError).toBeUndefined();
     expect(replica.checksum).toBe(expectedChecksum);
     const { results } = await replica.query([{ sql: 'SELECT * FROM t ORDER BY id' }]);

@@ -1,8 +1,8 @@
-import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LitebaseClient } from '../../src/client/client.js';
 import { SIGNATURE_HEADERS, signatureHeaders } from '../../src/client/signing.js';
-import { CLI, TestServer } from '../support/server.js';
+import { runCli } from '../support/cli.js';
+import { TestServer } from '../support/server.js';
 
 /**
  * Signed requests (docs/SECURITY.md, "Request signing") against two real nodes sharing one folder:
@@ -202,26 +202,14 @@ describe('request signing', () => {
   });
 
   it('the CLI signs with --sign or LITEBASE_SIGN', async () => {
-    const run = (args: string[], env: Record<string, string> = {}) =>
-      new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-        const environment: NodeJS.ProcessEnv = {};
-        for (const [name, value] of Object.entries(process.env)) if (!name.startsWith('LITEBASE_')) environment[name] = value;
-        const child = spawn(process.execPath, [CLI, ...args], { env: { ...environment, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-        let stdout = '';
-        let stderr = '';
-        child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-        child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-        child.on('error', reject);
-        child.on('close', (code) => resolve({ code, stdout, stderr }));
-      });
-    const flag = await run(['query', 'app', 'SELECT count(*) AS n FROM t', '--json', '--sign', '--url', replica.url, '--key', writer.secret]);
+    const flag = await runCli(['query', 'app', 'SELECT count(*) AS n FROM t', '--json', '--sign', '--url', replica.url, '--key', writer.secret]);
     expect(flag.code, flag.stderr).toBe(0);
     expect(JSON.parse(flag.stdout).results[0].columns).toEqual(['n']);
-    const env = await run(['db', 'get', 'app', '--json'], { LITEBASE_URL: primary.url, LITEBASE_KEY: writer.secret, LITEBASE_SIGN: '1' });
+    const env = await runCli(['db', 'get', 'app', '--json'], { LITEBASE_URL: primary.url, LITEBASE_KEY: writer.secret, LITEBASE_SIGN: '1' });
     expect(env.code, env.stderr).toBe(0);
     expect(JSON.parse(env.stdout).database.name).toBe('app');
     // A signature made with a wrong secret is refused: the CLI really signs rather than sending the key.
-    const wrong = await run(['db', 'get', 'app', '--sign', '--url', primary.url, '--key', `lb_${writer.id}_${'x'.repeat(43)}`]);
+    const wrong = await runCli(['db', 'get', 'app', '--sign', '--url', primary.url, '--key', `lb_${writer.id}_${'x'.repeat(43)}`]);
     expect(wrong.code).toBe(1);
     expect(wrong.stderr).toContain('SIGNATURE_INVALID');
   });

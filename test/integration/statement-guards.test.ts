@@ -4,6 +4,7 @@ import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PRAGMA_RULES } from '../../src/engine/pragma-allowlist.js';
 import { guardStatement } from '../../src/engine/statement-guard.js';
+import { Prng } from '../support/golden-segments.js';
 import { tempDir, TestServer } from '../support/server.js';
 
 /**
@@ -355,18 +356,6 @@ describe('connection settings', () => {
 });
 
 describe('the guard against SQLite itself', () => {
-  /** A small deterministic PRNG (mulberry32), so a failure can be replayed. */
-  function prng(seed: number): () => number {
-    let state = seed >>> 0;
-    return () => {
-      state = (state + 0x6d2b79f5) >>> 0;
-      let t = state;
-      t = Math.imul(t ^ (t >>> 15), t | 1);
-      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
-  }
-
   /** Statements that change what other clients of a connection see, and what that state looks like. */
   const EFFECTS: Array<{ name: string; value: string; form: 'pragma' | 'plain'; state: (db: Database.Database) => unknown }> = [
     { name: 'cache_size', value: '4242', form: 'pragma', state: (db) => db.pragma('cache_size', { simple: true }) },
@@ -381,7 +370,8 @@ describe('the guard against SQLite itself', () => {
   const GAPS = [' ', '  ', '\t', '\n', '\r\n', '\f', '\v', '\uFEFF', '/**/', '/* x */', '-- c\n', ' \uFEFF ', '\u00a0', '\u0000'];
 
   it('lets through no decorated variant that SQLite would apply (differential, 4000 cases)', () => {
-    const random = prng(20261125);
+    const prng = new Prng(20261125);
+    const random = (): number => prng.float();
     const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)] as T;
     const gap = (): string => (random() < 0.5 ? ' ' : Array.from({ length: 1 + Math.floor(random() * 2) }, () => pick(GAPS)).join(''));
     const caseOf = (word: string): string => [...word].map((c) => (random() < 0.5 ? c.toUpperCase() : c.toLowerCase())).join('');

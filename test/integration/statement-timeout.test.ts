@@ -1,6 +1,7 @@
 import { rmSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { tempDir, TestServer } from '../support/server.js';
+import { waitFor } from '../support/wait.js';
 
 /**
  * Statements SQLite cannot interrupt (docs/SECURITY.md, "Limits"): a looping read runs in a read
@@ -144,15 +145,6 @@ describe('a looping write', () => {
     expect(rows.body.results[0].rows).toEqual([[61, 61]]);
   }, 30_000);
 });
-
-async function waitFor(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check().catch(() => false)) return;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 async function primaryOf(nodes: TestServer[]): Promise<TestServer> {
   let found: TestServer | undefined;

@@ -1,9 +1,10 @@
-import { spawn } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LitebaseClient, LitebaseClientError } from '../../src/client/client.js';
-import { CLI, tempDir, TestServer } from '../support/server.js';
+import { runCli } from '../support/cli.js';
+import { tempDir, TestServer } from '../support/server.js';
 import { makeTestCertificates, type TestCertificates } from '../support/tls.js';
+import { waitFor } from '../support/wait.js';
 
 /**
  * HTTPS (--tls-cert, --tls-key) for clients and between nodes (--tls-ca), with a CA and a node
@@ -28,29 +29,6 @@ async function start(options: Parameters<typeof TestServer.start>[0] = {}): Prom
   const server = await TestServer.start({ tls: certs, ...options });
   servers.push(server);
   return server;
-}
-
-function runCli(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const environment: NodeJS.ProcessEnv = {};
-    for (const [name, value] of Object.entries(process.env)) if (!name.startsWith('LITEBASE_')) environment[name] = value;
-    const child = spawn(process.execPath, [CLI, ...args], { env: { ...environment, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
-async function waitFor(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check().catch(() => false)) return;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 describe('TLS', () => {

@@ -5,6 +5,7 @@ import path from 'node:path';
 import type { StartedNetwork, StartedTestContainer } from 'testcontainers';
 import { LitebaseClient } from '../../src/client/client.js';
 import { REPO_ROOT } from './server.js';
+import { waitFor } from './wait.js';
 
 /**
  * Litebase clusters in Docker containers, for test/containers: the images infra/build-images.sh
@@ -119,7 +120,7 @@ export class ContainerNode {
       const port = Number(inspected.NetworkSettings.Ports?.[`${LITEBASE_PORT}/tcp`]?.[0]?.HostPort);
       if (port > 0) this.hostPort = port;
       return port > 0;
-    }, 10_000, `the published port of ${this.id}`);
+    }, 10_000, `the published port of ${this.id}`, 100);
   }
 
   /** Restarts the container at once (no graceful stop) and waits until it is ready again. */
@@ -241,7 +242,7 @@ export class ContainerCluster {
 
   async waitForPrimary(timeoutMs = 15_000, candidates: ContainerNode[] = this.nodes): Promise<ContainerNode> {
     let found: ContainerNode | undefined;
-    await waitFor(async () => (found = await this.primary(candidates)) !== undefined, timeoutMs, 'a Primary');
+    await waitFor(async () => (found = await this.primary(candidates)) !== undefined, timeoutMs, 'a Primary', 100);
     return found!;
   }
 
@@ -278,17 +279,6 @@ export class ContainerCluster {
     rmSync(this.sharedDir, { recursive: true, force: true });
   }
 }
-
-export async function waitFor(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await check().catch(() => false)) return;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(100);
-  }
-}
-
-export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 function firstLine(error: unknown): string {
   return (error instanceof Error ? error.message : String(error)).split('\n')[0] ?? '';

@@ -32,6 +32,11 @@ export class Prng {
     return (t ^ (t >>> 14)) >>> 0;
   }
 
+  /** Uniform in [0, 1), like Math.random. */
+  float(): number {
+    return this.u32() / 2 ** 32;
+  }
+
   /** Uniform in 0..bound-1 (bound <= 2^32; the slight modulo bias does not matter here). */
   below(bound: number): number {
     return this.u32() % bound;

@@ -2,20 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { pageHash, PageHashTable } from '../../src/log/rolling-checksum.js';
 import { foldSegments } from '../../src/log/segment-fold.js';
 import type { PageImage } from '../../src/log/segment-codec.js';
+import { Prng } from '../support/golden-segments.js';
 
 const PAGE_SIZE = 64;
-
-/** A tiny deterministic PRNG, so a failure can be replayed from its seed. */
-function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface TestSegment {
   header: { databaseSizePages: number };
@@ -77,7 +66,8 @@ function randomRun(random: () => number, startSize: number): TestSegment[] {
 describe('foldSegments', () => {
   it('gives the same file and the same rolling checksum as applying each segment in turn', () => {
     for (let seed = 1; seed <= 2000; seed++) {
-      const random = prng(seed);
+      const prng = new Prng(seed);
+      const random = (): number => prng.float();
       const startSize = Math.floor(random() * 10);
       const start = Array.from({ length: startSize }, (_, index) => Buffer.alloc(PAGE_SIZE, index + 1));
       const segments = randomRun(random, startSize);
