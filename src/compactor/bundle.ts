@@ -10,6 +10,7 @@ import {
   SEGMENT_HEADER_SIZE,
   SEGMENT_TRAILER_SIZE,
   segmentChecksum,
+  type PageImage,
   type SegmentHeader,
 } from '../log/segment-codec.js';
 
@@ -746,28 +747,43 @@ export class SegmentRecordBundle implements SegmentSource {
     return new SegmentRecordBundle(name, headers, records);
   }
 
-  async collect(
+  collect(
     lo: number,
     hi: number,
     want: (pageNumber: number, index: number) => boolean,
     take: (pageNumber: number, image: Buffer, expectedHash: undefined) => void,
     settle?: () => void | Promise<void>,
   ): Promise<void> {
-    const seen = new Set<number>();
-    for (let index = hi; index >= lo; index--) {
-      let pages;
+    return collectNewestFirst(lo, hi, (index) => {
       try {
-        pages = decodeSegment(this.records[index] as Buffer).pages;
+        return decodeSegment(this.records[index] as Buffer).pages;
       } catch (error) {
         throw new BundleFormatError(`${this.name} (position ${this.headers[index]?.position}): ${error instanceof Error ? error.message : String(error)}`, { key: this.name });
       }
-      for (const { pageNumber, data } of pages) {
-        if (seen.has(pageNumber)) continue;
-        seen.add(pageNumber);
-        if (want(pageNumber, index)) take(pageNumber, data, undefined);
-      }
-      await settle?.();
+    }, want, take, settle);
+  }
+}
+
+/**
+ * `collect` for a source made of whole segments (format 1 bundles, the shared log): segments
+ * newest first, each page's newest image at or below `hi` handed over once, `settle` after each.
+ */
+export async function collectNewestFirst(
+  lo: number,
+  hi: number,
+  pagesOf: (index: number) => readonly PageImage[] | Promise<readonly PageImage[]>,
+  want: (pageNumber: number, index: number) => boolean,
+  take: (pageNumber: number, image: Buffer, expectedHash: undefined) => void,
+  settle?: () => void | Promise<void>,
+): Promise<void> {
+  const seen = new Set<number>();
+  for (let index = hi; index >= lo; index--) {
+    for (const { pageNumber, data } of await pagesOf(index)) {
+      if (seen.has(pageNumber)) continue;
+      seen.add(pageNumber);
+      if (want(pageNumber, index)) take(pageNumber, data, undefined);
     }
+    await settle?.();
   }
 }
 

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Transform } from 'node:stream';
 import { uncompressSync } from 'lz4-napi';
-import { BundleFormatError, bundleFormatOf, openBundle, type SegmentSource } from '../compactor/bundle.js';
+import { BundleFormatError, bundleFormatOf, collectNewestFirst, openBundle, type SegmentSource } from '../compactor/bundle.js';
 import { assertCheckpointHeader } from '../compactor/checkpoints.js';
 import { errorMessage, LitebaseError, systemErrorCode } from '../errors.js';
 import type { LogDirectory } from '../log/log-directory.js';
@@ -563,15 +563,14 @@ class LogSource implements SegmentSource {
     return new LogSource(log.dir, headers, log);
   }
 
-  async collect(
+  collect(
     lo: number,
     hi: number,
     want: (pageNumber: number, index: number) => boolean,
     take: (pageNumber: number, image: Buffer, expectedHash: undefined) => void,
     settle?: () => void | Promise<void>,
   ): Promise<void> {
-    const seen = new Set<number>();
-    for (let index = hi; index >= lo; index--) {
+    return collectNewestFirst(lo, hi, async (index) => {
       const position = (this.headers[index] as SegmentHeader).position;
       const file = this.log.segmentPath(position);
       const bytes = await vanishedAs(file, () => this.log.read(position));
@@ -584,13 +583,8 @@ class LogSource implements SegmentSource {
       if (decoded.header.postChecksum !== this.headers[index]?.postChecksum) {
         throw new LitebaseError('RESTORE_SOURCE_VANISHED', `${file} changed while the restore read it; start the restore again`, { status: 503, retryAfterSeconds: 1 });
       }
-      for (const { pageNumber, data } of decoded.pages) {
-        if (seen.has(pageNumber)) continue;
-        seen.add(pageNumber);
-        if (want(pageNumber, index)) take(pageNumber, data, undefined);
-      }
-      await settle?.();
-    }
+      return decoded.pages;
+    }, want, take, settle);
   }
 }
 
