@@ -1,4 +1,4 @@
-import { closeSync, fstatSync, fsyncSync, ftruncateSync, openSync, promises as fs, readFileSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, fsyncSync, ftruncateSync, openSync, promises as fs, readFileSync, writeSync, writevSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { CheckpointDirectory, loadCheckpointIntoFile } from '../compactor/checkpoints.js';
@@ -7,7 +7,7 @@ import { LogDirectory } from '../log/log-directory.js';
 import { formatChecksum, pageHash, PageHashTable } from '../log/rolling-checksum.js';
 import { decodeSegment, type PageImage } from '../log/segment-codec.js';
 import { foldSegments, type FoldedRun } from '../log/segment-fold.js';
-import { SegmentPrefetcher } from '../log/segment-prefetch.js';
+import { batchSource, SegmentPrefetcher } from '../log/segment-prefetch.js';
 import { readSegmentRun, type SegmentRun } from '../log/segment-runs.js';
 import { writeFileAtomic } from '../storage/fs-util.js';
 
@@ -84,9 +84,33 @@ export async function applyPagesToFile(
  */
 export function applyRunToFile(fd: number, run: FoldedRun, pageSize: number, startSizePages: number): void {
   if (run.smallestSizePages < startSizePages) ftruncateSync(fd, run.smallestSizePages * pageSize);
-  for (const [pageNumber, data] of run.pages) writeSync(fd, data, 0, data.length, (pageNumber - 1) * pageSize);
+  // Neighbouring pages go out in one call: a run that appends to a table writes long stretches.
+  const numbers = [...run.pages.keys()].sort((a, b) => a - b);
+  for (let i = 0; i < numbers.length; ) {
+    const first = numbers[i] as number;
+    const stretch: Buffer[] = [];
+    while (i < numbers.length && numbers[i] === first + stretch.length && stretch.length < MAX_PAGES_PER_WRITE) {
+      stretch.push(run.pages.get(first + stretch.length) as Buffer);
+      i++;
+    }
+    writePagesAt(fd, stretch, (first - 1) * pageSize);
+  }
   const size = run.databaseSizePages * pageSize;
   if (fstatSync(fd).size !== size) ftruncateSync(fd, size);
+}
+
+/** Stretches of neighbouring pages are written with one writev, up to this many pages (IOV_MAX is 1024). */
+const MAX_PAGES_PER_WRITE = 256;
+
+function writePagesAt(fd: number, pages: readonly Buffer[], offset: number): void {
+  let written = writevSync(fd, pages, offset);
+  // A short write is rare (a signal; a full disk reports an error instead): finish what is left.
+  let start = 0;
+  for (const page of pages) {
+    const end = start + page.length;
+    while (written < end) written += writeSync(fd, page, written - start, end - written, offset + written);
+    start = end;
+  }
 }
 
 /** Fold a run into the page hash table: the same cut, then the pages and the final size. */
@@ -139,6 +163,7 @@ async function replayLog(
   log: LogDirectory,
   databaseId: string,
   from: { position: bigint; checksum: bigint },
+  logger: Logger,
 ): Promise<ReplayOutcome> {
   // The newest segment when replay starts: stopping short of it means a hole in the log.
   const newest = (await log.positions()).at(-1) ?? 0n;
@@ -147,22 +172,19 @@ async function replayLog(
   let pageSize = 0;
   await fs.mkdir(path.dirname(paths.sqliteFile), { recursive: true });
   const fd = openSync(paths.sqliteFile, from.position === 0n ? 'w' : 'r+');
-  // A long replay reads the next files on a worker thread while this one decodes and writes.
-  const prefetcher = newest - from.position >= PREFETCH_FROM_SEGMENTS ? new SegmentPrefetcher(log.dir) : undefined;
-  let ahead = prefetcher?.fetch(position + 1n);
+  // A long replay reads the next files on worker threads while this one decodes and writes.
+  const prefetcher = newest - from.position >= PREFETCH_FROM_SEGMENTS ? new SegmentPrefetcher(log.dir, position + 1n) : undefined;
+  let readingAhead = prefetcher !== undefined;
   try {
     for (;;) {
       let run: SegmentRun;
-      if (ahead) {
-        const batch = await ahead;
-        const end = batch.first + BigInt(batch.files.length);
-        // The rest (what was written since the worker looked) is read here, synchronously.
-        ahead = batch.files.length > 0 ? prefetcher?.fetch(end) : undefined;
-        if (batch.files.length === 0) continue;
-        const source = (at: bigint): Buffer | undefined => (at >= batch.first && at < end ? batch.files[Number(at - batch.first)] : undefined);
-        run = readSegmentRun(log, { databaseId, position, checksum: expected }, { segments: batch.files.length, bytes: Infinity }, source);
+      const batch = readingAhead ? await prefetcher?.next().catch((error: unknown) => readAheadFailed(error, logger)) : undefined;
+      if (batch && batch.files.length > 0 && batch.first === position + 1n) {
+        run = readSegmentRun(log, { databaseId, position, checksum: expected }, { segments: batch.files.length, bytes: Infinity }, batchSource(batch));
       } else {
         // Runs, not single segments: each page is written once per run however often it changed.
+        // Also the rest of a long replay: what was written since the workers looked.
+        readingAhead = false;
         run = readSegmentRun(log, { databaseId, position, checksum: expected });
       }
       const last = run.segments.at(-1);
@@ -174,7 +196,7 @@ async function replayLog(
         position = last.header.position;
       }
       const stop = run.stop;
-      if (stop.kind === 'limit' || (stop.kind === 'end' && ahead)) continue;
+      if (stop.kind === 'limit' || (stop.kind === 'end' && readingAhead)) continue;
       if (stop.kind === 'corrupt') throw new LitebaseError(stop.code, stop.message);
       if (stop.kind === 'diverged') {
         throw new LitebaseError(
@@ -195,6 +217,12 @@ async function replayLog(
     await prefetcher?.close();
   }
   return { position, expectedChecksum: expected, pageSize, replayedSegments: Number(position - from.position) };
+}
+
+/** The read-ahead threads are only a speed-up: without them the log is read on this thread. */
+export function readAheadFailed(error: unknown, logger: Logger): undefined {
+  logger.warn({ err: error }, 'reading the log ahead on worker threads failed; reading it on the main thread');
+  return undefined;
 }
 
 /**
@@ -229,7 +257,7 @@ export async function recoverLocalCopy(
     try {
       const start = await startFromCheckpointIfCompacted(paths, log, checkpoints, databaseId, from, logger);
       checkpoint = start.checkpoint;
-      outcome = await replayLog(paths, log, databaseId, start);
+      outcome = await replayLog(paths, log, databaseId, start, logger);
       if (outcome.pageSize === 0 && start.pageSize !== undefined) outcome.pageSize = start.pageSize;
     } catch (error) {
       if (fromScratch || !(error instanceof LitebaseError) || error.code !== 'LOG_CHAIN_BROKEN') throw error;

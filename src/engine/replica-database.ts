@@ -8,7 +8,7 @@ import { LogDirectory } from '../log/log-directory.js';
 import { LogTailer } from '../log/log-tailer.js';
 import { formatChecksum, type PageHashTable } from '../log/rolling-checksum.js';
 import { foldSegments } from '../log/segment-fold.js';
-import { SegmentPrefetcher, type PrefetchedBatch } from '../log/segment-prefetch.js';
+import { batchSource, SegmentPrefetcher } from '../log/segment-prefetch.js';
 import { readSegmentRun, RUN_LIMITS, type DecodedSegment, type SegmentRun, type SegmentSource } from '../log/segment-runs.js';
 import type { Metrics } from '../metrics.js';
 import type { DatabaseMeta } from '../storage/catalog.js';
@@ -16,7 +16,7 @@ import type { LocalLayout, SharedLayout } from '../storage/layout.js';
 import { FULL_ACCESS, isReadOnlyRequest, StatementCache, type StatementAccess, type StatementInput, type StatementResult } from './executor.js';
 import { ResultBudget } from './result-limits.js';
 import { SandboxFile } from './read-sandbox.js';
-import { applyRunToFile, applyRunToHashes, recoverLocalCopy, writeLocalState } from './local-copy.js';
+import { applyRunToFile, applyRunToHashes, readAheadFailed, recoverLocalCopy, writeLocalState } from './local-copy.js';
 import { PositionWaiters } from './position-waiters.js';
 
 export interface ReplicaDatabaseOptions {
@@ -57,7 +57,7 @@ export class ReplicaDatabase {
   private applied = 0n;
   private lastCompactionCheck = 0;
   /** Set during a long catch-up: a worker thread reading the next files (src/log/segment-prefetch.ts). */
-  private readingAhead: { prefetcher: SegmentPrefetcher; next: Promise<PrefetchedBatch> } | undefined;
+  private readingAhead: SegmentPrefetcher | undefined;
   private lastTerm = 0n;
   private catchingUp: Promise<void> | undefined;
   private again = false;
@@ -244,28 +244,24 @@ export class ReplicaDatabase {
     }
   }
 
-  private startReadingAhead(): { prefetcher: SegmentPrefetcher; next: Promise<PrefetchedBatch> } {
-    const prefetcher = new SegmentPrefetcher(this.log.dir);
-    return { prefetcher, next: prefetcher.fetch(this.applied + 1n) };
+  private startReadingAhead(): SegmentPrefetcher {
+    return new SegmentPrefetcher(this.log.dir, this.applied + 1n);
   }
 
   private async stopReadingAhead(): Promise<void> {
     const reading = this.readingAhead;
     this.readingAhead = undefined;
-    await reading?.prefetcher.close();
+    await reading?.close();
   }
 
-  /** The next run from the files the worker read; back to reading here once it found no more. */
-  private async readPrefetchedRun(reading: { prefetcher: SegmentPrefetcher; next: Promise<PrefetchedBatch> }): Promise<SegmentRun> {
-    const batch = await reading.next;
-    const end = batch.first + BigInt(batch.files.length);
-    if (batch.files.length === 0 || batch.first !== this.applied + 1n) {
+  /** The next run from the files the workers read; back to reading here once they found no more. */
+  private async readPrefetchedRun(reading: SegmentPrefetcher): Promise<SegmentRun> {
+    const batch = await reading.next().catch((error: unknown) => readAheadFailed(error, this.logger));
+    if (!batch || batch.files.length === 0 || batch.first !== this.applied + 1n) {
       await this.stopReadingAhead();
       return this.readRun();
     }
-    reading.next = reading.prefetcher.fetch(end);
-    const source = (at: bigint): Buffer | undefined => (at >= batch.first && at < end ? batch.files[Number(at - batch.first)] : undefined);
-    const run = this.readRun({ segments: batch.files.length, bytes: Infinity }, source);
+    const run = this.readRun({ segments: batch.files.length, bytes: Infinity }, batchSource(batch));
     // Stopped inside the batch (damage, a fork): what follows is decided by reading here.
     if (run.segments.length < batch.files.length) await this.stopReadingAhead();
     else if (run.stop.kind === 'end') run.stop = { kind: 'limit' };

@@ -44,9 +44,11 @@ export class LogDirectory {
     try {
       let length = 0;
       for (;;) {
-        const read = readSync(fd, scratch, length, scratch.length - length, length);
+        const room = scratch.length - length;
+        const read = readSync(fd, scratch, length, room, length);
         length += read;
-        if (read === 0) return scratch.subarray(0, length);
+        // A regular file's read stops short only at its end: no stat, and no read that finds nothing.
+        if (read < room) return scratch.subarray(0, length);
         if (length === scratch.length) break;
       }
       // Larger than the scratch buffer: read the whole file afresh.

@@ -241,17 +241,32 @@ function encodeChunk(pages: readonly PageImage[], pageSize: number): [Buffer, Bu
 // ---------------------------------------------------------------------------------------------
 // Decoding
 
+export interface DecodeOptions {
+  /**
+   * hasValidTrailer() was true for exactly these bytes already: the read-ahead workers of
+   * src/log/segment-prefetch.ts check trailers off the thread that applies segments.
+   */
+  trailerVerified?: boolean;
+}
+
+/** Whether the last 8 bytes are the trailer of the bytes before them (step 3 of docs/FORMAT.md §6). */
+export function hasValidTrailer(bytes: Uint8Array): boolean {
+  if (bytes.length < SEGMENT_HEADER_SIZE + SEGMENT_TRAILER_SIZE) return false;
+  const end = bytes.length - SEGMENT_TRAILER_SIZE;
+  return segmentChecksum(bytes.subarray(0, end)).equals(bytes.subarray(end));
+}
+
 /**
  * Decode and fully verify one segment. Throws only SegmentFormatError, whatever `bytes` hold.
  * Returned page images may share memory with one another (one buffer per chunk), never with
  * `bytes`.
  */
-export function decodeSegment(bytes: Uint8Array): { header: SegmentHeader; pages: PageImage[] } {
+export function decodeSegment(bytes: Uint8Array, options: DecodeOptions = {}): { header: SegmentHeader; pages: PageImage[] } {
   return neverThrowOther(() => {
     const buffer = asBuffer(bytes);
     requireLength(buffer, SEGMENT_HEADER_SIZE + SEGMENT_TRAILER_SIZE, 'a segment (header and trailer)');
     requireMagic(buffer);
-    requireTrailer(buffer);
+    if (!options.trailerVerified) requireTrailer(buffer);
     const header = parseHeader(buffer);
     const pages = decodeBody(buffer.subarray(0, buffer.length - SEGMENT_TRAILER_SIZE), header);
     return { header, pages };

@@ -31,8 +31,14 @@ export interface RunStart {
   checksum: bigint;
 }
 
+/** The bytes of one segment file, and whether whoever read them found the trailer right already. */
+export interface SegmentBytes {
+  bytes: Buffer;
+  trailerVerified: boolean;
+}
+
 /** The bytes of segment `position`, or undefined when there is no such file (yet). */
-export type SegmentSource = (position: bigint) => Buffer | undefined;
+export type SegmentSource = (position: bigint) => SegmentBytes | undefined;
 
 /** Reads each file when asked, all into one reused buffer. */
 export function readFromFolder(log: LogDirectory): SegmentSource {
@@ -41,7 +47,7 @@ export function readFromFolder(log: LogDirectory): SegmentSource {
   const scratch = Buffer.allocUnsafe(SCRATCH_BYTES);
   return (position) => {
     try {
-      return log.readSyncInto(position, scratch);
+      return { bytes: log.readSyncInto(position, scratch), trailerVerified: false };
     } catch (error) {
       if (systemErrorCode(error) === 'ENOENT') return undefined;
       throw error;
@@ -57,7 +63,8 @@ export const RUN_LIMITS = { segments: 512, bytes: 16 * 1024 * 1024 } as const;
 
 /**
  * Read, decode and check the segments after `start.position`, in order, up to the run limits
- * (synchronous: a thread-pool round trip per small file cost more than reading it). It stops before
+ * (synchronous: a thread-pool round trip per small file cost more than reading it; or from files
+ * read-ahead workers read, src/log/segment-prefetch.ts). It stops before
  * anything that must not be applied: a missing, damaged or foreign segment, or one that does not
  * chain onto the one before. Each returned segment's trailer proved its bytes, and the headers
  * chain pre- to post-checksum, so whoever applies the run checks its end result once
@@ -76,24 +83,23 @@ export function readSegmentRun(
     if (segments.length >= limits.segments || bytes >= limits.bytes) return { segments, bytes, stop: { kind: 'limit' } };
     const data = read(position);
     if (data === undefined) return { segments, bytes, stop: { kind: 'end' } };
-    const file = log.segmentPath(position);
     let segment: DecodedSegment;
     try {
-      segment = decodeSegment(data);
+      segment = decodeSegment(data.bytes, { trailerVerified: data.trailerVerified });
     } catch (error) {
       if (!(error instanceof SegmentFormatError)) throw error;
-      return { segments, bytes, stop: { kind: 'corrupt', position, code: error.code, message: `${file}: ${error.message}` } };
+      return { segments, bytes, stop: { kind: 'corrupt', position, code: error.code, message: `${log.segmentPath(position)}: ${error.message}` } };
     }
     const { header } = segment;
     if (header.databaseId !== start.databaseId || header.position !== position) {
-      const message = `${file} is position ${header.position} of database ${header.databaseId}, expected position ${position} of ${start.databaseId}`;
+      const message = `${log.segmentPath(position)} is position ${header.position} of database ${header.databaseId}, expected position ${position} of ${start.databaseId}`;
       return { segments, bytes, stop: { kind: 'corrupt', position, code: 'LOG_FOREIGN_SEGMENT', message } };
     }
     if (header.preChecksum !== expected) {
-      return { segments, bytes, stop: { kind: 'diverged', position, file, preChecksum: header.preChecksum } };
+      return { segments, bytes, stop: { kind: 'diverged', position, file: log.segmentPath(position), preChecksum: header.preChecksum } };
     }
     expected = header.postChecksum;
-    bytes += data.length;
+    bytes += data.bytes.length;
     segments.push(segment);
   }
 }

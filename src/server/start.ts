@@ -2,6 +2,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { pino, type Logger } from 'pino';
 import { ClusterMember } from '../cluster/cluster-member.js';
+import { warmUpSegmentReader } from '../log/segment-prefetch.js';
 import { ReplicaNudger, type NudgePeer } from '../cluster/replica-nudger.js';
 import type { LitebaseConfig } from '../config/config.js';
 import { NodeDatabases, type NodeRole } from '../engine/node-databases.js';
@@ -39,6 +40,8 @@ export async function startNode(config: LitebaseConfig, logger: Logger = pino({ 
   mkdirSync(shared.clusterDir, { recursive: true });
   mkdirSync(config.localDir, { recursive: true });
 
+  // The read-ahead thread starts while the node joins the cluster, ready for a long catch-up.
+  warmUpSegmentReader();
   const rootKey = await loadRootKey(config.rootKey, shared.rootKeyFile);
   // Opened once for the node; a missing bucket or wrong credentials stop the start here.
   const objectStore = await openVerifiedObjectStore(config, logger);
