@@ -193,10 +193,10 @@ export class DurableLog {
     );
     this.next = position + 1n;
     const stopTimer = metrics.segmentWriteSeconds.startTimer();
-    const done = this.options.log.append(position, bytes, this.stream, this.options.writeFence).then(() => {
+    // The append worker announces the segment in the log's head file as soon as it is durable,
+    // which wakes watching replicas before the client even has its answer.
+    const done = this.options.log.append(position, bytes, this.stream, this.options.writeFence, this.head).then(() => {
       stopTimer();
-      // Wakes watching replicas before the client even has its answer.
-      this.head.announce(position);
       this.durableChecksum = postChecksum;
       metrics.segmentsWritten.inc({ database });
       metrics.segmentBytes.inc({ database }, bytes.length);

@@ -27,8 +27,20 @@ function dirFd(dir) {
   }
   return fd;
 }
-parentPort.on('message', ({ id, dir, temp, target, bytes, stream, fence }) => {
+// The log's head file (src/log/log-head.ts): rewritten in place, never fsynced; a failure is
+// reported beside the (successful) append.
+function announce({ file, content }) {
+  try {
+    const fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_CREAT, 0o644);
+    try { fs.writeSync(fd, content, 0); } finally { fs.closeSync(fd); }
+  } catch (caught) {
+    return { code: caught && caught.code, message: String(caught && caught.message) };
+  }
+  return undefined;
+}
+parentPort.on('message', ({ id, dir, temp, target, bytes, stream, fence, head }) => {
   let error;
+  let headError;
   if (failedStreams.has(stream)) {
     error = { code: 'EPIPELINE', message: 'an earlier segment of this stream failed' };
   } else {
@@ -63,19 +75,33 @@ parentPort.on('message', ({ id, dir, temp, target, bytes, stream, fence }) => {
     }
     // The temp name goes before the answer, so nobody who was answered sees it.
     try { fs.rmSync(temp, { force: true }); } catch {}
+    // Replicas watching the head hear of the segment now, not after the hop back to the main thread.
+    if (!error && head) headError = announce(head);
   }
-  parentPort.postMessage(error ? { id, error } : { id });
+  parentPort.postMessage(error ? { id, error } : { id, headError });
 });
 `;
 
 interface AppendRequest {
-  resolve: () => void;
+  resolve: (outcome: AppendOutcome) => void;
   reject: (error: Error) => void;
+}
+
+/** The append succeeded; the head file may still have failed to update (a wake-up lost, nothing more). */
+export interface AppendOutcome {
+  headError?: Error;
 }
 
 interface AppendReply {
   id: number;
   error?: { code?: string; message: string };
+  headError?: { code?: string; message: string };
+}
+
+function replyError(error: { code?: string; message: string }): Error {
+  const result = new Error(error.message) as Error & { code?: string };
+  if (error.code) result.code = error.code;
+  return result;
 }
 
 /** A small pool of append workers shared by every database of the process. */
@@ -90,12 +116,20 @@ class AppendWorkerPool {
    * Appends of one `stream` (one writer of one log) always go to the same worker, which runs them
    * in order: a writer may send segment N+1 before N is durable and still never leave a hole.
    */
-  append(stream: string, dir: string, temp: string, target: string, bytes: Uint8Array, fence?: SharedArrayBuffer): Promise<void> {
+  append(
+    stream: string,
+    dir: string,
+    temp: string,
+    target: string,
+    bytes: Uint8Array,
+    fence?: SharedArrayBuffer,
+    head?: { file: string; content: string },
+  ): Promise<AppendOutcome> {
     const worker = this.pick(stream);
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      worker.postMessage({ id, dir, temp, target, bytes, stream, fence });
+      worker.postMessage({ id, dir, temp, target, bytes, stream, fence, head });
     });
   }
 
@@ -121,13 +155,8 @@ class AppendWorkerPool {
     const request = this.pending.get(reply.id);
     if (!request) return;
     this.pending.delete(reply.id);
-    if (!reply.error) {
-      request.resolve();
-      return;
-    }
-    const error = new Error(reply.error.message) as Error & { code?: string };
-    if (reply.error.code) error.code = reply.error.code;
-    request.reject(error);
+    if (reply.error) request.reject(replyError(reply.error));
+    else request.resolve(reply.headError ? { headError: replyError(reply.headError) } : {});
   }
 
   private failAll(error: Error): void {

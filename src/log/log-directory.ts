@@ -3,7 +3,8 @@ import path from 'node:path';
 import { LitebaseError, systemErrorCode } from '../errors.js';
 import { formatPosition } from '../storage/layout.js';
 import { tempName, positionsInFolder } from '../storage/fs-util.js';
-import { appendWorkers } from './append-worker.js';
+import { appendWorkers, type AppendOutcome } from './append-worker.js';
+import type { LogHead } from './log-head.js';
 
 const SEGMENT_FILE = /^(\d{20})\.seg$/;
 
@@ -60,17 +61,20 @@ export class LogDirectory {
 
   /**
    * Make `bytes` durable as segment `position` (temp file, fsync, link, fsync the folder, on an
-   * append worker). Resolves only once the file and its folder entry are fsynced. Appends with the
+   * append worker), then announce it in `head` (src/log/log-head.ts). Resolves only once the file and its folder entry are fsynced. Appends with the
    * same `stream` run in the order they were called; after one fails, the rest of the stream fail. On failure nothing is left under the final name (best effort after a link that
    * could not be made durable), so a failed write never turns up after a restart.
    */
-  async append(position: bigint, bytes: Uint8Array, stream = this.dir, fence?: SharedArrayBuffer): Promise<void> {
+  async append(position: bigint, bytes: Uint8Array, stream = this.dir, fence?: SharedArrayBuffer, head?: LogHead): Promise<void> {
     const target = this.segmentPath(position);
+    let outcome: AppendOutcome;
     try {
-      await appendWorkers.append(stream, this.dir, tempName(target), target, bytes, fence);
+      outcome = await appendWorkers.append(stream, this.dir, tempName(target), target, bytes, fence, head?.announcement(position));
     } catch (error) {
       throw logWriteError(error, target);
     }
+    if (outcome.headError) head?.announceFailed(outcome.headError);
+    else head?.announced();
   }
 }
 

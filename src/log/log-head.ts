@@ -1,4 +1,4 @@
-import { closeSync, constants, openSync, writeSync } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { formatPosition } from '../storage/layout.js';
@@ -26,24 +26,27 @@ export class LogHead {
   }
 
   /**
-   * Record `position` as the newest (not fsynced: losing it loses nothing but a wake-up). Opened
-   * per call, so nothing stays open on a folder that a drop may delete. A failure is logged once
-   * and otherwise ignored: replicas still poll.
+   * What the Primary's append worker writes into this file right after segment `position` is
+   * durable (src/log/append-worker.ts), before the hop back to a busy main thread: not fsynced,
+   * since losing it loses nothing but a wake-up; no O_TRUNC, since the content has a fixed length
+   * and a truncation would wake watchers twice; opened per write, so nothing stays open on a folder
+   * that a drop may delete. A failure is logged once and otherwise ignored: replicas still poll.
    */
-  announce(position: bigint): void {
-    try {
-      // No O_TRUNC: the content has a fixed length, and a truncation would wake watchers twice.
-      const fd = openSync(this.file, constants.O_WRONLY | constants.O_CREAT, 0o644);
-      try {
-        writeSync(fd, `${formatPosition(position)}\n`, 0);
-      } finally {
-        closeSync(fd);
-      }
-      this.failed = false;
-    } catch (error) {
-      if (!this.failed) this.logger?.warn({ err: error, file: this.file }, 'could not update the log head; replicas fall back to polling');
-      this.failed = true;
-    }
+  announcement(position: bigint): { file: string; content: string } {
+    return { file: this.file, content: LogHead.content(position) };
+  }
+
+  static content(position: bigint): string {
+    return `${formatPosition(position)}\n`;
+  }
+
+  announced(): void {
+    this.failed = false;
+  }
+
+  announceFailed(error: unknown): void {
+    if (!this.failed) this.logger?.warn({ err: error, file: this.file }, 'could not update the log head; replicas fall back to polling');
+    this.failed = true;
   }
 
   /** Create the file if it is missing, so a watcher can watch it before the first announcement. */
