@@ -5,6 +5,7 @@ import { Command, CommanderError } from 'commander';
 import { LitebaseClientError } from '../client/client.js';
 import { LitebaseError } from '../errors.js';
 import { CliUsageError, processIo, type CliIo } from './common.js';
+import { registerClusterCommands } from './cluster.js';
 import { registerCompactCommand } from './compact.js';
 import { registerDbCommands } from './db.js';
 import { registerKeyCommands } from './keys.js';
@@ -32,6 +33,7 @@ export function buildProgram(io: CliIo = processIo): Command {
   registerQueryCommand(program, io);
   registerRestoreCommand(program, io);
   registerCompactCommand(program, io);
+  registerClusterCommands(program, io);
   registerKeyCommands(program, io);
   return program;
 }

@@ -100,8 +100,44 @@ export interface ReadyResponse {
   status: string;
 }
 
-/** `GET /v1/cluster`; its shape is settled with the cluster work, so it is passed through as is. */
-export type ClusterStatus = Record<string, unknown>;
+/** One node in `GET /v1/cluster`. */
+export interface ClusterNodeStatus {
+  nodeId: string;
+  /** Where the other nodes reach it (`--advertise-address`). */
+  address: string;
+  role: string;
+  term?: string;
+  /** ISO 8601. */
+  lastHeartbeat: string;
+  /** Whether its heartbeat is recent (within the lease time to live, at least 3 s). */
+  alive: boolean;
+  /** Applied position per database, and how many positions it is behind the Primary (null: unknown). */
+  databases: Record<string, { position: string; lag: number | null; error?: { position: string; code: string; message: string; at: string } }>;
+  [detail: string]: unknown;
+}
+
+/** `GET /v1/cluster`: the term, the Primary, and every node. */
+export interface ClusterStatus {
+  term: string;
+  primary: { nodeId: string; address: string } | null;
+  nodes: ClusterNodeStatus[];
+  [detail: string]: unknown;
+}
+
+export interface BackupOptions {
+  /** Wait until the answering node has applied this position (a Replica answers from its own copy). */
+  minPosition?: string | bigint;
+}
+
+/** `GET /v1/databases/:db/backup`: a SQLite file, streamed. */
+export interface BackupResponse {
+  /** The log position the file holds exactly (a decimal string). */
+  position: string;
+  /** The file's size in bytes, when the server sent it. */
+  bytes: number | undefined;
+  /** The file's bytes; read it to the end or cancel it. */
+  body: ReadableStream<Uint8Array>;
+}
 
 export interface LitebaseClientOptions {
   /** Base URL of any node, e.g. `http://127.0.0.1:8080` (a path prefix is kept). */
@@ -160,6 +196,8 @@ interface RequestOptions {
   body?: unknown;
   /** Statuses whose JSON body is a normal answer rather than an error (e.g. 503 from /readyz). */
   acceptStatuses?: number[];
+  /** The Accept header; JSON by default. */
+  accept?: string;
 }
 
 interface RawResponse {
@@ -174,6 +212,8 @@ export class LitebaseClient {
   private readonly key: string | undefined;
   private readonly sign: { key: string; keyId: string | undefined } | undefined;
   private readonly fetchImpl: typeof fetch;
+  /** For answers read as a stream (backups): the CA fetch otherwise reads an answer whole first. */
+  private readonly streamingFetch: typeof fetch;
   private readonly timeoutMs: number;
 
   constructor(options: LitebaseClientOptions) {
@@ -191,6 +231,7 @@ export class LitebaseClient {
     if (options.sign && this.key === undefined) throw new LitebaseClientError('INVALID_OPTIONS', 'signing requests needs a key');
     this.sign = options.sign && this.key !== undefined ? { key: this.key, keyId: options.keyId } : undefined;
     this.fetchImpl = options.fetch ?? (options.ca !== undefined ? fetchTrustingCa(options.ca) : globalThis.fetch);
+    this.streamingFetch = options.fetch ?? (options.ca !== undefined ? fetchTrustingCa(options.ca, { stream: true }) : globalThis.fetch);
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   }
 
@@ -225,6 +266,27 @@ export class LitebaseClient {
 
   async dropDatabase(name: string): Promise<void> {
     await this.request('DELETE', databasePath(name));
+  }
+
+  /**
+   * A consistent copy of the database as a SQLite file, streamed (never held in memory). The
+   * client's `timeoutMs` covers the whole download: give 0 for large databases.
+   */
+  async backup(name: string, options: BackupOptions = {}): Promise<BackupResponse> {
+    const query = options.minPosition === undefined ? '' : `?minPosition=${encodeURIComponent(options.minPosition.toString())}`;
+    const path = `${databasePath(name)}/backup${query}`;
+    const response = await this.open('GET', path, { accept: 'application/vnd.sqlite3, application/json' }, this.streamingFetch);
+    if (!response.ok || response.body === null) {
+      await this.read('GET', this.url + path, response, {});
+      throw new LitebaseClientError('INVALID_RESPONSE', `GET ${path}: the answer has no body`, { status: response.status });
+    }
+    const position = response.headers.get('x-litebase-position') ?? '';
+    if (!/^\d+$/.test(position)) {
+      await response.body.cancel().catch(() => undefined);
+      throw new LitebaseClientError('INVALID_RESPONSE', `GET ${path}: the answer has no x-litebase-position header`, { status: response.status });
+    }
+    const length = Number(response.headers.get('content-length') ?? Number.NaN);
+    return { position, bytes: Number.isSafeInteger(length) ? length : undefined, body: response.body };
   }
 
   // Access keys
@@ -304,7 +366,12 @@ export class LitebaseClient {
   }
 
   private async request(method: string, path: string, options: RequestOptions = {}): Promise<RawResponse> {
-    const headers: Record<string, string> = { accept: 'application/json' };
+    return this.read(method, this.url + path, await this.open(method, path, options), options);
+  }
+
+  /** Send a request (signed, or with the bearer key) and answer the response, its body unread. */
+  private async open(method: string, path: string, options: RequestOptions, fetchImpl = this.fetchImpl): Promise<Response> {
+    const headers: Record<string, string> = { accept: options.accept ?? 'application/json' };
     if (this.key !== undefined && this.sign === undefined) headers.authorization = `Bearer ${this.key}`;
     let payload: string | undefined;
     if (options.body !== undefined) {
@@ -317,15 +384,22 @@ export class LitebaseClient {
       Object.assign(headers, signatureHeaders({ key: this.sign.key, keyId: this.sign.keyId, method, url, body: payload }));
     }
     const signal = this.timeoutMs > 0 ? AbortSignal.timeout(this.timeoutMs) : undefined;
-    let response: Response;
-    let text: string;
     try {
-      response = await this.fetchImpl(url, {
+      return await fetchImpl(url, {
         method,
         headers,
         ...(payload === undefined ? {} : { body: payload }),
         ...(signal === undefined ? {} : { signal }),
       });
+    } catch (error) {
+      throw transportError(error, method, url, this.timeoutMs);
+    }
+  }
+
+  /** Read an answer whole; an error answer is thrown as a LitebaseClientError. */
+  private async read(method: string, url: string, response: Response, options: RequestOptions): Promise<RawResponse> {
+    let text: string;
+    try {
       text = await response.text();
     } catch (error) {
       throw transportError(error, method, url, this.timeoutMs);

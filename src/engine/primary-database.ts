@@ -12,6 +12,7 @@ import type { DatabaseMeta } from '../storage/catalog.js';
 import type { LocalLayout, SharedLayout } from '../storage/layout.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { AsyncMutex, type Release } from './async-mutex.js';
+import { copySnapshot, openSnapshot } from './backup.js';
 import { DurableLog } from './durable-log.js';
 import { PositionWaiters } from './position-waiters.js';
 import {
@@ -264,6 +265,33 @@ export class PrimaryDatabase {
   /** Wait (bounded) until this node has the given position durable. */
   async waitForPosition(minPosition: bigint): Promise<void> {
     await this.positionWaiters.wait(minPosition, () => this.position);
+  }
+
+  /**
+   * Write a copy of the database, exactly as of a durable position, into `file`, a new SQLite file
+   * (src/engine/backup.ts). The snapshot is pinned under the write lock once nothing is pending;
+   * the copy then runs while writes go on. Abandoned when the local copy is rebuilt or closed.
+   */
+  async backupTo(file: string, signal?: AbortSignal): Promise<{ position: bigint }> {
+    return this.sandbox.reading(async () => {
+      const generation = this.sandbox.generation;
+      const release = await this.writeLock.acquire(this.options.config.limits.waitTimeoutMs);
+      let snapshot: { source: Database.Database; position: bigint };
+      try {
+        this.ready();
+        const log = this.durableLog as DurableLog;
+        if (log.hasPending) await log.waitDurable(log.lastCommitted);
+        snapshot = { source: openSnapshot(this.sqliteFile), position: log.position };
+      } finally {
+        release();
+      }
+      try {
+        await copySnapshot(snapshot.source, file, () => this.sandbox.generation === generation && !signal?.aborted, this.name);
+      } finally {
+        snapshot.source.close();
+      }
+      return { position: snapshot.position };
+    });
   }
 
   private forgetStatements(connections: Connections): void {

@@ -264,7 +264,8 @@ export function closeReadSandbox(): void {
 /**
  * One local database file as the read processes see it. The engine calls `reopened()` when it
  * opens new connections to the file, `changed()` when its log applier wrote into it, and wraps
- * anything that rewrites or replaces the file in `exclusive()`.
+ * anything that rewrites or replaces the file in `exclusive()`; work that reads the file for a
+ * while on its own connection runs in `reading()`.
  */
 export class SandboxFile {
   generation = nextGeneration++;
@@ -327,10 +328,19 @@ export class SandboxFile {
     // What ran before the looping statement is run again there, in one snapshot with it.
     run.budget.rows = rows;
     run.budget.bytes = bytes;
+    return this.reading(() => sandbox(this.limits.readProcesses).run(this, statements, run, firstIndex, this.limits.waitTimeoutMs));
+  }
+
+  /**
+   * Run `body` as a reader of the file, like a read process: `exclusive()` waits until it ends,
+   * and it waits for a pending `exclusive()` to begin. For reads outside a read process that span
+   * many turns of the event loop (a backup copying the file).
+   */
+  async reading<T>(body: () => Promise<T>): Promise<T> {
     while (this.exclusiveWaiting > 0) await new Promise<void>((resolve) => this.readWaiters.push(resolve));
     this.active += 1;
     try {
-      return await sandbox(this.limits.readProcesses).run(this, statements, run, firstIndex, this.limits.waitTimeoutMs);
+      return await body();
     } finally {
       this.active -= 1;
       if (this.active === 0) for (const wake of this.idleWaiters.splice(0)) wake();

@@ -14,6 +14,7 @@ import type { Metrics } from '../metrics.js';
 import type { DatabaseMeta } from '../storage/catalog.js';
 import type { LocalLayout, SharedLayout } from '../storage/layout.js';
 import { FULL_ACCESS, isReadOnlyRequest, StatementCache, type StatementAccess, type StatementInput, type StatementResult } from './executor.js';
+import { backupInterrupted, copyFile } from './backup.js';
 import { ResultBudget } from './result-limits.js';
 import { SandboxFile } from './read-sandbox.js';
 import { applyRunToFile, applyRunToHashes, readAheadFailed, recoverLocalCopy, writeLocalState } from './local-copy.js';
@@ -145,6 +146,22 @@ export class ReplicaDatabase {
   async waitForPosition(position: bigint): Promise<void> {
     if (this.current < position) void this.catchUp();
     await this.positionWaiters.wait(position, () => this.current);
+  }
+
+  /**
+   * Write a copy of the local file, exactly as of the applied position, into `file`, a new SQLite
+   * file (src/engine/backup.ts). Segments wait to be applied while the file is copied.
+   */
+  async backupTo(file: string): Promise<{ position: bigint }> {
+    return this.sandbox.reading(async () => {
+      this.readerOrThrow();
+      const { current: position, sandbox } = this;
+      const generation = sandbox.generation;
+      await copyFile(this.sqliteFile, file);
+      // Closed meanwhile (a role switch): another engine may have written the file during the copy.
+      if (this.closed || sandbox.generation !== generation) throw backupInterrupted(this.name);
+      return { position };
+    });
   }
 
   private readerOrThrow(): Reader {

@@ -31,6 +31,7 @@ export function requirePermission(request: { principal: Principal | null }, acti
   );
 }
 import { archiveRoutes } from './routes/archive.js';
+import { backupRoutes } from './routes/backup.js';
 import { clusterRoutes } from './routes/cluster.js';
 import { databaseRoutes } from './routes/databases.js';
 import { queryRoutes } from './routes/query.js';
@@ -225,6 +226,7 @@ export function buildApp(context: AppContext): App {
   app.register(queryRoutes(context));
   app.register(clusterRoutes(context));
   app.register(archiveRoutes(context));
+  app.register(backupRoutes(context));
   app.register(keyRoutes(context));
   return app;
 }

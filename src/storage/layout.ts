@@ -82,6 +82,11 @@ export class LocalLayout {
     return path.join(this.databaseDir(name), 'compactor');
   }
 
+  /** Backups being written for a download (GET /v1/databases/:db/backup); emptied at start. */
+  get backupsDir(): string {
+    return path.join(this.root, 'backups');
+  }
+
   /** Work space of restores running on this node (downloads and the database being rebuilt). */
   get restoresDir(): string {
     return path.join(this.root, 'restores');

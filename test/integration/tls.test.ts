@@ -1,4 +1,6 @@
 import { rmSync } from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LitebaseClient, LitebaseClientError } from '../../src/client/client.js';
 import { runCli } from '../support/cli.js';
@@ -72,6 +74,22 @@ describe('TLS', () => {
     const noCa = await runCli(['db', 'list', '--url', server.url, '--key', server.key]);
     expect(noCa.code).toBe(1);
     expect(noCa.stderr).toContain('CONNECTION_FAILED');
+
+    // Backups stream over the CA-trusting fetch too (its body is not read whole first).
+    const output = path.join(certs.dir, 'app-backup.sqlite');
+    const backup = await runCli(['db', 'backup', 'app', '--output', output, '--json', '--url', server.url, '--key', server.key, '--ca', certs.caFile]);
+    expect(backup.code, backup.stderr).toBe(0);
+    expect(JSON.parse(backup.stdout)).toMatchObject({ database: 'app', position: written.position });
+    const copy = new Database(output, { readonly: true, fileMustExist: true });
+    expect(copy.prepare('SELECT a FROM t').pluck().all()).toEqual(['over tls']);
+    copy.close();
+    const streamed = await client.backup('app');
+    expect(streamed.position).toBe(written.position);
+    expect((await new Response(streamed.body).arrayBuffer()).byteLength).toBe(streamed.bytes);
+    const missing = await client.backup('nope').catch((error: unknown) => error);
+    expect(missing).toBeInstanceOf(LitebaseClientError);
+    expect((missing as LitebaseClientError).code).toBe('DATABASE_NOT_FOUND');
+    expect((missing as LitebaseClientError).status).toBe(404);
   });
 
   it('two nodes talk over https: a write sent to the replica is forwarded and readable with minPosition', async () => {
