@@ -6,20 +6,34 @@ export interface NudgePeer {
   address: string;
 }
 
+/** A database's log grew to `position`. */
+export interface Growth {
+  database: string;
+  position: bigint;
+}
+
 export interface ReplicaNudgerOptions {
-  /** Sends one nudge naming `databases` to the peer at `address`; rejects when it was not taken. */
-  send: (address: string, databases: string[]) => Promise<void>;
+  /**
+   * Sends one nudge to the peer at `address`; resolves with whether the peer had applied every
+   * position in it already (it heard of them first, by watching), rejects when it was not taken.
+   */
+  send: (address: string, growth: Growth[]) => Promise<{ alreadyApplied: boolean }>;
   logger: Logger;
   /** A peer that did not take a nudge is left alone this long (it may be down or restarting). */
   backoffMs?: number;
+  /** After this many nudges in a row that a peer did not need... */
+  redundantLimit?: number;
+  /** ...it is left alone this long: its watcher works (a local file system), and nudges cost it CPU. */
+  redundantPauseMs?: number;
 }
 
 interface PeerState {
   address: string;
   inFlight: boolean;
   /** Databases that grew while a nudge to this peer was on its way: sent as one nudge after it. */
-  waiting: Set<string>;
+  waiting: Map<string, bigint>;
   quietUntil: number;
+  redundantStreak: number;
 }
 
 /**
@@ -27,14 +41,20 @@ interface PeerState {
  * only its own machine's changes, so without this a replica would learn of new segments only by
  * polling. It is a hint: a lost nudge costs a replica nothing but the wait for its watcher or its
  * next poll. At most one nudge per peer is on its way; what happens meanwhile goes in the next
- * one, so a burst of commits costs each peer one or two requests, not one per segment.
+ * one, so a burst of commits costs each peer one or two requests, not one per segment. A peer that
+ * keeps answering that it had applied the positions already (its watcher was faster: a local file
+ * system) is left alone for a while and then tried again, so nudges cost CPU only where they help.
  */
 export class ReplicaNudger {
   private readonly peers = new Map<string, PeerState>();
   private readonly backoffMs: number;
+  private readonly redundantLimit: number;
+  private readonly redundantPauseMs: number;
 
   constructor(private readonly options: ReplicaNudgerOptions) {
     this.backoffMs = options.backoffMs ?? 2000;
+    this.redundantLimit = options.redundantLimit ?? 50;
+    this.redundantPauseMs = options.redundantPauseMs ?? 10_000;
   }
 
   /** The nodes to nudge (every live node but this one); called as heartbeats are read. */
@@ -44,28 +64,35 @@ export class ReplicaNudger {
       seen.add(nodeId);
       const state = this.peers.get(nodeId);
       if (state) state.address = address;
-      else this.peers.set(nodeId, { address, inFlight: false, waiting: new Set(), quietUntil: 0 });
+      else this.peers.set(nodeId, { address, inFlight: false, waiting: new Map(), quietUntil: 0, redundantStreak: 0 });
     }
     for (const nodeId of this.peers.keys()) if (!seen.has(nodeId)) this.peers.delete(nodeId);
   }
 
-  /** `database`'s log grew. */
-  nudge(database: string): void {
+  /** `database`'s log grew to `position`. */
+  nudge(database: string, position: bigint): void {
     const now = Date.now();
     for (const state of this.peers.values()) {
       if (state.quietUntil > now) continue;
-      state.waiting.add(database);
+      if ((state.waiting.get(database) ?? -1n) < position) state.waiting.set(database, position);
       if (!state.inFlight) this.sendWaiting(state);
     }
   }
 
   private sendWaiting(state: PeerState): void {
-    const databases = [...state.waiting];
+    const growth = [...state.waiting].map(([database, position]) => ({ database, position }));
     state.waiting.clear();
     state.inFlight = true;
-    this.options.send(state.address, databases).then(
-      () => {
+    this.options.send(state.address, growth).then(
+      ({ alreadyApplied }) => {
         state.inFlight = false;
+        state.redundantStreak = alreadyApplied ? state.redundantStreak + 1 : 0;
+        if (state.redundantStreak >= this.redundantLimit) {
+          state.redundantStreak = 0;
+          state.waiting.clear();
+          state.quietUntil = Date.now() + this.redundantPauseMs;
+          return;
+        }
         if (state.waiting.size > 0) this.sendWaiting(state);
       },
       (error: unknown) => {

@@ -29,7 +29,7 @@ export interface NodeDatabasesOptions {
   /** The archive: Primaries run a compactor per database when it is given. */
   objectStore?: ObjectStore;
   /** A Primary's database made new commits durable. */
-  onDurable?: (database: string) => void;
+  onDurable?: (database: string, position: bigint) => void;
 }
 
 /**
@@ -132,16 +132,21 @@ export class NodeDatabases {
     return opening;
   }
 
-  /** The Primary says these databases' logs grew: replicas look at once (unknown names are ignored). */
-  nudge(names: readonly string[]): void {
-    for (const name of names) {
-      void this.engines.get(name)?.then(
-        (engine) => {
-          if (engine instanceof ReplicaDatabase) engine.nudge();
-        },
-        () => undefined,
-      );
-    }
+  /**
+   * The Primary says these databases' logs grew (to `position`, when it says): replicas look at
+   * once; unknown names are ignored. True when every named position was applied here already.
+   */
+  async nudge(growth: ReadonlyArray<{ database: string; position?: bigint }>): Promise<boolean> {
+    const applied = await Promise.all(
+      growth.map(async ({ database, position }) => {
+        const engine = await this.engines.get(database)?.catch(() => undefined);
+        if (!(engine instanceof ReplicaDatabase)) return false;
+        if (position !== undefined && engine.position >= position) return true;
+        engine.nudge();
+        return false;
+      }),
+    );
+    return applied.length > 0 && applied.every(Boolean);
   }
 
   async list(): Promise<Engine[]> {

@@ -58,15 +58,18 @@ export async function startNode(config: LitebaseConfig, logger: Logger = pino({ 
   const peerFetch = peerCa ? fetchTrustingCa(peerCa) : undefined;
   const nudger = new ReplicaNudger({
     logger,
-    send: async (address, names) => {
+    send: async (address, growth) => {
       const response = await (peerFetch ?? fetch)(new URL('/v1/cluster/nudge', address), {
         method: 'POST',
         headers: { authorization: `Bearer ${rootKey.secret}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ databases: names }),
+        body: JSON.stringify({ databases: growth.map((item) => item.database), positions: growth.map((item) => item.position.toString()) }),
         signal: AbortSignal.timeout(2000),
       });
-      await response.arrayBuffer();
+      const text = await response.text();
       if (!response.ok) throw new Error(`${address} answered ${response.status}`);
+      // An older node answers 204 with no body: it always counts as needing nudges.
+      const answer = text ? (JSON.parse(text) as { alreadyApplied?: unknown }) : {};
+      return { alreadyApplied: answer.alreadyApplied === true };
     },
   });
   const databases = new NodeDatabases(
@@ -82,7 +85,7 @@ export async function startNode(config: LitebaseConfig, logger: Logger = pino({ 
       writeFence: member.writeFence,
       onDeposed: (reason) => member.stepDown(reason),
       objectStore,
-      onDurable: (name) => nudger.nudge(name),
+      onDurable: (name, position) => nudger.nudge(name, position),
     },
     engineRole(member.role),
   );
