@@ -1,9 +1,9 @@
-import { copyFileSync, existsSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { LitebaseClient } from '../../src/client/client.js';
-import { tempDir, TestServer } from '../support/server.js';
+import { tempDir as makeTempDir, TestServer } from '../support/server.js';
 import { waitFor } from '../support/wait.js';
 
 /**
@@ -15,6 +15,17 @@ import { waitFor } from '../support/wait.js';
  * hold exactly the rows whose writes were answered with a position <= P, and `counter.n` must
  * equal their number (a torn copy breaks one or the other).
  */
+
+/** Temporary folders of this file, removed when it ends. */
+const folders: string[] = [];
+const tempDir = (prefix: string): string => {
+  const dir = makeTempDir(prefix);
+  folders.push(dir);
+  return dir;
+};
+afterAll(() => {
+  for (const dir of folders.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
 
 const PREFILL_ROWS = 6000;
 const ROW_BYTES = 1500;
