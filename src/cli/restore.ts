@@ -30,12 +30,17 @@ export const RESTORE_HELP = `
 Exactly one of --timestamp and --position, and exactly one of --to and --output.
 
   --to NEWNAME      restore through a server (--url, --key) into a new database, replicated on
-                    every node; the source may be any database the server knows
+                    every node. The source may be any database the server knows, or one only its
+                    object store still has (dropped, or the shared file system lost); then NEWNAME
+                    may be NAME itself, to bring a lost database back under its own name
   --output FILE     restore offline, straight from the object store, into a SQLite file (rollback
                     journal mode); no server needed. The store is --object-store (env
                     LITEBASE_OBJECT_STORE), else the default folder inside --data-dir (env
                     LITEBASE_DATA_DIR, default ./litebase-data). S3 settings: --s3-* flags or
                     LITEBASE_S3_* environment variables, else the AWS SDK's credential chain.
+
+--database-id picks among databases of the same name dropped and created again (default: the
+server's database of that name, else the newest archived), with --to as with --output.
 
 A timestamp restores the database as the last write committed at or before it left it.
 Progress (bytes, segments, percent) goes to stderr; the result to stdout (--json: one JSON line).`;
@@ -58,7 +63,7 @@ export function registerRestoreCommand(program: Command, io: CliIo): void {
       .addOption(new Option('--s3-force-path-style', 'path-style S3 URLs').env('LITEBASE_S3_FORCE_PATH_STYLE'))
       .addOption(new Option('--s3-access-key-id <id>', 'S3 access key id').env('LITEBASE_S3_ACCESS_KEY_ID'))
       .addOption(new Option('--s3-secret-access-key <secret>', 'S3 secret access key').env('LITEBASE_S3_SECRET_ACCESS_KEY'))
-      .option('--database-id <uuid>', 'which archived database of that name (default: the newest)')
+      .option('--database-id <uuid>', 'which archived database of that name (default: the existing one, else the newest archived)')
       .option('--force', 'replace an existing --output file')
       .option('--no-check', 'skip SQLite quick_check of the --output file')
       .option('--json', 'print the result as one JSON line')
@@ -154,6 +159,10 @@ async function restoreOffline(name: string, target: RestoreTarget, output: strin
 
 interface RestoreJob {
   id: string;
+  databaseId?: string;
+  source?: 'catalog' | 'archive';
+  otherDatabaseIds?: string[];
+  plan?: { clampedToLatest: boolean; lastPosition: string };
   target: string;
   status: 'running' | 'succeeded' | 'failed';
   progress: RestoreProgress;
@@ -163,9 +172,19 @@ interface RestoreJob {
 
 async function restoreThroughServer(name: string, target: RestoreTarget, newName: string, flags: RestoreFlags, io: CliIo): Promise<void> {
   const client = connect(flags, { timeoutMs: 60_000 });
-  const body = 'position' in target ? { position: target.position.toString(), target: newName } : { timestamp: flags.timestamp, target: newName };
+  const body = {
+    ...('position' in target ? { position: target.position.toString() } : { timestamp: flags.timestamp }),
+    target: newName,
+    ...(flags.databaseId !== undefined ? { databaseId: flags.databaseId } : {}),
+  };
   const path = `/v1/databases/${encodeURIComponent(name)}`;
   let job = (await client.json<{ restore: RestoreJob }>('POST', `${path}/restore`, { body })).restore;
+  if (job.source === 'archive') {
+    io.err(`note: the server has no database ${name}${flags.databaseId === undefined ? '' : ` with id ${flags.databaseId}`}; restoring from its object store alone (database id ${job.databaseId})`);
+    if (job.otherDatabaseIds && job.otherDatabaseIds.length > 0 && flags.databaseId === undefined) {
+      io.err(`note: the object store also holds older databases named ${name} (ids ${job.otherDatabaseIds.join(', ')}); choose with --database-id`);
+    }
+  }
   const progress = progressPrinter(io, name);
   while (job.status === 'running') {
     progress(job.progress);
@@ -176,6 +195,9 @@ async function restoreThroughServer(name: string, target: RestoreTarget, newName
     throw new LitebaseError(job.error?.code ?? 'RESTORE_FAILED', job.error?.message ?? 'the restore failed');
   }
   progress({ ...job.progress, phase: 'done', percent: 100 });
+  if (job.plan?.clampedToLatest) {
+    io.err(`note: the history ends at position ${job.result.position}; the newest state is what was restored`);
+  }
   if (flags.json) return io.out(JSON.stringify(job));
   const { result } = job;
   io.out(

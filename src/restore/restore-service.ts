@@ -3,17 +3,16 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { CheckpointDirectory, writeCheckpointFromFile } from '../compactor/checkpoints.js';
-import type { NodeDatabases } from '../engine/node-databases.js';
+import type { Engine, NodeDatabases } from '../engine/node-databases.js';
 import { PrimaryDatabase } from '../engine/primary-database.js';
 import { badRequest, conflict, errorMessage, LitebaseError, notFound } from '../errors.js';
 import { LogDirectory } from '../log/log-directory.js';
 import { formatChecksum } from '../log/rolling-checksum.js';
-import type { DatabaseMeta } from '../storage/catalog.js';
 import { assertDatabaseName, DATABASE_NAME_PATTERN, type LocalLayout, type SharedLayout } from '../storage/layout.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { executeRestore, type RestoreProgress } from './executor.js';
 import { planRestore, restoreRange, type RestoreCatalog, type RestorePlan, type RestoreTarget } from './planner.js';
-import { loadArchiveCatalog, loadSharedCatalog, mergeCatalogs } from './sources.js';
+import { listArchivedIds, loadArchiveCatalog, loadSharedCatalog, mergeCatalogs } from './sources.js';
 
 /**
  * Restores through the API (docs/FORMAT.md §11.4, README "Backups, compaction and point-in-time
@@ -22,11 +21,38 @@ import { loadArchiveCatalog, loadSharedCatalog, mergeCatalogs } from './sources.
  * in the node-local restore folder, and the result becomes a new database whose log starts from a
  * checkpoint at position 1 holding those pages, so it is an ordinary replicated database on every
  * node. Jobs live in memory on the Primary (the last 100); a restart forgets them.
+ *
+ * The source is found by name: a database in the catalog is read from its archive and from the
+ * shared folder (the log since the last archive, the checkpoints there). A name the catalog does
+ * not have (the database was dropped, or the shared folder was lost) is read from the object store
+ * alone, as the offline restore reads it: the newest database id archived under that name, unless
+ * `databaseId` picks another (also for an earlier database of a name that exists again). Such a
+ * restore may go into the name itself, since it is free: that is how a lost database comes back.
  */
+
+/**
+ * Where a restore reads: `catalog`, a database of the catalog (its archive and the shared folder);
+ * `archive`, the object store alone (a name the catalog lacks, or an older id of the name).
+ */
+export type RestoreSourceKind = 'catalog' | 'archive';
+
+interface RestoreSource {
+  name: string;
+  databaseId: string;
+  kind: RestoreSourceKind;
+  /** The open engine of a `catalog` source. */
+  engine?: Engine;
+  /** For an `archive` source: the other ids archived under the name, newest first. */
+  otherDatabaseIds: string[];
+}
 
 export interface RestorePointsAnswer {
   database: string;
   databaseId: string;
+  /** `catalog`: the database exists (archive and shared folder read); `archive`: the object store alone. */
+  source: RestoreSourceKind;
+  /** With `source: "archive"`: other ids archived under the name (earlier databases of it), newest first. */
+  otherDatabaseIds?: string[];
   earliest: { position: string; time: string } | null;
   latest: { position: string; time: string } | null;
   checkpoints: Array<{ position: string; time: string; bytes: number; archived: boolean; shared: boolean }>;
@@ -39,6 +65,9 @@ export type RestoreStatus = 'running' | 'succeeded' | 'failed';
 export interface RestoreJobView {
   id: string;
   database: string;
+  databaseId: string;
+  source: RestoreSourceKind;
+  otherDatabaseIds?: string[];
   target: string;
   status: RestoreStatus;
   request: { position?: string; timestamp?: string };
@@ -86,20 +115,54 @@ export class RestoreService {
 
   constructor(private readonly options: RestoreServiceOptions) {}
 
-  private async sources(meta: DatabaseMeta, shared = true): Promise<RestoreCatalog> {
-    const { store, logger } = this.options;
-    if (!shared) return loadArchiveCatalog(store, meta.name, meta.id, { logger });
-    // The shared folder first: what a compaction deletes from it after that is in the archive.
-    const log = new LogDirectory(this.options.shared.logDir(meta.name));
-    const checkpoints = new CheckpointDirectory(this.options.shared.checkpointsDir(meta.name));
-    const local = await loadSharedCatalog(meta.name, meta.id, log, checkpoints, logger);
-    return mergeCatalogs(await loadArchiveCatalog(store, meta.name, meta.id, { logger }), local);
+  /**
+   * The database to restore: the catalog's (when `databaseId` is absent or its id), else the
+   * newest id archived under the name (or the one asked for). 404 DATABASE_NOT_FOUND when neither
+   * the catalog nor the object store knows the name, 404 RESTORE_NO_HISTORY when the id asked for
+   * is not archived.
+   */
+  private async resolve(name: string, databaseId?: string): Promise<RestoreSource> {
+    const { databases, store } = this.options;
+    let engine: Engine | undefined;
+    let missing: LitebaseError | undefined;
+    try {
+      engine = await databases.get(name);
+    } catch (error) {
+      if (!(error instanceof LitebaseError && error.code === 'DATABASE_NOT_FOUND')) throw error;
+      missing = error;
+    }
+    if (engine && (databaseId === undefined || databaseId === engine.meta.id)) {
+      return { name, databaseId: engine.meta.id, kind: 'catalog', engine, otherDatabaseIds: [] };
+    }
+    const archived = (await listArchivedIds(store, name)).map((entry) => entry.databaseId);
+    if (archived.length === 0 && missing) {
+      throw notFound('DATABASE_NOT_FOUND', `database ${name} does not exist, and ${store.url} holds no archive of it`);
+    }
+    const chosen = databaseId ?? archived[0];
+    if (chosen === undefined || !archived.includes(chosen)) {
+      const known = archived.length > 0 ? ` (archived ids: ${archived.join(', ')})` : '';
+      throw new LitebaseError('RESTORE_NO_HISTORY', `${store.url} holds no archive of database ${name} with id ${chosen}${known}`, { status: 404 });
+    }
+    return { name, databaseId: chosen, kind: 'archive', otherDatabaseIds: archived.filter((id) => id !== chosen) };
   }
 
-  /** Earliest and latest restorable points (archive and shared log together), and the checkpoints. */
-  async restorePoints(name: string): Promise<RestorePointsAnswer> {
-    const meta = (await this.options.databases.get(name)).meta;
-    const catalog = await this.sources(meta);
+  private async sources(source: RestoreSource): Promise<RestoreCatalog> {
+    const { store, logger } = this.options;
+    if (source.kind === 'archive') return loadArchiveCatalog(store, source.name, source.databaseId, { logger });
+    // The shared folder first: what a compaction deletes from it after that is in the archive.
+    const log = new LogDirectory(this.options.shared.logDir(source.name));
+    const checkpoints = new CheckpointDirectory(this.options.shared.checkpointsDir(source.name));
+    const local = await loadSharedCatalog(source.name, source.databaseId, log, checkpoints, logger);
+    return mergeCatalogs(await loadArchiveCatalog(store, source.name, source.databaseId, { logger }), local);
+  }
+
+  /**
+   * Earliest and latest restorable points (archive and shared log together, or the archive alone
+   * for a name the catalog lacks), and the checkpoints.
+   */
+  async restorePoints(name: string, databaseId?: string): Promise<RestorePointsAnswer> {
+    const source = await this.resolve(name, databaseId);
+    const catalog = await this.sources(source);
     const range = restoreRange(catalog);
     const byPosition = new Map<bigint, { position: string; time: string; bytes: number; archived: boolean; shared: boolean }>();
     for (const checkpoint of catalog.checkpoints) {
@@ -117,8 +180,10 @@ export class RestoreService {
     const archiveRuns = catalog.runs.filter((run) => run.location.kind === 'archive');
     const point = (value: { position: bigint; timeMs: number }) => ({ position: value.position.toString(), time: new Date(value.timeMs).toISOString() });
     return {
-      database: meta.name,
-      databaseId: meta.id,
+      database: source.name,
+      databaseId: source.databaseId,
+      source: source.kind,
+      ...(source.kind === 'archive' ? { otherDatabaseIds: source.otherDatabaseIds } : {}),
       earliest: range ? point(range.earliest) : null,
       latest: range ? point(range.latest) : null,
       checkpoints: [...byPosition.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, entry]) => entry),
@@ -133,19 +198,24 @@ export class RestoreService {
   }
 
   /**
-   * Plan a restore of `name` and start it (Primary only). Refuses at once what cannot work: an
-   * unknown database (404), a target name that is taken (409) or invalid (400), a point outside
-   * the history (400 RESTORE_OUT_OF_RANGE).
+   * Plan a restore of `name` and start it (Primary only). Refuses at once what cannot work: a
+   * name neither the catalog nor the archive knows (404), a target name that is taken (409) or
+   * invalid (400), a point outside the history (400 RESTORE_OUT_OF_RANGE).
    */
-  async start(name: string, target: RestoreTarget, targetName: string | undefined): Promise<{ view: RestoreJobView; done: Promise<void> }> {
+  async start(
+    name: string,
+    target: RestoreTarget,
+    targetName: string | undefined,
+    options: { databaseId?: string } = {},
+  ): Promise<{ view: RestoreJobView; done: Promise<void> }> {
     const { databases } = this.options;
-    const source = await databases.get(name);
+    const source = await this.resolve(name, options.databaseId);
     // No segment the plan reads from the shared log may be deleted until the restore has read it.
-    const release = source instanceof PrimaryDatabase ? await source.compactor?.pin() : undefined;
+    const release = source.engine instanceof PrimaryDatabase ? await source.engine.compactor?.pin() : undefined;
     let plan: RestorePlan;
     let newName: string;
     try {
-      plan = planRestore(await this.sources(source.meta), target);
+      plan = planRestore(await this.sources(source), target);
       newName = targetName === undefined ? await this.defaultName(name, target) : assertDatabaseName(targetName);
       if (this.reservedTargets.has(newName) || (await databases.exists(newName))) {
         throw conflict('DATABASE_EXISTS', `database ${newName} already exists; restore into a new name`);
@@ -159,6 +229,9 @@ export class RestoreService {
     const view: RestoreJobView = {
       id,
       database: name,
+      databaseId: source.databaseId,
+      source: source.kind,
+      ...(source.kind === 'archive' ? { otherDatabaseIds: source.otherDatabaseIds } : {}),
       target: newName,
       status: 'running',
       request: 'position' in target ? { position: target.position.toString() } : { timestamp: new Date(target.timeMs).toISOString() },
@@ -174,7 +247,7 @@ export class RestoreService {
       progress: { phase: plan.base ? 'checkpoint' : 'segments', bytes: 0, totalBytes: plan.totalBytes, segments: 0, totalSegments: plan.totalSegments, percent: 0, position: plan.basePosition.toString() },
       startedAt: new Date().toISOString(),
     };
-    const done = this.run(view, plan, source.meta, release).finally(() => {
+    const done = this.run(view, plan, source, release).finally(() => {
       release?.();
       this.reservedTargets.delete(newName);
     });
@@ -197,7 +270,7 @@ export class RestoreService {
     return [...this.jobs.values()].map((job) => job.view).filter((view) => view.database === name);
   }
 
-  private async run(view: RestoreJobView, plan: RestorePlan, source: DatabaseMeta, release: (() => void) | undefined): Promise<void> {
+  private async run(view: RestoreJobView, plan: RestorePlan, source: RestoreSource, release: (() => void) | undefined): Promise<void> {
     const { local, shared, store, logger, databases } = this.options;
     const workDir = path.join(local.restoresDir, view.id);
     const file = path.join(workDir, 'restored.sqlite');
@@ -205,7 +278,8 @@ export class RestoreService {
       const outcome = await executeRestore(plan, file, {
         workDir: path.join(workDir, 'downloads'),
         store,
-        log: new LogDirectory(shared.logDir(source.name)),
+        // An archive-only plan reads no log (and the name's shared log, if any, is another database's).
+        ...(source.kind === 'catalog' ? { log: new LogDirectory(shared.logDir(source.name)) } : {}),
         onProgress: (progress) => {
           view.progress = progress;
         },

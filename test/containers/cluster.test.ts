@@ -11,6 +11,7 @@ import {
   ContainerCluster,
   ContainerEnvironment,
   prepareDocker,
+  ROOT_KEY,
   SHARED_DIR_IN_CONTAINER,
   type ClusterOptions,
   type ContainerNode,
@@ -76,18 +77,18 @@ async function insert(node: ContainerNode, value: string, timeoutMs = 5000): Pro
 }
 
 /** Every row, as the TypeScript client decodes it, once the node has applied `minPosition`. */
-async function rowsOn(node: ContainerNode, minPosition: string | bigint): Promise<unknown[][]> {
-  const answer = await node.client(15_000).query('app', [{ sql: 'SELECT v, big, raw FROM t ORDER BY v' }], { minPosition: BigInt(minPosition) });
+async function rowsOn(node: ContainerNode, minPosition: string | bigint, database = 'app'): Promise<unknown[][]> {
+  const answer = await node.client(15_000).query(database, [{ sql: 'SELECT v, big, raw FROM t ORDER BY v' }], { minPosition: BigInt(minPosition) });
   return answer.results[0]!.rows as unknown[][];
 }
 
-async function valuesOn(node: ContainerNode, minPosition: string | bigint): Promise<string[]> {
-  return (await rowsOn(node, minPosition)).map((row) => row[0] as string);
+async function valuesOn(node: ContainerNode, minPosition: string | bigint, database = 'app'): Promise<string[]> {
+  return (await rowsOn(node, minPosition, database)).map((row) => row[0] as string);
 }
 
 /** The database's position and rolling checksum as a node reports them. */
-async function stateOn(node: ContainerNode): Promise<{ position: string; checksum: string }> {
-  const { status, body } = await node.request('GET', '/v1/databases/app');
+async function stateOn(node: ContainerNode, database = 'app'): Promise<{ position: string; checksum: string }> {
+  const { status, body } = await node.request('GET', `/v1/databases/${database}`);
   expect(status, JSON.stringify(body)).toBe(200);
   return { position: body.database.position, checksum: body.database.checksum };
 }
@@ -125,7 +126,7 @@ function termWinners(sharedDir: string): Map<string, string> {
 async function expectSameEverywhere(nodes: ContainerNode[], position: bigint, logChecksum?: string): Promise<unknown[][]> {
   const rows = await Promise.all(nodes.map((node) => rowsOn(node, position)));
   for (const [index, other] of rows.entries()) expect(other, `rows on ${nodes[index]!.id}`).toEqual(rows[0]);
-  const states = await Promise.all(nodes.map(stateOn));
+  const states = await Promise.all(nodes.map((node) => stateOn(node)));
   for (const [index, state] of states.entries()) {
     expect(state.position, `position on ${nodes[index]!.id}`).toBe(position.toString());
     expect(state.checksum, `checksum on ${nodes[index]!.id}`).toBe(logChecksum ?? states[0]!.checksum);
@@ -323,6 +324,7 @@ describe.skipIf(!docker.ready && !required)(`Litebase in containers${docker.read
     const prefix = 'archive';
     const cluster = await startCluster({ name: 'archive', objectStorePrefix: prefix });
     await setup(cluster.nodes[0]!);
+    const databaseId = (await cluster.nodes[0]!.request('GET', '/v1/databases/app')).body.database.id as string;
     const early: string[] = [];
     for (let index = 0; index < 9; index++) {
       const value = `early-${index}`;
@@ -364,6 +366,7 @@ describe.skipIf(!docker.ready && !required)(`Litebase in containers${docker.read
 
     const fresh = await startCluster({ name: 'restored', objectStorePrefix: prefix });
     const restoreNode = fresh.nodes[0]!;
+    // Offline, with the CLI in a container, straight from S3 into files.
     const restore = async (args: string[], file: string): Promise<string> => {
       const result = await restoreNode.litebase(['restore', 'app', ...args, '--output', `${SHARED_DIR_IN_CONTAINER}/${file}`]);
       expect(result.exitCode, result.stderr).toBe(0);
@@ -385,8 +388,45 @@ describe.skipIf(!docker.ready && !required)(`Litebase in containers${docker.read
     // Page for page the database the old cluster had at its last position.
     expect(expected.position).toBe(last);
     expect(await checksumAsWritten(latestFile)).toBe(expected.checksum);
-    // The fresh cluster knows nothing of app: only the object store had it.
+    // The fresh cluster knows nothing of app: only the object store has it.
     expect((await restoreNode.request('GET', '/v1/databases/app')).status).toBe(404);
+
+    // Through the fresh cluster's HTTP API, asked of a Replica (restores run on the Primary): the
+    // restore points and the restore come from S3 alone, into the database's own name.
+    const freshPrimary = await fresh.waitForPrimary();
+    const freshReplica = fresh.nodes.find((node) => node !== freshPrimary)!;
+    const points = await freshReplica.request('GET', '/v1/databases/app/restore-points');
+    expect(points.status, JSON.stringify(points.body)).toBe(200);
+    expect(points.body).toMatchObject({ database: 'app', databaseId, source: 'archive', earliest: { position: '1' }, latest: { position: last } });
+    const restored = await freshReplica.request('POST', '/v1/databases/app/restore', { timestamp: betweenTime, target: 'app', wait: true }, 60_000);
+    expect(restored.status, JSON.stringify(restored.body)).toBe(200);
+    expect(restored.body.restore).toMatchObject({ target: 'app', source: 'archive', databaseId, status: 'succeeded' });
+    const restoredAt = restored.body.restore.result.database.position as string;
+    // Every node serves it: the rows as of that time, the pages of the offline restore to it.
+    const betweenChecksum = await checksumAsWritten(betweenFile);
+    for (const node of fresh.nodes) {
+      expect(await valuesOn(node, restoredAt), `rows on ${node.id}`).toEqual([...early].sort());
+      expect((await stateOn(node)).checksum, `checksum on ${node.id}`).toBe(betweenChecksum);
+    }
+    // And it is an ordinary replicated database again: a write through a Replica, read everywhere.
+    const after = await insert(freshReplica, 'after-restore');
+    expect(after).toBeDefined();
+    const rows = await expectSameEverywhere(fresh.nodes, BigInt(after!));
+    expect(rows.map((row) => row[0])).toEqual([...early, 'after-restore'].sort());
+
+    // The CLI through the server: the lost database's newest state, by its id (the name is taken
+    // by the restored database now), into a new name.
+    const cli = await restoreNode.litebase([
+      'restore', 'app', '--timestamp', new Date().toISOString(), '--to', 'app-latest', '--database-id', databaseId,
+      '--url', 'http://127.0.0.1:8080', '--key', ROOT_KEY, '--json',
+    ]);
+    expect(cli.exitCode, cli.stderr).toBe(0);
+    expect(JSON.parse(cli.stdout)).toMatchObject({ target: 'app-latest', source: 'archive', databaseId, result: { position: last, checksum: expected.checksum } });
+    const latestAt = JSON.parse(cli.stdout).result.database.position as string;
+    for (const node of fresh.nodes) {
+      expect(await valuesOn(node, latestAt, 'app-latest'), `app-latest on ${node.id}`).toEqual([...early, ...late].sort());
+      expect((await stateOn(node, 'app-latest')).checksum, `app-latest checksum on ${node.id}`).toBe(expected.checksum);
+    }
   });
 
   scenario('every container restarts at once: the cluster comes back with all its data', async () => {

@@ -14,9 +14,13 @@ import { forwardToPrimary } from '../forward.js';
  *
  *   POST /v1/databases/:db/compact          checkpoint + archive now (Primary); the report of what it did
  *   GET  /v1/databases/:db/restore-points   earliest / latest restorable point, checkpoints (any node)
- *   POST /v1/databases/:db/restore          {timestamp|position, target?, wait?} -> 202 {restore} (Primary)
+ *   POST /v1/databases/:db/restore          {timestamp|position, target?, databaseId?, wait?} -> 202 {restore} (Primary)
  *   GET  /v1/databases/:db/restores/:id     a restore's progress and result (Primary)
  *   GET  /v1/databases/:db/restores         the restores the Primary remembers
+ *
+ * Restore points and restores also take a name the catalog does not have (dropped, or the shared
+ * folder lost) when the object store holds an archive of it: they read that archive alone (the
+ * newest database id under the name, or `databaseId`), and the restore may target the name itself.
  */
 
 const DatabaseParams = Type.Object({ db: Type.String({ pattern: '^[a-z0-9][a-z0-9_-]{0,62}$' }) });
@@ -24,11 +28,15 @@ const RestoreParams = Type.Object({
   db: Type.String({ pattern: '^[a-z0-9][a-z0-9_-]{0,62}$' }),
   id: Type.String({ pattern: '^[0-9a-f-]{36}$' }),
 });
+const DATABASE_ID_PATTERN = '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$';
+const RestorePointsQuery = Type.Object({ databaseId: Type.Optional(Type.String({ pattern: DATABASE_ID_PATTERN })) }, { additionalProperties: false });
 const RestoreBody = Type.Object(
   {
     timestamp: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
     position: Type.Optional(Type.String({ pattern: '^[0-9]{1,20}$' })),
     target: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+    /** Which archived database of that name (see GET .../restore-points): default the catalog's, else the newest archived. */
+    databaseId: Type.Optional(Type.String({ pattern: DATABASE_ID_PATTERN })),
     wait: Type.Optional(Type.Boolean()),
   },
   { additionalProperties: false },
@@ -65,18 +73,18 @@ export function archiveRoutes(context: AppContext): FastifyPluginAsync {
       return { compaction: await compactor.compact('manual') };
     });
 
-    app.get('/v1/databases/:db/restore-points', { schema: { params: DatabaseParams } }, async (request) => {
+    app.get('/v1/databases/:db/restore-points', { schema: { params: DatabaseParams, querystring: RestorePointsQuery } }, async (request) => {
       requirePermission(request, 'restore', request.params.db);
-      return restores.restorePoints(request.params.db);
+      return restores.restorePoints(request.params.db, request.query.databaseId);
     });
 
     app.post('/v1/databases/:db/restore', { schema: { params: DatabaseParams, body: RestoreBody } }, async (request, reply) => {
-      const { timestamp, position, target, wait } = request.body;
+      const { timestamp, position, target, databaseId, wait } = request.body;
       requirePermission(request, 'restore', request.params.db);
       if (target !== undefined) requirePermission(request, 'restore', target);
       const restoreTarget = parseTarget(timestamp, position);
       if (databases.role !== 'primary') return forward(request, reply, wait ? LONG_FORWARD_MS : undefined);
-      const { view, done } = await restores.start(request.params.db, restoreTarget, target);
+      const { view, done } = await restores.start(request.params.db, restoreTarget, target, databaseId === undefined ? {} : { databaseId });
       if (!wait) {
         done.catch(() => undefined); // reported through the job
         return reply
