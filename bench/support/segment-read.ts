@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { closeSync, openSync, readdirSync, readFileSync, statSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { pageHash } from '../../src/log/rolling-checksum.js';
@@ -106,4 +107,26 @@ export function pipelineSpeeds(files: string[], scratchFile: string): PipelineSp
   }
   const readDecodeHashWrite = speed(bytes, started);
   return { read_decode: readDecode, read_decode_hash: readDecodeHash, read_decode_hash_write: readDecodeHashWrite, pages };
+}
+
+/**
+ * Drop `files` from the page cache (posix_fadvise DONTNEED), so the next read comes from the disk:
+ * what a node on another machine reads, whose page cache never saw these files. Node has no
+ * fadvise; python3 (on every machine of this kind) does. The files must be clean, which segments
+ * are (each was fsynced). Returns why not, when it could not.
+ */
+export function evictFromPageCache(files: string[]): string | undefined {
+  const script = [
+    'import os, sys',
+    'for line in sys.stdin:',
+    '    path = line.rstrip("\\n")',
+    '    if not path: continue',
+    '    fd = os.open(path, os.O_RDONLY)',
+    '    try: os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)',
+    '    finally: os.close(fd)',
+  ].join('\n');
+  const result = spawnSync('python3', ['-c', script], { input: files.join('\n'), encoding: 'utf8', maxBuffer: 1 << 20 });
+  if (result.error) return `python3 could not run (${result.error.message})`;
+  if (result.status !== 0) return `python3 failed: ${result.stderr.trim().split('\n').at(-1) ?? ''}`;
+  return undefined;
 }
