@@ -6,24 +6,18 @@ export interface NudgePeer {
   address: string;
 }
 
-/** A database's log grew to `position`. */
-export interface Growth {
-  database: string;
-  position: bigint;
-}
-
 export interface ReplicaNudgerOptions {
   /**
-   * Sends one nudge to the peer at `address`; resolves with whether the peer had applied every
-   * position in it already (it heard of them first, by watching), rejects when it was not taken.
+   * Sends one nudge naming `databases` to the peer at `address`; resolves with whether the peer's
+   * own watchers see those logs change (then nudges add nothing there), rejects when it was not taken.
    */
-  send: (address: string, growth: Growth[]) => Promise<{ alreadyApplied: boolean }>;
+  send: (address: string, databases: string[]) => Promise<{ watching: boolean }>;
   logger: Logger;
   /** A peer that did not take a nudge is left alone this long (it may be down or restarting). */
   backoffMs?: number;
-  /** After this many nudges in a row that a peer did not need... */
+  /** After this many nudges in a row that a peer says it does not need... */
   redundantLimit?: number;
-  /** ...it is left alone this long: its watcher works (a local file system), and nudges cost it CPU. */
+  /** ...it is left alone this long: its watchers work (a local file system), and nudges cost it CPU. */
   redundantPauseMs?: number;
 }
 
@@ -31,7 +25,7 @@ interface PeerState {
   address: string;
   inFlight: boolean;
   /** Databases that grew while a nudge to this peer was on its way: sent as one nudge after it. */
-  waiting: Map<string, bigint>;
+  waiting: Set<string>;
   quietUntil: number;
   redundantStreak: number;
 }
@@ -42,8 +36,8 @@ interface PeerState {
  * polling. It is a hint: a lost nudge costs a replica nothing but the wait for its watcher or its
  * next poll. At most one nudge per peer is on its way; what happens meanwhile goes in the next
  * one, so a burst of commits costs each peer one or two requests, not one per segment. A peer that
- * keeps answering that it had applied the positions already (its watcher was faster: a local file
- * system) is left alone for a while and then tried again, so nudges cost CPU only where they help.
+ * keeps answering that its watchers see the logs change (a local file system) is left alone for a
+ * while and then tried again, so nudges cost CPU only where they help (NFS).
  */
 export class ReplicaNudger {
   private readonly peers = new Map<string, PeerState>();
@@ -64,29 +58,29 @@ export class ReplicaNudger {
       seen.add(nodeId);
       const state = this.peers.get(nodeId);
       if (state) state.address = address;
-      else this.peers.set(nodeId, { address, inFlight: false, waiting: new Map(), quietUntil: 0, redundantStreak: 0 });
+      else this.peers.set(nodeId, { address, inFlight: false, waiting: new Set(), quietUntil: 0, redundantStreak: 0 });
     }
     for (const nodeId of this.peers.keys()) if (!seen.has(nodeId)) this.peers.delete(nodeId);
   }
 
-  /** `database`'s log grew to `position`. */
-  nudge(database: string, position: bigint): void {
+  /** `database`'s log grew. */
+  nudge(database: string): void {
     const now = Date.now();
     for (const state of this.peers.values()) {
       if (state.quietUntil > now) continue;
-      if ((state.waiting.get(database) ?? -1n) < position) state.waiting.set(database, position);
+      state.waiting.add(database);
       if (!state.inFlight) this.sendWaiting(state);
     }
   }
 
   private sendWaiting(state: PeerState): void {
-    const growth = [...state.waiting].map(([database, position]) => ({ database, position }));
+    const databases = [...state.waiting];
     state.waiting.clear();
     state.inFlight = true;
-    this.options.send(state.address, growth).then(
-      ({ alreadyApplied }) => {
+    this.options.send(state.address, databases).then(
+      ({ watching }) => {
         state.inFlight = false;
-        state.redundantStreak = alreadyApplied ? state.redundantStreak + 1 : 0;
+        state.redundantStreak = watching ? state.redundantStreak + 1 : 0;
         if (state.redundantStreak >= this.redundantLimit) {
           state.redundantStreak = 0;
           state.waiting.clear();

@@ -29,7 +29,7 @@ export interface NodeDatabasesOptions {
   /** The archive: Primaries run a compactor per database when it is given. */
   objectStore?: ObjectStore;
   /** A Primary's database made new commits durable. */
-  onDurable?: (database: string, position: bigint) => void;
+  onDurable?: (database: string) => void;
 }
 
 /**
@@ -133,20 +133,18 @@ export class NodeDatabases {
   }
 
   /**
-   * The Primary says these databases' logs grew (to `position`, when it says): replicas look at
-   * once; unknown names are ignored. True when every named position was applied here already.
+   * The Primary says these databases' logs grew: replicas look at once; unknown names are
+   * ignored. True when every nudge was needless: this node's watchers see those logs change
+   * (ReplicaDatabase.nudge).
    */
-  async nudge(growth: ReadonlyArray<{ database: string; position?: bigint }>): Promise<boolean> {
-    const applied = await Promise.all(
-      growth.map(async ({ database, position }) => {
+  async nudge(databases: readonly string[]): Promise<boolean> {
+    const needless = await Promise.all(
+      databases.map(async (database) => {
         const engine = await this.engines.get(database)?.catch(() => undefined);
-        if (!(engine instanceof ReplicaDatabase)) return false;
-        if (position !== undefined && engine.position >= position) return true;
-        engine.nudge();
-        return false;
+        return engine instanceof ReplicaDatabase && engine.nudge();
       }),
     );
-    return applied.length > 0 && applied.every(Boolean);
+    return needless.length > 0 && needless.every(Boolean);
   }
 
   async list(): Promise<Engine[]> {

@@ -82,7 +82,7 @@ export interface PrimaryDatabaseOptions {
   onDeposed?: (reason: string) => void;
   /** The object store: with it, a compactor checkpoints, archives and trims this database's log. */
   /** Called after each flush that made commits durable (the node nudges its replicas). */
-  onDurable?: (database: string, position: bigint) => void;
+  onDurable?: (database: string) => void;
   objectStore?: ObjectStore;
 }
 
@@ -456,7 +456,7 @@ export class PrimaryDatabase {
         this.positionWaiters.release(this.position);
         void this.checkpointIfLarge();
         this.archiver?.notify(this.position);
-        this.options.onDurable?.(meta.name, this.position);
+        this.options.onDurable?.(meta.name);
       },
     });
     metrics.position.set({ database: meta.name }, Number(recovered.position));

@@ -29,6 +29,9 @@ export interface ReplicaDatabaseOptions {
   metrics: Metrics;
 }
 
+/** A watcher that reported a change this recently is taken to see the Primary's writes. */
+const NUDGE_WATCH_WINDOW_MS = 1000;
+
 /** The request needs the Primary (it writes): the HTTP layer forwards it. */
 export class NeedsPrimaryError extends LitebaseError {
   constructor() {
@@ -122,9 +125,13 @@ export class ReplicaDatabase {
     return !this.closed && this.reader !== undefined;
   }
 
-  /** Called when the Primary says the log grew. */
-  nudge(): void {
+  /**
+   * Called when the Primary says the log grew. Answers whether such nudges are needless here: this
+   * replica's own watcher reports the log's changes (it will hear of this one too).
+   */
+  nudge(): boolean {
     this.tailer.nudge();
+    return this.tailer.watcherSeesChanges(NUDGE_WATCH_WINDOW_MS);
   }
 
   /** Serve a read-only request (waiting for `minPosition` first); a write throws NeedsPrimaryError. */

@@ -22,6 +22,7 @@ export interface LogTailerOptions {
 export class LogTailer {
   private watcher: FSWatcher | undefined;
   private timer: NodeJS.Timeout | undefined;
+  private lastWatchEvent = 0;
 
   constructor(private readonly options: LogTailerOptions) {}
 
@@ -46,8 +47,20 @@ export class LogTailer {
       return;
     }
     this.watcher = watch(head.file, { ignoreInitial: true, persistent: false });
-    this.watcher.on('raw', () => onChange());
+    this.watcher.on('raw', () => {
+      this.lastWatchEvent = Date.now();
+      onChange();
+    });
     this.watcher.on('error', (error: unknown) => logger.warn({ err: error, file: head.file }, 'log watcher failed; polling continues'));
+  }
+
+  /**
+   * Whether the watcher has reported a change within `withinMs`: then it sees the Primary's
+   * writes (a local file system) and nudges add nothing. On NFS, where a watcher sees only this
+   * machine's changes, it never does.
+   */
+  watcherSeesChanges(withinMs: number): boolean {
+    return this.watcher !== undefined && Date.now() - this.lastWatchEvent <= withinMs;
   }
 
   /** Someone (the Primary) says there is something new. */

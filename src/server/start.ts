@@ -58,18 +58,18 @@ export async function startNode(config: LitebaseConfig, logger: Logger = pino({ 
   const peerFetch = peerCa ? fetchTrustingCa(peerCa) : undefined;
   const nudger = new ReplicaNudger({
     logger,
-    send: async (address, growth) => {
+    send: async (address, names) => {
       const response = await (peerFetch ?? fetch)(new URL('/v1/cluster/nudge', address), {
         method: 'POST',
         headers: { authorization: `Bearer ${rootKey.secret}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ databases: growth.map((item) => item.database), positions: growth.map((item) => item.position.toString()) }),
+        body: JSON.stringify({ databases: names }),
         signal: AbortSignal.timeout(2000),
       });
       const text = await response.text();
       if (!response.ok) throw new Error(`${address} answered ${response.status}`);
       // An older node answers 204 with no body: it always counts as needing nudges.
-      const answer = text ? (JSON.parse(text) as { alreadyApplied?: unknown }) : {};
-      return { alreadyApplied: answer.alreadyApplied === true };
+      const answer = text ? (JSON.parse(text) as { watching?: unknown }) : {};
+      return { watching: answer.watching === true };
     },
   });
   const databases = new NodeDatabases(
@@ -85,7 +85,7 @@ export async function startNode(config: LitebaseConfig, logger: Logger = pino({ 
       writeFence: member.writeFence,
       onDeposed: (reason) => member.stepDown(reason),
       objectStore,
-      onDurable: (name, position) => nudger.nudge(name, position),
+      onDurable: (name) => nudger.nudge(name),
     },
     engineRole(member.role),
   );

@@ -3,14 +3,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { requirePermission, type AppContext } from '../app.js';
 
-const NudgeBody = Type.Object(
-  {
-    databases: Type.Array(Type.String({ maxLength: 64 }), { maxItems: 10_000 }),
-    /** The position each named database reached, same order (optional: older nodes send names only). */
-    positions: Type.Optional(Type.Array(Type.String({ pattern: '^[0-9]{1,20}$' }), { maxItems: 10_000 })),
-  },
-  { additionalProperties: false },
-);
+const NudgeBody = Type.Object({ databases: Type.Array(Type.String({ maxLength: 64 }), { maxItems: 10_000 }) }, { additionalProperties: false });
 
 /**
  * GET /v1/cluster: the term, the Primary, and every node's role, last heartbeat and per-database
@@ -21,16 +14,11 @@ export function clusterRoutes(context: AppContext): FastifyPluginAsync {
   return async (app) => {
     // The Primary's nudge (src/cluster/replica-nudger.ts): these databases' logs grew. Internal;
     // nodes send it with the root key.
-    // The answer says whether this node had applied every named position already (it heard of
-    // them by watching), so the Primary can stop nudging a node that does not need it.
+    // The answer says whether this node's watchers see those logs change (a local file system),
+    // so the Primary can stop nudging a node that does not need it.
     app.withTypeProvider<TypeBoxTypeProvider>().post('/v1/cluster/nudge', { schema: { body: NudgeBody } }, async (request) => {
       requirePermission(request, 'cluster');
-      const { databases, positions } = request.body;
-      const growth = databases.map((database, index) => {
-        const position = positions?.[index];
-        return position === undefined ? { database } : { database, position: BigInt(position) };
-      });
-      return { alreadyApplied: await context.databases.nudge(growth) };
+      return { watching: await context.databases.nudge(request.body.databases) };
     });
 
     app.get('/v1/cluster', async (request) => {
