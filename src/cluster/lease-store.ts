@@ -34,6 +34,8 @@ export interface Heartbeat {
   /** The highest term this node has seen, in decimal. */
   term: string;
   lastHeartbeat: number;
+  /** When this node's process started (ms); absent in heartbeats of older nodes. */
+  startedAt?: number;
   /** Filled in by the engine: each database's applied (replica) or durable (primary) position. */
   databases: Record<string, { position: string }>;
 }
@@ -105,7 +107,7 @@ export function formatTermClaim(claim: { nodeId: string; address: string; create
 export function parseHeartbeat(text: string): Heartbeat | undefined {
   const value = parseObject(text);
   if (value === undefined) return undefined;
-  const { nodeId, address, role, term, lastHeartbeat, databases } = value;
+  const { nodeId, address, role, term, lastHeartbeat, startedAt, databases } = value;
   if (typeof nodeId !== 'string' || typeof address !== 'string') return undefined;
   if (role !== 'primary' && role !== 'replica' && role !== 'candidate') return undefined;
   if (typeof lastHeartbeat !== 'number') return undefined;
@@ -116,7 +118,15 @@ export function parseHeartbeat(text: string): Heartbeat | undefined {
       if (typeof position === 'string') positions[name] = { position };
     }
   }
-  return { nodeId, address, role, term: typeof term === 'string' ? term : '0', lastHeartbeat, databases: positions };
+  return {
+    nodeId,
+    address,
+    role,
+    term: typeof term === 'string' ? term : '0',
+    lastHeartbeat,
+    ...(typeof startedAt === 'number' ? { startedAt } : {}),
+    databases: positions,
+  };
 }
 
 export function formatHeartbeat(heartbeat: Heartbeat): string {

@@ -165,6 +165,8 @@ export function runKeeper(env: KeeperEnv): void {
   let readFailing = false;
   let heartbeatFailing = false;
   let heartbeatRole: Role | undefined;
+  // Tells a restart of this node from a long-lived one (the Primary's nudger starts afresh).
+  const startedAt = Date.now();
 
   // A keeper starts holding nothing; step-down requests made before it started are moot.
   shared.setRole('candidate');
@@ -341,6 +343,7 @@ export function runKeeper(env: KeeperEnv): void {
         role,
         term: (held === undefined ? memory.highestSeen : held.term).toString(),
         lastHeartbeat: Date.now(),
+        startedAt,
         databases,
       });
       if (heartbeatFailing) log('info', 'heartbeats are written again');

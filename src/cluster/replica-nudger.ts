@@ -4,6 +4,8 @@ export interface NudgePeer {
   nodeId: string;
   /** Base URL the peer is reached at (its advertise address). */
   address: string;
+  /** When the peer's process started: a restarted peer (perhaps configured otherwise) starts afresh. */
+  startedAt?: number;
 }
 
 export interface ReplicaNudgerOptions {
@@ -23,6 +25,7 @@ export interface ReplicaNudgerOptions {
 
 interface PeerState {
   address: string;
+  startedAt: number | undefined;
   inFlight: boolean;
   /** Databases that grew while a nudge to this peer was on its way: sent as one nudge after it. */
   waiting: Set<string>;
@@ -54,11 +57,11 @@ export class ReplicaNudger {
   /** The nodes to nudge (every live node but this one); called as heartbeats are read. */
   setPeers(peers: readonly NudgePeer[]): void {
     const seen = new Set<string>();
-    for (const { nodeId, address } of peers) {
+    for (const { nodeId, address, startedAt } of peers) {
       seen.add(nodeId);
       const state = this.peers.get(nodeId);
-      if (state) state.address = address;
-      else this.peers.set(nodeId, { address, inFlight: false, waiting: new Set(), quietUntil: 0, redundantStreak: 0 });
+      if (state && state.startedAt === startedAt) state.address = address;
+      else this.peers.set(nodeId, { address, startedAt, inFlight: false, waiting: new Set(), quietUntil: 0, redundantStreak: 0 });
     }
     for (const nodeId of this.peers.keys()) if (!seen.has(nodeId)) this.peers.delete(nodeId);
   }

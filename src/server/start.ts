@@ -145,7 +145,7 @@ async function livePeers(member: ClusterMember, nodeId: string, leaseTtlMs: numb
   const staleAfter = Math.max(3000, leaseTtlMs);
   return (await member.nodes())
     .filter((node) => node.nodeId !== nodeId && Date.now() - node.lastHeartbeat < staleAfter)
-    .map(({ nodeId: id, address }) => ({ nodeId: id, address }));
+    .map(({ nodeId: id, address, startedAt }) => (startedAt === undefined ? { nodeId: id, address } : { nodeId: id, address, startedAt }));
 }
 
 async function openVerifiedObjectStore(config: LitebaseConfig, logger: Logger): Promise<ObjectStore> {

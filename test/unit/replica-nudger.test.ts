@@ -72,4 +72,23 @@ describe('ReplicaNudger', () => {
     nudger.nudge('app');
     expect(calls.slice(6).map((call) => call.address)).toEqual(['http://nfs']);
   });
+
+  it('starts afresh with a peer that restarted (it may no longer watch)', async () => {
+    const { calls, send } = manualSend();
+    const nudger = new ReplicaNudger({ send, logger: pino({ level: 'silent' }), redundantLimit: 2, redundantPauseMs: 60_000 });
+    nudger.setPeers([{ nodeId: 'a', address: 'http://a', startedAt: 1 }]);
+    for (let round = 0; round < 2; round++) {
+      nudger.nudge('app');
+      calls.at(-1)!.settle(true, true);
+      await flush();
+    }
+    nudger.nudge('app');
+    expect(calls).toHaveLength(2);
+    nudger.setPeers([{ nodeId: 'a', address: 'http://a', startedAt: 1 }]);
+    nudger.nudge('app');
+    expect(calls).toHaveLength(2);
+    nudger.setPeers([{ nodeId: 'a', address: 'http://a', startedAt: 2 }]);
+    nudger.nudge('app');
+    expect(calls).toHaveLength(3);
+  });
 });
