@@ -82,14 +82,16 @@ const STRAIGHT_OPCODES = new Set([
   'String8', 'String', 'Null', 'Blob', 'Copy', 'SCopy', 'IntCopy', 'Count', 'Close', 'Function', 'PureFunc',
   'Affinity', 'DeferredSeek', 'Add', 'Subtract', 'Multiply', 'Divide', 'Remainder', 'Concat', 'BitAnd',
   'BitOr', 'BitNot', 'ShiftLeft', 'ShiftRight', 'Not', 'Cast', 'RealAffinity', 'ColumnsUsed', 'MakeRecord',
-  'TableLock', 'ReadCookie', 'Noop', 'Explain', 'Trace',
+  'TableLock', 'ReadCookie', 'Noop', 'Explain', 'Trace', 'CollSeq', 'AggStep', 'AggFinal',
 ]);
 /** Opcodes whose p2 is a jump target; allowed only forward (or 0, no jump). */
 const FORWARD_JUMP_OPCODES = new Set([
   'Init', 'Goto', 'SeekRowid', 'NotExists', 'IsNull', 'NotNull', 'SeekGE', 'SeekGT', 'SeekLE', 'SeekLT',
   'IdxGT', 'IdxGE', 'IdxLT', 'IdxLE', 'Once', 'If', 'IfNot', 'Eq', 'Ne', 'Lt', 'Le', 'Gt', 'Ge',
-  'MustBeInt', 'NotFound', 'Found', 'IfNullRow',
+  'MustBeInt', 'NotFound', 'Found', 'IfNullRow', 'Last', 'Rewind',
 ]);
+/** Jump opcodes that never fall through to the next instruction. */
+const UNCONDITIONAL_JUMPS = new Set(['Init', 'Goto']);
 
 /**
  * True when a read-only SELECT compiles to a program without a loop (SQLite's EXPLAIN): every
@@ -114,13 +116,30 @@ export function isSinglePass(db: Database, sql: string, args: unknown[]): boolea
     return undefined;
   }
   const init = program[0]?.opcode === 'Init' ? program[0].p2 : undefined;
-  return program.every(({ addr, opcode, p2 }) => {
-    if (STRAIGHT_OPCODES.has(opcode)) return true;
+  // Only the instructions the program can reach count: SQLite's min/max optimization leaves a
+  // loop behind an unconditional jump (SELECT max(id) is one seek to the last row).
+  const reached = new Set<number>();
+  const next = [0];
+  while (next.length > 0) {
+    const addr = next.pop() as number;
+    if (reached.has(addr)) continue;
+    reached.add(addr);
+    const instruction = program[addr];
+    if (instruction === undefined) return false;
+    const { opcode, p2 } = instruction;
+    if (opcode === 'Halt') continue;
+    if (STRAIGHT_OPCODES.has(opcode)) {
+      next.push(addr + 1);
+      continue;
+    }
     if (!FORWARD_JUMP_OPCODES.has(opcode)) return false;
     // The prologue: Init jumps to the Transaction opcodes at the end, which jump back to 1, once.
-    if (opcode === 'Goto' && p2 === 1 && init !== undefined && addr >= init) return true;
-    return p2 > addr || (p2 === 0 && opcode !== 'Goto');
-  });
+    const prologue = opcode === 'Goto' && p2 === 1 && init !== undefined && addr >= init;
+    if (!prologue && !(p2 > addr || (p2 === 0 && opcode !== 'Goto'))) return false;
+    if (p2 > 0) next.push(p2);
+    if (!UNCONDITIONAL_JUMPS.has(opcode)) next.push(addr + 1);
+  }
+  return true;
 }
 
 export function tooManyRows(limits: ResultLimits, index: number): LitebaseError {
