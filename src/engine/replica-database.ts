@@ -9,7 +9,7 @@ import { LogTailer } from '../log/log-tailer.js';
 import { formatChecksum, type PageHashTable } from '../log/rolling-checksum.js';
 import { foldSegments } from '../log/segment-fold.js';
 import { batchSource, SegmentPrefetcher } from '../log/segment-prefetch.js';
-import { readSegmentRun, RUN_LIMITS, type DecodedSegment, type SegmentRun, type SegmentSource } from '../log/segment-runs.js';
+import { readSegmentRun, RUN_LIMITS, type DecodedSegment, type RunLimits, type SegmentRun, type SegmentSource } from '../log/segment-runs.js';
 import type { Metrics } from '../metrics.js';
 import type { DatabaseMeta } from '../storage/catalog.js';
 import type { LocalLayout, SharedLayout } from '../storage/layout.js';
@@ -44,6 +44,8 @@ interface Reader {
   statements: StatementCache;
   /** The schema the cached statements were prepared against. */
   schemaVersion: number;
+  shrinkMemory: Database.Statement;
+  schemaVersionStatement: Database.Statement;
 }
 
 /**
@@ -65,6 +67,13 @@ export class ReplicaDatabase {
   private lastTerm = 0n;
   private catchingUp: Promise<void> | undefined;
   private again = false;
+  /**
+   * The newest position the log's head file named, and whether a pass must look past it anyway
+   * (a poll, a nudge, a read waiting for a position): looking for a segment that is not there yet
+   * is an open() that fails, and on a folder the Primary is fsyncing it can wait for the fsync.
+   */
+  private headHint: bigint | undefined;
+  private lookPastHead = true;
   private closed = false;
   private readonly positionWaiters: PositionWaiters;
   private readonly log: LogDirectory;
@@ -92,7 +101,7 @@ export class ReplicaDatabase {
       dir: this.log.dir,
       pollMs: config.replicaPollMs,
       watch: config.replicaWatch,
-      onChange: () => void this.catchUp(),
+      onChange: (head) => void this.catchUp(head),
       logger: this.logger,
     });
   }
@@ -197,9 +206,15 @@ export class ReplicaDatabase {
     this.positionWaiters.release(this.current);
   }
 
-  /** Apply every new segment, one pass at a time; a call during a pass schedules another. */
-  catchUp(): Promise<void> {
+  /**
+   * Apply every new segment, one pass at a time; a call during a pass schedules another. `head` is
+   * the position the head file named when its watcher fired: the pass reads up to it and no
+   * further (without it, the pass reads until a segment is missing).
+   */
+  catchUp(head?: bigint): Promise<void> {
     if (this.closed) return Promise.resolve();
+    if (head === undefined) this.lookPastHead = true;
+    else if (this.headHint === undefined || head > this.headHint) this.headHint = head;
     if (this.catchingUp) {
       this.again = true;
       return this.catchingUp;
@@ -220,17 +235,20 @@ export class ReplicaDatabase {
   }
 
   private async applyAvailable(): Promise<void> {
+    // Past the head only when asked to look (a poll, a nudge, a waiting read) or with no head seen.
+    const last = this.lookPastHead ? undefined : this.headHint;
+    this.lookPastHead = false;
     try {
-      await this.applyRuns();
+      await this.applyRuns(last);
     } finally {
       await this.stopReadingAhead();
     }
   }
 
-  private async applyRuns(): Promise<void> {
+  private async applyRuns(last: bigint | undefined): Promise<void> {
     for (;;) {
       if (this.closed) return;
-      const run = this.readingAhead ? await this.readPrefetchedRun(this.readingAhead) : this.readRun();
+      const run = this.readingAhead ? await this.readPrefetchedRun(this.readingAhead) : this.readRun(last === undefined ? RUN_LIMITS : { ...RUN_LIMITS, last });
       if (run.segments.length > 0) {
         // The file is written directly: no read process may read it meanwhile.
         if (!(await this.sandbox.exclusive(() => this.applyAndPublish(run.segments)))) {
@@ -293,7 +311,7 @@ export class ReplicaDatabase {
   }
 
   /** The next run of segments after the applied position (src/log/segment-runs.ts). */
-  private readRun(limits: { segments: number; bytes: number } = RUN_LIMITS, source?: SegmentSource): SegmentRun {
+  private readRun(limits: RunLimits = RUN_LIMITS, source?: SegmentSource): SegmentRun {
     const start = { databaseId: this.meta.id, position: this.applied, checksum: this.hashes.checksum };
     const run = source ? readSegmentRun(this.log, start, limits, source) : readSegmentRun(this.log, start, limits);
     let term = this.lastTerm;
@@ -315,9 +333,9 @@ export class ReplicaDatabase {
    * segment's trailer proved its bytes and the headers chain pre- to post-checksum, so checking
    * the end of the run checks every segment in it.
    */
-  private applyRun(segments: DecodedSegment[]): boolean {
+  private applyRun(segments: DecodedSegment[]): { schemaPageWritten: boolean } | undefined {
     const last = segments[segments.length - 1];
-    if (!last) return true;
+    if (!last) return { schemaPageWritten: false };
     const startSize = this.hashes.databaseSizePages;
     const run = foldSegments(startSize, segments);
     const fd = openSync(this.sqliteFile, 'r+');
@@ -332,12 +350,13 @@ export class ReplicaDatabase {
         { first: segments[0]?.header.position.toString(), last: last.header.position.toString() },
         'segment pages do not give their post-checksum; rebuilding the local copy',
       );
-      return false;
+      return undefined;
     }
     this.applied = last.header.position;
     this.lastTerm = last.header.term;
     this.lastError = undefined;
-    return true;
+    // Page 1 holds the schema cookie: a run that did not write it did not change the schema.
+    return { schemaPageWritten: run.pages.has(1) };
   }
 
   /**
@@ -359,14 +378,15 @@ export class ReplicaDatabase {
   }
 
   private applyAndPublish(segments: DecodedSegment[]): boolean {
-    if (!this.applyRun(segments)) return false;
-    this.publish();
+    const applied = this.applyRun(segments);
+    if (!applied) return false;
+    this.publish(applied.schemaPageWritten);
     return true;
   }
 
   /** Make applied segments visible: fresh read connection, waiters released, state saved now and then. */
-  private publish(): void {
-    this.refreshReader();
+  private publish(schemaMayHaveChanged: boolean): void {
+    this.refreshReader(schemaMayHaveChanged);
     // Only now: a read that waited for this position must find its rows in the new reader.
     this.current = this.applied;
     this.options.metrics.position.set({ database: this.name }, Number(this.current));
@@ -399,7 +419,14 @@ export class ReplicaDatabase {
     // A replica never writes through SQLite: its file changes only by applying the log.
     db.pragma('query_only = ON');
     db.pragma('foreign_keys = ON');
-    this.reader = { db, statements: new StatementCache(db), schemaVersion: schemaVersionOf(db) };
+    const schemaVersionStatement = db.prepare('PRAGMA schema_version').pluck();
+    this.reader = {
+      db,
+      statements: new StatementCache(db),
+      schemaVersion: schemaVersionStatement.get() as number,
+      shrinkMemory: db.prepare('PRAGMA shrink_memory'),
+      schemaVersionStatement,
+    };
     previous?.db.close();
   }
 
@@ -409,17 +436,20 @@ export class ReplicaDatabase {
    * `shrink_memory` drops every cached page (none is in use between requests), so the next read
    * goes to the file. Much cheaper than a new connection (~40 us against ~600 us, with every
    * statement prepared anew), which counted at hundreds of segments a second. Cached statements
-   * are dropped when the schema changed, since their column lists may be out of date.
+   * are dropped when the schema changed, since their column lists may be out of date (looked at
+   * only when page 1, which holds the schema cookie, was written). Both pragmas are prepared once:
+   * preparing them per apply cost as much as running them.
    */
-  private refreshReader(): void {
+  private refreshReader(schemaMayHaveChanged: boolean): void {
     this.sandbox.changed();
     const reader = this.reader;
     if (!reader) {
       this.openReader();
       return;
     }
-    reader.db.pragma('shrink_memory');
-    const schemaVersion = schemaVersionOf(reader.db);
+    reader.shrinkMemory.run();
+    if (!schemaMayHaveChanged) return;
+    const schemaVersion = reader.schemaVersionStatement.get() as number;
     if (schemaVersion !== reader.schemaVersion) {
       reader.statements.clear();
       reader.schemaVersion = schemaVersion;
@@ -440,8 +470,4 @@ export class ReplicaDatabase {
     this.sandbox.forget();
     this.closeReader();
   }
-}
-
-function schemaVersionOf(db: Database.Database): number {
-  return db.pragma('schema_version', { simple: true }) as number;
 }

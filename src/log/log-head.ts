@@ -1,4 +1,4 @@
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, openSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { formatPosition } from '../storage/layout.js';
@@ -47,6 +47,19 @@ export class LogHead {
   announceFailed(error: unknown): void {
     if (!this.failed) this.logger?.warn({ err: error, file: this.file }, 'could not update the log head; replicas fall back to polling');
     this.failed = true;
+  }
+
+  /**
+   * The position the file names, or undefined when it names none (missing, empty, torn): a hint
+   * of how far the log goes, never proof.
+   */
+  read(): bigint | undefined {
+    try {
+      const text = readFileSync(this.file, 'latin1');
+      return /^\d{20}\n$/.test(text) ? BigInt(text.slice(0, -1)) : undefined;
+    } catch {
+      return undefined;
+    }
   }
 
   /** Create the file if it is missing, so a watcher can watch it before the first announcement. */

@@ -8,8 +8,12 @@ export interface LogTailerOptions {
   pollMs: number;
   /** Watch the log's head file with chokidar as well as polling (off: poll only). */
   watch: boolean;
-  /** Called when the log may have grown. Calls are not queued: the callee reads the folder. */
-  onChange: () => void;
+  /**
+   * Called when the log may have grown. Calls are not queued: the callee reads the folder. From the
+   * watcher it gets the position the head file names (a hint: the segments up to it exist, so
+   * nothing past it need be looked for); from the poll and from nudges nothing.
+   */
+  onChange: (head?: bigint) => void;
   logger: Logger;
 }
 
@@ -29,7 +33,7 @@ export class LogTailer {
   start(): void {
     const { dir, pollMs, onChange, logger } = this.options;
     if (this.options.watch) this.watchHead(dir, onChange, logger);
-    this.timer = setInterval(onChange, pollMs);
+    this.timer = setInterval(() => onChange(), pollMs);
     this.timer.unref();
   }
 
@@ -38,7 +42,7 @@ export class LogTailer {
    * segment. chokidar's 'raw' event is the file system's own notice, passed on at once; its 'change'
    * event comes after a stat and drops notices less than 5 ms apart.
    */
-  private watchHead(dir: string, onChange: () => void, logger: Logger): void {
+  private watchHead(dir: string, onChange: (head?: bigint) => void, logger: Logger): void {
     const head = LogHead.inFolder(dir);
     try {
       head.ensureExists();
@@ -49,7 +53,7 @@ export class LogTailer {
     this.watcher = watch(head.file, { ignoreInitial: true, persistent: false });
     this.watcher.on('raw', () => {
       this.lastWatchEvent = Date.now();
-      onChange();
+      onChange(head.read());
     });
     this.watcher.on('error', (error: unknown) => logger.warn({ err: error, file: head.file }, 'log watcher failed; polling continues'));
   }

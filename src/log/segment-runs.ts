@@ -58,8 +58,15 @@ export function readFromFolder(log: LogDirectory): SegmentSource {
 /** Files up to this size are read into one reused buffer. */
 const SCRATCH_BYTES = 1024 * 1024;
 
+export interface RunLimits {
+  segments: number;
+  bytes: number;
+  /** Read no segment past this one, as if the log ended there (it is known to go this far). */
+  last?: bigint;
+}
+
 /** A run is applied as one; these bound the memory it holds and how long it blocks a thread. */
-export const RUN_LIMITS = { segments: 512, bytes: 16 * 1024 * 1024 } as const;
+export const RUN_LIMITS: RunLimits = { segments: 512, bytes: 16 * 1024 * 1024 };
 
 /**
  * Read, decode and check the segments after `start.position`, in order, up to the run limits
@@ -73,7 +80,7 @@ export const RUN_LIMITS = { segments: 512, bytes: 16 * 1024 * 1024 } as const;
 export function readSegmentRun(
   log: LogDirectory,
   start: RunStart,
-  limits: { segments: number; bytes: number } = RUN_LIMITS,
+  limits: RunLimits = RUN_LIMITS,
   read: SegmentSource = readFromFolder(log),
 ): SegmentRun {
   const segments: DecodedSegment[] = [];
@@ -81,6 +88,7 @@ export function readSegmentRun(
   let expected = start.checksum;
   for (let position = start.position + 1n; ; position++) {
     if (segments.length >= limits.segments || bytes >= limits.bytes) return { segments, bytes, stop: { kind: 'limit' } };
+    if (limits.last !== undefined && position > limits.last) return { segments, bytes, stop: { kind: 'end' } };
     const data = read(position);
     if (data === undefined) return { segments, bytes, stop: { kind: 'end' } };
     let segment: DecodedSegment;

@@ -275,4 +275,25 @@ describe('cluster on a shared folder', () => {
       await waitFor(async () => (await valuesOn(replica)).includes(`nudged-${i}`), 5_000, `nudged-${i} on the replica`);
     }
   });
+
+  it('a replica serves a schema change with the new columns, though it had the old statement cached', async () => {
+    const { nodes } = await startCluster(2);
+    const primary = (await primaryOf(nodes)) as TestServer;
+    const replica = nodes.find((node) => node !== primary) as TestServer;
+    await setup(primary);
+    const written = await insert(primary, 'before');
+    // A point read: it runs on the replica's own reader, whose statement cache outlives applies.
+    const select = (minPosition: string) =>
+      replica.request('POST', '/v1/databases/app/query', { statements: [{ sql: 'SELECT * FROM t WHERE id = ?', params: [1] }], minPosition });
+    const first = await select(written.body.position);
+    expect(first.body.results[0].columns).toEqual(['id', 'v']);
+    // Rows that touch neither the schema nor page 1, then the schema change, then more rows.
+    for (let i = 0; i < 5; i++) await insert(primary, `row-${i}`);
+    await primary.request('POST', '/v1/databases/app/query', { statements: [{ sql: 'ALTER TABLE t ADD COLUMN extra INTEGER DEFAULT 7' }] });
+    const after = await primary.request('POST', '/v1/databases/app/query', { statements: [{ sql: "INSERT INTO t(v, extra) VALUES ('after', 8)" }] });
+    const second = await select(after.body.position);
+    expect(second.status, JSON.stringify(second.body)).toBe(200);
+    expect(second.body.results[0].columns).toEqual(['id', 'v', 'extra']);
+    expect(second.body.results[0].rows).toEqual([[1, 'before', 7]]);
+  });
 });
