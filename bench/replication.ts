@@ -923,6 +923,17 @@ const LAG_COLUMNS: Column[] = [
   { header: 'samples', align: 'right' },
 ];
 
+/** The columns of both catch-up tables (out of the page cache, and warm). */
+const CATCH_UP_COLUMNS: Column[] = [
+  { header: 'measurement' },
+  { header: 'positions', align: 'right' },
+  { header: 'MiB', align: 'right' },
+  { header: 'seconds', align: 'right' },
+  { header: 'positions/s', align: 'right' },
+  { header: 'MiB/s', align: 'right' },
+  { header: 'x plain read', align: 'right' },
+];
+
 /** The human-readable tables (stdout, before the JSON line). */
 export function formatReplicationReport(report: ReplicationReport): string {
   const { machine, config } = report;
@@ -1013,14 +1024,14 @@ export function formatReplicationReport(report: ReplicationReport): string {
     formatNumber(f.ratio_to_raw, 3),
   ];
   /** A read of the whole log (plain, or a stage of the replay in this process) as a catch-up row. */
-  const readRow = (label: string, read: ReadSpeed): Cell[] =>
+  const readRow = (label: string, read: ReadSpeed, reference = c.raw_read_mib_per_s): Cell[] =>
     figuresRow(label, {
       positions: c.positions,
       bytes: read.bytes,
       seconds: read.seconds,
       positions_per_s: Math.round(c.positions / read.seconds),
       mib_per_s: read.mib_per_s,
-      ratio_to_raw: read.mib_per_s / c.raw_read_mib_per_s,
+      ratio_to_raw: read.mib_per_s / reference,
     });
   lines.push(
     `Catch-up over ${formatNumber(c.positions)} segments, ${mib(c.bytes)} MiB (${formatNumber(c.segment_bytes_avg)} bytes per segment on average; ` +
@@ -1031,26 +1042,11 @@ export function formatReplicationReport(report: ReplicationReport): string {
           'machine reads), beside a plain read of the files out of the page cache too:',
           '',
           renderTable(
-            [
-              { header: 'measurement' },
-              { header: 'positions', align: 'right' },
-              { header: 'MiB', align: 'right' },
-              { header: 'seconds', align: 'right' },
-              { header: 'positions/s', align: 'right' },
-              { header: 'MiB/s', align: 'right' },
-              { header: 'x plain read', align: 'right' },
-            ],
+            CATCH_UP_COLUMNS,
             [
               figuresRow('fresh node (new id, empty local dir): spawn -> serves the last position', c.cold.fresh),
               figuresRow('replica paused (SIGSTOP) while the log grew: SIGCONT -> caught up', c.cold.resumed_replica),
-              figuresRow('plain read of the .seg files in order (readFileSync)', {
-                positions: c.positions,
-                bytes: c.cold.read.bytes,
-                seconds: c.cold.read.seconds,
-                positions_per_s: Math.round(c.positions / c.cold.read.seconds),
-                mib_per_s: c.cold.read.mib_per_s,
-                ratio_to_raw: 1,
-              }),
+              readRow('plain read of the .seg files in order (readFileSync)', c.cold.read, c.cold.read.mib_per_s),
             ],
           ),
           '',
@@ -1060,15 +1056,7 @@ export function formatReplicationReport(report: ReplicationReport): string {
     'node starts (the paused replica and an idle Primary running) and at the end, with every node stopped, like the in-process replay.',
     '',
     renderTable(
-      [
-        { header: 'measurement' },
-        { header: 'positions', align: 'right' },
-        { header: 'MiB', align: 'right' },
-        { header: 'seconds', align: 'right' },
-        { header: 'positions/s', align: 'right' },
-        { header: 'MiB/s', align: 'right' },
-        { header: 'x plain read', align: 'right' },
-      ],
+      CATCH_UP_COLUMNS,
       [
         figuresRow('fresh node (new id, empty local dir): spawn -> serves the last position', c),
         figuresRow(`  the same, minus a node's start on a short log (${formatNumber(c.node_start_ms)} ms)`, { ...c.excluding_start, positions: c.positions, bytes: c.bytes }),

@@ -6,7 +6,9 @@ import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import type { Command } from 'commander';
 import type { DatabaseInfo } from '../client/client.js';
-import { LitebaseError, systemErrorCode } from '../errors.js';
+import { LitebaseError } from '../errors.js';
+import { pathExists } from '../storage/fs-util.js';
+import { quickCheckFile } from '../storage/sqlite-file.js';
 import { CliUsageError, connect, withConnectionOptions, type CliIo, type ConnectionOptions } from './common.js';
 import { renderTable } from './output.js';
 
@@ -101,7 +103,7 @@ export function registerDbCommands(program: Command, io: CliIo): void {
  */
 async function downloadBackup(name: string, options: BackupFlags): Promise<{ database: string; position: string; output: string; bytes: number }> {
   const output = path.resolve(options.output);
-  if (!options.force && (await exists(output))) {
+  if (!options.force && (await pathExists(output))) {
     throw new LitebaseError('OUTPUT_EXISTS', `${output} exists; choose another file or pass --force`);
   }
   // The download may take as long as the database is large: no client-side time limit.
@@ -113,7 +115,7 @@ async function downloadBackup(name: string, options: BackupFlags): Promise<{ dat
     if (backup.bytes !== undefined && size !== backup.bytes) {
       throw new LitebaseError('BACKUP_INCOMPLETE', `the download ended after ${size} of ${backup.bytes} bytes`);
     }
-    if (options.check !== false) await quickCheck(temp);
+    if (options.check !== false) await quickCheckFile(temp, 'BACKUP_VERIFY_FAILED', 'the downloaded database');
     await fs.rename(temp, output);
     return { database: name, position: backup.position, output, bytes: size };
   } finally {
@@ -121,26 +123,3 @@ async function downloadBackup(name: string, options: BackupFlags): Promise<{ dat
   }
 }
 
-async function quickCheck(file: string): Promise<void> {
-  // Loaded here: SQLite is not for the other client commands to pay for at start.
-  const { default: Database } = await import('better-sqlite3');
-  const db = new Database(file, { readonly: true, fileMustExist: true });
-  try {
-    const problems = (db.pragma('quick_check') as Array<{ quick_check: string }>).map((row) => row.quick_check).filter((answer) => answer !== 'ok');
-    if (problems.length > 0) {
-      throw new LitebaseError('BACKUP_VERIFY_FAILED', `the downloaded database fails SQLite's quick_check: ${problems.slice(0, 5).join('; ')}`);
-    }
-  } finally {
-    db.close();
-  }
-}
-
-async function exists(file: string): Promise<boolean> {
-  try {
-    await fs.stat(file);
-    return true;
-  } catch (error) {
-    if (systemErrorCode(error) === 'ENOENT') return false;
-    throw error;
-  }
-}

@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import Database from 'better-sqlite3';
 import type { Logger } from 'pino';
-import { LitebaseError, systemErrorCode } from '../errors.js';
+import { LitebaseError } from '../errors.js';
+import { pathExists } from '../storage/fs-util.js';
 import type { ObjectStore } from '../storage/object-store.js';
+import { quickCheckFile } from '../storage/sqlite-file.js';
 import { executeRestore, type RestoreOutcome, type RestoreProgress } from './executor.js';
 import { planRestore, type RestorePlan, type RestoreTarget } from './planner.js';
 import { loadArchiveCatalog, resolveArchivedId } from './sources.js';
@@ -42,7 +43,7 @@ export interface OfflineRestoreResult {
 
 export async function restoreToFile(options: OfflineRestoreOptions): Promise<OfflineRestoreResult> {
   const output = path.resolve(options.output);
-  if (!options.force && (await exists(output))) {
+  if (!options.force && (await pathExists(output))) {
     throw new LitebaseError('OUTPUT_EXISTS', `${output} exists; choose another file or pass --force`, { status: 409 });
   }
   await fs.mkdir(path.dirname(output), { recursive: true });
@@ -59,7 +60,7 @@ export async function restoreToFile(options: OfflineRestoreOptions): Promise<Off
       standalone: true,
       ...(options.onProgress ? { onProgress: options.onProgress } : {}),
     });
-    if (options.check !== false && outcome.databaseSizePages > 0) quickCheck(building);
+    if (options.check !== false && outcome.databaseSizePages > 0) await quickCheckFile(building, 'RESTORE_VERIFY_FAILED', 'the restored database');
     await fs.rename(building, output);
     return { databaseId, otherIds: others, plan, outcome, output };
   } finally {
@@ -67,30 +68,3 @@ export async function restoreToFile(options: OfflineRestoreOptions): Promise<Off
   }
 }
 
-const QUICK_CHECK_MMAP_BYTES = 1 << 30;
-
-function quickCheck(file: string): void {
-  const db = new Database(file, { readonly: true });
-  try {
-    // Read through a memory map rather than copied page by page into SQLite's cache: the same
-    // check, five times faster on a large file (SQLite caps the map at its own limit).
-    db.pragma(`mmap_size = ${QUICK_CHECK_MMAP_BYTES}`);
-    const rows = db.pragma('quick_check') as Array<{ quick_check: string }>;
-    const problems = rows.map((row) => row.quick_check).filter((answer) => answer !== 'ok');
-    if (problems.length > 0) {
-      throw new LitebaseError('RESTORE_VERIFY_FAILED', `the restored database fails SQLite's quick_check: ${problems.slice(0, 5).join('; ')}`);
-    }
-  } finally {
-    db.close();
-  }
-}
-
-async function exists(file: string): Promise<boolean> {
-  try {
-    await fs.stat(file);
-    return true;
-  } catch (error) {
-    if (systemErrorCode(error) === 'ENOENT') return false;
-    throw error;
-  }
-}

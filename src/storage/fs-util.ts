@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { promises as fs, openSync, fsyncSync, closeSync, writeFileSync, renameSync } from 'node:fs';
 import path from 'node:path';
+import { systemErrorCode } from '../errors.js';
 
 /** fsync a folder so that a create, link or rename inside it survives a crash. */
 export async function fsyncDir(dir: string): Promise<void> {
@@ -72,4 +73,15 @@ export async function positionsInFolder(dir: string, pattern: RegExp): Promise<b
     if (match?.[1]) positions.push(BigInt(match[1]));
   }
   return positions.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+}
+
+/** Whether `file` exists (any other error than a missing file is thrown). */
+export async function pathExists(file: string): Promise<boolean> {
+  try {
+    await fs.stat(file);
+    return true;
+  } catch (error) {
+    if (systemErrorCode(error) === 'ENOENT') return false;
+    throw error;
+  }
 }
