@@ -33,7 +33,7 @@ import { releaseAll, track } from './support/cleanup.js';
 import { JsonClient } from './support/http-client.js';
 import { machineInfo, type MachineInfo } from './support/machine.js';
 import { progress, round, since } from './support/report.js';
-import { ChildRun, cleanEnv, folderBytes, litestreamBinary, sleep, timedRun, type OutputLine } from './support/restore-procs.js';
+import { ChildRun, cleanEnv, folderBytes, litestreamBinary, settleDisk, sleep, timedRun, type OutputLine } from './support/restore-procs.js';
 import { CREATE_TABLE_SQL, digestSqliteFile, MAX_IN_FLIGHT_SPAN, Workload, type TableDigest } from './support/restore-workload.js';
 import { benchTmpRoot, freePort, makeTempDir, repoRoot } from './support/server.js';
 import { formatNumber, renderTable } from './support/table.js';
@@ -353,6 +353,7 @@ async function runRestoreBenchmark(options: RestoreOptions): Promise<{ report: R
   const archiveBundles = folderBytes(archiveDir, (file) => file.endsWith('.seg'));
   const litebaseTarget = new Date(litebaseWrite.targetEpochMs).toISOString();
 
+  await settleDisk();
   phase = performance.now();
   progress(`litebase: offline restore to ${litebaseTarget} (just after transaction ${k})`);
   const litebaseOut = path.join(outDir, 'litebase.sqlite');
@@ -475,6 +476,7 @@ async function runRestoreBenchmark(options: RestoreOptions): Promise<{ report: R
   const replicaWal = folderBytes(replicaDir, (file) => file.includes(`${path.sep}wal${path.sep}`));
   const litestreamTarget = new Date(litestreamTargetEpochMs).toISOString();
 
+  await settleDisk();
   phase = performance.now();
   progress(`litestream: restore to ${litestreamTarget} (just after transaction ${k})`);
   const litestreamOut = path.join(outDir, 'litestream.sqlite');
@@ -553,7 +555,7 @@ async function runRestoreBenchmark(options: RestoreOptions): Promise<{ report: R
       pause_after_k_ms: options.pauseMs,
       compaction_log_bytes: compactionLogBytes,
       litestream_sync_interval: '1s',
-      restores: 'wall time from spawn to exit of the CLI; files written minutes before (page cache warm for both)',
+      restores: 'wall time from spawn to exit of the CLI; files written minutes before (page cache warm for both); sync and 1 s of quiet before each',
     },
     machine,
     durations_s: durations,

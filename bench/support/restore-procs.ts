@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { track } from './cleanup.js';
@@ -160,3 +160,13 @@ export function litestreamBinary(): string {
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Flush what the write phases left dirty (`sync`) and give the disk a second of quiet: a restore
+ * timed while the kernel writes back hundreds of MiB of the archive it reads measures the writer,
+ * not the restore. Done before each timed restore, Litebase's and Litestream's alike.
+ */
+export async function settleDisk(): Promise<void> {
+  spawnSync('sync');
+  await sleep(1000);
+}
