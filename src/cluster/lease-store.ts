@@ -13,7 +13,7 @@ import type { LeaseRecord, Role, TermClaim } from './election.js';
  * - `cluster/lease.json`: `{ term, nodeId, address, expiresAt, renewedAt }` (term as a decimal
  *   string, times in wall-clock ms), replaced atomically: temp file, fsync, rename, fsync folder.
  * - `cluster/nodes/<nodeId>.json`: heartbeats `{ nodeId, address, role, term, lastHeartbeat,
- *   databases }`, replaced atomically (no fsync: a lost heartbeat is rewritten a second later).
+ *   startedAt, databases }`, replaced atomically (no fsync: a lost heartbeat is rewritten a second later).
  *
  * `LeaseStore` runs inside the lease keeper thread: lease-worker.ts embeds the source of this class
  * and of the parse and format functions below (Function.prototype.toString), so they are
