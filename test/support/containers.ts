@@ -288,10 +288,38 @@ function lastLine(output: string): string {
   return output.trim().split('\n').at(-1) ?? '';
 }
 
+/**
+ * infra/compose.yaml as a user runs it, with `docker compose` (the plugin) or `docker-compose`
+ * (Debian's package, which .ci/run installs), under a project name of its own.
+ */
+export class ComposeProject {
+  private constructor(
+    private readonly command: string[],
+    readonly name: string,
+    private readonly env: Record<string, string>,
+  ) {}
+
+  /** The compose command this machine has, or why there is none. */
+  static async find(name: string, env: Record<string, string>): Promise<ComposeProject | string> {
+    if ((await run('docker', ['compose', 'version'], 20_000)).code === 0) return new ComposeProject(['docker', 'compose'], name, env);
+    const legacy = await run('docker-compose', ['version'], 20_000);
+    if (legacy.code === 0) return new ComposeProject(['docker-compose'], name, env);
+    return `neither docker compose nor docker-compose is installed (${lastLine(legacy.output)})`;
+  }
+
+  async run(...args: string[]): Promise<string> {
+    const [command, ...rest] = this.command as [string, ...string[]];
+    const result = await run(command, [...rest, '-p', this.name, '-f', path.join(REPO_ROOT, 'infra', 'compose.yaml'), ...args], 180_000, this.env);
+    if (result.code !== 0) throw new Error(`${this.command.join(' ')} ${args.join(' ')}: ${result.output.trim().split('\n').slice(-5).join(' | ')}`);
+    return result.output;
+  }
+}
+
 /** Runs a command; a missing command or a timeout is a failure with the reason as its output. */
-function run(command: string, args: string[], timeoutMs: number): Promise<{ code: number; output: string }> {
+function run(command: string, args: string[], timeoutMs: number, env?: Record<string, string>): Promise<{ code: number; output: string }> {
   return new Promise((resolve) => {
-    execFile(command, args, { cwd: REPO_ROOT, timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => {
+    const options = { cwd: REPO_ROOT, timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024, ...(env ? { env: { ...process.env, ...env } } : {}) };
+    execFile(command, args, options, (error, stdout, stderr) => {
       if (!error) return resolve({ code: 0, output: `${stdout}${stderr}` });
       const reason = error.code === 'ENOENT' ? `${command} is not installed` : error.killed ? `no answer within ${timeoutMs / 1000} s` : '';
       resolve({ code: typeof error.code === 'number' ? error.code : 1, output: `${stdout}${stderr}${reason}` });
