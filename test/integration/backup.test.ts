@@ -3,7 +3,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { LitebaseClient } from '../../src/client/client.js';
-import { tempDir as makeTempDir, TestServer } from '../support/server.js';
+import { startClusterNode, tempDir as makeTempDir, TestServer } from '../support/server.js';
 import { waitFor } from '../support/wait.js';
 
 /**
@@ -292,15 +292,7 @@ describe('backup from a Replica', () => {
     for (const server of servers.splice(0)) await server.stop('SIGKILL');
   });
 
-  async function startNode(dataDir: string, nodeId: string): Promise<TestServer> {
-    const server = await TestServer.start({
-      dataDir,
-      nodeId,
-      env: { LITEBASE_LEASE_TTL_MS: '1000', LITEBASE_REPLICA_POLL_MS: '200', LITEBASE_WAIT_TIMEOUT_MS: '8000' },
-    });
-    servers.push(server);
-    return server;
-  }
+  const startNode = (dataDir: string, nodeId: string): Promise<TestServer> => startClusterNode(dataDir, nodeId, servers);
 
   it("serves the Replica's own applied copy, consistent while the Primary keeps writing", async () => {
     const dataDir = tempDir('litebase-backup-cluster-');

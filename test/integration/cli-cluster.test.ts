@@ -3,7 +3,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../support/cli.js';
-import { tempDir, TestServer } from '../support/server.js';
+import { startClusterNode, tempDir, TestServer } from '../support/server.js';
 import { waitFor } from '../support/wait.js';
 
 /**
@@ -16,15 +16,7 @@ let replica: TestServer;
 let work: string;
 let lastPosition: string;
 
-async function startNode(dataDir: string, nodeId: string): Promise<TestServer> {
-  const server = await TestServer.start({
-    dataDir,
-    nodeId,
-    env: { LITEBASE_LEASE_TTL_MS: '1000', LITEBASE_REPLICA_POLL_MS: '200', LITEBASE_WAIT_TIMEOUT_MS: '8000' },
-  });
-  servers.push(server);
-  return server;
-}
+const startNode = (dataDir: string, nodeId: string): Promise<TestServer> => startClusterNode(dataDir, nodeId, servers);
 
 const roleOf = async (node: TestServer, nodeId: string): Promise<string | undefined> =>
   (await node.request('GET', '/v1/cluster')).body?.nodes?.find((entry: { nodeId: string }) => entry.nodeId === nodeId)?.role;

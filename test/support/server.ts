@@ -142,3 +142,18 @@ export class TestServer {
     rmSync(this.dataDir, { recursive: true, force: true });
   }
 }
+
+/**
+ * A node of a small test cluster on `dataDir`: a short lease (failover in about a second), a fast
+ * poll, and time enough for a read that waits for a position. Kept in `servers` for the caller's
+ * clean-up.
+ */
+export async function startClusterNode(dataDir: string, nodeId: string, servers: TestServer[]): Promise<TestServer> {
+  const server = await TestServer.start({
+    dataDir,
+    nodeId,
+    env: { LITEBASE_LEASE_TTL_MS: '1000', LITEBASE_REPLICA_POLL_MS: '200', LITEBASE_WAIT_TIMEOUT_MS: '8000' },
+  });
+  servers.push(server);
+  return server;
+}
