@@ -479,10 +479,13 @@ describe.skipIf(!docker.ready && !required)(`Litebase in containers${docker.read
       await waitFor(
         async () => {
           const view = await call(8081, 'GET', '/v1/cluster').catch(() => undefined);
-          return view?.status === 200 && view.body.nodes.length === 3 && view.body.primary !== null;
+          if (view?.status !== 200 || view.body.nodes.length !== 3 || view.body.primary === null) return false;
+          // A node's heartbeat comes before it listens: every node must answer as well.
+          const ready = await Promise.all([8081, 8082, 8083].map((port) => call(port, 'GET', '/readyz').catch(() => ({ status: 0 }))));
+          return ready.every((answer) => answer.status === 200);
         },
         60_000,
-        'three nodes and a Primary',
+        'three nodes that answer, and a Primary',
         250,
       );
       // Through n2 whatever its role (a replica forwards), read on n3 with minPosition.
