@@ -86,7 +86,7 @@ remove_unless_current() {
 build_base() {
   local node_bin libs hash rootfs previous
   node_bin="$(readlink -f "$(command -v node)")"
-  libs="$( { echo "$node_bin"; xargs -a "$WORK/node-packages.txt" -d '\n' -I{} find {} -name '*.node' -type f; } \
+  libs="$( { echo "$node_bin"; xargs -a "$WORK/node-packages.txt" -d '\n' -I{} find {} -name '*.node' -type f; find dist/src/native -name '*.so' -type f 2>/dev/null; } \
     | xargs -n1 ldd | awk '/=> \// { print $3 } /^[ \t]*\/[^ ]+ \(0x/ { print $1 }' | sort -u)"
   # Path, size and modification time: an upgrade of node or of a library changes them.
   hash="$( { echo "$FORMAT"; stat --dereference --format '%n %s %Y' "$node_bin" $libs; } | sha256)"
@@ -164,7 +164,7 @@ else
 fi
 build_image "$NODE_TAG" infra/Dockerfile "$WORK/node-packages.txt" package.json bin dist/src
 if [ "$built" = 1 ]; then
-  docker run --rm --entrypoint node "$NODE_TAG" -e "require('/app/node_modules/better-sqlite3')(':memory:').prepare('select 1').get(); require('/app/node_modules/lz4-napi')" \
+  docker run --rm --entrypoint node "$NODE_TAG" -e "const db = require('/app/node_modules/better-sqlite3')(':memory:'); db.prepare('select 1').get(); require('/app/node_modules/lz4-napi'); if (require('fs').existsSync('/app/dist/src/native/statement-deadline.so')) db.loadExtension('/app/dist/src/native/statement-deadline.so')" \
     || fail "$NODE_TAG cannot load its native modules"
 fi
 build_image "$S3RVER_TAG" infra/s3rver.Dockerfile "$WORK/s3rver-packages.txt"

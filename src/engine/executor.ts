@@ -1,7 +1,8 @@
 import type BetterSqlite3 from 'better-sqlite3';
 import { LitebaseError } from '../errors.js';
 import { decodeValue, encodeValue, ValueEncodingError, type JsonSqlValue, type SqlValue } from '../sql/values.js';
-import { isSinglePass, readRows, type ResultBudget } from './result-limits.js';
+import { isSinglePass, readRows, statementTimeout, type ResultBudget } from './result-limits.js';
+import { isInterrupted, type StatementDeadline } from './statement-deadline.js';
 import { guardStatement, pragmaNotAllowed, StatementRefusedError } from './statement-guard.js';
 
 type Database = BetterSqlite3.Database;
@@ -106,8 +107,13 @@ export class StatementCache {
     return names;
   }
 
+  /**
+   * `deadline`, when given, stops any statement run through this cache at the statement time
+   * limit (statement-deadline.ts); the write connection has one.
+   */
   constructor(
     private readonly db: Database,
+    readonly deadline?: StatementDeadline,
     private readonly capacity = 512,
   ) {}
 
@@ -186,6 +192,8 @@ export function bindParams(params: StatementInput['params'], index: number): unk
 export function runStatement(cache: StatementCache, db: Database, input: StatementInput, index: number, run: StatementRun): StatementResult {
   const statement = cache.prepare(input.sql, index, run.admin);
   const args = bindParams(input.params, index);
+  const deadline = cache.deadline;
+  deadline?.arm(run.budget.limits.statementTimeoutMs);
   try {
     if (statement.reader) {
       // Stepped, not all(): stops at the response limits instead of materializing everything.
@@ -215,7 +223,12 @@ export function runStatement(cache: StatementCache, db: Database, input: Stateme
     };
   } catch (error) {
     if (error === RUNS_ELSEWHERE) throw error;
+    // Only the deadline interrupts a connection; SQLite has undone the statement (and, for a
+    // write inside a transaction, rolled the transaction back: the caller checks inTransaction).
+    if (deadline && isInterrupted(error)) throw statementTimeout(run.budget.limits, index);
     throw toStatementError(error, index);
+  } finally {
+    deadline?.disarm();
   }
 }
 

@@ -30,6 +30,7 @@ import {
 } from './executor.js';
 import { ResultBudget } from './result-limits.js';
 import { SandboxFile } from './read-sandbox.js';
+import { StatementDeadline } from './statement-deadline.js';
 import { recoverLocalCopy, writeLocalState } from './local-copy.js';
 import { WalCapture } from './wal-capture.js';
 
@@ -80,13 +81,15 @@ export interface PrimaryDatabaseOptions {
   writeFence?: SharedArrayBuffer;
   /** Another writer took a log position: this node must stop being the Primary. */
   onDeposed?: (reason: string) => void;
-  /** The object store: with it, a compactor checkpoints, archives and trims this database's log. */
   /** Called after each flush that made commits durable (the node nudges its replicas). */
   onDurable?: (database: string) => void;
+  /** The object store: with it, a compactor checkpoints, archives and trims this database's log. */
   objectStore?: ObjectStore;
 }
 
 type State = 'ready' | 'recovering' | 'closed';
+
+let deadlineWarningGiven = false;
 
 /**
  * One database on the node that writes it (DESIGN.md §5): a local SQLite file in WAL mode, a
@@ -338,8 +341,15 @@ export class PrimaryDatabase {
     this.openTransaction(id);
     const { writer, writerStatements } = this.ready();
     const run = this.run(access);
-    const results = statements.map((statement, index) => runStatement(writerStatements, writer, statement, index, run));
-    return { results, position: this.position };
+    try {
+      const results = statements.map((statement, index) => runStatement(writerStatements, writer, statement, index, run));
+      return { results, position: this.position };
+    } catch (error) {
+      // SQLite rolls the whole transaction back after some failures (an interrupted write, a full
+      // disk); the transaction is then over and its write lock is given back.
+      if (!writer.inTransaction) this.endTransaction(id, 'rolled back when a statement failed');
+      throw error;
+    }
   }
 
   async commitTransaction(id: string): Promise<bigint> {
@@ -520,12 +530,29 @@ export class PrimaryDatabase {
     return {
       writer,
       reader,
-      writerStatements: new StatementCache(writer),
+      writerStatements: new StatementCache(writer, this.deadlineFor(writer)),
       readerStatements: new StatementCache(reader),
       begin: writer.prepare('BEGIN IMMEDIATE'),
       commit: writer.prepare('COMMIT'),
       rollback: writer.prepare('ROLLBACK'),
     };
+  }
+
+  /**
+   * The write connection's statement time limit. Without the extension (not built: no C compiler
+   * at install time) a looping write is stopped only by the event-loop watchdog, which kills the
+   * node; said once per process.
+   */
+  private deadlineFor(writer: Database.Database): StatementDeadline | undefined {
+    try {
+      return StatementDeadline.attach(writer);
+    } catch (error) {
+      if (!deadlineWarningGiven) {
+        deadlineWarningGiven = true;
+        this.logger.warn({ err: error }, 'write statements have no time limit: a looping write is stopped only by the watchdog (docs/SECURITY.md)');
+      }
+      return undefined;
+    }
   }
 
   /**

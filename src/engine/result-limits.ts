@@ -46,10 +46,9 @@ function jsonBytes(value: unknown): number {
  * a result object per row), a few percent of a point read's whole request. Its rows are counted
  * all the same.
  *
- * The time is checked between rows (every 8th) only: better-sqlite3 cannot interrupt SQLite, so a
- * statement that computes for long before its next row (an aggregate over an endless recursive
- * CTE) is stopped only by killing the read process it runs in (read-sandbox.ts); on the writer
- * connection, by the event-loop watchdog (docs/SECURITY.md, "Limits").
+ * The time is checked between rows (every 8th) only: a statement that computes for long before its
+ * next row (an aggregate over an endless recursive CTE) is stopped by killing the read process it
+ * runs in (read-sandbox.ts); on the writer connection, by its deadline (statement-deadline.ts).
  */
 export function readRows(statement: Statement, args: unknown[], budget: ResultBudget, index: number, singlePass = false): JsonSqlValue[][] {
   const rows: JsonSqlValue[][] = [];

@@ -1,13 +1,13 @@
 import { Worker } from 'node:worker_threads';
 
 /**
- * The last line of defence against a statement that never returns on the main thread (a looping
- * write such as `INSERT ... SELECT` over an endless recursive CTE: SQLite cannot be interrupted
- * from JavaScript, and writes must run on the writer connection here). The main thread bumps a
- * counter in a SharedArrayBuffer every `STAMP_MS`; a worker thread, which runs while the main
- * thread is stuck inside SQLite, ends the whole process with SIGKILL once the counter has not moved
- * for `limitMs`. A supervisor restarts the node; in a cluster another node takes the lease once it
- * expires, exactly as after `kill -9` (the local copy is only a cache of the log).
+ * The last line of defence against anything that keeps the main thread from running: a statement
+ * the write connection's deadline cannot stop (the statement-deadline extension was not built, see
+ * src/engine/statement-deadline.ts), or a bug. The main thread bumps a counter in a
+ * SharedArrayBuffer every `STAMP_MS`; a worker thread, which runs while the main thread is stuck,
+ * ends the whole process with SIGKILL once the counter has not moved for `limitMs`. A supervisor
+ * restarts the node; in a cluster another node takes the lease once it expires, exactly as after
+ * `kill -9` (the local copy is only a cache of the log).
  *
  * A process stopped as a whole (SIGSTOP, a suspended VM) is not blocked: the worker notices its
  * own ticks were late too and starts counting again.

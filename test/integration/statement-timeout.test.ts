@@ -4,10 +4,10 @@ import { tempDir, TestServer } from '../support/server.js';
 import { waitFor } from '../support/wait.js';
 
 /**
- * Statements SQLite cannot interrupt (docs/SECURITY.md, "Limits"): a looping read runs in a read
- * process that is killed at the statement time limit (src/engine/read-sandbox.ts); a looping write
- * blocks the node, whose event-loop watchdog then kills it so another node takes over
- * (src/server/event-loop-watchdog.ts). Real server processes throughout.
+ * Statements that loop (docs/SECURITY.md, "Limits"): a looping read runs in a read process that is
+ * killed at the statement time limit (src/engine/read-sandbox.ts); a looping write is interrupted
+ * on the write connection at the same limit (src/native/statement-deadline.c). Real server
+ * processes throughout.
  */
 const TIMEOUT_MS = 400;
 const LEASE_TTL_MS = 1000;
@@ -122,27 +122,101 @@ describe('looping reads run in a read process that is killed at the time limit',
   }, 30_000);
 });
 
-describe('a looping write', () => {
-  it('blocks the node until its watchdog kills it; the other node takes over with every acknowledged write', async () => {
+describe('a looping write is stopped at the time limit on the write connection (src/native/statement-deadline.c)', () => {
+  const LOOPS = {
+    computing: `INSERT INTO t(v) ${ENDLESS_COUNT}`,
+    writing: `INSERT INTO t(v) ${ENDLESS} SELECT 'x' || x FROM c`,
+    trigger: 'UPDATE t SET v = v WHERE id = 1',
+  };
+
+  it('answers 408 for every kind of endless write, undoes it, and the node goes on (no watchdog kill)', async () => {
+    const server = await start({ env: { LITEBASE_WATCHDOG_MS: '600' } });
+    await setup(server, 50);
+    // A trigger that loops: the write looks harmless, the work hides in the schema.
+    expect((await query(server, [`CREATE TABLE spin(n)`, `CREATE TRIGGER spin_on_update AFTER UPDATE ON t BEGIN INSERT INTO spin ${ENDLESS_COUNT}; END`])).status).toBe(200);
+    const before = await checksum(server);
+    const { pid } = server.child;
+
+    for (const [kind, sql] of Object.entries(LOOPS)) {
+      const started = Date.now();
+      const stopped = await query(server, [sql]);
+      expect(stopped.status, `${kind}: ${JSON.stringify(stopped.body)}`).toBe(408);
+      expect(stopped.body.error).toMatchObject({ code: 'STATEMENT_TIMEOUT', statement: 0, limit: 'time', timeoutMs: TIMEOUT_MS });
+      expect(Date.now() - started, kind).toBeLessThan(TIMEOUT_MS + 1000);
+      // Nothing of it stays, and the write lock is free again.
+      expect(await checksum(server), kind).toBe(before);
+    }
+    const rows = await query(server, ['SELECT count(*), (SELECT count(*) FROM spin) FROM t']);
+    expect(rows.body.results[0].rows).toEqual([[50, 0]]);
+
+    // In a transaction the statement that ran out of time is named and nothing of the request stays.
+    const many = await query(server, ["INSERT INTO t(id, v) VALUES (51, 'v51')", LOOPS.computing]);
+    expect(many.status).toBe(408);
+    expect(many.body.error).toMatchObject({ code: 'STATEMENT_TIMEOUT', statement: 1 });
+    expect(await checksum(server)).toBe(before);
+    // Independent statements: only the looping one fails.
+    const independent = await query(server, ["INSERT INTO t(id, v) VALUES (51, 'v51')", LOOPS.writing, "INSERT INTO t(id, v) VALUES (52, 'v52')"], { mode: 'independent' });
+    expect(independent.status).toBe(200);
+    expect(independent.body.results[1].error).toMatchObject({ code: 'STATEMENT_TIMEOUT', statement: 1 });
+    expect((await query(server, ['SELECT count(*), max(id) FROM t'])).body.results[0].rows).toEqual([[52, 52]]);
+
+    // Still the same process, answering at once: the watchdog (statement timeout + 600 ms) never fired.
+    await new Promise((resolve) => setTimeout(resolve, TIMEOUT_MS + 800));
+    expect(server.child.exitCode).toBeNull();
+    expect(server.child.pid).toBe(pid);
+    expect(server.output).not.toContain('EVENT_LOOP_BLOCKED');
+    const fast = Date.now();
+    expect((await query(server, ["INSERT INTO t(id, v) VALUES (53, 'v53')"])).status).toBe(200);
+    expect(Date.now() - fast).toBeLessThan(500);
+  }, 30_000);
+
+  it('ends an interactive transaction whose write loops; a looping read in one leaves it open', async () => {
+    const server = await start();
+    await setup(server, 10);
+    const before = await checksum(server);
+    const begin = async (): Promise<string> => {
+      const begun = await server.request('POST', '/v1/databases/app/transactions', { timeoutMs: 20_000 });
+      expect(begun.status).toBe(201);
+      return begun.body.transaction.id as string;
+    };
+    const inTransaction = (id: string, sql: string) => server.request('POST', `/v1/databases/app/transactions/${id}/query`, { statements: [{ sql }] });
+
+    // A looping write: SQLite rolls the whole transaction back, so it is over and the lock is free.
+    const first = await begin();
+    expect((await inTransaction(first, "INSERT INTO t(id, v) VALUES (11, 'v11')")).status).toBe(200);
+    const stopped = await inTransaction(first, LOOPS.computing);
+    expect(stopped.status, JSON.stringify(stopped.body)).toBe(408);
+    expect(stopped.body.error.code).toBe('STATEMENT_TIMEOUT');
+    const after = await inTransaction(first, 'SELECT 1');
+    expect(after.status).toBe(409);
+    expect(after.body.error.code).toBe('TRANSACTION_ENDED');
+    expect(await checksum(server)).toBe(before);
+
+    // A looping read only fails itself; the transaction keeps its work and commits.
+    const second = await begin();
+    expect((await inTransaction(second, "INSERT INTO t(id, v) VALUES (11, 'v11')")).status).toBe(200);
+    const read = await inTransaction(second, ENDLESS_COUNT);
+    expect(read.status, JSON.stringify(read.body)).toBe(408);
+    expect((await inTransaction(second, 'SELECT count(*) FROM t')).body.results[0].rows).toEqual([[11]]);
+    const committed = await server.request('POST', `/v1/databases/app/transactions/${second}/commit`);
+    expect(committed.status).toBe(200);
+    expect((await query(server, ['SELECT count(*), max(id) FROM t'])).body.results[0].rows).toEqual([[11, 11]]);
+  }, 30_000);
+
+  it('a looping write sent to a Replica is forwarded and answered 408 from the Primary', async () => {
     const dataDir = tempDir('litebase-timeout-');
-    const env = { LITEBASE_WATCHDOG_MS: '600' };
-    const first = await start({ dataDir, nodeId: 'n1', env });
-    const second = await start({ dataDir, nodeId: 'n2', env });
-    await setup(first, 50);
+    const first = await start({ dataDir, nodeId: 'n1' });
+    const second = await start({ dataDir, nodeId: 'n2' });
+    await setup(first, 20);
     const primary = await primaryOf([first, second]);
-    const other = primary === first ? second : first;
-    for (let id = 51; id <= 60; id++) expect((await query(primary, [`INSERT INTO t(id, v) VALUES (${id}, 'v${id}')`])).status).toBe(200);
-
-    const started = Date.now();
-    const blocked = query(primary, [`INSERT INTO t(v) ${ENDLESS_COUNT}`]).catch((error: unknown) => error);
-    await waitFor(() => Promise.resolve(primary.child.signalCode === 'SIGKILL'), TIMEOUT_MS + 600 + 3000, 'the watchdog');
-    expect(Date.now() - started).toBeLessThan(TIMEOUT_MS + 600 + 2000);
-    expect(primary.output).toContain('EVENT_LOOP_BLOCKED');
-    expect(await blocked).toBeInstanceOf(Error);
-
-    await waitFor(async () => (await query(other, [`INSERT INTO t(id, v) VALUES (61, 'v61')`])).status === 200, LEASE_TTL_MS + 5000, 'a write on the other node');
-    const rows = await query(other, ['SELECT count(*), max(id) FROM t']);
-    expect(rows.body.results[0].rows).toEqual([[61, 61]]);
+    const replica = primary === first ? second : first;
+    const stopped = await query(replica, [LOOPS.writing]);
+    expect(stopped.status, JSON.stringify(stopped.body)).toBe(408);
+    expect(stopped.body.error).toMatchObject({ code: 'STATEMENT_TIMEOUT', statement: 0 });
+    const written = await query(replica, ["INSERT INTO t(id, v) VALUES (21, 'v21')"]);
+    expect(written.status).toBe(200);
+    const rows = await query(replica, ['SELECT count(*), max(id) FROM t'], { minPosition: written.body.position });
+    expect(rows.body.results[0].rows).toEqual([[21, 21]]);
   }, 30_000);
 });
 
