@@ -88,6 +88,9 @@ export function registerServeCommand(program: Command, io: CliIo): void {
     } catch (error) {
       process.off('SIGINT', stop);
       process.off('SIGTERM', stop);
+      // startNode gave back what it took; should anything still hold the event loop open, a node
+      // that failed to start must not linger half-alive: end it once the error has been printed.
+      setTimeout(() => process.exit(process.exitCode ?? 1), 2000).unref();
       throw error;
     }
     if (config.limits.watchdogMs > 0) {

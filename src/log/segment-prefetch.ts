@@ -90,10 +90,11 @@ class SharedReaders {
     const existing = this.workers[slot];
     if (existing) return existing;
     const worker = newReadWorker();
-    worker.unref();
     worker.on('message', (reply: ReadReply) => this.settle(reply));
     worker.on('error', (error) => this.lost(slot, worker, error));
     worker.on('exit', (code) => this.lost(slot, worker, new Error(`segment read-ahead worker exited with code ${code}`)));
+    // After the listeners: adding a 'message' listener refs the worker's port again.
+    worker.unref();
     this.workers[slot] = worker;
     return worker;
   }

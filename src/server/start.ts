@@ -53,73 +53,93 @@ export async function startNode(config: LitebaseConfig, logger: Logger = pino({ 
     leaseTtlMs: config.leaseTtlMs,
     logger,
   });
-  const catalog = new DatabaseCatalog(shared);
-  // Forwarding and nudges verify peers' certificates against --tls-ca, or the system CAs without it.
-  const peerFetch = peerCa ? fetchTrustingCa(peerCa) : undefined;
-  const nudger = new ReplicaNudger({
-    logger,
-    send: async (address, names) => {
-      const response = await (peerFetch ?? fetch)(new URL('/v1/cluster/nudge', address), {
-        method: 'POST',
-        headers: { authorization: `Bearer ${rootKey.secret}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ databases: names }),
-        signal: AbortSignal.timeout(2000),
-      });
-      const text = await response.text();
-      if (!response.ok) throw new Error(`${address} answered ${response.status}`);
-      // An older node answers 204 with no body: it always counts as needing nudges.
-      const answer = text ? (JSON.parse(text) as { watching?: unknown }) : {};
-      return { watching: answer.watching === true };
-    },
-  });
-  const databases = new NodeDatabases(
-    {
-      catalog,
-      shared,
-      local,
-      config,
+  // A start that fails from here on (a port in use, a database that will not open) gives back what
+  // it took, the lease first among them, before the error reaches the caller.
+  const undo: Array<() => Promise<void> | void> = [() => objectStore.close(), () => member.stop()];
+  let listening: { url: string; app: ReturnType<typeof buildApp>; databases: NodeDatabases; housekeeping: NodeJS.Timeout };
+  try {
+    const catalog = new DatabaseCatalog(shared);
+    // Forwarding and nudges verify peers' certificates against --tls-ca, or the system CAs without it.
+    const peerFetch = peerCa ? fetchTrustingCa(peerCa) : undefined;
+    const nudger = new ReplicaNudger({
       logger,
-      metrics,
-      term: () => member.term,
-      canWrite: () => member.canWrite(),
-      writeFence: member.writeFence,
-      onDeposed: (reason) => member.stepDown(reason),
-      objectStore,
-      onDurable: (name) => nudger.nudge(name),
-    },
-    engineRole(member.role),
-  );
-  member.on('role', (role, term) => {
-    logger.info({ role, term: term.toString() }, 'cluster role changed');
-    void databases.setRole(engineRole(role));
-  });
-  await databases.openAll();
+      send: async (address, names) => {
+        const response = await (peerFetch ?? fetch)(new URL('/v1/cluster/nudge', address), {
+          method: 'POST',
+          headers: { authorization: `Bearer ${rootKey.secret}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ databases: names }),
+          signal: AbortSignal.timeout(2000),
+        });
+        const text = await response.text();
+        if (!response.ok) throw new Error(`${address} answered ${response.status}`);
+        // An older node answers 204 with no body: it always counts as needing nudges.
+        const answer = text ? (JSON.parse(text) as { watching?: unknown }) : {};
+        return { watching: answer.watching === true };
+      },
+    });
+    const databases = new NodeDatabases(
+      {
+        catalog,
+        shared,
+        local,
+        config,
+        logger,
+        metrics,
+        term: () => member.term,
+        canWrite: () => member.canWrite(),
+        writeFence: member.writeFence,
+        onDeposed: (reason) => member.stepDown(reason),
+        objectStore,
+        onDurable: (name) => nudger.nudge(name),
+      },
+      engineRole(member.role),
+    );
+    undo.push(() => databases.close());
+    member.on('role', (role, term) => {
+      logger.info({ role, term: term.toString() }, 'cluster role changed');
+      void databases.setRole(engineRole(role));
+    });
+    await databases.openAll();
 
-  // Heartbeats carry each database's position; replicas also pick up databases created or
-  // dropped by the Primary.
-  const housekeeping = setInterval(() => {
-    void (async () => {
-      if (databases.role === 'replica') await databases.syncWithCatalog();
-      member.setDatabasePositions(await databases.positions());
-      if (databases.role === 'primary') nudger.setPeers(await livePeers(member, config.nodeId, config.leaseTtlMs));
-    })().catch((error: unknown) => logger.warn({ err: error }, 'housekeeping failed'));
-  }, Math.min(1000, config.replicaPollMs));
-  housekeeping.unref();
+    // Heartbeats carry each database's position; replicas also pick up databases created or
+    // dropped by the Primary.
+    const housekeeping = setInterval(() => {
+      void (async () => {
+        if (databases.role === 'replica') await databases.syncWithCatalog();
+        member.setDatabasePositions(await databases.positions());
+        if (databases.role === 'primary') nudger.setPeers(await livePeers(member, config.nodeId, config.leaseTtlMs));
+      })().catch((error: unknown) => logger.warn({ err: error }, 'housekeeping failed'));
+    }, Math.min(1000, config.replicaPollMs));
+    housekeeping.unref();
+    undo.push(() => clearInterval(housekeeping));
 
-  const cluster = {
-    nodeId: config.nodeId,
-    role: () => databases.role,
-    primaryAddress: () => member.lease.primaryAddress,
-    member,
-    ...(peerFetch ? { fetch: peerFetch } : {}),
-  };
-  const keys = new AccessKeys(path.join(shared.clusterDir, 'keys'));
-  const app = buildApp({ config, keys, databases, cluster, metrics, rootKey: rootKey.secret, logger, objectStore, shared, local, ...(tls ? { tls } : {}) });
-  await app.listen({ port: config.port, host: config.host });
-  const address = app.server.address();
-  const port = typeof address === 'object' && address ? address.port : config.port;
-  const url = `${tls ? 'https' : 'http'}://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
-  logger.info({ url, dataDir: config.dataDir, localDir: config.localDir, nodeId: config.nodeId, role: member.role }, 'litebase listening');
+    const cluster = {
+      nodeId: config.nodeId,
+      role: () => databases.role,
+      primaryAddress: () => member.lease.primaryAddress,
+      member,
+      ...(peerFetch ? { fetch: peerFetch } : {}),
+    };
+    const keys = new AccessKeys(path.join(shared.clusterDir, 'keys'));
+    const app = buildApp({ config, keys, databases, cluster, metrics, rootKey: rootKey.secret, logger, objectStore, shared, local, ...(tls ? { tls } : {}) });
+    undo.push(() => app.close());
+    await app.listen({ port: config.port, host: config.host });
+    const address = app.server.address();
+    const port = typeof address === 'object' && address ? address.port : config.port;
+    const url = `${tls ? 'https' : 'http'}://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
+    logger.info({ url, dataDir: config.dataDir, localDir: config.localDir, nodeId: config.nodeId, role: member.role }, 'litebase listening');
+    listening = { url, app, databases, housekeeping };
+  } catch (error) {
+    for (const step of undo.reverse()) {
+      try {
+        await step();
+      } catch (cleanupError) {
+        logger.warn({ err: cleanupError }, 'cleaning up after a failed start');
+      }
+    }
+    throw error;
+  }
+  const { url, app, databases, housekeeping } = listening;
 
   let closing: Promise<void> | undefined;
   return {

@@ -280,6 +280,8 @@ describe('object store at start', () => {
         () => undefined,
         (e: unknown) => e as Error,
       );
+      // The process ends (not "not ready after 20000 ms" with the code in its output).
+      expect(error?.message).toMatch(/^server exited early \(1\)/);
       expect(error?.message).toContain('OBJECT_STORE_BUCKET_MISSING');
       expect(error?.message).toContain('no-such-bucket');
     } finally {

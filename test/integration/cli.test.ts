@@ -1,10 +1,11 @@
 import { spawn } from 'node:child_process';
+import { createServer } from 'node:net';
 import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseParam } from '../../src/cli/query.js';
 import { cliEnv, runCli } from '../support/cli.js';
-import { CLI, freePort, tempDir, TestServer } from '../support/server.js';
+import { CLI, freePort, tempDir, TEST_ROOT_KEY, TestServer } from '../support/server.js';
 
 /** The `litebase` command line (API.md), run as a child process against a real server. */
 
@@ -246,6 +247,35 @@ describe('serve with no flags', () => {
       .filter((entry) => entry.isFile())
       .map((entry) => path.join(entry.parentPath, entry.name));
   }
+
+  it('exits 1 at once when its port is taken, and gives back the lease it won', async () => {
+    const port = await freePort();
+    const holder = createServer();
+    await new Promise<void>((resolve) => holder.listen(port, '127.0.0.1', resolve));
+    const dataDir = tempDir('litebase-busy-port-');
+    try {
+      const started = Date.now();
+      // A lease of 60 s: a node that kept it would block any other Primary for a minute.
+      const failed = await runCli(['serve', '--data-dir', dataDir, '--port', String(port), '--node-id', 'first', '--root-key', TEST_ROOT_KEY], {
+        LITEBASE_LEASE_TTL_MS: '60000',
+      });
+      expect(failed.code, failed.stderr).toBe(1);
+      expect(failed.stderr).toMatch(/^error EADDRINUSE: /m);
+      expect(Date.now() - started).toBeLessThan(10_000);
+      await new Promise<void>((resolve) => holder.close(() => resolve()));
+
+      const next = await TestServer.start({ dataDir, nodeId: 'second', env: { LITEBASE_LEASE_TTL_MS: '60000' } });
+      try {
+        const status = await next.request('GET', '/v1/cluster');
+        expect(status.body.primary?.nodeId).toBe('second');
+      } finally {
+        await next.stop();
+      }
+    } finally {
+      if (holder.listening) holder.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
 
   it('creates ./litebase-data, prints a generated root key once and saves it with mode 0600', async () => {
     const port = await freePort();
