@@ -63,7 +63,7 @@ export class BenchCluster {
       ...extraArgs,
     ];
     const spawnedAt = performance.now();
-    const child = ServeProcess.spawn(args, { ...this.env, ...more.env }, more.nodeArgs);
+    const child = ServeProcess.spawn(args, { ...this.env, ...more.env }, [...(more.nodeArgs ?? []), ...profileArgs(nodeId)]);
     const node = new ClusterNode(nodeId, this.key, port, localDir, extraArgs, child, spawnedAt);
     this.nodes.push(node);
     try {
@@ -194,4 +194,14 @@ export class ClusterNode {
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/**
+ * With LITEBASE_BENCH_PROFILE_DIR set, every node writes a V8 CPU profile there when it stops
+ * (a folder per node process, a profile per thread): what to look at when a figure is off.
+ */
+function profileArgs(nodeId: string): string[] {
+  const dir = process.env.LITEBASE_BENCH_PROFILE_DIR;
+  // A folder per node process: each of its threads writes a profile of its own there.
+  return dir ? ['--cpu-prof', `--cpu-prof-dir=${path.join(dir, `${nodeId}-${Date.now()}`)}`] : [];
 }
