@@ -78,6 +78,6 @@ export class Metrics {
   });
 
   constructor(options: { collectDefaults?: boolean } = {}) {
-    if (options.collectDefaults ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'litebase_process_' });
+    if (options.collectDefaults ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'litebase_' });
   }
 }

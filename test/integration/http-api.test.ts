@@ -214,5 +214,9 @@ describe('auth and operations', () => {
     expect(metrics.status).toBe(200);
     expect(metrics.body).toMatch(/litebase_segments_written_total\{database="api"\} \d+/);
     expect(metrics.body).toMatch(/litebase_commit_group_size_bucket/);
+    // Node's own figures, under the same prefix once (not litebase_process_process_...).
+    expect(metrics.body).toMatch(/^litebase_process_resident_memory_bytes \d+/m);
+    expect(metrics.body).toMatch(/^litebase_nodejs_gc_duration_seconds_sum\{kind="minor"\} /m);
+    expect(metrics.body).not.toMatch(/litebase_process_process_/);
   });
 });
