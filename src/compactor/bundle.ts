@@ -3,6 +3,7 @@ import { closeSync, openSync, promises as fs, readSync, writeSync } from 'node:f
 import { crc32 } from 'node:zlib';
 import { compress, uncompressSync } from 'lz4-napi';
 import { LitebaseError } from '../errors.js';
+import { inSharedMemory } from '../storage/object-store.js';
 import { pageHash } from '../log/rolling-checksum.js';
 import {
   decodeSegment,
@@ -568,6 +569,17 @@ export class PageMajorBundle implements SegmentSource {
     return { list: Float64Array.from(list), pages, pageSize: this.pageSize };
   }
 
+  /**
+   * The bundle's bytes as a SharedArrayBuffer, for threads to decode from: the bytes' own memory
+   * when they were read into shared memory (ObjectStore.get with `shared`), else a copy made once.
+   */
+  sharedBytes(): SharedArrayBuffer {
+    this.shared ??= inSharedMemory(this.bytes).buffer as SharedArrayBuffer;
+    return this.shared;
+  }
+
+  private shared: SharedArrayBuffer | undefined;
+
   async collect(
     lo: number,
     hi: number,
@@ -637,13 +649,35 @@ export interface PickList {
 
 /** The part of a pick list for the block at `at`, as a pick list of its own, and where the next block starts. */
 function sliceBlock(list: Float64Array, at: number): { list: Float64Array; next: number } {
-  const picks = list[at + 4] as number;
-  let end = at + 5;
-  for (let pick = 0; pick < picks; pick++) end += 5 + 3 * (list[end + 2] as number);
-  const one = new Float64Array(1 + end - at);
-  one[0] = 1;
-  one.set(list.subarray(at, end), 1);
-  return { list: one, next: end };
+  return sliceBlocks(list, at, 1);
+}
+
+/** The part of a pick list for `count` blocks from the one at `at`, as a pick list of its own, and where the next block starts. */
+export function sliceBlocks(list: Float64Array, at: number, count: number): { list: Float64Array; next: number } {
+  let end = at;
+  for (let block = 0; block < count; block++) {
+    const picks = list[end + 4] as number;
+    end += 5;
+    for (let pick = 0; pick < picks; pick++) end += 5 + 3 * (list[end + 2] as number);
+  }
+  const part = new Float64Array(1 + end - at);
+  part[0] = count;
+  part.set(list.subarray(at, end), 1);
+  return { list: part, next: end };
+}
+
+/** Each image a pick list picks: its page number and the page hash recorded for it, in list order. */
+export function forEachPick(list: Float64Array, visit: (pageNumber: number, hashHigh: number, hashLow: number) => void): void {
+  let at = 1;
+  const blocks = list[0] as number;
+  for (let block = 0; block < blocks; block++) {
+    const picks = list[at + 4] as number;
+    at += 5;
+    for (let pick = 0; pick < picks; pick++) {
+      visit(list[at + 1] as number, list[at + 3] as number, list[at + 4] as number);
+      at += 5 + 3 * (list[at + 2] as number);
+    }
+  }
 }
 
 /**

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Transform } from 'node:stream';
 import { uncompressSync } from 'lz4-napi';
-import { BundleFormatError, bundleFormatOf, collectNewestFirst, openBundle, type SegmentSource } from '../compactor/bundle.js';
+import { BundleFormatError, bundleFormatOf, collectNewestFirst, forEachPick, openBundle, PageMajorBundle, type SegmentSource } from '../compactor/bundle.js';
 import { assertCheckpointHeader } from '../compactor/checkpoints.js';
 import { errorMessage, LitebaseError, systemErrorCode } from '../errors.js';
 import type { LogDirectory } from '../log/log-directory.js';
@@ -13,6 +13,7 @@ import { decodeSegment, SEGMENT_CHUNK_PAGES, SEGMENT_HEADER_SIZE, SEGMENT_TRAILE
 import { readSegmentFileHeader, SegmentFileReader } from '../log/segment-stream.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { RestoreHasher, type PageToHash } from './restore-hasher.js';
+import { warmUpPageWriters, writePicksOnThreads } from './page-writers.js';
 import type { CheckpointSource, PlanStep, RestorePlan } from './planner.js';
 
 /**
@@ -70,8 +71,13 @@ export interface ExecuteOptions {
   onProgress?: (progress: RestoreProgress) => void;
   /** Throws to give up between steps. */
   checkStop?: () => void;
-  /** Hash on a worker thread (default: when the plan reads a few megabytes or more). */
+  /**
+   * Use worker threads: hash on one, and decode and write the larger bundle steps on the
+   * page-writing threads (default: when the plan reads a few megabytes or more).
+   */
   hashThread?: boolean;
+  /** A bundle step picking at least this many bytes of images goes to the page-writing threads (default 1 MiB; tests lower it). */
+  threadWriteMinBytes?: number;
   /** Leave a rollback-journal file (header bytes 18/19 = 1), not the WAL-mode pages as written: see OutputFile.complete. */
   standalone?: boolean;
 }
@@ -85,8 +91,12 @@ const WRITE_BATCH_BYTES = 16 * 1024 * 1024;
 const BACKGROUND_SYNC_BYTES = 32 * 1024 * 1024;
 /** Blocks (or segments) applied between two turns of the event loop. */
 const YIELD_EVERY_SETTLES = 8;
-/** Restores reading at least this much hash on a worker thread. */
+/** Restores reading at least this much hash on a worker thread, and decode and write on page-writing threads. */
 const HASH_THREAD_MIN_BYTES = 8 * 1024 * 1024;
+/** A bundle step picking at least this much goes to the page-writing threads (a round trip costs ~0.1 ms). */
+const THREAD_WRITE_MIN_BYTES = 1024 * 1024;
+/** Bundle steps being written on the threads at once (each holds its bundle in shared memory). */
+const THREAD_WRITES_IN_FLIGHT = 3;
 
 /** A time target met a segment committed after it that an older step holds: restore to just before it. */
 class StopEarlier extends Error {
@@ -128,8 +138,10 @@ async function restoreOnce(plan: RestorePlan, outputFile: string, options: Execu
     });
   };
 
-  const hasher = new RestoreHasher(options.hashThread ?? plan.totalBytes >= HASH_THREAD_MIN_BYTES);
-  const loader = new SourceLoader(plan.steps, options, hasher);
+  const threads = options.hashThread ?? plan.totalBytes >= HASH_THREAD_MIN_BYTES;
+  const hasher = new RestoreHasher(threads);
+  if (threads) warmUpPageWriters();
+  const loader = new SourceLoader(plan.steps, options, hasher, threads);
   let output: OutputFile | undefined;
   try {
     // 1. The segments, newest step first.
@@ -179,8 +191,16 @@ async function restoreOnce(plan: RestorePlan, outputFile: string, options: Execu
       }
       const want = (pageNumber: number, index: number): boolean => pageNumber <= (minAfter[index - lo] as number) && !out.has(pageNumber);
       out.source = source.name;
-      await source.collect(lo, hi, want, (pageNumber, image, recordedHash) => out.put(pageNumber, image, recordedHash), () => out.settle());
-      out.flush();
+      const picks = threads && source instanceof PageMajorBundle ? source.plan(lo, hi, want) : undefined;
+      if (picks && source instanceof PageMajorBundle && picks.pages * picks.pageSize >= (options.threadWriteMinBytes ?? THREAD_WRITE_MIN_BYTES)) {
+        // Which page takes which image is decided now, from the tables: the older steps see these
+        // pages as taken while the threads still decode and write them.
+        forEachPick(picks.list, (pageNumber, hashHigh, hashLow) => out.claim(pageNumber, hashHigh, hashLow));
+        await out.writeOnThreads(writePicksOnThreads(source.sharedBytes(), picks, out.fd, source.name));
+      } else {
+        await source.collect(lo, hi, want, (pageNumber, image, recordedHash) => out.put(pageNumber, image, recordedHash), () => out.settle());
+        out.flush();
+      }
       await out.room();
       minSize = running;
       const firstHeader = headers[lo] as SegmentHeader;
@@ -274,6 +294,8 @@ async function restoreOnce(plan: RestorePlan, outputFile: string, options: Execu
   } finally {
     loader.close();
     hasher.close();
+    // No thread may still write into the file once it is closed (or restarted: StopEarlier).
+    await output?.threadWritesSettled();
     await output?.close();
   }
 }
@@ -349,6 +371,8 @@ class OutputFile {
   private unsynced = 0;
   private syncing: Promise<void> | undefined;
   private settles = 0;
+  /** Bundle steps the page-writing threads are writing, oldest first. */
+  private threadWrites: Array<Promise<void>> = [];
 
   private constructor(
     private readonly handle: fs.FileHandle,
@@ -369,6 +393,32 @@ class OutputFile {
 
   has(pageNumber: number): boolean {
     return this.written[pageNumber - 1] === 1;
+  }
+
+  get fd(): number {
+    return this.handle.fd;
+  }
+
+  /** Takes a page that a page-writing thread will write, with the page hash its bundle recorded. */
+  claim(pageNumber: number, hashHigh: number, hashLow: number): void {
+    if (pageNumber < 1 || pageNumber > this.databaseSizePages || this.written[pageNumber - 1] === 1) {
+      throw new Error(`restore: page ${pageNumber} written twice, or outside 1..${this.databaseSizePages}`);
+    }
+    this.written[pageNumber - 1] = 1;
+    this.hasher.record(pageNumber, hashHigh, hashLow);
+  }
+
+  /** Keeps `writing` (the threads writing claimed pages) in view; waits while too many are. */
+  async writeOnThreads(writing: Promise<number>): Promise<void> {
+    const tracked = writing.then((bytes) => this.noteWritten(bytes));
+    tracked.catch(() => undefined); // awaited by finish() or threadWritesSettled()
+    this.threadWrites.push(tracked);
+    if (this.threadWrites.length > THREAD_WRITES_IN_FLIGHT) await this.threadWrites.shift();
+  }
+
+  /** Waits for every thread write, failed or not. */
+  async threadWritesSettled(): Promise<void> {
+    await Promise.allSettled(this.threadWrites.splice(0));
   }
 
   /**
@@ -411,8 +461,12 @@ class OutputFile {
     }
     this.writer.flush();
     this.hasher.hashPages(toHash);
-    // Start the disk writing early, on the thread pool, so that the final fsync finds little left.
-    this.unsynced += batch.length * this.pageSize;
+    this.noteWritten(batch.length * this.pageSize);
+  }
+
+  /** Start the disk writing early, on the thread pool, so that the final fsync finds little left. */
+  private noteWritten(bytes: number): void {
+    this.unsynced += bytes;
     if (this.unsynced >= BACKGROUND_SYNC_BYTES && !this.syncing) {
       this.unsynced = 0;
       this.syncing = this.handle.datasync().finally(() => {
@@ -423,6 +477,8 @@ class OutputFile {
   }
 
   async finish(): Promise<{ checksum: bigint; hashes: () => PageHashTable }> {
+    // A failed thread write fails the restore here, with its own error.
+    for (const writing of this.threadWrites.splice(0)) await writing;
     this.flush();
     const hashes = await this.hasher.pageHashes();
     let zero: Uint8Array | undefined;
@@ -490,6 +546,8 @@ class SourceLoader {
     private readonly steps: readonly PlanStep[],
     private readonly options: ExecuteOptions,
     private readonly hasher: RestoreHasher,
+    /** Bundles are read into shared memory, for the page-writing threads. */
+    private readonly threads: boolean,
   ) {}
 
   take(index: number): Promise<SegmentSource> {
@@ -513,18 +571,18 @@ class SourceLoader {
 
   private start(index: number): void {
     if (this.pending.has(index) || index < 0 || index >= this.lowestTaken) return;
-    const promise = openStep(this.steps[index] as PlanStep, this.options, this.hasher);
+    const promise = openStep(this.steps[index] as PlanStep, this.options, this.hasher, this.threads);
     promise.catch(() => undefined); // awaited (and thrown) by take(); never unhandled meanwhile
     this.pending.set(index, promise);
   }
 
 }
 
-async function openStep(step: PlanStep, options: ExecuteOptions, hasher: RestoreHasher): Promise<SegmentSource> {
+async function openStep(step: PlanStep, options: ExecuteOptions, hasher: RestoreHasher, shared: boolean): Promise<SegmentSource> {
   const { location } = step.run;
   if (location.kind === 'log') return LogSource.open(step, options);
   const key = location.key;
-  let bytes = await requireStore(options, key).get(key);
+  let bytes = await requireStore(options, key).get(key, { shared });
   try {
     // Format 2 checks its own tables and every image it decodes (against its page hash): the
     // whole object is not hashed. Format 1 is checked whole, against the index, when it recorded a hash.

@@ -13,6 +13,7 @@ import {
   type ObjectInfo,
   type ObjectStore,
   type ObjectStoreErrorCode,
+  type GetOptions,
 } from './object-store.js';
 
 /**
@@ -51,10 +52,10 @@ export class FileObjectStore implements ObjectStore {
     });
   }
 
-  async get(key: string): Promise<Buffer> {
+  async get(key: string, options: GetOptions = {}): Promise<Buffer> {
     const file = this.pathOf(key);
     try {
-      return await fs.readFile(file);
+      return options.shared ? await readIntoSharedMemory(file) : await fs.readFile(file);
     } catch (error) {
       throw this.failure(error, 'get', key);
     }
@@ -280,6 +281,24 @@ async function syncFile(file: string): Promise<void> {
   const handle = await fs.open(file, 'r+');
   try {
     await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** A whole file read straight into a SharedArrayBuffer of its size (no second copy). */
+async function readIntoSharedMemory(file: string): Promise<Buffer> {
+  const handle = await fs.open(file, 'r');
+  try {
+    const { size } = await handle.stat();
+    const bytes = Buffer.from(new SharedArrayBuffer(size));
+    let filled = 0;
+    while (filled < size) {
+      const { bytesRead } = await handle.read(bytes, filled, size - filled, filled);
+      if (bytesRead === 0) throw new Error(`${file} ended after ${filled} of ${size} bytes`);
+      filled += bytesRead;
+    }
+    return bytes;
   } finally {
     await handle.close();
   }

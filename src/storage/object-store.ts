@@ -23,6 +23,21 @@ export interface ObjectInfo {
   lastModified?: Date;
 }
 
+export interface GetOptions {
+  /** Read into shared memory (a SharedArrayBuffer of the object's size). */
+  shared?: boolean;
+}
+
+/** `bytes` in shared memory: the same Buffer when it is there already, else a copy. */
+export function inSharedMemory(bytes: Uint8Array): Buffer {
+  if (bytes.buffer instanceof SharedArrayBuffer && bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength) {
+    return Buffer.from(bytes.buffer, 0, bytes.byteLength);
+  }
+  const shared = Buffer.from(new SharedArrayBuffer(bytes.byteLength));
+  shared.set(bytes);
+  return shared;
+}
+
 export interface ObjectStore {
   /** Where the store lives, for logs and error messages. Never holds a secret. */
   readonly url: string;
@@ -34,8 +49,12 @@ export interface ObjectStore {
   put(key: string, body: Uint8Array | Readable): Promise<void>;
   /** Stores a file from disk by streaming it (multipart above the part size on S3). */
   putFile(key: string, filePath: string): Promise<void>;
-  /** Reads a small object whole. Throws OBJECT_NOT_FOUND when the key is absent. */
-  get(key: string): Promise<Buffer>;
+  /**
+   * Reads an object whole. Throws OBJECT_NOT_FOUND when the key is absent. With `shared`, the
+   * Buffer lies over a SharedArrayBuffer of exactly its length, which worker threads can read
+   * without a copy (a restore's page-writing threads decode bundles straight from it).
+   */
+  get(key: string, options?: GetOptions): Promise<Buffer>;
   /**
    * Opens a large object as a stream. Throws OBJECT_NOT_FOUND when the key is absent. An error
    * while the stream is read (a dropped connection) reaches the reader as a stream error, not
@@ -208,8 +227,8 @@ class LazyS3ObjectStore implements ObjectStore {
     return (await this.open()).putFile(key, filePath);
   }
 
-  async get(key: string): Promise<Buffer> {
-    return (await this.open()).get(key);
+  async get(key: string, options?: GetOptions): Promise<Buffer> {
+    return (await this.open()).get(key, options);
   }
 
   async getStream(key: string): Promise<Readable> {

@@ -26,6 +26,7 @@ import {
   assertObjectKey,
   assertObjectPrefix,
   compareKeys,
+  inSharedMemory,
   isValidObjectKey,
   ObjectStoreError,
   redactUrl,
@@ -33,6 +34,7 @@ import {
   type ObjectStore,
   type ObjectStoreErrorCode,
   type ObjectStoreOptions,
+  type GetOptions,
 } from './object-store.js';
 
 const MiB = 1024 * 1024;
@@ -190,12 +192,13 @@ export class S3ObjectStore implements ObjectStore {
     });
   }
 
-  async get(key: string): Promise<Buffer> {
+  async get(key: string, options: GetOptions = {}): Promise<Buffer> {
     const objectKey = this.objectKey(key);
     return this.retryBody('get', key, async () => {
       const output = await this.getObject(key, objectKey);
       const body = await readBody(output, () => bodyStream(output).transformToByteArray());
-      return Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+      // The SDK gathers the body in memory of its own: shared memory costs one more copy here.
+      return options.shared ? inSharedMemory(body) : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
     });
   }
 

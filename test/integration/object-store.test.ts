@@ -245,6 +245,12 @@ describe.each(backends)('object store contract: $name', (backend) => {
       const chunks = Array.from({ length: Math.ceil(data.length / 333_333) }, (_, i) => data.subarray(i * 333_333, (i + 1) * 333_333));
       await store.put('streamed', Readable.from(chunks));
       expect(sha256(await store.get('streamed'))).toBe(sha256(data));
+      // Into shared memory (what a restore's page-writing threads decode from): the same bytes.
+      const shared = await store.get('streamed', { shared: true });
+      expect(shared.buffer).toBeInstanceOf(SharedArrayBuffer);
+      expect(shared.buffer.byteLength).toBe(data.length);
+      expect(sha256(shared)).toBe(sha256(data));
+      expect((await store.get('empty-shared', { shared: true }).catch((error: unknown) => error))).toMatchObject({ code: 'OBJECT_NOT_FOUND' });
 
       const small = path.join(work, `small-${backend.name}.bin`);
       writeFileSync(small, 'small file');

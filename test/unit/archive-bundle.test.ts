@@ -199,7 +199,8 @@ describe('newest-first restore', () => {
       for (const [target, position] of targets) {
         const plan = planRestore(catalog, target);
         const output = path.join(work, `restored-${run++}.sqlite`);
-        const outcome = await executeRestore(plan, output, { workDir: path.join(work, `w-${run}`), store, hashThread });
+        // With threads, every bundle step is decoded and written on the page-writing threads.
+        const outcome = await executeRestore(plan, output, { workDir: path.join(work, `w-${run}`), store, hashThread, threadWriteMinBytes: 0 });
         const expected = at(position);
         const what = `hash thread ${hashThread}, target ${JSON.stringify(target, (_, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))}`;
         expect(outcome.position, what).toBe(BigInt(position));
@@ -254,7 +255,7 @@ describe('newest-first restore', () => {
       await store.put(key, bytes);
       for (const hashThread of [false, true]) {
         const plan = planRestore(catalogFromIndex(index), { position });
-        await expect(executeRestore(plan, path.join(work, `damaged-${hashThread}.sqlite`), { workDir: path.join(work, `wd-${hashThread}`), store, hashThread }), `offset ${offset}`).rejects.toMatchObject({
+        await expect(executeRestore(plan, path.join(work, `damaged-${hashThread}.sqlite`), { workDir: path.join(work, `wd-${hashThread}`), store, hashThread, threadWriteMinBytes: 0 }), `offset ${offset}`).rejects.toMatchObject({
           code: 'ARCHIVE_CORRUPT',
           message: expect.stringContaining(key) as string,
         });
