@@ -196,8 +196,11 @@ export class S3ObjectStore implements ObjectStore {
     const objectKey = this.objectKey(key);
     return this.retryBody('get', key, async () => {
       const output = await this.getObject(key, objectKey);
+      if (options.shared && output.ContentLength !== undefined) {
+        const length = output.ContentLength;
+        return readBody(output, () => readIntoSharedMemory(bodyStream(output), length));
+      }
       const body = await readBody(output, () => bodyStream(output).transformToByteArray());
-      // The SDK gathers the body in memory of its own: shared memory costs one more copy here.
       return options.shared ? inSharedMemory(body) : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
     });
   }
@@ -484,6 +487,20 @@ function bodyStream(output: GetObjectCommandOutput): Readable & NonNullable<GetO
 
 function bufferBody(buffer: Buffer): { body: Buffer; length: number } {
   return { body: buffer, length: buffer.byteLength };
+}
+
+/** A body of `length` bytes, copied chunk by chunk into a SharedArrayBuffer of that size. */
+async function readIntoSharedMemory(stream: Readable, length: number): Promise<Buffer> {
+  const bytes = Buffer.from(new SharedArrayBuffer(length));
+  let filled = 0;
+  for await (const chunk of stream as AsyncIterable<Buffer | string>) {
+    const data = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+    if (filled + data.byteLength > length) throw new Error(`body longer than its ${length} bytes`);
+    bytes.set(data, filled);
+    filled += data.byteLength;
+  }
+  if (filled !== length) throw new Error(`body ended after ${filled} of ${length} bytes`);
+  return bytes;
 }
 
 /** Splits a stream into buffers of exactly `size` bytes (the last one shorter). */
