@@ -191,12 +191,13 @@ async function restoreOnce(plan: RestorePlan, outputFile: string, options: Execu
       }
       const want = (pageNumber: number, index: number): boolean => pageNumber <= (minAfter[index - lo] as number) && !out.has(pageNumber);
       out.source = source.name;
-      const picks = threads && source instanceof PageMajorBundle ? source.plan(lo, hi, want) : undefined;
-      if (picks && source instanceof PageMajorBundle && picks.pages * picks.pageSize >= (options.threadWriteMinBytes ?? THREAD_WRITE_MIN_BYTES)) {
+      const bundle = threads && source instanceof PageMajorBundle ? source : undefined;
+      const picks = bundle?.plan(lo, hi, want);
+      if (bundle && picks && picks.pages * picks.pageSize >= (options.threadWriteMinBytes ?? THREAD_WRITE_MIN_BYTES)) {
         // Which page takes which image is decided now, from the tables: the older steps see these
         // pages as taken while the threads still decode and write them.
         forEachPick(picks.list, (pageNumber, hashHigh, hashLow) => out.claim(pageNumber, hashHigh, hashLow));
-        await out.writeOnThreads(writePicksOnThreads(source.sharedBytes(), picks, out.fd, source.name));
+        await out.writeOnThreads(writePicksOnThreads(bundle.sharedBytes(), picks, out.fd, bundle.name));
       } else {
         await source.collect(lo, hi, want, (pageNumber, image, recordedHash) => out.put(pageNumber, image, recordedHash), () => out.settle());
         out.flush();
