@@ -1,8 +1,8 @@
 import { spawnSync } from 'node:child_process';
 import { closeSync, openSync, readdirSync, readFileSync, statSync, writeSync } from 'node:fs';
 import path from 'node:path';
-import { pageHash } from '../../src/log/rolling-checksum.js';
-import { decodeSegment } from '../../src/log/segment-codec.js';
+import { pageHash } from '../../src/format/rolling-checksum.js';
+import { decodeSegment } from '../../src/format/segment-codec.js';
 
 /**
  * The segment files of a log folder, and how fast this machine can go through them without any

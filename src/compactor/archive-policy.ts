@@ -1,4 +1,4 @@
-import type { ArchiveIndex } from './archive-index.js';
+import type { ArchiveIndex } from '../archive/archive-index.js';
 
 /**
  * Which checkpoints go to the object store (pure; docs/FORMAT.md §11.3). Every checkpoint is a

@@ -4,7 +4,7 @@ import { crc32 } from 'node:zlib';
 import { compress, uncompressSync } from 'lz4-napi';
 import { LitebaseError } from '../errors.js';
 import { inSharedMemory } from '../storage/object-store.js';
-import { pageHash } from '../log/rolling-checksum.js';
+import { pageHash } from '../format/rolling-checksum.js';
 import {
   decodeSegment,
   decodeSegmentHeader,
@@ -13,7 +13,7 @@ import {
   segmentChecksum,
   type PageImage,
   type SegmentHeader,
-} from '../log/segment-codec.js';
+} from '../format/segment-codec.js';
 
 /**
  * Bundles: archived segments first..last in one object (docs/FORMAT.md §11.1).

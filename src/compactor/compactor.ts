@@ -2,10 +2,10 @@ import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { applyPagesToFile, recoverLocalCopy, writeLocalState } from '../engine/local-copy.js';
+import { applyPagesToFile, recoverLocalCopy, writeLocalState } from '../replay/local-copy.js';
 import { errorMessage, LitebaseError, systemErrorCode } from '../errors.js';
 import { LogDirectory } from '../log/log-directory.js';
-import { formatChecksum, pageHash, type PageHashTable } from '../log/rolling-checksum.js';
+import { formatChecksum, pageHash, type PageHashTable } from '../format/rolling-checksum.js';
 import {
   decodeSegment,
   decodeSegmentHeader,
@@ -13,7 +13,7 @@ import {
   segmentChecksum,
   SegmentFormatError,
   type SegmentHeader,
-} from '../log/segment-codec.js';
+} from '../format/segment-codec.js';
 import { readSegmentFileHeader } from '../log/segment-stream.js';
 import type { DatabaseMeta } from '../storage/catalog.js';
 import { fsyncDir } from '../storage/fs-util.js';
@@ -28,10 +28,10 @@ import {
   serializeIndex,
   sortIndex,
   type ArchiveIndex,
-} from './archive-index.js';
-import { bundleKey, checkpointKey, indexKey } from './archive-keys.js';
+} from '../archive/archive-index.js';
+import { bundleKey, checkpointKey, indexKey } from '../archive/archive-keys.js';
 import { BundleWriter, sha256File } from './bundle.js';
-import { CheckpointDirectory, writeCheckpointFromFile } from './checkpoints.js';
+import { CheckpointDirectory, writeCheckpointFromFile } from '../replay/checkpoints.js';
 import { planRetention } from './retention.js';
 
 /**

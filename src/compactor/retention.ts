@@ -1,4 +1,4 @@
-import type { ArchiveIndex, ArchivedBundle, ArchivedCheckpoint } from './archive-index.js';
+import type { ArchiveIndex, ArchivedBundle, ArchivedCheckpoint } from '../archive/archive-index.js';
 
 /**
  * Which archived objects the retention window no longer needs (pure). Restoring to any time in

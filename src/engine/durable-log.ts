@@ -1,9 +1,9 @@
 import { LitebaseError } from '../errors.js';
 import type { LogDirectory } from '../log/log-directory.js';
 import { LogHead } from '../log/log-head.js';
-import { pageHash, type PageHashTable } from '../log/rolling-checksum.js';
-import { encodeSegment, type PageImage } from '../log/segment-codec.js';
-import { mergeTransactions } from '../log/wal-format.js';
+import { pageHash, type PageHashTable } from '../format/rolling-checksum.js';
+import { encodeSegment, type PageImage } from '../format/segment-codec.js';
+import { mergeTransactions } from '../format/wal-format.js';
 import type { Metrics } from '../metrics.js';
 import type { WalCapture } from './wal-capture.js';
 

@@ -6,7 +6,7 @@ import { Compactor } from '../compactor/compactor.js';
 import type { LitebaseConfig } from '../config/config.js';
 import { LitebaseError, notFound, unavailable } from '../errors.js';
 import { LogDirectory } from '../log/log-directory.js';
-import { formatChecksum } from '../log/rolling-checksum.js';
+import { formatChecksum } from '../format/rolling-checksum.js';
 import type { Metrics } from '../metrics.js';
 import type { DatabaseMeta } from '../storage/catalog.js';
 import type { LocalLayout, SharedLayout } from '../storage/layout.js';
@@ -31,7 +31,7 @@ import {
 import { ResultBudget } from './result-limits.js';
 import { SandboxFile } from './read-sandbox.js';
 import { StatementDeadline } from './statement-deadline.js';
-import { recoverLocalCopy, writeLocalState } from './local-copy.js';
+import { recoverLocalCopy, writeLocalState } from '../replay/local-copy.js';
 import { WalCapture } from './wal-capture.js';
 
 export type QueryMode = 'transaction' | 'independent';

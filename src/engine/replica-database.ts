@@ -1,13 +1,13 @@
 import { closeSync, promises as fs, mkdirSync, openSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import type { Logger } from 'pino';
-import { CheckpointDirectory } from '../compactor/checkpoints.js';
+import { CheckpointDirectory } from '../replay/checkpoints.js';
 import type { LitebaseConfig } from '../config/config.js';
 import { LitebaseError, systemErrorCode } from '../errors.js';
 import { LogDirectory } from '../log/log-directory.js';
 import { LogTailer } from '../log/log-tailer.js';
-import { formatChecksum, type PageHashTable } from '../log/rolling-checksum.js';
-import { foldSegments } from '../log/segment-fold.js';
+import { formatChecksum, type PageHashTable } from '../format/rolling-checksum.js';
+import { foldSegments } from '../format/segment-fold.js';
 import { batchSource, SegmentPrefetcher } from '../log/segment-prefetch.js';
 import { readSegmentRun, RUN_LIMITS, type DecodedSegment, type RunLimits, type SegmentRun, type SegmentSource } from '../log/segment-runs.js';
 import type { Metrics } from '../metrics.js';
@@ -17,7 +17,7 @@ import { FULL_ACCESS, isReadOnlyRequest, StatementCache, type StatementAccess, t
 import { backupInterrupted, copyFile } from './backup.js';
 import { ResultBudget } from './result-limits.js';
 import { SandboxFile } from './read-sandbox.js';
-import { applyRunToFile, applyRunToHashes, readAheadFailed, recoverLocalCopy, writeLocalState } from './local-copy.js';
+import { applyRunToFile, applyRunToHashes, readAheadFailed, recoverLocalCopy, writeLocalState } from '../replay/local-copy.js';
 import { PositionWaiters } from './position-waiters.js';
 
 export interface ReplicaDatabaseOptions {

@@ -7,7 +7,7 @@ import {
   type WalChecksum,
   type WalHeader,
   type WalTransaction,
-} from '../log/wal-format.js';
+} from '../format/wal-format.js';
 
 /**
  * Follows the Primary's local -wal file and hands out the transactions committed since the last

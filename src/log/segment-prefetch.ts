@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { WorkerPool } from '../worker-pool.js';
+import { WorkerPool } from '../threads/worker-pool.js';
 import type { ReadReply, ReadRequest } from './segment-read-worker.js';
 import type { SegmentBytes, SegmentSource } from './segment-runs.js';
 

@@ -8,7 +8,7 @@ import { closeSync, openSync, readSync } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 import { systemErrorCode } from '../errors.js';
 import { LogDirectory } from './log-directory.js';
-import { hasValidTrailer } from './segment-codec.js';
+import { hasValidTrailer } from '../format/segment-codec.js';
 
 export interface ReadRequest {
   id: number;

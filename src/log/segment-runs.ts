@@ -1,6 +1,6 @@
 import { systemErrorCode } from '../errors.js';
 import type { LogDirectory } from './log-directory.js';
-import { decodeSegment, SegmentFormatError } from './segment-codec.js';
+import { decodeSegment, SegmentFormatError } from '../format/segment-codec.js';
 
 export type DecodedSegment = ReturnType<typeof decodeSegment>;
 

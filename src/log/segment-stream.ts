@@ -12,7 +12,7 @@ import {
   type SegmentFormatErrorCode,
   type SegmentHeader,
   type SegmentHeaderInput,
-} from './segment-codec.js';
+} from '../format/segment-codec.js';
 
 /**
  * The segment container (docs/FORMAT.md) written and read as a stream, for files too large to hold

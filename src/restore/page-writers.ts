@@ -1,7 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { BundleFormatError, sliceBlocks, type PickList } from '../compactor/bundle.js';
 import { LitebaseError } from '../errors.js';
-import { WorkerPool } from '../worker-pool.js';
+import { WorkerPool } from '../threads/worker-pool.js';
 import type { PageWriteReply, PageWriteRequest } from './page-write-worker.js';
 
 /**

@@ -1,8 +1,8 @@
 import { promises as fs } from 'node:fs';
 import type { Logger } from 'pino';
-import { loadArchiveIndex, type ArchiveIndex } from '../compactor/archive-index.js';
-import { databaseNamePrefix, isDatabaseId } from '../compactor/archive-keys.js';
-import type { CheckpointDirectory } from '../compactor/checkpoints.js';
+import { loadArchiveIndex, type ArchiveIndex } from '../archive/archive-index.js';
+import { databaseNamePrefix, isDatabaseId } from '../archive/archive-keys.js';
+import type { CheckpointDirectory } from '../replay/checkpoints.js';
 import { LitebaseError, systemErrorCode } from '../errors.js';
 import type { LogDirectory } from '../log/log-directory.js';
 import { readSegmentFileHeader } from '../log/segment-stream.js';

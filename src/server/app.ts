@@ -2,7 +2,7 @@ import Fastify, { LogController, type FastifyError, type FastifyInstance } from 
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Logger } from 'pino';
 import type { LitebaseConfig } from '../config/config.js';
-import type { NodeDatabases } from '../engine/node-databases.js';
+import type { NodeDatabases } from '../node/node-databases.js';
 import { LitebaseError } from '../errors.js';
 import type { Metrics } from '../metrics.js';
 import type { LocalLayout, SharedLayout } from '../storage/layout.js';

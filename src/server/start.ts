@@ -5,7 +5,7 @@ import { ClusterMember } from '../cluster/cluster-member.js';
 import { warmUpSegmentReader } from '../log/segment-prefetch.js';
 import { ReplicaNudger, type NudgePeer } from '../cluster/replica-nudger.js';
 import type { LitebaseConfig } from '../config/config.js';
-import { NodeDatabases, type NodeRole } from '../engine/node-databases.js';
+import { NodeDatabases, type NodeRole } from '../node/node-databases.js';
 import { Metrics } from '../metrics.js';
 import { errorMessage, LitebaseError } from '../errors.js';
 import { DatabaseCatalog } from '../storage/catalog.js';

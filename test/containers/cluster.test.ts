@@ -4,8 +4,8 @@ import { performance } from 'node:perf_hooks';
 import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import Database from 'better-sqlite3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { formatChecksum } from '../../src/log/rolling-checksum.js';
-import { decodeSegment } from '../../src/log/segment-codec.js';
+import { formatChecksum } from '../../src/format/rolling-checksum.js';
+import { decodeSegment } from '../../src/format/segment-codec.js';
 import { checksumAsWritten } from '../integration/archive-support.js';
 import {
   ComposeProject,

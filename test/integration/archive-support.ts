@@ -1,7 +1,7 @@
 import { copyFileSync, openSync, writeSync, closeSync } from 'node:fs';
 import Database from 'better-sqlite3';
-import { scanPageHashes } from '../../src/engine/local-copy.js';
-import { formatChecksum } from '../../src/log/rolling-checksum.js';
+import { scanPageHashes } from '../../src/replay/local-copy.js';
+import { formatChecksum } from '../../src/format/rolling-checksum.js';
 import { decodeValue, encodeValue, type JsonSqlValue } from '../../src/sql/values.js';
 import { Prng } from '../support/golden-segments.js';
 import type { TestServer } from '../support/server.js';

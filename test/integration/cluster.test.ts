@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { decodeSegment } from '../../src/log/segment-codec.js';
+import { decodeSegment } from '../../src/format/segment-codec.js';
 import { tempDir, TestServer } from '../support/server.js';
 import { waitFor } from '../support/wait.js';
 

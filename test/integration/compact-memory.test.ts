@@ -3,8 +3,8 @@ import { mkdtempSync, openSync, closeSync, rmSync, statSync, writeSync } from 'n
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { loadCheckpointIntoFile, writeCheckpointFromFile } from '../../src/compactor/checkpoints.js';
-import { scanPageHashes } from '../../src/engine/local-copy.js';
+import { loadCheckpointIntoFile, writeCheckpointFromFile } from '../../src/replay/checkpoints.js';
+import { scanPageHashes } from '../../src/replay/local-copy.js';
 
 /**
  * Invariant 6 (bounded memory) for checkpoints: writing a checkpoint of a database and loading it

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import type { PageImage, SegmentHeader, SegmentHeaderInput } from '../../src/log/segment-codec.js';
+import type { PageImage, SegmentHeader, SegmentHeaderInput } from '../../src/format/segment-codec.js';
 
 /**
  * The golden segment cases (fixtures/segments/<name>.seg and <name>.json). Everything here is

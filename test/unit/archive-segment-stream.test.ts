@@ -11,7 +11,7 @@ import {
   SegmentFormatError,
   type PageImage,
   type SegmentHeaderInput,
-} from '../../src/log/segment-codec.js';
+} from '../../src/format/segment-codec.js';
 import { readSegmentFileHeader, SegmentFileReader, SegmentFileWriter } from '../../src/log/segment-stream.js';
 import { GOLDEN_DIR, makePages, Prng } from '../support/golden-segments.js';
 

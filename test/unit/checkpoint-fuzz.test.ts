@@ -5,9 +5,9 @@ import Database from 'better-sqlite3';
 import { compressSync } from 'lz4-napi';
 import { afterAll, describe, expect, it } from 'vitest';
 import { BundleFormatError, BundleWriter, openBundle, PageMajorBundle, type SegmentSource } from '../../src/compactor/bundle.js';
-import { loadCheckpointIntoFile } from '../../src/compactor/checkpoints.js';
+import { loadCheckpointIntoFile } from '../../src/replay/checkpoints.js';
 import { LitebaseError } from '../../src/errors.js';
-import { pageHash } from '../../src/log/rolling-checksum.js';
+import { pageHash } from '../../src/format/rolling-checksum.js';
 import {
   encodeSegment,
   SEGMENT_HEADER_SIZE,
@@ -16,8 +16,8 @@ import {
   SegmentFormatError,
   type PageImage,
   type SegmentHeaderInput,
-} from '../../src/log/segment-codec.js';
-import { mergeTransactions, parseWalHeader, scanWalFrames, WAL_FRAME_HEADER_SIZE, WAL_HEADER_SIZE, type WalScanResult } from '../../src/log/wal-format.js';
+} from '../../src/format/segment-codec.js';
+import { mergeTransactions, parseWalHeader, scanWalFrames, WAL_FRAME_HEADER_SIZE, WAL_HEADER_SIZE, type WalScanResult } from '../../src/format/wal-format.js';
 import { listChunks, makePages, Prng } from '../support/golden-segments.js';
 
 /**

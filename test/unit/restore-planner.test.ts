@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { ArchiveIndex, ArchivedBundle, ArchivedCheckpoint } from '../../src/compactor/archive-index.js';
-import { parseArchiveKey, archivePrefix, bundleKey, checkpointKey, indexKey } from '../../src/compactor/archive-keys.js';
+import type { ArchiveIndex, ArchivedBundle, ArchivedCheckpoint } from '../../src/archive/archive-index.js';
+import { parseArchiveKey, archivePrefix, bundleKey, checkpointKey, indexKey } from '../../src/archive/archive-keys.js';
 import { checkpointArchiveReason } from '../../src/compactor/archive-policy.js';
 import { planRetention } from '../../src/compactor/retention.js';
 import {

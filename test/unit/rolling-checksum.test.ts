@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { pageHash, PageHashTable } from '../../src/log/rolling-checksum.js';
+import { pageHash, PageHashTable } from '../../src/format/rolling-checksum.js';
 
 const PAGE = 512;
 const page = (fill: number) => Buffer.alloc(PAGE, fill);

@@ -15,7 +15,7 @@ import {
   type SegmentFormatErrorCode,
   type SegmentHeader,
   type SegmentHeaderInput,
-} from '../../src/log/segment-codec.js';
+} from '../../src/format/segment-codec.js';
 import { LitebaseError } from '../../src/errors.js';
 import {
   databaseChecksum,

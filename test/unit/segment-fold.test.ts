@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { pageHash, PageHashTable } from '../../src/log/rolling-checksum.js';
-import { foldSegments } from '../../src/log/segment-fold.js';
-import type { PageImage } from '../../src/log/segment-codec.js';
+import { pageHash, PageHashTable } from '../../src/format/rolling-checksum.js';
+import { foldSegments } from '../../src/format/segment-fold.js';
+import type { PageImage } from '../../src/format/segment-codec.js';
 import { Prng } from '../support/golden-segments.js';
 
 const PAGE_SIZE = 64;

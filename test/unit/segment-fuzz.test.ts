@@ -11,7 +11,7 @@ import {
   type SegmentFormatErrorCode,
   type SegmentHeader,
   type SegmentHeaderInput,
-} from '../../src/log/segment-codec.js';
+} from '../../src/format/segment-codec.js';
 import { listChunks, makePages, Prng } from '../support/golden-segments.js';
 
 /**

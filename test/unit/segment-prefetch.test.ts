@@ -3,10 +3,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LogDirectory } from '../../src/log/log-directory.js';
-import { decodeSegment, encodeSegment, hasValidTrailer, SegmentFormatError } from '../../src/log/segment-codec.js';
+import { decodeSegment, encodeSegment, hasValidTrailer, SegmentFormatError } from '../../src/format/segment-codec.js';
 import { batchSource, SegmentPrefetcher } from '../../src/log/segment-prefetch.js';
 import { readSegmentRun } from '../../src/log/segment-runs.js';
-import { PageHashTable, pageHash } from '../../src/log/rolling-checksum.js';
+import { PageHashTable, pageHash } from '../../src/format/rolling-checksum.js';
 import { Prng } from '../support/golden-segments.js';
 
 const DATABASE_ID = '0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9';

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
-import { mergeTransactions, parseWalHeader, scanWalFrames, WAL_HEADER_SIZE } from '../../src/log/wal-format.js';
+import { mergeTransactions, parseWalHeader, scanWalFrames, WAL_HEADER_SIZE } from '../../src/format/wal-format.js';
 import { tempDir } from '../support/server.js';
 import { rmSync } from 'node:fs';
 

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import type { Engine } from '../../engine/node-databases.js';
+import type { Engine } from '../../node/node-databases.js';
 import { forwardToPrimary } from '../forward.js';
 import { assertDatabaseName } from '../../storage/layout.js';
 import { requirePermission, type AppContext } from '../app.js';

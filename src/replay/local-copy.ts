@@ -1,12 +1,12 @@
 import { closeSync, fstatSync, fsyncSync, ftruncateSync, openSync, promises as fs, readFileSync, writeSync, writevSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { CheckpointDirectory, loadCheckpointIntoFile } from '../compactor/checkpoints.js';
+import { CheckpointDirectory, loadCheckpointIntoFile } from './checkpoints.js';
 import { LitebaseError, systemErrorCode } from '../errors.js';
 import { LogDirectory } from '../log/log-directory.js';
-import { formatChecksum, pageHash, PageHashTable } from '../log/rolling-checksum.js';
-import { decodeSegment, type PageImage } from '../log/segment-codec.js';
-import { foldSegments, type FoldedRun } from '../log/segment-fold.js';
+import { formatChecksum, pageHash, PageHashTable } from '../format/rolling-checksum.js';
+import { decodeSegment, type PageImage } from '../format/segment-codec.js';
+import { foldSegments, type FoldedRun } from '../format/segment-fold.js';
 import { batchSource, SegmentPrefetcher } from '../log/segment-prefetch.js';
 import { readSegmentRun, type SegmentRun } from '../log/segment-runs.js';
 import { writeFileAtomic } from '../storage/fs-util.js';

@@ -1,8 +1,8 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { LitebaseError, systemErrorCode } from '../errors.js';
-import { formatChecksum, pageHash, PageHashTable } from '../log/rolling-checksum.js';
-import type { SegmentHeader } from '../log/segment-codec.js';
+import { formatChecksum, pageHash, PageHashTable } from '../format/rolling-checksum.js';
+import type { SegmentHeader } from '../format/segment-codec.js';
 import { SegmentFileReader, SegmentFileWriter, type WrittenSegmentFile } from '../log/segment-stream.js';
 import { fsyncDir, tempName, positionsInFolder } from '../storage/fs-util.js';
 import { formatPosition } from '../storage/layout.js';

@@ -1,12 +1,12 @@
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { errorMessage, LitebaseError } from '../errors.js';
-import { formatChecksum } from '../log/rolling-checksum.js';
-import { decodeSegmentHeader, SEGMENT_HEADER_SIZE, type SegmentHeader } from '../log/segment-codec.js';
+import { formatChecksum } from '../format/rolling-checksum.js';
+import { decodeSegmentHeader, SEGMENT_HEADER_SIZE, type SegmentHeader } from '../format/segment-codec.js';
 import type { ObjectInfo, ObjectStore } from '../storage/object-store.js';
 import { archivePrefix, indexKey, parseArchiveKey } from './archive-keys.js';
 import { createHash } from 'node:crypto';
-import { BundleFormatError, bundleHeaders } from './bundle.js';
+import { BundleFormatError, bundleHeaders } from '../compactor/bundle.js';
 
 /**
  * The archive index: a small JSON object per database (`<prefix>/index.json`) that lists the

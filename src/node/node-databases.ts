@@ -5,8 +5,8 @@ import type { Metrics } from '../metrics.js';
 import type { DatabaseCatalog, DatabaseMeta } from '../storage/catalog.js';
 import type { LocalLayout, SharedLayout } from '../storage/layout.js';
 import type { ObjectStore } from '../storage/object-store.js';
-import { PrimaryDatabase } from './primary-database.js';
-import { ReplicaDatabase } from './replica-database.js';
+import { PrimaryDatabase } from '../engine/primary-database.js';
+import { ReplicaDatabase } from '../engine/replica-database.js';
 
 export type Engine = PrimaryDatabase | ReplicaDatabase;
 export type NodeRole = 'primary' | 'replica';
