@@ -6,7 +6,7 @@ import { decodeSegmentHeader, SEGMENT_HEADER_SIZE, type SegmentHeader } from '..
 import type { ObjectInfo, ObjectStore } from '../storage/object-store.js';
 import { archivePrefix, indexKey, parseArchiveKey } from './archive-keys.js';
 import { createHash } from 'node:crypto';
-import { BundleFormatError, bundleHeaders } from '../compactor/bundle.js';
+import { BundleFormatError, bundleHeaders } from '../format/bundle-codec.js';
 
 /**
  * The archive index: a small JSON object per database (`<prefix>/index.json`) that lists the

@@ -30,7 +30,7 @@ import {
   type ArchiveIndex,
 } from '../archive/archive-index.js';
 import { bundleKey, checkpointKey, indexKey } from '../archive/archive-keys.js';
-import { BundleWriter, sha256File } from './bundle.js';
+import { BundleWriter, sha256File } from '../archive/bundle-writer.js';
 import { CheckpointDirectory, writeCheckpointFromFile } from '../replay/checkpoints.js';
 import { planRetention } from './retention.js';
 

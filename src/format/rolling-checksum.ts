@@ -98,3 +98,16 @@ export class PageHashTable {
     this.pages = databaseSizePages;
   }
 }
+
+/**
+ * The rolling-checksum hash of a page (FORMAT.md §7). When the 4 bytes before the image in its
+ * buffer are already its page number (a decoded chunk or block lays pages out that way), the two
+ * are hashed as one slice, without building a hash object per page.
+ */
+export function hashPageImage(pageNumber: number, image: Buffer): bigint {
+  if (image.byteOffset >= 4) {
+    const prefixed = Buffer.from(image.buffer, image.byteOffset - 4, image.length + 4);
+    if (prefixed.readUInt32BE(0) === pageNumber) return (hash('sha256', prefixed, 'buffer') as Buffer).readBigUInt64BE(0);
+  }
+  return pageHash(pageNumber, image);
+}

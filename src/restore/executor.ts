@@ -4,14 +4,16 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Transform } from 'node:stream';
 import { uncompressSync } from 'lz4-napi';
-import { BundleFormatError, bundleFormatOf, collectNewestFirst, forEachPick, openBundle, PageMajorBundle, type SegmentSource } from '../compactor/bundle.js';
+import { BundleFormatError, bundleFormatOf, openBundle, PageMajorBundle } from '../format/bundle-codec.js';
+import { forEachPick } from '../format/bundle-picks.js';
+import { collectNewestFirst, type SegmentSource } from '../format/segment-source.js';
 import { assertCheckpointHeader } from '../replay/checkpoints.js';
 import { errorMessage, LitebaseError, systemErrorCode } from '../errors.js';
 import type { LogDirectory } from '../log/log-directory.js';
 import { formatChecksum, pageHash, PageHashTable } from '../format/rolling-checksum.js';
 import { decodeSegment, SEGMENT_CHUNK_PAGES, SEGMENT_HEADER_SIZE, SEGMENT_TRAILER_SIZE, SegmentFormatError, type SegmentHeader } from '../format/segment-codec.js';
 import { readSegmentFileHeader, SegmentFileReader } from '../log/segment-stream.js';
-import type { ObjectStore } from '../storage/object-store.js';
+import { inSharedMemory, type ObjectStore } from '../storage/object-store.js';
 import { RestoreHasher, type PageToHash } from './restore-hasher.js';
 import { warmUpPageWriters, writePicksOnThreads } from './page-writers.js';
 import type { CheckpointSource, PlanStep, RestorePlan } from './planner.js';
@@ -197,7 +199,7 @@ async function restoreOnce(plan: RestorePlan, outputFile: string, options: Execu
         // Which page takes which image is decided now, from the tables: the older steps see these
         // pages as taken while the threads still decode and write them.
         forEachPick(picks.list, (pageNumber, hashHigh, hashLow) => out.claim(pageNumber, hashHigh, hashLow));
-        await out.writeOnThreads(writePicksOnThreads(bundle.sharedBytes(), picks, out.fd, bundle.name));
+        await out.writeOnThreads(writePicksOnThreads(inSharedMemory(bundle.bytes).buffer as SharedArrayBuffer, picks, out.fd, bundle.name));
       } else {
         await source.collect(lo, hi, want, (pageNumber, image, recordedHash) => out.put(pageNumber, image, recordedHash), () => out.settle());
         out.flush();

@@ -8,7 +8,7 @@
  */
 import { writevSync } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
-import { decodePicks } from '../compactor/bundle.js';
+import { decodePicks } from '../format/bundle-picks.js';
 
 export interface PageWriteRequest {
   id: number;

@@ -1,5 +1,6 @@
 import { availableParallelism } from 'node:os';
-import { BundleFormatError, sliceBlocks, type PickList } from '../compactor/bundle.js';
+import { BundleFormatError } from '../format/bundle-codec.js';
+import { sliceBlocks, type PickList } from '../format/bundle-picks.js';
 import { LitebaseError } from '../errors.js';
 import { WorkerPool } from '../threads/worker-pool.js';
 import type { PageWriteReply, PageWriteRequest } from './page-write-worker.js';

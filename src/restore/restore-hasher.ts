@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
-import { hashPageImage } from '../compactor/bundle.js';
+import { hashPageImage } from '../format/rolling-checksum.js';
 
 /**
  * The page hashes of a restore (FORMAT.md §7): recorded ones (a format 2 bundle records each

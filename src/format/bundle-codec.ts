@@ -1,19 +1,18 @@
-import { createHash, hash as oneShotHash, type Hash } from 'node:crypto';
-import { closeSync, openSync, promises as fs, readSync, writeSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { crc32 } from 'node:zlib';
 import { compress, uncompressSync } from 'lz4-napi';
 import { LitebaseError } from '../errors.js';
-import { inSharedMemory } from '../storage/object-store.js';
-import { pageHash } from '../format/rolling-checksum.js';
+import { hashPageImage, pageHash } from './rolling-checksum.js';
 import {
   decodeSegment,
   decodeSegmentHeader,
   SEGMENT_HEADER_SIZE,
   SEGMENT_TRAILER_SIZE,
   segmentChecksum,
-  type PageImage,
   type SegmentHeader,
-} from '../format/segment-codec.js';
+} from './segment-codec.js';
+import { decodePicks, sliceBlock, PAGE_NUMBER_SIZE, LZ4_SIZE_PREFIX, type PickList } from './bundle-picks.js';
+import { collectNewestFirst, type SegmentSource } from './segment-source.js';
 
 /**
  * Bundles: archived segments first..last in one object (docs/FORMAT.md §11.1).
@@ -50,8 +49,6 @@ const TABLES_CHECKSUM_OFFSET = 52;
 const BLOCK_ENTRY_SIZE = 12;
 /** Newest images are compressed in blocks of about this many raw bytes (16 pages of 4 KiB). */
 const BLOCK_RAW_BYTES = 64 * 1024;
-const PAGE_NUMBER_SIZE = 4;
-const LZ4_SIZE_PREFIX = 4;
 const MIN_SEGMENT_BYTES = SEGMENT_HEADER_SIZE + SEGMENT_TRAILER_SIZE;
 const MAX_U32 = 0xffff_ffff;
 const MAX_SAFE_MS = BigInt(Number.MAX_SAFE_INTEGER);
@@ -70,7 +67,10 @@ export function blockPagesFor(pageSize: number): number {
 
 // ---- writing (format 2) -------------------------------------------------------------------------
 
-interface Version {
+// ---- writing (format 2) -------------------------------------------------------------------------
+
+/** One page image given to a bundle: which page, from which of its segments, where it is stored. */
+export interface BundleImageVersion {
   pageNumber: number;
   segment: number;
   /** Where its image is in the spill file. */
@@ -79,116 +79,35 @@ interface Version {
   hash?: bigint;
 }
 
-/**
- * Writes a format 2 bundle. Segments are given whole, in position order; their pages go to a spill
- * file beside the bundle (memory holds a few numbers per page image, not the images), and `finish()`
- * encodes the bundle from it. `bytes` counts the segment files given (the threshold a compactor
- * closes bundles on), not the encoded size, which `finish()` answers.
- */
-export class BundleWriter {
-  private readonly segments: SegmentHeader[] = [];
-  private readonly versions: Version[] = [];
-  private spillOffset = 0;
-  private inputBytes = 0;
-  private pageSize = 0;
-  private done = false;
-
-  private constructor(
-    readonly file: string,
-    private readonly spillFile: string,
-    private readonly spill: number,
-  ) {}
-
-  static async create(file: string): Promise<BundleWriter> {
-    const spillFile = `${file}.spill`;
-    await fs.rm(file, { force: true });
-    const spill = openSync(spillFile, 'w+');
-    return new BundleWriter(file, spillFile, spill);
-  }
-
-  /** Bytes of the segment files appended so far (with a 4-byte length each, as in format 1). */
-  get bytes(): number {
-    return this.inputBytes;
-  }
-
-  get segmentCount(): number {
-    return this.segments.length;
-  }
-
-  /** Whether a segment with this header can follow (same database, page size, next position). */
-  accepts(header: SegmentHeader): boolean {
-    const last = this.segments.at(-1);
-    if (!last) return true;
-    return header.databaseId === last.databaseId && header.pageSize === last.pageSize && header.position === last.position + 1n;
-  }
-
-  /** Appends one whole segment file (verified again here: trailer, chunks, page numbers). */
-  append(segment: Uint8Array): void {
-    if (segment.length < MIN_SEGMENT_BYTES || segment.length > MAX_U32) {
-      throw new RangeError(`BundleWriter: a segment of ${segment.length} bytes cannot be bundled`);
-    }
-    const { header, pages } = decodeSegment(segment);
-    if (!this.accepts(header)) {
-      const last = this.segments.at(-1) as SegmentHeader;
-      throw new RangeError(`BundleWriter: position ${header.position} (page size ${header.pageSize}) cannot follow ${last.position} (page size ${last.pageSize}) in one bundle`);
-    }
-    const index = this.segments.length;
-    this.segments.push(header);
-    this.pageSize = header.pageSize;
-    for (const { pageNumber, data } of pages) {
-      writeFully(this.spill, data, this.spillOffset);
-      this.versions.push({ pageNumber, segment: index, offset: this.spillOffset });
-      this.spillOffset += data.length;
-    }
-    this.inputBytes += BUNDLE_LENGTH_SIZE + segment.length;
-  }
-
-  /** Encodes the bundle, fsyncs and closes it, removes the spill file; answers its size and SHA-256. */
-  async finish(): Promise<{ bytes: number; sha256: string; segments: number }> {
-    if (this.done) throw new Error(`BundleWriter: ${this.file} is already finished`);
-    if (this.segments.length === 0) throw new RangeError('BundleWriter: a bundle holds at least one segment');
-    this.done = true;
-    try {
-      const written = await encodeBundle(this.file, this.segments, this.versions, this.pageSize, (image, offset) => readFully(this.spill, image, offset));
-      return { ...written, segments: this.segments.length };
-    } catch (error) {
-      await fs.rm(this.file, { force: true });
-      throw error;
-    } finally {
-      closeSync(this.spill);
-      await fs.rm(this.spillFile, { force: true });
-    }
-  }
-
-  async abort(): Promise<void> {
-    if (!this.done) {
-      this.done = true;
-      closeSync(this.spill);
-    }
-    await fs.rm(this.spillFile, { force: true });
-    await fs.rm(this.file, { force: true });
-  }
-}
-
 /** Blocks (or older images) compressed at once on the thread pool. */
 const COMPRESS_BATCH = 8;
 
+/** Where `encodeBundle` reads page images from and writes the bundle to (a spill file and the bundle file, for BundleWriter). */
+export interface BundleOutput {
+  /** Reads the image stored at `offset` (a version's `offset`) into `into`. */
+  readImage(into: Buffer, offset: number): void;
+  /** Writes `bytes` at `offset` of the bundle. */
+  write(bytes: Uint8Array, offset: number): void;
+  /** Reads back bytes of the bundle written before. */
+  read(into: Buffer, offset: number): void;
+}
+
 /**
- * Lays out a format 2 bundle into `file`: the tables have fixed sizes, so the compressed data is
+ * Lays out a format 2 bundle through `io`: the tables have fixed sizes, so the compressed data is
  * written first at its final offset, the tables and header after it, then the file is hashed once
  * for the trailer. Compression runs on the libuv thread pool (a bundle does not hold the event loop
  * of the server it is built in); images are read from the spill file synchronously (page cache).
  */
-async function encodeBundle(
-  file: string,
+export async function encodeBundle(
   segments: readonly SegmentHeader[],
-  versions: Version[],
+  versions: BundleImageVersion[],
   pageSize: number,
-  readImage: (into: Buffer, offset: number) => void,
+  io: BundleOutput,
 ): Promise<{ bytes: number; sha256: string }> {
+  const { readImage, write, read } = io;
   // Page-major: ascending page number, then ascending segment (the newest image last).
   versions.sort((a, b) => a.pageNumber - b.pageNumber || a.segment - b.segment);
-  const pages: Array<{ pageNumber: number; newest: Version; older: Version[] }> = [];
+  const pages: Array<{ pageNumber: number; newest: BundleImageVersion; older: BundleImageVersion[] }> = [];
   for (const version of versions) {
     const current = pages.at(-1);
     if (current && current.pageNumber === version.pageNumber) {
@@ -204,11 +123,10 @@ async function encodeBundle(
   const dataStart =
     BUNDLE_HEADER_SIZE + segments.length * SEGMENT_ENTRY_SIZE + pages.length * PAGE_ENTRY_SIZE + historyCount * HISTORY_ENTRY_SIZE + blockCount * BLOCK_ENTRY_SIZE;
 
-  const fd = openSync(file, 'wx+');
-  try {
+  {
     let offset = dataStart;
     const append = (compressed: Buffer): number => {
-      writeFully(fd, compressed, offset);
+      write(compressed, offset);
       offset += compressed.length;
       return compressed.length;
     };
@@ -258,7 +176,7 @@ async function encodeBundle(
       let newer = Buffer.allocUnsafe(pageSize);
       readImage(newer, page.newest.offset);
       for (let i = page.older.length - 1; i >= 0; i--) {
-        const version = page.older[i] as Version;
+        const version = page.older[i] as BundleImageVersion;
         const image = Buffer.allocUnsafe(pageSize);
         readImage(image, version.offset);
         pending.push({ segment: version.segment, image, dictionary: newer, hash: pageHash(page.pageNumber, image) });
@@ -300,7 +218,7 @@ async function encodeBundle(
     tablesChecksum(header, tables).copy(header, TABLES_CHECKSUM_OFFSET);
     let at = 0;
     for (const part of [header, ...tables]) {
-      writeFully(fd, part, at);
+      write(part, at);
       at += part.length;
     }
     // One pass over the file for the trailer (bytes before it) and the object's SHA-256 (all of it).
@@ -309,47 +227,21 @@ async function encodeBundle(
     const buffer = Buffer.allocUnsafe(4 * 1024 * 1024);
     for (let position = 0; position < offset; ) {
       const length = Math.min(buffer.length, offset - position);
-      readFully(fd, buffer.subarray(0, length), position);
+      read(buffer.subarray(0, length), position);
       trailerHash.update(buffer.subarray(0, length));
       fileHash.update(buffer.subarray(0, length));
       position += length;
     }
     const trailer = trailerHash.digest().subarray(0, BUNDLE_TRAILER_SIZE);
-    writeFully(fd, trailer, offset);
+    write(trailer, offset);
     fileHash.update(trailer);
     return { bytes: offset + trailer.length, sha256: fileHash.digest('hex') };
-  } finally {
-    closeSync(fd);
   }
 }
 
 // ---- reading ------------------------------------------------------------------------------------
 
-/**
- * What a restore needs from a run of segments (a bundle of either format, or the shared log): the
- * segment headers, ascending, and the newest image of each page up to a segment.
- */
-export interface SegmentSource {
-  readonly name: string;
-  readonly headers: readonly SegmentHeader[];
-  /**
-   * For every page written by the segments at indexes `lo..hi` (of `headers`): its newest image at
-   * or below `hi`, if that image is at or above `lo` and `want(pageNumber, index)` says so. Pages
-   * come in any order. Images lie in buffers of their own (decompressed output) that the source
-   * no longer reads once `settle` is called (after each block or segment): from then on the caller
-   * may keep them, or hand them to another thread. Everything is checked before it is decompressed
-   * (a format 2 bundle's blocks and older images by their CRC-32, a segment by its trailer).
-   * `recordedHash` is the image's page hash (FORMAT.md §7, as high and low 32 bits) when the source
-   * records it (format 2, under its tables checksum), so that the caller need not hash it again.
-   */
-  collect(
-    lo: number,
-    hi: number,
-    want: (pageNumber: number, index: number) => boolean,
-    take: (pageNumber: number, image: Buffer, recordedHash: readonly [high: number, low: number] | undefined) => void,
-    settle?: () => void | Promise<void>,
-  ): Promise<void>;
-}
+// ---- reading ------------------------------------------------------------------------------------
 
 /** Which format a bundle object is, from its first bytes. */
 export function bundleFormatOf(bytes: Uint8Array): 1 | 2 {
@@ -387,7 +279,8 @@ export function bundleHeaders(bytes: Buffer, name: string): readonly SegmentHead
 export class PageMajorBundle implements SegmentSource {
   private constructor(
     readonly name: string,
-    private readonly bytes: Buffer,
+    /** The whole bundle object, as read. */
+    readonly bytes: Buffer,
     readonly headers: SegmentHeader[],
     readonly pageSize: number,
     private readonly pageTable: Buffer,
@@ -569,17 +462,6 @@ export class PageMajorBundle implements SegmentSource {
     return { list: Float64Array.from(list), pages, pageSize: this.pageSize };
   }
 
-  /**
-   * The bundle's bytes as a SharedArrayBuffer, for threads to decode from: the bytes' own memory
-   * when they were read into shared memory (ObjectStore.get with `shared`), else a copy made once.
-   */
-  sharedBytes(): SharedArrayBuffer {
-    this.shared ??= inSharedMemory(this.bytes).buffer as SharedArrayBuffer;
-    return this.shared;
-  }
-
-  private shared: SharedArrayBuffer | undefined;
-
   async collect(
     lo: number,
     hi: number,
@@ -627,115 +509,6 @@ export class PageMajorBundle implements SegmentSource {
       throw new BundleFormatError(`${this.name}: ${error instanceof Error ? error.message : String(error)}`, { key: this.name });
     }
     return pages;
-  }
-}
-
-/**
- * What to decode from a format 2 bundle, as numbers:
- *
- *   [blocks, then per block: start, end, CRC-32 of the compressed block, raw length, picks,
- *            then per pick: slot (offset of its page number in the raw block), page number, depth,
- *                           the page hash of the image handed out (high, then low 32 bits),
- *                           then depth x (start, length, CRC-32) of the older images to walk down]
- *
- * A pick of depth 0 is the page's newest image in the bundle; depth d walks d older images down
- * from it, each decompressed with the one above it as dictionary.
- */
-export interface PickList {
-  list: Float64Array;
-  pages: number;
-  pageSize: number;
-}
-
-/** The part of a pick list for the block at `at`, as a pick list of its own, and where the next block starts. */
-function sliceBlock(list: Float64Array, at: number): { list: Float64Array; next: number } {
-  return sliceBlocks(list, at, 1);
-}
-
-/** The part of a pick list for `count` blocks from the one at `at`, as a pick list of its own, and where the next block starts. */
-export function sliceBlocks(list: Float64Array, at: number, count: number): { list: Float64Array; next: number } {
-  let end = at;
-  for (let block = 0; block < count; block++) {
-    const picks = list[end + 4] as number;
-    end += 5;
-    for (let pick = 0; pick < picks; pick++) end += 5 + 3 * (list[end + 2] as number);
-  }
-  const part = new Float64Array(1 + end - at);
-  part[0] = count;
-  part.set(list.subarray(at, end), 1);
-  return { list: part, next: end };
-}
-
-/** Each image a pick list picks: its page number and the page hash recorded for it, in list order. */
-export function forEachPick(list: Float64Array, visit: (pageNumber: number, hashHigh: number, hashLow: number) => void): void {
-  let at = 1;
-  const blocks = list[0] as number;
-  for (let block = 0; block < blocks; block++) {
-    const picks = list[at + 4] as number;
-    at += 5;
-    for (let pick = 0; pick < picks; pick++) {
-      visit(list[at + 1] as number, list[at + 3] as number, list[at + 4] as number);
-      at += 5 + 3 * (list[at + 2] as number);
-    }
-  }
-}
-
-/**
- * Decodes the images a PickList names from a format 2 bundle, each compressed payload checked
- * against its CRC-32 before it is decompressed, and hands each image to `emit` with the page hash
- * the bundle records for it (FORMAT.md §7). A page's newest image is a view into its decompressed
- * block, whose 4 bytes before it are its page number; an older image is a buffer of its own.
- * Throws an Error saying what is wrong with the bundle.
- */
-export function decodePicks(
-  bundle: Uint8Array,
-  list: Float64Array,
-  pageSize: number,
-  emit: (pageNumber: number, image: Uint8Array, hashHigh: number, hashLow: number) => void,
-): void {
-  const decompress = (start: number, end: number, crc: number, expected: number, what: string, dictionary?: Uint8Array): Buffer => {
-    if (end - start < LZ4_SIZE_PREFIX || end > bundle.byteLength) throw new Error(`${what} at offset ${start} runs past the bundle`);
-    const payload = bundle.subarray(start, end);
-    const found = crc32(payload);
-    if (found !== crc) throw new Error(`${what} at offset ${start} has CRC-32 ${found.toString(16).padStart(8, '0')}, the bundle recorded ${crc.toString(16).padStart(8, '0')}`);
-    if (Buffer.from(payload.buffer, payload.byteOffset, 4).readUInt32LE(0) !== expected) throw new Error(`${what} at offset ${start} does not declare the ${expected} bytes expected`);
-    let raw: Buffer;
-    try {
-      raw = dictionary ? uncompressSync(payload, dictionary) : uncompressSync(payload);
-    } catch (error) {
-      throw new Error(`${what} at offset ${start}: LZ4 data is invalid: ${error instanceof Error ? error.message : String(error)}`);
-    }
-    if (raw.length !== expected) throw new Error(`${what} at offset ${start} decompresses to ${raw.length} bytes, expected ${expected}`);
-    return raw;
-  };
-  let at = 1;
-  const blocks = list[0] as number;
-  for (let block = 0; block < blocks; block++) {
-    const start = list[at] as number;
-    const end = list[at + 1] as number;
-    const crc = list[at + 2] as number;
-    const rawLength = list[at + 3] as number;
-    const picks = list[at + 4] as number;
-    at += 5;
-    const raw = decompress(start, end, crc, rawLength, 'a block');
-    for (let pick = 0; pick < picks; pick++) {
-      const slot = list[at] as number;
-      const pageNumber = list[at + 1] as number;
-      const depth = list[at + 2] as number;
-      const hashHigh = list[at + 3] as number;
-      const hashLow = list[at + 4] as number;
-      at += 5;
-      if (raw.readUInt32BE(slot) !== pageNumber) {
-        throw new Error(`the block at offset ${start} holds page ${raw.readUInt32BE(slot)} where the page table says ${pageNumber}`);
-      }
-      let image: Buffer = raw.subarray(slot + PAGE_NUMBER_SIZE, slot + PAGE_NUMBER_SIZE + pageSize);
-      for (let step = 0; step < depth; step++) {
-        const historyStart = list[at] as number;
-        image = decompress(historyStart, historyStart + (list[at + 1] as number), list[at + 2] as number, pageSize, `an older image of page ${pageNumber}`, image);
-        at += 3;
-      }
-      emit(pageNumber, image, hashHigh, hashLow);
-    }
   }
 }
 
@@ -798,43 +571,8 @@ export class SegmentRecordBundle implements SegmentSource {
   }
 }
 
-/**
- * `collect` for a source made of whole segments (format 1 bundles, the shared log): segments
- * newest first, each page's newest image at or below `hi` handed over once, `settle` after each.
- */
-export async function collectNewestFirst(
-  lo: number,
-  hi: number,
-  pagesOf: (index: number) => readonly PageImage[] | Promise<readonly PageImage[]>,
-  want: (pageNumber: number, index: number) => boolean,
-  take: (pageNumber: number, image: Buffer, expectedHash: undefined) => void,
-  settle?: () => void | Promise<void>,
-): Promise<void> {
-  const seen = new Set<number>();
-  for (let index = hi; index >= lo; index--) {
-    for (const { pageNumber, data } of await pagesOf(index)) {
-      if (seen.has(pageNumber)) continue;
-      seen.add(pageNumber);
-      if (want(pageNumber, index)) take(pageNumber, data, undefined);
-    }
-    await settle?.();
-  }
-}
-
 // ---- helpers ------------------------------------------------------------------------------------
 
-/**
- * The rolling-checksum hash of a page (FORMAT.md §7). When the 4 bytes before the image in its
- * buffer are already its page number (a decoded chunk or block lays pages out that way), the two
- * are hashed as one slice, without building a hash object per page.
- */
-export function hashPageImage(pageNumber: number, image: Buffer): bigint {
-  if (image.byteOffset >= PAGE_NUMBER_SIZE) {
-    const prefixed = Buffer.from(image.buffer, image.byteOffset - PAGE_NUMBER_SIZE, image.length + PAGE_NUMBER_SIZE);
-    if (prefixed.readUInt32BE(0) === pageNumber) return (oneShotHash('sha256', prefixed, 'buffer') as Buffer).readBigUInt64BE(0);
-  }
-  return pageHash(pageNumber, image);
-}
 
 /** First 8 bytes of SHA-256 over the header's first 52 bytes and the four tables. */
 function tablesChecksum(header: Buffer, tables: readonly Buffer[]): Buffer {
@@ -850,33 +588,4 @@ function uuidBytes(uuid: string): Buffer {
 function uuidString(bytes: Buffer): string {
   const hex = bytes.toString('hex');
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
-}
-
-function writeFully(fd: number, bytes: Uint8Array, position: number): void {
-  for (let done = 0; done < bytes.length; ) done += writeSync(fd, bytes, done, bytes.length - done, position + done);
-}
-
-function readFully(fd: number, into: Buffer, position: number): void {
-  for (let filled = 0; filled < into.length; ) {
-    const read = readSync(fd, into, filled, into.length - filled, position + filled);
-    if (read === 0) throw new Error(`unexpected end of file at ${position + filled}`);
-    filled += read;
-  }
-}
-
-export async function sha256File(file: string): Promise<string> {
-  const hash: Hash = createHash('sha256');
-  const handle = await fs.open(file, 'r');
-  try {
-    const buffer = Buffer.allocUnsafe(4 * 1024 * 1024);
-    for (let position = 0; ; ) {
-      const { bytesRead } = await handle.read(buffer, 0, buffer.length, position);
-      if (bytesRead === 0) break;
-      hash.update(buffer.subarray(0, bytesRead));
-      position += bytesRead;
-    }
-  } finally {
-    await handle.close();
-  }
-  return hash.digest('hex');
 }
