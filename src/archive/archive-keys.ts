@@ -1,7 +1,7 @@
 import { assertDatabaseName, formatPosition } from '../storage/layout.js';
 
 /**
- * Where a database's history lives in the object store (DESIGN.md §3, docs/FORMAT.md §11):
+ * Where a database's history lives in the object store (docs/ARCHITECTURE.md §3, docs/FORMAT.md §11):
  *
  *   databases/<name>/<database id>/segments/<first>-<last>.seg   a bundle of archived segments
  *   databases/<name>/<database id>/checkpoints/<position>.ckpt    a checkpoint

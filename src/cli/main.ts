@@ -14,7 +14,7 @@ import { registerRestoreCommand } from './restore.js';
 import { registerServeCommand } from './serve.js';
 
 /**
- * The `litebase` command line (API.md). One file per command group registers its commands here;
+ * The `litebase` command line (docs/API.md "Command line"). One file per command group registers its commands here;
  * a new group (restore, compact, cluster, keys) is one more `register...` line.
  *
  * Exit codes: 0 success, 1 failure (`error CODE: message` on stderr), 2 usage error.

@@ -3,7 +3,7 @@ import { signatureHeaders } from './signing.js';
 import { fetchTrustingCa } from './tls.js';
 
 /**
- * The TypeScript client of the Litebase HTTP API (API.md).
+ * The TypeScript client of the Litebase HTTP API (docs/API.md).
  *
  * Values round-trip exactly: integers beyond ±2^53 come back as `bigint`, BLOBs as `Buffer`
  * (a `Uint8Array`), NULL as `null`. Positions are decimal strings: compare them with `BigInt()`.
@@ -46,7 +46,7 @@ export interface QueryResponse {
   role: string;
 }
 
-/** The wire form of a statement result, values still JSON-encoded (API.md). */
+/** The wire form of a statement result, values still JSON-encoded (docs/API.md "Values"). */
 export interface StatementResultJson {
   columns: string[];
   rows: JsonSqlValue[][];

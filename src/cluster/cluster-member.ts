@@ -38,7 +38,7 @@ import { SHARED_STATE_BYTES, sendToKeeper, sharedState, startKeeper, type Keeper
  * step-down is pending and the write window of its last successful renewal is open: TTL - TTL/4
  * after the renewal started, by the process's monotonic clock. So after the process was stopped
  * (SIGSTOP) or the main thread blocked past that window it returns false at once, before any
- * event could tell. The log's exclusive create stays the fence behind it (DESIGN.md §2.2): a write
+ * event could tell. The log's exclusive create stays the fence behind it (docs/ARCHITECTURE.md §2.2): a write
  * that started inside the window but lands after another node took over fails with EEXIST, and the
  * engine then calls `stepDown`.
  */
@@ -46,7 +46,7 @@ import { SHARED_STATE_BYTES, sendToKeeper, sharedState, startKeeper, type Keeper
 export type { Role } from './election.js';
 
 export interface ClusterMemberOptions {
-  /** The shared folder (DESIGN.md §3): cluster state lives in `<dataDir>/cluster`. */
+  /** The shared folder (docs/ARCHITECTURE.md §3): cluster state lives in `<dataDir>/cluster`. */
   dataDir: string;
   /** Stable, unique per node: `[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}`. */
   nodeId: string;
@@ -120,7 +120,7 @@ function settingsFrom(options: ClusterMemberOptions): Settings {
 
 /**
  * terminate() waits for the thread to reach JavaScript; a keeper inside a file call on a hung
- * file system (hard NFS mount) never does (DESIGN.md §10). Wait a little, then go on without it.
+ * file system (hard NFS mount) never does (docs/ARCHITECTURE.md §10). Wait a little, then go on without it.
  */
 async function terminate(worker: Worker): Promise<void> {
   let timer: NodeJS.Timeout | undefined;

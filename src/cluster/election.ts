@@ -1,5 +1,5 @@
 /**
- * Election and lease decisions (DESIGN.md §7, docs/CLUSTER.md), without I/O.
+ * Election and lease decisions (docs/ARCHITECTURE.md §7, docs/CLUSTER.md), without I/O.
  *
  * Given what a node just read from the shared folder (the lease record, the highest term in
  * `cluster/terms`), its own state (the term it holds, if it is the Primary) and the time, `decide`
@@ -180,7 +180,7 @@ export function decide(input: DecisionInput): DecisionResult {
 /**
  * How long after the start of a successful renewal (or win) the Primary may accept writes: the
  * TTL less a safety margin of a quarter of it. The margin covers a write that starts just before
- * the window closes; the log's exclusive create is the fence behind it (DESIGN.md §2.2).
+ * the window closes; the log's exclusive create is the fence behind it (docs/ARCHITECTURE.md §2.2).
  */
 export function canWriteWindowMs(leaseTtlMs: number): number {
   return leaseTtlMs - Math.floor(leaseTtlMs / 4);

@@ -5,7 +5,7 @@ import path from 'node:path';
 import type { LeaseRecord, Role, TermClaim } from './election.js';
 
 /**
- * The cluster state on the shared folder (DESIGN.md §3), read and written with synchronous calls:
+ * The cluster state on the shared folder (docs/ARCHITECTURE.md §3), read and written with synchronous calls:
  *
  * - `cluster/terms/<term>`: created exclusively (`open(..., 'wx')`) by the node that wins the term,
  *   holding JSON `{ nodeId, address, createdAt }`. Never removed, never rewritten: terms are never

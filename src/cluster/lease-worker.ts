@@ -20,7 +20,7 @@ import { LeaseStore, leaseStoreSource, type PathModule, type SyncFs } from './le
  * The lease keeper: one worker thread per ClusterMember that reads the cluster state, stands for
  * terms, renews the lease while this node is the Primary and writes its heartbeat. It runs on its
  * own thread because a SQL statement on the main thread can block the event loop for seconds
- * (DESIGN.md §10), and a lease that waits for the event loop would expire under a long query. Its
+ * (docs/ARCHITECTURE.md §10), and a lease that waits for the event loop would expire under a long query. Its
  * file calls are synchronous so they do not queue behind the main thread's work in libuv's shared
  * thread pool either.
  *

@@ -34,7 +34,7 @@ interface PeerState {
 }
 
 /**
- * The Primary tells replicas over HTTP that a log grew (DESIGN.md §6): on NFS a file watcher sees
+ * The Primary tells replicas over HTTP that a log grew (docs/ARCHITECTURE.md §6.1): on NFS a file watcher sees
  * only its own machine's changes, so without this a replica would learn of new segments only by
  * polling. It is a hint: a lost nudge costs a replica nothing but the wait for its watcher or its
  * next poll. At most one nudge per peer is on its way; what happens meanwhile goes in the next

@@ -35,7 +35,7 @@ import { CheckpointDirectory, writeCheckpointFromFile } from '../replay/checkpoi
 import { planRetention } from './retention.js';
 
 /**
- * The compactor of one database (DESIGN.md §1, docs/FORMAT.md §8 and §11). It runs on the Primary
+ * The compactor of one database (docs/ARCHITECTURE.md §12, docs/FORMAT.md §8 and §11). It runs on the Primary
  * only. It keeps a **shadow** copy of the database in the node-local folder, advanced by applying
  * the log exactly as a replica does (checksums verified before and after every segment), so it
  * never touches the Primary's SQLite connections and never holds the database in memory (8 bytes

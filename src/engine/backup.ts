@@ -3,9 +3,9 @@ import Database from 'better-sqlite3';
 import { unavailable } from '../errors.js';
 
 /**
- * Backups (API.md `GET /v1/databases/:db/backup`): a copy of a database's local file as one
+ * Backups (docs/API.md "GET /v1/databases/:db/backup"): a copy of a database's local file as one
  * self-contained SQLite file in rollback-journal mode, exactly as of one position. Never built in
- * memory (DESIGN.md invariant 6): the copy is written to a file, page by page or by the kernel.
+ * memory (docs/ARCHITECTURE.md §2.6): the copy is written to a file, page by page or by the kernel.
  *
  * - On the Primary, the file is in WAL mode and written through SQLite, so a read transaction is a
  *   snapshot: `openSnapshot` pins one on a connection of its own, and `copySnapshot` copies it

@@ -43,7 +43,7 @@ interface InFlight {
 }
 
 /**
- * Turns local commits into durable log positions (DESIGN.md §5). Each local commit gets a sequence
+ * Turns local commits into durable log positions (docs/ARCHITECTURE.md §5). Each local commit gets a sequence
  * number. A flush captures every transaction committed so far from the WAL and sends it, as ONE
  * segment, to the append worker; commits that arrive meanwhile go into the next segment: group
  * commit, so throughput is not bounded by fsync latency. A few segments may be on their way at

@@ -20,7 +20,7 @@ export interface StatementResult {
   lastInsertRowid: JsonSqlValue;
 }
 
-/** A statement that failed, with its index in the request (API.md error shape). */
+/** A statement that failed, with its index in the request (docs/API.md "Errors"). */
 export class StatementError extends LitebaseError {
   constructor(code: string, message: string, statement: number, status = 400, cause?: unknown) {
     super(code, message, { status, details: { statement }, cause });

@@ -92,7 +92,7 @@ type State = 'ready' | 'recovering' | 'closed';
 let deadlineWarningGiven = false;
 
 /**
- * One database on the node that writes it (DESIGN.md §5): a local SQLite file in WAL mode, a
+ * One database on the node that writes it (docs/ARCHITECTURE.md §5): a local SQLite file in WAL mode, a
  * writer connection behind a write lock, a reader connection, and the durable log that turns local
  * commits into acknowledged positions. The local file is only a cache of the log: when a segment
  * cannot be persisted, the local copy is rolled back by rebuilding it from the log.
@@ -161,7 +161,7 @@ export class PrimaryDatabase {
     return this.archiver;
   }
 
-  /** Run a request's statements (API.md `query`), then wait until what it saw or wrote is durable. */
+  /** Run a request's statements (docs/API.md "POST /v1/databases/:db/query"), then wait until what it saw or wrote is durable. */
   async query(statements: StatementInput[], mode: QueryMode, minPosition?: bigint, access: StatementAccess = FULL_ACCESS): Promise<QueryOutcome> {
     if (minPosition !== undefined) await this.waitForPosition(minPosition);
     return mode === 'transaction' ? this.queryAsTransaction(statements, access) : this.queryIndependently(statements, access);
@@ -519,7 +519,7 @@ export class PrimaryDatabase {
     const writer = new Database(this.sqliteFile);
     writer.pragma(`page_size = ${this.options.meta.pageSize}`);
     writer.pragma('journal_mode = WAL');
-    // The Primary checkpoints its WAL itself, only below durable positions (DESIGN.md §5).
+    // The Primary checkpoints its WAL itself, only below durable positions (docs/ARCHITECTURE.md §5.7).
     writer.pragma('wal_autocheckpoint = 0');
     // Durability comes from the log on the shared file system, not from the local disk.
     writer.pragma('synchronous = OFF');

@@ -49,7 +49,7 @@ interface Reader {
 }
 
 /**
- * One database on a node that does not write it (DESIGN.md §6): it tails the log, verifies each
+ * One database on a node that does not write it (docs/ARCHITECTURE.md §6): it tails the log, verifies each
  * segment (trailer, database id, the checksum chain), writes its pages into the local file, and
  * serves reads. After every applied run the read connection drops its cached pages (see
  * refreshReader), and only then does the new position become visible to reads and waiters.

@@ -98,7 +98,7 @@ export const SEGMENT_FORMAT_ERROR_CODES: readonly SegmentFormatErrorCode[] = [
 
 /**
  * Bytes that are not a valid segment. The codec knows no file names: whoever read the bytes adds
- * the path (DESIGN.md §2.4). `details` holds only strings and numbers so it serializes as JSON.
+ * the path (docs/ARCHITECTURE.md §2.4). `details` holds only strings and numbers so it serializes as JSON.
  */
 export class SegmentFormatError extends LitebaseError {
   declare readonly code: SegmentFormatErrorCode;

@@ -10,7 +10,7 @@ const SEGMENT_FILE = /^(\d{20})\.seg$/;
 
 /**
  * One database's log folder on the shared file system: segments named by position.
- * Writing is the fence of DESIGN.md §2.2: a segment appears under its final name only through
+ * Writing is the fence of docs/ARCHITECTURE.md §2.2: a segment appears under its final name only through
  * link() of a complete, fsynced temp file, and link() fails if the name exists, so two writers
  * can never both append the same position.
  */

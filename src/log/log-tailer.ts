@@ -18,7 +18,7 @@ export interface LogTailerOptions {
 }
 
 /**
- * Tells a replica when a log folder may have new segments (DESIGN.md §6): a watcher on the log's
+ * Tells a replica when a log folder may have new segments (docs/ARCHITECTURE.md §6.1): a watcher on the log's
  * head file for speed, a poll for correctness (NFS shows a watcher only this machine's changes),
  * and `nudge()` for a notice from the Primary over the network. It only signals; reading and
  * verifying segments is the caller's job.

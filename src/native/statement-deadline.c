@@ -3,7 +3,7 @@
  *
  * Why it exists: better-sqlite3 runs statements synchronously on the calling thread and its
  * SQLite is built without the progress callback, so nothing on that thread can stop a statement
- * that loops (DESIGN.md §10). SQLite's sqlite3_interrupt() is documented as safe to call from any
+ * that loops (docs/ARCHITECTURE.md §10). SQLite's sqlite3_interrupt() is documented as safe to call from any
  * thread. This extension keeps one watcher thread per connection that sleeps until the armed
  * deadline and interrupts the connection if the deadline is still armed then. The running
  * statement fails with SQLITE_INTERRUPT; SQLite undoes a write statement it interrupts, and

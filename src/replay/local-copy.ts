@@ -12,7 +12,7 @@ import { readSegmentRun, type SegmentRun } from '../log/segment-runs.js';
 import { writeFileAtomic } from '../storage/fs-util.js';
 
 /**
- * The node-local SQLite file of one database is a cache of the log (DESIGN.md §1). Its state file
+ * The node-local SQLite file of one database is a cache of the log (docs/ARCHITECTURE.md §11). Its state file
  * records which log position the SQLite file (without its -wal) reflects. Rebuilding means:
  * drop the local WAL (it may hold transactions that never became durable), replay the log after
  * that position straight into the file, then hash every page and compare with the log's checksum.

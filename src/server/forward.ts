@@ -21,7 +21,7 @@ const primaryUnavailable = (message: string, cause?: unknown): LitebaseError =>
 
 /**
  * Send a request that must run on the Primary there, and answer with the Primary's answer
- * (DESIGN.md §7): the client sees one answer, whichever node it asked. A request is forwarded at
+ * (docs/ARCHITECTURE.md §7): the client sees one answer, whichever node it asked. A request is forwarded at
  * most once, so two nodes that each think the other is Primary answer 503 instead of looping.
  */
 export async function forwardToPrimary(

@@ -1,7 +1,7 @@
 import { Type, type Static } from 'typebox';
 
 /**
- * Request schemas, validated by fastify before a handler runs (DESIGN.md §8). Types come from
+ * Request schemas, validated by fastify before a handler runs (docs/ARCHITECTURE.md §8). Types come from
  * the schemas, so the validator and the handler cannot disagree.
  */
 export const DatabaseParams = Type.Object({

@@ -1,5 +1,5 @@
 /**
- * The JSON encoding of SQLite values, shared by the server and the client (API.md):
+ * The JSON encoding of SQLite values, shared by the server and the client (docs/API.md "Values"):
  * - INTEGER within ±(2^53-1): a JSON number; beyond: {"$int":"<decimal>"}
  * - REAL: a JSON number (non-finite REALs cannot be stored by SQLite as REAL and are refused)
  * - TEXT: a string; NULL: null; BLOB: {"$blob":"<base64>"}

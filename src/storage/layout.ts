@@ -2,7 +2,7 @@ import path from 'node:path';
 import { badRequest } from '../errors.js';
 
 /**
- * Where things live on the shared file system (DESIGN.md §3). Every path a request can influence
+ * Where things live on the shared file system (docs/ARCHITECTURE.md §3). Every path a request can influence
  * goes through `assertDatabaseName` first, so a name never reaches the file system unchecked.
  */
 export const DATABASE_NAME_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;

@@ -7,7 +7,7 @@ import { FileObjectStore } from './file-object-store.js';
 import type { S3ObjectStore, S3ObjectStoreConfig } from './s3-object-store.js';
 
 /**
- * The cold tier (DESIGN.md §1): archived segments and checkpoints, the history that point-in-time
+ * The cold tier (docs/ARCHITECTURE.md §1): archived segments and checkpoints, the history that point-in-time
  * restore reads. One small interface, two implementations: a local folder (`file:///abs/path`, the
  * embedded default) and S3 or anything that speaks its API (`s3://bucket/prefix`: AWS, MinIO, R2,
  * Ceph).

@@ -7,7 +7,7 @@ import { startClusterNode, tempDir as makeTempDir, TestServer } from '../support
 import { waitFor } from '../support/wait.js';
 
 /**
- * GET /v1/databases/:db/backup (API.md): a consistent SQLite file of one committed state, from the
+ * GET /v1/databases/:db/backup (docs/API.md "GET /v1/databases/:db/backup"): a consistent SQLite file of one committed state, from the
  * Primary and from a Replica, downloaded while a writer keeps writing.
  *
  * Every write inserts one row into `t` and bumps `counter.n` in the same transaction, and the

@@ -7,7 +7,7 @@ import { parseParam } from '../../src/cli/query.js';
 import { cliEnv, runCli } from '../support/cli.js';
 import { CLI, freePort, tempDir, TEST_ROOT_KEY, TestServer } from '../support/server.js';
 
-/** The `litebase` command line (API.md), run as a child process against a real server. */
+/** The `litebase` command line (docs/API.md "Command line"), run as a child process against a real server. */
 
 describe('--param parsing', () => {
   it('reads integers, REALs, NULL, BLOBs and TEXT', () => {

@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { tempDir, TestServer } from '../support/server.js';
 
 /**
- * Invariants 1 and 4 of DESIGN.md, tested on real server processes: acknowledged writes survive
+ * Invariants 1 and 4 of docs/ARCHITECTURE.md (§2.1, §2.4), tested on real server processes: acknowledged writes survive
  * anything, failed or unacknowledged ones are never visible, the local copy is rebuilt from the log.
  */
 const servers: TestServer[] = [];

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestServer } from '../support/server.js';
 
-/** The HTTP contract of API.md, against a real server process. */
+/** The HTTP contract of docs/API.md, against a real server process. */
 let server: TestServer;
 
 beforeAll(async () => {

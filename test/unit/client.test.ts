@@ -4,7 +4,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { LitebaseClient, LitebaseClientError } from '../../src/client/index.js';
 import { freePort } from '../support/server.js';
 
-/** A tiny fake of the HTTP contract (API.md): it records requests and answers what a test says. */
+/** A tiny fake of the HTTP contract (docs/API.md): it records requests and answers what a test says. */
 interface Recorded {
   method: string;
   url: string;

@@ -15,7 +15,7 @@ import {
 import { listChunks, makePages, Prng } from '../support/golden-segments.js';
 
 /**
- * Mutation fuzzing of decodeSegment (DESIGN.md §2.4: corruption is detected, never applied).
+ * Mutation fuzzing of decodeSegment (docs/ARCHITECTURE.md §2.4: corruption is detected, never applied).
  * Every input is derived from a valid segment. The decoder must either reject it with a
  * SegmentFormatError whose code is allowed for that kind of damage, or, only when the mutation
  * happened to leave the bytes unchanged, decode exactly what the original decodes to. A crash, a

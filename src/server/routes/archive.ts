@@ -9,8 +9,8 @@ import { requirePermission, type AppContext } from '../app.js';
 import { forwardToPrimary } from '../forward.js';
 
 /**
- * Compaction, restore points and point-in-time restore (API.md; README "Backups, compaction and
- * point-in-time restore"):
+ * Compaction, restore points and point-in-time restore (docs/API.md "Compaction and restore"; README
+ * "Backups, compaction and point-in-time restore"):
  *
  *   POST /v1/databases/:db/compact          checkpoint + archive now (Primary); the report of what it did
  *   GET  /v1/databases/:db/restore-points   earliest / latest restorable point, checkpoints (any node)

@@ -17,7 +17,7 @@ const BackupQuery = Type.Object(
 
 /**
  * GET /v1/databases/:db/backup[?minPosition=N]: the database as one SQLite file, exactly as of
- * the position in `x-litebase-position` (API.md). Any node answers from its own local copy; a
+ * the position in `x-litebase-position` (docs/API.md "GET /v1/databases/:db/backup"). Any node answers from its own local copy; a
  * Replica waits for `minPosition` first, as reads do.
  *
  * The engine writes the copy into `<localDir>/backups` (src/engine/backup.ts), never into memory;

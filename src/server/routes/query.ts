@@ -32,7 +32,7 @@ function refuseInvalidBody(request: FastifyRequest, maxStatements: number): void
   throw error;
 }
 
-/** Query and interactive transaction routes (API.md). Positions go out as decimal strings. */
+/** Query and interactive transaction routes (docs/API.md "POST /v1/databases/:db/query" and "Interactive transactions"). Positions go out as decimal strings. */
 export function queryRoutes(context: AppContext): FastifyPluginAsync {
   const { config, databases } = context;
   const answer = (results: unknown[], position: bigint, role: 'primary' | 'replica') => ({
