@@ -3,13 +3,14 @@ import { hostname } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { CompactionSettings } from '../compactor/compactor.js';
+import type { EngineSettings, LimitsSettings } from '../engine/settings.js';
 import { LitebaseError } from '../errors.js';
 
 /**
  * The one configuration object of a node. It is loaded once at start (flags > environment >
  * config file > defaults) and passed down; no module reads process.env on its own.
  */
-export interface LitebaseConfig {
+export interface LitebaseConfig extends EngineSettings {
   /** Root of the shared distributed file system: the log, cluster state, keys. */
   dataDir: string;
   /** Node-local page cache: one materialized SQLite file per database. Disposable. */
@@ -65,27 +66,8 @@ export interface ObjectStoreConnection {
   sessionToken?: string;
 }
 
-export interface LimitsConfig {
-  bodyLimitBytes: number;
-  maxStatementsPerRequest: number;
-  /** Default and ceiling for interactive transaction timeouts. */
-  transactionTimeoutMs: number;
-  maxTransactionTimeoutMs: number;
-  /** How long a read with minPosition (or a write waiting for the write lock) may wait. */
-  waitTimeoutMs: number;
-  /** Rows in one response, over all its statements (TOO_MANY_ROWS past it). */
-  maxResultRows: number;
-  /** Estimated JSON bytes of the rows in one response (RESULT_TOO_LARGE past it). */
-  maxResultBytes: number;
-  /** Run time of one statement, checked between the rows it returns (STATEMENT_TIMEOUT). */
-  statementTimeoutMs: number;
-  /** Interactive transactions open or waiting to begin, per database (TOO_MANY_TRANSACTIONS). */
-  maxTransactionsPerDatabase: number;
-  /** Child processes that run looping reads, killed at the statement timeout; 0 runs them in-process. */
-  readProcesses: number;
-  /** `litebase serve` ends itself when its event loop is blocked this long; 0 turns the watchdog off. */
-  watchdogMs: number;
-}
+/** The limits, as the engine declares them. */
+export type LimitsConfig = LimitsSettings;
 
 /** Every option a user can set, as strings or typed values from flags, env or a file. */
 export type ConfigInput = Partial<{

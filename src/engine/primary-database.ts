@@ -2,15 +2,13 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import type { Logger } from 'pino';
-import { Compactor } from '../compactor/compactor.js';
-import type { LitebaseConfig } from '../config/config.js';
 import { LitebaseError, notFound, unavailable } from '../errors.js';
 import { LogDirectory } from '../log/log-directory.js';
 import { formatChecksum } from '../format/rolling-checksum.js';
 import type { Metrics } from '../metrics.js';
 import type { DatabaseMeta } from '../storage/catalog.js';
 import type { LocalLayout, SharedLayout } from '../storage/layout.js';
-import type { ObjectStore } from '../storage/object-store.js';
+import type { AttachFollower, EngineSettings, LogFollower } from './settings.js';
 import { AsyncMutex, type Release } from './async-mutex.js';
 import { copySnapshot, openSnapshot } from './backup.js';
 import { DurableLog } from './durable-log.js';
@@ -68,11 +66,11 @@ interface InteractiveTransaction {
   timer: NodeJS.Timeout;
 }
 
-export interface PrimaryDatabaseOptions {
+export interface PrimaryDatabaseOptions<Follower extends LogFollower = LogFollower> {
   meta: DatabaseMeta;
   shared: SharedLayout;
   local: LocalLayout;
-  config: LitebaseConfig;
+  settings: EngineSettings;
   logger: Logger;
   metrics: Metrics;
   term: bigint;
@@ -83,8 +81,8 @@ export interface PrimaryDatabaseOptions {
   onDeposed?: (reason: string) => void;
   /** Called after each flush that made commits durable (the node nudges its replicas). */
   onDurable?: (database: string) => void;
-  /** The object store: with it, a compactor checkpoints, archives and trims this database's log. */
-  objectStore?: ObjectStore;
+  /** Work that follows the log once the database is open (the node attaches its compactor here). */
+  follow?: AttachFollower<Follower>;
 }
 
 type State = 'ready' | 'recovering' | 'closed';
@@ -97,7 +95,7 @@ let deadlineWarningGiven = false;
  * commits into acknowledged positions. The local file is only a cache of the log: when a segment
  * cannot be persisted, the local copy is rolled back by rebuilding it from the log.
  */
-export class PrimaryDatabase {
+export class PrimaryDatabase<Follower extends LogFollower = LogFollower> {
   private state: State = 'recovering';
   private connections: Connections | undefined;
   private durableLog: DurableLog | undefined;
@@ -110,7 +108,7 @@ export class PrimaryDatabase {
   private readonly endedTransactions = new Map<string, string>();
   private checkpointing = false;
   private recovery: Promise<void> | undefined;
-  private archiver: Compactor | undefined;
+  private attached: Follower | undefined;
   private readonly log: LogDirectory;
   private readonly sqliteFile: string;
   private readonly stateFile: string;
@@ -118,19 +116,19 @@ export class PrimaryDatabase {
   /** Looping reads run in read processes that can be killed (read-sandbox.ts). */
   private readonly sandbox: SandboxFile;
 
-  private constructor(private readonly options: PrimaryDatabaseOptions) {
+  private constructor(private readonly options: PrimaryDatabaseOptions<Follower>) {
     const { meta, shared, local } = options;
     this.log = new LogDirectory(shared.logDir(meta.name));
     this.sqliteFile = local.sqliteFile(meta.name);
     this.stateFile = local.stateFile(meta.name);
     this.capture = new WalCapture(`${this.sqliteFile}-wal`);
-    this.sandbox = new SandboxFile(this.sqliteFile, options.config.limits);
+    this.sandbox = new SandboxFile(this.sqliteFile, options.settings.limits);
     this.logger = options.logger.child({ database: meta.name });
-    this.positionWaiters = new PositionWaiters(options.config.limits.waitTimeoutMs);
+    this.positionWaiters = new PositionWaiters(options.settings.limits.waitTimeoutMs);
   }
 
-  static async open(options: PrimaryDatabaseOptions): Promise<PrimaryDatabase> {
-    const database = new PrimaryDatabase(options);
+  static async open<Follower extends LogFollower = LogFollower>(options: PrimaryDatabaseOptions<Follower>): Promise<PrimaryDatabase<Follower>> {
+    const database = new PrimaryDatabase<Follower>(options);
     await database.recover();
     return database;
   }
@@ -156,9 +154,9 @@ export class PrimaryDatabase {
     return this.state === 'ready';
   }
 
-  /** Checkpoints and archives this database (undefined without an object store). */
-  get compactor(): Compactor | undefined {
-    return this.archiver;
+  /** What follows this database's log (the compactor, when the node attached one). */
+  get follower(): Follower | undefined {
+    return this.attached;
   }
 
   /** Run a request's statements (docs/API.md "POST /v1/databases/:db/query"), then wait until what it saw or wrote is durable. */
@@ -169,7 +167,7 @@ export class PrimaryDatabase {
 
   /** A request's run: one budget of response limits shared by all its statements. */
   private run(access: StatementAccess): StatementRun {
-    return { admin: access.admin, budget: new ResultBudget(this.options.config.limits) };
+    return { admin: access.admin, budget: new ResultBudget(this.options.settings.limits) };
   }
 
   private async queryAsTransaction(statements: StatementInput[], access: StatementAccess): Promise<QueryOutcome> {
@@ -228,7 +226,7 @@ export class PrimaryDatabase {
 
   /** Run `body` in one write transaction and resolve with the durable position that holds it. */
   private async write(body: (writer: Database.Database, cache: StatementCache) => void, changesSchema = false): Promise<bigint> {
-    const release = this.writeLock.tryAcquire() ?? (await this.writeLock.acquire(this.options.config.limits.waitTimeoutMs));
+    const release = this.writeLock.tryAcquire() ?? (await this.writeLock.acquire(this.options.settings.limits.waitTimeoutMs));
     let sequence: number;
     let log: DurableLog;
     try {
@@ -253,7 +251,7 @@ export class PrimaryDatabase {
       release();
       throw error;
     }
-    if (this.options.config.groupCommit) {
+    if (this.options.settings.groupCommit) {
       release();
       return log.waitDurable(sequence);
     }
@@ -278,7 +276,7 @@ export class PrimaryDatabase {
   async backupTo(file: string, signal?: AbortSignal): Promise<{ position: bigint }> {
     return this.sandbox.reading(async () => {
       const generation = this.sandbox.generation;
-      const release = await this.writeLock.acquire(this.options.config.limits.waitTimeoutMs);
+      const release = await this.writeLock.acquire(this.options.settings.limits.waitTimeoutMs);
       let snapshot: { source: Database.Database; position: bigint };
       try {
         this.ready();
@@ -305,7 +303,7 @@ export class PrimaryDatabase {
   // ---- interactive transactions -------------------------------------------------------------
 
   async beginTransaction(timeoutMs: number): Promise<TransactionInfo> {
-    const limit = this.options.config.limits;
+    const limit = this.options.settings.limits;
     const timeout = Math.min(timeoutMs, limit.maxTransactionTimeoutMs);
     // Only one is open at a time (it holds the write lock); the others wait in line, each with a
     // timer and a request held open. The line is bounded so a burst cannot pile them up.
@@ -433,7 +431,7 @@ export class PrimaryDatabase {
   }
 
   private async runRecovery(): Promise<void> {
-    const { meta, metrics, config } = this.options;
+    const { meta, metrics, settings } = this.options;
     this.state = 'recovering';
     for (const id of [...this.transactions.keys()]) this.endTransaction(id, 'aborted because the log became unavailable');
     this.closeConnections();
@@ -465,26 +463,18 @@ export class PrimaryDatabase {
       onFlushed: () => {
         this.positionWaiters.release(this.position);
         void this.checkpointIfLarge();
-        this.archiver?.notify(this.position);
+        this.attached?.notify(this.position);
         this.options.onDurable?.(meta.name);
       },
     });
     metrics.position.set({ database: meta.name }, Number(recovered.position));
     this.state = 'ready';
-    if (this.options.objectStore && !this.archiver) {
-      this.archiver = new Compactor({
-        meta,
-        shared: this.options.shared,
-        local: this.options.local,
-        store: this.options.objectStore,
-        settings: config.compaction,
-        logger: this.options.logger,
-        canWrite: () => this.state !== 'closed' && (this.options.canWrite?.() ?? true),
-      });
-      this.archiver.start(recovered.position);
+    if (this.options.follow && !this.attached) {
+      this.attached = this.options.follow({ canWrite: () => this.state !== 'closed' && (this.options.canWrite?.() ?? true) });
+      this.attached.start(recovered.position);
     }
     this.logger.info(
-      { position: recovered.position.toString(), replayed: recovered.replayedSegments, groupCommit: config.groupCommit },
+      { position: recovered.position.toString(), replayed: recovered.replayedSegments, groupCommit: settings.groupCommit },
       'database open',
     );
   }
@@ -580,11 +570,11 @@ export class PrimaryDatabase {
    * position the file now reflects. Holds the write lock so no commit can slip in between.
    */
   async checkpointIfLarge(): Promise<void> {
-    if (this.checkpointing || this.state !== 'ready' || this.capture.bytesConsumed < this.options.config.walCheckpointBytes) return;
+    if (this.checkpointing || this.state !== 'ready' || this.capture.bytesConsumed < this.options.settings.walCheckpointBytes) return;
     this.checkpointing = true;
     let release: Release | undefined;
     try {
-      release = await this.writeLock.acquire(this.options.config.limits.waitTimeoutMs);
+      release = await this.writeLock.acquire(this.options.settings.limits.waitTimeoutMs);
       await this.checkpointLocked();
     } catch (error) {
       this.logger.warn({ err: error }, 'local checkpoint skipped');
@@ -612,9 +602,9 @@ export class PrimaryDatabase {
   /** Stop: finish pending segments, fold the WAL into the file, close the connections. */
   async close(): Promise<void> {
     if (this.state === 'closed') return;
-    await this.archiver?.stop();
+    await this.attached?.stop();
     await this.recovery?.catch(() => undefined);
-    const release = await this.writeLock.acquire(this.options.config.limits.waitTimeoutMs).catch(() => undefined);
+    const release = await this.writeLock.acquire(this.options.settings.limits.waitTimeoutMs).catch(() => undefined);
     try {
       for (const id of [...this.transactions.keys()]) this.endTransaction(id, 'aborted by shutdown', 'ROLLBACK');
       if (this.state === 'ready') await this.checkpointLocked().catch((error) => this.logger.warn({ err: error }, 'checkpoint at close failed'));

@@ -2,7 +2,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type BetterSqlite3 from 'better-sqlite3';
-import type { LimitsConfig } from '../config/config.js';
+import type { LimitsSettings } from './settings.js';
 import { LitebaseError } from '../errors.js';
 import { runReadOnly, RUNS_ELSEWHERE, type StatementCache, type StatementInput, type StatementResult, type StatementRun } from './executor.js';
 import type { SandboxReply, SandboxRequest } from './read-sandbox-child.js';
@@ -277,7 +277,7 @@ export class SandboxFile {
 
   constructor(
     readonly path: string,
-    private readonly limits: Pick<LimitsConfig, 'readProcesses' | 'waitTimeoutMs'>,
+    private readonly limits: Pick<LimitsSettings, 'readProcesses' | 'waitTimeoutMs'>,
   ) {}
 
   get enabled(): boolean {

@@ -2,7 +2,7 @@ import { closeSync, promises as fs, mkdirSync, openSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import type { Logger } from 'pino';
 import { CheckpointDirectory } from '../replay/checkpoints.js';
-import type { LitebaseConfig } from '../config/config.js';
+import type { EngineSettings } from './settings.js';
 import { LitebaseError, systemErrorCode } from '../errors.js';
 import { LogDirectory } from '../log/log-directory.js';
 import { LogTailer } from '../log/log-tailer.js';
@@ -24,7 +24,7 @@ export interface ReplicaDatabaseOptions {
   meta: DatabaseMeta;
   shared: SharedLayout;
   local: LocalLayout;
-  config: LitebaseConfig;
+  settings: EngineSettings;
   logger: Logger;
   metrics: Metrics;
 }
@@ -89,7 +89,7 @@ export class ReplicaDatabase {
   lastError: { position: string; code: string; message: string; at: string } | undefined;
 
   private constructor(private readonly options: ReplicaDatabaseOptions) {
-    const { meta, shared, local, config } = options;
+    const { meta, shared, local, settings: config } = options;
     this.log = new LogDirectory(shared.logDir(meta.name));
     this.checkpoints = new CheckpointDirectory(shared.checkpointsDir(meta.name));
     this.sqliteFile = local.sqliteFile(meta.name);
@@ -152,7 +152,7 @@ export class ReplicaDatabase {
     if (minPosition !== undefined) await this.waitForPosition(minPosition);
     const reader = this.readerOrThrow();
     if (!isReadOnlyRequest(reader.statements, statements, access.admin)) throw new NeedsPrimaryError();
-    const run = { admin: access.admin, budget: new ResultBudget(this.options.config.limits) };
+    const run = { admin: access.admin, budget: new ResultBudget(this.options.settings.limits) };
     // Taken first: a run applied while a read process reads waits for it (SandboxFile.exclusive).
     const position = this.current;
     return { results: await this.sandbox.runRead(reader.statements, reader.db, statements, run), position };
@@ -366,7 +366,7 @@ export class ReplicaDatabase {
    */
   private async compactedPastUs(): Promise<boolean> {
     const now = Date.now();
-    if (now - this.lastCompactionCheck < this.options.config.replicaPollMs) return false;
+    if (now - this.lastCompactionCheck < this.options.settings.replicaPollMs) return false;
     this.lastCompactionCheck = now;
     const newest = await this.checkpoints.newest();
     if (newest === undefined || newest <= this.applied) return false;

@@ -1,12 +1,12 @@
 import type BetterSqlite3 from 'better-sqlite3';
-import type { LimitsConfig } from '../config/config.js';
+import type { LimitsSettings } from './settings.js';
 import { LitebaseError } from '../errors.js';
 import { encodeValue, type JsonSqlValue } from '../sql/values.js';
 
 type Database = BetterSqlite3.Database;
 type Statement = BetterSqlite3.Statement<unknown[], unknown>;
 
-export type ResultLimits = Pick<LimitsConfig, 'maxResultRows' | 'maxResultBytes' | 'statementTimeoutMs'>;
+export type ResultLimits = Pick<LimitsSettings, 'maxResultRows' | 'maxResultBytes' | 'statementTimeoutMs'>;
 
 /**
  * What one request may still put into its response, counted across its statements: a request of

@@ -5,10 +5,12 @@ import type { Metrics } from '../metrics.js';
 import type { DatabaseCatalog, DatabaseMeta } from '../storage/catalog.js';
 import type { LocalLayout, SharedLayout } from '../storage/layout.js';
 import type { ObjectStore } from '../storage/object-store.js';
+import { Compactor } from '../compactor/compactor.js';
 import { PrimaryDatabase } from '../engine/primary-database.js';
 import { ReplicaDatabase } from '../engine/replica-database.js';
 
-export type Engine = PrimaryDatabase | ReplicaDatabase;
+/** A Primary's log is followed by its compactor when the node has an object store. */
+export type Engine = PrimaryDatabase<Compactor> | ReplicaDatabase;
 export type NodeRole = 'primary' | 'replica';
 
 export interface NodeDatabasesOptions {
@@ -109,24 +111,24 @@ export class NodeDatabases {
   private openEngine(meta: DatabaseMeta): Promise<Engine> {
     const existing = this.engines.get(meta.name);
     if (existing) return existing;
-    const { shared, local, config, logger, metrics } = this.options;
+    const { shared, local, config, logger, metrics, objectStore } = this.options;
     const opening: Promise<Engine> =
       this.currentRole === 'primary'
-        ? PrimaryDatabase.open({
+        ? PrimaryDatabase.open<Compactor>({
             meta,
             shared,
             local,
-            config,
+            settings: config,
             logger,
             metrics,
             term: this.options.term(),
             canWrite: this.options.canWrite,
             ...(this.options.writeFence ? { writeFence: this.options.writeFence } : {}),
             onDeposed: this.options.onDeposed,
-            ...(this.options.objectStore ? { objectStore: this.options.objectStore } : {}),
+            ...(objectStore ? { follow: ({ canWrite }) => new Compactor({ meta, shared, local, store: objectStore, settings: config.compaction, logger, canWrite }) } : {}),
             ...(this.options.onDurable ? { onDurable: this.options.onDurable } : {}),
           })
-        : ReplicaDatabase.open({ meta, shared, local, config, logger, metrics });
+        : ReplicaDatabase.open({ meta, shared, local, settings: config, logger, metrics });
     this.engines.set(meta.name, opening);
     opening.catch(() => this.engines.delete(meta.name));
     return opening;

@@ -211,7 +211,7 @@ export class RestoreService {
     const { databases } = this.options;
     const source = await this.resolve(name, options.databaseId);
     // No segment the plan reads from the shared log may be deleted until the restore has read it.
-    const release = source.engine instanceof PrimaryDatabase ? await source.engine.compactor?.pin() : undefined;
+    const release = source.engine instanceof PrimaryDatabase ? await source.engine.follower?.pin() : undefined;
     let plan: RestorePlan;
     let newName: string;
     try {

@@ -68,7 +68,7 @@ export function archiveRoutes(context: AppContext): FastifyPluginAsync {
       if (databases.role !== 'primary') return forward(request, reply, LONG_FORWARD_MS);
       const database = await databases.get(request.params.db);
       if (!(database instanceof PrimaryDatabase)) return forward(request, reply, LONG_FORWARD_MS);
-      const compactor = database.compactor;
+      const compactor = database.follower;
       if (!compactor) throw unavailable('COMPACTOR_UNAVAILABLE', `database ${database.name} has no compactor on this node`);
       return { compaction: await compactor.compact('manual') };
     });
