@@ -34,7 +34,7 @@ async function replicaOnCopy(sourceDataDir: string, deliverFirst: (logDir: strin
     meta,
     shared,
     local: new LocalLayout(config.localDir),
-    config,
+    settings: config,
     logger: pino({ level: 'silent' }),
     metrics,
   });
