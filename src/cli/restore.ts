@@ -108,7 +108,7 @@ async function restoreOffline(name: string, target: RestoreTarget, output: strin
   // The same resolution as the server's: flags > environment > config file > defaults.
   const config = loadConfig(input, process.env);
   // Loaded here: the S3 SDK and SQLite are not for the client commands to pay for at start.
-  const { openObjectStore } = await import('../storage/object-store.js');
+  const { openObjectStore } = await import('../storage/open-object-store.js');
   const { restoreToFile } = await import('../restore/offline.js');
   const store = openObjectStore(config.objectStore, config.objectStoreOptions);
   const progress = progressPrinter(io, name);

@@ -10,12 +10,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LitebaseError } from '../../src/errors.js';
 import {
   ObjectStoreError,
-  openObjectStore,
   type ObjectInfo,
   type ObjectStore,
   type ObjectStoreErrorCode,
   type ObjectStoreOptions,
 } from '../../src/storage/object-store.js';
+import { openObjectStore } from '../../src/storage/open-object-store.js';
 import { S3rver } from '../support/s3rver.js';
 
 const MiB = 1024 * 1024;

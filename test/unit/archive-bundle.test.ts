@@ -13,7 +13,7 @@ import { encodeSegment, type PageImage } from '../../src/format/segment-codec.js
 import { executeRestore } from '../../src/restore/executor.js';
 import { planRestore, type RestoreTarget } from '../../src/restore/planner.js';
 import { catalogFromIndex } from '../../src/restore/sources.js';
-import { openObjectStore } from '../../src/storage/object-store.js';
+import { openObjectStore } from '../../src/storage/open-object-store.js';
 import { Prng } from '../support/golden-segments.js';
 
 /**
