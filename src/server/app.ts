@@ -1,64 +1,19 @@
-import Fastify, { LogController, type FastifyError, type FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import Fastify, { LogController, type FastifyError, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import type { LitebaseConfig } from '../config/config.js';
-import type { NodeDatabases } from '../node/node-databases.js';
 import { LitebaseError } from '../errors.js';
-import type { Metrics } from '../metrics.js';
-import type { LocalLayout, SharedLayout } from '../storage/layout.js';
-import type { ObjectStore } from '../storage/object-store.js';
-import type { ClusterView } from './forward.js';
-import { ROOT_PRINCIPAL, type AccessKeys, type Action, type Principal } from './access-keys.js';
+import { ROOT_PRINCIPAL } from './access-keys.js';
 import { secretMatcher } from './root-key.js';
 import { RequestSigning } from './request-signing.js';
 import { SIGNATURE_HEADERS } from '../client/signing.js';
 import { keyRoutes } from './routes/keys.js';
+import { requirePermission, type App, type AppContext } from './context.js';
 
-declare module 'fastify' {
-  interface FastifyRequest {
-    /** Who sent the request (set by the auth hook; null only on public routes). */
-    principal: Principal | null;
-  }
-}
-
-/** Throw 403 unless the caller's key allows `action` (on `database`, when given). */
-export function requirePermission(request: { principal: Principal | null }, action: Action, database?: string): void {
-  if (request.principal?.can(action, database)) return;
-  throw new LitebaseError(
-    'PERMISSION_DENIED',
-    `this key may not ${action}${database === undefined ? '' : ` database ${database}`}`,
-    { status: 403, details: { action, ...(database === undefined ? {} : { database }) } },
-  );
-}
 import { archiveRoutes } from './routes/archive.js';
 import { backupRoutes } from './routes/backup.js';
 import { clusterRoutes } from './routes/cluster.js';
 import { databaseRoutes } from './routes/databases.js';
 import { queryRoutes } from './routes/query.js';
-
-export interface AppContext {
-  config: LitebaseConfig;
-  keys: AccessKeys;
-  databases: NodeDatabases;
-  cluster: ClusterView;
-  metrics: Metrics;
-  rootKey: string;
-  /** PEM certificate chain and key (read by start.ts): the API is served over HTTPS. */
-  tls?: { cert: Buffer; key: Buffer };
-  logger: Logger;
-  /** The archive (compaction, restore); opened once by start.ts. */
-  objectStore: ObjectStore;
-  shared: SharedLayout;
-  local: LocalLayout;
-}
-
-export type App = FastifyInstance<
-  import('node:http').Server,
-  import('node:http').IncomingMessage,
-  import('node:http').ServerResponse,
-  Logger,
-  TypeBoxTypeProvider
->;
 
 /** Routes that answer without a key: liveness only, it reveals nothing. */
 const PUBLIC_ROUTES = new Set(['/healthz']);

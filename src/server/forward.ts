@@ -2,17 +2,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { ClusterMember, LeaseView } from '../cluster/cluster-member.js';
 import { LitebaseError } from '../errors.js';
 import { forwardedSignature } from './request-signing.js';
-
-/** Who the Primary is, as this node currently sees it. */
-export interface ClusterView {
-  readonly nodeId: string;
-  role(): 'primary' | 'replica';
-  primaryAddress(): string | undefined;
-  /** The election and heartbeats (GET /v1/cluster). */
-  readonly member: ClusterMember;
-  /** How to reach other nodes: trusting --tls-ca for https; the global fetch when absent. */
-  readonly fetch?: typeof fetch;
-}
+import type { ClusterView } from './context.js';
 
 const FORWARDED_HEADER = 'x-litebase-forwarded-by';
 

@@ -13,7 +13,7 @@ import {
 } from '../client/signing.js';
 import { LitebaseError } from '../errors.js';
 import { ROOT_PRINCIPAL, principalFor, type AccessKeys, type Principal } from './access-keys.js';
-import type { App } from './app.js';
+import type { App } from './context.js';
 
 /**
  * Verifying signed requests (scheme v1, src/client/signing.ts; docs/SECURITY.md). A request with

@@ -5,7 +5,7 @@ import { PrimaryDatabase } from '../../engine/primary-database.js';
 import { badRequest, unavailable } from '../../errors.js';
 import type { RestoreTarget } from '../../restore/planner.js';
 import { RestoreService } from '../../restore/restore-service.js';
-import { requirePermission, type AppContext } from '../app.js';
+import { requirePermission, type AppContext } from '../context.js';
 import { forwardToPrimary } from '../forward.js';
 
 /**

@@ -7,7 +7,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { removeBackupFile } from '../../engine/backup.js';
 import { errorMessage, LitebaseError } from '../../errors.js';
-import { requirePermission, type AppContext } from '../app.js';
+import { requirePermission, type AppContext } from '../context.js';
 import { DatabaseParams } from '../schemas.js';
 
 const BackupQuery = Type.Object(

@@ -3,7 +3,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Engine } from '../../node/node-databases.js';
 import { forwardToPrimary } from '../forward.js';
 import { assertDatabaseName } from '../../storage/layout.js';
-import { requirePermission, type AppContext } from '../app.js';
+import { requirePermission, type AppContext } from '../context.js';
 import { CreateDatabaseBody, DatabaseParams } from '../schemas.js';
 
 export function describeDatabase(database: Engine): Record<string, unknown> {

@@ -2,7 +2,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { ACTIONS, describeKey, type Action } from '../access-keys.js';
-import { requirePermission, type AppContext } from '../app.js';
+import { requirePermission, type AppContext } from '../context.js';
 
 const CreateKeyBody = Type.Object(
   {

@@ -3,7 +3,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { PrimaryDatabase } from '../../engine/primary-database.js';
 import { NeedsPrimaryError } from '../../engine/replica-database.js';
 import type { Principal } from '../access-keys.js';
-import { requirePermission, type AppContext } from '../app.js';
+import { requirePermission, type AppContext } from '../context.js';
 import { readOnlyKey, type StatementAccess } from '../../engine/executor.js';
 import { LitebaseError } from '../../errors.js';
 import { forwardToPrimary } from '../forward.js';
