@@ -33,9 +33,13 @@ export async function runInteractive(options: ReplOptions): Promise<void> {
     history: file === null ? [] : loadHistory(file),
     historySize: HISTORY_LIMIT,
   });
-  const prompt = () => {
+  /** `app> `, `app*> ` inside a transaction, `  ...> ` while a statement waits for its `;`. */
+  const setPrompt = () => {
     const head = `${options.database}${session.inTransaction ? '*' : ''}`;
     rl.setPrompt(session.pending ? `${'...'.padStart(head.length)}> ` : `${head}> `);
+  };
+  const prompt = () => {
+    setPrompt();
     rl.prompt();
   };
   let historyWorks = file !== null;
@@ -43,11 +47,12 @@ export async function runInteractive(options: ReplOptions): Promise<void> {
   const interrupt = () => {
     if (session.busy) return session.cancel();
     // At the prompt: drop the statement typed so far and the line being edited, and start anew.
+    // Ctrl-E Ctrl-U empties readline's line and redraws it, with the fresh prompt, on a new line.
+    session.clearInput();
+    setPrompt();
     output.write('^C\n');
     rl.write('', { ctrl: true, name: 'e' });
     rl.write('', { ctrl: true, name: 'u' });
-    session.clearInput();
-    prompt();
   };
   rl.on('SIGINT', interrupt);
   // readline turns Ctrl-C into 'SIGINT' on the interface; a real SIGINT (kill -INT) lands here.
