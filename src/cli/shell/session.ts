@@ -142,7 +142,8 @@ export class ShellSession {
   private async begin(): Promise<void> {
     if (this.transaction !== null) throw new ShellError('TRANSACTION_OPEN', 'a transaction is already open: COMMIT or ROLLBACK it first');
     this.transaction = await this.options.client.beginTransaction(this.options.database, { timeoutMs: this.options.transactionTimeoutMs });
-    this.note(`transaction open; the server rolls it back at ${this.transaction.expiresAt} unless it is committed before`);
+    const seconds = Math.max(0, Math.round((Date.parse(this.transaction.expiresAt) - Date.now()) / 1000));
+    this.note(`transaction open; the server rolls it back if it is still open in ${seconds} s (${this.transaction.expiresAt})`);
   }
 
   private async end(how: 'commit' | 'rollback'): Promise<void> {
