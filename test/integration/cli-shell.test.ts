@@ -97,7 +97,7 @@ describe('litebase shell', () => {
   let home: string;
   let env: Record<string, string>;
   const shells: PtyShell[] = [];
-  const historyPath = () => path.join(home, '.litebase_history');
+  const historyPath = () => path.join(home, 'state', 'litebase', 'history');
 
   const start = async (database = 'shell') => {
     const shell = await PtyShell.start([database], env);
@@ -114,7 +114,8 @@ describe('litebase shell', () => {
     // A short statement time limit ends the runaway query of the Ctrl-C test soon after.
     server = await TestServer.start({ env: { LITEBASE_STATEMENT_TIMEOUT_MS: '3000' } });
     home = tempDir('litebase-shell-home-');
-    env = { LITEBASE_URL: server.url, LITEBASE_KEY: server.key, HOME: home };
+    // History under XDG_STATE_HOME (set here, so that the environment running the tests cannot move it).
+    env = { LITEBASE_URL: server.url, LITEBASE_KEY: server.key, HOME: home, XDG_STATE_HOME: path.join(home, 'state') };
     for (const name of ['shell', 'scripts']) expect((await server.request('POST', '/v1/databases', { name })).status).toBe(201);
   });
 
