@@ -46,7 +46,7 @@ export function withConnectionOptions(command: Command): Command {
  * A client for the connection flags. LITEBASE_SIGN is read here rather than by commander, which
  * would turn any value of a boolean flag's variable on, "0" and "false" included.
  */
-export function connect(options: ConnectionOptions, extra: Pick<LitebaseClientOptions, 'timeoutMs'> = {}): LitebaseClient {
+export function connect(options: ConnectionOptions, extra: Pick<LitebaseClientOptions, 'timeoutMs' | 'fetch'> = {}): LitebaseClient {
   const sign = options.sign ?? /^(1|true|yes|on)$/i.test(process.env.LITEBASE_SIGN ?? '');
   let ca: Buffer | undefined;
   if (options.ca) {

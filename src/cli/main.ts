@@ -12,6 +12,7 @@ import { registerKeyCommands } from './keys.js';
 import { registerQueryCommand } from './query.js';
 import { registerRestoreCommand } from './restore.js';
 import { registerServeCommand } from './serve.js';
+import { registerShellCommand } from './shell/command.js';
 
 /**
  * The `litebase` command line (docs/API.md "Command line"). One file per command group registers its commands here;
@@ -35,6 +36,7 @@ export function buildProgram(io: CliIo = processIo): Command {
   registerCompactCommand(program, io);
   registerClusterCommands(program, io);
   registerKeyCommands(program, io);
+  registerShellCommand(program, io);
   return program;
 }
 
