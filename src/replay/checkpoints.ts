@@ -1,6 +1,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { LitebaseError, systemErrorCode } from '../errors.js';
+import { assertCheckpointHeader } from '../format/checkpoint-header.js';
 import { formatChecksum, pageHash, PageHashTable } from '../format/rolling-checksum.js';
 import type { SegmentHeader } from '../format/segment-codec.js';
 import { SegmentFileReader, SegmentFileWriter, type WrittenSegmentFile } from '../log/segment-stream.js';
@@ -157,22 +158,6 @@ export async function writeCheckpointFromFile(
     throw error;
   } finally {
     await handle.close();
-  }
-}
-
-/** The rules a checkpoint's header follows beyond the segment format (FORMAT.md §8). */
-export function assertCheckpointHeader(header: SegmentHeader, name: string, databaseId?: string): void {
-  const problem =
-    header.preChecksum !== 0n
-      ? `pre-checksum is ${formatChecksum(header.preChecksum)}, a checkpoint has 0`
-      : header.pageCount !== header.databaseSizePages
-        ? `it holds ${header.pageCount} pages of a ${header.databaseSizePages}-page database, a checkpoint holds every page`
-        : header.transactionCount !== 0
-          ? `transaction count is ${header.transactionCount}, a checkpoint has 0`
-          : undefined;
-  if (problem) throw new LitebaseError('CHECKPOINT_INVALID', `${name} is not a checkpoint: ${problem}`, { details: { file: name } });
-  if (databaseId !== undefined && header.databaseId !== databaseId) {
-    throw new LitebaseError('CHECKPOINT_FOREIGN', `${name} belongs to database ${header.databaseId}, not ${databaseId}`, { details: { file: name } });
   }
 }
 
