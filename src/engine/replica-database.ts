@@ -3,7 +3,7 @@ import Database from 'better-sqlite3';
 import type { Logger } from 'pino';
 import { CheckpointDirectory } from '../replay/checkpoints.js';
 import type { EngineSettings } from './settings.js';
-import { LitebaseError, systemErrorCode } from '../errors.js';
+import { LitebaseError } from '../errors.js';
 import { LogDirectory } from '../log/log-directory.js';
 import { LogTailer } from '../log/log-tailer.js';
 import { formatChecksum, type PageHashTable } from '../format/rolling-checksum.js';

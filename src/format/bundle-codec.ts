@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { crc32 } from 'node:zlib';
-import { compress, uncompressSync } from 'lz4-napi';
+import { compress } from 'lz4-napi';
 import { LitebaseError } from '../errors.js';
 import { hashPageImage, pageHash } from './rolling-checksum.js';
 import {
@@ -50,7 +50,6 @@ const BLOCK_ENTRY_SIZE = 12;
 /** Newest images are compressed in blocks of about this many raw bytes (16 pages of 4 KiB). */
 const BLOCK_RAW_BYTES = 64 * 1024;
 const MIN_SEGMENT_BYTES = SEGMENT_HEADER_SIZE + SEGMENT_TRAILER_SIZE;
-const MAX_U32 = 0xffff_ffff;
 const MAX_SAFE_MS = BigInt(Number.MAX_SAFE_INTEGER);
 
 export class BundleFormatError extends LitebaseError {

@@ -79,7 +79,7 @@ export function decodePicks(
     try {
       raw = dictionary ? uncompressSync(payload, dictionary) : uncompressSync(payload);
     } catch (error) {
-      throw new Error(`${what} at offset ${start}: LZ4 data is invalid: ${error instanceof Error ? error.message : String(error)}`);
+      throw new Error(`${what} at offset ${start}: LZ4 data is invalid: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
     }
     if (raw.length !== expected) throw new Error(`${what} at offset ${start} decompresses to ${raw.length} bytes, expected ${expected}`);
     return raw;

@@ -5,7 +5,7 @@ import { CheckpointDirectory, loadCheckpointIntoFile } from './checkpoints.js';
 import { LitebaseError, systemErrorCode } from '../errors.js';
 import { LogDirectory } from '../log/log-directory.js';
 import { formatChecksum, pageHash, PageHashTable } from '../format/rolling-checksum.js';
-import { decodeSegment, type PageImage } from '../format/segment-codec.js';
+import type { PageImage } from '../format/segment-codec.js';
 import { foldSegments, type FoldedRun } from '../format/segment-fold.js';
 import { batchSource, SegmentPrefetcher } from '../log/segment-prefetch.js';
 import { readSegmentRun, type SegmentRun } from '../log/segment-runs.js';

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { createWriteStream, ftruncateSync, promises as fs, writevSync } from 'node:fs';
+import { createWriteStream, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Transform } from 'node:stream';
@@ -10,11 +10,11 @@ import { collectNewestFirst, type SegmentSource } from '../format/segment-source
 import { assertCheckpointHeader } from '../format/checkpoint-header.js';
 import { errorMessage, LitebaseError, systemErrorCode } from '../errors.js';
 import type { LogDirectory } from '../log/log-directory.js';
-import { formatChecksum, pageHash, PageHashTable } from '../format/rolling-checksum.js';
+import { formatChecksum, PageHashTable } from '../format/rolling-checksum.js';
 import { decodeSegment, SEGMENT_CHUNK_PAGES, SEGMENT_HEADER_SIZE, SEGMENT_TRAILER_SIZE, SegmentFormatError, type SegmentHeader } from '../format/segment-codec.js';
 import { readSegmentFileHeader, SegmentFileReader } from '../log/segment-stream.js';
 import { inSharedMemory, type ObjectStore } from '../storage/object-store.js';
-import { RestoreHasher, type PageToHash } from './restore-hasher.js';
+import { RestoreHasher } from './restore-hasher.js';
 import { warmUpPageWriters, writePicksOnThreads } from './page-writers.js';
 import { OutputFile } from './output-file.js';
 import type { CheckpointSource, PlanStep, RestorePlan } from './planner.js';

@@ -1,6 +1,5 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import Fastify, { LogController, type FastifyError, type FastifyInstance } from 'fastify';
-import type { Logger } from 'pino';
+import Fastify, { LogController, type FastifyError } from 'fastify';
 import { LitebaseError } from '../errors.js';
 import { ROOT_PRINCIPAL } from './access-keys.js';
 import { secretMatcher } from './root-key.js';

@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { ClusterMember, LeaseView } from '../cluster/cluster-member.js';
+import type { LeaseView } from '../cluster/cluster-member.js';
 import { LitebaseError } from '../errors.js';
 import { forwardedSignature } from './request-signing.js';
 import type { ClusterView } from './context.js';

@@ -446,10 +446,9 @@ describe.skipIf(!docker.ready && !required)(`Litebase in containers${docker.read
     await cluster.waitForPrimary(LEASE_TTL_MS + 15_000);
     expect(await expectSameEverywhere(cluster.nodes, before.last, before.checksum)).toHaveLength(acknowledged.length);
     // And it takes writes again, through every node.
-    let last = '';
     for (const node of cluster.nodes) {
       const value = `after-${node.id}`;
-      await waitFor(async () => (last = (await insert(node, value, 3000)) ?? '') !== '', 15_000, `a write through ${node.id}`);
+      await waitFor(async () => ((await insert(node, value, 3000)) ?? '') !== '', 15_000, `a write through ${node.id}`);
       acknowledged.push(value);
     }
     const after = checkLog(cluster.sharedDir);

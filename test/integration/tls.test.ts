@@ -95,7 +95,7 @@ describe('TLS', () => {
   it('two nodes talk over https: a write sent to the replica is forwarded and readable with minPosition', async () => {
     const dataDir = tempDir('litebase-tls-cluster-');
     const env = { LITEBASE_LEASE_TTL_MS: '1000', LITEBASE_REPLICA_POLL_MS: '100' };
-    const first = await start({ dataDir, nodeId: 't1', env });
+    await start({ dataDir, nodeId: 't1', env });
     const second = await start({ dataDir, nodeId: 't2', env });
     const clientOf = (node: TestServer) => new LitebaseClient({ url: node.url, key: node.key, ca: certs.ca });
 
