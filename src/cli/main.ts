@@ -8,6 +8,7 @@ import { CliUsageError, processIo, type CliIo } from './common.js';
 import { registerClusterCommands } from './cluster.js';
 import { registerCompactCommand } from './compact.js';
 import { registerDbCommands } from './db.js';
+import { registerInspectCommand } from './inspect.js';
 import { registerKeyCommands } from './keys.js';
 import { registerQueryCommand } from './query.js';
 import { registerRestoreCommand } from './restore.js';
@@ -37,6 +38,7 @@ export function buildProgram(io: CliIo = processIo): Command {
   registerClusterCommands(program, io);
   registerKeyCommands(program, io);
   registerShellCommand(program, io);
+  registerInspectCommand(program, io);
   return program;
 }
 

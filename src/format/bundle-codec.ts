@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { crc32 } from 'node:zlib';
 import { compress } from 'lz4-napi';
 import { LitebaseError } from '../errors.js';
-import { hashPageImage, pageHash } from './rolling-checksum.js';
+import { formatChecksum, hashPageImage, pageHash } from './rolling-checksum.js';
 import {
   decodeSegment,
   decodeSegmentHeader,
@@ -11,7 +11,7 @@ import {
   segmentChecksum,
   type SegmentHeader,
 } from './segment-codec.js';
-import { decodePicks, sliceBlock, PAGE_NUMBER_SIZE, LZ4_SIZE_PREFIX, type PickList } from './bundle-picks.js';
+import { checkedUncompress, decodePicks, sliceBlock, PAGE_NUMBER_SIZE, LZ4_SIZE_PREFIX, type PickList } from './bundle-picks.js';
 import { collectNewestFirst, type SegmentSource } from './segment-source.js';
 
 /**
@@ -509,6 +509,113 @@ export class PageMajorBundle implements SegmentSource {
     }
     return pages;
   }
+
+  /** Where the tables put things (for `litebase inspect`): counts, the blocks, the recorded checksums. */
+  layout(): BundleLayout {
+    const pageCount = this.pageTable.length / PAGE_ENTRY_SIZE;
+    const blockPages = blockPagesFor(this.pageSize);
+    const blocks = Array.from(this.blockCrcs, (crc, block) => ({
+      offset: this.blockOffsets[block] as number,
+      compressedLength: (this.blockOffsets[block + 1] as number) - (this.blockOffsets[block] as number),
+      pages: Math.min(blockPages, pageCount - block * blockPages),
+      crc32: crc,
+    }));
+    return {
+      pages: pageCount,
+      olderImages: this.historyTable.length / HISTORY_ENTRY_SIZE,
+      dataStart: this.blockOffsets[0] as number,
+      historyStart: this.historyStart,
+      tablesChecksum: this.bytes.subarray(TABLES_CHECKSUM_OFFSET, TABLES_CHECKSUM_OFFSET + 8).toString('hex'),
+      trailer: this.bytes.subarray(this.bytes.length - BUNDLE_TRAILER_SIZE).toString('hex'),
+      blocks,
+    };
+  }
+
+  /**
+   * Decodes every image once, in data order (a block, then the older images of its pages, newest
+   * first), each payload checked against its CRC-32 before it is decompressed, each block's page
+   * numbers against the page table, and each image against the page hash the tables record: what
+   * `litebase inspect` verifies beyond `parse`. Throws BundleFormatError at the first failure.
+   */
+  verifyImages(visit: (image: BundleImage) => void = () => undefined): void {
+    const pageCount = this.pageTable.length / PAGE_ENTRY_SIZE;
+    const blockPages = blockPagesFor(this.pageSize);
+    const stride = PAGE_NUMBER_SIZE + this.pageSize;
+    let historyIndex = 0;
+    let historyOffset = this.historyStart;
+    const check = (image: Omit<BundleImage, 'pageHash'>, data: Buffer, recorded: bigint): void => {
+      const found = hashPageImage(image.pageNumber, data);
+      if (found !== recorded) {
+        const what = image.newest ? `the newest image of page ${image.pageNumber} (block at offset ${image.offset})` : `an older image of page ${image.pageNumber} (at offset ${image.offset})`;
+        throw new Error(`${what}, from segment ${this.headers[image.segment]?.position}, has page hash ${formatChecksum(found)}, the tables record ${formatChecksum(recorded)}`);
+      }
+      visit({ ...image, pageHash: found });
+    };
+    try {
+      for (let block = 0; block * blockPages < pageCount; block++) {
+        const first = block * blockPages;
+        const last = Math.min(pageCount, first + blockPages);
+        const offset = this.blockOffsets[block] as number;
+        const end = this.blockOffsets[block + 1] as number;
+        const crc = this.blockCrcs[block] as number;
+        const raw = checkedUncompress(this.bytes, offset, end, crc, (last - first) * stride, `block ${block}`);
+        for (let entry = first; entry < last; entry++) {
+          const at = entry * PAGE_ENTRY_SIZE;
+          const pageNumber = this.pageTable.readUInt32BE(at);
+          const slot = (entry - first) * stride;
+          if (raw.readUInt32BE(slot) !== pageNumber) {
+            throw new Error(`block ${block} at offset ${offset} holds page ${raw.readUInt32BE(slot)} where the page table says ${pageNumber}`);
+          }
+          let image = raw.subarray(slot + PAGE_NUMBER_SIZE, slot + stride);
+          const segment = this.pageTable.readUInt32BE(at + 4);
+          check({ pageNumber, segment, newest: true, offset, compressedLength: end - offset, crc32: crc }, image, this.pageTable.readBigUInt64BE(at + 12));
+          const older = this.pageTable.readUInt32BE(at + 8);
+          for (let j = 0; j < older; j++, historyIndex++) {
+            const history = historyIndex * HISTORY_ENTRY_SIZE;
+            const length = this.historyTable.readUInt32BE(history + 4);
+            const historyCrc = this.historyTable.readUInt32BE(history + 8);
+            image = checkedUncompress(this.bytes, historyOffset, historyOffset + length, historyCrc, this.pageSize, `older image ${j} of page ${pageNumber}`, image);
+            const olderSegment = this.historyTable.readUInt32BE(history);
+            check({ pageNumber, segment: olderSegment, newest: false, offset: historyOffset, compressedLength: length, crc32: historyCrc }, image, this.historyTable.readBigUInt64BE(history + 12));
+            historyOffset += length;
+          }
+        }
+      }
+    } catch (error) {
+      throw new BundleFormatError(`${this.name}: ${error instanceof Error ? error.message : String(error)}`, { key: this.name });
+    }
+  }
+}
+
+/** A format 2 bundle's tables, as `PageMajorBundle.layout` answers them. */
+export interface BundleLayout {
+  /** Distinct pages (P). */
+  pages: number;
+  /** Images that are not the newest of their page (H). */
+  olderImages: number;
+  /** Offset of the first block: everything before it is header and tables. */
+  dataStart: number;
+  /** Offset of the first older image. */
+  historyStart: number;
+  /** As stored, hex. */
+  tablesChecksum: string;
+  trailer: string;
+  blocks: Array<{ offset: number; compressedLength: number; pages: number; crc32: number }>;
+}
+
+/** One image of a format 2 bundle, as `PageMajorBundle.verifyImages` checked it. */
+export interface BundleImage {
+  pageNumber: number;
+  /** Index of the segment that wrote it (its position is the bundle's first position plus this). */
+  segment: number;
+  /** The page's newest image in the bundle (in a block), or an older one (a delta against the next newer). */
+  newest: boolean;
+  /** Offset of its compressed payload: its block for a newest image. */
+  offset: number;
+  compressedLength: number;
+  crc32: number;
+  /** Its page hash (FORMAT.md §7), equal to the one recorded. */
+  pageHash: bigint;
 }
 
 /** Format 1, parsed: the records' offsets and headers; segments are decoded when collected. */
@@ -551,6 +658,16 @@ export class SegmentRecordBundle implements SegmentSource {
     }
     if (headers.length === 0) throw new BundleFormatError(`${name}: holds no segment`, { key: name });
     return new SegmentRecordBundle(name, headers, records);
+  }
+
+  /** Each record: the offset of its length prefix in the bundle and the segment file it holds, as stored (for `litebase inspect`). */
+  recordList(): Array<{ offset: number; segment: Buffer }> {
+    let offset = 0;
+    return this.records.map((segment) => {
+      const at = offset;
+      offset += BUNDLE_LENGTH_SIZE + segment.length;
+      return { offset: at, segment };
+    });
   }
 
   collect(

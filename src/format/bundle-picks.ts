@@ -69,21 +69,8 @@ export function decodePicks(
   pageSize: number,
   emit: (pageNumber: number, image: Uint8Array, hashHigh: number, hashLow: number) => void,
 ): void {
-  const decompress = (start: number, end: number, crc: number, expected: number, what: string, dictionary?: Uint8Array): Buffer => {
-    if (end - start < LZ4_SIZE_PREFIX || end > bundle.byteLength) throw new Error(`${what} at offset ${start} runs past the bundle`);
-    const payload = bundle.subarray(start, end);
-    const found = crc32(payload);
-    if (found !== crc) throw new Error(`${what} at offset ${start} has CRC-32 ${found.toString(16).padStart(8, '0')}, the bundle recorded ${crc.toString(16).padStart(8, '0')}`);
-    if (Buffer.from(payload.buffer, payload.byteOffset, 4).readUInt32LE(0) !== expected) throw new Error(`${what} at offset ${start} does not declare the ${expected} bytes expected`);
-    let raw: Buffer;
-    try {
-      raw = dictionary ? uncompressSync(payload, dictionary) : uncompressSync(payload);
-    } catch (error) {
-      throw new Error(`${what} at offset ${start}: LZ4 data is invalid: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
-    }
-    if (raw.length !== expected) throw new Error(`${what} at offset ${start} decompresses to ${raw.length} bytes, expected ${expected}`);
-    return raw;
-  };
+  const decompress = (start: number, end: number, crc: number, expected: number, what: string, dictionary?: Uint8Array): Buffer =>
+    checkedUncompress(bundle, start, end, crc, expected, what, dictionary);
   let at = 1;
   const blocks = list[0] as number;
   for (let block = 0; block < blocks; block++) {
@@ -113,4 +100,24 @@ export function decodePicks(
       emit(pageNumber, image, hashHigh, hashLow);
     }
   }
+}
+
+/**
+ * One compressed payload of a format 2 bundle (`start..end`), decompressed after its CRC-32 and its
+ * size prefix are checked; `dictionary` for an older image. Throws an Error naming `what` and the offset.
+ */
+export function checkedUncompress(bundle: Uint8Array, start: number, end: number, crc: number, expected: number, what: string, dictionary?: Uint8Array): Buffer {
+  if (end - start < LZ4_SIZE_PREFIX || end > bundle.byteLength) throw new Error(`${what} at offset ${start} runs past the bundle`);
+  const payload = bundle.subarray(start, end);
+  const found = crc32(payload);
+  if (found !== crc) throw new Error(`${what} at offset ${start} has CRC-32 ${found.toString(16).padStart(8, '0')}, the bundle recorded ${crc.toString(16).padStart(8, '0')}`);
+  if (Buffer.from(payload.buffer, payload.byteOffset, 4).readUInt32LE(0) !== expected) throw new Error(`${what} at offset ${start} does not declare the ${expected} bytes expected`);
+  let raw: Buffer;
+  try {
+    raw = dictionary ? uncompressSync(payload, dictionary) : uncompressSync(payload);
+  } catch (error) {
+    throw new Error(`${what} at offset ${start}: LZ4 data is invalid: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+  }
+  if (raw.length !== expected) throw new Error(`${what} at offset ${start} decompresses to ${raw.length} bytes, expected ${expected}`);
+  return raw;
 }

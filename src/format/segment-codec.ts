@@ -249,6 +249,11 @@ export interface DecodeOptions {
   trailerVerified?: boolean;
 }
 
+/** Whether `bytes` start with the segment magic `LBSG` (how `litebase inspect` tells a segment container from other files). */
+export function hasSegmentMagic(bytes: Uint8Array): boolean {
+  return bytes.length >= MAGIC.length && MAGIC.equals(bytes.subarray(0, MAGIC.length));
+}
+
 /** Whether the last 8 bytes are the trailer of the bytes before them (step 3 of docs/FORMAT.md §6). */
 export function hasValidTrailer(bytes: Uint8Array): boolean {
   if (bytes.length < SEGMENT_HEADER_SIZE + SEGMENT_TRAILER_SIZE) return false;
@@ -270,6 +275,35 @@ export function decodeSegment(bytes: Uint8Array, options: DecodeOptions = {}): {
     const header = parseHeader(buffer);
     const pages = decodeBody(buffer.subarray(0, buffer.length - SEGMENT_TRAILER_SIZE), header);
     return { header, pages };
+  });
+}
+
+/** Where one chunk is in a segment file, as its chunk header declares it (docs/FORMAT.md §4). */
+export interface SegmentChunkLayout {
+  /** Offset of the chunk header from the start of the file. */
+  offset: number;
+  pagesInChunk: number;
+  uncompressedLength: number;
+  compressedLength: number;
+}
+
+/**
+ * decodeSegment, also answering where each chunk lies: for `litebase inspect`, which prints the
+ * layout of a file it verifies. Same checks, same errors.
+ */
+export function decodeSegmentLayout(
+  bytes: Uint8Array,
+  options: DecodeOptions = {},
+): { header: SegmentHeader; pages: PageImage[]; chunks: SegmentChunkLayout[] } {
+  return neverThrowOther(() => {
+    const buffer = asBuffer(bytes);
+    requireLength(buffer, SEGMENT_HEADER_SIZE + SEGMENT_TRAILER_SIZE, 'a segment (header and trailer)');
+    requireMagic(buffer);
+    if (!options.trailerVerified) requireTrailer(buffer);
+    const header = parseHeader(buffer);
+    const chunks: SegmentChunkLayout[] = [];
+    const pages = decodeBody(buffer.subarray(0, buffer.length - SEGMENT_TRAILER_SIZE), header, chunks);
+    return { header, pages, chunks };
   });
 }
 
@@ -411,8 +445,8 @@ function formatUuid(raw: Buffer): string {
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
 
-/** Walks the chunks of `body` (header + body, without the trailer). */
-function decodeBody(body: Buffer, header: SegmentHeader): PageImage[] {
+/** Walks the chunks of `body` (header + body, without the trailer); `layout` collects where each chunk is. */
+function decodeBody(body: Buffer, header: SegmentHeader, layout?: SegmentChunkLayout[]): PageImage[] {
   const pages: PageImage[] = [];
   let offset = SEGMENT_HEADER_SIZE;
   let chunkIndex = 0;
@@ -432,6 +466,7 @@ function decodeBody(body: Buffer, header: SegmentHeader): PageImage[] {
     }
     const chunk = readChunk(body, offset, chunkIndex, header, pages.length);
     decodePages(chunk.raw, offset, header, pages);
+    layout?.push({ offset, pagesInChunk: chunk.pagesInChunk, uncompressedLength: chunk.raw.length, compressedLength: chunk.next - offset - CHUNK_HEADER_SIZE });
     lastChunkWasShort = chunk.pagesInChunk < SEGMENT_CHUNK_PAGES;
     offset = chunk.next;
     chunkIndex++;

@@ -9,6 +9,7 @@ import {
   SEGMENT_TRAILER_SIZE,
   SegmentFormatError,
   type PageImage,
+  type SegmentChunkLayout,
   type SegmentFormatErrorCode,
   type SegmentHeader,
   type SegmentHeaderInput,
@@ -196,6 +197,9 @@ export class SegmentFileReader {
     readonly size: number,
   ) {}
 
+  /** Where the chunk `chunks()` yielded last lies (for `litebase inspect`). */
+  lastChunk: SegmentChunkLayout | undefined;
+
   static async open(file: string, options: { name?: string } = {}): Promise<SegmentFileReader> {
     const name = options.name ?? file;
     const handle = await fs.open(file, 'r');
@@ -309,6 +313,7 @@ export class SegmentFileReader {
       }
       pagesSoFar += pagesInChunk;
       lastChunkWasShort = pagesInChunk < SEGMENT_CHUNK_PAGES;
+      this.lastChunk = { offset, pagesInChunk, uncompressedLength, compressedLength };
       offset = payloadStart + compressedLength;
       chunkIndex++;
       yield pages;

@@ -161,6 +161,41 @@ export async function writeCheckpointFromFile(
   }
 }
 
+/**
+ * The page hashes of an open checkpoint, chunk by chunk, checked as loadCheckpointIntoFile checks
+ * them (the header rules, every page 1..N in order, and at the end the hashes summing to the
+ * post-checksum) without writing the pages anywhere: `litebase inspect` verifies checkpoints with it.
+ */
+export async function* checkpointPageHashes(reader: SegmentFileReader, name: string): AsyncGenerator<Array<{ pageNumber: number; hash: bigint }>> {
+  const { header } = reader;
+  assertCheckpointHeader(header, name);
+  let pagesDone = 0;
+  let sum = 0n;
+  for await (const pages of reader.chunks()) {
+    const hashes = pages.map(({ pageNumber, data }, index) => {
+      if (pageNumber !== pagesDone + index + 1) {
+        throw new LitebaseError(
+          'CHECKPOINT_INVALID',
+          `${name} is not a checkpoint: page ${pageNumber} comes where page ${pagesDone + index + 1} belongs; a checkpoint holds every page, in order`,
+          { details: { file: name } },
+        );
+      }
+      const hash = pageHash(pageNumber, data);
+      sum ^= hash;
+      return { pageNumber, hash };
+    });
+    pagesDone += pages.length;
+    yield hashes;
+  }
+  if (sum !== header.postChecksum) {
+    throw new LitebaseError(
+      'CHECKPOINT_CHECKSUM_MISMATCH',
+      `${name}: its pages sum to checksum ${formatChecksum(sum)}, its header says ${formatChecksum(header.postChecksum)}`,
+      { details: { file: name } },
+    );
+  }
+}
+
 export interface LoadedCheckpoint {
   header: SegmentHeader;
   hashes: PageHashTable;
