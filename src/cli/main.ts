@@ -43,6 +43,14 @@ export function buildProgram(io: CliIo = processIo): Command {
 }
 
 export async function main(argv: string[], io: CliIo = processIo): Promise<void> {
+  // A reader that stops early (`litebase inspect ... | head`) closes the pipe: that ends the
+  // command quietly, as it does for other Unix tools, instead of an unhandled EPIPE stack trace.
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+      throw error;
+    });
+  }
   process.exitCode = await run(argv, io);
 }
 
