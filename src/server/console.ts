@@ -61,8 +61,6 @@ export function consoleRoutes(root = consoleDir()): FastifyPluginAsync {
     await app.register(fastifyStatic, {
       root,
       prefix: `${CONSOLE_PREFIX}/`,
-      // GET /console answers with a redirect to /console/, so relative asset URLs resolve.
-      redirect: true,
       index: ['index.html'],
       // File names carry no content hash: the browser asks again each time (a 304 when unchanged).
       cacheControl: false,
@@ -75,5 +73,7 @@ export function consoleRoutes(root = consoleDir()): FastifyPluginAsync {
         });
       },
     });
+    // GET /console answers with a redirect to /console/, so the page's relative asset URLs resolve.
+    app.get(CONSOLE_PREFIX, async (_request, reply) => reply.redirect(`${CONSOLE_PREFIX}/`));
   };
 }
