@@ -166,6 +166,11 @@ describe.skipIf(chromiumMissing)(`web console in chromium${chromiumMissing ? ` (
       sawTransactions = Number((await page.getByTestId('metrics-tps').textContent().catch(() => null)) ?? 0) > 0;
     }
     expect(sawTransactions).toBe(true);
+    // Two more readings with writes, so each chart has a line to draw in the screenshot.
+    for (let i = 0; i < 30; i++) {
+      await primary.request('POST', '/v1/databases/shop/query', { statements: [{ sql: 'INSERT INTO events VALUES (?)', params: [i] }] });
+      await sleep(150);
+    }
     for (const chart of ['chart-transactions', 'chart-latency', 'chart-segments', 'chart-lag']) {
       expect(await page.getByTestId(chart).locator('canvas').count()).toBe(1);
     }
