@@ -27,7 +27,9 @@ export function TimeChart(props: TimeChartProps) {
   // The draw hook and click handler read the latest props without recreating the chart.
   const latest = useRef(props);
   latest.current = props;
-  const shape = `${props.labels.join('\u0000')}|${props.pointsOnly ? 1 : 0}|${props.title}`;
+  // uPlot created on empty data keeps its empty scales after setData: create it again once data comes.
+  const hasData = (props.data[0]?.length ?? 0) > 0;
+  const shape = `${props.labels.join('\u0000')}|${props.pointsOnly ? 1 : 0}|${props.title}|${hasData ? 1 : 0}`;
 
   useEffect(() => {
     const target = container.current;
