@@ -67,7 +67,7 @@ describe.skipIf(chromiumMissing)(`web console in chromium${chromiumMissing ? ` (
     browser = await chromium.launchPersistentContext(profileDir, {
       executablePath: CHROMIUM,
       headless: true,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
       viewport: { width: 1280, height: 900 },
       acceptDownloads: true,
     });
@@ -109,7 +109,7 @@ describe.skipIf(chromiumMissing)(`web console in chromium${chromiumMissing ? ` (
     await page.getByTestId('create-database').click();
     await page.getByTestId('database-shop').waitFor();
     expect((await primary.request('GET', '/v1/databases/shop')).status).toBe(200);
-    await expect.poll(() => page.getByTestId('database-shop').getByTestId('database-size').textContent()).toMatch(/KiB|B$/);
+    await expect.poll(() => page.getByTestId('database-shop').getByTestId('database-size').textContent(), { timeout: 10_000 }).toMatch(/KiB|B$/);
     await shot(page, '03-database-created');
   });
 

@@ -7,10 +7,10 @@ import { href } from '../route.js';
 import type { ClusterInfo, DatabaseInfo, QueryAnswer } from '../types.js';
 import { ConfirmButton, ErrorBox, formatBytes, saveBlob } from '../ui.js';
 
-interface DatabaseRow extends DatabaseInfo {
-  /** page_count × page_size, read with a PRAGMA any reader may run; null when it failed. */
-  bytes: number | null;
-}
+/** Sizes are page_count × page_size, read with a PRAGMA any reader may run, for this many databases at most. */
+const SIZE_LIMIT = 200;
+
+const formatSize = (bytes: number | null | undefined): string => (bytes === null || bytes === undefined || Number.isNaN(bytes) ? '–' : formatBytes(bytes));
 
 /** Databases: size, position, per-node lag; create and drop (with confirmation). */
 export function DatabasesPage({ api, permissions, refreshPermissions }: PageProps) {
@@ -18,20 +18,27 @@ export function DatabasesPage({ api, permissions, refreshPermissions }: PageProp
   const [actionError, setActionError] = useState<ApiError | null>(null);
   const mayCluster = permissions.global('cluster');
 
-  const list = usePoll(async () => {
-    const { databases } = await api.get<{ databases: DatabaseInfo[] }>('/v1/databases');
-    return Promise.all(
-      databases.map(async (database): Promise<DatabaseRow> => {
-        try {
-          const answer = await api.post<QueryAnswer>(`/v1/databases/${db(database.name)}/query`, { statements: [{ sql: 'PRAGMA page_count' }] });
-          const pages = Number(answer.results[0]?.rows[0]?.[0] ?? NaN);
-          return { ...database, bytes: pages * database.pageSize };
-        } catch {
-          return { ...database, bytes: null };
-        }
-      }),
-    );
-  }, 3000);
+  const list = usePoll(async () => (await api.get<{ databases: DatabaseInfo[] }>('/v1/databases')).databases, 3000);
+  const names = (list.value ?? []).map((database) => database.name);
+  // Sizes cost a query each: read less often, and for the first SIZE_LIMIT databases only.
+  const sizes = usePoll(
+    async () => {
+      const entries = await Promise.all(
+        names.slice(0, SIZE_LIMIT).map(async (name): Promise<[string, number | null]> => {
+          try {
+            const answer = await api.post<QueryAnswer>(`/v1/databases/${db(name)}/query`, { statements: [{ sql: 'PRAGMA page_count' }] });
+            const pageSize = list.value?.find((database) => database.name === name)?.pageSize ?? NaN;
+            return [name, Number(answer.results[0]?.rows[0]?.[0] ?? NaN) * pageSize];
+          } catch {
+            return [name, null];
+          }
+        }),
+      );
+      return new Map(entries);
+    },
+    15_000,
+    [names.join('\u0000')],
+  );
   const cluster = usePoll(async () => (mayCluster ? api.get<ClusterInfo>('/v1/cluster') : null), 3000, [mayCluster]);
   const nodes = cluster.value?.nodes ?? [];
 
@@ -107,7 +114,7 @@ export function DatabasesPage({ api, permissions, refreshPermissions }: PageProp
               <td>
                 <a href={href('sql', { db: database.name })}>{database.name}</a>
               </td>
-              <td data-testid="database-size">{database.bytes === null ? '–' : formatBytes(database.bytes)}</td>
+              <td data-testid="database-size">{formatSize(sizes.value?.get(database.name))}</td>
               <td data-testid="database-position">{database.position}</td>
               {nodes.map((node) => {
                 const entry = node.databases[database.name];
