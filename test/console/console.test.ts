@@ -81,11 +81,13 @@ describe.skipIf(chromiumMissing)(`web console in chromium${chromiumMissing ? ` (
     if (profileDir) rmSync(profileDir, { recursive: true, force: true });
   });
 
-  it('serves the console without a key, with a policy that keeps the page on the node', async () => {
-    const response = await fetch(`${primary.url}/console/`);
-    expect(response.status).toBe(200);
-    expect(response.headers.get('content-security-policy')).toContain("default-src 'self'");
-    expect(await response.text()).toContain('<div id="app">');
+  it('serves the console on every node without a key, with a policy that keeps the page on the node', async () => {
+    for (const node of servers) {
+      const response = await fetch(`${node.url}/console/`);
+      expect(response.status).toBe(200);
+      expect(response.headers.get('content-security-policy')).toContain("default-src 'self'");
+      expect(await response.text()).toContain('<div id="app">');
+    }
     // The API itself still wants a key.
     expect((await fetch(`${primary.url}/v1/databases`)).status).toBe(401);
   });
@@ -205,6 +207,17 @@ describe.skipIf(chromiumMissing)(`web console in chromium${chromiumMissing ? ` (
     const grid = page.getByTestId('result-0');
     await expect.poll(() => grid.locator('tbody td').allTextContents()).toEqual(['before']);
     await shot(page, '10-restored-rows');
+
+    // A position works as well as a moment.
+    await page.getByTestId('nav-restore').click();
+    await page.getByTestId('restore-database').selectOption('shop');
+    await page.getByTestId('restore-timeline').locator('canvas').waitFor();
+    const position = (await primary.request('GET', '/v1/databases/shop')).body.database.position as string;
+    await page.getByTestId('restore-by-position').check();
+    await page.getByTestId('restore-position').fill(position);
+    await page.getByTestId('restore-target').fill('shop-at-position');
+    await page.getByTestId('restore-start').click();
+    await expect.poll(() => page.getByTestId('restore-job').textContent(), { timeout: 30_000 }).toContain(`shop-at-position at position ${position}`);
   });
 
   it('creates keys with the secret shown once, lists them, and revokes one', async () => {
