@@ -5,7 +5,8 @@ import type { ApiError } from './api.js';
 /** An API error as the console shows it: the stable code first, then the message. */
 export function ErrorBox({ error }: { error: ApiError | null }) {
   if (!error) return null;
-  const statement = typeof error.details.statement === 'number' ? ` (statement ${error.details.statement + 1})` : '';
+  // The API's index of the failing statement, counted from 0 as in its messages.
+  const statement = typeof error.details.statement === 'number' ? ` (statement index ${error.details.statement})` : '';
   return (
     <div class="error" role="alert" data-testid="error">
       <code data-testid="error-code">{error.code}</code> {error.message}

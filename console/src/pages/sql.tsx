@@ -13,22 +13,25 @@ interface HistoryEntry {
   at: string;
 }
 
-/** Statements run from this browser; kept in localStorage (SQL, not keys), newest first. */
-const HISTORY_ITEM = 'litebase.console.history';
+/**
+ * Statements run from this browser, newest first, kept in localStorage per key id (SQL text and
+ * parameters, never the key): signing in with another key shows that key's history only.
+ */
+const historyItem = (keyId: string): string => `litebase.console.history.${keyId}`;
 const HISTORY_LIMIT = 50;
 
-function readHistory(): HistoryEntry[] {
+function readHistory(keyId: string): HistoryEntry[] {
   try {
-    const parsed: unknown = JSON.parse(localStorage.getItem(HISTORY_ITEM) ?? '[]');
+    const parsed: unknown = JSON.parse(localStorage.getItem(historyItem(keyId)) ?? '[]');
     return Array.isArray(parsed) ? (parsed as HistoryEntry[]) : [];
   } catch {
     return [];
   }
 }
 
-function remember(entry: HistoryEntry): HistoryEntry[] {
-  const history = [entry, ...readHistory().filter((old) => old.sql !== entry.sql || old.database !== entry.database || old.params !== entry.params)].slice(0, HISTORY_LIMIT);
-  localStorage.setItem(HISTORY_ITEM, JSON.stringify(history));
+function remember(keyId: string, entry: HistoryEntry): HistoryEntry[] {
+  const history = [entry, ...readHistory(keyId).filter((old) => old.sql !== entry.sql || old.database !== entry.database || old.params !== entry.params)].slice(0, HISTORY_LIMIT);
+  localStorage.setItem(historyItem(keyId), JSON.stringify(history));
   return history;
 }
 
@@ -134,7 +137,8 @@ export function SqlPage({ api, permissions, params }: PageProps) {
   const [plan, setPlan] = useState<PlanNode[] | null>(null);
   const [error, setError] = useState<ApiError | null>(null);
   const [busy, setBusy] = useState(false);
-  const [history, setHistory] = useState(readHistory);
+  const keyId = permissions.self.key.id;
+  const [history, setHistory] = useState(() => readHistory(keyId));
 
   const run = async (explain: boolean) => {
     setError(null);
@@ -149,10 +153,11 @@ export function SqlPage({ api, permissions, params }: PageProps) {
       const body = explain
         ? { statements: [{ sql: `EXPLAIN QUERY PLAN ${statements.at(-1)}`, ...(parsedParams ? { params: parsedParams } : {}) }] }
         : { statements: statements.map((statement) => ({ sql: statement, ...(parsedParams ? { params: parsedParams } : {}) })), mode };
+      // Kept whether it succeeds or not: a failed statement is one to fix and run again.
+      setHistory(remember(keyId, { database, sql, params: paramsText, at: new Date().toISOString() }));
       const started = performance.now();
       const result = await api.post<QueryAnswer>(`/v1/databases/${db(database)}/query`, body);
       const ms = performance.now() - started;
-      setHistory(remember({ database, sql, params: paramsText, at: new Date().toISOString() }));
       if (explain) {
         setPlan(result.results[0] ? planTree(result.results[0]) : []);
         setAnswer(null);
