@@ -34,7 +34,7 @@ export function TimeChart(props: TimeChartProps) {
   useEffect(() => {
     const target = container.current;
     if (!target) return;
-    const format = (value: number | null | undefined) => (value == null ? '–' : (latest.current.format ?? String)(value));
+    const format = (value: number | null | undefined) => (value === null || value === undefined ? '–' : (latest.current.format ?? String)(value));
     const options: uPlot.Options = {
       title: props.title,
       width: Math.max(320, target.clientWidth || 640),
@@ -55,7 +55,7 @@ export function TimeChart(props: TimeChartProps) {
         draw: [
           (u) => {
             const marker = latest.current.marker;
-            if (marker == null) return;
+            if (marker === null || marker === undefined) return;
             const x = u.valToPos(marker, 'x', true);
             const context = u.ctx;
             context.save();
