@@ -19,6 +19,8 @@ if (chromiumMissing && process.env.CI) {
   throw new Error(`${CHROMIUM} is missing: .ci/run installs Debian's chromium package for the console tests`);
 }
 const SCREENSHOTS = path.join(REPO_ROOT, '.tmp', 'console-screenshots');
+/** How long a page may take to show what a step expects (CI runs other test files beside this one). */
+const POLL = { timeout: 15_000 };
 
 describe.skipIf(chromiumMissing)(`web console in chromium${chromiumMissing ? ` (skipped: ${CHROMIUM} missing; apt-get install -y chromium)` : ''}`, () => {
   const servers: TestServer[] = [];
@@ -96,7 +98,7 @@ describe.skipIf(chromiumMissing)(`web console in chromium${chromiumMissing ? ` (
     await page.goto(`${primary.url}/console`);
     await page.getByTestId('sign-in-key').fill('lb_aaaaaaaaaaaa_wrongwrongwrongwrongwrong');
     await page.getByTestId('sign-in').click();
-    await expect.poll(() => page.getByTestId('error-code').textContent()).toBe('INVALID_KEY');
+    await expect.poll(() => page.getByTestId('error-code').textContent(), POLL).toBe('INVALID_KEY');
     await shot(page, '01-sign-in-refused');
 
     await signIn(page, primary.key);
@@ -121,23 +123,23 @@ describe.skipIf(chromiumMissing)(`web console in chromium${chromiumMissing ? ` (
     await runSql(page, 'CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL, price REAL); INSERT INTO items (name, price) VALUES (\'apple\', 1.5), (\'pear\', 2)');
     await page.getByTestId('sql-results').waitFor();
     await runSql(page, 'INSERT INTO items (name, price) VALUES (?, ?)', '["plum; ripe", 3.25]');
-    await expect.poll(() => page.getByTestId('result-0').textContent()).toContain('1 row changed');
+    await expect.poll(() => page.getByTestId('result-0').textContent(), POLL).toContain('1 row changed');
 
     await runSql(page, 'SELECT name, price FROM items WHERE price > :min ORDER BY id', '{"min": 1}');
     const grid = page.getByTestId('result-0');
-    await expect.poll(() => grid.locator('tbody tr').count()).toBe(3);
+    await expect.poll(() => grid.locator('tbody tr').count(), POLL).toBe(3);
     expect(await grid.locator('tbody tr').nth(2).locator('td').allTextContents()).toEqual(['plum; ripe', '3.25']);
     await shot(page, '04-query-rows');
 
     await runSql(page, 'SELECT * FROM no_such_table');
-    await expect.poll(() => page.getByTestId('error-code').textContent()).toMatch(/^[A-Z_]+$/);
+    await expect.poll(() => page.getByTestId('error-code').textContent(), POLL).toMatch(/^[A-Z_]+$/);
     expect(await page.getByTestId('error').textContent()).toContain('no such table');
     await shot(page, '05-query-error');
 
     await page.getByTestId('sql-editor').fill('SELECT * FROM items WHERE id = 2');
     await page.getByTestId('sql-params').fill('');
     await page.getByTestId('sql-explain').click();
-    await expect.poll(() => page.getByTestId('sql-plan').textContent()).toMatch(/SEARCH items USING INTEGER PRIMARY KEY/);
+    await expect.poll(() => page.getByTestId('sql-plan').textContent(), POLL).toMatch(/SEARCH items USING INTEGER PRIMARY KEY/);
     expect(await page.getByTestId('sql-history').locator('li').count()).toBe(5);
     await shot(page, '06-query-plan');
   });
@@ -202,10 +204,10 @@ describe.skipIf(chromiumMissing)(`web console in chromium${chromiumMissing ? ` (
     expect(readFileSync(file).subarray(0, 16).toString('latin1')).toBe('SQLite format 3\u0000');
 
     await page.getByTestId('restore-open-target').click();
-    await expect.poll(() => page.getByTestId('sql-database').inputValue()).toBe('shop-then');
+    await expect.poll(() => page.getByTestId('sql-database').inputValue(), POLL).toBe('shop-then');
     await runSql(page, "SELECT name FROM items WHERE name IN ('before', 'after') ORDER BY id");
     const grid = page.getByTestId('result-0');
-    await expect.poll(() => grid.locator('tbody td').allTextContents()).toEqual(['before']);
+    await expect.poll(() => grid.locator('tbody td').allTextContents(), POLL).toEqual(['before']);
     await shot(page, '10-restored-rows');
 
     // A position works as well as a moment.
@@ -246,7 +248,7 @@ describe.skipIf(chromiumMissing)(`web console in chromium${chromiumMissing ? ` (
     await page.getByTestId(`revoke-${doomedId}`).click();
     await shot(page, '12-key-revoke-confirm');
     await page.getByTestId('confirm-yes').click();
-    await expect.poll(() => page.getByTestId(`key-${doomedId}`).getByTestId('key-revoked').textContent()).not.toBe('');
+    await expect.poll(() => page.getByTestId(`key-${doomedId}`).getByTestId('key-revoked').textContent(), POLL).not.toBe('');
     await waitFor(async () => (await asDoomed()) === 401, 5000, 'the revoked key refused');
     await shot(page, '13-key-revoked');
   });
@@ -264,9 +266,9 @@ describe.skipIf(chromiumMissing)(`web console in chromium${chromiumMissing ? ` (
     await reader.getByTestId('sql-database').selectOption('shop');
     await reader.getByTestId('sql-read-only').waitFor();
     await runSql(reader, 'SELECT count(*) AS n FROM items');
-    await expect.poll(() => reader.getByTestId('result-0').locator('tbody td').textContent()).toBe('5');
+    await expect.poll(() => reader.getByTestId('result-0').locator('tbody td').textContent(), POLL).toBe('5');
     await runSql(reader, "INSERT INTO items (name) VALUES ('nope')");
-    await expect.poll(() => reader.getByTestId('error-code').textContent()).toBe('PERMISSION_DENIED');
+    await expect.poll(() => reader.getByTestId('error-code').textContent(), POLL).toBe('PERMISSION_DENIED');
     // Each key has its own history: the root key's statements are not listed for this one.
     expect(await reader.getByTestId('sql-history').locator('li').count()).toBe(2);
     await shot(reader, '15-read-only-sql');
