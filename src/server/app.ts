@@ -7,6 +7,9 @@ import { RequestSigning } from './request-signing.js';
 import { SIGNATURE_HEADERS } from '../client/signing.js';
 import { keyRoutes } from './routes/keys.js';
 import { requirePermission, type App, type AppContext } from './context.js';
+import { keySelfRoutes } from './routes/key-self.js';
+import { consoleRoutes, isConsolePath } from './console.js';
+import { registerOperationalMetrics } from './operational-metrics.js';
 
 import { archiveRoutes } from './routes/archive.js';
 import { backupRoutes } from './routes/backup.js';
@@ -128,7 +131,7 @@ export function buildApp(context: AppContext): App {
       request.principal = ROOT_PRINCIPAL;
       return;
     }
-    if (PUBLIC_ROUTES.has(request.url.split('?')[0] ?? '')) return;
+    if (PUBLIC_ROUTES.has(request.url.split('?')[0] ?? '') || isConsolePath(request.url)) return;
     const header = request.headers.authorization;
     const match = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
     if (!match?.[1]) {
@@ -182,5 +185,8 @@ export function buildApp(context: AppContext): App {
   app.register(archiveRoutes(context));
   app.register(backupRoutes(context));
   app.register(keyRoutes(context));
+  app.register(keySelfRoutes(context));
+  app.register(consoleRoutes());
+  registerOperationalMetrics(app, context);
   return app;
 }

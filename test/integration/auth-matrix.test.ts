@@ -98,6 +98,8 @@ const ROUTES: RouteCase[] = [
   { method: 'POST', path: '/v1/keys', guard: { kind: 'all-databases', action: 'admin' }, body: { name: 'made by the auth matrix', databases: ['app'], actions: ['read'] } },
   { method: 'GET', path: '/v1/keys', guard: { kind: 'all-databases', action: 'admin' } },
   { method: 'DELETE', path: '/v1/keys/:id', guard: { kind: 'all-databases', action: 'admin' }, id: NO_SUCH_KEY_ID },
+  // src/server/routes/key-self.ts
+  { method: 'GET', path: '/v1/keys/self', guard: { kind: 'any-key' } },
 ];
 
 /** Every registered method and path, as fastify has it: each GET also answers HEAD unless told not to. */
