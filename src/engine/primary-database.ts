@@ -169,7 +169,7 @@ export class PrimaryDatabase {
 
   /** A request's run: one budget of response limits shared by all its statements. */
   private run(access: StatementAccess): StatementRun {
-    return { admin: access.admin, budget: new ResultBudget(this.options.config.limits) };
+    return { admin: access.admin, budget: new ResultBudget(this.options.config.limits), exact: access.exact === true };
   }
 
   private async queryAsTransaction(statements: StatementInput[], access: StatementAccess): Promise<QueryOutcome> {
@@ -371,6 +371,11 @@ export class PrimaryDatabase {
   async rollbackTransaction(id: string): Promise<void> {
     this.openTransaction(id);
     this.endTransaction(id, 'rolled back', 'ROLLBACK');
+  }
+
+  /** True while the interactive transaction is open (SQLite may have rolled it back after a failed statement). */
+  hasTransaction(id: string): boolean {
+    return this.transactions.has(id);
   }
 
   private openTransaction(id: string): InteractiveTransaction {

@@ -152,7 +152,7 @@ export class ReplicaDatabase {
     if (minPosition !== undefined) await this.waitForPosition(minPosition);
     const reader = this.readerOrThrow();
     if (!isReadOnlyRequest(reader.statements, statements, access.admin)) throw new NeedsPrimaryError();
-    const run = { admin: access.admin, budget: new ResultBudget(this.options.config.limits) };
+    const run = { admin: access.admin, budget: new ResultBudget(this.options.config.limits), exact: access.exact === true };
     // Taken first: a run applied while a read process reads waits for it (SandboxFile.exclusive).
     const position = this.current;
     return { results: await this.sandbox.runRead(reader.statements, reader.db, statements, run), position };
