@@ -215,6 +215,18 @@ export function bindParams(params: StatementInput['params'], index: number, also
   }
 }
 
+/** A statement parsed, not run (Hrana's describe): its columns with declared types, and whether it only reads. */
+export interface StatementDescription {
+  columns: Array<{ name: string; decltype: string | null }>;
+  readonly: boolean;
+}
+
+export function describeStatement(cache: StatementCache, sql: string, admin: boolean): StatementDescription {
+  const statement = cache.prepare(sql, 0, admin);
+  const columns = statement.reader ? statement.columns().map((column) => ({ name: column.name, decltype: column.type })) : [];
+  return { columns, readonly: statement.readonly };
+}
+
 /** Run one statement on `db` (already inside whatever transaction the caller wants). */
 export function runStatement(cache: StatementCache, db: Database, input: StatementInput, index: number, run: StatementRun): StatementResult {
   const statement = cache.prepare(input.sql, index, run.admin);

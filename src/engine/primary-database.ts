@@ -16,6 +16,7 @@ import { copySnapshot, openSnapshot } from './backup.js';
 import { DurableLog } from './durable-log.js';
 import { PositionWaiters } from './position-waiters.js';
 import {
+  describeStatement,
   FULL_ACCESS,
   isReadOnlyRequest,
   readOnlyKey,
@@ -24,6 +25,7 @@ import {
   StatementCache,
   toStatementError,
   type StatementAccess,
+  type StatementDescription,
   type StatementInput,
   type StatementResult,
   type StatementRun,
@@ -165,6 +167,11 @@ export class PrimaryDatabase {
   async query(statements: StatementInput[], mode: QueryMode, minPosition?: bigint, access: StatementAccess = FULL_ACCESS): Promise<QueryOutcome> {
     if (minPosition !== undefined) await this.waitForPosition(minPosition);
     return mode === 'transaction' ? this.queryAsTransaction(statements, access) : this.queryIndependently(statements, access);
+  }
+
+  /** Parse a statement without running it (on the read connection; the statement guard applies). */
+  describe(sql: string, admin: boolean): StatementDescription {
+    return describeStatement(this.ready().readerStatements, sql, admin);
   }
 
   /** A request's run: one budget of response limits shared by all its statements. */

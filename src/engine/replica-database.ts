@@ -13,7 +13,7 @@ import { readSegmentRun, RUN_LIMITS, type DecodedSegment, type RunLimits, type S
 import type { Metrics } from '../metrics.js';
 import type { DatabaseMeta } from '../storage/catalog.js';
 import type { LocalLayout, SharedLayout } from '../storage/layout.js';
-import { FULL_ACCESS, isReadOnlyRequest, StatementCache, type StatementAccess, type StatementInput, type StatementResult } from './executor.js';
+import { describeStatement, FULL_ACCESS, isReadOnlyRequest, StatementCache, type StatementAccess, type StatementDescription, type StatementInput, type StatementResult } from './executor.js';
 import { backupInterrupted, copyFile } from './backup.js';
 import { ResultBudget } from './result-limits.js';
 import { SandboxFile } from './read-sandbox.js';
@@ -156,6 +156,11 @@ export class ReplicaDatabase {
     // Taken first: a run applied while a read process reads waits for it (SandboxFile.exclusive).
     const position = this.current;
     return { results: await this.sandbox.runRead(reader.statements, reader.db, statements, run), position };
+  }
+
+  /** Parse a statement without running it (the statement guard applies). */
+  describe(sql: string, admin: boolean): StatementDescription {
+    return describeStatement(this.readerOrThrow().statements, sql, admin);
   }
 
   /** Wait (bounded) until this replica has applied `position`. */

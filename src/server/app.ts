@@ -13,6 +13,7 @@ import { secretMatcher } from './root-key.js';
 import { RequestSigning } from './request-signing.js';
 import { SIGNATURE_HEADERS } from '../client/signing.js';
 import { keyRoutes } from './routes/keys.js';
+import { hranaRoutes, isHranaProbe } from './hrana/routes.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -174,7 +175,7 @@ export function buildApp(context: AppContext): App {
       request.principal = ROOT_PRINCIPAL;
       return;
     }
-    if (PUBLIC_ROUTES.has(request.url.split('?')[0] ?? '')) return;
+    if (PUBLIC_ROUTES.has(request.url.split('?')[0] ?? '') || isHranaProbe(request.url.split('?')[0] ?? '')) return;
     const header = request.headers.authorization;
     const match = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
     if (!match?.[1]) {
@@ -228,5 +229,6 @@ export function buildApp(context: AppContext): App {
   app.register(archiveRoutes(context));
   app.register(backupRoutes(context));
   app.register(keyRoutes(context));
+  app.register(hranaRoutes(context));
   return app;
 }
