@@ -127,10 +127,12 @@ describe('Hrana batches and bodies', () => {
   });
 
   it('checks pipeline bodies and counts their statements', () => {
-    const body = parsePipelineBody({ baton: null, requests: [{ type: 'execute', stmt: { sql: 'SELECT 1' } }, { type: 'batch', batch: { steps: [{ stmt: { sql_id: 1 } }] } }, { type: 'close' }] }, 10);
-    expect(statementCount(body.requests)).toBe(2);
-    expect(() => parsePipelineBody({ requests: [{ type: 'execute', stmt: {} }] }, 10)).toThrow(/exactly one of "sql" and "sql_id"/);
-    expect(() => parsePipelineBody({ requests: [{ type: 'open_cursor' }] }, 10)).toThrow(/unknown request type/);
-    expect(() => parsePipelineBody({ requests: [{ type: 'batch', batch: { steps: [{ stmt: { sql: 'a' } }, { stmt: { sql: 'b' } }] } }] }, 1)).toThrow(/at most 1 steps/);
+    const body = parsePipelineBody({ baton: null, requests: [{ type: 'execute', stmt: { sql: 'SELECT 1' } }, { type: 'batch', batch: { steps: [{ stmt: { sql_id: 1 } }, { stmt: { sql: 'SELECT 2' } }] } }, { type: 'close' }] });
+    expect(body.baton).toBeNull();
+    expect(statementCount(body.requests)).toBe(3);
+    expect(() => parsePipelineBody({ requests: [{ type: 'execute', stmt: {} }] })).toThrow(/exactly one of "sql" and "sql_id"/);
+    expect(() => parsePipelineBody({ requests: [{ type: 'execute', stmt: { sql: 'SELECT 1', args: {} } }] })).toThrow(/args must be an array/);
+    expect(() => parsePipelineBody({ requests: [{ type: 'open_cursor' }] })).toThrow(/unknown request type/);
+    expect(() => parsePipelineBody({ baton: 5, requests: [] })).toThrow(/baton must be a string or null/);
   });
 });

@@ -56,10 +56,9 @@ export function parseStmt(value: unknown, what = 'stmt'): HranaStmt {
   return stmt;
 }
 
-export function parseBatch(value: unknown, maxSteps: number): HranaBatch {
+export function parseBatch(value: unknown): HranaBatch {
   const body = object(value, 'batch');
   const steps = array(body.steps, 'batch.steps');
-  if (steps.length > maxSteps) throw new HranaRequestError(`a batch may hold at most ${maxSteps} steps`, 'TOO_MANY_STATEMENTS');
   return {
     steps: steps.map((step, index) => {
       const stepBody = object(step, `batch.steps[${index}]`);
@@ -72,7 +71,7 @@ export function parseBatch(value: unknown, maxSteps: number): HranaBatch {
   };
 }
 
-export function parseRequest(value: unknown, maxSteps: number): StreamRequest {
+export function parseRequest(value: unknown): StreamRequest {
   const body = object(value, 'request');
   switch (body.type) {
     case 'close':
@@ -81,7 +80,7 @@ export function parseRequest(value: unknown, maxSteps: number): StreamRequest {
     case 'execute':
       return { type: 'execute', stmt: parseStmt(body.stmt) };
     case 'batch':
-      return { type: 'batch', batch: parseBatch(body.batch, maxSteps) };
+      return { type: 'batch', batch: parseBatch(body.batch) };
     case 'sequence':
     case 'describe':
       return { type: body.type, ...sqlSource(body, body.type) };
@@ -102,13 +101,13 @@ export function statementCount(requests: readonly StreamRequest[]): number {
   return requests.reduce((sum, request) => sum + (request.type === 'batch' ? request.batch.steps.length : request.type === 'execute' || request.type === 'sequence' ? 1 : 0), 0);
 }
 
-export function parsePipelineBody(value: unknown, maxSteps: number): PipelineRequestBody {
+export function parsePipelineBody(value: unknown): PipelineRequestBody {
   const body = object(value, 'the body');
   const baton = optionalString(body.baton, 'baton') ?? null;
-  return { baton, requests: array(body.requests, 'requests').map((request) => parseRequest(request, maxSteps)) };
+  return { baton, requests: array(body.requests, 'requests').map((request) => parseRequest(request)) };
 }
 
-export function parseCursorBody(value: unknown, maxSteps: number): CursorRequestBody {
+export function parseCursorBody(value: unknown): CursorRequestBody {
   const body = object(value, 'the body');
-  return { baton: optionalString(body.baton, 'baton') ?? null, batch: parseBatch(body.batch, maxSteps) };
+  return { baton: optionalString(body.baton, 'baton') ?? null, batch: parseBatch(body.batch) };
 }

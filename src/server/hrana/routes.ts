@@ -159,7 +159,7 @@ export function hranaRoutes(context: AppContext): FastifyPluginAsync {
 
     const pipeline = async (request: FastifyRequest<{ Params: { db: string } }>, reply: FastifyReply): Promise<FastifyReply> => {
       requirePermission(request, 'read', request.params.db);
-      const body: PipelineRequestBody = parsePipelineBody(request.body, maxStatements);
+      const body: PipelineRequestBody = parsePipelineBody(request.body);
       checkLimits(body.requests);
       if (body.baton !== null && !streams.isLocal(body.baton)) return forwardToOwner(request, reply, body.baton);
       const { stream, session } = await start(request, request.params.db, body.baton);
@@ -178,7 +178,7 @@ export function hranaRoutes(context: AppContext): FastifyPluginAsync {
 
     app.post('/v1/databases/:db/v3/cursor', { schema: { params: DatabaseParams } }, async (request, reply) => {
       requirePermission(request, 'read', request.params.db);
-      const body = parseCursorBody(request.body, maxStatements);
+      const body = parseCursorBody(request.body);
       checkLimits([{ type: 'batch', batch: body.batch }]);
       if (body.baton !== null && !streams.isLocal(body.baton)) return forwardToOwner(request, reply, body.baton);
       const { stream, session } = await start(request, request.params.db, body.baton);
