@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { cursorEntries, evaluateCondition } from '../../src/server/hrana/batch.js';
 import { parsePipelineBody, statementCount } from '../../src/server/hrana/parse.js';
-import { isExplain, parameterSlots, splitStatements, transactionControl } from '../../src/server/hrana/sql-text.js';
+import { isExplain, isForeignKeysSetting, parameterSlots, splitStatements, transactionControl } from '../../src/server/hrana/sql-text.js';
 import { bindArguments, HranaRequestError, toHranaError, toStmtResult, valueFromResult, valueToParam } from '../../src/server/hrana/values.js';
 import { decodeExactValue, encodeExactValue } from '../../src/sql/exact-values.js';
 
@@ -96,6 +96,10 @@ describe('Hrana SQL text', () => {
     expect(transactionControl('ROLLBACK TO sp')).toBeUndefined();
     expect(transactionControl('SAVEPOINT sp')).toBeUndefined();
     expect(transactionControl("SELECT 'BEGIN'")).toBeUndefined();
+    expect(isForeignKeysSetting('PRAGMA foreign_keys=off')).toBe(true);
+    expect(isForeignKeysSetting('pragma FOREIGN_KEYS (1);')).toBe(true);
+    expect(isForeignKeysSetting('PRAGMA foreign_keys')).toBe(false);
+    expect(isForeignKeysSetting('PRAGMA foreign_keys = off; DROP TABLE t')).toBe(false);
     expect(isExplain('  EXPLAIN SELECT 1')).toBe(true);
     expect(isExplain('SELECT 1')).toBe(false);
   });

@@ -47,6 +47,23 @@ export function hranaRoutes(context: AppContext): FastifyPluginAsync {
   const maxStatements = config.limits.maxStatementsPerRequest;
   const forwardTimeoutMs = config.limits.waitTimeoutMs + 5000;
   const streams = new StreamTable(config.nodeId, STREAM_IDLE_MS, (stream) => void rollBack(stream));
+  /**
+   * Per database, the newest position a write this node forwarded reached: a Replica answers later
+   * reads only once it has applied it, so a libSQL client that cannot send positions (its reads and
+   * writes are separate streams) still reads its own writes through the node it talks to.
+   */
+  const forwardedUpTo = new Map<string, bigint>();
+
+  async function forwarded(request: FastifyRequest, reply: FastifyReply, sent: Promise<FastifyReply>): Promise<FastifyReply> {
+    const answered = await sent;
+    const position = reply.getHeader(POSITION_HEADER);
+    const database = (request.params as { db?: string }).db;
+    if (typeof position === 'string' && /^\d+$/.test(position) && database !== undefined) {
+      const reached = BigInt(position);
+      if (reached > (forwardedUpTo.get(database) ?? 0n)) forwardedUpTo.set(database, reached);
+    }
+    return answered;
+  }
 
   /** An idle or failed stream gives back what it holds: its write transaction is rolled back. */
   async function rollBack(stream: HranaStream): Promise<void> {
@@ -67,7 +84,7 @@ export function hranaRoutes(context: AppContext): FastifyPluginAsync {
     const address = (await cluster.member.nodes()).find((node) => node.nodeId === owner)?.address;
     if (address === undefined) throw new BatonError('BATON_INVALID', `the baton's stream lived on node ${owner}, which is not in the cluster now`);
     const toOwner: ClusterView = { nodeId: cluster.nodeId, role: () => cluster.role(), primaryAddress: () => address, member: cluster.member, ...(cluster.fetch ? { fetch: cluster.fetch } : {}) };
-    return forwardToPrimary(request, reply, toOwner, forwardTimeoutMs);
+    return forwarded(request, reply, forwardToPrimary(request, reply, toOwner, forwardTimeoutMs));
   }
 
   /**
@@ -94,7 +111,7 @@ export function hranaRoutes(context: AppContext): FastifyPluginAsync {
       }
       if (body.batch) inlineBatch(body.batch as CursorRequestBody['batch']);
     }
-    return forwardToPrimary(request, reply, cluster, forwardTimeoutMs);
+    return forwarded(request, reply, forwardToPrimary(request, reply, cluster, forwardTimeoutMs));
   }
 
   /** Everything a stream request needs: the engine (after the wanted position), the stream, a session. */
@@ -108,6 +125,8 @@ export function hranaRoutes(context: AppContext): FastifyPluginAsync {
       }
       await engine.waitForPosition(BigInt(minPosition));
     }
+    const ownWrites = forwardedUpTo.get(name);
+    if (ownWrites !== undefined && !(engine instanceof PrimaryDatabase) && engine.position < ownWrites) await engine.waitForPosition(ownWrites);
     const stream = baton === null ? streams.open(name, keyId) : streams.take(baton, name, keyId);
     const access = {
       write: request.principal?.can('write', name) ?? false,

@@ -16,7 +16,7 @@ import type {
   StreamResponse,
   StreamResult,
 } from './protocol.js';
-import { isExplain, parameterSlots, splitStatements, transactionControl, type TransactionControl } from './sql-text.js';
+import { isExplain, isForeignKeysSetting, parameterSlots, splitStatements, transactionControl, type TransactionControl } from './sql-text.js';
 import type { HranaStream } from './streams.js';
 import { bindArguments, EMPTY_RESULT, HranaRequestError, toHranaError, toStmtResult } from './values.js';
 
@@ -157,6 +157,7 @@ export class StreamSession {
       await this.control(control);
       return EMPTY_RESULT;
     }
+    if (isForeignKeysSetting(sql)) return EMPTY_RESULT;
     const input: StatementInput = { sql, ...bindArguments(sql, stmt.args, stmt.named_args) };
     return toStmtResult(await this.run(input), stmt.want_rows !== false);
   }

@@ -199,3 +199,18 @@ export function isExplain(sql: string): boolean {
   const first = tokenize(sql).find((token) => token.kind !== 'semicolon');
   return first?.kind === 'word' && first.text.toLowerCase() === 'explain';
 }
+
+/**
+ * `PRAGMA foreign_keys = ON|OFF` (also with parentheses): libSQL clients send it around
+ * migrations (`client.migrate`). Litebase keeps foreign keys on for every connection, so a stream
+ * answers it without effect (docs/HRANA.md).
+ */
+export function isForeignKeysSetting(sql: string): boolean {
+  const words = tokenize(sql)
+    .filter((token) => token.kind !== 'semicolon')
+    .map((token) => token.text.toLowerCase());
+  const value = new Set(['on', 'off', 'true', 'false', 'yes', 'no', '0', '1']);
+  if (words[0] !== 'pragma' || words[1] !== 'foreign_keys') return false;
+  if (words.length === 4 && words[2] === '=') return value.has(words[3] as string);
+  return words.length === 5 && words[2] === '(' && words[4] === ')' && value.has(words[3] as string);
+}
