@@ -175,6 +175,15 @@ describe('Hrana over HTTP with @libsql/client', () => {
     expect(raw.body.baton).toBeNull();
     const guarded = await client.execute("ATTACH 'x.db' AS x").catch((error: unknown) => error);
     expect((guarded as LibsqlError).code).toBe('STATEMENT_NOT_ALLOWED');
+    // The /v1 statement limit counts every statement of the request (default 1000).
+    const steps = Array.from({ length: 1001 }, () => ({ stmt: { sql: 'SELECT 1' } }));
+    const tooMany = await hrana('v3/pipeline', { baton: null, requests: [{ type: 'batch', batch: { steps } }, { type: 'close' }] });
+    expect(tooMany.status).toBe(413);
+    expect(tooMany.headers.get('content-type')).toBe('application/json');
+    expect(tooMany.body).toMatchObject({ code: 'TOO_MANY_STATEMENTS', error: { code: 'TOO_MANY_STATEMENTS' } });
+    const malformed = await hrana('v2/pipeline', { baton: null, requests: [{ type: 'execute' }] });
+    expect(malformed.status).toBe(400);
+    expect(malformed.body.code).toBe('HRANA_PROTO_ERROR');
   });
 
   it('tells a client whose URL lacks the trailing slash to add it', async () => {
