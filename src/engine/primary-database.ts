@@ -375,6 +375,26 @@ export class PrimaryDatabase {
     return log.waitDurable(sequence);
   }
 
+  /**
+   * A savepoint inside an open interactive transaction (Hrana streams; the statement guard refuses
+   * savepoint statements in requests). The statement is built here from the name alone, and only
+   * runs inside the transaction's BEGIN, so RELEASE never commits and ROLLBACK TO never ends it.
+   */
+  transactionSavepoint(id: string, kind: 'savepoint' | 'release' | 'rollback_to', name: string): void {
+    this.openTransaction(id);
+    const connections = this.ready();
+    const quoted = `"${name.replaceAll('"', '""')}"`;
+    const sql = kind === 'savepoint' ? `SAVEPOINT ${quoted}` : kind === 'release' ? `RELEASE SAVEPOINT ${quoted}` : `ROLLBACK TO SAVEPOINT ${quoted}`;
+    try {
+      connections.writer.exec(sql);
+    } catch (error) {
+      throw toStatementError(error, 0);
+    } finally {
+      // ROLLBACK TO may have undone a schema change.
+      if (kind === 'rollback_to') this.forgetStatements(connections);
+    }
+  }
+
   async rollbackTransaction(id: string): Promise<void> {
     this.openTransaction(id);
     this.endTransaction(id, 'rolled back', 'ROLLBACK');

@@ -77,7 +77,7 @@ describe.each([
   ['the Primary', () => primary, 'primary'],
   ['a Replica', () => replica, 'replica'],
 ] as const)('ORMs over Hrana on %s', (_where, node, suffix) => {
-  it('Drizzle: migrator, CRUD and transactions', async () => {
+  it('Drizzle: migrator, CRUD, transactions and nested transactions', async () => {
     const db = drizzle(clientFor(node(), `drizzle-${suffix}`));
     await migrate(db, { migrationsFolder: migrationsFolder() });
     await db.insert(users).values([{ name: 'ada', score: 1.5 }, { name: 'bob' }]);
@@ -96,10 +96,24 @@ describe.each([
         tx.rollback();
       }),
     ).rejects.toThrow();
+    // A nested transaction is a savepoint: its rollback keeps the outer transaction's work.
+    await db.transaction(async (tx) => {
+      await tx.insert(users).values({ name: 'eve' });
+      await expect(
+        tx.transaction(async (nested) => {
+          await nested.insert(users).values({ name: 'fay' });
+          nested.rollback();
+        }),
+      ).rejects.toThrow();
+      await tx.transaction(async (nested) => {
+        await nested.update(users).set({ score: 5 }).where(eq(users.name, 'eve'));
+      });
+    });
     const names = (await db.select({ name: users.name }).from(users).orderBy(users.name)).map((row) => row.name);
-    expect(names).toEqual(['bob', 'cy']);
+    expect(names).toEqual(['bob', 'cy', 'eve']);
     const [count] = await db.select({ n: sql<number>`count(*)` }).from(users);
-    expect(count?.n).toBe(2);
+    expect(count?.n).toBe(3);
+    expect((await db.select({ score: users.score }).from(users).where(eq(users.name, 'eve')))[0]?.score).toBe(5);
     // Running the migrator again applies nothing.
     await migrate(db, { migrationsFolder: migrationsFolder() });
   });

@@ -93,8 +93,13 @@ describe('Hrana SQL text', () => {
     expect(transactionControl('END')).toEqual({ kind: 'commit' });
     expect(transactionControl('COMMIT TRANSACTION')).toEqual({ kind: 'commit' });
     expect(transactionControl('ROLLBACK')).toEqual({ kind: 'rollback' });
-    expect(transactionControl('ROLLBACK TO sp')).toBeUndefined();
-    expect(transactionControl('SAVEPOINT sp')).toBeUndefined();
+    expect(transactionControl('SAVEPOINT sp')).toEqual({ kind: 'savepoint', name: 'sp' });
+    expect(transactionControl('release savepoint "a""b";')).toEqual({ kind: 'release', name: 'a"b' });
+    expect(transactionControl('RELEASE [x y]')).toEqual({ kind: 'release', name: 'x y' });
+    expect(transactionControl('ROLLBACK TRANSACTION TO SAVEPOINT sp')).toEqual({ kind: 'rollback_to', name: 'sp' });
+    expect(transactionControl('ROLLBACK TO sp')).toEqual({ kind: 'rollback_to', name: 'sp' });
+    expect(transactionControl('SAVEPOINT sp; DELETE FROM t')).toBeUndefined();
+    expect(transactionControl('ROLLBACK TO')).toBeUndefined();
     expect(transactionControl("SELECT 'BEGIN'")).toBeUndefined();
     expect(isForeignKeysSetting('PRAGMA foreign_keys=off')).toBe(true);
     expect(isForeignKeysSetting('pragma FOREIGN_KEYS (1);')).toBe(true);

@@ -211,6 +211,14 @@ export class StreamSession {
       this.stream.transaction = { kind: 'write', id };
       return;
     }
+    if (control.kind === 'savepoint' || control.kind === 'release' || control.kind === 'rollback_to') {
+      if (!transaction) {
+        throw new LitebaseError('TRANSACTION_CONTROL_NOT_ALLOWED', 'savepoints work only inside a transaction begun with BEGIN', { status: 400 });
+      }
+      // A read transaction has nothing to undo: its savepoints are marks without effect.
+      if (transaction.kind === 'write') this.primary().transactionSavepoint(transaction.id, control.kind, control.name);
+      return;
+    }
     if (!transaction) {
       const verb = control.kind === 'commit' ? 'commit' : 'rollback';
       throw new LitebaseError('SQLITE_ERROR', `cannot ${verb} - no transaction is active`, { status: 400 });

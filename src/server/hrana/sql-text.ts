@@ -166,16 +166,49 @@ export function splitStatements(sql: string): string[] {
 export type TransactionControl =
   | { kind: 'begin'; mode: 'deferred' | 'immediate' | 'exclusive' | 'readonly' }
   | { kind: 'commit' }
-  | { kind: 'rollback' };
+  | { kind: 'rollback' }
+  | { kind: 'savepoint' | 'release' | 'rollback_to'; name: string };
+
+/** A savepoint's name as written: a bare word or a quoted identifier (quotes removed). */
+function savepointName(token: Token | undefined): string | undefined {
+  if (!token) return undefined;
+  if (token.kind === 'word') return token.text;
+  if (token.kind !== 'quoted') return undefined;
+  const close = token.text[0] === '[' ? ']' : (token.text[0] as string);
+  if (!token.text.endsWith(close) || token.text.length < 2) return undefined;
+  const inner = token.text.slice(1, -1);
+  return close === ']' ? inner : inner.split(close + close).join(close);
+}
+
+/** SAVEPOINT n, RELEASE [SAVEPOINT] n, ROLLBACK [TRANSACTION] TO [SAVEPOINT] n; undefined for anything else. */
+function savepointControl(tokens: Token[]): TransactionControl | undefined {
+  const words = tokens.map((token) => (token.kind === 'word' ? token.text.toLowerCase() : ''));
+  const at = (index: number, word: string): boolean => words[index] === word;
+  let kind: 'savepoint' | 'release' | 'rollback_to';
+  let index: number;
+  if (at(0, 'savepoint')) [kind, index] = ['savepoint', 1];
+  else if (at(0, 'release')) [kind, index] = ['release', at(1, 'savepoint') ? 2 : 1];
+  else if (at(0, 'rollback')) {
+    index = at(1, 'transaction') ? 2 : 1;
+    if (!at(index, 'to')) return undefined;
+    index += at(index + 1, 'savepoint') ? 2 : 1;
+    kind = 'rollback_to';
+  } else return undefined;
+  const name = savepointName(tokens[index]);
+  return name !== undefined && tokens.length === index + 1 ? { kind, name } : undefined;
+}
 
 /**
  * BEGIN [DEFERRED|IMMEDIATE|EXCLUSIVE] [TRANSACTION], libSQL's BEGIN [TRANSACTION] READONLY,
- * COMMIT/END [TRANSACTION] and ROLLBACK [TRANSACTION]; undefined for anything else (a savepoint,
- * ROLLBACK TO, any other statement).
+ * COMMIT/END [TRANSACTION], ROLLBACK [TRANSACTION], and the savepoint statements; undefined for
+ * anything else.
  */
 export function transactionControl(sql: string): TransactionControl | undefined {
   const words: string[] = [];
-  for (const token of tokenize(sql)) {
+  const tokens = tokenize(sql).filter((token) => token.kind !== 'semicolon');
+  const savepoint = savepointControl(tokens);
+  if (savepoint) return savepoint;
+  for (const token of tokens) {
     if (token.kind === 'semicolon') continue;
     if (token.kind !== 'word') return undefined;
     words.push(token.text.toLowerCase());
