@@ -16,7 +16,7 @@ import type {
   StreamResponse,
   StreamResult,
 } from './protocol.js';
-import { isExplain, isForeignKeysSetting, parameterSlots, splitStatements, transactionControl, type TransactionControl } from './sql-text.js';
+import { analyzeStatement, isExplain, parameterSlots, splitStatements, type TransactionControl } from './sql-text.js';
 import type { HranaStream } from './streams.js';
 import { bindArguments, EMPTY_RESULT, HranaRequestError, toHranaError, toStmtResult } from './values.js';
 
@@ -152,13 +152,13 @@ export class StreamSession {
 
   private async execute(stmt: HranaStmt): Promise<HranaStmtResult> {
     const sql = this.sqlOf(stmt);
-    const control = transactionControl(sql);
-    if (control) {
-      await this.control(control);
+    const text = analyzeStatement(sql);
+    if (text.control) {
+      await this.control(text.control);
       return EMPTY_RESULT;
     }
-    if (isForeignKeysSetting(sql)) return EMPTY_RESULT;
-    const input: StatementInput = { sql, ...bindArguments(sql, stmt.args, stmt.named_args) };
+    if (text.foreignKeysSetting) return EMPTY_RESULT;
+    const input: StatementInput = { sql, ...bindArguments(sql, stmt.args, stmt.named_args, text.slots) };
     return toStmtResult(await this.run(input), stmt.want_rows !== false);
   }
 

@@ -247,3 +247,25 @@ export function isForeignKeysSetting(sql: string): boolean {
   if (words.length === 4 && words[2] === '=') return value.has(words[3] as string);
   return words.length === 5 && words[2] === '(' && words[4] === ')' && value.has(words[3] as string);
 }
+
+/** What a stream needs to know of one statement's text before running it. */
+export interface StatementText {
+  control: TransactionControl | undefined;
+  foreignKeysSetting: boolean;
+  slots: ParameterSlot[];
+}
+
+const analyzed = new Map<string, StatementText>();
+const ANALYZED_CAPACITY = 1000;
+
+/** `transactionControl`, `isForeignKeysSetting` and `parameterSlots` of a statement, remembered for hot statements. */
+export function analyzeStatement(sql: string): StatementText {
+  let text = analyzed.get(sql);
+  if (text) return text;
+  text = { control: transactionControl(sql), foreignKeysSetting: isForeignKeysSetting(sql), slots: parameterSlots(sql) };
+  if (sql.length <= 10_000) {
+    if (analyzed.size >= ANALYZED_CAPACITY) analyzed.delete(analyzed.keys().next().value as string);
+    analyzed.set(sql, text);
+  }
+  return text;
+}

@@ -1,7 +1,7 @@
 import type { StatementInput, StatementResult } from '../../engine/executor.js';
 import type { JsonSqlValue } from '../../sql/values.js';
 import type { HranaCol, HranaError, HranaStmtResult, HranaValue } from './protocol.js';
-import { parameterSlots } from './sql-text.js';
+import { parameterSlots, type ParameterSlot } from './sql-text.js';
 
 /**
  * Pure conversions between Hrana's values, arguments and results and the engine's exact encoding
@@ -70,8 +70,12 @@ const bareName = (name: string): string => name.replace(/^[:@$?]/, '');
  * over a positional one) to the statement's parameters, as better-sqlite3 takes them: values for
  * the nameless numbers (`?` and holes) in order, and an object for the named ones by bare name.
  */
-export function bindArguments(sql: string, args: readonly unknown[] = [], namedArgs: readonly unknown[] = []): Pick<StatementInput, 'params' | 'named'> {
-  const slots = parameterSlots(sql);
+export function bindArguments(
+  sql: string,
+  args: readonly unknown[] = [],
+  namedArgs: readonly unknown[] = [],
+  slots: readonly ParameterSlot[] = parameterSlots(sql),
+): Pick<StatementInput, 'params' | 'named'> {
   if (args.length > slots.length) {
     throw new HranaRequestError(`the statement has ${slots.length} parameters, but ${args.length} arguments were given`, 'ARGS_INVALID');
   }
