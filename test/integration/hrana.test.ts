@@ -10,9 +10,11 @@ import { sleep } from '../support/wait.js';
 let server: TestServer;
 let client: Client;
 let base: string;
+/** The node's statement time limit: long enough for a loaded machine, short enough for a test. */
+const STATEMENT_TIMEOUT_MS = 1500;
 
 beforeAll(async () => {
-  server = await TestServer.start();
+  server = await TestServer.start({ extraArgs: ['--statement-timeout-ms', String(STATEMENT_TIMEOUT_MS)] });
   expect((await server.request('POST', '/v1/databases', { name: 'app' })).status).toBe(201);
   base = `${server.url}/v1/databases/app/`;
   client = createClient({ url: base, authToken: server.key, intMode: 'bigint' });
@@ -185,6 +187,20 @@ describe('Hrana over HTTP with @libsql/client', () => {
     expect(malformed.status).toBe(400);
     expect(malformed.body.code).toBe('HRANA_PROTO_ERROR');
   });
+
+  it('stops statements at the time limit, inside the answer; a write transaction SQLite ended is over', async () => {
+    const endless = 'WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c)';
+    const read = await hrana('v2/pipeline', { baton: null, requests: [execute(`${endless} SELECT count(*) FROM c`), { type: 'close' }] });
+    expect(read.status).toBe(200);
+    expect(read.body.results[0].error.code).toBe('STATEMENT_TIMEOUT');
+    const write = await hrana('v2/pipeline', {
+      baton: null,
+      requests: [execute('BEGIN'), execute(`${endless} INSERT INTO items(name) SELECT 'n' || x FROM c`), { type: 'get_autocommit' }, { type: 'close' }],
+    });
+    expect(write.body.results[1].error.code).toBe('STATEMENT_TIMEOUT');
+    expect(write.body.results[2].response.is_autocommit).toBe(true);
+    expect((await client.execute('SELECT count(*) AS n FROM items')).rows[0]?.n).toBe(0n);
+  }, 30_000);
 
   it('tells a client whose URL lacks the trailing slash to add it', async () => {
     const noSlash = createClient({ url: `${server.url}/v1/databases/app`, authToken: server.key });
