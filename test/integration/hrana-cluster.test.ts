@@ -88,6 +88,20 @@ describe('Hrana through a Replica', () => {
     expect(names[0]?.rows[0]?.names).toBe('m1,m2,t1');
   });
 
+  it('answers a deferred batch of reads on the Replica, and moves one that writes to the Primary', async () => {
+    // The Primary's write lock is held: a batch that went there would wait for it.
+    const primaryClient = createClient({ url: `${primary.url}/v1/databases/app/`, authToken: primary.key, intMode: 'bigint' });
+    const holder = await primaryClient.transaction('write');
+    await holder.execute("INSERT INTO items(name) VALUES ('held')");
+    const reads = client.batch(['SELECT count(*) AS n FROM items', "SELECT count(*) AS n FROM items WHERE name = 'held'"]);
+    const answered = await Promise.race([reads.then((results) => results[1]?.rows[0]?.n), new Promise((resolve) => setTimeout(() => resolve('waited'), 3000))]);
+    expect(answered).toBe(0n);
+    await holder.commit();
+    primaryClient.close();
+    const written = await client.batch(["INSERT INTO items(name) VALUES ('deferred-write')", "SELECT count(*) AS n FROM items WHERE name IN ('held', 'deferred-write')"]);
+    expect(written[1]?.rows[0]?.n).toBe(2n);
+  });
+
   it('moves a stream the Replica kept to the Primary when it starts writing, and forwards its later requests there', async () => {
     const opened = await pipeline(replica, { baton: null, requests: [{ type: 'store_sql', sql_id: 7, sql: "INSERT INTO items(name) VALUES ('moved')" }, { type: 'execute', stmt: { sql: 'SELECT 1' } }] });
     expect(opened.body.results.map((result: { type: string }) => result.type)).toEqual(['ok', 'ok']);

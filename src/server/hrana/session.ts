@@ -45,6 +45,8 @@ const MAX_STORED_SQL = 1000;
 export class StreamSession {
   /** The newest position an answer of this request reflects. */
   position: bigint;
+  /** A deferred read transaction was begun by this request (so the whole request can move to the Primary). */
+  private deferredBegunHere = false;
 
   constructor(
     private readonly engine: Engine,
@@ -187,6 +189,16 @@ export class StreamSession {
       if (!result || 'error' in result) throw new LitebaseError('STATEMENT_FAILED', 'the statement gave no result', { status: 500 });
       return result;
     } catch (error) {
+      if (error instanceof NeedsPrimaryError && transaction?.kind === 'read' && transaction.deferred === true) {
+        // A Replica's deferred transaction writes: begun in this request, the whole request goes to
+        // the Primary and runs there from its BEGIN; begun earlier, its reads cannot move along.
+        if (this.deferredBegunHere) throw new NeedsPrimary();
+        throw new LitebaseError(
+          'SQLITE_READONLY',
+          'this deferred transaction began on a Replica in an earlier request and cannot write; begin it with BEGIN IMMEDIATE, or send BEGIN and the write in one request',
+          { status: 400 },
+        );
+      }
       const writes = error instanceof NeedsPrimaryError || (error instanceof LitebaseError && error.code === 'PERMISSION_DENIED' && error.details.action === 'write');
       if (writes && readOnly && this.access.write) throw new LitebaseError('SQLITE_READONLY', 'attempt to write a readonly database (the transaction began READONLY)', { status: 400 });
       if (error instanceof NeedsPrimaryError) {
@@ -205,6 +217,13 @@ export class StreamSession {
       if (!mayWrite) {
         if (control.mode === 'immediate' || control.mode === 'exclusive') throw readOnlyKey(this.stream.database);
         this.stream.transaction = { kind: 'read' };
+        return;
+      }
+      if (control.mode === 'deferred' && !(this.engine instanceof PrimaryDatabase)) {
+        // On a Replica a deferred transaction reads here until it writes (libSQL's default batch
+        // mode): a batch of reads is answered where it arrived.
+        this.stream.transaction = { kind: 'read', deferred: true };
+        this.deferredBegunHere = true;
         return;
       }
       const { id } = await this.primary().beginTransaction(this.transactionTimeoutMs);

@@ -11,7 +11,10 @@ import { randomBytes } from 'node:crypto';
  */
 
 /** A transaction open on a stream: a write transaction holds the Primary's write lock (an engine interactive transaction). */
-export type StreamTransaction = { kind: 'write'; id: string } | { kind: 'read' };
+export type StreamTransaction =
+  | { kind: 'write'; id: string }
+  /** `deferred`: a BEGIN DEFERRED a Replica runs as reads until it writes (session.ts). */
+  | { kind: 'read'; deferred?: boolean };
 
 export interface HranaStream {
   readonly database: string;
