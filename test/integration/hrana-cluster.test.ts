@@ -100,6 +100,14 @@ describe('Hrana through a Replica', () => {
     primaryClient.close();
     const written = await client.batch(["INSERT INTO items(name) VALUES ('deferred-write')", "SELECT count(*) AS n FROM items WHERE name IN ('held', 'deferred-write')"]);
     expect(written[1]?.rows[0]?.n).toBe(2n);
+    // A deferred BEGIN without its COMMIT in the request is interactive: it goes to the Primary at once.
+    const begun = await pipeline(replica, { baton: null, requests: [{ type: 'execute', stmt: { sql: 'BEGIN' } }, { type: 'execute', stmt: { sql: 'SELECT 1' } }] });
+    expect(Buffer.from(String(begun.body.baton).split('.')[0] ?? '', 'base64url').toString()).toBe('n1');
+    const ended = await pipeline(replica, {
+      baton: begun.body.baton,
+      requests: [{ type: 'execute', stmt: { sql: "INSERT INTO items(name) VALUES ('interactive')" } }, { type: 'execute', stmt: { sql: 'COMMIT' } }, { type: 'close' }],
+    });
+    expect(ended.body.results.map((result: { type: string }) => result.type)).toEqual(['ok', 'ok', 'ok']);
   });
 
   it('moves a stream the Replica kept to the Primary when it starts writing, and forwards its later requests there', async () => {

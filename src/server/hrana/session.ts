@@ -47,6 +47,8 @@ export class StreamSession {
   position: bigint;
   /** A deferred read transaction was begun by this request (so the whole request can move to the Primary). */
   private deferredBegunHere = false;
+  /** The request holds a COMMIT or ROLLBACK (a libSQL batch does): a transaction it begins also ends in it. */
+  private requestEndsTransaction = false;
 
   constructor(
     private readonly engine: Engine,
@@ -63,6 +65,7 @@ export class StreamSession {
   }
 
   async runPipeline(requests: readonly StreamRequest[]): Promise<StreamResult[]> {
+    this.requestEndsTransaction = requests.some((request) => this.endsTransaction(request));
     const results: StreamResult[] = [];
     for (const request of requests) {
       try {
@@ -76,6 +79,7 @@ export class StreamSession {
 
   /** A v3 cursor: the batch's result as cursor entries. */
   async runCursor(batch: HranaBatch): Promise<CursorEntry[]> {
+    this.requestEndsTransaction = this.endsTransaction({ type: 'batch', batch });
     return cursorEntries(await this.runBatch(batch));
   }
 
@@ -140,6 +144,18 @@ export class StreamSession {
       }
     }
     return result;
+  }
+
+  /** True when the request holds a COMMIT or ROLLBACK statement (looked at before anything runs). */
+  private endsTransaction(request: StreamRequest): boolean {
+    const ends = (source: { sql?: string | null; sql_id?: number | null }): boolean => {
+      const sql = typeof source.sql === 'string' ? source.sql : typeof source.sql_id === 'number' ? this.stream.sqls.get(source.sql_id) : undefined;
+      const kind = sql === undefined ? undefined : analyzeStatement(sql).control?.kind;
+      return kind === 'commit' || kind === 'rollback';
+    };
+    if (request.type === 'execute') return ends(request.stmt);
+    if (request.type === 'batch') return request.batch.steps.some((step) => ends(step.stmt));
+    return false;
   }
 
   private sqlOf(source: { sql?: string | null; sql_id?: number | null }): string {
@@ -219,9 +235,9 @@ export class StreamSession {
         this.stream.transaction = { kind: 'read' };
         return;
       }
-      if (control.mode === 'deferred' && !(this.engine instanceof PrimaryDatabase)) {
-        // On a Replica a deferred transaction reads here until it writes (libSQL's default batch
-        // mode): a batch of reads is answered where it arrived.
+      if (control.mode === 'deferred' && this.requestEndsTransaction && !(this.engine instanceof PrimaryDatabase)) {
+        // On a Replica a deferred transaction that ends in this request (libSQL's default batch
+        // mode) reads here until it writes: a batch of reads is answered where it arrived.
         this.stream.transaction = { kind: 'read', deferred: true };
         this.deferredBegunHere = true;
         return;
