@@ -81,6 +81,10 @@ export function hranaRoutes(context: AppContext): FastifyPluginAsync {
   async function forwardToOwner(request: FastifyRequest, reply: FastifyReply, baton: string): Promise<FastifyReply> {
     const owner = streams.nodeOf(baton);
     if (owner === undefined || owner === config.nodeId) throw new BatonError('BATON_INVALID', 'the baton is not valid');
+    // Forwarded once already (a moved stream's signed request keeps the old baton): no second hop.
+    if (request.headers['x-litebase-forwarded-by'] !== undefined) {
+      throw new BatonError('BATON_INVALID', `the baton names a stream on node ${owner}, and this request was already forwarded once`);
+    }
     const address = (await cluster.member.nodes()).find((node) => node.nodeId === owner)?.address;
     if (address === undefined) throw new BatonError('BATON_INVALID', `the baton's stream lived on node ${owner}, which is not in the cluster now`);
     const toOwner: ClusterView = { nodeId: cluster.nodeId, role: () => cluster.role(), primaryAddress: () => address, member: cluster.member, ...(cluster.fetch ? { fetch: cluster.fetch } : {}) };
