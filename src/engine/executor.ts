@@ -1,6 +1,7 @@
 import type BetterSqlite3 from 'better-sqlite3';
 import { LitebaseError } from '../errors.js';
 import { decodeValue, encodeValue, ValueEncodingError, type JsonSqlValue, type SqlValue } from '../sql/values.js';
+import { decodeExactValue, encodeExactValue } from '../sql/exact-values.js';
 import { isSinglePass, readRows, statementTimeout, type ResultBudget } from './result-limits.js';
 import { isInterrupted, type StatementDeadline } from './statement-deadline.js';
 import { guardStatement, pragmaNotAllowed, StatementRefusedError } from './statement-guard.js';
@@ -11,6 +12,8 @@ type Statement = BetterSqlite3.Statement<unknown[], unknown>;
 export interface StatementInput {
   sql: string;
   params?: unknown[] | Record<string, unknown> | undefined;
+  /** Named values bound beside positional `params` (an array): Hrana mixes both. Keys without prefix. */
+  named?: Record<string, unknown> | undefined;
 }
 
 export interface StatementResult {
@@ -18,6 +21,8 @@ export interface StatementResult {
   rows: JsonSqlValue[][];
   rowsAffected: number;
   lastInsertRowid: JsonSqlValue;
+  /** Declared column types; only in exact runs (StatementRun.exact). */
+  decltypes?: Array<string | null>;
 }
 
 /** A statement that failed, with its index in the request (docs/API.md "Errors"). */
@@ -33,6 +38,8 @@ export interface StatementAccess {
   write: boolean;
   /** May run the PRAGMAs the allowlist keeps for admins (statement-guard.ts). */
   admin: boolean;
+  /** Bind and answer in the exact encoding (src/sql/exact-values.ts), with decltypes: Hrana's needs. */
+  exact?: boolean;
 }
 
 /** Internal callers and the root key. */
@@ -42,6 +49,8 @@ export const FULL_ACCESS: StatementAccess = { write: true, admin: true };
 export interface StatementRun {
   readonly admin: boolean;
   readonly budget: ResultBudget;
+  /** Exact values and decltypes (StatementAccess.exact). */
+  readonly exact?: boolean;
   /**
    * Set while a read connection runs the request and a read process could run it instead
    * (read-sandbox.ts): a read-only statement with a loop then throws RUNS_ELSEWHERE before it steps.
@@ -87,6 +96,7 @@ export function isSchemaChange(sql: string): boolean {
 export class StatementCache {
   private readonly statements = new Map<string, Statement>();
   private readonly columnNames = new WeakMap<Statement, string[]>();
+  private readonly columnTypes = new WeakMap<Statement, Array<string | null>>();
   /** Statements only an admin may run, with the pragma that makes them so (statement-guard.ts). */
   private readonly adminOnly = new WeakMap<Statement, string>();
   /** False while no such statement was ever cached: the common case pays no lookup. */
@@ -105,6 +115,15 @@ export class StatementCache {
       this.columnNames.set(statement, names);
     }
     return names;
+  }
+
+  decltypes(statement: Statement): Array<string | null> {
+    let types = this.columnTypes.get(statement);
+    if (!types) {
+      types = statement.columns().map((column) => column.type);
+      this.columnTypes.set(statement, types);
+    }
+    return types;
   }
 
   /**
@@ -172,8 +191,16 @@ export class StatementCache {
   }
 }
 
-export function bindParams(params: StatementInput['params'], index: number): unknown[] {
+export function bindParams(params: StatementInput['params'], index: number, alsoNamed?: StatementInput['named'], exact = false): unknown[] {
   try {
+    if (exact || alsoNamed !== undefined) {
+      const decode = exact ? decodeExactValue : decodeValue;
+      const args: unknown[] = Array.isArray(params) ? params.map(decode) : [];
+      if (alsoNamed !== undefined && Object.keys(alsoNamed).length > 0) {
+        args.push(Object.fromEntries(Object.entries(alsoNamed).map(([key, value]) => [key, decode(value)])));
+      }
+      return args;
+    }
     if (params === undefined) return [];
     if (Array.isArray(params)) return params.map(decodeValue);
     const named: Record<string, SqlValue> = {};
@@ -188,10 +215,22 @@ export function bindParams(params: StatementInput['params'], index: number): unk
   }
 }
 
+/** A statement parsed, not run (Hrana's describe): its columns with declared types, and whether it only reads. */
+export interface StatementDescription {
+  columns: Array<{ name: string; decltype: string | null }>;
+  readonly: boolean;
+}
+
+export function describeStatement(cache: StatementCache, sql: string, admin: boolean): StatementDescription {
+  const statement = cache.prepare(sql, 0, admin);
+  const columns = statement.reader ? statement.columns().map((column) => ({ name: column.name, decltype: column.type })) : [];
+  return { columns, readonly: statement.readonly };
+}
+
 /** Run one statement on `db` (already inside whatever transaction the caller wants). */
 export function runStatement(cache: StatementCache, db: Database, input: StatementInput, index: number, run: StatementRun): StatementResult {
   const statement = cache.prepare(input.sql, index, run.admin);
-  const args = bindParams(input.params, index);
+  const args = bindParams(input.params, index, input.named, run.exact);
   const deadline = cache.deadline;
   deadline?.arm(run.budget.limits.statementTimeoutMs);
   try {
@@ -201,7 +240,7 @@ export function runStatement(cache: StatementCache, db: Database, input: Stateme
       // only the rows' output is bounded there.
       const singlePass = cache.isSinglePass(statement, input.sql, args);
       if (run.elsewhere === true && !singlePass && statement.readonly) throw RUNS_ELSEWHERE;
-      const rows = readRows(statement, args, run.budget, index, singlePass);
+      const rows = readRows(statement, args, run.budget, index, singlePass, run.exact === true ? encodeExactValue : encodeValue);
       const columns = cache.columns(statement);
       let rowsAffected = 0;
       let lastInsertRowid: JsonSqlValue = null;
@@ -211,16 +250,21 @@ export function runStatement(cache: StatementCache, db: Database, input: Stateme
         rowsAffected = Number(info[0]);
         lastInsertRowid = encodeValue(info[1]);
       }
+      if (run.exact === true) return { columns, rows, rowsAffected, lastInsertRowid, decltypes: cache.decltypes(statement) };
       return { columns, rows, rowsAffected, lastInsertRowid };
     }
     const info = statement.run(...args);
-    const isInsert = info.changes > 0 && /^\s*(insert|replace)\b/i.test(input.sql);
-    return {
+    // Exact runs (Hrana) report the rowid of any statement that inserted, `WITH ... INSERT` too, as sqld does.
+    const inserts = run.exact === true ? /\b(insert|replace)\s+into\b/i : /^\s*(insert|replace)\b/i;
+    const isInsert = info.changes > 0 && inserts.test(input.sql);
+    const result: StatementResult = {
       columns: [],
       rows: [],
       rowsAffected: info.changes,
       lastInsertRowid: isInsert ? encodeValue(info.lastInsertRowid) : null,
     };
+    if (run.exact === true) result.decltypes = [];
+    return result;
   } catch (error) {
     if (error === RUNS_ELSEWHERE) throw error;
     // Only the deadline interrupts a connection; SQLite has undone the statement (and, for a

@@ -14,6 +14,7 @@ import { copySnapshot, openSnapshot } from './backup.js';
 import { DurableLog } from './durable-log.js';
 import { PositionWaiters } from './position-waiters.js';
 import {
+  describeStatement,
   FULL_ACCESS,
   isReadOnlyRequest,
   readOnlyKey,
@@ -22,6 +23,7 @@ import {
   StatementCache,
   toStatementError,
   type StatementAccess,
+  type StatementDescription,
   type StatementInput,
   type StatementResult,
   type StatementRun,
@@ -165,9 +167,14 @@ export class PrimaryDatabase<Follower extends LogFollower = LogFollower> {
     return mode === 'transaction' ? this.queryAsTransaction(statements, access) : this.queryIndependently(statements, access);
   }
 
+  /** Parse a statement without running it (on the read connection; the statement guard applies). */
+  describe(sql: string, admin: boolean): StatementDescription {
+    return describeStatement(this.ready().readerStatements, sql, admin);
+  }
+
   /** A request's run: one budget of response limits shared by all its statements. */
   private run(access: StatementAccess): StatementRun {
-    return { admin: access.admin, budget: new ResultBudget(this.options.settings.limits) };
+    return { admin: access.admin, budget: new ResultBudget(this.options.settings.limits), exact: access.exact === true };
   }
 
   private async queryAsTransaction(statements: StatementInput[], access: StatementAccess): Promise<QueryOutcome> {
@@ -366,9 +373,34 @@ export class PrimaryDatabase<Follower extends LogFollower = LogFollower> {
     return log.waitDurable(sequence);
   }
 
+  /**
+   * A savepoint inside an open interactive transaction (Hrana streams; the statement guard refuses
+   * savepoint statements in requests). The statement is built here from the name alone, and only
+   * runs inside the transaction's BEGIN, so RELEASE never commits and ROLLBACK TO never ends it.
+   */
+  transactionSavepoint(id: string, kind: 'savepoint' | 'release' | 'rollback_to', name: string): void {
+    this.openTransaction(id);
+    const connections = this.ready();
+    const quoted = `"${name.replaceAll('"', '""')}"`;
+    const sql = kind === 'savepoint' ? `SAVEPOINT ${quoted}` : kind === 'release' ? `RELEASE SAVEPOINT ${quoted}` : `ROLLBACK TO SAVEPOINT ${quoted}`;
+    try {
+      connections.writer.exec(sql);
+    } catch (error) {
+      throw toStatementError(error, 0);
+    } finally {
+      // ROLLBACK TO may have undone a schema change.
+      if (kind === 'rollback_to') this.forgetStatements(connections);
+    }
+  }
+
   async rollbackTransaction(id: string): Promise<void> {
     this.openTransaction(id);
     this.endTransaction(id, 'rolled back', 'ROLLBACK');
+  }
+
+  /** True while the interactive transaction is open (SQLite may have rolled it back after a failed statement). */
+  hasTransaction(id: string): boolean {
+    return this.transactions.has(id);
   }
 
   private openTransaction(id: string): InteractiveTransaction {

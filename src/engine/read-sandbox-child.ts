@@ -21,6 +21,8 @@ export type SandboxRequest =
       statements: StatementInput[];
       firstIndex: number;
       admin: boolean;
+      /** Exact values and decltypes (executor.ts, StatementRun.exact). */
+      exact: boolean;
       limits: ResultLimits;
       rows: number;
       bytes: number;
@@ -102,7 +104,7 @@ function main(): void {
     const budget = new ResultBudget(limits);
     budget.rows = request.rows;
     budget.bytes = request.bytes;
-    const run = { admin: request.admin, budget };
+    const run = { admin: request.admin, budget, exact: request.exact };
     deadline[0] = Date.now() + limits.statementTimeoutMs * statements.length + 5000;
     let reply: SandboxReply;
     let db: Database.Database | undefined;

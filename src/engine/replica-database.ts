@@ -13,7 +13,7 @@ import { readSegmentRun, RUN_LIMITS, type DecodedSegment, type RunLimits, type S
 import type { Metrics } from '../metrics.js';
 import type { DatabaseMeta } from '../storage/catalog.js';
 import type { LocalLayout, SharedLayout } from '../storage/layout.js';
-import { FULL_ACCESS, isReadOnlyRequest, StatementCache, type StatementAccess, type StatementInput, type StatementResult } from './executor.js';
+import { describeStatement, FULL_ACCESS, isReadOnlyRequest, StatementCache, type StatementAccess, type StatementDescription, type StatementInput, type StatementResult } from './executor.js';
 import { backupInterrupted, copyFile } from './backup.js';
 import { ResultBudget } from './result-limits.js';
 import { SandboxFile } from './read-sandbox.js';
@@ -152,10 +152,15 @@ export class ReplicaDatabase {
     if (minPosition !== undefined) await this.waitForPosition(minPosition);
     const reader = this.readerOrThrow();
     if (!isReadOnlyRequest(reader.statements, statements, access.admin)) throw new NeedsPrimaryError();
-    const run = { admin: access.admin, budget: new ResultBudget(this.options.settings.limits) };
+    const run = { admin: access.admin, budget: new ResultBudget(this.options.settings.limits), exact: access.exact === true };
     // Taken first: a run applied while a read process reads waits for it (SandboxFile.exclusive).
     const position = this.current;
     return { results: await this.sandbox.runRead(reader.statements, reader.db, statements, run), position };
+  }
+
+  /** Parse a statement without running it (the statement guard applies). */
+  describe(sql: string, admin: boolean): StatementDescription {
+    return describeStatement(this.readerOrThrow().statements, sql, admin);
   }
 
   /** Wait (bounded) until this replica has applied `position`. */

@@ -50,7 +50,14 @@ function jsonBytes(value: unknown): number {
  * next row (an aggregate over an endless recursive CTE) is stopped by killing the read process it
  * runs in (read-sandbox.ts); on the writer connection, by its deadline (statement-deadline.ts).
  */
-export function readRows(statement: Statement, args: unknown[], budget: ResultBudget, index: number, singlePass = false): JsonSqlValue[][] {
+export function readRows(
+  statement: Statement,
+  args: unknown[],
+  budget: ResultBudget,
+  index: number,
+  singlePass = false,
+  encode: (value: unknown) => JsonSqlValue = encodeValue,
+): JsonSqlValue[][] {
   const rows: JsonSqlValue[][] = [];
   const maxRows = budget.rows;
   const maxBytes = budget.bytes;
@@ -63,7 +70,7 @@ export function readRows(statement: Statement, args: unknown[], budget: ResultBu
       const value = row[column];
       bytes += jsonBytes(value);
       if (bytes > maxBytes) throw resultTooLarge(budget.limits, index);
-      row[column] = encodeValue(value);
+      row[column] = encode(value);
     }
     const count = rows.push(row as JsonSqlValue[]);
     if (count > maxRows) throw tooManyRows(budget.limits, index);

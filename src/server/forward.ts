@@ -68,6 +68,8 @@ export async function forwardToPrimary(
   const body = Buffer.from(await response.arrayBuffer());
   const retryAfter = response.headers.get('retry-after');
   if (retryAfter) void reply.header('retry-after', retryAfter);
+  const position = response.headers.get('x-litebase-position');
+  if (position) void reply.header('x-litebase-position', position);
   const contentType = response.headers.get('content-type');
   if (contentType) void reply.header('content-type', contentType);
   return reply.status(response.status).send(response.status === 204 ? undefined : body);
