@@ -118,26 +118,26 @@ describe('retry decisions', () => {
     new LitebaseClientError(code, code, { status: 503, ...(retryAfter === undefined ? {} : { retryAfter }) });
 
   it('waits Retry-After for a 503 (1 s when absent, capped), up to the attempts', () => {
-    expect(retryDelay({ error: error503('PRIMARY_UNAVAILABLE', 2), attempt: 1, nodes: 1, idempotent: false }, policy)).toBe(2000);
-    expect(retryDelay({ error: error503('WRITE_LOCK_TIMEOUT'), attempt: 1, nodes: 1, idempotent: false }, policy)).toBe(1000);
-    expect(retryDelay({ error: error503('PRIMARY_UNAVAILABLE', 3600), attempt: 1, nodes: 1, idempotent: false }, policy)).toBe(10_000);
-    expect(retryDelay({ error: error503('PRIMARY_UNAVAILABLE', 1), attempt: 5, nodes: 1, idempotent: false }, policy)).toBeUndefined();
-    expect(retryDelay({ error: error503('PRIMARY_UNAVAILABLE', 1), attempt: 1, nodes: 1, idempotent: false }, retryPolicy(false))).toBeUndefined();
+    expect(retryDelay({ error: error503('PRIMARY_UNAVAILABLE', 2), attempt: 1, reachableNodes: 1, idempotent: false }, policy)).toBe(2000);
+    expect(retryDelay({ error: error503('WRITE_LOCK_TIMEOUT'), attempt: 1, reachableNodes: 1, idempotent: false }, policy)).toBe(1000);
+    expect(retryDelay({ error: error503('PRIMARY_UNAVAILABLE', 3600), attempt: 1, reachableNodes: 1, idempotent: false }, policy)).toBe(10_000);
+    expect(retryDelay({ error: error503('PRIMARY_UNAVAILABLE', 1), attempt: 5, reachableNodes: 1, idempotent: false }, policy)).toBeUndefined();
+    expect(retryDelay({ error: error503('PRIMARY_UNAVAILABLE', 1), attempt: 1, reachableNodes: 1, idempotent: false }, retryPolicy(false))).toBeUndefined();
   });
 
   it('sends nothing twice whose first try may have been applied, unless it is idempotent', () => {
     for (const code of ['PRIMARY_CHANGED', 'LOG_UNAVAILABLE']) {
-      expect(retryDelay({ error: error503(code, 1), attempt: 1, nodes: 2, idempotent: false }, policy)).toBeUndefined();
-      expect(retryDelay({ error: error503(code, 1), attempt: 1, nodes: 2, idempotent: true }, policy)).toBe(1000);
+      expect(retryDelay({ error: error503(code, 1), attempt: 1, reachableNodes: 1, idempotent: false }, policy)).toBeUndefined();
+      expect(retryDelay({ error: error503(code, 1), attempt: 1, reachableNodes: 1, idempotent: true }, policy)).toBe(1000);
     }
     const cut = transportError(reset(), 'POST', A, 1000);
-    expect(retryDelay({ error: cut, attempt: 1, nodes: 2, idempotent: false }, policy)).toBeUndefined();
-    expect(retryDelay({ error: cut, attempt: 1, nodes: 2, idempotent: true }, policy)).toBe(0);
+    expect(retryDelay({ error: cut, attempt: 1, reachableNodes: 1, idempotent: false }, policy)).toBeUndefined();
+    expect(retryDelay({ error: cut, attempt: 1, reachableNodes: 1, idempotent: true }, policy)).toBe(0);
     const notSent = transportError(refused(), 'POST', A, 1000);
-    expect(retryDelay({ error: notSent, attempt: 1, nodes: 2, idempotent: false }, policy)).toBe(0);
-    // Every node tried once: give up rather than wait for a node that is down.
-    expect(retryDelay({ error: notSent, attempt: 2, nodes: 2, idempotent: false }, policy)).toBeUndefined();
-    expect(retryDelay({ error: new LitebaseClientError('SQL_ERROR', 'x', { status: 400 }), attempt: 1, nodes: 2, idempotent: true }, policy)).toBeUndefined();
+    expect(retryDelay({ error: notSent, attempt: 1, reachableNodes: 1, idempotent: false }, policy)).toBe(0);
+    // Every node failed to connect: give up rather than wait for nodes that are down.
+    expect(retryDelay({ error: notSent, attempt: 2, reachableNodes: 0, idempotent: false }, policy)).toBeUndefined();
+    expect(retryDelay({ error: new LitebaseClientError('SQL_ERROR', 'x', { status: 400 }), attempt: 1, reachableNodes: 1, idempotent: true }, policy)).toBeUndefined();
   });
 
   it('refuses a nonsensical policy', () => {
@@ -160,6 +160,13 @@ describe('several nodes', () => {
     const client = new LitebaseClient({ urls: [A, B, C], fetch });
     expect((await client.query('app', 'SELECT 1')).position).toBe('9');
     expect(sent.map((request) => new URL(request.url).origin)).toEqual([A, B, C]);
+  });
+
+  it('goes on past a dead node while a live one answers 503 (a Primary died, its Replica takes over)', async () => {
+    const { fetch, sent } = stubFetch({ [A]: [unavailable('PRIMARY_UNAVAILABLE'), unavailable('PRIMARY_UNAVAILABLE'), answer('3')], [B]: [refused()] });
+    const client = new LitebaseClient({ urls: [A, B], fetch });
+    expect((await client.query('app', 'INSERT INTO t VALUES (1)')).position).toBe('3');
+    expect(sent.map((request) => new URL(request.url).origin)).toEqual([A, B, A, B, A]);
   });
 
   it('gives up after the attempts with the last 503', async () => {

@@ -38,8 +38,8 @@ export interface FailedTry {
   error: LitebaseClientError;
   /** 1 for the first try. */
   attempt: number;
-  /** How many nodes the client knows. */
-  nodes: number;
+  /** How many nodes this request has not yet failed to reach. */
+  reachableNodes: number;
   /** Whether sending the request twice does no harm. */
   idempotent: boolean;
 }
@@ -47,12 +47,12 @@ export interface FailedTry {
 /**
  * Whether to try again after a failed try, and after how many ms (undefined: give up). A 503 is
  * retried after its Retry-After, on the next node; a node that could not be reached is left for
- * the next one at once, each node tried once. A failure whose outcome is
+ * the next one at once, until every node failed to connect. A failure whose outcome is
  * unknown (a timeout, a connection cut after sending, PRIMARY_CHANGED) is retried only for
  * idempotent requests, since the first try may have been applied.
  */
 export function retryDelay(failure: FailedTry, policy: RetryPolicy): number | undefined {
-  const { error, attempt, nodes, idempotent } = failure;
+  const { error, attempt, reachableNodes, idempotent } = failure;
   if (attempt >= policy.attempts) return undefined;
   if (error.status === 503) {
     if (OUTCOME_UNKNOWN_CODES.has(error.code) && !idempotent) return undefined;
@@ -60,9 +60,9 @@ export function retryDelay(failure: FailedTry, policy: RetryPolicy): number | un
   }
   if (error.status === 0 && (error.code === 'CONNECTION_FAILED' || error.code === 'TIMEOUT')) {
     if (mayHaveBeenSent(error) && !idempotent) return undefined;
-    // The next node at once; after the last one, give up: a node that is down stays down for
-    // longer than a caller should be kept waiting.
-    return attempt % nodes !== 0 ? 0 : undefined;
+    // The next node at once; once every node failed to connect, give up: a node that is down
+    // stays down for longer than a caller should be kept waiting.
+    return reachableNodes > 0 ? 0 : undefined;
   }
   return undefined;
 }

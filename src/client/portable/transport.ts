@@ -58,6 +58,7 @@ export class Transport {
   async open(method: string, path: string, options: SendOptions = {}): Promise<OpenAnswer> {
     const pinned = options.node !== undefined;
     const attempts = pinned ? 1 : this.options.retry.attempts;
+    const unreachable = new Set<string>();
     for (let attempt = 1; ; attempt++) {
       const index = this.current;
       const node = options.node ?? this.options.nodes[index] ?? '';
@@ -72,9 +73,10 @@ export class Transport {
         failure = errorFromResponse(await this.readWhole(method, url, response), response.headers.get('retry-after'));
       } catch (error) {
         failure = transportError(error, method, url, this.options.timeoutMs);
+        unreachable.add(node);
       }
       const delay = retryDelay(
-        { error: failure, attempt, nodes: this.options.nodes.length, idempotent: options.idempotent === true },
+        { error: failure, attempt, reachableNodes: this.options.nodes.length - unreachable.size, idempotent: options.idempotent === true },
         { ...this.options.retry, attempts },
       );
       if (delay === undefined) throw failure;
