@@ -109,7 +109,9 @@ export class Transport {
       );
     }
     const signal = this.options.timeoutMs > 0 ? AbortSignal.timeout(this.options.timeoutMs) : undefined;
-    return this.options.fetch(url, {
+    // Called detached: a browser's fetch throws "Illegal invocation" when `this` is another object.
+    const fetchImpl = this.options.fetch;
+    return fetchImpl(url, {
       method,
       headers,
       ...(payload === undefined ? {} : { body: payload }),
