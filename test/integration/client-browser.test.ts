@@ -28,7 +28,8 @@ const page = (key: string) => `<!doctype html>
 import { LitebaseClient, LitebaseSession, litebaseFetch } from '/client/index.js';
 const out = document.getElementById('result');
 try {
-  const client = new LitebaseClient({ url: location.origin, key: ${JSON.stringify(key)}, sign: true });
+  // fetch given as the bare window.fetch: the client must not call it with another \`this\`.
+  const client = new LitebaseClient({ url: location.origin, key: ${JSON.stringify(key)}, sign: true, fetch: window.fetch });
   await client.createDatabase('browser');
   const session = new LitebaseSession();
   const db = client.database('browser', { session });
