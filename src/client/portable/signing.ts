@@ -15,15 +15,18 @@ import { LitebaseClientError } from './errors.js';
  */
 
 export const SIGNATURE_VERSION = 'v1';
+/** Header names, lower case as Node hands them over. */
 export const SIGNATURE_HEADERS = {
   keyId: 'x-litebase-key-id',
   date: 'x-litebase-date',
   signature: 'x-litebase-signature',
 } as const;
+/** The key id the root key signs with. Access key ids are 12 characters, so it cannot collide. */
 export const ROOT_KEY_ID = 'root';
 
 const ACCESS_KEY_FORMAT = /^lb_([a-z0-9]{12})_[A-Za-z0-9_-]{20,}$/;
-const SIGNING_KEY_LABEL = 'litebase-request-signing-v1';
+/** Derives the signing key from the key's SHA-256, so the stored digest is never the HMAC key itself. */
+export const SIGNING_KEY_LABEL = 'litebase-request-signing-v1';
 const encoder = new TextEncoder();
 
 /** The part of Web Crypto signing needs (`globalThis.crypto.subtle`, or node:crypto's `webcrypto.subtle` on Node 18). */
@@ -38,6 +41,7 @@ export function keyIdOf(key: string): string {
   return ACCESS_KEY_FORMAT.exec(key)?.[1] ?? ROOT_KEY_ID;
 }
 
+/** The query's parts sorted, so parameter order does not matter but every byte of each part does. */
 export function canonicalQuery(rawQuery: string): string {
   return rawQuery
     .split('&')
@@ -48,10 +52,13 @@ export function canonicalQuery(rawQuery: string): string {
 
 export interface CanonicalRequestParts {
   method: string;
+  /** The path as sent, without the query. */
   path: string;
+  /** The raw query, without the `?`. */
   query: string;
   keyId: string;
   date: string;
+  /** Hex SHA-256 of the exact body bytes. */
   bodySha256: string;
 }
 
