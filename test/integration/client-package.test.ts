@@ -99,7 +99,7 @@ describe('the portable client on a cluster', () => {
     // A list of nodes: one that is not there, the Replica, the Primary. The Primary is killed;
     // the write goes to the Replica, which answers 503 until it has taken over, then runs it.
     const nowhere = `http://127.0.0.1:${await freePort()}`;
-    const client = new LitebaseClient({ urls: [nowhere, second.url, first.url], key, retry: { attempts: 20, maxDelayMs: 1000 } });
+    const client = new LitebaseClient({ urls: [nowhere, second.url, first.url], key, retry: { attempts: 30, maxDelayMs: 1000 } });
     const db = client.database('app', { session });
     expect((await db.query('SELECT count(*) FROM t')).node).toBe('n2');
     await first.kill9();
