@@ -1,6 +1,7 @@
 import { describeBody, errorFromResponse, isRecord, LitebaseClientError } from './errors.js';
 import { retryPolicy, type RetryOptions } from './retry.js';
 import { LitebaseSession, POSITION_HEADER } from './session.js';
+import type { BackupOptions, QueryOptions, TransactionOptions } from './options.js';
 import type { Subtle } from './signing.js';
 import { decodeQueryResponse, encodeStatements } from './statements.js';
 import { LitebaseDatabase } from './database.js';
@@ -11,7 +12,6 @@ import type {
   BackupResponse,
   ClusterStatus,
   DatabaseInfo,
-  QueryMode,
   QueryResponse,
   QueryResponseJson,
   ReadyResponse,
@@ -20,7 +20,7 @@ import type {
 } from './types.js';
 
 /**
- * The TypeScript client of the Litebase HTTP API (API.md), on fetch and Web Crypto alone: Node
+ * The TypeScript client of the Litebase HTTP API (docs/API.md), on fetch and Web Crypto alone: Node
  * 18+, browsers, Deno, Bun and edge runtimes.
  *
  * Values round-trip exactly: integers beyond ±2^53 come back as `bigint`, BLOBs as `Uint8Array`,
@@ -54,33 +54,6 @@ export interface LitebaseClientOptions {
   timeoutMs?: number;
   /** How 503 answers and unreachable nodes are retried; `false` sends every request once. */
   retry?: RetryOptions | false;
-}
-
-export interface QueryOptions {
-  /** `transaction` (default): all statements commit together or not at all. */
-  mode?: QueryMode;
-  /** Wait until the answering node has applied this position (read your writes). */
-  minPosition?: string | bigint;
-  /** Read your writes across nodes: wait for the session's position, and remember this answer's. */
-  session?: LitebaseSession;
-  /**
-   * Running the statements twice does no harm (reads, upserts): then a try whose outcome is
-   * unknown (a timeout, a cut connection, PRIMARY_CHANGED) is retried too.
-   */
-  idempotent?: boolean;
-}
-
-export interface BackupOptions {
-  /** Wait until the answering node has applied this position (a Replica answers from its own copy). */
-  minPosition?: string | bigint;
-  session?: LitebaseSession;
-}
-
-export interface TransactionOptions {
-  /** The server rolls the transaction back after this long (its default is 5 s, its maximum 60 s). */
-  timeoutMs?: number;
-  /** The commit's position is remembered in this session. */
-  session?: LitebaseSession;
 }
 
 const DEFAULT_TIMEOUT_MS = 30_000;

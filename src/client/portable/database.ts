@@ -1,4 +1,4 @@
-import type { LitebaseClient, QueryOptions, TransactionOptions } from './client.js';
+import type { QueryOptions, TransactionOptions } from './options.js';
 import type { LitebaseSession } from './session.js';
 import type { LitebaseTransaction } from './transaction.js';
 import type { Params, QueryMode, QueryResponse, Statement, StatementResult } from './types.js';
@@ -13,13 +13,19 @@ export interface BatchOptions extends ExecuteOptions {
   mode?: QueryMode;
 }
 
+/** What a database handle needs of the client. */
+export interface DatabaseChannel {
+  query(database: string, statements: Statement[] | string, options?: QueryOptions): Promise<QueryResponse>;
+  beginTransaction(database: string, options?: TransactionOptions): Promise<LitebaseTransaction>;
+}
+
 /**
  * One database of a client. With a session, every answer's position is remembered and every
  * request waits for it, on whichever node answers (read your writes).
  */
 export class LitebaseDatabase {
   constructor(
-    private readonly client: LitebaseClient,
+    private readonly client: DatabaseChannel,
     readonly name: string,
     readonly session?: LitebaseSession,
   ) {}

@@ -4,7 +4,8 @@
  * (packages/client/tsconfig.json) compiles these files without Node's types, so a Node-only API
  * here fails to build.
  */
-export { LitebaseClient, type BackupOptions, type LitebaseClientOptions, type QueryOptions, type TransactionOptions } from './client.js';
+export { LitebaseClient, type LitebaseClientOptions } from './client.js';
+export type { BackupOptions, QueryOptions, TransactionOptions } from './options.js';
 export { LitebaseDatabase, type BatchOptions, type ExecuteOptions } from './database.js';
 export { LitebaseTransaction } from './transaction.js';
 export { LitebaseSession, MIN_POSITION_HEADER, POSITION_HEADER, type SessionPositions } from './session.js';

@@ -1,7 +1,12 @@
-import type { LitebaseClient } from './client.js';
 import type { LitebaseSession } from './session.js';
 import { decodeQueryResponse, encodeStatements } from './statements.js';
+import type { SendOptions } from './transport.js';
 import type { CommitResponse, Params, QueryResponse, QueryResponseJson, Statement, StatementResult, TransactionInfo } from './types.js';
+
+/** What a transaction needs of the client: JSON requests. */
+export interface JsonChannel {
+  json<T>(method: string, path: string, options?: SendOptions): Promise<T>;
+}
 
 /**
  * An interactive transaction: statements run inside it until commit or rollback. It lives on the
@@ -14,7 +19,7 @@ export class LitebaseTransaction {
   readonly expiresAt: string;
 
   constructor(
-    private readonly client: LitebaseClient,
+    private readonly client: JsonChannel,
     readonly database: string,
     info: TransactionInfo,
     /** The node that opened it. */

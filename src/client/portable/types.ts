@@ -1,6 +1,6 @@
 import type { JsonSqlValue, SqlValue } from './values.js';
 
-/** The shapes of the HTTP API's requests and answers (API.md). */
+/** The shapes of the HTTP API's requests and answers (docs/API.md). */
 
 /** A value a statement can be bound to. Booleans bind as 1 and 0. */
 export type SqlParam = SqlValue | boolean;
@@ -30,7 +30,7 @@ export interface QueryResponse {
   role: string;
 }
 
-/** The wire form of a statement result, values still JSON-encoded (API.md). */
+/** The wire form of a statement result, values still JSON-encoded (docs/API.md). */
 export interface StatementResultJson {
   columns: string[];
   rows: JsonSqlValue[][];

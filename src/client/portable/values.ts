@@ -1,5 +1,5 @@
 /**
- * The JSON encoding of SQLite values on the wire (API.md "Values"), for the client side, with
+ * The JSON encoding of SQLite values on the wire (docs/API.md "Values"), for the client side, with
  * nothing but the language and `atob`/`btoa`: no Buffer, so it runs in browsers and edge runtimes.
  * - INTEGER within ±(2^53-1): a JSON number; beyond: {"$int":"<decimal>"}
  * - REAL: a JSON number; TEXT: a string; NULL: null; BLOB: {"$blob":"<base64>"}
