@@ -11,10 +11,10 @@ import { waitFor } from '../support/wait.js';
 const servers: TestServer[] = [];
 
 afterEach(async () => {
-  for (const server of servers.splice(0)) {
-    await server.stop('SIGKILL');
-    server.cleanup();
-  }
+  // Every node stopped before any folder goes: the nodes of a cluster share one.
+  const stopped = servers.splice(0);
+  await Promise.all(stopped.map((server) => server.stop('SIGKILL')));
+  for (const server of stopped) server.cleanup();
 });
 
 async function roleOf(server: TestServer): Promise<string | undefined> {
