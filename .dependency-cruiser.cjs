@@ -45,6 +45,13 @@ module.exports = {
       from: { path: '^src/', pathNot: FLOORS.flat().map(pathOf).concat(['^src/native/']) },
       to: {},
     },
+    {
+      name: 'client-package-portable',
+      comment: 'src/client/portable is the @litebase/client package (packages/client): fetch and Web Crypto only, nothing else of src/.',
+      severity: 'error',
+      from: { path: '^src/client/portable/' },
+      to: { path: '^src/', pathNot: '^src/client/portable/' },
+    },
     ...floorRules,
   ],
   options: {

@@ -1,4 +1,18 @@
 import { createHash, createHmac } from 'node:crypto';
+import { canonicalRequest, keyIdOf, SIGNATURE_HEADERS, SIGNATURE_VERSION, SIGNING_KEY_LABEL, type CanonicalRequestParts } from './portable/signing.js';
+
+// The scheme's wire format (canonical request, header names, key ids) is defined once, in the
+// portable client, which signs with Web Crypto; this module computes the same HMACs synchronously
+// with node:crypto, as the server needs to verify.
+export {
+  canonicalQuery,
+  canonicalRequest,
+  keyIdOf,
+  ROOT_KEY_ID,
+  SIGNATURE_HEADERS,
+  SIGNATURE_VERSION,
+  type CanonicalRequestParts,
+} from './portable/signing.js';
 
 /**
  * Request signing, scheme v1 (docs/SECURITY.md, "Request signing"). Pure functions shared by the
@@ -25,20 +39,6 @@ import { createHash, createHmac } from 'node:crypto';
  * holding the secret: the price is that whoever reads the key store can sign (docs/SECURITY.md).
  */
 
-export const SIGNATURE_VERSION = 'v1';
-
-/** Header names, lower case as Node hands them over. */
-export const SIGNATURE_HEADERS = {
-  keyId: 'x-litebase-key-id',
-  date: 'x-litebase-date',
-  signature: 'x-litebase-signature',
-} as const;
-
-/** The key id the root key signs with. Access key ids are 12 characters, so it cannot collide. */
-export const ROOT_KEY_ID = 'root';
-
-const ACCESS_KEY_FORMAT = /^lb_([a-z0-9]{12})_[A-Za-z0-9_-]{20,}$/;
-const SIGNING_KEY_LABEL = 'litebase-request-signing-v1';
 const EMPTY_BODY_SHA256 = createHash('sha256').digest('hex');
 
 /** SHA-256 of a key string: what the key store holds (KeyRecord.hash, hex). */
@@ -58,48 +58,9 @@ export function signingKey(key: string): Buffer {
   return signingKeyFromDigest(keyDigest(key));
 }
 
-/** The key id a key signs as: its own id for an access key, `root` for anything else. */
-export function keyIdOf(key: string): string {
-  return ACCESS_KEY_FORMAT.exec(key)?.[1] ?? ROOT_KEY_ID;
-}
-
-/** The query's parts sorted, so parameter order does not matter but every byte of each part does. */
-export function canonicalQuery(rawQuery: string): string {
-  if (rawQuery === '') return '';
-  return rawQuery
-    .split('&')
-    .filter((part) => part !== '')
-    .sort()
-    .join('&');
-}
-
 export function bodySha256(body: Uint8Array | string | undefined): string {
   if (body === undefined || body.length === 0) return EMPTY_BODY_SHA256;
   return createHash('sha256').update(body).digest('hex');
-}
-
-export interface CanonicalRequestParts {
-  method: string;
-  /** The path as sent, without the query. */
-  path: string;
-  /** The raw query, without the `?`. */
-  query: string;
-  keyId: string;
-  date: string;
-  /** Hex SHA-256 of the exact body bytes. */
-  bodySha256: string;
-}
-
-export function canonicalRequest(parts: CanonicalRequestParts): string {
-  return [
-    SIGNATURE_VERSION,
-    parts.method.toUpperCase(),
-    parts.path,
-    canonicalQuery(parts.query),
-    parts.keyId,
-    parts.date,
-    parts.bodySha256,
-  ].join('\n');
 }
 
 /** The raw HMAC over a canonical request (32 bytes). */

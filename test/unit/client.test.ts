@@ -144,7 +144,7 @@ describe('query', () => {
     const [rows, insertBig, insertSmall] = response.results;
     expect(rows?.columns).toEqual(['a', 'b', 'c', 'd', 'e']);
     expect(rows?.rows).toEqual([
-      [1, 'text ✓', 1.5, Buffer.from([0, 1, 254, 255]), 9223372036854775807n],
+      [1, 'text ✓', 1.5, new Uint8Array([0, 1, 254, 255]), 9223372036854775807n],
       [2, null, -0.25, null, -9007199254740993n],
     ]);
     expect(rows?.rows[0]?.[3]).toBeInstanceOf(Uint8Array);
