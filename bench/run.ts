@@ -7,6 +7,7 @@
  */
 import { releaseAll } from './support/cleanup.js';
 import { DEFAULT_OPTIONS, type BenchOptions } from './support/report.js';
+import { runHranaBenchmark } from './hrana.js';
 import { runReadBenchmark, type ReadReport } from './read.js';
 import { printReplicationReport, runReplicationBenchmark } from './replication.js';
 import { runRestoreCommand } from './restore.js';
@@ -15,7 +16,7 @@ import { runWriteBenchmark, type WriteReport } from './write.js';
 const COMMANDS = ['write', 'read', 'all'] as const;
 type Command = (typeof COMMANDS)[number];
 
-const USAGE = `usage: npm run bench -- <write|read|all|replication> [options]
+const USAGE = `usage: npm run bench -- <write|read|all|replication|restore|hrana> [options]
        node dist/bench/run.js <write|read|all> [options]
 
   write   durable single-row INSERTs per second over HTTP (group commit on and off),
@@ -23,6 +24,7 @@ const USAGE = `usage: npm run bench -- <write|read|all|replication> [options]
           GET /healthz for reference) and raw better-sqlite3 inserts
   read    point SELECTs per second over HTTP beside the same two HTTP ceilings
   all     write, then read; the last line combines both reports
+  hrana   point SELECTs and single INSERTs through Hrana (v2/pipeline) beside the same loads on /v1
   replication  visibility lag Primary -> Replicas (watching, and polling only) and catch-up
           speed of a fresh replica beside a plain read of the segment files
 
@@ -70,6 +72,20 @@ async function main(): Promise<number> {
     printReplicationReport(report);
     console.log(JSON.stringify({ benchmark: 'replication', ok: true, ...report }));
     return 0;
+  }
+  if (process.argv[2] === 'hrana') {
+    // Point reads and single INSERTs through Hrana's v2/pipeline beside the same loads on /v1 (bench/hrana.ts).
+    const options = parseArgs(['read', ...process.argv.slice(3)]);
+    if (typeof options === 'string') {
+      console.error(`${options}\n\n${USAGE}`);
+      return 2;
+    }
+    const outcome = await runHranaBenchmark(options.options).finally(() => releaseAll());
+    console.log(outcome.table);
+    const ok = outcome.report.failures.length === 0;
+    console.log(JSON.stringify({ ...outcome.report, ok }));
+    if (!ok) return 1;
+    return options.strict && !outcome.report.all_goals_pass ? 2 : 0;
   }
   if (process.argv[2] === 'restore') {
     // Its own options, report and watchdog (bench/restore.ts): Litebase vs Litestream 0.3.13.
