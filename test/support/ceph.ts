@@ -302,7 +302,8 @@ export async function valuesOn(node: TestServer, minPosition?: string): Promise<
  * value some node answered 200 for, with the node and the time of the answer.
  */
 export class Writers {
-  readonly acknowledged: Array<{ value: string; node: TestServer; at: number }> = [];
+  /** Each acknowledged value: the node that answered, when it was sent and answered, and the log position it answered. */
+  readonly acknowledged: Array<{ value: string; node: TestServer; sentAt: number; at: number; position: bigint }> = [];
   readonly refusals = new Map<string, number>();
   private stopped = false;
   private sequence = 0;
@@ -325,8 +326,9 @@ export class Writers {
         continue;
       }
       const value = `${this.prefix}${this.sequence++}`;
+      const sentAt = Date.now();
       const answer = await insertValue(node, value);
-      if (answer?.status === 200) this.acknowledged.push({ value, node, at: Date.now() });
+      if (answer?.status === 200) this.acknowledged.push({ value, node, sentAt, at: Date.now(), position: BigInt(answer.body.position) });
       else {
         const code = answer ? String(answer.body?.error?.code ?? answer.status) : 'no answer';
         this.refusals.set(code, (this.refusals.get(code) ?? 0) + 1);
@@ -362,6 +364,11 @@ export function checkLogChain(logDir: string): bigint {
     checksum = header.postChecksum;
   }
   return last ?? 0n;
+}
+
+/** The term of the Primary that wrote segment `position`. */
+export function segmentTerm(logDir: string, position: bigint): bigint {
+  return decodeSegment(readFileSync(path.join(logDir, `${position.toString().padStart(20, '0')}.seg`))).header.term;
 }
 
 /** The same checksum on every node once each has applied `position`. */
