@@ -3,13 +3,6 @@ import { promisify } from 'node:util';
 import type { TestProject } from 'vitest/node';
 import { CEPH_START, CEPH_STOP, cephInstalled, readCephSettings } from './ceph.js';
 
-declare module 'vitest' {
-  export interface ProvidedContext {
-    /** Why the global setup could not start a Ceph cluster ('' when it did not need to or did). */
-    cephStartFailure: string;
-  }
-}
-
 const run = promisify(execFile);
 
 /**

@@ -15,6 +15,13 @@ import { sleep, waitFor } from './wait.js';
  * (default /tmp/litebase-ceph/env); LITEBASE_CEPH_* variables in the environment win over it.
  */
 
+declare module 'vitest' {
+  export interface ProvidedContext {
+    /** Why the ceph project's global setup could not start a cluster ('' when it did or had no need). */
+    cephStartFailure: string;
+  }
+}
+
 const run = promisify(execFile);
 const CTL = path.join(REPO_ROOT, 'infra', 'ceph', 'ctl.sh');
 export const CEPH_START = path.join(REPO_ROOT, 'infra', 'ceph', 'start.sh');
