@@ -22,6 +22,7 @@ afterEach(async (context) => {
   if (context.task.result?.state === 'fail') printServerErrors(servers);
   for (const server of servers.splice(0)) await server.stop('SIGKILL');
   for (const { cluster, relative } of folders.splice(0)) cluster.removeFolder(relative);
+  if (ceph.ready) await ceph.cluster.removeObjectStores();
 });
 
 /** Manual compaction only, small bundles, every checkpoint archived (as archive-restore.test.ts). */

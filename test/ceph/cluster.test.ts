@@ -6,6 +6,7 @@ import {
   clusterView,
   createApp,
   describeOnCeph,
+  insertUntilAcknowledged,
   insertValue,
   prepareCeph,
   primaryOf,
@@ -59,7 +60,7 @@ describeOnCeph('cluster on CephFS, one ceph-fuse mount per node', ceph, (cluster
     await createApp(nodes[1]!);
     let position = '0';
     for (const [index, node] of nodes.entries()) {
-      const answer = await insertValue(node, `from-${index}`, 15_000);
+      const answer = await insertUntilAcknowledged(node, `from-${index}`);
       expect(answer?.status, JSON.stringify(answer?.body)).toBe(200);
       position = answer!.body.position;
     }
@@ -73,8 +74,8 @@ describeOnCeph('cluster on CephFS, one ceph-fuse mount per node', ceph, (cluster
     await createApp(polled.primary);
     const replicas = polled.nodes.filter((node) => node !== polled.primary);
     for (let i = 0; i < 5; i++) {
-      expect((await insertValue(polled.primary, `polled-${i}`, 15_000))?.status).toBe(200);
-      for (const replica of replicas) await waitFor(async () => (await valuesOn(replica)).includes(`polled-${i}`), 5000, `polled-${i} on ${replica.url}`);
+      expect((await insertUntilAcknowledged(polled.primary, `polled-${i}`))?.status).toBe(200);
+      for (const replica of replicas) await waitFor(async () => (await valuesOn(replica)).includes(`polled-${i}`), 10_000, `polled-${i} on ${replica.url}`);
     }
     for (const server of servers.splice(0)) await server.stop('SIGKILL');
 
@@ -86,8 +87,8 @@ describeOnCeph('cluster on CephFS, one ceph-fuse mount per node', ceph, (cluster
     await waitFor(async () => (await clusterView(nudged.primary))?.nodes?.length === 2, 15_000, 'both heartbeats');
     await sleep(1500);
     for (let i = 0; i < 5; i++) {
-      expect((await insertValue(nudged.primary, `nudged-${i}`, 15_000))?.status).toBe(200);
-      await waitFor(async () => (await valuesOn(replica)).includes(`nudged-${i}`), 5000, `nudged-${i} on the replica`);
+      expect((await insertUntilAcknowledged(nudged.primary, `nudged-${i}`))?.status).toBe(200);
+      await waitFor(async () => (await valuesOn(replica)).includes(`nudged-${i}`), 10_000, `nudged-${i} on the replica`);
     }
   });
 

@@ -36,6 +36,7 @@ afterEach(async (context) => {
   for (const server of servers.splice(0)) await server.stop('SIGKILL');
   if (ceph.ready) await ceph.cluster.heal();
   for (const { cluster, relative } of folders.splice(0)) cluster.removeFolder(relative);
+  if (ceph.ready) await ceph.cluster.removeObjectStores();
 });
 
 afterAll(async () => {

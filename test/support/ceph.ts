@@ -5,6 +5,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, it } from 'vitest';
 import { decodeSegment } from '../../src/format/segment-codec.js';
+import { openObjectStore } from '../../src/storage/object-store.js';
 import { REPO_ROOT, TestServer, tempDir, type ServerOptions } from './server.js';
 import { sleep, waitFor } from './wait.js';
 
@@ -137,10 +138,27 @@ export class CephCluster {
     }
   }
 
+  private readonly stores: string[] = [];
+
+  /** Deletes everything under the prefixes objectStore() handed out (the OSD keeps data in memory). */
+  async removeObjectStores(): Promise<void> {
+    for (const url of this.stores.splice(0)) {
+      const store = openObjectStore(url, this.objectStore('unused').options);
+      try {
+        const keys: string[] = [];
+        for await (const info of store.list('')) keys.push(info.key);
+        if (keys.length > 0) await store.delete(keys);
+      } finally {
+        await store.close();
+      }
+    }
+  }
+
   /** `s3://bucket/prefix` under a fresh prefix, and what a server or the CLI needs to reach it. */
   objectStore(label: string): { url: string; env: Record<string, string>; options: { endpoint: string; region: string; forcePathStyle: boolean; accessKeyId: string; secretAccessKey: string } } {
     const { s3 } = this.settings;
     const url = `s3://${s3.bucket}/${label}-${process.pid}-${randomBytes(4).toString('hex')}`;
+    if (label !== 'unused') this.stores.push(url);
     const env = {
       LITEBASE_S3_ENDPOINT: s3.endpoint,
       LITEBASE_S3_REGION: s3.region,
@@ -226,7 +244,12 @@ export interface CephNodeOptions {
   port?: number;
 }
 
-export const CEPH_LEASE_TTL_MS = 2000;
+/**
+ * Longer than the 1 s of the tests on a local folder: a lease renewal is a few metadata round
+ * trips to the MDS, and on a busy two-core machine with the whole Ceph cluster on it, 2 s leases
+ * were lost now and then with nothing wrong.
+ */
+export const CEPH_LEASE_TTL_MS = 4000;
 
 export const CEPH_NODE_ENV: Record<string, string> = {
   LITEBASE_LEASE_TTL_MS: String(CEPH_LEASE_TTL_MS),
@@ -243,6 +266,8 @@ export async function startCephNode(options: CephNodeOptions, servers: TestServe
     env: { ...CEPH_NODE_ENV, ...options.env },
     ...(options.extraArgs ? { extraArgs: options.extraArgs } : {}),
     ...(options.port ? { port: options.port } : {}),
+    // Starting on CephFS under load (the daemons share the two cores) can take a while.
+    readyTimeoutMs: 60_000,
   };
   const server = await TestServer.start(serverOptions);
   servers.push(server);
@@ -289,12 +314,31 @@ export async function insertValue(node: TestServer, value: string, timeoutMs = 5
   return { status: response.status, body: await response.json().catch(() => undefined) };
 }
 
-/** Creates database `app` with table t(id, v UNIQUE) through `node`. */
+/** insertValue until it is answered 200 (a 503 asks to retry: a lease renewal may be late), or `timeoutMs` passed. */
+export async function insertUntilAcknowledged(node: TestServer, value: string, timeoutMs = 30_000): Promise<{ status: number; body: any } | undefined> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const answer = await insertValue(node, value, 15_000);
+    if (answer?.status === 200 || Date.now() > deadline) return answer;
+    if (answer !== undefined && answer.status !== 503) return answer;
+    await sleep(250);
+  }
+}
+
+/** Creates database `app` with table t(id, v UNIQUE) through `node`, retrying while it answers 503. */
 export async function createApp(node: TestServer): Promise<void> {
-  const created = await node.request('POST', '/v1/databases', { name: 'app' });
-  if (created.status !== 201) throw new Error(`create app: ${created.status} ${JSON.stringify(created.body)}`);
-  const table = await node.request('POST', '/v1/databases/app/query', { statements: [{ sql: 'CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT UNIQUE)' }] });
-  if (table.status !== 200) throw new Error(`create table: ${table.status} ${JSON.stringify(table.body)}`);
+  const retrying = async (what: string, call: () => Promise<{ status: number; body: any }>, ok: number[]): Promise<void> => {
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const answer = await call();
+      if (ok.includes(answer.status)) return;
+      if (answer.status !== 503 || Date.now() > deadline) throw new Error(`${what}: ${answer.status} ${JSON.stringify(answer.body)}`);
+      await sleep(250);
+    }
+  };
+  // 409: an earlier try that answered 503 had created it after all.
+  await retrying('create app', () => node.request('POST', '/v1/databases', { name: 'app' }), [201, 409]);
+  await retrying('create table', () => node.request('POST', '/v1/databases/app/query', { statements: [{ sql: 'CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, v TEXT UNIQUE)' }] }), [200]);
 }
 
 /** Every v in t on `node`, once it has applied `minPosition`. */
