@@ -91,7 +91,13 @@ export class TestServer {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const server = new TestServer(child, port, dataDir, localDir, key, options.tls ? fetchTrustingCa(options.tls.ca) : undefined);
-    await server.waitReady(options.readyTimeoutMs);
+    try {
+      await server.waitReady(options.readyTimeoutMs);
+    } catch (error) {
+      // A server that never got ready is not left running behind the failed test.
+      await server.stop('SIGKILL');
+      throw error;
+    }
     return server;
   }
 
