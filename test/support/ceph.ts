@@ -229,11 +229,7 @@ export class CephCluster {
   }
 }
 
-/**
- * `count` nodes of one Litebase cluster, node `i` on mount `i` (its own ceph-fuse client) and its
- * local folder on the local disk; short lease and poll as startClusterNode in server.ts, watching
- * off (inotify does not see other clients' changes on CephFS: poll and nudges only).
- */
+/** One Litebase node on the Ceph cluster (startCephNode). */
 export interface CephNodeOptions {
   nodeId: string;
   /** The node's view of the shared folder (through its own mount). */
@@ -258,6 +254,12 @@ export const CEPH_NODE_ENV: Record<string, string> = {
   LITEBASE_WAIT_TIMEOUT_MS: '15000',
 };
 
+/**
+ * A Litebase node whose shared folder is seen through its own mount (its own ceph-fuse client) and
+ * whose local folder is on the local disk; lease and poll as startClusterNode in server.ts but
+ * longer, watching off (inotify does not see other clients' changes on CephFS: poll and nudges
+ * only). Kept in `servers` for the caller's clean-up.
+ */
 export async function startCephNode(options: CephNodeOptions, servers: TestServer[]): Promise<TestServer> {
   const serverOptions: ServerOptions = {
     dataDir: options.dataDir,
