@@ -159,7 +159,10 @@ export class LeaseStore {
   readLease(): LeaseRecord | undefined {
     let text: string;
     try {
-      text = this.fs.readFileSync(this.leaseFile, 'utf8');
+      // Read as bytes, then decode: Node 20's readFileSync(file, 'utf8') aborts the whole process
+      // (a native assertion, not an exception) when close() fails, as it does with ENOTCONN once
+      // the shared file system's client died (test/ceph/faults.test.ts).
+      text = this.fs.readFileSync(this.leaseFile).toString('utf8');
     } catch (error) {
       if (hasErrorCode(error, 'ENOENT')) return undefined;
       throw error;
@@ -181,7 +184,7 @@ export class LeaseStore {
     if (highest === undefined) return undefined;
     let text = '';
     try {
-      text = this.fs.readFileSync(this.path.join(this.termsDir, highest.toString()), 'utf8');
+      text = this.fs.readFileSync(this.path.join(this.termsDir, highest.toString())).toString('utf8'); // bytes: see readLease
     } catch (error) {
       if (!hasErrorCode(error, 'ENOENT')) throw error;
     }

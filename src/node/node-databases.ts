@@ -211,7 +211,14 @@ export class NodeDatabases {
         const engine = await opening.catch(() => undefined);
         await engine?.close().catch((error: unknown) => this.options.logger.warn({ err: error }, 'close during role switch failed'));
       }
-      for (const meta of await this.options.catalog.list()) {
+      // The shared folder may be unreadable right now (its mount died): the switch still ends, and
+      // each database opens in the new role on first use (get). A rejected switch would fail every
+      // later request, and the caller's unhandled rejection would end the process.
+      const metas = await this.options.catalog.list().catch((error: unknown) => {
+        this.options.logger.error({ err: error }, 'could not list the databases for the new role; each opens on first use');
+        return [];
+      });
+      for (const meta of metas) {
         if (this.preparing.has(meta.name)) continue;
         await this.openEngine(meta).catch((error: unknown) =>
           this.options.logger.error({ err: error, database: meta.name }, 'could not open database in its new role'),

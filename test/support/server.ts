@@ -39,6 +39,8 @@ export interface ServerOptions {
    * the node trusts `caFile` (--tls-ca) for other nodes, or the system CAs without it.
    */
   tls?: { certFile: string; keyFile: string; caFile?: string; ca: Buffer };
+  /** How long start() waits for /readyz (default 20 s). */
+  readyTimeoutMs?: number;
 }
 
 /** A real `litebase serve` process on 127.0.0.1 with its own temp dirs. */
@@ -89,7 +91,13 @@ export class TestServer {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const server = new TestServer(child, port, dataDir, localDir, key, options.tls ? fetchTrustingCa(options.tls.ca) : undefined);
-    await server.waitReady();
+    try {
+      await server.waitReady(options.readyTimeoutMs);
+    } catch (error) {
+      // A server that never got ready is not left running behind the failed test.
+      await server.stop('SIGKILL');
+      throw error;
+    }
     return server;
   }
 
