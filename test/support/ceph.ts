@@ -176,7 +176,7 @@ export class CephCluster {
       return stdout + stderr;
     } catch (error) {
       const failed = error as Error & { stdout?: string; stderr?: string };
-      throw new Error(`ctl.sh ${args.join(' ')} failed: ${failed.message}\n${failed.stdout ?? ''}${failed.stderr ?? ''}`);
+      throw new Error(`ctl.sh ${args.join(' ')} failed: ${failed.message}\n${failed.stdout ?? ''}${failed.stderr ?? ''}`, { cause: error });
     }
   }
 
