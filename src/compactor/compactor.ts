@@ -368,15 +368,12 @@ export class Compactor {
   private checkActive(): void {
     if (this.stopped) throw this.stoppedError();
     if (!this.options.canWrite()) {
-      throw new LitebaseError('NOT_PRIMARY', `this node is no longer the Primary; compaction of ${this.options.meta.name} stopped`, {
-        status: 503,
-        retryAfterSeconds: 1,
-      });
+      throw new LitebaseError('NOT_PRIMARY', `this node is no longer the Primary; compaction of ${this.options.meta.name} stopped`);
     }
   }
 
   private stoppedError(): LitebaseError {
-    return new LitebaseError('COMPACTOR_STOPPED', `the compactor of ${this.options.meta.name} is stopping`, { status: 503, retryAfterSeconds: 1 });
+    return new LitebaseError('COMPACTOR_STOPPED', `the compactor of ${this.options.meta.name} is stopping`);
   }
 
   // ---- the shadow ------------------------------------------------------------------------------

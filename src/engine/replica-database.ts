@@ -35,7 +35,7 @@ const NUDGE_WATCH_WINDOW_MS = 1000;
 /** The request needs the Primary (it writes): the HTTP layer forwards it. */
 export class NeedsPrimaryError extends LitebaseError {
   constructor() {
-    super('NEEDS_PRIMARY', 'this request writes and must run on the Primary', { status: 503, retryAfterSeconds: 1 });
+    super('NEEDS_PRIMARY', 'this request writes and must run on the Primary');
   }
 }
 
@@ -182,10 +182,7 @@ export class ReplicaDatabase {
 
   private readerOrThrow(): Reader {
     if (!this.reader || this.closed) {
-      throw new LitebaseError('DATABASE_RECOVERING', `database ${this.name} is being rebuilt from the log; retry shortly`, {
-        status: 503,
-        retryAfterSeconds: 1,
-      });
+      throw new LitebaseError('DATABASE_RECOVERING', `database ${this.name} is being rebuilt from the log; retry shortly`);
     }
     return this.reader;
   }

@@ -7,7 +7,7 @@ import type { ClusterView } from './context.js';
 const FORWARDED_HEADER = 'x-litebase-forwarded-by';
 
 const primaryUnavailable = (message: string, cause?: unknown): LitebaseError =>
-  new LitebaseError('PRIMARY_UNAVAILABLE', message, { status: 503, retryAfterSeconds: 1, cause });
+  new LitebaseError('PRIMARY_UNAVAILABLE', message, { cause });
 
 /**
  * Send a request that must run on the Primary there, and answer with the Primary's answer
@@ -54,7 +54,7 @@ export async function forwardToPrimary(
       throw new LitebaseError(
         'PRIMARY_CHANGED',
         `the Primary changed while this request was with it at ${primary}; a write may or may not have been applied`,
-        { status: 503, retryAfterSeconds: 1, cause: error },
+        { cause: error },
       );
     }
     // fetch says only "fetch failed"; the reason (refused, reset, a certificate that does not
