@@ -222,6 +222,12 @@ export type WireErrorCode = ErrorCode | SqliteErrorCode | `FST_ERR_${string}`;
 /** The client's code for an answer that is not the API's error shape (a proxy's 502, ...): HTTP_<status>. */
 export type HttpStatusErrorCode = `HTTP_${number}`;
 
+/** What the client's errors carry: a server's code, or HTTP_<status> for an answer without one. */
+export type ClientErrorCode = WireErrorCode | HttpStatusErrorCode;
+
+/** Node's own codes (ENOENT, EPIPE, ERR_...): not ours; the CLI and the shell print them as they come. */
+export type NodeErrorCode = `E${string}`;
+
 /** SQLite result codes that mean "not now" (busy, locked, I/O, full, ...) rather than a bad statement. */
 const SQLITE_UNAVAILABLE = /^SQLITE_(BUSY|LOCKED|IOERR|FULL|CANTOPEN|READONLY|NOMEM)/;
 

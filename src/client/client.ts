@@ -1,3 +1,4 @@
+import type { ClientErrorCode, WireErrorCode } from '../error-codes.js';
 import { fromJsonValue, toJsonValue, type JsonSqlValue, type SqlValue } from '../sql/values.js';
 import { signatureHeaders } from './signing.js';
 import { fetchTrustingCa } from './tls.js';
@@ -168,7 +169,7 @@ export interface LitebaseClientOptions {
  * encoded, e.g. NaN), `INVALID_URL`.
  */
 export class LitebaseClientError extends Error {
-  readonly code: string;
+  readonly code: ClientErrorCode;
   /** The HTTP status, or 0 when no answer came from the server. */
   readonly status: number;
   /** Everything in the error body besides code and message, e.g. `statement` (its index). */
@@ -177,7 +178,7 @@ export class LitebaseClientError extends Error {
   readonly retryAfter: number | undefined;
 
   constructor(
-    code: string,
+    code: ClientErrorCode,
     message: string,
     options: { status?: number; details?: Record<string, unknown>; retryAfter?: number; cause?: unknown } = {},
   ) {
@@ -529,7 +530,8 @@ function errorFromResponse(response: RawResponse, retryAfterHeader: string | und
   const error = isRecord(response.body) ? response.body.error : undefined;
   if (isRecord(error) && typeof error.code === 'string') {
     const { code, message, ...details } = error;
-    return new LitebaseClientError(code, typeof message === 'string' ? message : code, {
+    // A server's code (src/error-codes.ts); one newer than this client is passed on as it is.
+    return new LitebaseClientError(code as WireErrorCode, typeof message === 'string' ? message : code, {
       status: response.status,
       details,
       ...(retryAfter === undefined ? {} : { retryAfter }),

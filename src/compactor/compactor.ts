@@ -146,7 +146,7 @@ export class Compactor {
   private quietUntil = 0;
   /** The last run's outcome, for logs and status. */
   lastReport: CompactionReport | undefined;
-  lastError: { code: string; message: string; at: string } | undefined;
+  lastError: { code: LitebaseError['code']; message: string; at: string } | undefined;
 
   constructor(private readonly options: CompactorOptions) {
     const { meta, shared, local } = options;

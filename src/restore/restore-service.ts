@@ -94,7 +94,7 @@ export interface RestoreJobView {
     durationMs: number;
     database: { name: string; id: string; position: string };
   };
-  error?: { code: string; message: string };
+  error?: { code: LitebaseError['code']; message: string };
 }
 
 export interface RestoreServiceOptions {

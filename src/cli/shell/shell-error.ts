@@ -1,3 +1,5 @@
+import type { ClientErrorCode, NodeErrorCode } from '../../error-codes.js';
+
 /**
  * A failure the shell finds itself, before or instead of asking the server: an unknown dot-command,
  * a file `.read` cannot open, input that ends inside a statement, a statement cancelled with
@@ -5,7 +7,7 @@
  */
 export class ShellError extends Error {
   constructor(
-    readonly code: string,
+    readonly code: ClientErrorCode | NodeErrorCode,
     message: string,
   ) {
     super(message);
