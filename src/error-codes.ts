@@ -188,6 +188,8 @@ export const ERRORS = {
   CA_UNREADABLE: { status: null, retryable: false, area: 'cli', meaning: 'the --ca file cannot be read (exit code 2)' },
   OUTPUT_EXISTS: { status: null, retryable: false, area: 'cli', meaning: 'the output file exists; choose another or pass --force' },
   INTERNAL: { status: null, retryable: false, area: 'cli', meaning: 'an unexpected failure in the CLI or shell; the message holds the stack' },
+  INSPECT_FILE_UNREADABLE: { status: null, retryable: false, area: 'cli', meaning: '`litebase inspect`: the file cannot be read (exit code 2)' },
+  INSPECT_UNKNOWN_KIND: { status: null, retryable: false, area: 'cli', meaning: '`litebase inspect`: the file is no segment, checkpoint or bundle, and no --kind names one (exit code 2)' },
 
   // ---- shell -------------------------------------------------------------------------------------
   UNKNOWN_COMMAND: { status: null, retryable: false, area: 'shell', meaning: 'no such dot-command' },
