@@ -147,7 +147,7 @@ export const ERRORS = {
   ARCHIVE_UPLOAD_MISMATCH: { status: 500, retryable: false, area: 'archive', meaning: 'an uploaded object does not read back as uploaded' },
   COMPACTOR_STOPPED: { status: 503, retryable: true, retryAfterSeconds: 1, area: 'archive', meaning: 'the compactor is stopping (shutdown or step-down)' },
   COMPACTOR_UNAVAILABLE: { status: 503, retryable: true, retryAfterSeconds: 1, area: 'archive', meaning: 'the database has no compactor on this node (no object store, or not the Primary yet)' },
-  COMPACTION_FAILED: { status: 500, retryable: false, area: 'archive', meaning: "a compaction failed without a code of its own (in the compactor's lastError)" },
+  COMPACTION_FAILED: { status: 500, retryable: false, area: 'archive', meaning: "the compactor's record of a failure without a code of its own (a manual compaction answers 500 INTERNAL_ERROR)" },
   SHADOW_BEHIND: { status: 500, retryable: false, area: 'archive', meaning: "the compactor's shadow copy is behind the oldest segment left in the log" },
 
   // ---- backups -----------------------------------------------------------------------------------
