@@ -17,6 +17,7 @@ export const ERROR_AREAS = {
   cluster: 'Cluster',
   log: 'Log and local copies',
   segment: 'Segment files',
+  hrana: 'Hrana (libSQL clients)',
   'object-store': 'Object store',
   archive: 'Compaction and archive',
   backup: 'Backups',
@@ -61,6 +62,7 @@ export const ERRORS = {
   ROUTE_NOT_FOUND: { status: 404, retryable: false, area: 'request', meaning: 'no route for this method and path' },
   BAD_REQUEST: { status: 400, retryable: false, area: 'request', meaning: "another refusal by the HTTP framework without a code of its own; the status is the framework's (a 4xx)" },
   INTERNAL_ERROR: { status: 500, retryable: false, area: 'request', meaning: 'an unexpected failure; the server log has the details' },
+  CONSOLE_NOT_BUILT: { status: 503, retryable: false, area: 'request', meaning: 'GET /console: the web console was not built (no Retry-After)' },
 
   // ---- authentication and permissions ----------------------------------------------------------
   UNAUTHENTICATED: { status: 401, retryable: false, area: 'auth', meaning: 'no access key: neither Authorization: Bearer nor a signature' },
@@ -133,6 +135,15 @@ export const ERRORS = {
   SEGMENT_UNSUPPORTED_VERSION: { status: 500, retryable: false, area: 'segment', meaning: 'a segment has a format version this build cannot read' },
   SEGMENT_CHECKSUM_MISMATCH: { status: 500, retryable: false, area: 'segment', meaning: "a segment's trailer does not match its bytes" },
   SEGMENT_CORRUPT: { status: 500, retryable: false, area: 'segment', meaning: 'a segment cannot be decoded (bad header field, bad LZ4 data, wrong database)' },
+
+  // ---- Hrana (docs/HRANA.md): HTTP 400/404 for a whole request; inside a pipeline's 200 answer for one step ----
+  HRANA_PROTO_ERROR: { status: 400, retryable: false, area: 'hrana', meaning: 'the body, or a request inside the pipeline, does not follow the Hrana protocol' },
+  HRANA_URL_NEEDS_SLASH: { status: 404, retryable: false, area: 'hrana', meaning: "the client's URL lacks the slash after the database name" },
+  BATON_INVALID: { status: 400, retryable: false, area: 'hrana', meaning: 'the baton was used, forged or closed, or belongs to another database, key or node' },
+  STREAM_EXPIRED: { status: 400, retryable: false, area: 'hrana', meaning: 'the stream was idle for 10 s; it was closed and its transaction rolled back' },
+  STREAM_CLOSED: { status: 400, retryable: false, area: 'hrana', meaning: 'a request after close in the same pipeline' },
+  SQL_ID_NOT_FOUND: { status: 400, retryable: false, area: 'hrana', meaning: 'sql_id names no SQL text stored on the stream' },
+  ARGS_INVALID: { status: 400, retryable: false, area: 'hrana', meaning: "the arguments do not fit the statement's parameters" },
 
   // ---- object store ------------------------------------------------------------------------------
   OBJECT_KEY_INVALID: { status: 400, retryable: false, area: 'object-store', meaning: 'an object key or list prefix is not valid for the store' },
