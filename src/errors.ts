@@ -1,16 +1,26 @@
+import { ERRORS, isErrorCode, type ErrorCode, type ErrorCodeWithStatus, type ErrorSpec, type SqliteErrorCode } from './error-codes.js';
+
+export * from './error-codes.js';
+
 /**
- * Every error a user can see carries a stable `code`. The HTTP layer maps `status` straight to the
- * response; other callers (CLI, engine) switch on `code`, never on message text.
+ * Every error a user can see carries a stable `code` from the table in error-codes.ts (or SQLite's
+ * own code, passed through). The HTTP layer maps `status` straight to the response; other callers
+ * (CLI, engine) switch on `code`, never on message text.
  */
 export class LitebaseError extends Error {
-  readonly code: string;
+  readonly code: ErrorCode | SqliteErrorCode;
   readonly status: number;
   readonly details: Record<string, unknown>;
   /** Seconds a client should wait before retrying (sent as Retry-After with 503). */
   readonly retryAfterSeconds: number | undefined;
 
+  /**
+   * `status` and `retryAfterSeconds` default to the code's row in the table (500 for a code no
+   * server answers with, and for SQLite's codes, whose status the caller gives); a site passes them
+   * only where it must differ (the table's meaning says so).
+   */
   constructor(
-    code: string,
+    code: ErrorCode | SqliteErrorCode,
     message: string,
     options: {
       status?: number;
@@ -21,24 +31,26 @@ export class LitebaseError extends Error {
   ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'LitebaseError';
+    const spec: ErrorSpec | undefined = isErrorCode(code) ? ERRORS[code] : undefined;
     this.code = code;
-    this.status = options.status ?? 500;
+    this.status = options.status ?? spec?.status ?? 500;
     this.details = options.details ?? {};
-    this.retryAfterSeconds = options.retryAfterSeconds;
+    this.retryAfterSeconds = options.retryAfterSeconds ?? spec?.retryAfterSeconds;
   }
 }
 
-export const badRequest = (code: string, message: string, details?: Record<string, unknown>): LitebaseError =>
-  new LitebaseError(code, message, { status: 400, ...(details ? { details } : {}) });
+// The helpers take only codes whose row has their status, so a helper never contradicts the table.
 
-export const notFound = (code: string, message: string): LitebaseError =>
-  new LitebaseError(code, message, { status: 404 });
+export const badRequest = (code: ErrorCodeWithStatus<400>, message: string, details?: Record<string, unknown>): LitebaseError =>
+  new LitebaseError(code, message, details ? { details } : {});
 
-export const conflict = (code: string, message: string): LitebaseError =>
-  new LitebaseError(code, message, { status: 409 });
+export const notFound = (code: ErrorCodeWithStatus<404>, message: string): LitebaseError => new LitebaseError(code, message);
 
-export const unavailable = (code: string, message: string, cause?: unknown): LitebaseError =>
-  new LitebaseError(code, message, { status: 503, retryAfterSeconds: 1, cause });
+export const conflict = (code: ErrorCodeWithStatus<409>, message: string): LitebaseError => new LitebaseError(code, message);
+
+/** A 503 with the row's Retry-After. */
+export const unavailable = (code: ErrorCodeWithStatus<503>, message: string, cause?: unknown): LitebaseError =>
+  new LitebaseError(code, message, { cause });
 
 /** Node's system errors (ENOSPC, EEXIST, ...) carry a string `code`. */
 export function systemErrorCode(error: unknown): string | undefined {

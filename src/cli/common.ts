@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Option, type Command } from 'commander';
 import { LitebaseClient, type LitebaseClientOptions } from '../client/client.js';
+import type { ErrorCodeIn } from '../error-codes.js';
 
 /** Where a command writes. The real streams in `main`; tests may pass their own. */
 export interface CliIo {
@@ -16,7 +17,7 @@ export const processIo: CliIo = {
 /** A mistake in how the command was invoked (exit code 2), as opposed to a failure (exit code 1). */
 export class CliUsageError extends Error {
   constructor(
-    readonly code: string,
+    readonly code: ErrorCodeIn<'cli'>,
     message: string,
   ) {
     super(message);

@@ -1,6 +1,6 @@
 import { Option, type Command } from 'commander';
 import { loadConfig, type ConfigInput } from '../config/config.js';
-import { LitebaseError } from '../errors.js';
+import { LitebaseError, type ErrorCode, type SqliteErrorCode } from '../errors.js';
 import type { RestoreProgress } from '../restore/executor.js';
 import type { RestoreTarget } from '../restore/planner.js';
 import { CliUsageError, connect, withConnectionOptions, type CliIo, type ConnectionOptions } from './common.js';
@@ -167,7 +167,7 @@ interface RestoreJob {
   status: 'running' | 'succeeded' | 'failed';
   progress: RestoreProgress;
   result?: { position: string; time: string | null; checksum: string; pages: number; bytes: number; segments: number; durationMs: number };
-  error?: { code: string; message: string };
+  error?: { code: ErrorCode | SqliteErrorCode; message: string };
 }
 
 async function restoreThroughServer(name: string, target: RestoreTarget, newName: string, flags: RestoreFlags, io: CliIo): Promise<void> {

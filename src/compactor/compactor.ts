@@ -146,7 +146,7 @@ export class Compactor {
   private quietUntil = 0;
   /** The last run's outcome, for logs and status. */
   lastReport: CompactionReport | undefined;
-  lastError: { code: string; message: string; at: string } | undefined;
+  lastError: { code: LitebaseError['code']; message: string; at: string } | undefined;
 
   constructor(private readonly options: CompactorOptions) {
     const { meta, shared, local } = options;
@@ -368,15 +368,12 @@ export class Compactor {
   private checkActive(): void {
     if (this.stopped) throw this.stoppedError();
     if (!this.options.canWrite()) {
-      throw new LitebaseError('NOT_PRIMARY', `this node is no longer the Primary; compaction of ${this.options.meta.name} stopped`, {
-        status: 503,
-        retryAfterSeconds: 1,
-      });
+      throw new LitebaseError('NOT_PRIMARY', `this node is no longer the Primary; compaction of ${this.options.meta.name} stopped`);
     }
   }
 
   private stoppedError(): LitebaseError {
-    return new LitebaseError('COMPACTOR_STOPPED', `the compactor of ${this.options.meta.name} is stopping`, { status: 503, retryAfterSeconds: 1 });
+    return new LitebaseError('COMPACTOR_STOPPED', `the compactor of ${this.options.meta.name} is stopping`);
   }
 
   // ---- the shadow ------------------------------------------------------------------------------

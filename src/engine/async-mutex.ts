@@ -31,10 +31,7 @@ export class AsyncMutex {
           const index = this.waiters.indexOf(waiter);
           if (index >= 0) this.waiters.splice(index, 1);
           reject(
-            new LitebaseError('WRITE_LOCK_TIMEOUT', `the write lock was not free within ${timeoutMs} ms (a long transaction holds it)`, {
-              status: 503,
-              retryAfterSeconds: 1,
-            }),
+            new LitebaseError('WRITE_LOCK_TIMEOUT', `the write lock was not free within ${timeoutMs} ms (a long transaction holds it)`),
           );
         }, timeoutMs),
       };

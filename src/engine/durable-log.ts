@@ -154,10 +154,7 @@ export class DurableLog {
   private sendSegment(sequence: number): InFlight {
     const { capture, hashes, metrics, database } = this.options;
     if (!this.options.canWrite()) {
-      throw new LitebaseError('LEASE_LOST', 'this node no longer holds the Primary lease; the write was not applied', {
-        status: 503,
-        retryAfterSeconds: 1,
-      });
+      throw new LitebaseError('LEASE_LOST', 'this node no longer holds the Primary lease; the write was not applied');
     }
     const transactions = capture.readCommitted();
     const previous = this.inFlight[this.inFlight.length - 1];
@@ -224,8 +221,6 @@ export class DurableLog {
       error instanceof LitebaseError
         ? error
         : new LitebaseError('LOG_UNAVAILABLE', `cannot write the log: ${(error as Error).message}`, {
-            status: 503,
-            retryAfterSeconds: 1,
             cause: error,
           });
     this.failure = failure;

@@ -1,5 +1,5 @@
 import type BetterSqlite3 from 'better-sqlite3';
-import { LitebaseError } from '../errors.js';
+import { isSqliteErrorCode, LitebaseError, sqliteErrorStatus, type ErrorCode, type SqliteErrorCode } from '../errors.js';
 import { decodeValue, encodeValue, ValueEncodingError, type JsonSqlValue, type SqlValue } from '../sql/values.js';
 import { decodeExactValue, encodeExactValue } from '../sql/exact-values.js';
 import { isSinglePass, readRows, statementTimeout, type ResultBudget } from './result-limits.js';
@@ -27,7 +27,7 @@ export interface StatementResult {
 
 /** A statement that failed, with its index in the request (docs/API.md "Errors"). */
 export class StatementError extends LitebaseError {
-  constructor(code: string, message: string, statement: number, status = 400, cause?: unknown) {
+  constructor(code: ErrorCode | SqliteErrorCode, message: string, statement: number, status = 400, cause?: unknown) {
     super(code, message, { status, details: { statement }, cause });
   }
 }
@@ -281,9 +281,8 @@ export function toStatementError(error: unknown, index: number): LitebaseError {
   if (error instanceof LitebaseError) return error;
   const err = error as { code?: unknown; message?: unknown; name?: unknown };
   const message = typeof err.message === 'string' ? err.message : String(error);
-  if (typeof err.code === 'string' && err.code.startsWith('SQLITE_')) {
-    const unavailable = /^SQLITE_(BUSY|LOCKED|IOERR|FULL|CANTOPEN|READONLY|NOMEM)/.test(err.code);
-    return new StatementError(err.code, message, index, unavailable ? 503 : 400, error);
+  if (typeof err.code === 'string' && isSqliteErrorCode(err.code)) {
+    return new StatementError(err.code, message, index, sqliteErrorStatus(err.code), error);
   }
   if (error instanceof RangeError || error instanceof TypeError) {
     const code = /parameter|bind|named/i.test(message) ? 'INVALID_PARAMS' : 'INVALID_STATEMENT';
@@ -330,7 +329,6 @@ export function runReadOnly(cache: StatementCache, reader: Database, statements:
 /** A key that may read a database sent a statement that writes. */
 export function readOnlyKey(database: string, statement = 0): LitebaseError {
   return new LitebaseError('PERMISSION_DENIED', `this key may only read database ${database}; statement ${statement} writes`, {
-    status: 403,
     details: { action: 'write', database, statement },
   });
 }

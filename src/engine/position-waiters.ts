@@ -25,7 +25,7 @@ export class PositionWaiters {
           new LitebaseError(
             'POSITION_NOT_REACHED',
             `position ${position} was not reached within ${this.timeoutMs} ms (this node is at ${current()})`,
-            { status: 503, retryAfterSeconds: 1, details: { position: current().toString() } },
+            { details: { position: current().toString() } },
           ),
         );
       }, this.timeoutMs);

@@ -318,7 +318,7 @@ export class PrimaryDatabase<Follower extends LogFollower = LogFollower> {
       throw new LitebaseError(
         'TOO_MANY_TRANSACTIONS',
         `database ${this.name} already has ${limit.maxTransactionsPerDatabase} interactive transactions open or waiting to begin; retry later`,
-        { status: 429, retryAfterSeconds: 1, details: { limit: limit.maxTransactionsPerDatabase } },
+        { details: { limit: limit.maxTransactionsPerDatabase } },
       );
     }
     this.transactionsWaiting += 1;
@@ -408,9 +408,7 @@ export class PrimaryDatabase<Follower extends LogFollower = LogFollower> {
     if (transaction) return transaction;
     const ended = this.endedTransactions.get(id);
     if (ended) {
-      throw new LitebaseError('TRANSACTION_ENDED', `transaction ${id} has already ${ended === 'expired' ? 'expired and was rolled back' : ended}`, {
-        status: 409,
-      });
+      throw new LitebaseError('TRANSACTION_ENDED', `transaction ${id} has already ${ended === 'expired' ? 'expired and was rolled back' : ended}`);
     }
     throw notFound('TRANSACTION_NOT_FOUND', `transaction ${id} does not exist on this node`);
   }

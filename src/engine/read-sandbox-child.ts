@@ -34,7 +34,7 @@ export type SandboxReply =
   | { type: 'ready' }
   | { type: 'progress'; id: number; index: number }
   | { type: 'done'; id: number; results: StatementResult[]; rows: number; bytes: number }
-  | { type: 'error'; id: number; error: { code: string; message: string; status: number; details: Record<string, unknown>; retryAfterSeconds: number | undefined } };
+  | { type: 'error'; id: number; error: { code: LitebaseError['code']; message: string; status: number; details: Record<string, unknown>; retryAfterSeconds: number | undefined } };
 
 interface OpenFile {
   db: Database.Database;

@@ -39,7 +39,7 @@ function childEntry(): string {
   if (existsSync(beside)) return beside;
   const built = fileURLToPath(new URL('../../dist/src/engine/read-sandbox-child.js', import.meta.url));
   if (existsSync(built)) return built;
-  throw new LitebaseError('READ_PROCESS_UNAVAILABLE', `read process entry not found (${beside}); build with tsc`, { status: 503 });
+  throw new LitebaseError('READ_PROCESS_UNAVAILABLE', `read process entry not found (${beside}); build with tsc`);
 }
 
 interface Pending {
@@ -71,12 +71,12 @@ class ReadProcess {
     this.child.on('message', (reply: SandboxReply) => this.onReply(reply));
     this.child.on('exit', () => {
       this.exited = true;
-      this.started(new LitebaseError('READ_PROCESS_FAILED', 'the read process could not start', { status: 503, retryAfterSeconds: 1 }));
+      this.started(new LitebaseError('READ_PROCESS_FAILED', 'the read process could not start'));
       const pending = this.pending;
       this.pending = undefined;
       if (pending) {
         clearTimeout(pending.timer);
-        pending.reject(new LitebaseError('READ_PROCESS_FAILED', 'the read process ended while running the statement', { status: 503, retryAfterSeconds: 1, details: { statement: pending.index } }));
+        pending.reject(new LitebaseError('READ_PROCESS_FAILED', 'the read process ended while running the statement', { details: { statement: pending.index } }));
       }
       this.onExit(this);
     });
@@ -200,10 +200,7 @@ export class ReadSandbox {
         timer: setTimeout(() => {
           this.waiting.splice(this.waiting.indexOf(waiter), 1);
           reject(
-            new LitebaseError('READ_PROCESSES_BUSY', `all ${this.size} read processes stayed busy for ${waitTimeoutMs} ms; retry later`, {
-              status: 503,
-              retryAfterSeconds: 1,
-            }),
+            new LitebaseError('READ_PROCESSES_BUSY', `all ${this.size} read processes stayed busy for ${waitTimeoutMs} ms; retry later`),
           );
         }, waitTimeoutMs),
       };

@@ -35,7 +35,7 @@ const NUDGE_WATCH_WINDOW_MS = 1000;
 /** The request needs the Primary (it writes): the HTTP layer forwards it. */
 export class NeedsPrimaryError extends LitebaseError {
   constructor() {
-    super('NEEDS_PRIMARY', 'this request writes and must run on the Primary', { status: 503, retryAfterSeconds: 1 });
+    super('NEEDS_PRIMARY', 'this request writes and must run on the Primary');
   }
 }
 
@@ -86,7 +86,7 @@ export class ReplicaDatabase {
   /** Looping reads run in read processes that can be killed (read-sandbox.ts). */
   private readonly sandbox: SandboxFile;
   /** The last corrupt or unusable segment seen, for /v1/cluster; cleared once past it. */
-  lastError: { position: string; code: string; message: string; at: string } | undefined;
+  lastError: { position: string; code: LitebaseError['code']; message: string; at: string } | undefined;
 
   private constructor(private readonly options: ReplicaDatabaseOptions) {
     const { meta, shared, local, settings: config } = options;
@@ -187,10 +187,7 @@ export class ReplicaDatabase {
 
   private readerOrThrow(): Reader {
     if (!this.reader || this.closed) {
-      throw new LitebaseError('DATABASE_RECOVERING', `database ${this.name} is being rebuilt from the log; retry shortly`, {
-        status: 503,
-        retryAfterSeconds: 1,
-      });
+      throw new LitebaseError('DATABASE_RECOVERING', `database ${this.name} is being rebuilt from the log; retry shortly`);
     }
     return this.reader;
   }
@@ -410,7 +407,7 @@ export class ReplicaDatabase {
     }).catch((error: unknown) => this.logger.warn({ err: error }, 'could not save replica state'));
   }
 
-  private report(position: bigint, code: string, message: string): void {
+  private report(position: bigint, code: LitebaseError['code'], message: string): void {
     if (this.lastError?.position !== position.toString() || this.lastError.code !== code) {
       this.logger.error({ position: position.toString(), code }, message);
       this.options.metrics.corruptSegments.inc({ database: this.name, code });

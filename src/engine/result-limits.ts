@@ -152,7 +152,7 @@ export function tooManyRows(limits: ResultLimits, index: number): LitebaseError 
   return new LitebaseError(
     'TOO_MANY_ROWS',
     `the response would hold more than ${limits.maxResultRows} rows; select fewer (LIMIT, paging)`,
-    { status: 422, details: { statement: index, limit: 'rows', maxRows: limits.maxResultRows } },
+    { details: { statement: index, limit: 'rows', maxRows: limits.maxResultRows } },
   );
 }
 
@@ -160,13 +160,12 @@ export function resultTooLarge(limits: ResultLimits, index: number): LitebaseErr
   return new LitebaseError(
     'RESULT_TOO_LARGE',
     `the response would be larger than ${limits.maxResultBytes} bytes; select fewer rows or columns`,
-    { status: 422, details: { statement: index, limit: 'bytes', maxBytes: limits.maxResultBytes } },
+    { details: { statement: index, limit: 'bytes', maxBytes: limits.maxResultBytes } },
   );
 }
 
 export function statementTimeout(limits: ResultLimits, index: number): LitebaseError {
   return new LitebaseError('STATEMENT_TIMEOUT', `the statement ran longer than ${limits.statementTimeoutMs} ms and was stopped`, {
-    status: 408,
     details: { statement: index, limit: 'time', timeoutMs: limits.statementTimeoutMs },
   });
 }

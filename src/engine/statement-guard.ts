@@ -1,4 +1,4 @@
-import { LitebaseError } from '../errors.js';
+import { LitebaseError, type ErrorCode } from '../errors.js';
 import { PRAGMA_RULES, pragmaRule, type PragmaAccess } from './pragma-allowlist.js';
 
 /**
@@ -14,8 +14,8 @@ import { PRAGMA_RULES, pragmaRule, type PragmaAccess } from './pragma-allowlist.
 
 /** A statement refused by the guard; never a problem of the database or the request's other statements. */
 export class StatementRefusedError extends LitebaseError {
-  constructor(code: string, message: string, status: number, details: Record<string, unknown>) {
-    super(code, message, { status, details });
+  constructor(code: ErrorCode, message: string, details: Record<string, unknown>) {
+    super(code, message, { details });
     this.name = 'StatementRefusedError';
   }
 }
@@ -145,14 +145,13 @@ const OUTSIDE_THE_DATABASE = new Set(['attach', 'detach', 'vacuum']);
 const PRAGMA_FUNCTION_PREFIX = 'pragma_';
 
 const refuse = (message: string, index: number, extra: Record<string, unknown> = {}): StatementRefusedError =>
-  new StatementRefusedError('STATEMENT_NOT_ALLOWED', message, 400, { statement: index, ...extra });
+  new StatementRefusedError('STATEMENT_NOT_ALLOWED', message, { statement: index, ...extra });
 
 /** Refused for a key without `admin`: the pragma is not on the allowlist. */
 export function pragmaNotAllowed(pragma: string, index: number): StatementRefusedError {
   return new StatementRefusedError(
     'PRAGMA_NOT_ALLOWED',
     `PRAGMA ${pragma} needs a key with the admin action on this database`,
-    403,
     { statement: index, pragma },
   );
 }
@@ -176,7 +175,6 @@ export function guardStatement(sql: string, index: number): string | undefined {
     throw new StatementRefusedError(
       'TRANSACTION_CONTROL_NOT_ALLOWED',
       'transactions are controlled by the API: use "mode" or the /transactions routes, not BEGIN/COMMIT/ROLLBACK/SAVEPOINT',
-      400,
       { statement: index },
     );
   }

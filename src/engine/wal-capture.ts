@@ -54,9 +54,7 @@ export class WalCapture {
       return scan.transactions;
     } catch (error) {
       throw new LitebaseError('WAL_READ_FAILED', `cannot read ${this.walFile}: ${(error as Error).message}`, {
-        status: 503,
         cause: error,
-        retryAfterSeconds: 1,
       });
     }
   }

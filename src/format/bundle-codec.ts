@@ -54,7 +54,7 @@ const MAX_SAFE_MS = BigInt(Number.MAX_SAFE_INTEGER);
 
 export class BundleFormatError extends LitebaseError {
   constructor(message: string, details: Record<string, unknown> = {}) {
-    super('ARCHIVE_CORRUPT', message, { status: 500, details });
+    super('ARCHIVE_CORRUPT', message, { details });
     this.name = 'BundleFormatError';
   }
 }

@@ -1,6 +1,6 @@
 import { createHash, hash } from 'node:crypto';
 import { compressSync, uncompressSync } from 'lz4-napi';
-import { LitebaseError } from '../errors.js';
+import { LitebaseError, type ErrorCodeIn } from '../errors.js';
 
 /**
  * The log segment codec (docs/FORMAT.md is the normative description; keep the two in step).
@@ -81,12 +81,7 @@ export interface SegmentHeader {
 
 export type SegmentHeaderInput = Omit<SegmentHeader, 'formatVersion' | 'pageCount'>;
 
-export type SegmentFormatErrorCode =
-  | 'SEGMENT_TRUNCATED'
-  | 'SEGMENT_BAD_MAGIC'
-  | 'SEGMENT_UNSUPPORTED_VERSION'
-  | 'SEGMENT_CHECKSUM_MISMATCH'
-  | 'SEGMENT_CORRUPT';
+export type SegmentFormatErrorCode = ErrorCodeIn<'segment'>;
 
 export const SEGMENT_FORMAT_ERROR_CODES: readonly SegmentFormatErrorCode[] = [
   'SEGMENT_TRUNCATED',
@@ -108,7 +103,7 @@ export class SegmentFormatError extends LitebaseError {
     message: string,
     options: { details?: Record<string, string | number | boolean>; cause?: unknown } = {},
   ) {
-    super(code, message, { status: 500, details: options.details ?? {}, cause: options.cause });
+    super(code, message, { details: options.details ?? {}, cause: options.cause });
     this.name = 'SegmentFormatError';
   }
 }

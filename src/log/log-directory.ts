@@ -82,21 +82,17 @@ export function logWriteError(error: unknown, file: string): LitebaseError {
   const code = systemErrorCode(error);
   if (code === 'ELEASE') {
     return new LitebaseError('LEASE_LOST', `this node no longer holds the Primary lease; ${file} was not written`, {
-      status: 503,
-      retryAfterSeconds: 1,
       cause: error,
     });
   }
   if (code === 'EEXIST') {
     return new LitebaseError('LOG_POSITION_TAKEN', `another writer already wrote ${file}; this node steps down`, {
-      status: 503,
-      retryAfterSeconds: 1,
       cause: error,
     });
   }
   return new LitebaseError(
     'LOG_UNAVAILABLE',
     `cannot persist log segment ${file}: ${code ?? (error as Error).message}; the write was not applied`,
-    { status: 503, retryAfterSeconds: 1, cause: error, details: { systemCode: code } },
+    { cause: error, details: { systemCode: code } },
   );
 }

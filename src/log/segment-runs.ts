@@ -1,4 +1,4 @@
-import { systemErrorCode } from '../errors.js';
+import { systemErrorCode, type ErrorCode } from '../errors.js';
 import type { LogDirectory } from './log-directory.js';
 import { decodeSegment, SegmentFormatError } from '../format/segment-codec.js';
 
@@ -11,7 +11,7 @@ export type RunStop =
   /** The run reached its size limits; more may follow at once. */
   | { kind: 'limit' }
   /** The next segment is damaged or not this database's: never apply it. */
-  | { kind: 'corrupt'; position: bigint; code: string; message: string }
+  | { kind: 'corrupt'; position: bigint; code: ErrorCode; message: string }
   /** The next segment does not start from the checksum the run started from. */
   | { kind: 'diverged'; position: bigint; file: string; preChecksum: bigint };
 

@@ -452,7 +452,7 @@ class LogSource implements SegmentSource {
         throw archiveError(error, file);
       }
       if (decoded.header.postChecksum !== this.headers[index]?.postChecksum) {
-        throw new LitebaseError('RESTORE_SOURCE_VANISHED', `${file} changed while the restore read it; start the restore again`, { status: 503, retryAfterSeconds: 1 });
+        throw new LitebaseError('RESTORE_SOURCE_VANISHED', `${file} changed while the restore read it; start the restore again`);
       }
       return decoded.pages;
     }, want, take, settle);
@@ -464,10 +464,7 @@ async function vanishedAs<T>(file: string, read: () => Promise<T>): Promise<T> {
     return await read();
   } catch (error) {
     if (systemErrorCode(error) === 'ENOENT') {
-      throw new LitebaseError('RESTORE_SOURCE_VANISHED', `${file} was deleted while the restore read the log (a compaction archived it); start the restore again`, {
-        status: 503,
-        retryAfterSeconds: 1,
-      });
+      throw new LitebaseError('RESTORE_SOURCE_VANISHED', `${file} was deleted while the restore read the log (a compaction archived it); start the restore again`);
     }
     throw error;
   }

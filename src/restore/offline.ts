@@ -44,7 +44,7 @@ export interface OfflineRestoreResult {
 export async function restoreToFile(options: OfflineRestoreOptions): Promise<OfflineRestoreResult> {
   const output = path.resolve(options.output);
   if (!options.force && (await pathExists(output))) {
-    throw new LitebaseError('OUTPUT_EXISTS', `${output} exists; choose another file or pass --force`, { status: 409 });
+    throw new LitebaseError('OUTPUT_EXISTS', `${output} exists; choose another file or pass --force`);
   }
   await fs.mkdir(path.dirname(output), { recursive: true });
   const suffix = randomBytes(6).toString('hex');

@@ -77,7 +77,7 @@ export class RestorePlanError extends LitebaseError {
   declare readonly code: RestorePlanErrorCode;
 
   constructor(code: RestorePlanErrorCode, message: string, details: Record<string, unknown> = {}) {
-    super(code, message, { status: code === 'RESTORE_NO_HISTORY' ? 404 : code === 'RESTORE_GAP' ? 409 : 400, details });
+    super(code, message, { details });
     this.name = 'RestorePlanError';
   }
 }

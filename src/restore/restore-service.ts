@@ -94,7 +94,7 @@ export interface RestoreJobView {
     durationMs: number;
     database: { name: string; id: string; position: string };
   };
-  error?: { code: string; message: string };
+  error?: { code: LitebaseError['code']; message: string };
 }
 
 export interface RestoreServiceOptions {
@@ -141,7 +141,7 @@ export class RestoreService {
     const chosen = databaseId ?? archived[0];
     if (chosen === undefined || !archived.includes(chosen)) {
       const known = archived.length > 0 ? ` (archived ids: ${archived.join(', ')})` : '';
-      throw new LitebaseError('RESTORE_NO_HISTORY', `${store.url} holds no archive of database ${name} with id ${chosen}${known}`, { status: 404 });
+      throw new LitebaseError('RESTORE_NO_HISTORY', `${store.url} holds no archive of database ${name} with id ${chosen}${known}`);
     }
     return { name, databaseId: chosen, kind: 'archive', otherDatabaseIds: archived.filter((id) => id !== chosen) };
   }

@@ -154,11 +154,11 @@ export async function resolveArchivedId(store: ObjectStore, database: string, re
   const ids = await listArchivedIds(store, database);
   if (requested !== undefined) {
     if (!ids.some((entry) => entry.databaseId === requested)) {
-      throw new LitebaseError('RESTORE_NO_HISTORY', `${store.url} holds no archive of database ${database} with id ${requested}`, { status: 404 });
+      throw new LitebaseError('RESTORE_NO_HISTORY', `${store.url} holds no archive of database ${database} with id ${requested}`);
     }
     return { databaseId: requested, others: ids.map((entry) => entry.databaseId).filter((id) => id !== requested) };
   }
   const newest = ids[0];
-  if (!newest) throw new LitebaseError('RESTORE_NO_HISTORY', `${store.url} holds no archive of database ${database} (nothing under ${databaseNamePrefix(database)})`, { status: 404 });
+  if (!newest) throw new LitebaseError('RESTORE_NO_HISTORY', `${store.url} holds no archive of database ${database} (nothing under ${databaseNamePrefix(database)})`);
   return { databaseId: newest.databaseId, others: ids.slice(1).map((entry) => entry.databaseId) };
 }

@@ -159,7 +159,7 @@ export class AccessKeys {
       return JSON.parse(await fs.readFile(this.file(id), 'utf8')) as KeyRecord;
     } catch (error) {
       if (systemErrorCode(error) === 'ENOENT') return undefined;
-      throw new LitebaseError('KEYS_UNREADABLE', `cannot read access key ${id}: ${(error as Error).message}`, { status: 503, cause: error });
+      throw new LitebaseError('KEYS_UNREADABLE', `cannot read access key ${id}: ${(error as Error).message}`, { cause: error });
     }
   }
 }

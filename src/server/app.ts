@@ -10,7 +10,8 @@ import { keySelfRoutes } from './routes/key-self.js';
 import { consoleRoutes, isConsolePath } from './console.js';
 import { registerOperationalMetrics } from './operational-metrics.js';
 import { hranaRoutes, isHranaProbe } from './hrana/routes.js';
-import { answerClientError, toErrorResponse } from './error-response.js';
+import { ERRORS } from '../errors.js';
+import { answer, answerClientError, toErrorResponse } from './error-response.js';
 import { archiveRoutes } from './routes/archive.js';
 import { backupRoutes } from './routes/backup.js';
 import { clusterRoutes } from './routes/cluster.js';
@@ -46,8 +47,8 @@ export function buildApp(context: AppContext): App {
 
   // Node answers an Expect header it does not support with a bare 417: give it the API's shape.
   app.server.on('checkExpectation', (_request: import('node:http').IncomingMessage, response: import('node:http').ServerResponse) => {
-    const body = JSON.stringify({ error: { code: 'EXPECTATION_FAILED', message: 'the only Expect supported is 100-continue' } });
-    response.writeHead(417, { 'content-type': 'application/json; charset=utf-8', connection: 'close' }).end(body);
+    const body = JSON.stringify(answer('EXPECTATION_FAILED', 'the only Expect supported is 100-continue').body);
+    response.writeHead(ERRORS.EXPECTATION_FAILED.status, { 'content-type': 'application/json; charset=utf-8', connection: 'close' }).end(body);
   });
 
   app.setErrorHandler((error, request, reply) => {
@@ -60,7 +61,7 @@ export function buildApp(context: AppContext): App {
   });
 
   app.setNotFoundHandler((request, reply) =>
-    reply.status(404).send({ error: { code: 'ROUTE_NOT_FOUND', message: `no route ${request.method} ${request.url.split('?')[0]}` } }),
+    reply.status(ERRORS.ROUTE_NOT_FOUND.status).send(answer('ROUTE_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`).body),
   );
 
   app.decorateRequest('principal', null);
@@ -83,13 +84,13 @@ export function buildApp(context: AppContext): App {
       // No bearer key: a signed request (docs/SECURITY.md) is checked by the signing hooks.
       if (header === undefined && request.headers[SIGNATURE_HEADERS.signature] !== undefined) return signing.begin(request);
       return reply
-        .status(401)
+        .status(ERRORS.UNAUTHENTICATED.status)
         .header('www-authenticate', 'Bearer')
-        .send({ error: { code: 'UNAUTHENTICATED', message: 'send an access key as "Authorization: Bearer <key>"' } });
+        .send(answer('UNAUTHENTICATED', 'send an access key as "Authorization: Bearer <key>"').body);
     }
     const principal = isRootKey(match[1]) ? ROOT_PRINCIPAL : await context.keys.authenticate(match[1]);
     if (!principal) {
-      return reply.status(401).send({ error: { code: 'INVALID_KEY', message: 'the access key is not valid (unknown, wrong or revoked)' } });
+      return reply.status(ERRORS.INVALID_KEY.status).send(answer('INVALID_KEY', 'the access key is not valid (unknown, wrong or revoked)').body);
     }
     request.principal = principal;
   });

@@ -29,7 +29,7 @@ export function requirePermission(request: { principal: Principal | null }, acti
   throw new LitebaseError(
     'PERMISSION_DENIED',
     `this key may not ${action}${database === undefined ? '' : ` database ${database}`}`,
-    { status: 403, details: { action, ...(database === undefined ? {} : { database }) } },
+    { details: { action, ...(database === undefined ? {} : { database }) } },
   );
 }
 export interface AppContext {

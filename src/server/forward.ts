@@ -1,13 +1,13 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { LeaseView } from '../cluster/cluster-member.js';
-import { LitebaseError } from '../errors.js';
+import { LitebaseError, systemErrorCode } from '../errors.js';
 import { forwardedSignature } from './request-signing.js';
 import type { ClusterView } from './context.js';
 
 const FORWARDED_HEADER = 'x-litebase-forwarded-by';
 
 const primaryUnavailable = (message: string, cause?: unknown): LitebaseError =>
-  new LitebaseError('PRIMARY_UNAVAILABLE', message, { status: 503, retryAfterSeconds: 1, cause });
+  new LitebaseError('PRIMARY_UNAVAILABLE', message, { cause });
 
 /**
  * Send a request that must run on the Primary there, and answer with the Primary's answer
@@ -54,14 +54,20 @@ export async function forwardToPrimary(
       throw new LitebaseError(
         'PRIMARY_CHANGED',
         `the Primary changed while this request was with it at ${primary}; a write may or may not have been applied`,
-        { status: 503, retryAfterSeconds: 1, cause: error },
+        { cause: error },
       );
     }
     // fetch says only "fetch failed"; the reason (refused, reset, a certificate that does not
     // verify against --tls-ca) is in its cause, and is what an operator needs to see.
     const cause = (error as Error).cause;
     const reason = cause instanceof Error ? `${(error as Error).message}: ${cause.message}` : (error as Error).message;
-    throw primaryUnavailable(`the Primary at ${primary} did not answer: ${reason}`, error);
+    // Refused or not resolved: the request never left this node, so the client may send it again.
+    // Anything else (a timeout, a reset) may have reached the Primary: a write's outcome is unknown.
+    const neverSent = ['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH'].includes(systemErrorCode(cause) ?? '');
+    if (neverSent || request.method === 'GET' || request.method === 'HEAD') {
+      throw primaryUnavailable(`the Primary at ${primary} could not be reached: ${reason}`, error);
+    }
+    throw new LitebaseError('PRIMARY_NO_ANSWER', `the Primary at ${primary} did not answer: ${reason}; a write may or may not have been applied`, { cause: error });
   } finally {
     cluster.member.off('lease', onLease);
   }

@@ -11,7 +11,7 @@ import {
   signingKey,
   signingKeyFromDigest,
 } from '../client/signing.js';
-import { LitebaseError } from '../errors.js';
+import { LitebaseError, type ErrorCodeWithStatus } from '../errors.js';
 import { ROOT_PRINCIPAL, principalFor, type AccessKeys, type Principal } from './access-keys.js';
 import type { App } from './context.js';
 
@@ -61,8 +61,8 @@ const UNIX_MS = /^\d{1,15}$/;
 const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$/;
 const ACCESS_KEY_ID = /^[a-z0-9]{12}$/;
 
-const refuse = (code: string, message: string, details?: Record<string, unknown>): LitebaseError =>
-  new LitebaseError(code, message, { status: 401, ...(details ? { details } : {}) });
+const refuse = (code: ErrorCodeWithStatus<401>, message: string, details?: Record<string, unknown>): LitebaseError =>
+  new LitebaseError(code, message, details ? { details } : {});
 
 /** A header Node hands over as one string (repeated x- headers are joined with ", "). */
 function single(headers: IncomingHttpHeaders, name: string): string | undefined {
@@ -110,7 +110,6 @@ export class ReplayCache {
       if (this.entries >= this.capacity) {
         const earliest = Math.min(...this.buckets.keys());
         throw new LitebaseError('SIGNATURE_CACHE_FULL', 'this node remembers too many recent signatures to check for replays; retry shortly', {
-          status: 503,
           retryAfterSeconds: Math.max(1, Math.ceil(((earliest + 1) * this.bucketMs - now) / 1000)),
         });
       }
@@ -261,7 +260,7 @@ export function forwardedSignature(request: FastifyRequest): { headers: Record<s
 
 /** Read a whole body, refusing more than `limit` bytes (as fastify would, with the same code). */
 function readBody(payload: Readable, limit: number, declaredLength: number, callback: (error: Error | null, body?: Buffer) => void): void {
-  const tooLarge = () => new LitebaseError('BODY_TOO_LARGE', `the body is larger than ${limit} bytes`, { status: 413 });
+  const tooLarge = () => new LitebaseError('BODY_TOO_LARGE', `the body is larger than ${limit} bytes`);
   if (declaredLength > limit) return callback(tooLarge());
   const chunks: Buffer[] = [];
   let received = 0;
@@ -280,7 +279,7 @@ function readBody(payload: Readable, limit: number, declaredLength: number, call
   };
   const onEnd = () => finish(null, Buffer.concat(chunks, received));
   const onError = (error: Error) => finish(Object.assign(error, { statusCode: 400 }));
-  const onClose = () => finish(new LitebaseError('BODY_INCOMPLETE', 'the connection closed before the body was complete', { status: 400 }));
+  const onClose = () => finish(new LitebaseError('BODY_INCOMPLETE', 'the connection closed before the body was complete'));
   payload.on('data', onData).on('end', onEnd).on('error', onError).on('close', onClose);
   payload.resume();
 }

@@ -5,6 +5,8 @@
  * - TEXT: a string; NULL: null; BLOB: {"$blob":"<base64>"}
  * In params a JSON number with a fraction binds as REAL, without one as INTEGER; booleans bind as 1/0.
  */
+import type { ErrorCode } from '../error-codes.js';
+
 export type SqlValue = null | number | bigint | string | Uint8Array;
 export type JsonSqlValue = null | number | string | boolean | { $int: string } | { $blob: string };
 
@@ -15,7 +17,7 @@ const INT64_MIN = -(1n << 63n);
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
 export class ValueEncodingError extends Error {
-  readonly code = 'INVALID_VALUE';
+  readonly code = 'INVALID_VALUE' satisfies ErrorCode;
 }
 
 /** Encode a value read from SQLite (with safe integers on) for a JSON response. */

@@ -46,7 +46,6 @@ export class DatabaseCatalog {
     } catch (error) {
       if (systemErrorCode(error) === 'ENOENT') return undefined;
       throw new LitebaseError('CATALOG_UNREADABLE', `cannot read ${this.layout.databaseFile(name)}: ${(error as Error).message}`, {
-        status: 503,
         cause: error,
       });
     }

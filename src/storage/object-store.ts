@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
-import { LitebaseError } from '../errors.js';
+import { LitebaseError, type ErrorCodeIn } from '../errors.js';
 
 /**
  * The cold tier (docs/ARCHITECTURE.md §1): archived segments and checkpoints, the history that point-in-time
@@ -78,28 +78,8 @@ export interface ObjectStore {
   close(): Promise<void>;
 }
 
-export type ObjectStoreErrorCode =
-  /** A key or prefix broke the rules of `assertObjectKey`. */
-  | 'OBJECT_KEY_INVALID'
-  /** The object does not exist. */
-  | 'OBJECT_NOT_FOUND'
-  /** The object store URL cannot be parsed, or its options contradict each other. */
-  | 'OBJECT_STORE_URL_INVALID'
-  /** The bucket (or, for file://, the folder) does not exist. */
-  | 'OBJECT_STORE_BUCKET_MISSING'
-  /** The credentials are wrong, missing, expired, or lack a permission. */
-  | 'OBJECT_STORE_ACCESS_DENIED'
-  /** Anything else, after retries: network, 5xx, throttling, local I/O errors. */
-  | 'OBJECT_STORE_UNAVAILABLE';
-
-const STATUS_BY_CODE: Record<ObjectStoreErrorCode, number> = {
-  OBJECT_KEY_INVALID: 400,
-  OBJECT_NOT_FOUND: 404,
-  OBJECT_STORE_URL_INVALID: 400,
-  OBJECT_STORE_BUCKET_MISSING: 500,
-  OBJECT_STORE_ACCESS_DENIED: 500,
-  OBJECT_STORE_UNAVAILABLE: 503,
-};
+/** OBJECT_KEY_INVALID, OBJECT_NOT_FOUND, OBJECT_STORE_*: their meaning and status are in src/error-codes.ts. */
+export type ObjectStoreErrorCode = ErrorCodeIn<'object-store'>;
 
 export class ObjectStoreError extends LitebaseError {
   declare readonly code: ObjectStoreErrorCode;
@@ -110,10 +90,8 @@ export class ObjectStoreError extends LitebaseError {
     options: { details?: Record<string, unknown>; cause?: unknown } = {},
   ) {
     super(code, message, {
-      status: STATUS_BY_CODE[code],
       ...(options.details ? { details: options.details } : {}),
       ...(options.cause === undefined ? {} : { cause: options.cause }),
-      ...(code === 'OBJECT_STORE_UNAVAILABLE' ? { retryAfterSeconds: 1 } : {}),
     });
     this.name = 'ObjectStoreError';
   }

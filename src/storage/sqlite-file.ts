@@ -1,4 +1,4 @@
-import { LitebaseError } from '../errors.js';
+import { LitebaseError, type ErrorCode } from '../errors.js';
 
 /** SQLite caps the map at its own limit; 1 GiB asks for as much as it allows. */
 const QUICK_CHECK_MMAP_BYTES = 1 << 30;
@@ -10,7 +10,7 @@ const QUICK_CHECK_MMAP_BYTES = 1 << 30;
  * large file. better-sqlite3 is loaded here, so client commands that never check pay nothing for
  * it at start.
  */
-export async function quickCheckFile(file: string, code: string, what: string): Promise<void> {
+export async function quickCheckFile(file: string, code: ErrorCode, what: string): Promise<void> {
   const { default: Database } = await import('better-sqlite3');
   const db = new Database(file, { readonly: true, fileMustExist: true });
   try {

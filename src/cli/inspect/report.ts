@@ -18,7 +18,7 @@ export const INSPECT_KINDS: readonly InspectKind[] = ['segment', 'checkpoint', '
 
 /** The first check a file failed: the decoder's code and message (which says where and what). */
 export interface Problem {
-  code: string;
+  code: LitebaseError["code"];
   message: string;
   /** The decoder's details (offset, expected, found), when it gives them. */
   details?: Record<string, unknown>;

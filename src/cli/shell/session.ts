@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import { LitebaseClientError, type LitebaseClient, type LitebaseTransaction, type QueryResponse, type Statement } from '../../client/client.js';
+import type { NodeErrorCode } from '../../error-codes.js';
 import type { SqlValue } from '../../sql/values.js';
 import type { RequestCanceller } from './cancellable-client.js';
 import { DOT_HELP, isDotCommand, parseDotCommand, type DotCommand } from './dot-commands.js';
@@ -30,7 +31,7 @@ export type LineOutcome = 'continue' | 'quit';
 /** `.read` files reading `.read` files: a loop of them stops here. */
 const MAX_READ_DEPTH = 16;
 /** Codes by which the server says a transaction it was asked about is over. */
-const TRANSACTION_GONE = new Set(['TRANSACTION_ENDED', 'TRANSACTION_NOT_FOUND']);
+const TRANSACTION_GONE = new Set<LitebaseClientError['code']>(['TRANSACTION_ENDED', 'TRANSACTION_NOT_FOUND']);
 
 /**
  * One shell on one database: the statement being typed, the open interactive transaction, the
@@ -277,6 +278,7 @@ export function toShellError(error: unknown): ShellError {
     const retry = error.retryAfter === undefined ? '' : ` (retry after ${error.retryAfter} s)`;
     return new ShellError(error.code, `${error.message}${retry}`);
   }
-  if (error instanceof Error && 'code' in error && typeof error.code === 'string') return new ShellError(error.code, error.message);
+  // A CliUsageError's code, or Node's own (ENOENT, EPIPE, ...), printed as it comes.
+  if (error instanceof Error && 'code' in error && typeof error.code === 'string') return new ShellError(error.code as NodeErrorCode, error.message);
   return new ShellError('INTERNAL', error instanceof Error ? (error.stack ?? error.message) : String(error));
 }

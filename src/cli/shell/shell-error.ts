@@ -1,3 +1,4 @@
+
 /**
  * A failure the shell finds itself, before or instead of asking the server: an unknown dot-command,
  * a file `.read` cannot open, input that ends inside a statement, a statement cancelled with
@@ -5,6 +6,7 @@
  */
 export class ShellError extends Error {
   constructor(
+    /** The shell's own code (docs/ERRORS.md, "shell"), or the server's as it came over the wire. */
     readonly code: string,
     message: string,
   ) {

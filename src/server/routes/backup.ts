@@ -65,8 +65,6 @@ export function backupRoutes(context: AppContext): FastifyPluginAsync {
           if (error instanceof LitebaseError) throw error;
           // SQLITE_FULL, ENOSPC, EIO: this node could not write the copy; another node may.
           throw new LitebaseError('BACKUP_FAILED', `the backup of ${name} could not be written on this node: ${errorMessage(error)}`, {
-            status: 503,
-            retryAfterSeconds: 5,
             cause: error,
           });
         } finally {

@@ -25,7 +25,6 @@ function refuseInvalidBody(request: FastifyRequest, maxStatements: number): void
   const validation = (error.validation ?? []) as Array<{ keyword?: string; instancePath?: string }>;
   if (validation.some((issue) => issue.keyword === 'maxItems' && issue.instancePath === '/statements')) {
     throw new LitebaseError('TOO_MANY_STATEMENTS', `a request may hold at most ${maxStatements} statements`, {
-      status: 413,
       details: { maxStatements },
     });
   }
