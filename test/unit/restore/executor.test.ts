@@ -5,154 +5,21 @@ import { pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadArchiveIndex } from '../../../src/archive/archive-index.js';
 import { bundleKey, checkpointKey } from '../../../src/archive/archive-keys.js';
-import { BundleWriter } from '../../../src/archive/bundle-writer.js';
-import { BundleFormatError, openBundle, PageMajorBundle } from '../../../src/format/bundle-codec.js';
 import { writeCheckpointFromFile } from '../../../src/replay/checkpoints.js';
-import { pageHash, PageHashTable } from '../../../src/format/rolling-checksum.js';
-import { encodeSegment, type PageImage } from '../../../src/format/segment-codec.js';
 import { executeRestore } from '../../../src/restore/executor.js';
 import { planRestore, type RestoreTarget } from '../../../src/restore/planner.js';
 import { catalogFromIndex } from '../../../src/restore/sources.js';
 import { openObjectStore } from '../../../src/storage/open-object-store.js';
-import { Prng } from '../../support/golden-segments.js';
+import { history, ID, PAGE, writeBundle, writeLegacyBundle, type ModelSegment } from '../../support/bundle-history.js';
 
 /**
- * Bundles of format 2 (page-major, docs/FORMAT.md §11.1) and the newest-first restore over them
- * (§11.4), against an in-memory model of a database: a random history whose pages are rewritten
- * many times (deep reverse-delta chains), whose size grows, shrinks and grows again without
- * rewriting every page (zero pages), archived as bundles of both formats and one checkpoint; every
- * segment read back from its bundle must be the segment written, and restores to many positions
- * and times, hashing on a worker thread and on the calling one, must give the model's bytes and checksum.
+ * The newest-first restore (docs/FORMAT.md §11.4) over bundles of both formats and a checkpoint,
+ * against an in-memory model of a database (test/support/bundle-history.ts): restores to many
+ * positions and times, hashing on a worker thread and on the calling one, must give the model's
+ * bytes and checksum.
  */
-const ID = '7d444840-9dc0-11d1-b245-5ffdce74fad2';
-const PAGE = 512;
 const work = mkdtempSync(path.join(tmpdir(), 'litebase-bundle-test-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
-
-interface ModelSegment {
-  bytes: Buffer;
-  pages: PageImage[];
-  position: bigint;
-  timeMs: number;
-  sizePages: number;
-  /** The database after this segment: page images 1..size. */
-  state: Buffer[];
-  checksum: bigint;
-}
-
-function history(seed: number, count: number, timeOf = (position: number): number => 1_000_000 + 10 * position): ModelSegment[] {
-  const prng = new Prng(seed);
-  const db: Buffer[] = [];
-  const hashes = new PageHashTable(PAGE);
-  const segments: ModelSegment[] = [];
-  let size = 0;
-  for (let i = 1; i <= count; i++) {
-    const pre = hashes.checksum;
-    // Mostly growth; now and then a shrink, and growth past pages never written again (zeros).
-    const roll = prng.below(20);
-    const newSize = roll === 0 ? Math.max(1, size - prng.between(1, 10)) : roll === 1 ? size + prng.between(1, 8) : size + prng.below(3);
-    const written = new Set<number>([1]);
-    if (newSize > 1) for (let k = prng.below(6); k > 0; k--) written.add(prng.between(1, Math.min(newSize, 12))); // hot pages: long chains
-    for (let k = prng.below(4); k > 0; k--) if (newSize > 0) written.add(prng.between(1, newSize));
-    if (roll !== 1) for (let p = size + 1; p <= newSize; p++) written.add(p);
-    const pages: PageImage[] = [...written]
-      .filter((p) => p <= newSize)
-      .sort((a, b) => a - b)
-      .map((pageNumber) => {
-        const data = Buffer.alloc(PAGE);
-        // Compressible, different from the previous image in a few places.
-        const previous = db[pageNumber - 1];
-        if (previous) previous.copy(data);
-        else data.fill(pageNumber % 251);
-        for (let k = prng.between(1, 40); k > 0; k--) data[prng.below(PAGE)] = prng.below(256);
-        return { pageNumber, data };
-      });
-    db.length = newSize;
-    for (let p = size + 1; p <= newSize; p++) db[p - 1] = Buffer.alloc(PAGE); // grown: zeros until written
-    for (const { pageNumber, data } of pages) db[pageNumber - 1] = data;
-    hashes.apply(pages.map(({ pageNumber, data }) => ({ pageNumber, hash: pageHash(pageNumber, data) })), newSize);
-    size = newSize;
-    const header = {
-      databaseId: ID,
-      term: 1n,
-      position: BigInt(i),
-      commitTimeMs: timeOf(i),
-      pageSize: PAGE,
-      databaseSizePages: newSize,
-      transactionCount: 1,
-      preChecksum: pre,
-      postChecksum: hashes.checksum,
-    };
-    segments.push({
-      bytes: encodeSegment(header, pages),
-      pages,
-      position: BigInt(i),
-      timeMs: header.commitTimeMs,
-      sizePages: newSize,
-      state: db.map((page) => Buffer.from(page as Buffer)),
-      checksum: hashes.checksum,
-    });
-  }
-  return segments;
-}
-
-async function writeBundle(file: string, segments: readonly ModelSegment[]): Promise<void> {
-  const writer = await BundleWriter.create(file);
-  for (const segment of segments) writer.append(segment.bytes);
-  await writer.finish();
-}
-
-function writeLegacyBundle(file: string, segments: readonly ModelSegment[]): void {
-  const parts: Buffer[] = [];
-  for (const { bytes } of segments) {
-    const length = Buffer.alloc(4);
-    length.writeUInt32BE(bytes.length);
-    parts.push(length, bytes);
-  }
-  writeFileSync(file, Buffer.concat(parts));
-}
-
-describe('bundles of format 2', () => {
-  it('give back every segment exactly, and refuse damage with the key named', async () => {
-    const segments = history(11, 300);
-    const file = path.join(work, 'roundtrip.seg');
-    await writeBundle(file, segments);
-    const bytes = readFileSync(file);
-    const bundle = openBundle(bytes, 'k/roundtrip', { first: 1n, last: 300n, databaseId: ID }) as PageMajorBundle;
-    expect(bundle).toBeInstanceOf(PageMajorBundle);
-    for (const [index, segment] of segments.entries()) {
-      const header = bundle.headers[index];
-      expect(header?.position).toBe(segment.position);
-      expect(header?.postChecksum).toBe(segment.checksum);
-      expect(header?.pageCount).toBe(segment.pages.length);
-      const pages = bundle.segmentPages(index);
-      expect(pages.map((page) => page.pageNumber)).toEqual(segment.pages.map((page) => page.pageNumber));
-      pages.forEach((page, k) => expect(page.data.equals(segment.pages[k]?.data as Buffer), `segment ${segment.position} page ${page.pageNumber}`).toBe(true));
-    }
-    // Pages rewritten in every segment cost a delta each, not a page: far below the segments' size.
-    expect(bytes.length).toBeLessThan(segments.reduce((sum, s) => sum + s.bytes.length, 0) / 2);
-    // The header and tables are checked on open, the trailer too unless told not to; then each
-    // payload as it is decoded.
-    const dataStart = 64 + 48 * 300 + 20 * bytes.readUInt32BE(40) + 20 * bytes.readUInt32BE(44) + 12 * bytes.readUInt32BE(48);
-    for (const offset of [10, 70, dataStart - 3]) {
-      const damaged = Buffer.from(bytes);
-      damaged[offset]! ^= 0x40;
-      expect(() => openBundle(damaged, 'k/damaged', { first: 1n, last: 300n, whole: false })).toThrow(BundleFormatError);
-      expect(() => openBundle(damaged, 'k/damaged', { first: 1n, last: 300n, whole: false })).toThrow(/k\/damaged: the header or tables are damaged|k\/damaged: not a format 2/);
-    }
-    for (const offset of [dataStart + 30, Math.floor((dataStart + bytes.length) / 2), bytes.length - 20]) {
-      const damaged = Buffer.from(bytes);
-      damaged[offset]! ^= 0x40;
-      expect(() => openBundle(damaged, 'k/whole', { first: 1n, last: 300n })).toThrow(/k\/whole: trailer checksum mismatch/);
-      const opened = openBundle(damaged, 'k/data', { first: 1n, last: 300n, whole: false }) as PageMajorBundle;
-      expect(() => {
-        for (let index = 0; index < 300; index++) opened.segmentPages(index);
-      }, `offset ${offset}`).toThrow(/k\/data: /);
-    }
-    expect(() => openBundle(bytes.subarray(0, bytes.length - 1), 'k/cut', { first: 1n, last: 300n })).toThrow(/k\/cut/);
-    expect(() => openBundle(bytes, 'k/name', { first: 1n, last: 299n })).toThrow(/its name says 1..299/);
-  });
-});
 
 describe('newest-first restore', () => {
   it('restores every kind of point exactly, hashing on a worker thread or not, across both bundle formats and a checkpoint', async () => {

@@ -1,8 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import type { ArchiveIndex, ArchivedBundle, ArchivedCheckpoint } from '../../../src/archive/archive-index.js';
-import { parseArchiveKey, archivePrefix, bundleKey, checkpointKey, indexKey } from '../../../src/archive/archive-keys.js';
-import { checkpointArchiveReason } from '../../../src/compactor/archive-policy.js';
-import { planRetention } from '../../../src/compactor/retention.js';
 import {
   planRestore,
   restoreRange,
@@ -15,7 +11,7 @@ import {
 import { Prng } from '../../support/golden-segments.js';
 
 /**
- * The restore planner and the retention rule are pure: tested here on made-up histories. A segment
+ * The restore planner is pure: tested here on made-up histories. A segment
  * at position p is committed at time 1000 * p in these histories (times grow with positions).
  */
 const ID = '3f2504e0-4f89-41d3-9a0c-0305e82c3301';
@@ -183,112 +179,5 @@ describe('restore planner', () => {
       const viaTime = simulate(timePlan);
       expect((viaTime.at(-1) ?? timePlan.basePosition)).toBe(BigInt(target));
     }
-  });
-});
-
-describe('retention', () => {
-  const day = 24 * 3600 * 1000;
-  const now = 100 * day;
-  const cp = (position: number, ageDays: number): ArchivedCheckpoint => ({
-    key: `c${position}`,
-    position: BigInt(position),
-    timeMs: now - ageDays * day,
-    bytes: 10,
-    checksum: '0000000000000000',
-    pageSize: 4096,
-    databaseSizePages: 1,
-  });
-  const b = (first: number, last: number): ArchivedBundle => ({
-    key: `b${first}-${last}`,
-    first: BigInt(first),
-    last: BigInt(last),
-    firstTimeMs: 0,
-    lastTimeMs: 0,
-    segments: last - first + 1,
-    bytes: 10,
-  });
-  const index = (checkpoints: ArchivedCheckpoint[], bundles: ArchivedBundle[]): ArchiveIndex => ({ database: 'app', databaseId: ID, checkpoints, bundles });
-
-  it('keeps the newest checkpoint older than the window and everything after it', () => {
-    const plan = planRetention(index([cp(10, 20), cp(50, 9), cp(80, 6), cp(120, 1)], [b(1, 10), b(11, 50), b(51, 79), b(80, 130)]), now, 7 * day);
-    expect(plan.base?.key).toBe('c50');
-    expect(plan.checkpoints.map((c) => c.key)).toEqual(['c10']);
-    expect(plan.bundles.map((x) => x.key)).toEqual(['b1-10', 'b11-50']);
-  });
-
-  it('prunes nothing while no checkpoint is as old as the window, and never the newest checkpoint', () => {
-    expect(planRetention(index([cp(10, 3), cp(20, 1)], [b(1, 20)]), now, 7 * day)).toEqual({ base: undefined, checkpoints: [], bundles: [] });
-    const old = planRetention(index([cp(10, 30), cp(20, 20)], [b(1, 20), b(21, 25)]), now, 7 * day);
-    expect(old.base?.key).toBe('c20');
-    expect(old.checkpoints.map((c) => c.key)).toEqual(['c10']);
-    expect(old.bundles.map((x) => x.key)).toEqual(['b1-20']);
-  });
-});
-
-describe('which checkpoints are archived', () => {
-  const day = 24 * 3600 * 1000;
-  const policy = { percent: 200, retentionMs: 7 * day };
-  const b = (first: number, last: number, bytes: number, time = first * 1000): ArchivedBundle => ({
-    key: `b${first}-${last}`,
-    first: BigInt(first),
-    last: BigInt(last),
-    firstTimeMs: time,
-    lastTimeMs: time,
-    segments: last - first + 1,
-    bytes,
-  });
-  const cp = (position: number, bytes: number, timeMs = position * 1000): ArchivedCheckpoint => ({
-    key: `c${position}`,
-    position: BigInt(position),
-    timeMs,
-    bytes,
-    checksum: '0000000000000000',
-    pageSize: 4096,
-    databaseSizePages: 1,
-  });
-  const index = (checkpoints: ArchivedCheckpoint[], bundles: ArchivedBundle[]): ArchiveIndex => ({ database: 'app', databaseId: ID, checkpoints, bundles });
-  const candidate = (position: number, bytes: number, timeMs = position * 1000) => ({ position: BigInt(position), timeMs, bytes });
-
-  it('skips a checkpoint the bundles from position 1 reach cheaply: a database that grew by inserts', () => {
-    // 100 MB of log since position 1, a 90 MB checkpoint: the log is the cheaper way to its state.
-    expect(checkpointArchiveReason(index([], [b(1, 500, 60e6), b(501, 900, 40e6)]), candidate(900, 90e6), policy)).toBeUndefined();
-  });
-
-  it('archives one once the log since the newest archived base is twice its size', () => {
-    // An update-heavy database: 10 MB of pages, 25 MB of log since the checkpoint at 100.
-    const history = index([cp(100, 10e6)], [b(1, 100, 5e6), b(101, 400, 12e6), b(401, 700, 13e6)]);
-    expect(checkpointArchiveReason(history, candidate(700, 10e6), policy)).toBe('log');
-    expect(checkpointArchiveReason(history, candidate(400, 10e6), policy)).toBeUndefined();
-    expect(checkpointArchiveReason(history, candidate(700, 10e6), { ...policy, percent: 300 })).toBeUndefined();
-    expect(checkpointArchiveReason(history, candidate(400, 10e6), { ...policy, percent: 0 })).toBe('log');
-    expect(checkpointArchiveReason(history, candidate(100, 10e6), { ...policy, percent: 0 })).toBeUndefined(); // already archived
-  });
-
-  it('archives one the archive cannot do without: no base before it, or a gap', () => {
-    // A restored database starts from a checkpoint at position 1: no bundle from position 1.
-    expect(checkpointArchiveReason(index([], [b(2, 50, 1e3)]), candidate(1, 1e6), policy)).toBe('unreachable');
-    expect(checkpointArchiveReason(index([], [b(1, 50, 1e3), b(60, 90, 1e3)]), candidate(90, 1e6), policy)).toBe('unreachable');
-    expect(checkpointArchiveReason(index([cp(55, 1e6)], [b(1, 50, 1e3), b(56, 90, 1e3)]), candidate(90, 1e6), policy)).toBeUndefined();
-  });
-
-  it('archives one half a retention window after the newest archived base, so retention can prune', () => {
-    const history = index([], [b(1, 50, 1e3, 0)]);
-    expect(checkpointArchiveReason(history, candidate(50, 1e6, 3 * day), policy)).toBeUndefined();
-    expect(checkpointArchiveReason(history, candidate(50, 1e6, 4 * day), policy)).toBe('age');
-  });
-});
-
-describe('archive keys', () => {
-  it('pads positions so keys sort like positions, and parses them back', () => {
-    const prefix = archivePrefix('app', ID);
-    expect(bundleKey('app', ID, 1n, 120n)).toBe(`databases/app/${ID}/segments/00000000000000000001-00000000000000000120.seg`);
-    expect(checkpointKey('app', ID, 18446744073709551615n)).toBe(`databases/app/${ID}/checkpoints/18446744073709551615.ckpt`);
-    expect(parseArchiveKey(prefix, bundleKey('app', ID, 7n, 9n))).toEqual({ kind: 'bundle', first: 7n, last: 9n });
-    expect(parseArchiveKey(prefix, checkpointKey('app', ID, 5n))).toEqual({ kind: 'checkpoint', position: 5n });
-    expect(parseArchiveKey(prefix, indexKey('app', ID))).toEqual({ kind: 'index' });
-    expect(parseArchiveKey(prefix, `${prefix}segments/00000000000000000009-00000000000000000007.seg`)).toBeUndefined();
-    expect(parseArchiveKey(prefix, `${prefix}other/x`)).toBeUndefined();
-    expect(() => archivePrefix('../x', ID)).toThrow();
-    expect(() => archivePrefix('app', 'not-an-id')).toThrow();
   });
 });
