@@ -236,7 +236,7 @@ describe('auth matrix', () => {
     const table = new Set(ROUTES.flatMap(routeKeys));
     const missing = [...REGISTERED.routes].filter((key) => !table.has(key)).sort();
     const extra = [...table].filter((key) => !REGISTERED.routes.has(key)).sort();
-    expect({ missing, extra }, 'add every new route to ROUTES in test/integration/auth-matrix.test.ts, with its guard').toEqual({ missing: [], extra: [] });
+    expect({ missing, extra }, 'add every new route to ROUTES in test/integration/server/auth-matrix.test.ts, with its guard').toEqual({ missing: [], extra: [] });
     expect(REGISTERED.routes.size).toBeGreaterThanOrEqual(30);
   });
 

@@ -152,7 +152,7 @@ describe('golden segments', () => {
       const segFile = path.join(GOLDEN_DIR, `${golden.name}.seg`);
       const jsonFile = path.join(GOLDEN_DIR, `${golden.name}.json`);
       const load = (): { bytes: Buffer; description: GoldenDescription } => {
-        if (!existsSync(segFile)) throw new Error(`${segFile} is missing: run UPDATE_GOLDEN=1 npx vitest run test/unit/segment-codec.test.ts`);
+        if (!existsSync(segFile)) throw new Error(`${segFile} is missing: run UPDATE_GOLDEN=1 npx vitest run test/unit/format/segment-codec.test.ts`);
         return {
           bytes: readFileSync(segFile),
           description: JSON.parse(readFileSync(jsonFile, 'utf8')) as GoldenDescription,
