@@ -13,7 +13,7 @@ interface TestSegment {
 
 /** A file as an array of pages: what applying segments one by one does (the reference). */
 function applyOneByOne(start: Buffer[], segments: TestSegment[]): Buffer[] {
-  let file = start.map((page) => Buffer.from(page));
+  let file: Buffer[] = start.map((page) => Buffer.from(page));
   for (const { header, pages } of segments) {
     for (const { pageNumber, data } of pages) {
       while (file.length < pageNumber) file.push(Buffer.alloc(PAGE_SIZE));
@@ -28,7 +28,7 @@ function applyOneByOne(start: Buffer[], segments: TestSegment[]): Buffer[] {
 /** The same through the fold: cut to the smallest size, write the last images, set the size. */
 function applyFolded(start: Buffer[], segments: TestSegment[]): Buffer[] {
   const run = foldSegments(start.length, segments);
-  let file = start.slice(0, run.smallestSizePages).map((page) => Buffer.from(page));
+  let file: Buffer[] = start.slice(0, run.smallestSizePages).map((page) => Buffer.from(page));
   while (file.length < run.databaseSizePages) file.push(Buffer.alloc(PAGE_SIZE));
   file = file.slice(0, run.databaseSizePages);
   for (const [pageNumber, data] of run.pages) file[pageNumber - 1] = data;
