@@ -132,6 +132,8 @@ function strayFiles(folder: Folder): string[] {
   return readdirSync(folder.logDir).filter((name) => !name.endsWith('.seg') && name !== 'HEAD');
 }
 
+let looks = 0;
+
 /**
  * The rows of `t` as of `position`, read from the log alone: segments 1..position applied to an
  * empty file (each segment holds whole page images), which SQLite then opens.
@@ -143,7 +145,8 @@ function rowsAt(folder: Folder, position: bigint): string[] {
     for (const page of pages) image[page.pageNumber - 1] = Buffer.from(page.data);
     image.length = header.databaseSizePages;
   }
-  const file = path.join(folder.dir, `at-${position}.sqlite`);
+  // A file of its own each time: no -wal of an earlier look can be taken for part of this one.
+  const file = path.join(folder.dir, `at-${position}-${++looks}.sqlite`);
   writeFileSync(file, Buffer.concat(Array.from(image, (page) => page ?? Buffer.alloc(PAGE_SIZE))));
   const db = new Database(file, { fileMustExist: true });
   try {
