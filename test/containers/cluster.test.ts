@@ -6,7 +6,7 @@ import Database from 'better-sqlite3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { formatChecksum } from '../../src/format/rolling-checksum.js';
 import { decodeSegment } from '../../src/format/segment-codec.js';
-import { checksumAsWritten } from '../integration/archive-support.js';
+import { checksumAsWritten } from '../support/archive-workload.js';
 import {
   ComposeProject,
   ContainerCluster,

@@ -6,7 +6,7 @@ import type { PageImage, SegmentHeader, SegmentHeaderInput } from '../../src/for
  * The golden segment cases (fixtures/segments/<name>.seg and <name>.json). Everything here is
  * deterministic: the committed fixtures were produced from it, so changing a case, the PRNG or the
  * page generator changes the expected bytes. Regenerate with
- *   UPDATE_GOLDEN=1 npx vitest run test/unit/segment-codec.test.ts
+ *   UPDATE_GOLDEN=1 npx vitest run test/unit/format/segment-codec.test.ts
  * and review the diff: a change in a .seg file is a change in the on-disk format.
  */
 

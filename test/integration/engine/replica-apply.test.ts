@@ -1,0 +1,133 @@
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { pino } from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../../src/config/config.js';
+import { ReplicaDatabase } from '../../../src/engine/replica-database.js';
+import { Metrics } from '../../../src/metrics.js';
+import type { DatabaseMeta } from '../../../src/storage/catalog.js';
+import { LocalLayout, SharedLayout } from '../../../src/storage/layout.js';
+import { tempDir, TestServer } from '../../support/server.js';
+import { waitFor } from '../../support/wait.js';
+
+/**
+ * A replica tails a log it is handed segment by segment: it applies good segments in order,
+ * refuses a corrupt one (reported, counted, never applied), and goes on once a good copy appears.
+ */
+const cleanup: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const step of cleanup.splice(0).reverse()) await step();
+});
+
+/** A second shared folder holding the source's catalog entry, and a replica opened on it. */
+async function replicaOnCopy(sourceDataDir: string, deliverFirst: (logDir: string) => void) {
+  const dataDir = tempDir('litebase-replica-');
+  cleanup.push(() => rmSync(dataDir, { recursive: true, force: true }));
+  const shared = new SharedLayout(dataDir);
+  mkdirSync(shared.logDir('app'), { recursive: true });
+  copyFileSync(path.join(sourceDataDir, 'databases', 'app', 'database.json'), shared.databaseFile('app'));
+  const meta = JSON.parse(readFileSync(shared.databaseFile('app'), 'utf8')) as DatabaseMeta;
+  deliverFirst(shared.logDir('app'));
+  const config = loadConfig({ dataDir, localDir: path.join(dataDir, 'local'), replicaPollMs: 50 }, {});
+  const metrics = new Metrics({ collectDefaults: false });
+  const replica = await ReplicaDatabase.open({
+    meta,
+    shared,
+    local: new LocalLayout(config.localDir),
+    settings: config,
+    logger: pino({ level: 'silent' }),
+    metrics,
+  });
+  cleanup.push(() => replica.close());
+  return { replica, metrics, logDir: shared.logDir('app') };
+}
+
+describe('replica apply', () => {
+  it('applies segments in order, refuses a corrupt one, and recovers when a good copy arrives', async () => {
+    // 1. A real Primary writes a history, then stops.
+    const source = await TestServer.start();
+    cleanup.push(() => source.cleanup());
+    await source.request('POST', '/v1/databases', { name: 'app' });
+    await source.request('POST', '/v1/databases/app/query', { statements: [{ sql: 'CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)' }] });
+    for (let i = 0; i < 10; i++) {
+      await source.request('POST', '/v1/databases/app/query', { statements: [{ sql: 'INSERT INTO t(v) VALUES (?)', params: [`v${i}`.repeat(300)] }] });
+    }
+    const expectedRows = (await source.request('POST', '/v1/databases/app/query', { statements: [{ sql: 'SELECT * FROM t' }] })).body.results[0].rows;
+    const expectedChecksum = (await source.request('GET', '/v1/databases/app')).body.database.checksum;
+    await source.stop();
+    const sourceLog = path.join(source.dataDir, 'databases', 'app', 'log');
+    const segments = readdirSync(sourceLog).filter((name) => name.endsWith('.seg')).sort();
+    expect(segments).toHaveLength(11);
+
+    // 2. A second shared folder that receives the log piece by piece.
+    let replicaLog = '';
+    const deliver = (name: string, bytes?: Buffer) => {
+      const temp = path.join(replicaLog, `.incoming-${name}`);
+      writeFileSync(temp, bytes ?? readFileSync(path.join(sourceLog, name)));
+      renameSync(temp, path.join(replicaLog, name));
+    };
+    const { replica, metrics } = await replicaOnCopy(source.dataDir, (logDir) => {
+      replicaLog = logDir;
+      for (const name of segments.slice(0, 5)) deliver(name);
+    });
+    expect(replica.position).toBe(5n);
+
+    // 3. Segment 6 arrives corrupted: reported, counted, never applied.
+    const good = readFileSync(path.join(sourceLog, segments[5]!));
+    const bad = Buffer.from(good);
+    bad[Math.floor(bad.length / 2)]! ^= 0x40;
+    deliver(segments[5]!, bad);
+    await waitFor(() => replica.lastError !== undefined, 5000, 'the corrupt segment to be reported', 20);
+    expect(replica.lastError).toMatchObject({ position: '6', code: 'SEGMENT_CHECKSUM_MISMATCH' });
+    expect(replica.lastError?.message).toContain(segments[5]!);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(replica.position).toBe(5n);
+    expect(await metrics.registry.getSingleMetricAsString('litebase_corrupt_segments_total')).toMatch(/code="SEGMENT_CHECKSUM_MISMATCH"\} 1/);
+
+    // 4. A good copy replaces it, the rest follows: the replica ends where the Primary did.
+    deliver(segments[5]!, good);
+    for (const name of segments.slice(6)) deliver(name);
+    await waitFor(() => replica.position === 11n, 5000, 'position 11', 20);
+    expect(replica.lastError).toBeUndefined();
+    const { results } = await replica.query([{ sql: 'SELECT * FROM t' }]);
+    expect(results[0]!.rows).toEqual(expectedRows);
+    expect(replica.checksum).toBe(expectedChecksum);
+    // A write is not for a replica.
+    await expect(replica.query([{ sql: "INSERT INTO t(v) VALUES ('x')" }])).rejects.toMatchObject({ code: 'NEEDS_PRIMARY' });
+  });
+
+  it('catches up a long backlog in runs, reading ahead on a worker, and ends equal to the Primary', async () => {
+    const source = await TestServer.start();
+    cleanup.push(() => source.cleanup());
+    await source.request('POST', '/v1/databases', { name: 'app' });
+    await source.request('POST', '/v1/databases/app/query', { statements: [{ sql: 'CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)' }] });
+    // One writer at a time: one segment per transaction, 600 of them (more than one run of 512).
+    for (let i = 0; i < 600; i++) {
+      const sql = i % 100 === 99 ? 'DELETE FROM t WHERE id % 3 = 0' : 'INSERT INTO t(v) VALUES (?)';
+      await source.request('POST', '/v1/databases/app/query', { statements: [{ sql, params: sql.startsWith('INSERT') ? [`row-${i}-`.repeat(1 + (i % 40))] : [] }] });
+    }
+    const expectedRows = (await source.request('POST', '/v1/databases/app/query', { statements: [{ sql: 'SELECT * FROM t ORDER BY id' }] })).body.results[0].rows;
+    const expectedChecksum = (await source.request('GET', '/v1/databases/app')).body.database.checksum;
+    await source.stop();
+    const sourceLog = path.join(source.dataDir, 'databases', 'app', 'log');
+    const segments = readdirSync(sourceLog).filter((name) => name.endsWith('.seg')).sort();
+    expect(segments.length).toBeGreaterThan(550);
+
+    let replicaLog = '';
+    const deliver = (name: string) => copyFileSync(path.join(sourceLog, name), path.join(replicaLog, name));
+    const { replica } = await replicaOnCopy(source.dataDir, (logDir) => {
+      replicaLog = logDir;
+      for (const name of segments.slice(0, 3)) deliver(name);
+    });
+    expect(replica.position).toBe(3n);
+
+    // The rest lands at once, as after a replica was paused: it must apply all of it, in order.
+    for (const name of segments.slice(3)) deliver(name);
+    const last = BigInt(segments.length);
+    await waitFor(() => replica.position === last, 30_000, `position ${last}`, 20);
+    expect(replica.lastError).toBeUndefined();
+    expect(replica.checksum).toBe(expectedChecksum);
+    const { results } = await replica.query([{ sql: 'SELECT * FROM t ORDER BY id' }]);
+    expect(results[0]!.rows).toEqual(expectedRows);
+  });
+});
