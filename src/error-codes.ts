@@ -1,7 +1,7 @@
 /**
  * Every error code Litebase gives a user, in one table: the HTTP status a server answers it with,
  * whether the same request can succeed later, and what it means. docs/ERRORS.md lists exactly these
- * codes (test/unit/errors.test.ts checks both directions); `LitebaseError` takes its status and
+ * codes (test/unit/error-codes.test.ts checks both directions); `LitebaseError` takes its status and
  * Retry-After from here.
  *
  * This module imports nothing: the client (src/client) uses these types without pulling in the server.

@@ -1,6 +1,6 @@
 /**
  * Who may run which PRAGMA (docs/SECURITY.md, "Statement guards"). Every pragma of the SQLite that
- * better-sqlite3 bundles is listed (test/integration/statement-guards.test.ts checks the list
+ * better-sqlite3 bundles is listed (test/integration/engine/statement-guards.test.ts checks the list
  * against `PRAGMA pragma_list`), so a new SQLite cannot slip in a pragma nobody judged.
  *
  * - `everyone`: any key that may run the statement at all (a read key still runs only what

@@ -37,7 +37,7 @@ export function buildApp(context: AppContext): App {
     // costs about a microsecond on every query.
     childLoggerFactory: (logger) => logger,
     // What fastify answers before any route or hook runs (a malformed %-escape, an overlong path
-    // parameter) and broken HTTP framing get the API's error shape too (test/integration/hostile-input).
+    // parameter) and broken HTTP framing get the API's error shape too (test/integration/server/hostile-input).
     frameworkErrors: (error, _request, reply) => {
       const { status, body } = toErrorResponse(error);
       reply.raw.writeHead(status, { 'content-type': 'application/json; charset=utf-8' }).end(JSON.stringify(body));

@@ -14,7 +14,7 @@ const DURATION_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 
 
 /**
  * A histogram per route kept in plain arrays and written out in prom-client's format when
- * /metrics is read (test/unit/route-durations.test.ts checks the text is the same). prom-client's
+ * /metrics is read (test/unit/server/operational-metrics.test.ts checks the text is the same). prom-client's
  * own Histogram costs about 1 µs per observation even through a cached child; this one about
  * 45 ns (a bucket scan and three additions), and it runs on every request the node answers.
  */

@@ -1,8 +1,8 @@
 import { readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, expect, inject, it } from 'vitest';
-import { openObjectStore } from '../../src/storage/object-store.js';
-import { dumpFile, dumpRemote, integrityCheck, Workload, type Snapshot } from '../integration/archive-support.js';
+import { openObjectStore } from '../../src/storage/open-object-store.js';
+import { dumpFile, dumpRemote, integrityCheck, Workload, type Snapshot } from '../support/archive-workload.js';
 import { describeOnCeph, prepareCeph, printServerErrors, startCephNode, waitForPrimary, type CephCluster } from '../support/ceph.js';
 import { runCli } from '../support/cli.js';
 import { tempDir, type TestServer } from '../support/server.js';

@@ -103,8 +103,8 @@ describe.skipIf(chromiumMissing)(`web console in chromium${chromiumMissing ? ` (
 
     await signIn(page, primary.key);
     expect(await page.getByTestId('signed-in-as').textContent()).toContain('root');
-    expect(await page.evaluate(() => sessionStorage.getItem('litebase.console.key'))).toBe(primary.key);
-    expect(await page.evaluate(() => JSON.stringify(localStorage))).not.toContain(primary.key);
+    expect(await page.evaluate(() => (globalThis as unknown as { sessionStorage: { getItem(key: string): string | null } }).sessionStorage.getItem('litebase.console.key'))).toBe(primary.key);
+    expect(await page.evaluate(() => JSON.stringify((globalThis as unknown as { localStorage: unknown }).localStorage))).not.toContain(primary.key);
     await shot(page, '02-signed-in');
   });
 

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, it } from 'vitest';
 import { decodeSegment } from '../../src/format/segment-codec.js';
-import { openObjectStore } from '../../src/storage/object-store.js';
+import { openObjectStore } from '../../src/storage/open-object-store.js';
 import { REPO_ROOT, TestServer, tempDir, type ServerOptions } from './server.js';
 import { sleep, waitFor } from './wait.js';
 

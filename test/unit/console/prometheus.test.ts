@@ -8,7 +8,7 @@ import {
   parsePrometheusText,
   ratePerSecond,
   sumSeries,
-} from '../../console/src/prometheus.js';
+} from '../../../console/src/prometheus.js';
 
 /** The console's Prometheus parser against what prom-client (the node's own library) writes. */
 describe('console Prometheus parsing', () => {

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { LitebaseClient, LitebaseClientError, LitebaseSession } from '../../src/client/portable/index.js';
-import { freePort, startClusterNode, tempDir, TestServer } from '../support/server.js';
-import { waitFor } from '../support/wait.js';
+import { LitebaseClient, LitebaseClientError, LitebaseSession } from '../../../src/client/portable/index.js';
+import { freePort, startClusterNode, tempDir, TestServer } from '../../support/server.js';
+import { waitFor } from '../../support/wait.js';
 
 /**
  * The portable client (`@litebase/client`, src/client/portable) against real server processes:

@@ -1,8 +1,8 @@
 import { createClient, LibsqlError, type Client } from '@libsql/client';
 import { connect } from '@tursodatabase/serverless';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TestServer } from '../support/server.js';
-import { sleep } from '../support/wait.js';
+import { TestServer } from '../../support/server.js';
+import { sleep } from '../../support/wait.js';
 
 /**
  * Hrana over HTTP on one real node (docs/HRANA.md), through real libSQL clients and raw HTTP.

@@ -3,7 +3,7 @@ import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REPO_ROOT, tempDir, TestServer } from '../support/server.js';
+import { REPO_ROOT, tempDir, TestServer } from '../../support/server.js';
 
 /**
  * `@litebase/client` as an application gets it: `npm pack` of packages/client, the tarball

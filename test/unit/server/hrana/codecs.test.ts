@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { cursorEntries, evaluateCondition } from '../../src/server/hrana/batch.js';
-import { parsePipelineBody, statementCount } from '../../src/server/hrana/parse.js';
-import { isExplain, isForeignKeysSetting, parameterSlots, splitStatements, transactionControl } from '../../src/server/hrana/sql-text.js';
-import { bindArguments, HranaRequestError, toHranaError, toStmtResult, valueFromResult, valueToParam } from '../../src/server/hrana/values.js';
-import { decodeExactValue, encodeExactValue } from '../../src/sql/exact-values.js';
+import { cursorEntries, evaluateCondition } from '../../../../src/server/hrana/batch.js';
+import { parsePipelineBody, statementCount } from '../../../../src/server/hrana/parse.js';
+import { isExplain, isForeignKeysSetting, parameterSlots, splitStatements, transactionControl } from '../../../../src/server/hrana/sql-text.js';
+import { bindArguments, HranaRequestError, toHranaError, toStmtResult, valueFromResult, valueToParam } from '../../../../src/server/hrana/values.js';
+import { decodeExactValue, encodeExactValue } from '../../../../src/sql/exact-values.js';
 
 describe('Hrana values', () => {
   it('keeps integers and floats apart, at their extremes, both ways', () => {

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parsePrometheusText } from '../../console/src/prometheus.js';
-import { TestServer } from '../support/server.js';
+import { parsePrometheusText } from '../../../console/src/prometheus.js';
+import { TestServer } from '../../support/server.js';
 
 /**
  * The server side of the web console (docs/CONSOLE.md) against a real server process: its files

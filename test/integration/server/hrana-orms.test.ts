@@ -8,8 +8,8 @@ import { migrate } from 'drizzle-orm/libsql/migrator';
 import { integer, real, sqliteTable, text } from 'drizzle-orm/sqlite-core';
 import { Kysely, type Generated } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startClusterNode, tempDir, type TestServer } from '../support/server.js';
-import { waitFor } from '../support/wait.js';
+import { startClusterNode, tempDir, type TestServer } from '../../support/server.js';
+import { waitFor } from '../../support/wait.js';
 
 /**
  * ORMs over Hrana, each against the Primary and through a Replica of a real two-node cluster:
@@ -119,7 +119,10 @@ describe.each([
   });
 
   it('Kysely: schema, CRUD and transactions', async () => {
-    const db = new Kysely<KyselyDatabase>({ dialect: new LibsqlDialect({ client: clientFor(node(), `kysely-${suffix}`) }) });
+    const db = new Kysely<KyselyDatabase>({ dialect: new LibsqlDialect({
+        // @libsql/kysely-libsql types a client of its own (older) @libsql/core; the object is the same client.
+        client: clientFor(node(), `kysely-${suffix}`) as unknown as ConstructorParameters<typeof LibsqlDialect>[0] extends { client?: infer C } ? C : never,
+      }) });
     await db.schema
       .createTable('pets')
       .addColumn('id', 'integer', (column) => column.primaryKey().autoIncrement())

@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REPO_ROOT, tempDir, TestServer } from '../support/server.js';
+import { REPO_ROOT, tempDir, TestServer } from '../../support/server.js';
 
 /**
  * The client package in a real browser: headless Chromium loads the compiled package as plain ES

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { splitStatements } from '../../console/src/sql-split.js';
+import { splitStatements } from '../../../console/src/sql-split.js';
 
 describe('console SQL splitting', () => {
   it('splits at statement-ending semicolons only', () => {

@@ -1,8 +1,8 @@
 import { createClient, LibsqlError, type Client } from '@libsql/client';
 import { connect } from '@tursodatabase/serverless';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startClusterNode, tempDir, type TestServer } from '../support/server.js';
-import { waitFor } from '../support/wait.js';
+import { startClusterNode, tempDir, type TestServer } from '../../support/server.js';
+import { waitFor } from '../../support/wait.js';
 
 /**
  * Hrana through a Replica of a two-node cluster (real processes on one shared folder): reads are

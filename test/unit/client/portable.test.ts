@@ -1,6 +1,6 @@
 import { webcrypto } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { signatureHeaders as nodeSignatureHeaders } from '../../src/client/signing.js';
+import { signatureHeaders as nodeSignatureHeaders } from '../../../src/client/signing.js';
 import {
   base64ToBytes,
   bytesToBase64,
@@ -11,9 +11,9 @@ import {
   litebaseFetch,
   rowsAsObjects,
   signatureHeaders,
-} from '../../src/client/portable/index.js';
-import { retryDelay, retryPolicy } from '../../src/client/portable/retry.js';
-import { transportError } from '../../src/client/portable/errors.js';
+} from '../../../src/client/portable/index.js';
+import { retryDelay, retryPolicy } from '../../../src/client/portable/retry.js';
+import { transportError } from '../../../src/client/portable/errors.js';
 
 /**
  * The portable client (`@litebase/client`) on a stub fetch: which node each try goes to, what is

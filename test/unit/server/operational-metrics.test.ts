@@ -1,6 +1,6 @@
 import { Histogram, Registry, type Metric } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import { RouteDurations } from '../../src/server/operational-metrics.js';
+import { RouteDurations } from '../../../src/server/operational-metrics.js';
 
 describe('RouteDurations', () => {
   it('writes exactly what a prom-client Histogram with the same buckets writes', async () => {

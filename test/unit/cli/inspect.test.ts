@@ -2,14 +2,14 @@ import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from '
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { run } from '../../src/cli/main.js';
-import type { InspectReport } from '../../src/cli/inspect/report.js';
-import { BundleWriter } from '../../src/archive/bundle-writer.js';
-import { writeCheckpointFromFile } from '../../src/replay/checkpoints.js';
-import { formatChecksum, pageHash, PageHashTable } from '../../src/format/rolling-checksum.js';
-import { encodeSegment, segmentChecksum, type PageImage } from '../../src/format/segment-codec.js';
-import { runCli } from '../support/cli.js';
-import { GOLDEN_DIR, Prng } from '../support/golden-segments.js';
+import { run } from '../../../src/cli/main.js';
+import type { InspectReport } from '../../../src/cli/inspect/report.js';
+import { BundleWriter } from '../../../src/archive/bundle-writer.js';
+import { writeCheckpointFromFile } from '../../../src/replay/checkpoints.js';
+import { formatChecksum, pageHash, PageHashTable } from '../../../src/format/rolling-checksum.js';
+import { encodeSegment, segmentChecksum, type PageImage } from '../../../src/format/segment-codec.js';
+import { runCli } from '../../support/cli.js';
+import { GOLDEN_DIR, Prng } from '../../support/golden-segments.js';
 
 /**
  * `litebase inspect` over the golden segments of fixtures/segments/ and over checkpoints and
