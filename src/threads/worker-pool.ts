@@ -6,7 +6,7 @@ import { Worker, type Transferable, type WorkerOptions } from 'node:worker_threa
  * What a thread is started with: `workerData` (read by the module from node:worker_threads) and a
  * `name` (shown in the thread's title and in diagnostics).
  */
-export type ModuleWorkerOptions = Pick<WorkerOptions, 'name' | 'workerData' | 'transferList'>;
+export type ModuleWorkerOptions = Pick<WorkerOptions, 'name' | 'workerData'>;
 
 /**
  * A worker thread running the module `relative` to `callerUrl` (the caller's import.meta.url):
@@ -49,9 +49,9 @@ export function affinitySlot(key: string, size: number): number {
 
 /**
  * A few threads running one module, shared by the whole process: requests go to them in turn (or,
- * with an affinity key, always to the same one) and each reply settles its request's promise. A thread is started on first use (or by `startAll`),
- * holds the process open only while it has a request to answer, and is started afresh after it
- * died (its requests fail with the reason).
+ * with an affinity key, always to the same one) and each reply settles its request's promise. A
+ * thread is started on first use (or by `startAll`), holds the process open only while it has a
+ * request to answer, and is started afresh after it died (its requests fail with the reason).
  */
 export class WorkerPool<Request extends PoolMessage, Reply extends PoolMessage> {
   private readonly workers: Array<Worker | undefined> = [];
