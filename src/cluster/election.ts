@@ -4,7 +4,7 @@
  * Given what a node just read from the shared folder (the lease record, the highest term in
  * `cluster/terms`), its own state (the term it holds, if it is the Primary) and the time, `decide`
  * says what to do next: renew the lease, step down, follow the current Primary, or stand for the
- * next term. The lease keeper (lease-worker.ts) does the reading and writing.
+ * next term. The lease keeper (lease-keeper-thread.ts) does the reading and writing.
  *
  * Two clocks are used, never mixed:
  * - `now`, the wall clock (ms since the epoch): lease expiry times are written by one node and
@@ -13,12 +13,6 @@
  * - `localNow`, this node's monotonic clock (ms): a Primary judges how long its own lease still
  *   holds from its own earlier readings of that clock, so a wall-clock step on this node cannot
  *   stretch it.
- *
- * These functions also run inside the keeper thread: lease-worker.ts embeds their source text
- * (Function.prototype.toString), so the same code runs from the build and from the TypeScript
- * sources under the test runner. Every function here is therefore self-contained: it uses only its
- * parameters, the other functions of this file and JavaScript built-ins (no imports, no
- * module-level values).
  */
 
 export type Role = 'primary' | 'replica' | 'candidate';
@@ -209,11 +203,4 @@ export function backoffMs(settings: ElectionSettings, random: number): number {
 /** The default polling interval of a non-Primary: often enough to notice a new Primary quickly. */
 export function defaultPollMs(leaseTtlMs: number, heartbeatMs: number): number {
   return Math.max(10, Math.min(heartbeatMs, Math.floor(leaseTtlMs / 3)));
-}
-
-/** The source text of the functions above, for the keeper thread (see the header). */
-export function electionSource(): string {
-  return [initialMemory, decide, canWriteWindowMs, renewIntervalMs, renewalAccepted, backoffMs, defaultPollMs]
-    .map((fn) => fn.toString())
-    .join('\n\n');
 }

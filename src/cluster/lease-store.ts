@@ -1,6 +1,5 @@
+import * as fs from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
-import type * as nodeFs from 'node:fs';
-import type * as nodePath from 'node:path';
 import path from 'node:path';
 import type { LeaseRecord, Role, TermClaim } from './election.js';
 
@@ -15,17 +14,9 @@ import type { LeaseRecord, Role, TermClaim } from './election.js';
  * - `cluster/nodes/<nodeId>.json`: heartbeats `{ nodeId, address, role, term, lastHeartbeat,
  *   startedAt, databases }`, replaced atomically (no fsync: a lost heartbeat is rewritten a second later).
  *
- * `LeaseStore` runs inside the lease keeper thread: lease-worker.ts embeds the source of this class
- * and of the parse and format functions below (Function.prototype.toString), so they are
- * self-contained: the file system and path modules come in through the constructor, and they call
- * nothing but each other and JavaScript built-ins. `readHeartbeats` is for the main thread.
+ * `LeaseStore` runs inside the lease keeper thread (src/cluster/lease-keeper-thread.ts);
+ * `readHeartbeats` is for the main thread.
  */
-
-export type SyncFs = Pick<
-  typeof nodeFs,
-  'mkdirSync' | 'openSync' | 'writeSync' | 'fsyncSync' | 'closeSync' | 'renameSync' | 'readFileSync' | 'readdirSync' | 'rmSync'
->;
-export type PathModule = Pick<typeof nodePath, 'join'>;
 
 export interface Heartbeat {
   nodeId: string;
@@ -138,12 +129,8 @@ export class LeaseStore {
   readonly termsDir: string;
   readonly nodesDir: string;
   readonly leaseFile: string;
-  private readonly fs: SyncFs;
-  private readonly path: PathModule;
 
-  constructor(dataDir: string, fs: SyncFs, path: PathModule) {
-    this.fs = fs;
-    this.path = path;
+  constructor(dataDir: string) {
     this.clusterDir = path.join(dataDir, 'cluster');
     this.termsDir = path.join(this.clusterDir, 'terms');
     this.nodesDir = path.join(this.clusterDir, 'nodes');
@@ -151,8 +138,8 @@ export class LeaseStore {
   }
 
   ensureLayout(): void {
-    this.fs.mkdirSync(this.termsDir, { recursive: true });
-    this.fs.mkdirSync(this.nodesDir, { recursive: true });
+    fs.mkdirSync(this.termsDir, { recursive: true });
+    fs.mkdirSync(this.nodesDir, { recursive: true });
   }
 
   /** undefined when there is no lease.json, or it is not a lease record. */
@@ -162,7 +149,7 @@ export class LeaseStore {
       // Read as bytes, then decode: Node 20's readFileSync(file, 'utf8') aborts the whole process
       // (a native assertion, not an exception) when close() fails, as it does with ENOTCONN once
       // the shared file system's client died (test/ceph/faults.test.ts).
-      text = this.fs.readFileSync(this.leaseFile).toString('utf8');
+      text = fs.readFileSync(this.leaseFile).toString('utf8');
     } catch (error) {
       if (hasErrorCode(error, 'ENOENT')) return undefined;
       throw error;
@@ -177,14 +164,14 @@ export class LeaseStore {
   /** The highest term in cluster/terms, with its content; undefined when there is none. */
   highestTerm(): TermClaim | undefined {
     let highest: bigint | undefined;
-    for (const name of this.fs.readdirSync(this.termsDir)) {
+    for (const name of fs.readdirSync(this.termsDir)) {
       const term = parseTermName(name);
       if (term !== undefined && (highest === undefined || term > highest)) highest = term;
     }
     if (highest === undefined) return undefined;
     let text = '';
     try {
-      text = this.fs.readFileSync(this.path.join(this.termsDir, highest.toString())).toString('utf8'); // bytes: see readLease
+      text = fs.readFileSync(path.join(this.termsDir, highest.toString())).toString('utf8'); // bytes: see readLease
     } catch (error) {
       if (!hasErrorCode(error, 'ENOENT')) throw error;
     }
@@ -197,10 +184,10 @@ export class LeaseStore {
    * term is spent either way.
    */
   claimTerm(term: bigint, claim: { nodeId: string; address: string; createdAt: number }): boolean {
-    const file = this.path.join(this.termsDir, term.toString());
+    const file = path.join(this.termsDir, term.toString());
     let fd: number;
     try {
-      fd = this.fs.openSync(file, 'wx', 0o644);
+      fd = fs.openSync(file, 'wx', 0o644);
     } catch (error) {
       if (hasErrorCode(error, 'EEXIST')) return false;
       throw error;
@@ -208,37 +195,37 @@ export class LeaseStore {
     try {
       const bytes = Buffer.from(formatTermClaim(claim), 'utf8');
       let offset = 0;
-      while (offset < bytes.length) offset += this.fs.writeSync(fd, bytes, offset, bytes.length - offset);
-      this.fs.fsyncSync(fd);
+      while (offset < bytes.length) offset += fs.writeSync(fd, bytes, offset, bytes.length - offset);
+      fs.fsyncSync(fd);
     } finally {
-      this.fs.closeSync(fd);
+      fs.closeSync(fd);
     }
     this.fsyncDir(this.termsDir);
     return true;
   }
 
   writeHeartbeat(heartbeat: Heartbeat): void {
-    this.replace(this.nodesDir, this.path.join(this.nodesDir, `${heartbeat.nodeId}.json`), formatHeartbeat(heartbeat), false);
+    this.replace(this.nodesDir, path.join(this.nodesDir, `${heartbeat.nodeId}.json`), formatHeartbeat(heartbeat), false);
   }
 
   /** Readers see the old or the new content, never a torn one. */
   private replace(dir: string, target: string, text: string, durable: boolean): void {
     const suffix = `${process.pid.toString(36)}-${Math.random().toString(36).slice(2, 10)}`;
-    const temp = this.path.join(dir, `.tmp-${target.slice(dir.length + 1)}-${suffix}`);
+    const temp = path.join(dir, `.tmp-${target.slice(dir.length + 1)}-${suffix}`);
     try {
-      const fd = this.fs.openSync(temp, 'wx', 0o644);
+      const fd = fs.openSync(temp, 'wx', 0o644);
       try {
         const bytes = Buffer.from(text, 'utf8');
         let offset = 0;
-        while (offset < bytes.length) offset += this.fs.writeSync(fd, bytes, offset, bytes.length - offset);
-        if (durable) this.fs.fsyncSync(fd);
+        while (offset < bytes.length) offset += fs.writeSync(fd, bytes, offset, bytes.length - offset);
+        if (durable) fs.fsyncSync(fd);
       } finally {
-        this.fs.closeSync(fd);
+        fs.closeSync(fd);
       }
-      this.fs.renameSync(temp, target);
+      fs.renameSync(temp, target);
     } catch (error) {
       try {
-        this.fs.rmSync(temp, { force: true });
+        fs.rmSync(temp, { force: true });
       } catch {
         // the write error is the one to report
       }
@@ -248,11 +235,11 @@ export class LeaseStore {
   }
 
   private fsyncDir(dir: string): void {
-    const fd = this.fs.openSync(dir, 'r');
+    const fd = fs.openSync(dir, 'r');
     try {
-      this.fs.fsyncSync(fd);
+      fs.fsyncSync(fd);
     } finally {
-      this.fs.closeSync(fd);
+      fs.closeSync(fd);
     }
   }
 }
@@ -281,10 +268,4 @@ export async function readHeartbeats(dataDir: string): Promise<Heartbeat[]> {
     if (heartbeat !== undefined) heartbeats.push(heartbeat);
   }
   return heartbeats.sort((a, b) => (a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : 0));
-}
-
-/** The source text of the functions and the class above that the keeper thread runs (see the header). */
-export function leaseStoreSource(): string {
-  const functions = [hasErrorCode, parseTermName, parseDecimal, parseObject, parseLease, formatLease, parseTermClaim, formatTermClaim, parseHeartbeat, formatHeartbeat];
-  return [...functions.map((fn) => fn.toString()), LeaseStore.toString()].join('\n\n');
 }

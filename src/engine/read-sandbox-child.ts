@@ -1,8 +1,9 @@
-import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { LitebaseError } from '../errors.js';
 import { runStatement, StatementCache, toStatementError, type StatementInput, type StatementResult } from './executor.js';
 import { ResultBudget, type ResultLimits } from './result-limits.js';
+import type { OrphanGuardData } from './orphan-guard-thread.js';
+import { startModuleWorker } from '../threads/worker-pool.js';
 
 /**
  * A read process (read-sandbox.ts): started by the node with `child_process.fork`, it runs looping
@@ -44,26 +45,14 @@ interface OpenFile {
   schemaVersion: number;
 }
 
-/**
- * Kills this process when the node is gone or the statement running here is far past its time: the
- * node kills it itself, but not if the node died meanwhile, and a statement stuck in SQLite would
- * never see the IPC channel close. Runs on a thread, since the main thread may be inside SQLite.
- */
-const ORPHAN_GUARD_SOURCE = `
-const { workerData } = require('node:worker_threads');
-const deadline = new Float64Array(workerData.buffer);
-setInterval(() => {
-  const until = deadline[0];
-  if (process.ppid !== workerData.parent || (until > 0 && Date.now() > until)) process.kill(process.pid, 'SIGKILL');
-}, 500);
-`;
-
 function main(): void {
   const send = process.send?.bind(process);
   if (!send) throw new Error('read-sandbox-child.js runs as a forked read process only');
   const deadlineBuffer = new SharedArrayBuffer(8);
   const deadline = new Float64Array(deadlineBuffer);
-  new Worker(ORPHAN_GUARD_SOURCE, { eval: true, workerData: { buffer: deadlineBuffer, parent: process.ppid } }).unref();
+  // Kills this process when the node is gone or a statement is far past its time (orphan-guard-thread.ts).
+  const guard: OrphanGuardData = { buffer: deadlineBuffer, parent: process.ppid };
+  startModuleWorker(import.meta.url, './orphan-guard-thread.js', { workerData: guard, name: 'orphan-guard' }).unref();
   const files = new Map<string, OpenFile>();
 
   const open = (file: string, generation: number, dataVersion: number): OpenFile => {

@@ -27,7 +27,7 @@ export class LogHead {
 
   /**
    * What the Primary's append worker writes into this file right after segment `position` is
-   * durable (src/log/append-worker.ts), before the hop back to a busy main thread: not fsynced,
+   * durable (src/log/append-thread.ts), before the hop back to a busy main thread: not fsynced,
    * since losing it loses nothing but a wake-up; no O_TRUNC, since the content has a fixed length
    * and a truncation would wake watchers twice; opened per write, so nothing stays open on a folder
    * that a drop may delete. A failure is logged once and otherwise ignored: replicas still poll.

@@ -1,10 +1,10 @@
 import path from 'node:path';
 import { WorkerPool } from '../threads/worker-pool.js';
-import type { ReadReply, ReadRequest } from './segment-read-worker.js';
+import type { ReadReply, ReadRequest } from './segment-read-thread.js';
 import type { SegmentBytes, SegmentSource } from './segment-runs.js';
 
 /**
- * Reads segment files ahead on worker threads (src/log/segment-read-worker.ts), and checks their
+ * Reads segment files ahead on worker threads (src/log/segment-read-thread.ts), and checks their
  * trailers there, while the caller decodes and applies the previous batch: a long replay (a node
  * joining, or restarting far behind) is mostly opening, reading and hashing thousands of small
  * files, and on two cores that need not wait for the decompression and the page writes. The
@@ -34,7 +34,7 @@ export function batchSource(batch: PrefetchedBatch): SegmentSource {
 }
 
 /** Two threads, so that two batches are read at once while the caller decodes and applies a third. */
-const readers = new WorkerPool<ReadRequest, ReadReply>(import.meta.url, './segment-read-worker.js', 2);
+const readers = new WorkerPool<ReadRequest, ReadReply>(import.meta.url, './segment-read-thread.js', 2);
 
 /** Read a batch on a read-ahead thread. */
 async function readAhead(dir: string, first: bigint, limits: { count: number; bytes: number }): Promise<PrefetchedBatch> {

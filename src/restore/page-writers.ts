@@ -3,17 +3,17 @@ import { BundleFormatError } from '../format/bundle-codec.js';
 import { sliceBlocks, type PickList } from '../format/bundle-picks.js';
 import { LitebaseError } from '../errors.js';
 import { WorkerPool } from '../threads/worker-pool.js';
-import type { PageWriteReply, PageWriteRequest } from './page-write-worker.js';
+import type { PageWriteReply, PageWriteRequest } from './page-write-thread.js';
 
 /**
  * Threads that decode format 2 bundles and write the images straight into the restored file
- * (src/restore/page-write-worker.ts). Checking and decompressing the blocks of a large restore is
+ * (src/restore/page-write-thread.ts). Checking and decompressing the blocks of a large restore is
  * about as much work as writing the pages, and neither needs the calling thread, which meanwhile
  * reads the next bundles and plans them: which page takes which image is decided from the
  * bundles' tables alone (PageMajorBundle.plan), newest bundle first, before any image is decoded.
  * One thread per core, at most four.
  */
-const writers = new WorkerPool<PageWriteRequest, PageWriteReply>(import.meta.url, './page-write-worker.js', Math.max(1, Math.min(4, availableParallelism())));
+const writers = new WorkerPool<PageWriteRequest, PageWriteReply>(import.meta.url, './page-write-thread.js', Math.max(1, Math.min(4, availableParallelism())));
 
 /** Start the threads now (a large restore does, while it lists and plans). */
 export function warmUpPageWriters(): void {

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
-import { Worker } from 'node:worker_threads';
 import { hashPageImage } from '../format/rolling-checksum.js';
+import { WorkerPool, type WithoutId } from '../threads/worker-pool.js';
+import type { HashReply, HashRequest } from './restore-hash-thread.js';
 
 /**
  * The page hashes of a restore (FORMAT.md §7): recorded ones (a format 2 bundle records each
@@ -15,50 +16,13 @@ import { hashPageImage } from '../format/rolling-checksum.js';
  * worker writes each page's hash into one shared array); an object to digest comes back with its
  * digest. Small restores hash on the calling thread (a worker costs tens of milliseconds to start).
  *
- * The worker's code is plain JavaScript kept here as text, so the same code runs from the compiled
- * build and from the TypeScript sources under the test runner (as src/log/append-worker.ts does).
+ * The threads (src/restore/restore-hash-thread.ts) serve the whole process; all of one restore's
+ * requests go to the same one, in order.
  */
-const WORKER_SOURCE = `
-const { parentPort } = require('node:worker_threads');
-const crypto = require('node:crypto');
-let hashes;
-let pageSize = 0;
-const prefix = Buffer.allocUnsafe(4);
-parentPort.postMessage({ kind: 'ready' });
-parentPort.on('message', (message) => {
-  const { kind, id } = message;
-  try {
-    if (kind === 'start') {
-      hashes = new Uint32Array(message.hashes);
-      pageSize = message.pageSize;
-    } else if (kind === 'digest') {
-      const digest = crypto.createHash('sha256').update(new Uint8Array(message.buffer, 0, message.length)).digest('hex');
-      parentPort.postMessage({ kind, id, digest, buffer: message.buffer }, [message.buffer]);
-    } else if (kind === 'pages') {
-      const { buffers, pages } = message;
-      for (let i = 0; i < pages.length; i += 3) {
-        const buffer = buffers[pages[i]];
-        const offset = pages[i + 1];
-        const pageNumber = pages[i + 2];
-        let digest;
-        if (offset >= 4 && new DataView(buffer, offset - 4, 4).getUint32(0) === pageNumber) {
-          digest = crypto.hash('sha256', new Uint8Array(buffer, offset - 4, pageSize + 4), 'buffer');
-        } else {
-          prefix.writeUInt32BE(pageNumber, 0);
-          digest = crypto.createHash('sha256').update(prefix).update(new Uint8Array(buffer, offset, pageSize)).digest();
-        }
-        hashes[2 * pageNumber - 2] = digest.readUInt32BE(0);
-        hashes[2 * pageNumber - 1] = digest.readUInt32BE(4);
-      }
-      parentPort.postMessage({ kind, id });
-    } else if (kind === 'done') {
-      parentPort.postMessage({ kind, id });
-    }
-  } catch (error) {
-    parentPort.postMessage({ kind: 'error', id, message: error instanceof Error ? error.message : String(error) });
-  }
-});
-`;
+const hashThreads = new WorkerPool<HashRequest, HashReply>(import.meta.url, './restore-hash-thread.js', 2, 'restore-hasher');
+
+/** Each hasher's affinity key: its requests stay on one thread, in order. */
+let hashers = 0;
 
 /** Bytes handed to the worker and not hashed yet, before the caller waits. */
 const MAX_IN_FLIGHT_BYTES = 64 * 1024 * 1024;
@@ -69,22 +33,16 @@ export interface PageToHash {
   image: Uint8Array;
 }
 
-interface WorkerAnswer {
-  kind: string;
-  id: number;
-  digest?: string;
-  message?: string;
-  buffer?: ArrayBuffer;
-}
-
 export class RestoreHasher {
-  private worker: Worker | undefined;
+  /** The thread was asked for (on first use, when the restore is large enough for one). */
+  private onThread = false;
+  /** The thread answered once: objects are hashed there from now on. */
   private ready = false;
-  private readonly pending = new Map<number, { resolve: (answer: WorkerAnswer) => void; reject: (error: Error) => void; bytes: number }>();
+  private readonly affinity = `restore-${++hashers}`;
   /** Page p's hash is hashes[2p - 2] (high 32 bits) and hashes[2p - 1] (low): no BigInt per page. */
   private hashes: Uint32Array<ArrayBufferLike> = new Uint32Array(0);
   private pageSize = 0;
-  private nextId = 0;
+  /** Bytes handed to the thread and not hashed yet. */
   private inFlight = 0;
   private failure: Error | undefined;
   private waiters: Array<() => void> = [];
@@ -96,7 +54,6 @@ export class RestoreHasher {
   startPages(pageSize: number, databaseSizePages: number): void {
     this.pageSize = pageSize;
     this.hashes = new Uint32Array(this.onWorker ? new SharedArrayBuffer(databaseSizePages * 8) : new ArrayBuffer(databaseSizePages * 8));
-    this.worker?.postMessage({ kind: 'start', hashes: this.hashes.buffer, pageSize });
   }
 
   /** The hash of a page its source recorded, as two 32-bit halves. */
@@ -110,11 +67,10 @@ export class RestoreHasher {
    * to the worker and came back: use the answer's, not the argument).
    */
   async sha256(bytes: Buffer): Promise<{ digest: string; bytes: Buffer }> {
-    const worker = this.started();
-    // Until the worker has started, the calling thread (waiting for this download) hashes.
-    if (!worker || !this.ready || !ownsMemory(bytes)) return { digest: createHash('sha256').update(bytes).digest('hex'), bytes };
+    // Until the thread has started, the calling thread (waiting for this download) hashes.
+    if (!this.started() || !this.ready || !ownsMemory(bytes)) return { digest: createHash('sha256').update(bytes).digest('hex'), bytes };
     const length = bytes.length; // the buffer is detached once sent
-    const answer = await this.send({ kind: 'digest', buffer: bytes.buffer, length }, [bytes.buffer as ArrayBuffer], 0);
+    const answer = await this.send({ kind: 'digest', buffer: bytes.buffer as ArrayBuffer, length }, [bytes.buffer as ArrayBuffer], 0);
     return { digest: answer.digest as string, bytes: Buffer.from(answer.buffer as ArrayBuffer, 0, length) };
   }
 
@@ -126,8 +82,7 @@ export class RestoreHasher {
   hashPages(pages: readonly PageToHash[]): void {
     if (pages.length === 0) return;
     if (this.failure) throw this.failure;
-    const worker = this.started();
-    if (!worker) {
+    if (!this.started()) {
       for (const { pageNumber, image } of pages) {
         const hash = hashPageImage(pageNumber, Buffer.from(image.buffer, image.byteOffset, image.length));
         this.record(pageNumber, Number(hash >> 32n), Number(hash & 0xffff_ffffn));
@@ -157,12 +112,13 @@ export class RestoreHasher {
       entries[i * 3 + 1] = offset;
       entries[i * 3 + 2] = pageNumber;
     });
-    this.send({ kind: 'pages', buffers, pages: entries }, [...buffers, entries.buffer], pages.length * this.pageSize).catch((error: Error) => this.fail(error));
+    const request = { kind: 'pages' as const, hashes: this.hashes.buffer as SharedArrayBuffer, pageSize: this.pageSize, buffers, pages: entries };
+    this.send(request, [...buffers, entries.buffer], pages.length * this.pageSize).catch((error: Error) => this.fail(error));
   }
 
   /** Waits while the worker is far behind (memory stays bounded); throws a failure it reported. */
   async room(): Promise<void> {
-    while (this.worker && this.inFlight > MAX_IN_FLIGHT_BYTES && !this.failure) {
+    while (this.onThread && this.inFlight > MAX_IN_FLIGHT_BYTES && !this.failure) {
       await new Promise<void>((resolve) => this.waiters.push(resolve));
     }
     if (this.failure) throw this.failure;
@@ -170,59 +126,47 @@ export class RestoreHasher {
 
   /** Every page hash handed in or recorded, once hashed (page p's: [2p - 2] high, [2p - 1] low). */
   async pageHashes(): Promise<Uint32Array<ArrayBufferLike>> {
-    if (this.worker) await this.send({ kind: 'done' }, [], 0);
+    if (this.onThread) await this.send({ kind: 'done' }, [], 0);
     if (this.failure) throw this.failure;
     return this.hashes;
   }
 
-  /** Stops the worker; whatever was still pending fails. */
+  /** Whatever was still pending fails; the thread stays for the next restore. */
   close(): void {
     if (!this.failure) this.fail(new Error('the restore hasher was stopped'));
-    void this.worker?.terminate();
   }
 
-  /** The worker, started on first use when the restore is large enough for one. */
-  private started(): Worker | undefined {
-    if (!this.onWorker || this.failure) return undefined;
-    if (!this.worker) {
-      const worker = new Worker(WORKER_SOURCE, { eval: true, name: 'restore-hasher' });
-      worker.unref();
-      worker.on('message', (message: WorkerAnswer) => this.answer(message));
-      worker.on('error', (error) => this.fail(error));
-      if (this.pageSize > 0) worker.postMessage({ kind: 'start', hashes: this.hashes.buffer, pageSize: this.pageSize });
-      this.worker = worker;
+  /** Whether hashing goes to the thread: it is asked for on first use, when the restore is large enough. */
+  private started(): boolean {
+    if (!this.onWorker || this.failure) return false;
+    if (!this.onThread) {
+      this.onThread = true;
+      hashThreads.request({ kind: 'ready' }, { affinity: this.affinity }).then(
+        () => (this.ready = true),
+        (error: Error) => this.fail(error),
+      );
     }
-    return this.worker;
+    return true;
   }
 
-  private send(message: Record<string, unknown>, transfer: ArrayBuffer[], bytes: number): Promise<WorkerAnswer> {
-    if (this.failure) return Promise.reject(this.failure);
-    const id = this.nextId++;
+  private async send(request: WithoutId<HashRequest>, transfer: ArrayBuffer[], bytes: number): Promise<HashReply> {
+    if (this.failure) throw this.failure;
     this.inFlight += bytes;
-    return new Promise<WorkerAnswer>((resolve, reject) => {
-      this.pending.set(id, { resolve, reject, bytes });
-      (this.worker as Worker).postMessage({ ...message, id }, transfer);
-    });
-  }
-
-  private answer(message: WorkerAnswer): void {
-    if (message.kind === 'ready') {
-      this.ready = true;
-      return;
+    let reply: HashReply;
+    try {
+      reply = await hashThreads.request(request, { transfer, affinity: this.affinity });
+    } finally {
+      this.inFlight -= bytes;
+      this.wake();
     }
-    const pending = this.pending.get(message.id);
-    if (!pending) return;
-    this.pending.delete(message.id);
-    this.inFlight -= pending.bytes;
-    this.wake();
-    if (message.kind === 'error') pending.reject(new Error(message.message));
-    else pending.resolve(message);
+    if (reply.error !== undefined) throw new Error(reply.error);
+    // Stopped (or failed elsewhere) meanwhile: what was pending fails, as the caller was told.
+    if (this.failure) throw this.failure;
+    return reply;
   }
 
   private fail(error: Error): void {
     this.failure ??= error;
-    for (const pending of this.pending.values()) pending.reject(error);
-    this.pending.clear();
     this.wake();
   }
 

@@ -1,18 +1,25 @@
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
-import { Worker, type Transferable } from 'node:worker_threads';
+import { Worker, type Transferable, type WorkerOptions } from 'node:worker_threads';
+
+/**
+ * What a thread is started with: `workerData` (read by the module from node:worker_threads) and a
+ * `name` (shown in the thread's title and in diagnostics).
+ */
+export type ModuleWorkerOptions = Pick<WorkerOptions, 'name' | 'workerData'>;
 
 /**
  * A worker thread running the module `relative` to `callerUrl` (the caller's import.meta.url):
  * the compiled module next to the caller's. Under the test runner, which runs the TypeScript
- * sources, the .ts file, loaded through tsx (a dev dependency) by a small bootstrap.
+ * sources, the .ts file, loaded through tsx (a dev dependency) by a small bootstrap. Either way
+ * the thread runs a real module file, so its stack traces name that file.
  */
-export function startModuleWorker(callerUrl: string, relative: string): Worker {
-  if (!callerUrl.endsWith('.ts')) return new Worker(new URL(relative, callerUrl));
+export function startModuleWorker(callerUrl: string, relative: string, options: ModuleWorkerOptions = {}): Worker {
+  if (!callerUrl.endsWith('.ts')) return new Worker(new URL(relative, callerUrl), options);
   const tsx = pathToFileURL(createRequire(callerUrl).resolve('tsx/esm/api').replace(/\.cjs$/, '.mjs')).href;
   const source = new URL(relative.replace(/\.js$/, '.ts'), callerUrl).href;
   const bootstrap = `import { register } from ${JSON.stringify(tsx)}; register(); await import(${JSON.stringify(source)});`;
-  return new Worker(new URL(`data:text/javascript,${encodeURIComponent(bootstrap)}`));
+  return new Worker(new URL(`data:text/javascript,${encodeURIComponent(bootstrap)}`), options);
 }
 
 /** What every request and reply of a pool carries: the id that pairs them. */
@@ -20,11 +27,31 @@ export interface PoolMessage {
   id: number;
 }
 
+/** A request without its id (the pool adds it), for each member of a union of requests. */
+export type WithoutId<Message> = Message extends PoolMessage ? Omit<Message, 'id'> : never;
+
+export interface RequestOptions {
+  /** Moved to the thread instead of copied (they become unusable here). */
+  transfer?: readonly Transferable[];
+  /**
+   * Requests with the same key always go to the same thread, which answers them in the order they
+   * were sent (a log writer's appends, one restore's hashing); without one they take turns.
+   */
+  affinity?: string;
+}
+
+/** The slot of an affinity key: a stable hash of the key, so one key always gets the same thread. */
+export function affinitySlot(key: string, size: number): number {
+  let hash = 0;
+  for (let i = 0; i < key.length; i++) hash = (hash * 31 + key.charCodeAt(i)) >>> 0;
+  return hash % size;
+}
+
 /**
- * A few threads running one module, shared by the whole process: requests go to them in turn and
- * each reply settles its request's promise. A thread is started on first use (or by `startAll`),
- * holds the process open only while it has a request to answer, and is started afresh after it
- * died (its requests fail with the reason).
+ * A few threads running one module, shared by the whole process: requests go to them in turn (or,
+ * with an affinity key, always to the same one) and each reply settles its request's promise. A
+ * thread is started on first use (or by `startAll`), holds the process open only while it has a
+ * request to answer, and is started afresh after it died (its requests fail with the reason).
  */
 export class WorkerPool<Request extends PoolMessage, Reply extends PoolMessage> {
   private readonly workers: Array<Worker | undefined> = [];
@@ -32,19 +59,23 @@ export class WorkerPool<Request extends PoolMessage, Reply extends PoolMessage> 
   private nextId = 1;
   private turn = 0;
 
+  /** `name`: the threads' name (their title, diagnostics). */
   constructor(
     private readonly callerUrl: string,
     private readonly module: string,
     readonly size: number,
+    private readonly name?: string,
   ) {}
 
-  request(message: Omit<Request, 'id'>, transfer: readonly Transferable[] = []): Promise<Reply> {
-    const worker = this.worker(this.turn++ % this.size);
+  /** Send a request to a thread; resolves with its reply, rejects when the thread died meanwhile. */
+  request(message: WithoutId<Request>, options: RequestOptions = {}): Promise<Reply> {
+    const slot = options.affinity === undefined ? this.turn++ % this.size : affinitySlot(options.affinity, this.size);
+    const worker = this.worker(slot);
     const id = this.nextId++;
     return new Promise<Reply>((resolve, reject) => {
       this.pending.set(id, { worker, resolve, reject });
       worker.ref();
-      worker.postMessage({ ...message, id }, [...transfer]);
+      worker.postMessage({ ...message, id }, [...(options.transfer ?? [])]);
     });
   }
 
@@ -55,7 +86,7 @@ export class WorkerPool<Request extends PoolMessage, Reply extends PoolMessage> 
   private worker(slot: number): Worker {
     const existing = this.workers[slot];
     if (existing) return existing;
-    const worker = startModuleWorker(this.callerUrl, this.module);
+    const worker = startModuleWorker(this.callerUrl, this.module, this.name === undefined ? {} : { name: this.name });
     worker.on('message', (reply: Reply) => this.settle(reply));
     worker.on('error', (error) => this.lost(slot, worker, error));
     worker.on('exit', (code) => this.lost(slot, worker, new Error(`worker ${this.module} exited with code ${code}`)));

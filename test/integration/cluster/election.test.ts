@@ -494,7 +494,11 @@ function compile(entry: string, outDir: string): string {
     const target = path.join(outDir, path.relative(REPO_ROOT, file)).replace(/\.ts$/, '.js');
     mkdirSync(path.dirname(target), { recursive: true });
     writeFileSync(target, output.outputText);
-    for (const match of text.matchAll(/from\s+'(\.{1,2}\/[^']+)\.js'/g)) queue.push(path.resolve(path.dirname(file), `${match[1]}.ts`));
+    // Imported modules, and thread modules named by path (startModuleWorker(import.meta.url, './x-thread.js')).
+    for (const match of text.matchAll(/'(\.{1,2}\/[^']+)\.js'/g)) {
+      const source = path.resolve(path.dirname(file), `${match[1]}.ts`);
+      if (existsSync(source)) queue.push(source);
+    }
   }
   writeFileSync(path.join(outDir, 'package.json'), JSON.stringify({ type: 'module' }));
   return path.join(outDir, path.relative(REPO_ROOT, entry)).replace(/\.ts$/, '.js');

@@ -14,7 +14,7 @@ let written = 0;
 
 function runBlocked(script: string): Promise<{ signal: NodeJS.Signals | null; code: number | null; stderr: string; ms: number }> {
   const started = Date.now();
-  // A file, not -e: the watchdog's worker is evaluated as CommonJS, as in `litebase serve`.
+  // A module file, as `litebase serve` runs the watchdog from the build.
   const file = join(scripts, `blocked-${(written += 1)}.mjs`);
   writeFileSync(file, `import { startWatchdog } from ${JSON.stringify(WATCHDOG)};\n${script}\n`);
   const child = spawn(process.execPath, [file], { stdio: ['ignore', 'ignore', 'pipe'] });

@@ -1,0 +1,85 @@
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { SHARED_STATE_BYTES, sharedState } from '../../../src/cluster/lease-worker.js';
+import { LogDirectory } from '../../../src/log/log-directory.js';
+import { LogHead } from '../../../src/log/log-head.js';
+
+/**
+ * Segment appends on the append threads (src/log/append-thread.ts, started by
+ * src/log/append-worker.ts), through LogDirectory.append as the write path calls them, on real files.
+ */
+
+const folders: string[] = [];
+afterEach(() => {
+  for (const folder of folders.splice(0)) rmSync(folder, { recursive: true, force: true });
+});
+
+function logFolder(): LogDirectory {
+  const dir = mkdtempSync(path.join(tmpdir(), 'litebase-append-'));
+  folders.push(dir);
+  return new LogDirectory(dir);
+}
+
+function segmentBytes(position: number): Uint8Array {
+  return new TextEncoder().encode(`segment ${position} `.repeat(50));
+}
+
+/** A fence as a Primary's lease keeper leaves it: open for `windowMs` from now. */
+function openFence(windowMs: number): SharedArrayBuffer {
+  const buffer = new SharedArrayBuffer(SHARED_STATE_BYTES);
+  const state = sharedState(buffer);
+  state.setRole('primary');
+  state.setValidUntilNs(process.hrtime.bigint() + BigInt(windowMs) * 1_000_000n);
+  return buffer;
+}
+
+async function failure(promise: Promise<unknown>): Promise<{ code?: string } & Error> {
+  return promise.then(
+    () => {
+      throw new Error('expected the append to fail');
+    },
+    (error: unknown) => error as { code?: string } & Error,
+  );
+}
+
+describe('segment appends on the append threads', () => {
+  it('makes every segment of a stream durable under its name, announces it in HEAD, and leaves no temp file', async () => {
+    const log = logFolder();
+    const head = LogHead.inFolder(log.dir);
+    // Sent all at once, as a writer does with group commit: the thread runs them in order.
+    await Promise.all([1, 2, 3, 4, 5, 6, 7, 8].map((position) => log.append(BigInt(position), segmentBytes(position), 'writer-1', openFence(60_000), head)));
+    expect(await log.positions()).toEqual([1n, 2n, 3n, 4n, 5n, 6n, 7n, 8n]);
+    for (const position of [1, 5, 8]) expect(new Uint8Array(readFileSync(log.segmentPath(BigInt(position))))).toEqual(segmentBytes(position));
+    expect(head.read()).toBe(8n);
+    expect(readdirSync(log.dir).filter((name) => name.startsWith('.tmp'))).toEqual([]);
+  });
+
+  it('refuses an append once the write fence is closed (LEASE_LOST), leaving nothing behind', async () => {
+    const log = logFolder();
+    const fence = openFence(60_000);
+    sharedState(fence).requestStepDown();
+    const error = await failure(log.append(1n, segmentBytes(1), 'writer-2', fence));
+    expect(error.code).toBe('LEASE_LOST');
+    expect(readdirSync(log.dir)).toEqual([]);
+    // A write window that ran out closes the fence too.
+    const expired = await failure(log.append(1n, segmentBytes(1), 'writer-3', openFence(-1)));
+    expect(expired.code).toBe('LEASE_LOST');
+  });
+
+  it('fails a position another writer took (LOG_POSITION_TAKEN), then the rest of that stream, and nothing else', async () => {
+    const log = logFolder();
+    writeFileSync(log.segmentPath(1n), 'the other writer');
+    const taken = await failure(log.append(1n, segmentBytes(1), 'writer-4'));
+    expect(taken.code).toBe('LOG_POSITION_TAKEN');
+    expect(readFileSync(log.segmentPath(1n), 'utf8')).toBe('the other writer');
+    // Position 2 after a failed 1 would leave a hole: refused.
+    const next = await failure(log.append(2n, segmentBytes(2), 'writer-4'));
+    expect(next.code).toBe('LOG_UNAVAILABLE');
+    expect(next.message).toContain('EPIPELINE');
+    // Another writer's stream is not affected.
+    await log.append(2n, segmentBytes(2), 'writer-5');
+    expect(await log.positions()).toEqual([1n, 2n]);
+  });
+});
