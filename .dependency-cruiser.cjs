@@ -20,13 +20,21 @@ const FLOORS = [
 const pathOf = (part) => (part.endsWith('.ts') ? `^src/${part.replace('.', '\\.')}$` : `^src/${part}/`);
 
 const floorRules = FLOORS.flatMap((floor, level) =>
-  floor.map((part) => [part, FLOORS.slice(level).flat().filter((other) => other !== part)]).filter(([, above]) => above.length > 0).map(([part, above]) => ({
-    name: `floor-${part}`,
-    comment: `src/${part} is on floor ${FLOORS.findIndex((floor) => floor.includes(part))}: it may import only its own folder and the floors below it`,
-    severity: 'error',
-    from: { path: pathOf(part) },
-    to: { path: above.map(pathOf) },
-  })),
+  floor
+    .map((part) => [
+      part,
+      FLOORS.slice(level)
+        .flat()
+        .filter((other) => other !== part),
+    ])
+    .filter(([, above]) => above.length > 0)
+    .map(([part, above]) => ({
+      name: `floor-${part}`,
+      comment: `src/${part} is on floor ${FLOORS.findIndex((floor) => floor.includes(part))}: it may import only its own folder and the floors below it`,
+      severity: 'error',
+      from: { path: pathOf(part) },
+      to: { path: above.map(pathOf) },
+    })),
 );
 
 /** @type {import('dependency-cruiser').IConfiguration} */

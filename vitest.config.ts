@@ -13,8 +13,27 @@ export default defineConfig({
     // one-host Ceph cluster, infra/ceph) kill mounts and daemons the whole group shares: they run
     // alone too, one file at a time, between the two.
     projects: [
-      { extends: true, test: { name: 'main', include: ['test/**/*.test.ts'], exclude: [...configDefaults.exclude, 'test/containers/**', 'test/ceph/**'], sequence: { groupOrder: 0 } } },
-      { extends: true, test: { name: 'ceph', include: ['test/ceph/**/*.test.ts'], globalSetup: ['test/support/ceph-global-setup.ts'], fileParallelism: false, testTimeout: 180_000, hookTimeout: 120_000, sequence: { groupOrder: 1 } } },
+      {
+        extends: true,
+        test: {
+          name: 'main',
+          include: ['test/**/*.test.ts'],
+          exclude: [...configDefaults.exclude, 'test/containers/**', 'test/ceph/**'],
+          sequence: { groupOrder: 0 },
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'ceph',
+          include: ['test/ceph/**/*.test.ts'],
+          globalSetup: ['test/support/ceph-global-setup.ts'],
+          fileParallelism: false,
+          testTimeout: 180_000,
+          hookTimeout: 120_000,
+          sequence: { groupOrder: 1 },
+        },
+      },
       { extends: true, test: { name: 'containers', include: ['test/containers/**/*.test.ts'], sequence: { groupOrder: 2 } } },
     ],
   },

@@ -7,7 +7,18 @@
 import { randomBytes } from 'node:crypto';
 import { errorRateProblem, prepareBodies, warmAndMeasure, type LoadResult } from './support/load.js';
 import { machineInfo, type MachineInfo } from './support/machine.js';
-import { cpuCell, notes, progress, ratio, round, since, summarize, type BenchOptions, type BenchOutcome, type LoadSummary } from './support/report.js';
+import {
+  cpuCell,
+  notes,
+  progress,
+  ratio,
+  round,
+  since,
+  summarize,
+  type BenchOptions,
+  type BenchOutcome,
+  type LoadSummary,
+} from './support/report.js';
 import { BenchServer, benchTmpRoot } from './support/server.js';
 import { countRows, createBenchTable, query } from './support/sql.js';
 import { formatNumber, renderTable } from './support/table.js';
@@ -23,7 +34,8 @@ const randomId = (): number => 1 + Math.floor(Math.random() * ROWS);
 
 const V1_SELECT = prepareBodies(() => `{"statements":[{"sql":"${SELECT_SQL}","params":[${randomId()}]}]}`);
 const HRANA_SELECT = prepareBodies(
-  () => `{"baton":null,"requests":[{"type":"execute","stmt":{"sql":"${SELECT_SQL}","args":[{"type":"integer","value":"${randomId()}"}]}},{"type":"close"}]}`,
+  () =>
+    `{"baton":null,"requests":[{"type":"execute","stmt":{"sql":"${SELECT_SQL}","args":[{"type":"integer","value":"${randomId()}"}]}},{"type":"close"}]}`,
 );
 const V1_INSERT = prepareBodies((index) => `{"statements":[{"sql":"${INSERT_SQL}","params":[${index + 1},"${PAYLOAD}"]}]}`);
 const HRANA_INSERT = prepareBodies(
@@ -113,7 +125,8 @@ export async function runHranaBenchmark(options: BenchOptions): Promise<BenchOut
       if (key.endsWith('insert')) {
         // Every acknowledged INSERT must be in the table (a Hrana error would hide inside a 200).
         const added = (await countRows(server, 'bench', 't')) - before;
-        if (added < warmup.ok + measured.ok) failures.push(`${title}: ${warmup.ok + measured.ok} INSERTs answered 200 but ${added} rows were added`);
+        if (added < warmup.ok + measured.ok)
+          failures.push(`${title}: ${warmup.ok + measured.ok} INSERTs answered 200 but ${added} rows were added`);
       }
       runs[key] = measured;
       durations[key] = since(phase);
@@ -161,7 +174,15 @@ export async function runHranaBenchmark(options: BenchOptions): Promise<BenchOut
 function hranaTable(report: HranaReport): string {
   const { details: d, config: c, machine: m } = report;
   const ms = (value: number): string => formatNumber(value, 2);
-  const row = (name: string, s: LoadSummary): (string | number)[] => [name, formatNumber(s.rps, 0), ms(s.p50_ms), ms(s.p99_ms), s.non200, s.errors, cpuCell(s.cpu)];
+  const row = (name: string, s: LoadSummary): (string | number)[] => [
+    name,
+    formatNumber(s.rps, 0),
+    ms(s.p50_ms),
+    ms(s.p99_ms),
+    s.non200,
+    s.errors,
+    cpuCell(s.cpu),
+  ];
   const main = renderTable(
     [
       { header: 'measurement' },

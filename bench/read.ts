@@ -1,8 +1,27 @@
 import { randomBytes } from 'node:crypto';
-import { GET_CEILING_LABEL, HTTP_CEILING_ROUTE, measureCeilings, POST_CEILING_LABEL, type Ceilings, type LoadShape } from './support/ceiling.js';
+import {
+  GET_CEILING_LABEL,
+  HTTP_CEILING_ROUTE,
+  measureCeilings,
+  POST_CEILING_LABEL,
+  type Ceilings,
+  type LoadShape,
+} from './support/ceiling.js';
 import { bodyBytes, errorRateProblem, prepareBodies, runLoad, type LoadResult } from './support/load.js';
 import { machineInfo, type MachineInfo } from './support/machine.js';
-import { cpuCell, cpuWarnings, notes, progress, ratio, round, since, summarize, type BenchOptions, type BenchOutcome, type LoadSummary } from './support/report.js';
+import {
+  cpuCell,
+  cpuWarnings,
+  notes,
+  progress,
+  ratio,
+  round,
+  since,
+  summarize,
+  type BenchOptions,
+  type BenchOutcome,
+  type LoadSummary,
+} from './support/report.js';
 import { BenchServer, benchTmpRoot, type ServerLogSummary } from './support/server.js';
 import { countRows, createBenchTable, firstRows, query } from './support/sql.js';
 import { formatNumber, renderTable } from './support/table.js';
@@ -207,12 +226,20 @@ function readTable(report: ReadReport): string {
       { header: 'errors', align: 'right' },
       { header: 'cpu% srv/gen/other', align: 'right' },
     ],
-    [row(POST_CEILING_LABEL, d.http_ceiling), row(GET_CEILING_LABEL, d.http_ceiling_get), row(`Litebase point SELECT (${report.rows_in_table} rows)`, d.litebase)],
+    [
+      row(POST_CEILING_LABEL, d.http_ceiling),
+      row(GET_CEILING_LABEL, d.http_ceiling_get),
+      row(`Litebase point SELECT (${report.rows_in_table} rows)`, d.litebase),
+    ],
   );
   const goals = renderTable(
     [{ header: 'goal' }, { header: 'measured', align: 'right' }, { header: 'result' }],
     [
-      [`litebase_rps >= ${report.goals.ratio_to_ceiling_min} x http_ceiling_rps (POST /v1/ping)`, formatNumber(report.ratio_to_ceiling, 3), report.pass_ratio_to_ceiling ? 'PASS' : 'FAIL'],
+      [
+        `litebase_rps >= ${report.goals.ratio_to_ceiling_min} x http_ceiling_rps (POST /v1/ping)`,
+        formatNumber(report.ratio_to_ceiling, 3),
+        report.pass_ratio_to_ceiling ? 'PASS' : 'FAIL',
+      ],
       [
         `(reference only) litebase_rps >= ${report.goals.ratio_to_ceiling_min} x http_ceiling_get_rps (GET /healthz)`,
         formatNumber(report.ratio_to_get_ceiling, 3),

@@ -48,7 +48,14 @@ import {
 import { machineInfo, type MachineInfo } from './support/machine.js';
 import { inotifyWatches, ProcessesCpuMonitor, processesCpuCell, type ProcessesCpu } from './support/proc-cpu.js';
 import { progress, round, since } from './support/report.js';
-import { evictFromPageCache, listSegments, pipelineSpeeds, plainRead, type PipelineSpeeds, type ReadSpeed } from './support/segment-read.js';
+import {
+  evictFromPageCache,
+  listSegments,
+  pipelineSpeeds,
+  plainRead,
+  type PipelineSpeeds,
+  type ReadSpeed,
+} from './support/segment-read.js';
 import { benchTmpRoot } from './support/server.js';
 import { formatNumber, renderTable, type Cell, type Column } from './support/table.js';
 
@@ -291,7 +298,12 @@ const WRITER_IN_FLIGHT = 4;
  * INSERTs to the Primary at `rate` per second, each sent at its scheduled time (open loop), up to
  * WRITER_IN_FLIGHT at once; past that the schedule slips rather than bursting afterwards.
  */
-async function pacedWriter(client: JsonClient, rate: number, seconds: number, onAck?: (write: WriteRecord) => void): Promise<WriterOutcome> {
+async function pacedWriter(
+  client: JsonClient,
+  rate: number,
+  seconds: number,
+  onAck?: (write: WriteRecord) => void,
+): Promise<WriterOutcome> {
   const interval = 1000 / rate;
   const started = performance.now();
   const end = started + seconds * 1000;
@@ -343,7 +355,11 @@ interface ProbeRecord {
 }
 
 /** Back-to-back no-wait reads on one replica until `done()` says so. */
-async function probeLoop(client: JsonClient, gapMs: number, done: (last: ProbeRecord | undefined) => boolean): Promise<{ probes: ProbeRecord[]; errors: number }> {
+async function probeLoop(
+  client: JsonClient,
+  gapMs: number,
+  done: (last: ProbeRecord | undefined) => boolean,
+): Promise<{ probes: ProbeRecord[]; errors: number }> {
   const probes: ProbeRecord[] = [];
   let errors = 0;
   while (!done(probes[probes.length - 1])) {
@@ -541,7 +557,13 @@ async function measureVisibility(
       inotify_watches: watches,
       rtt_ms: round(percentile(rtts, 50), 2),
       rtt_p99_ms: round(percentile(rtts, 99), 2),
-      resolution_ms: round(percentile([...widths].sort((a, b) => a - b), 50), 2),
+      resolution_ms: round(
+        percentile(
+          [...widths].sort((a, b) => a - b),
+          50,
+        ),
+        2,
+      ),
       probes,
       probe_errors: probeErrors,
       seen_before_ack: seenBeforeAck,
@@ -644,7 +666,9 @@ async function buildLog(primary: ClusterNode, options: ReplicationOptions, from:
     await Promise.all(
       Array.from({ length: options.bulkWriters }, async () => {
         while (reached < target && performance.now() < end) {
-          const text = randomBytes(Math.ceil((options.bulkRowChars * 3) / 4)).toString('base64').slice(0, options.bulkRowChars);
+          const text = randomBytes(Math.ceil((options.bulkRowChars * 3) / 4))
+            .toString('base64')
+            .slice(0, options.bulkRowChars);
           try {
             const answer = await client.request('POST', QUERY, { statements: [{ sql: 'INSERT INTO t(v) VALUES (?)', params: [text] }] });
             const position = answerPosition(answer.body);
@@ -752,12 +776,14 @@ export async function runReplicationBenchmark(partial: Partial<ReplicationOption
     progress(`plain read of ${log.files.length} segment files (${(log.bytes / MIB).toFixed(1)} MiB), page cache warm`);
     const rawBefore = plainRead(log.files);
     const notEvicted = evictFromPageCache(log.files);
-    if (notEvicted) warnings.push(`the segment files could not be dropped from the page cache (${notEvicted}): catch-up measured warm only`);
+    if (notEvicted)
+      warnings.push(`the segment files could not be dropped from the page cache (${notEvicted}): catch-up measured warm only`);
     let coldRead: ReadSpeed | undefined;
     if (!notEvicted) {
       coldRead = plainRead(log.files);
       progress(`  the same out of the page cache: ${coldRead.mib_per_s} MiB/s`);
-      if (coldRead.mib_per_s > 0.8 * rawBefore.mib_per_s) warnings.push('dropping the files from the page cache made little difference to a plain read');
+      if (coldRead.mib_per_s > 0.8 * rawBefore.mib_per_s)
+        warnings.push('dropping the files from the page cache made little difference to a plain read');
       evictFromPageCache(log.files);
     }
     progress(`fresh node n9 joins and catches up to position ${last}${coldRead ? ' (files out of the page cache)' : ''}`);
@@ -825,12 +851,20 @@ export async function runReplicationBenchmark(partial: Partial<ReplicationOption
       raw_reads: [rawBefore, rawAfter],
       ready_ms: Math.round(readyMs),
       node_start_ms: Math.round(nodeStartMs),
-      excluding_start: { seconds: net.seconds, positions_per_s: net.positions_per_s, mib_per_s: net.mib_per_s, ratio_to_raw: net.ratio_to_raw },
+      excluding_start: {
+        seconds: net.seconds,
+        positions_per_s: net.positions_per_s,
+        mib_per_s: net.mib_per_s,
+        ratio_to_raw: net.ratio_to_raw,
+      },
       segment_bytes_avg: Math.round(log.bytes / Math.max(1, log.files.length)),
       resumed_replica: resumed,
       ...(cold ? { cold } : {}),
       judged: cold
-        ? { figure: 'fresh node, segment files out of the page cache, spawn -> serves the last position', ratio_to_read: cold.fresh.ratio_to_raw }
+        ? {
+            figure: 'fresh node, segment files out of the page cache, spawn -> serves the last position',
+            ratio_to_read: cold.fresh.ratio_to_raw,
+          }
         : { figure: 'fresh node, page cache warm, spawn -> serves the last position', ratio_to_read: freshFigures.ratio_to_raw },
       pipeline,
       bulk: {
@@ -861,17 +895,24 @@ export async function runReplicationBenchmark(partial: Partial<ReplicationOption
         );
       }
       for (const cpu of [v.cpu, r.cpu]) {
-        if ((cpu.other_pct ?? 0) > 25) warnings.push(`${key}: other processes used ${cpu.other_pct ?? 0}% CPU during a window: figures are disturbed`);
+        if ((cpu.other_pct ?? 0) > 25)
+          warnings.push(`${key}: other processes used ${cpu.other_pct ?? 0}% CPU during a window: figures are disturbed`);
       }
     }
     if (bulk.positions < options.bulkSegments) {
-      warnings.push(`the log grew by ${bulk.positions} positions in ${options.bulkSeconds} s, fewer than the ${options.bulkSegments} asked for`);
+      warnings.push(
+        `the log grew by ${bulk.positions} positions in ${options.bulkSeconds} s, fewer than the ${options.bulkSegments} asked for`,
+      );
     }
 
-    const serverLogLines = { lines: logLines.reduce((sum, item) => sum + item.lines, 0), samples: logLines.flatMap((item) => item.samples).slice(0, 10) };
+    const serverLogLines = {
+      lines: logLines.reduce((sum, item) => sum + item.lines, 0),
+      samples: logLines.flatMap((item) => item.samples).slice(0, 10),
+    };
     const goals = {
       p99_lag_le_20ms:
-        finalVisibility.watch.p99_ms <= REPLICATION_GOALS.maxP99LagMs && finalVisibility.watch_long_log.p99_ms <= REPLICATION_GOALS.maxP99LagMs,
+        finalVisibility.watch.p99_ms <= REPLICATION_GOALS.maxP99LagMs &&
+        finalVisibility.watch_long_log.p99_ms <= REPLICATION_GOALS.maxP99LagMs,
       catch_up_ge_half_raw: catchUp.judged.ratio_to_read >= REPLICATION_GOALS.minCatchUpRatioToRead,
     };
     durations.total = since(runStarted);
@@ -963,7 +1004,9 @@ export function formatReplicationReport(report: ReplicationReport): string {
       ],
       DISPLAY_ORDER.map((key): Cell[] => {
         const v = report.visibility[key];
-        const watches = Object.values(v.inotify_watches).map((count) => (count === null ? '-' : String(count))).join('/');
+        const watches = Object.values(v.inotify_watches)
+          .map((count) => (count === null ? '-' : String(count)))
+          .join('/');
         return [
           MODE_LABELS[key],
           ms(v.p50_ms),
@@ -1006,7 +1049,17 @@ export function formatReplicationReport(report: ReplicationReport): string {
       ],
       DISPLAY_ORDER.map((key): Cell[] => {
         const r = report.read_your_writes[key];
-        return [MODE_LABELS[key], ms(r.p50_ms), ms(r.p99_ms), ms(r.max_ms), r.samples, ms(r.rtt_ms), r.stale_answers, r.errors, processesCpuCell(r.cpu)];
+        return [
+          MODE_LABELS[key],
+          ms(r.p50_ms),
+          ms(r.p99_ms),
+          ms(r.max_ms),
+          r.samples,
+          ms(r.rtt_ms),
+          r.stale_answers,
+          r.errors,
+          processesCpuCell(r.cpu),
+        ];
       }),
     ),
     '',
@@ -1041,32 +1094,32 @@ export function formatReplicationReport(report: ReplicationReport): string {
           'Out of the page cache (each figure starts after posix_fadvise DONTNEED on every segment file: what a node on another',
           'machine reads), beside a plain read of the files out of the page cache too:',
           '',
-          renderTable(
-            CATCH_UP_COLUMNS,
-            [
-              figuresRow('fresh node (new id, empty local dir): spawn -> serves the last position', c.cold.fresh),
-              figuresRow('replica paused (SIGSTOP) while the log grew: SIGCONT -> caught up', c.cold.resumed_replica),
-              readRow('plain read of the .seg files in order (readFileSync)', c.cold.read, c.cold.read.mib_per_s),
-            ],
-          ),
+          renderTable(CATCH_UP_COLUMNS, [
+            figuresRow('fresh node (new id, empty local dir): spawn -> serves the last position', c.cold.fresh),
+            figuresRow('replica paused (SIGSTOP) while the log grew: SIGCONT -> caught up', c.cold.resumed_replica),
+            readRow('plain read of the .seg files in order (readFileSync)', c.cold.read, c.cold.read.mib_per_s),
+          ]),
           '',
         ]
       : []),
     'With the page cache warm (the files were just written, or just read); the plain read is the faster of two: before the fresh',
     'node starts (the paused replica and an idle Primary running) and at the end, with every node stopped, like the in-process replay.',
     '',
-    renderTable(
-      CATCH_UP_COLUMNS,
-      [
-        figuresRow('fresh node (new id, empty local dir): spawn -> serves the last position', c),
-        figuresRow(`  the same, minus a node's start on a short log (${formatNumber(c.node_start_ms)} ms)`, { ...c.excluding_start, positions: c.positions, bytes: c.bytes }),
-        ...(c.cold ? [] : [figuresRow('replica paused (SIGSTOP) while the log grew: SIGCONT -> caught up', c.resumed_replica)]),
-        ...c.raw_reads.map((read, index) => readRow(`plain read of the .seg files in order (readFileSync), ${index === 0 ? 'before' : 'after'}`, read)),
-        readRow('in this process: read + decode (SHA-256 trailer, LZ4)', c.pipeline.read_decode),
-        readRow('  + SHA-256 of every page image (rolling checksum)', c.pipeline.read_decode_hash),
-        readRow('  + page writes into a scratch file', c.pipeline.read_decode_hash_write),
-      ],
-    ),
+    renderTable(CATCH_UP_COLUMNS, [
+      figuresRow('fresh node (new id, empty local dir): spawn -> serves the last position', c),
+      figuresRow(`  the same, minus a node's start on a short log (${formatNumber(c.node_start_ms)} ms)`, {
+        ...c.excluding_start,
+        positions: c.positions,
+        bytes: c.bytes,
+      }),
+      ...(c.cold ? [] : [figuresRow('replica paused (SIGSTOP) while the log grew: SIGCONT -> caught up', c.resumed_replica)]),
+      ...c.raw_reads.map((read, index) =>
+        readRow(`plain read of the .seg files in order (readFileSync), ${index === 0 ? 'before' : 'after'}`, read),
+      ),
+      readRow('in this process: read + decode (SHA-256 trailer, LZ4)', c.pipeline.read_decode),
+      readRow('  + SHA-256 of every page image (rolling checksum)', c.pipeline.read_decode_hash),
+      readRow('  + page writes into a scratch file', c.pipeline.read_decode_hash_write),
+    ]),
     '',
     renderTable(
       [{ header: 'goal' }, { header: 'measured', align: 'right' }, { header: 'result' }],

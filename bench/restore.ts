@@ -33,7 +33,16 @@ import { releaseAll, track } from './support/cleanup.js';
 import { JsonClient } from './support/http-client.js';
 import { machineInfo, type MachineInfo } from './support/machine.js';
 import { progress, round, since } from './support/report.js';
-import { ChildRun, cleanEnv, folderBytes, litestreamBinary, settleDisk, sleep, timedRun, type OutputLine } from './support/restore-procs.js';
+import {
+  ChildRun,
+  cleanEnv,
+  folderBytes,
+  litestreamBinary,
+  settleDisk,
+  sleep,
+  timedRun,
+  type OutputLine,
+} from './support/restore-procs.js';
 import { CREATE_TABLE_SQL, digestSqliteFile, MAX_IN_FLIGHT_SPAN, Workload, type TableDigest } from './support/restore-workload.js';
 import { benchTmpRoot, freePort, makeTempDir, repoRoot } from './support/server.js';
 import { formatNumber, renderTable } from './support/table.js';
@@ -53,7 +62,16 @@ interface RestoreOptions {
   keep: boolean;
 }
 
-const DEFAULTS: RestoreOptions = { transactions: 50_000, mb: 200, connections: 16, seed: 20261125, tail: 0, pauseMs: 6_000, strict: false, keep: false };
+const DEFAULTS: RestoreOptions = {
+  transactions: 50_000,
+  mb: 200,
+  connections: 16,
+  seed: 20261125,
+  tail: 0,
+  pauseMs: 6_000,
+  strict: false,
+  keep: false,
+};
 
 const USAGE = `usage: npm run bench -- restore [options]
 
@@ -168,7 +186,8 @@ async function driveRange(
       if (i > to) return;
       while (watermark <= i - MAX_IN_FLIGHT_SPAN) await sleep(1);
       const answer = await client.request('POST', '/v1/databases/bench/query', { statements: workload.statements(i) }, 60_000);
-      if (answer.status !== 200) throw new Error(`transaction ${i}: POST /v1/databases/bench/query answered ${answer.status}: ${answer.text.slice(0, 300)}`);
+      if (answer.status !== 200)
+        throw new Error(`transaction ${i}: POST /v1/databases/bench/query answered ${answer.status}: ${answer.text.slice(0, 300)}`);
       acked[i] = 1;
       ackMs[i] = performance.now() - startedAt;
       while (watermark <= to && acked[watermark] === 1) watermark++;
@@ -204,7 +223,8 @@ function verify(label: string, file: string, reference: TableDigest, seconds: nu
   const problems: string[] = [];
   if (digest.integrity !== 'ok') problems.push(`quick_check: ${digest.integrity}`);
   if (digest.rows !== reference.rows) problems.push(`${digest.rows} rows, expected ${reference.rows}`);
-  if (digest.sha256 !== reference.sha256) problems.push(`content sha256 ${digest.sha256.slice(0, 16)}..., expected ${reference.sha256.slice(0, 16)}...`);
+  if (digest.sha256 !== reference.sha256)
+    problems.push(`content sha256 ${digest.sha256.slice(0, 16)}..., expected ${reference.sha256.slice(0, 16)}...`);
   const problem = problems.length === 0 ? null : `${label} restore is wrong: ${problems.join('; ')}`;
   return { seconds: round(seconds, 3), target_time: targetTime, output_bytes: statSync(file).size, digest, ok: problem === null, problem };
 }
@@ -293,15 +313,24 @@ async function runRestoreBenchmark(options: RestoreOptions): Promise<{ report: R
     'litebase serve',
     process.execPath,
     [
-      path.join(repoRoot(), 'bin', 'litebase.js'), 'serve',
-      '--data-dir', dataDir,
-      '--local-dir', path.join(dataDir, 'local'),
-      '--object-store', archiveUrl,
-      '--port', String(port),
-      '--host', '127.0.0.1',
-      '--node-id', 'bench',
-      '--root-key', key,
-      '--log-level', 'warn',
+      path.join(repoRoot(), 'bin', 'litebase.js'),
+      'serve',
+      '--data-dir',
+      dataDir,
+      '--local-dir',
+      path.join(dataDir, 'local'),
+      '--object-store',
+      archiveUrl,
+      '--port',
+      String(port),
+      '--host',
+      '127.0.0.1',
+      '--node-id',
+      'bench',
+      '--root-key',
+      key,
+      '--log-level',
+      'warn',
     ],
     cleanEnv(serverEnv),
   );
@@ -360,7 +389,18 @@ async function runRestoreBenchmark(options: RestoreOptions): Promise<{ report: R
   const litebaseRun = await timedRun(
     'litebase restore',
     process.execPath,
-    [path.join(repoRoot(), 'bin', 'litebase.js'), 'restore', 'bench', '--timestamp', litebaseTarget, '--output', litebaseOut, '--object-store', archiveUrl, '--json'],
+    [
+      path.join(repoRoot(), 'bin', 'litebase.js'),
+      'restore',
+      'bench',
+      '--timestamp',
+      litebaseTarget,
+      '--output',
+      litebaseOut,
+      '--object-store',
+      archiveUrl,
+      '--json',
+    ],
     cleanEnv({}),
   );
   durations.litebase_restore = since(phase);
@@ -378,13 +418,30 @@ async function runRestoreBenchmark(options: RestoreOptions): Promise<{ report: R
   const litebaseNoCheck = await timedRun(
     'litebase restore --no-check',
     process.execPath,
-    [path.join(repoRoot(), 'bin', 'litebase.js'), 'restore', 'bench', '--timestamp', litebaseTarget, '--output', noCheckOut, '--object-store', archiveUrl, '--json', '--no-check'],
+    [
+      path.join(repoRoot(), 'bin', 'litebase.js'),
+      'restore',
+      'bench',
+      '--timestamp',
+      litebaseTarget,
+      '--output',
+      noCheckOut,
+      '--object-store',
+      archiveUrl,
+      '--json',
+      '--no-check',
+    ],
     cleanEnv({}),
   );
   rmSync(noCheckOut, { force: true });
   durations.litebase_restore_no_check = since(phase);
   // Node start-up and module loading, for the profile: the CLI's --version path.
-  const nodeStart = await timedRun('litebase --version', process.execPath, [path.join(repoRoot(), 'bin', 'litebase.js'), '--version'], cleanEnv({}));
+  const nodeStart = await timedRun(
+    'litebase --version',
+    process.execPath,
+    [path.join(repoRoot(), 'bin', 'litebase.js'), '--version'],
+    cleanEnv({}),
+  );
 
   // ---- 2. Litestream -----------------------------------------------------------------------
   const lsDir = path.join(root, 'litestream');
@@ -394,7 +451,15 @@ async function runRestoreBenchmark(options: RestoreOptions): Promise<{ report: R
   mkdirSync(lsDir);
   writeFileSync(
     configFile,
-    ['dbs:', `  - path: ${lsDb}`, '    replicas:', '      - type: file', `        path: ${replicaDir}`, '        sync-interval: 1s', ''].join('\n'),
+    [
+      'dbs:',
+      `  - path: ${lsDb}`,
+      '    replicas:',
+      '      - type: file',
+      `        path: ${replicaDir}`,
+      '        sync-interval: 1s',
+      '',
+    ].join('\n'),
   );
   const db = new Database(lsDb);
   let closed = false;
@@ -480,7 +545,12 @@ async function runRestoreBenchmark(options: RestoreOptions): Promise<{ report: R
   phase = performance.now();
   progress(`litestream: restore to ${litestreamTarget} (just after transaction ${k})`);
   const litestreamOut = path.join(outDir, 'litestream.sqlite');
-  const litestreamRun = await timedRun('litestream restore', binary, ['restore', '-config', configFile, '-o', litestreamOut, '-timestamp', litestreamTarget, lsDb], process.env);
+  const litestreamRun = await timedRun(
+    'litestream restore',
+    binary,
+    ['restore', '-config', configFile, '-o', litestreamOut, '-timestamp', litestreamTarget, lsDb],
+    process.env,
+  );
   durations.litestream_restore = since(phase);
   const litestreamResult = verify('Litestream', litestreamOut, reference, litestreamRun.seconds, litestreamTarget);
   if (litestreamResult.problem) failures.push(litestreamResult.problem);
@@ -493,10 +563,13 @@ async function runRestoreBenchmark(options: RestoreOptions): Promise<{ report: R
     restore_le_half_litestream: litebaseResult.ok && restoreRatio !== null && restoreRatio <= RESTORE_GOALS.maxRestoreTimeRatio,
     archive_le_litestream: bytesRatio !== null && bytesRatio <= RESTORE_GOALS.maxArchiveBytesRatio,
   };
-  if (serverLines.length > 0) warnings.push(`litebase serve printed ${serverLines.length} warning/error line(s) (details.litebase.server_log)`);
+  if (serverLines.length > 0)
+    warnings.push(`litebase serve printed ${serverLines.length} warning/error line(s) (details.litebase.server_log)`);
   if (machine.load_average_1m > 1) warnings.push(`load average ${machine.load_average_1m} at start: the machine was not idle`);
   if (litestreamWriteSeconds > litebaseWrite.seconds * 1.2) {
-    warnings.push(`the Litestream run could not keep the Litebase run's pace (${round(litestreamWriteSeconds, 1)} s vs ${round(litebaseWrite.seconds, 1)} s)`);
+    warnings.push(
+      `the Litestream run could not keep the Litebase run's pace (${round(litestreamWriteSeconds, 1)} s vs ${round(litebaseWrite.seconds, 1)} s)`,
+    );
   }
   const databaseBytes = litebaseResult.digest.page_count * litebaseResult.digest.page_size;
   removeRoot();
@@ -555,7 +628,8 @@ async function runRestoreBenchmark(options: RestoreOptions): Promise<{ report: R
       pause_after_k_ms: options.pauseMs,
       compaction_log_bytes: compactionLogBytes,
       litestream_sync_interval: '1s',
-      restores: 'wall time from spawn to exit of the CLI; files written minutes before (page cache warm for both); sync and 1 s of quiet before each',
+      restores:
+        'wall time from spawn to exit of the CLI; files written minutes before (page cache warm for both); sync and 1 s of quiet before each',
     },
     machine,
     durations_s: durations,
@@ -587,15 +661,37 @@ function restoreTable(report: RestoreReport, litebase: RestoreResult, litestream
       { header: 'content' },
     ],
     [
-      ['Litebase (offline restore from file:// store)', formatNumber(litebase.seconds, 2), mib(report.litebase_archive_bytes), formatNumber(report.litebase_bytes_per_tx, 0), litebase.digest.rows, litebase.ok ? 'OK' : 'WRONG'],
-      [`Litestream (file replica)`, formatNumber(litestream.seconds, 2), mib(report.litestream_archive_bytes), formatNumber(report.litestream_bytes_per_tx, 0), litestream.digest.rows, litestream.ok ? 'OK' : 'WRONG'],
+      [
+        'Litebase (offline restore from file:// store)',
+        formatNumber(litebase.seconds, 2),
+        mib(report.litebase_archive_bytes),
+        formatNumber(report.litebase_bytes_per_tx, 0),
+        litebase.digest.rows,
+        litebase.ok ? 'OK' : 'WRONG',
+      ],
+      [
+        `Litestream (file replica)`,
+        formatNumber(litestream.seconds, 2),
+        mib(report.litestream_archive_bytes),
+        formatNumber(report.litestream_bytes_per_tx, 0),
+        litestream.digest.rows,
+        litestream.ok ? 'OK' : 'WRONG',
+      ],
     ],
   );
   const goals = renderTable(
     [{ header: 'goal' }, { header: 'measured', align: 'right' }, { header: 'result' }],
     [
-      [`Litebase restore time <= ${RESTORE_GOALS.maxRestoreTimeRatio} x Litestream's`, formatNumber(report.restore_time_ratio, 3), report.goals.restore_le_half_litestream ? 'PASS' : 'FAIL'],
-      [`Litebase archive bytes <= ${RESTORE_GOALS.maxArchiveBytesRatio} x Litestream's`, formatNumber(report.archive_bytes_ratio, 3), report.goals.archive_le_litestream ? 'PASS' : 'FAIL'],
+      [
+        `Litebase restore time <= ${RESTORE_GOALS.maxRestoreTimeRatio} x Litestream's`,
+        formatNumber(report.restore_time_ratio, 3),
+        report.goals.restore_le_half_litestream ? 'PASS' : 'FAIL',
+      ],
+      [
+        `Litebase archive bytes <= ${RESTORE_GOALS.maxArchiveBytesRatio} x Litestream's`,
+        formatNumber(report.archive_bytes_ratio, 3),
+        report.goals.archive_le_litestream ? 'PASS' : 'FAIL',
+      ],
     ],
   );
   const lines = [

@@ -1,12 +1,31 @@
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { track } from './support/cleanup.js';
-import { GET_CEILING_LABEL, HTTP_CEILING_ROUTE, measureCeilings, POST_CEILING_LABEL, type Ceilings, type LoadShape } from './support/ceiling.js';
+import {
+  GET_CEILING_LABEL,
+  HTTP_CEILING_ROUTE,
+  measureCeilings,
+  POST_CEILING_LABEL,
+  type Ceilings,
+  type LoadShape,
+} from './support/ceiling.js';
 import { bodyBytes, errorRateProblem, prepareBodies, runLoad, type LoadResult } from './support/load.js';
 import { machineInfo, type MachineInfo } from './support/machine.js';
 import { commitStats, scrapeMetrics, type CommitStats } from './support/metrics.js';
 import { rawSqliteInserts, type RawSqliteResult } from './support/raw-sqlite.js';
-import { cpuCell, cpuWarnings, notes, progress, ratio, round, since, summarize, type BenchOptions, type BenchOutcome, type LoadSummary } from './support/report.js';
+import {
+  cpuCell,
+  cpuWarnings,
+  notes,
+  progress,
+  ratio,
+  round,
+  since,
+  summarize,
+  type BenchOptions,
+  type BenchOutcome,
+  type LoadSummary,
+} from './support/report.js';
 import { BenchServer, benchTmpRoot, makeTempDir, type ServerLogSummary } from './support/server.js';
 import { countRows, createBenchTable } from './support/sql.js';
 import { formatNumber, renderTable } from './support/table.js';
@@ -190,7 +209,9 @@ export async function runWriteBenchmark(options: BenchOptions): Promise<BenchOut
     );
   }
   if (litebase.commit.avg_group_size !== null && litebase.commit.avg_group_size < 1.5) {
-    warnings.push(`group commit carried only ${litebase.commit.avg_group_size.toFixed(2)} transactions per segment under ${options.connections} clients`);
+    warnings.push(
+      `group commit carried only ${litebase.commit.avg_group_size.toFixed(2)} transactions per segment under ${options.connections} clients`,
+    );
   }
   warnings.push(...cpuWarnings([ceilings.get, ceilings.post, litebase.measured, noGroupCommit.measured]));
   if (machine.tmp_filesystem === 'tmpfs') {
@@ -332,7 +353,11 @@ function writeTable(report: WriteReport): string {
   const goals = renderTable(
     [{ header: 'goal' }, { header: 'measured', align: 'right' }, { header: 'result' }],
     [
-      [`litebase_tps >= ${report.goals.ratio_to_ceiling_min} x http_ceiling_rps (POST /v1/ping)`, formatNumber(report.ratio_to_ceiling, 3), report.pass_ratio_to_ceiling ? 'PASS' : 'FAIL'],
+      [
+        `litebase_tps >= ${report.goals.ratio_to_ceiling_min} x http_ceiling_rps (POST /v1/ping)`,
+        formatNumber(report.ratio_to_ceiling, 3),
+        report.pass_ratio_to_ceiling ? 'PASS' : 'FAIL',
+      ],
       [
         `litebase_tps >= ${report.goals.ratio_to_no_group_commit_min} x no_group_commit_tps`,
         formatNumber(report.ratio_to_no_group_commit, 2),

@@ -51,15 +51,24 @@ export class BenchCluster {
     const port = await freePort();
     const localDir = path.join(this.root, `local-${nodeId}`);
     const args = [
-      '--data-dir', this.sharedDir,
-      '--local-dir', localDir,
-      '--node-id', nodeId,
-      '--port', String(port),
-      '--host', '127.0.0.1',
-      '--advertise-address', `http://127.0.0.1:${port}`,
-      '--root-key', this.key,
-      '--log-level', 'warn',
-      '--lease-ttl-ms', '5000',
+      '--data-dir',
+      this.sharedDir,
+      '--local-dir',
+      localDir,
+      '--node-id',
+      nodeId,
+      '--port',
+      String(port),
+      '--host',
+      '127.0.0.1',
+      '--advertise-address',
+      `http://127.0.0.1:${port}`,
+      '--root-key',
+      this.key,
+      '--log-level',
+      'warn',
+      '--lease-ttl-ms',
+      '5000',
       ...extraArgs,
     ];
     const spawnedAt = performance.now();
@@ -175,7 +184,12 @@ export class ClusterNode {
 
   async waitReady(timeoutMs: number): Promise<void> {
     // Polled every 10 ms: the time to ready of a joining node is a measurement.
-    await this.child.waitReady(`node ${this.id}`, timeoutMs, 10, async () => (await this.client.request('GET', '/readyz', undefined, 2_000)).status);
+    await this.child.waitReady(
+      `node ${this.id}`,
+      timeoutMs,
+      10,
+      async () => (await this.client.request('GET', '/readyz', undefined, 2_000)).status,
+    );
     this.readyAt = performance.now();
     this.linesAtReady = this.child.lineCount;
   }

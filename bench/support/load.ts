@@ -204,7 +204,11 @@ export interface MeasuredLoad {
  * A warm-up run (JIT, SQLite page cache, TCP connections, WAL growth) whose numbers are discarded
  * except for error checks, then the measured run with fresh connections.
  */
-export async function warmAndMeasure(spec: Omit<LoadSpec, 'seconds'>, warmupSeconds: number, measureSeconds: number): Promise<MeasuredLoad> {
+export async function warmAndMeasure(
+  spec: Omit<LoadSpec, 'seconds'>,
+  warmupSeconds: number,
+  measureSeconds: number,
+): Promise<MeasuredLoad> {
   const warmup = await runLoad({ ...spec, title: `${spec.title} (warm-up)`, seconds: warmupSeconds });
   const measured = await runLoad({ ...spec, seconds: measureSeconds });
   return { warmup, measured };

@@ -114,7 +114,9 @@ export class CpuMonitor {
     const benchPct = ((bench.user + bench.system) / 1e6 / seconds) * 100;
     const endServer = this.serverPid === undefined ? undefined : processTicks(this.serverPid);
     const serverPct =
-      this.startServer !== undefined && endServer !== undefined ? ((endServer - this.startServer) / TICKS_PER_SECOND / seconds) * 100 : null;
+      this.startServer !== undefined && endServer !== undefined
+        ? ((endServer - this.startServer) / TICKS_PER_SECOND / seconds) * 100
+        : null;
     const endMachine = machineTicks();
     const machinePct =
       this.startMachine && endMachine ? ((endMachine.busy - this.startMachine.busy) / TICKS_PER_SECOND / seconds) * 100 : null;

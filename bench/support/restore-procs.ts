@@ -105,7 +105,8 @@ export class ChildRun {
     }
     // Flush a last partial line.
     for (const stream of ['stdout', 'stderr'] as const) {
-      if (this.partial[stream].trim() !== '') this.lines.push({ at_ms: Math.round(performance.now() - this.startedAt), stream, line: this.partial[stream] });
+      if (this.partial[stream].trim() !== '')
+        this.lines.push({ at_ms: Math.round(performance.now() - this.startedAt), stream, line: this.partial[stream] });
       this.partial[stream] = '';
     }
     this.untrack();
@@ -120,7 +121,13 @@ export interface TimedRun {
 }
 
 /** Run a command to its end; the wall time is from spawn to exit. Throws on a non-zero exit. */
-export async function timedRun(label: string, command: string, args: string[], env: NodeJS.ProcessEnv, timeoutMs = 15 * 60_000): Promise<TimedRun> {
+export async function timedRun(
+  label: string,
+  command: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  timeoutMs = 15 * 60_000,
+): Promise<TimedRun> {
   const started = performance.now();
   const run = ChildRun.start(label, command, args, env);
   const timer = setTimeout(() => run.child.kill('SIGKILL'), timeoutMs);
@@ -128,7 +135,10 @@ export async function timedRun(label: string, command: string, args: string[], e
   const seconds = (performance.now() - started) / 1000;
   clearTimeout(timer);
   await run.stop();
-  const stdout = run.lines.filter((line) => line.stream === 'stdout').map((line) => line.line).join('\n');
+  const stdout = run.lines
+    .filter((line) => line.stream === 'stdout')
+    .map((line) => line.line)
+    .join('\n');
   if (code !== 0) throw new Error(`${label} failed (${run.exitDescription}):\n${run.tail(30).join('\n')}`);
   return { seconds, code, lines: run.lines, stdout };
 }

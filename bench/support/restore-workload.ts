@@ -92,7 +92,8 @@ export class Workload {
   statements(i: number): Statement[] {
     const list: Statement[] = [{ sql: INSERT_SQL, params: [i, this.insertK(i), this.payload(this.insertPayloadSeed(i))] }];
     const updated = this.updates(i);
-    if (updated !== undefined) list.push({ sql: UPDATE_SQL, params: [hash32(this.seed, i, 6) % 1_000_000, this.payload(this.updatePayloadSeed(i)), updated] });
+    if (updated !== undefined)
+      list.push({ sql: UPDATE_SQL, params: [hash32(this.seed, i, 6) % 1_000_000, this.payload(this.updatePayloadSeed(i)), updated] });
     const deleted = this.deletes(i);
     if (deleted !== undefined) list.push({ sql: DELETE_SQL, params: [deleted] });
     return list;
@@ -146,7 +147,8 @@ export function digestSqliteFile(file: string): TableDigest & { integrity: strin
     const select = db.prepare('SELECT id, k, payload FROM t ORDER BY id').raw(true);
     for (const row of select.iterate() as IterableIterator<unknown[]>) {
       const [id, k, payload] = row;
-      if (typeof id !== 'number' || typeof k !== 'number' || typeof payload !== 'string') throw new Error(`unexpected row in ${file}: ${JSON.stringify(row).slice(0, 200)}`);
+      if (typeof id !== 'number' || typeof k !== 'number' || typeof payload !== 'string')
+        throw new Error(`unexpected row in ${file}: ${JSON.stringify(row).slice(0, 200)}`);
       digest.add(id, k, payload);
     }
     return {

@@ -209,13 +209,20 @@ export class BenchServer {
     const dir = makeTempDir(`litebase-bench-${options.label}-`);
     const port = await freePort();
     const args = [
-      '--data-dir', dir,
-      '--local-dir', path.join(dir, 'local'),
-      '--port', String(port),
-      '--host', '127.0.0.1',
-      '--node-id', 'bench',
-      '--root-key', options.rootKey,
-      '--log-level', 'warn',
+      '--data-dir',
+      dir,
+      '--local-dir',
+      path.join(dir, 'local'),
+      '--port',
+      String(port),
+      '--host',
+      '127.0.0.1',
+      '--node-id',
+      'bench',
+      '--root-key',
+      options.rootKey,
+      '--log-level',
+      'warn',
       ...(options.groupCommit ? [] : ['--no-group-commit']),
     ];
     // Group commit is also set through the environment, for both runs, so neither relies on a

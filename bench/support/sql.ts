@@ -15,7 +15,12 @@ export function firstRows(body: unknown): unknown[][] {
   return rows;
 }
 
-export async function query(server: BenchServer, step: string, database: string, statements: { sql: string; params?: unknown[] }[]): Promise<unknown> {
+export async function query(
+  server: BenchServer,
+  step: string,
+  database: string,
+  statements: { sql: string; params?: unknown[] }[],
+): Promise<unknown> {
   return server.expect(step, 200, 'POST', `/v1/databases/${database}/query`, { statements });
 }
 

@@ -34,7 +34,8 @@ export function TimeChart(props: TimeChartProps) {
   useEffect(() => {
     const target = container.current;
     if (!target) return;
-    const format = (value: number | null | undefined) => (value === null || value === undefined ? '–' : (latest.current.format ?? String)(value));
+    const format = (value: number | null | undefined) =>
+      value === null || value === undefined ? '–' : (latest.current.format ?? String)(value);
     const options: uPlot.Options = {
       title: props.title,
       width: Math.max(320, target.clientWidth || 640),
@@ -47,7 +48,9 @@ export function TimeChart(props: TimeChartProps) {
           stroke: PALETTE[index % PALETTE.length] as string,
           width: 2,
           value: (_u: uPlot, value: number | null) => format(value),
-          ...(props.pointsOnly ? { paths: () => null, points: { show: true, size: 9, fill: PALETTE[index % PALETTE.length] as string } } : {}),
+          ...(props.pointsOnly
+            ? { paths: () => null, points: { show: true, size: 9, fill: PALETTE[index % PALETTE.length] as string } }
+            : {}),
         })),
       ],
       axes: [{}, { values: (_u, values) => values.map((value) => format(value)), size: 70 }],

@@ -2,7 +2,11 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import { ApiError } from './api.js';
 
 /** Run `load` now and every `intervalMs` while mounted; its latest result or error. */
-export function usePoll<T>(load: () => Promise<T>, intervalMs: number, deps: readonly unknown[] = []): { value: T | undefined; error: ApiError | null; reload: () => void } {
+export function usePoll<T>(
+  load: () => Promise<T>,
+  intervalMs: number,
+  deps: readonly unknown[] = [],
+): { value: T | undefined; error: ApiError | null; reload: () => void } {
   const [value, setValue] = useState<T | undefined>(undefined);
   const [error, setError] = useState<ApiError | null>(null);
   const [tick, setTick] = useState(0);

@@ -70,10 +70,26 @@ export interface RestoreJob {
   target: string;
   status: 'running' | 'succeeded' | 'failed';
   request: { position?: string; timestamp?: string };
-  progress: { phase: string; bytes: number; totalBytes: number; segments: number; totalSegments: number; percent: number; position: string };
+  progress: {
+    phase: string;
+    bytes: number;
+    totalBytes: number;
+    segments: number;
+    totalSegments: number;
+    percent: number;
+    position: string;
+  };
   startedAt: string;
   finishedAt?: string;
-  result?: { position: string; time: string | null; pages: number; pageSize: number; bytes: number; durationMs: number; database: { name: string; id: string; position: string } };
+  result?: {
+    position: string;
+    time: string | null;
+    pages: number;
+    pageSize: number;
+    bytes: number;
+    durationMs: number;
+    database: { name: string; id: string; position: string };
+  };
   error?: { code: string; message: string };
 }
 

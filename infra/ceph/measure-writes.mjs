@@ -40,10 +40,29 @@ const port = await new Promise((resolve) => {
 const dataDir = mkdtempSync(path.join(parent, 'litebase-measure-'));
 const localDir = mkdtempSync(path.join(tmpdir(), 'litebase-measure-local-'));
 const url = `http://127.0.0.1:${port}`;
-const child = spawn(process.execPath, [cli, 'serve', '--data-dir', dataDir, '--local-dir', localDir, '--port', String(port), '--node-id', 'm1', '--root-key', key, '--log-level', 'warn'], {
-  stdio: ['ignore', 'inherit', 'inherit'],
-  env: Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('LITEBASE_'))),
-});
+const child = spawn(
+  process.execPath,
+  [
+    cli,
+    'serve',
+    '--data-dir',
+    dataDir,
+    '--local-dir',
+    localDir,
+    '--port',
+    String(port),
+    '--node-id',
+    'm1',
+    '--root-key',
+    key,
+    '--log-level',
+    'warn',
+  ],
+  {
+    stdio: ['ignore', 'inherit', 'inherit'],
+    env: Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('LITEBASE_'))),
+  },
+);
 const headers = { authorization: `Bearer ${key}`, 'content-type': 'application/json' };
 const call = async (method, route, body) => {
   const response = await fetch(url + route, { method, headers, ...(body ? { body: JSON.stringify(body) } : {}) });
@@ -57,26 +76,30 @@ try {
   }
   await call('POST', '/v1/databases', { name: 'bench' });
   await call('POST', '/v1/databases/bench/query', { statements: [{ sql: 'CREATE TABLE t(id INTEGER PRIMARY KEY, payload TEXT)' }] });
-  const body = JSON.stringify({ statements: [{ sql: 'INSERT INTO t(payload) VALUES (?)', params: ['litebase-bench-payload-'.padEnd(100, 'x')] }] });
+  const body = JSON.stringify({
+    statements: [{ sql: 'INSERT INTO t(payload) VALUES (?)', params: ['litebase-bench-payload-'.padEnd(100, 'x')] }],
+  });
   const load = (duration) => autocannon({ url: `${url}/v1/databases/bench/query`, method: 'POST', headers, body, connections, duration });
   await load(warmup);
   const before = await segmentStats();
   const result = await load(seconds);
   const after = await segmentStats();
   const segments = after.count - before.count;
-  console.log(JSON.stringify({
-    data_dir_parent: parent,
-    connections,
-    seconds,
-    tx_per_s: Math.round(result.requests.average),
-    non_2xx: result.non2xx,
-    errors: result.errors,
-    p50_ms: result.latency.p50,
-    p99_ms: result.latency.p99,
-    segments,
-    tx_per_segment: segments > 0 ? Math.round((result.requests.total / segments) * 10) / 10 : null,
-    ms_per_segment: segments > 0 ? Math.round(((after.sum - before.sum) / segments) * 10000) / 10 : null,
-  }));
+  console.log(
+    JSON.stringify({
+      data_dir_parent: parent,
+      connections,
+      seconds,
+      tx_per_s: Math.round(result.requests.average),
+      non_2xx: result.non2xx,
+      errors: result.errors,
+      p50_ms: result.latency.p50,
+      p99_ms: result.latency.p99,
+      segments,
+      tx_per_segment: segments > 0 ? Math.round((result.requests.total / segments) * 10) / 10 : null,
+      ms_per_segment: segments > 0 ? Math.round(((after.sum - before.sum) / segments) * 10000) / 10 : null,
+    }),
+  );
 } finally {
   child.kill('SIGTERM');
   await new Promise((resolve) => child.once('exit', resolve));
@@ -86,6 +109,14 @@ try {
 
 async function segmentStats() {
   const { text } = await call('GET', '/metrics');
-  const value = (name) => Number(/^(\S+) (\S+)$/m.exec(text.split('\n').filter((line) => line.startsWith(name)).join('\n'))?.[2] ?? 0);
+  const value = (name) =>
+    Number(
+      /^(\S+) (\S+)$/m.exec(
+        text
+          .split('\n')
+          .filter((line) => line.startsWith(name))
+          .join('\n'),
+      )?.[2] ?? 0,
+    );
   return { count: value('litebase_segment_write_seconds_count'), sum: value('litebase_segment_write_seconds_sum') };
 }

@@ -173,7 +173,12 @@ export interface LoadedIndex {
 }
 
 /** The index of one database id, reconciled with a listing of its objects. */
-export async function loadArchiveIndex(store: ObjectStore, database: string, databaseId: string, options: LoadIndexOptions): Promise<LoadedIndex> {
+export async function loadArchiveIndex(
+  store: ObjectStore,
+  database: string,
+  databaseId: string,
+  options: LoadIndexOptions,
+): Promise<LoadedIndex> {
   const prefix = archivePrefix(database, databaseId);
   const listed = new Map<string, ObjectInfo>();
   let indexInfo: ObjectInfo | undefined;
@@ -268,7 +273,10 @@ async function describeBundleObject(store: ObjectStore, key: string, size: numbe
   const firstHeader = headers[0];
   const lastHeader = headers.at(-1);
   if (!firstHeader || !lastHeader || firstHeader.position !== first || lastHeader.position !== last) {
-    throw new BundleFormatError(`${key}: holds positions ${firstHeader?.position}..${lastHeader?.position}, its name says ${first}..${last}`, { key });
+    throw new BundleFormatError(
+      `${key}: holds positions ${firstHeader?.position}..${lastHeader?.position}, its name says ${first}..${last}`,
+      { key },
+    );
   }
   return {
     key,

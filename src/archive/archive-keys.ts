@@ -41,10 +41,7 @@ export function indexKey(name: string, databaseId: string): string {
   return `${archivePrefix(name, databaseId)}index.json`;
 }
 
-export type ArchiveKey =
-  | { kind: 'bundle'; first: bigint; last: bigint }
-  | { kind: 'checkpoint'; position: bigint }
-  | { kind: 'index' };
+export type ArchiveKey = { kind: 'bundle'; first: bigint; last: bigint } | { kind: 'checkpoint'; position: bigint } | { kind: 'index' };
 
 /** What a key below `archivePrefix(name, id)` is, or undefined for anything else (left alone). */
 export function parseArchiveKey(prefix: string, key: string): ArchiveKey | undefined {

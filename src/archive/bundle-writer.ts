@@ -57,7 +57,9 @@ export class BundleWriter {
     const { header, pages } = decodeSegment(segment);
     if (!this.accepts(header)) {
       const last = this.segments.at(-1) as SegmentHeader;
-      throw new RangeError(`BundleWriter: position ${header.position} (page size ${header.pageSize}) cannot follow ${last.position} (page size ${last.pageSize}) in one bundle`);
+      throw new RangeError(
+        `BundleWriter: position ${header.position} (page size ${header.pageSize}) cannot follow ${last.position} (page size ${last.pageSize}) in one bundle`,
+      );
     }
     const index = this.segments.length;
     this.segments.push(header);
@@ -108,11 +110,11 @@ export class BundleWriter {
 }
 
 function writeFully(fd: number, bytes: Uint8Array, position: number): void {
-  for (let done = 0; done < bytes.length; ) done += writeSync(fd, bytes, done, bytes.length - done, position + done);
+  for (let done = 0; done < bytes.length;) done += writeSync(fd, bytes, done, bytes.length - done, position + done);
 }
 
 function readFully(fd: number, into: Buffer, position: number): void {
-  for (let filled = 0; filled < into.length; ) {
+  for (let filled = 0; filled < into.length;) {
     const read = readSync(fd, into, filled, into.length - filled, position + filled);
     if (read === 0) throw new Error(`unexpected end of file at ${position + filled}`);
     filled += read;
@@ -125,7 +127,7 @@ export async function sha256File(file: string): Promise<string> {
   const handle = await fs.open(file, 'r');
   try {
     const buffer = Buffer.allocUnsafe(4 * 1024 * 1024);
-    for (let position = 0; ; ) {
+    for (let position = 0; ;) {
       const { bytesRead } = await handle.read(buffer, 0, buffer.length, position);
       if (bytesRead === 0) break;
       hash.update(buffer.subarray(0, bytesRead));

@@ -20,7 +20,9 @@ export function registerClusterCommands(program: Command, io: CliIo): void {
 
 /** The answer for people: a line for the term and the Primary, then a row per node. */
 export function describeCluster(status: ClusterStatus, now = Date.now()): string {
-  const primary = status.primary ? `primary ${status.primary.nodeId} (${status.primary.address})` : 'no primary (an election may be under way)';
+  const primary = status.primary
+    ? `primary ${status.primary.nodeId} (${status.primary.address})`
+    : 'no primary (an election may be under way)';
   const lines = [`term ${status.term}, ${primary}`];
   const nodes = Array.isArray(status.nodes) ? status.nodes : [];
   if (nodes.length === 0) {
@@ -30,7 +32,14 @@ export function describeCluster(status: ClusterStatus, now = Date.now()): string
   lines.push(
     renderTable(
       ['node', 'role', 'address', 'alive', 'heartbeat', 'databases (position, lag)'],
-      nodes.map((node) => [node.nodeId, node.role, node.address, node.alive ? 'yes' : 'no', heartbeatAge(node.lastHeartbeat, now), describeDatabases(node)]),
+      nodes.map((node) => [
+        node.nodeId,
+        node.role,
+        node.address,
+        node.alive ? 'yes' : 'no',
+        heartbeatAge(node.lastHeartbeat, now),
+        describeDatabases(node),
+      ]),
     ),
   );
   return lines.join('\n');
@@ -41,7 +50,11 @@ function heartbeatAge(lastHeartbeat: string, now: number): string {
   if (!Number.isFinite(at)) return 'never';
   // Clocks of two machines may disagree a little: a heartbeat "from the future" is just now.
   const seconds = Math.max(0, now - at) / 1000;
-  return seconds < 60 ? `${seconds.toFixed(1)} s ago` : seconds < 3600 ? `${(seconds / 60).toFixed(1)} min ago` : `${(seconds / 3600).toFixed(1)} h ago`;
+  return seconds < 60
+    ? `${seconds.toFixed(1)} s ago`
+    : seconds < 3600
+      ? `${(seconds / 60).toFixed(1)} min ago`
+      : `${(seconds / 3600).toFixed(1)} h ago`;
 }
 
 /** One line per database: its applied position and lag behind the Primary (and a refused segment). */

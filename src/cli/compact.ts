@@ -23,7 +23,9 @@ export function registerCompactCommand(program: Command, io: CliIo): void {
 export function describeCompaction(report: CompactionReport): string {
   const lines = [`compacted ${report.database} at position ${report.position} in ${(report.durationMs / 1000).toFixed(1)} s`];
   if (report.checkpoint) {
-    lines.push(`  checkpoint ${report.checkpoint.position} (${report.checkpoint.created ? 'new' : 'existing'}, ${report.checkpoint.bytes} bytes): ${report.checkpoint.key}`);
+    lines.push(
+      `  checkpoint ${report.checkpoint.position} (${report.checkpoint.created ? 'new' : 'existing'}, ${report.checkpoint.bytes} bytes): ${report.checkpoint.key}`,
+    );
   }
   if (report.archived) {
     lines.push(
@@ -35,9 +37,12 @@ export function describeCompaction(report: CompactionReport): string {
   for (const key of report.checkpointsUploaded) lines.push(`  uploaded checkpoint ${key}`);
   if (report.deleted.deferred) lines.push('  deleting from the shared log deferred (a restore is reading it)');
   else if (report.deleted.segments > 0) {
-    lines.push(`  deleted ${plural(report.deleted.segments, 'segment')} ${report.deleted.first}..${report.deleted.last} from the shared log`);
+    lines.push(
+      `  deleted ${plural(report.deleted.segments, 'segment')} ${report.deleted.first}..${report.deleted.last} from the shared log`,
+    );
   }
-  if (report.pruned.objects.length > 0) lines.push(`  pruned ${plural(report.pruned.objects.length, 'object')} older than the retention window`);
+  if (report.pruned.objects.length > 0)
+    lines.push(`  pruned ${plural(report.pruned.objects.length, 'object')} older than the retention window`);
   lines.push(`  archived through position ${report.archivedThrough}`);
   return lines.join('\n');
 }

@@ -43,18 +43,15 @@ export function registerDbCommands(program: Command, io: CliIo): void {
     io.out(options.json ? JSON.stringify(answer) : `created database ${answer.database.name} (id ${answer.database.id})`);
   });
 
-  withConnectionOptions(
-    db
-      .command('list')
-      .description('list databases')
-      .option('--json', "print the server's JSON answer"),
-  ).action(async (options: ConnectionOptions & JsonFlag) => {
-    const answer = await connect(options).listDatabasesRaw();
-    if (options.json) return io.out(JSON.stringify(answer));
-    if (answer.databases.length === 0) return io.out('no databases');
-    const rows = answer.databases.map((database) => [database.name, database.position, database.createdAt, database.id]);
-    io.out(renderTable(['name', 'position', 'created', 'id'], rows));
-  });
+  withConnectionOptions(db.command('list').description('list databases').option('--json', "print the server's JSON answer")).action(
+    async (options: ConnectionOptions & JsonFlag) => {
+      const answer = await connect(options).listDatabasesRaw();
+      if (options.json) return io.out(JSON.stringify(answer));
+      if (answer.databases.length === 0) return io.out('no databases');
+      const rows = answer.databases.map((database) => [database.name, database.position, database.createdAt, database.id]);
+      io.out(renderTable(['name', 'position', 'created', 'id'], rows));
+    },
+  );
 
   withConnectionOptions(
     db
@@ -86,28 +83,31 @@ export function registerDbCommands(program: Command, io: CliIo): void {
     io.out(`backed up ${name} at position ${result.position} into ${result.output} (${result.bytes} bytes)`);
   });
 
-  withConnectionOptions(
-    db
-      .command('drop')
-      .description('drop a database')
-      .argument('<name>', 'database name'),
-  ).action(async (name: string, options: ConnectionOptions) => {
-    await connect(options).dropDatabase(name);
-    io.out(`dropped database ${name}`);
-  });
+  withConnectionOptions(db.command('drop').description('drop a database').argument('<name>', 'database name')).action(
+    async (name: string, options: ConnectionOptions) => {
+      await connect(options).dropDatabase(name);
+      io.out(`dropped database ${name}`);
+    },
+  );
 }
 
 /**
  * Stream the backup into a temporary file beside `--output` (never into memory), check it, then
  * rename it into place: an interrupted download leaves no half-written file under the name.
  */
-async function downloadBackup(name: string, options: BackupFlags): Promise<{ database: string; position: string; output: string; bytes: number }> {
+async function downloadBackup(
+  name: string,
+  options: BackupFlags,
+): Promise<{ database: string; position: string; output: string; bytes: number }> {
   const output = path.resolve(options.output);
   if (!options.force && (await pathExists(output))) {
     throw new LitebaseError('OUTPUT_EXISTS', `${output} exists; choose another file or pass --force`);
   }
   // The download may take as long as the database is large: no client-side time limit.
-  const backup = await connect(options, { timeoutMs: 0 }).backup(name, options.minPosition === undefined ? {} : { minPosition: options.minPosition });
+  const backup = await connect(options, { timeoutMs: 0 }).backup(
+    name,
+    options.minPosition === undefined ? {} : { minPosition: options.minPosition },
+  );
   const temp = path.join(path.dirname(output), `.${path.basename(output)}.backup-${randomBytes(6).toString('hex')}`);
   try {
     await pipeline(Readable.fromWeb(backup.body as WebReadableStream<Uint8Array>), createWriteStream(temp, { flags: 'wx' }));
@@ -122,4 +122,3 @@ async function downloadBackup(name: string, options: BackupFlags): Promise<{ dat
     await fs.rm(temp, { force: true });
   }
 }
-

@@ -33,24 +33,24 @@ export function registerKeyCommands(program: Command, io: CliIo): void {
     io.out(`secret (shown once): ${key.secret ?? ''}`);
   });
 
-  withConnectionOptions(keys.command('list').description('list access keys (never their secrets)').option('--json', "print the server's JSON answer")).action(
-    async (options: ConnectionOptions & { json?: boolean }) => {
-      const list: AccessKeyInfo[] = await connect(options).listKeys();
-      if (options.json) return io.out(JSON.stringify({ keys: list }));
-      if (list.length === 0) return io.out('no access keys (the root key is not listed)');
-      io.out(
-        renderTable(
-          ['id', 'name', 'databases', 'actions', 'created', 'revoked'],
-          list.map((key) => [key.id, key.name, key.databases.join(','), key.actions.join(','), key.createdAt, key.revokedAt ?? '']),
-        ),
-      );
-    },
-  );
+  withConnectionOptions(
+    keys.command('list').description('list access keys (never their secrets)').option('--json', "print the server's JSON answer"),
+  ).action(async (options: ConnectionOptions & { json?: boolean }) => {
+    const list: AccessKeyInfo[] = await connect(options).listKeys();
+    if (options.json) return io.out(JSON.stringify({ keys: list }));
+    if (list.length === 0) return io.out('no access keys (the root key is not listed)');
+    io.out(
+      renderTable(
+        ['id', 'name', 'databases', 'actions', 'created', 'revoked'],
+        list.map((key) => [key.id, key.name, key.databases.join(','), key.actions.join(','), key.createdAt, key.revokedAt ?? '']),
+      ),
+    );
+  });
 
-  withConnectionOptions(keys.command('revoke').description('revoke an access key (every node refuses it within a second)').argument('<id>', 'key id')).action(
-    async (id: string, options: ConnectionOptions) => {
-      await connect(options).revokeKey(id);
-      io.out(`revoked key ${id}`);
-    },
-  );
+  withConnectionOptions(
+    keys.command('revoke').description('revoke an access key (every node refuses it within a second)').argument('<id>', 'key id'),
+  ).action(async (id: string, options: ConnectionOptions) => {
+    await connect(options).revokeKey(id);
+    io.out(`revoked key ${id}`);
+  });
 }

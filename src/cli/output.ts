@@ -32,7 +32,12 @@ export function plural(count: number | bigint, one: string, many = `${one}s`): s
 export function renderResult(result: StatementResult, suffix = ''): string {
   const lines: string[] = [];
   if (result.columns.length > 0) {
-    lines.push(renderTable(result.columns, result.rows.map((row) => row.map(formatValue))));
+    lines.push(
+      renderTable(
+        result.columns,
+        result.rows.map((row) => row.map(formatValue)),
+      ),
+    );
     const affected = result.rowsAffected > 0 ? `, ${plural(result.rowsAffected, 'row')} affected` : '';
     lines.push(`${plural(result.rows.length, 'row')}${affected}${suffix}`);
   } else {

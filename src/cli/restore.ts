@@ -126,10 +126,14 @@ async function restoreOffline(name: string, target: RestoreTarget, output: strin
     });
     const { outcome, plan } = result;
     if (result.otherIds.length > 0 && flags.databaseId === undefined) {
-      io.err(`note: ${store.url} also holds older databases named ${name} (ids ${result.otherIds.join(', ')}); restored the newest, ${result.databaseId}; choose with --database-id`);
+      io.err(
+        `note: ${store.url} also holds older databases named ${name} (ids ${result.otherIds.join(', ')}); restored the newest, ${result.databaseId}; choose with --database-id`,
+      );
     }
     if (plan.clampedToLatest) {
-      io.err(`note: the archive ends at position ${outcome.position}; writes after it (still on the shared file system, or lost with it) are not in this restore`);
+      io.err(
+        `note: the archive ends at position ${outcome.position}; writes after it (still on the shared file system, or lost with it) are not in this restore`,
+      );
     }
     const summary = {
       database: name,
@@ -180,9 +184,13 @@ async function restoreThroughServer(name: string, target: RestoreTarget, newName
   const path = `/v1/databases/${encodeURIComponent(name)}`;
   let job = (await client.json<{ restore: RestoreJob }>('POST', `${path}/restore`, { body })).restore;
   if (job.source === 'archive') {
-    io.err(`note: the server has no database ${name}${flags.databaseId === undefined ? '' : ` with id ${flags.databaseId}`}; restoring from its object store alone (database id ${job.databaseId})`);
+    io.err(
+      `note: the server has no database ${name}${flags.databaseId === undefined ? '' : ` with id ${flags.databaseId}`}; restoring from its object store alone (database id ${job.databaseId})`,
+    );
     if (job.otherDatabaseIds && job.otherDatabaseIds.length > 0 && flags.databaseId === undefined) {
-      io.err(`note: the object store also holds older databases named ${name} (ids ${job.otherDatabaseIds.join(', ')}); choose with --database-id`);
+      io.err(
+        `note: the object store also holds older databases named ${name} (ids ${job.otherDatabaseIds.join(', ')}); choose with --database-id`,
+      );
     }
   }
   const progress = progressPrinter(io, name);

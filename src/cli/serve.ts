@@ -8,29 +8,80 @@ function serveOptions(): Array<[keyof ConfigInput, Option]> {
   return [
     ['dataDir', new Option('--data-dir <dir>', 'shared DFS root: log, cluster state (env LITEBASE_DATA_DIR; default ./litebase-data)')],
     ['localDir', new Option('--local-dir <dir>', 'node-local page cache (env LITEBASE_LOCAL_DIR; default <data-dir>/local/<node-id>)')],
-    ['objectStore', new Option('--object-store <url>', 's3://bucket/prefix or file:///path (env LITEBASE_OBJECT_STORE; default a folder in the data dir)')],
+    [
+      'objectStore',
+      new Option(
+        '--object-store <url>',
+        's3://bucket/prefix or file:///path (env LITEBASE_OBJECT_STORE; default a folder in the data dir)',
+      ),
+    ],
     ['port', new Option('--port <n>', 'HTTP port (env LITEBASE_PORT; default 8080)')],
     ['host', new Option('--host <addr>', 'HTTP listen address (env LITEBASE_HOST; default 127.0.0.1)')],
-    ['nodeId', new Option('--node-id <id>', 'this node\'s id in the cluster (env LITEBASE_NODE_ID; default node-<hostname>)')],
+    ['nodeId', new Option('--node-id <id>', "this node's id in the cluster (env LITEBASE_NODE_ID; default node-<hostname>)")],
     ['advertiseAddress', new Option('--advertise-address <url>', 'address other nodes reach this one at (env LITEBASE_ADVERTISE_ADDRESS)')],
     ['rootKey', new Option('--root-key <secret>', 'root access key (env LITEBASE_ROOT_KEY); generated and saved on first start if absent')],
-    ['tlsCert', new Option('--tls-cert <file>', 'PEM certificate chain: serve HTTPS, and reach other nodes over https (env LITEBASE_TLS_CERT)')],
+    [
+      'tlsCert',
+      new Option('--tls-cert <file>', 'PEM certificate chain: serve HTTPS, and reach other nodes over https (env LITEBASE_TLS_CERT)'),
+    ],
     ['tlsKey', new Option('--tls-key <file>', 'PEM private key of --tls-cert (env LITEBASE_TLS_KEY)')],
-    ['tlsCa', new Option('--tls-ca <file>', 'PEM CA to verify other nodes\' certificates with, instead of the system CAs (env LITEBASE_TLS_CA)')],
+    [
+      'tlsCa',
+      new Option('--tls-ca <file>', "PEM CA to verify other nodes' certificates with, instead of the system CAs (env LITEBASE_TLS_CA)"),
+    ],
     ['config', new Option('--config <file>', 'JSON config file; flags > environment > file > defaults (env LITEBASE_CONFIG)')],
-    ['logLevel', new Option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent (env LITEBASE_LOG_LEVEL; default info)')],
+    [
+      'logLevel',
+      new Option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent (env LITEBASE_LOG_LEVEL; default info)'),
+    ],
     ['authDisabled', new Option('--auth-disabled', 'turn authentication off: local development only (env LITEBASE_AUTH_DISABLED)')],
     ['groupCommit', new Option('--no-group-commit', 'one segment per transaction: for benchmarks only (env LITEBASE_GROUP_COMMIT=false)')],
-    ['walCheckpointBytes', new Option('--wal-checkpoint-bytes <n>', 'checkpoint the local WAL past this size (env LITEBASE_WAL_CHECKPOINT_BYTES)')],
-    ['leaseTtlMs', new Option('--lease-ttl-ms <n>', 'Primary lease time to live, renewed every third of it (env LITEBASE_LEASE_TTL_MS, default 5000)')],
-    ['replicaPollMs', new Option('--replica-poll-ms <n>', 'how often replicas poll the log folder (env LITEBASE_REPLICA_POLL_MS, default 1000)')],
+    [
+      'walCheckpointBytes',
+      new Option('--wal-checkpoint-bytes <n>', 'checkpoint the local WAL past this size (env LITEBASE_WAL_CHECKPOINT_BYTES)'),
+    ],
+    [
+      'leaseTtlMs',
+      new Option('--lease-ttl-ms <n>', 'Primary lease time to live, renewed every third of it (env LITEBASE_LEASE_TTL_MS, default 5000)'),
+    ],
+    [
+      'replicaPollMs',
+      new Option('--replica-poll-ms <n>', 'how often replicas poll the log folder (env LITEBASE_REPLICA_POLL_MS, default 1000)'),
+    ],
     ['replicaWatch', new Option('--no-replica-watch', 'poll only, do not watch log folders (env LITEBASE_REPLICA_WATCH=false)')],
     ['maxResultRows', new Option('--max-result-rows <n>', 'rows in one response (env LITEBASE_MAX_RESULT_ROWS, default 100000)')],
-    ['maxResultBytes', new Option('--max-result-bytes <n>', 'estimated JSON bytes of one response\'s rows (env LITEBASE_MAX_RESULT_BYTES, default 32 MiB)')],
-    ['statementTimeoutMs', new Option('--statement-timeout-ms <n>', 'run time of one statement, checked between rows (env LITEBASE_STATEMENT_TIMEOUT_MS, default 10000)')],
-    ['maxTransactionsPerDatabase', new Option('--max-transactions <n>', 'interactive transactions open or waiting, per database (env LITEBASE_MAX_TRANSACTIONS_PER_DATABASE, default 16)')],
-    ['readProcesses', new Option('--read-processes <n>', 'child processes for looping reads, killed at the statement timeout; 0: in-process (env LITEBASE_READ_PROCESSES, default 2)')],
-    ['watchdogMs', new Option('--watchdog-ms <n>', 'kill the node when its event loop is blocked for the statement timeout plus this; 0: off (env LITEBASE_WATCHDOG_MS, default 30000)')],
+    [
+      'maxResultBytes',
+      new Option('--max-result-bytes <n>', "estimated JSON bytes of one response's rows (env LITEBASE_MAX_RESULT_BYTES, default 32 MiB)"),
+    ],
+    [
+      'statementTimeoutMs',
+      new Option(
+        '--statement-timeout-ms <n>',
+        'run time of one statement, checked between rows (env LITEBASE_STATEMENT_TIMEOUT_MS, default 10000)',
+      ),
+    ],
+    [
+      'maxTransactionsPerDatabase',
+      new Option(
+        '--max-transactions <n>',
+        'interactive transactions open or waiting, per database (env LITEBASE_MAX_TRANSACTIONS_PER_DATABASE, default 16)',
+      ),
+    ],
+    [
+      'readProcesses',
+      new Option(
+        '--read-processes <n>',
+        'child processes for looping reads, killed at the statement timeout; 0: in-process (env LITEBASE_READ_PROCESSES, default 2)',
+      ),
+    ],
+    [
+      'watchdogMs',
+      new Option(
+        '--watchdog-ms <n>',
+        'kill the node when its event loop is blocked for the statement timeout plus this; 0: off (env LITEBASE_WATCHDOG_MS, default 30000)',
+      ),
+    ],
   ];
 }
 
@@ -47,9 +98,7 @@ export function serveFlags(command: Command, options: Array<[keyof ConfigInput, 
 
 /** `litebase serve`: one node, until SIGINT or SIGTERM. */
 export function registerServeCommand(program: Command, io: CliIo): void {
-  const serve = program
-    .command('serve')
-    .description('run a Litebase node (with no flags: data in ./litebase-data, port 8080)');
+  const serve = program.command('serve').description('run a Litebase node (with no flags: data in ./litebase-data, port 8080)');
   const options = serveOptions();
   for (const [, option] of options) serve.addOption(option);
   serve.action(async (_options: unknown, command: Command) => {

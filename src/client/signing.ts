@@ -1,5 +1,12 @@
 import { createHash, createHmac } from 'node:crypto';
-import { canonicalRequest, keyIdOf, SIGNATURE_HEADERS, SIGNATURE_VERSION, SIGNING_KEY_LABEL, type CanonicalRequestParts } from './portable/signing.js';
+import {
+  canonicalRequest,
+  keyIdOf,
+  SIGNATURE_HEADERS,
+  SIGNATURE_VERSION,
+  SIGNING_KEY_LABEL,
+  type CanonicalRequestParts,
+} from './portable/signing.js';
 
 // The scheme's wire format (canonical request, header names, key ids) is defined once, in the
 // portable client, which signs with Web Crypto; this module computes the same HMACs synchronously

@@ -6,7 +6,15 @@ import type { Logger } from 'pino';
 import { LitebaseError } from '../errors.js';
 import { defaultPollMs, type PrimaryView, type Role } from './election.js';
 import { readHeartbeats, type Heartbeat } from './lease-store.js';
-import { SHARED_STATE_BYTES, sendToKeeper, sharedState, startKeeper, type KeeperData, type KeeperEvent, type SharedState } from './lease-worker.js';
+import {
+  SHARED_STATE_BYTES,
+  sendToKeeper,
+  sharedState,
+  startKeeper,
+  type KeeperData,
+  type KeeperEvent,
+  type SharedState,
+} from './lease-worker.js';
 
 /**
  * This node's membership in the cluster: who is the Primary, and may this node write now.
@@ -109,13 +117,22 @@ function integerOption(name: string, value: number | undefined, fallback: number
 }
 
 function settingsFrom(options: ClusterMemberOptions): Settings {
-  if (!NODE_ID_PATTERN.test(options.nodeId)) throw invalid(`node id ${JSON.stringify(options.nodeId)} must match ${NODE_ID_PATTERN.source}`);
+  if (!NODE_ID_PATTERN.test(options.nodeId))
+    throw invalid(`node id ${JSON.stringify(options.nodeId)} must match ${NODE_ID_PATTERN.source}`);
   if (typeof options.address !== 'string' || options.address.length === 0) throw invalid('the node address must not be empty');
   const leaseTtlMs = integerOption('leaseTtlMs', options.leaseTtlMs, 5000, 100);
   const heartbeatMs = integerOption('heartbeatMs', options.heartbeatMs, 1000, 10);
   const clockSkewMs = integerOption('clockSkewMs', options.clockSkewMs, 500, 0);
   const pollMs = integerOption('pollMs', options.pollMs, defaultPollMs(leaseTtlMs, heartbeatMs), 10);
-  return { dataDir: path.resolve(options.dataDir), nodeId: options.nodeId, address: options.address, leaseTtlMs, heartbeatMs, clockSkewMs, pollMs };
+  return {
+    dataDir: path.resolve(options.dataDir),
+    nodeId: options.nodeId,
+    address: options.address,
+    leaseTtlMs,
+    heartbeatMs,
+    clockSkewMs,
+    pollMs,
+  };
 }
 
 /**
@@ -128,7 +145,13 @@ async function terminate(worker: Worker): Promise<void> {
     timer = setTimeout(resolve, 1000);
     timer.unref();
   });
-  await Promise.race([worker.terminate().then(() => undefined, () => undefined), gaveUp]);
+  await Promise.race([
+    worker.terminate().then(
+      () => undefined,
+      () => undefined,
+    ),
+    gaveUp,
+  ]);
   clearTimeout(timer);
 }
 
@@ -331,9 +354,10 @@ export class ClusterMember extends EventEmitter<ClusterMemberEvents> {
   }
 
   private updateLease(term: bigint, primary: PrimaryView | undefined): void {
-    const next: LeaseView = primary === undefined
-      ? { term, primaryNodeId: undefined, primaryAddress: undefined, expiresAt: 0 }
-      : { term: primary.term, primaryNodeId: primary.nodeId, primaryAddress: primary.address, expiresAt: primary.expiresAt };
+    const next: LeaseView =
+      primary === undefined
+        ? { term, primaryNodeId: undefined, primaryAddress: undefined, expiresAt: 0 }
+        : { term: primary.term, primaryNodeId: primary.nodeId, primaryAddress: primary.address, expiresAt: primary.expiresAt };
     const previous = this.currentLease;
     this.currentLease = next;
     if (next.term !== previous.term || next.primaryNodeId !== previous.primaryNodeId || next.primaryAddress !== previous.primaryAddress) {

@@ -67,13 +67,15 @@ export function parseLease(text: string): LeaseRecord | undefined {
 }
 
 export function formatLease(record: LeaseRecord): string {
-  return JSON.stringify({
-    term: record.term.toString(),
-    nodeId: record.nodeId,
-    address: record.address,
-    expiresAt: record.expiresAt,
-    renewedAt: record.renewedAt,
-  }) + '\n';
+  return (
+    JSON.stringify({
+      term: record.term.toString(),
+      nodeId: record.nodeId,
+      address: record.address,
+      expiresAt: record.expiresAt,
+      renewedAt: record.renewedAt,
+    }) + '\n'
+  );
 }
 
 /** A term file's content; unreadable content gives a claim with unknown holder. */

@@ -446,7 +446,10 @@ export class Compactor {
           header.databaseSizePages,
         );
         if (shadow.hashes.checksum !== header.postChecksum) {
-          throw new LitebaseError('LOG_CHAIN_BROKEN', `${file}: the shadow's checksum after it is ${formatChecksum(shadow.hashes.checksum)}, the segment says ${formatChecksum(header.postChecksum)}`);
+          throw new LitebaseError(
+            'LOG_CHAIN_BROKEN',
+            `${file}: the shadow's checksum after it is ${formatChecksum(shadow.hashes.checksum)}, the segment says ${formatChecksum(header.postChecksum)}`,
+          );
         }
         shadow.position = position;
         shadow.term = header.term;
@@ -531,9 +534,14 @@ export class Compactor {
     if (positions.length === 0) return null;
     const start = positions[0] as bigint;
     if (start !== from) {
-      const bridged = [...sharedCheckpoints, ...index.checkpoints.map((entry) => entry.position)].some((position) => position >= start - 1n);
+      const bridged = [...sharedCheckpoints, ...index.checkpoints.map((entry) => entry.position)].some(
+        (position) => position >= start - 1n,
+      );
       if (!bridged) {
-        this.logger.error({ from: from.toString(), start: start.toString() }, 'segments are missing from both the log and the archive; restores cannot cross this gap');
+        this.logger.error(
+          { from: from.toString(), start: start.toString() },
+          'segments are missing from both the log and the archive; restores cannot cross this gap',
+        );
       }
     }
     const objects: string[] = [];
@@ -575,7 +583,13 @@ export class Compactor {
         if (bundle && !bundle.writer.accepts(header.header)) await close();
         if (!bundle) {
           const file = path.join(this.workDir, `bundle-${position}-${Date.now()}.seg`);
-          bundle = { writer: await BundleWriter.create(file), first: position, last: position, firstTimeMs: header.header.commitTimeMs, lastTimeMs: header.header.commitTimeMs };
+          bundle = {
+            writer: await BundleWriter.create(file),
+            first: position,
+            last: position,
+            firstTimeMs: header.header.commitTimeMs,
+            lastTimeMs: header.header.commitTimeMs,
+          };
         }
         bundle.writer.append(header.bytes);
         bundle.last = position;
@@ -665,16 +679,26 @@ export class Compactor {
     const { store } = this.options;
     const info = await store.head(key);
     if (!info || info.size !== bytes) {
-      throw new LitebaseError('ARCHIVE_UPLOAD_MISMATCH', `${store.url}: ${key} holds ${info?.size ?? 'no'} bytes after upload, expected ${bytes}`, {
-        details: { key },
-      });
+      throw new LitebaseError(
+        'ARCHIVE_UPLOAD_MISMATCH',
+        `${store.url}: ${key} holds ${info?.size ?? 'no'} bytes after upload, expected ${bytes}`,
+        {
+          details: { key },
+        },
+      );
     }
     if (bytes <= VERIFY_BY_CONTENT_MAX_BYTES) {
-      const found = createHash('sha256').update(await store.get(key)).digest('hex');
+      const found = createHash('sha256')
+        .update(await store.get(key))
+        .digest('hex');
       if (found !== sha256) {
-        throw new LitebaseError('ARCHIVE_UPLOAD_MISMATCH', `${store.url}: ${key} does not read back what was uploaded (sha256 ${found}, expected ${sha256})`, {
-          details: { key },
-        });
+        throw new LitebaseError(
+          'ARCHIVE_UPLOAD_MISMATCH',
+          `${store.url}: ${key} does not read back what was uploaded (sha256 ${found}, expected ${sha256})`,
+          {
+            details: { key },
+          },
+        );
       }
     }
   }

@@ -234,7 +234,10 @@ export function loadConfig(flags: ConfigInput = {}, env: NodeJS.ProcessEnv = pro
   if ((input.tlsCert === undefined) !== (input.tlsKey === undefined)) {
     throw new LitebaseError('CONFIG_INVALID', 'TLS needs both a certificate (--tls-cert) and its private key (--tls-key)');
   }
-  const tls = input.tlsCert !== undefined && input.tlsKey !== undefined ? { certFile: path.resolve(input.tlsCert), keyFile: path.resolve(input.tlsKey) } : undefined;
+  const tls =
+    input.tlsCert !== undefined && input.tlsKey !== undefined
+      ? { certFile: path.resolve(input.tlsCert), keyFile: path.resolve(input.tlsKey) }
+      : undefined;
   const transactionTimeoutMs = toInteger('transactionTimeoutMs', input.transactionTimeoutMs, 5_000, 1);
   return {
     dataDir,

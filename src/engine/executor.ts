@@ -228,7 +228,13 @@ export function describeStatement(cache: StatementCache, sql: string, admin: boo
 }
 
 /** Run one statement on `db` (already inside whatever transaction the caller wants). */
-export function runStatement(cache: StatementCache, db: Database, input: StatementInput, index: number, run: StatementRun): StatementResult {
+export function runStatement(
+  cache: StatementCache,
+  db: Database,
+  input: StatementInput,
+  index: number,
+  run: StatementRun,
+): StatementResult {
   const statement = cache.prepare(input.sql, index, run.admin);
   const args = bindParams(input.params, index, input.named, run.exact);
   const deadline = cache.deadline;
@@ -309,7 +315,13 @@ export function isReadOnlyRequest(cache: StatementCache, statements: readonly St
 }
 
 /** Run read-only statements; several of them see one snapshot. */
-export function runReadOnly(cache: StatementCache, reader: Database, statements: readonly StatementInput[], run: StatementRun, firstIndex = 0): StatementResult[] {
+export function runReadOnly(
+  cache: StatementCache,
+  reader: Database,
+  statements: readonly StatementInput[],
+  run: StatementRun,
+  firstIndex = 0,
+): StatementResult[] {
   if (statements.length === 1 && statements[0]) {
     try {
       return [runStatement(cache, reader, statements[0], firstIndex, run)];

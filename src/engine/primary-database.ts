@@ -129,7 +129,9 @@ export class PrimaryDatabase<Follower extends LogFollower = LogFollower> {
     this.positionWaiters = new PositionWaiters(options.settings.limits.waitTimeoutMs);
   }
 
-  static async open<Follower extends LogFollower = LogFollower>(options: PrimaryDatabaseOptions<Follower>): Promise<PrimaryDatabase<Follower>> {
+  static async open<Follower extends LogFollower = LogFollower>(
+    options: PrimaryDatabaseOptions<Follower>,
+  ): Promise<PrimaryDatabase<Follower>> {
     const database = new PrimaryDatabase<Follower>(options);
     await database.recover();
     return database;
@@ -162,7 +164,12 @@ export class PrimaryDatabase<Follower extends LogFollower = LogFollower> {
   }
 
   /** Run a request's statements (docs/API.md "POST /v1/databases/:db/query"), then wait until what it saw or wrote is durable. */
-  async query(statements: StatementInput[], mode: QueryMode, minPosition?: bigint, access: StatementAccess = FULL_ACCESS): Promise<QueryOutcome> {
+  async query(
+    statements: StatementInput[],
+    mode: QueryMode,
+    minPosition?: bigint,
+    access: StatementAccess = FULL_ACCESS,
+  ): Promise<QueryOutcome> {
     if (minPosition !== undefined) await this.waitForPosition(minPosition);
     return mode === 'transaction' ? this.queryAsTransaction(statements, access) : this.queryIndependently(statements, access);
   }
@@ -186,9 +193,12 @@ export class PrimaryDatabase<Follower extends LogFollower = LogFollower> {
     }
     if (!access.write) throw readOnlyKey(this.name);
     const results: StatementResult[] = [];
-    const position = await this.write((writer, cache) => {
-      statements.forEach((statement, index) => results.push(runStatement(cache, writer, statement, index, run)));
-    }, statements.some((statement) => isSchemaChange(statement.sql)));
+    const position = await this.write(
+      (writer, cache) => {
+        statements.forEach((statement, index) => results.push(runStatement(cache, writer, statement, index, run)));
+      },
+      statements.some((statement) => isSchemaChange(statement.sql)),
+    );
     return { results, position };
   }
 
@@ -246,7 +256,11 @@ export class PrimaryDatabase<Follower extends LogFollower = LogFollower> {
         // The statement guard refuses COMMIT and friends; should one slip through, whatever it
         // committed is in the WAL, and noteCommit below still takes it into the log.
         if (writer.inTransaction) commit.run();
-        else this.options.logger.error({ database: this.name }, 'a statement ended the write transaction itself; the statement guard missed it');
+        else
+          this.options.logger.error(
+            { database: this.name },
+            'a statement ended the write transaction itself; the statement guard missed it',
+          );
       } catch (error) {
         if (writer.inTransaction) rollback.run();
         throw error;
@@ -382,7 +396,8 @@ export class PrimaryDatabase<Follower extends LogFollower = LogFollower> {
     this.openTransaction(id);
     const connections = this.ready();
     const quoted = `"${name.replaceAll('"', '""')}"`;
-    const sql = kind === 'savepoint' ? `SAVEPOINT ${quoted}` : kind === 'release' ? `RELEASE SAVEPOINT ${quoted}` : `ROLLBACK TO SAVEPOINT ${quoted}`;
+    const sql =
+      kind === 'savepoint' ? `SAVEPOINT ${quoted}` : kind === 'release' ? `RELEASE SAVEPOINT ${quoted}` : `ROLLBACK TO SAVEPOINT ${quoted}`;
     try {
       connections.writer.exec(sql);
     } catch (error) {
@@ -408,7 +423,10 @@ export class PrimaryDatabase<Follower extends LogFollower = LogFollower> {
     if (transaction) return transaction;
     const ended = this.endedTransactions.get(id);
     if (ended) {
-      throw new LitebaseError('TRANSACTION_ENDED', `transaction ${id} has already ${ended === 'expired' ? 'expired and was rolled back' : ended}`);
+      throw new LitebaseError(
+        'TRANSACTION_ENDED',
+        `transaction ${id} has already ${ended === 'expired' ? 'expired and was rolled back' : ended}`,
+      );
     }
     throw notFound('TRANSACTION_NOT_FOUND', `transaction ${id} does not exist on this node`);
   }
@@ -569,7 +587,10 @@ export class PrimaryDatabase<Follower extends LogFollower = LogFollower> {
     } catch (error) {
       if (!deadlineWarningGiven) {
         deadlineWarningGiven = true;
-        this.logger.warn({ err: error }, 'write statements have no time limit: a looping write is stopped only by the watchdog (docs/SECURITY.md)');
+        this.logger.warn(
+          { err: error },
+          'write statements have no time limit: a looping write is stopped only by the watchdog (docs/SECURITY.md)',
+        );
       }
       return undefined;
     }
@@ -637,7 +658,8 @@ export class PrimaryDatabase<Follower extends LogFollower = LogFollower> {
     const release = await this.writeLock.acquire(this.options.settings.limits.waitTimeoutMs).catch(() => undefined);
     try {
       for (const id of [...this.transactions.keys()]) this.endTransaction(id, 'aborted by shutdown', 'ROLLBACK');
-      if (this.state === 'ready') await this.checkpointLocked().catch((error) => this.logger.warn({ err: error }, 'checkpoint at close failed'));
+      if (this.state === 'ready')
+        await this.checkpointLocked().catch((error) => this.logger.warn({ err: error }, 'checkpoint at close failed'));
     } finally {
       this.state = 'closed';
       this.sandbox.forget();

@@ -35,7 +35,17 @@ export type SandboxReply =
   | { type: 'ready' }
   | { type: 'progress'; id: number; index: number }
   | { type: 'done'; id: number; results: StatementResult[]; rows: number; bytes: number }
-  | { type: 'error'; id: number; error: { code: LitebaseError['code']; message: string; status: number; details: Record<string, unknown>; retryAfterSeconds: number | undefined } };
+  | {
+      type: 'error';
+      id: number;
+      error: {
+        code: LitebaseError['code'];
+        message: string;
+        status: number;
+        details: Record<string, unknown>;
+        retryAfterSeconds: number | undefined;
+      };
+    };
 
 interface OpenFile {
   db: Database.Database;
@@ -112,7 +122,13 @@ function main(): void {
       reply = {
         type: 'error',
         id,
-        error: { code: error.code, message: error.message, status: error.status, details: error.details, retryAfterSeconds: error.retryAfterSeconds },
+        error: {
+          code: error.code,
+          message: error.message,
+          status: error.status,
+          details: error.details,
+          retryAfterSeconds: error.retryAfterSeconds,
+        },
       };
     } finally {
       // Never keep a read snapshot between requests.

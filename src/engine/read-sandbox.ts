@@ -4,7 +4,14 @@ import { fileURLToPath } from 'node:url';
 import type BetterSqlite3 from 'better-sqlite3';
 import type { LimitsSettings } from './settings.js';
 import { LitebaseError } from '../errors.js';
-import { runReadOnly, RUNS_ELSEWHERE, type StatementCache, type StatementInput, type StatementResult, type StatementRun } from './executor.js';
+import {
+  runReadOnly,
+  RUNS_ELSEWHERE,
+  type StatementCache,
+  type StatementInput,
+  type StatementResult,
+  type StatementRun,
+} from './executor.js';
 import type { SandboxReply, SandboxRequest } from './read-sandbox-child.js';
 import { statementTimeout } from './result-limits.js';
 
@@ -76,7 +83,11 @@ class ReadProcess {
       this.pending = undefined;
       if (pending) {
         clearTimeout(pending.timer);
-        pending.reject(new LitebaseError('READ_PROCESS_FAILED', 'the read process ended while running the statement', { details: { statement: pending.index } }));
+        pending.reject(
+          new LitebaseError('READ_PROCESS_FAILED', 'the read process ended while running the statement', {
+            details: { statement: pending.index },
+          }),
+        );
       }
       this.onExit(this);
     });
@@ -118,7 +129,9 @@ class ReadProcess {
       pending.resolve(reply.results);
     } else {
       const { code, message, status, details, retryAfterSeconds } = reply.error;
-      pending.reject(new LitebaseError(code, message, { status, details, ...(retryAfterSeconds === undefined ? {} : { retryAfterSeconds }) }));
+      pending.reject(
+        new LitebaseError(code, message, { status, details, ...(retryAfterSeconds === undefined ? {} : { retryAfterSeconds }) }),
+      );
     }
   }
 
@@ -138,7 +151,13 @@ export class ReadSandbox {
   constructor(private readonly size: number) {}
 
   /** Run a request's read statements in a read process; killed past the statement time limit. */
-  async run(file: SandboxFile, statements: readonly StatementInput[], run: StatementRun, firstIndex: number, waitTimeoutMs: number): Promise<StatementResult[]> {
+  async run(
+    file: SandboxFile,
+    statements: readonly StatementInput[],
+    run: StatementRun,
+    firstIndex: number,
+    waitTimeoutMs: number,
+  ): Promise<StatementResult[]> {
     const process = await this.acquire(waitTimeoutMs);
     const limits = run.budget.limits;
     const timeoutMs = limits.statementTimeoutMs;
@@ -166,11 +185,19 @@ export class ReadSandbox {
           file: file.path,
           generation: file.generation,
           dataVersion: file.dataVersion,
-          statements: statements.map(({ sql, params, named }) => ({ sql, ...(params === undefined ? {} : { params }), ...(named === undefined ? {} : { named }) })),
+          statements: statements.map(({ sql, params, named }) => ({
+            sql,
+            ...(params === undefined ? {} : { params }),
+            ...(named === undefined ? {} : { named }),
+          })),
           firstIndex,
           admin: run.admin,
           exact: run.exact === true,
-          limits: { maxResultRows: limits.maxResultRows, maxResultBytes: limits.maxResultBytes, statementTimeoutMs: limits.statementTimeoutMs },
+          limits: {
+            maxResultRows: limits.maxResultRows,
+            maxResultBytes: limits.maxResultBytes,
+            statementTimeoutMs: limits.statementTimeoutMs,
+          },
           rows: run.budget.rows,
           bytes: run.budget.bytes,
         });
@@ -312,7 +339,13 @@ export class SandboxFile {
   }
 
   /** Run a request's read statements: in-process unless one of them loops (see the top of this file). */
-  async runRead(cache: StatementCache, reader: BetterSqlite3.Database, statements: readonly StatementInput[], run: StatementRun, firstIndex = 0): Promise<StatementResult[]> {
+  async runRead(
+    cache: StatementCache,
+    reader: BetterSqlite3.Database,
+    statements: readonly StatementInput[],
+    run: StatementRun,
+    firstIndex = 0,
+  ): Promise<StatementResult[]> {
     if (!this.enabled) return runReadOnly(cache, reader, statements, run, firstIndex);
     const { rows, bytes } = run.budget;
     run.elsewhere = true;

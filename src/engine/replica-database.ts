@@ -9,11 +9,27 @@ import { LogTailer } from '../log/log-tailer.js';
 import { formatChecksum, type PageHashTable } from '../format/rolling-checksum.js';
 import { foldSegments } from '../format/segment-fold.js';
 import { batchSource, SegmentPrefetcher } from '../log/segment-prefetch.js';
-import { readSegmentRun, RUN_LIMITS, type DecodedSegment, type RunLimits, type SegmentRun, type SegmentSource } from '../log/segment-runs.js';
+import {
+  readSegmentRun,
+  RUN_LIMITS,
+  type DecodedSegment,
+  type RunLimits,
+  type SegmentRun,
+  type SegmentSource,
+} from '../log/segment-runs.js';
 import type { Metrics } from '../metrics.js';
 import type { DatabaseMeta } from '../storage/catalog.js';
 import type { LocalLayout, SharedLayout } from '../storage/layout.js';
-import { describeStatement, FULL_ACCESS, isReadOnlyRequest, StatementCache, type StatementAccess, type StatementDescription, type StatementInput, type StatementResult } from './executor.js';
+import {
+  describeStatement,
+  FULL_ACCESS,
+  isReadOnlyRequest,
+  StatementCache,
+  type StatementAccess,
+  type StatementDescription,
+  type StatementInput,
+  type StatementResult,
+} from './executor.js';
 import { backupInterrupted, copyFile } from './backup.js';
 import { ResultBudget } from './result-limits.js';
 import { SandboxFile } from './read-sandbox.js';
@@ -250,7 +266,9 @@ export class ReplicaDatabase {
   private async applyRuns(last: bigint | undefined): Promise<void> {
     for (;;) {
       if (this.closed) return;
-      const run = this.readingAhead ? await this.readPrefetchedRun(this.readingAhead) : this.readRun(last === undefined ? RUN_LIMITS : { ...RUN_LIMITS, last });
+      const run = this.readingAhead
+        ? await this.readPrefetchedRun(this.readingAhead)
+        : this.readRun(last === undefined ? RUN_LIMITS : { ...RUN_LIMITS, last });
       if (run.segments.length > 0) {
         // The file is written directly: no read process may read it meanwhile.
         if (!(await this.sandbox.exclusive(() => this.applyAndPublish(run.segments)))) {
@@ -322,7 +340,10 @@ export class ReplicaDatabase {
         // A deposed Primary got a segment in after a newer one: the fence should prevent that, so
         // say so loudly. The position is still the log's truth and the checksum chain decides
         // whether it applies; every node replays it the same way.
-        this.logger.warn({ position: header.position.toString(), term: header.term.toString(), lastTerm: term.toString() }, 'segment from an older term');
+        this.logger.warn(
+          { position: header.position.toString(), term: header.term.toString(), lastTerm: term.toString() },
+          'segment from an older term',
+        );
       }
       term = header.term;
     }

@@ -149,11 +149,10 @@ const refuse = (message: string, index: number, extra: Record<string, unknown> =
 
 /** Refused for a key without `admin`: the pragma is not on the allowlist. */
 export function pragmaNotAllowed(pragma: string, index: number): StatementRefusedError {
-  return new StatementRefusedError(
-    'PRAGMA_NOT_ALLOWED',
-    `PRAGMA ${pragma} needs a key with the admin action on this database`,
-    { statement: index, pragma },
-  );
+  return new StatementRefusedError('PRAGMA_NOT_ALLOWED', `PRAGMA ${pragma} needs a key with the admin action on this database`, {
+    statement: index,
+    pragma,
+  });
 }
 
 /**

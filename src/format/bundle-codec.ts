@@ -120,7 +120,11 @@ export async function encodeBundle(
   const blockPages = blockPagesFor(pageSize);
   const blockCount = Math.ceil(pages.length / blockPages);
   const dataStart =
-    BUNDLE_HEADER_SIZE + segments.length * SEGMENT_ENTRY_SIZE + pages.length * PAGE_ENTRY_SIZE + historyCount * HISTORY_ENTRY_SIZE + blockCount * BLOCK_ENTRY_SIZE;
+    BUNDLE_HEADER_SIZE +
+    segments.length * SEGMENT_ENTRY_SIZE +
+    pages.length * PAGE_ENTRY_SIZE +
+    historyCount * HISTORY_ENTRY_SIZE +
+    blockCount * BLOCK_ENTRY_SIZE;
 
   {
     let offset = dataStart;
@@ -224,7 +228,7 @@ export async function encodeBundle(
     const trailerHash = createHash('sha256');
     const fileHash = createHash('sha256');
     const buffer = Buffer.allocUnsafe(4 * 1024 * 1024);
-    for (let position = 0; position < offset; ) {
+    for (let position = 0; position < offset;) {
       const length = Math.min(buffer.length, offset - position);
       read(buffer.subarray(0, length), position);
       trailerHash.update(buffer.subarray(0, length));
@@ -255,8 +259,13 @@ export function bundleFormatOf(bytes: Uint8Array): 1 | 2 {
  * before it is decompressed); a format 1 bundle's segments are checked by their trailers as they
  * are decoded. Throws BundleFormatError naming `name`.
  */
-export function openBundle(bytes: Buffer, name: string, expect: { first: bigint; last: bigint; databaseId?: string; whole?: boolean }): SegmentSource {
-  const bundle = bundleFormatOf(bytes) === 2 ? PageMajorBundle.parse(bytes, name, expect.whole ?? true) : SegmentRecordBundle.parse(bytes, name);
+export function openBundle(
+  bytes: Buffer,
+  name: string,
+  expect: { first: bigint; last: bigint; databaseId?: string; whole?: boolean },
+): SegmentSource {
+  const bundle =
+    bundleFormatOf(bytes) === 2 ? PageMajorBundle.parse(bytes, name, expect.whole ?? true) : SegmentRecordBundle.parse(bytes, name);
   const first = bundle.headers[0]?.position;
   const last = bundle.headers.at(-1)?.position;
   if (first !== expect.first || last !== expect.last) {
@@ -264,7 +273,11 @@ export function openBundle(bytes: Buffer, name: string, expect: { first: bigint;
   }
   if (expect.databaseId !== undefined) {
     const foreign = bundle.headers.find((header) => header.databaseId !== expect.databaseId);
-    if (foreign) throw new BundleFormatError(`${name}: position ${foreign.position} belongs to database ${foreign.databaseId}, not ${expect.databaseId}`, { key: name });
+    if (foreign)
+      throw new BundleFormatError(
+        `${name}: position ${foreign.position} belongs to database ${foreign.databaseId}, not ${expect.databaseId}`,
+        { key: name },
+      );
   }
   return bundle;
 }
@@ -298,10 +311,12 @@ export class PageMajorBundle implements SegmentSource {
     const fail = (message: string): never => {
       throw new BundleFormatError(`${name}: ${message}`, { key: name });
     };
-    if (bytes.length < BUNDLE_HEADER_SIZE + BUNDLE_TRAILER_SIZE) fail(`${bytes.length} bytes, a bundle has at least ${BUNDLE_HEADER_SIZE + BUNDLE_TRAILER_SIZE}`);
+    if (bytes.length < BUNDLE_HEADER_SIZE + BUNDLE_TRAILER_SIZE)
+      fail(`${bytes.length} bytes, a bundle has at least ${BUNDLE_HEADER_SIZE + BUNDLE_TRAILER_SIZE}`);
     if (!bytes.subarray(0, 4).equals(BUNDLE_MAGIC)) fail(`not a format 2 bundle (magic ${bytes.subarray(0, 4).toString('hex')})`);
     const end = bytes.length - BUNDLE_TRAILER_SIZE;
-    if (whole && !segmentChecksum(bytes.subarray(0, end)).equals(bytes.subarray(end))) fail('trailer checksum mismatch: the bundle is damaged or truncated');
+    if (whole && !segmentChecksum(bytes.subarray(0, end)).equals(bytes.subarray(end)))
+      fail('trailer checksum mismatch: the bundle is damaged or truncated');
     const version = bytes.readUInt16BE(4);
     if (version !== BUNDLE_FORMAT_VERSION) fail(`format version ${version}, this reader knows ${BUNDLE_FORMAT_VERSION}`);
     const databaseId = uuidString(bytes.subarray(8, 24));
@@ -314,15 +329,25 @@ export class PageMajorBundle implements SegmentSource {
     if (first < 1n || segmentCount < 1) fail(`first position ${first}, ${segmentCount} segments`);
     if (pageSize < 512 || pageSize > 65536 || (pageSize & (pageSize - 1)) !== 0) fail(`page size ${pageSize}`);
     const blockPages = blockPagesFor(pageSize);
-    if (blockCount !== Math.ceil(pageCount / blockPages)) fail(`${blockCount} blocks for ${pageCount} pages, expected ${Math.ceil(pageCount / blockPages)}`);
+    if (blockCount !== Math.ceil(pageCount / blockPages))
+      fail(`${blockCount} blocks for ${pageCount} pages, expected ${Math.ceil(pageCount / blockPages)}`);
     const tablesEnd =
-      BUNDLE_HEADER_SIZE + segmentCount * SEGMENT_ENTRY_SIZE + pageCount * PAGE_ENTRY_SIZE + historyCount * HISTORY_ENTRY_SIZE + blockCount * BLOCK_ENTRY_SIZE;
+      BUNDLE_HEADER_SIZE +
+      segmentCount * SEGMENT_ENTRY_SIZE +
+      pageCount * PAGE_ENTRY_SIZE +
+      historyCount * HISTORY_ENTRY_SIZE +
+      blockCount * BLOCK_ENTRY_SIZE;
     if (tablesEnd > end) fail(`its tables need ${tablesEnd} bytes, the body has ${end}`);
     const header = bytes.subarray(0, BUNDLE_HEADER_SIZE);
-    if (!tablesChecksum(header, [bytes.subarray(BUNDLE_HEADER_SIZE, tablesEnd)]).equals(header.subarray(TABLES_CHECKSUM_OFFSET, TABLES_CHECKSUM_OFFSET + 8))) {
+    if (
+      !tablesChecksum(header, [bytes.subarray(BUNDLE_HEADER_SIZE, tablesEnd)]).equals(
+        header.subarray(TABLES_CHECKSUM_OFFSET, TABLES_CHECKSUM_OFFSET + 8),
+      )
+    ) {
       fail('the header or tables are damaged (tables checksum mismatch)');
     }
-    if (bytes.readUInt16BE(6) !== 0 || header.subarray(TABLES_CHECKSUM_OFFSET + 8).some((byte) => byte !== 0)) fail('flags or reserved bytes are not zero');
+    if (bytes.readUInt16BE(6) !== 0 || header.subarray(TABLES_CHECKSUM_OFFSET + 8).some((byte) => byte !== 0))
+      fail('flags or reserved bytes are not zero');
     let at = BUNDLE_HEADER_SIZE;
     const take = (length: number): Buffer => {
       const part = bytes.subarray(at, at + length);
@@ -338,7 +363,8 @@ export class PageMajorBundle implements SegmentSource {
     for (let i = 0; i < segmentCount; i++) {
       const entry = i * SEGMENT_ENTRY_SIZE;
       const commitTime = segmentTable.readBigUInt64BE(entry + 8);
-      if (commitTime > MAX_SAFE_MS || segmentTable.readUInt32BE(entry + 28) !== 0) fail(`segment ${i}: commit time or reserved field out of range`);
+      if (commitTime > MAX_SAFE_MS || segmentTable.readUInt32BE(entry + 28) !== 0)
+        fail(`segment ${i}: commit time or reserved field out of range`);
       headers.push({
         formatVersion: 1,
         databaseId,
@@ -366,8 +392,10 @@ export class PageMajorBundle implements SegmentSource {
       const older = pageTable.readUInt32BE(entry + 8);
       if (pageNumber <= previousPage) fail(`page table entry ${i}: page ${pageNumber} after ${previousPage} (must ascend)`);
       previousPage = pageNumber;
-      if (newest >= segmentCount || pageNumber > (headers[newest] as SegmentHeader).databaseSizePages) fail(`page ${pageNumber}: newest image in segment ${newest}, out of range`);
-      if (older > historyCount - history) fail(`page ${pageNumber}: ${older} older images, the history table has ${historyCount - history} left`);
+      if (newest >= segmentCount || pageNumber > (headers[newest] as SegmentHeader).databaseSizePages)
+        fail(`page ${pageNumber}: newest image in segment ${newest}, out of range`);
+      if (older > historyCount - history)
+        fail(`page ${pageNumber}: ${older} older images, the history table has ${historyCount - history} left`);
       imagesPerSegment[newest] = (imagesPerSegment[newest] as number) + 1;
       let below = newest;
       for (let j = 0; j < older; j++, history++) {
@@ -383,7 +411,8 @@ export class PageMajorBundle implements SegmentSource {
     }
     if (history !== historyCount) fail(`the page table names ${history} older images, the header ${historyCount}`);
     headers.forEach((header, i) => {
-      if (header.pageCount !== imagesPerSegment[i]) fail(`segment ${header.position} declares ${header.pageCount} pages, the bundle holds ${imagesPerSegment[i]} images of it`);
+      if (header.pageCount !== imagesPerSegment[i])
+        fail(`segment ${header.position} declares ${header.pageCount} pages, the bundle holds ${imagesPerSegment[i]} images of it`);
     });
     const blockOffsets = new Float64Array(blockCount + 1);
     const blockCrcs = new Uint32Array(blockCount);
@@ -394,13 +423,15 @@ export class PageMajorBundle implements SegmentSource {
       const length = blockTable.readUInt32BE(b * BLOCK_ENTRY_SIZE + 4);
       blockCrcs[b] = blockTable.readUInt32BE(b * BLOCK_ENTRY_SIZE + 8);
       const expected = Math.min(blockPages, pageCount - pagesInBlocks);
-      if (pages !== expected || length < LZ4_SIZE_PREFIX) fail(`block ${b}: ${pages} pages and ${length} bytes, expected ${expected} pages`);
+      if (pages !== expected || length < LZ4_SIZE_PREFIX)
+        fail(`block ${b}: ${pages} pages and ${length} bytes, expected ${expected} pages`);
       blockOffsets[b] = data;
       data += length;
       pagesInBlocks += pages;
     }
     blockOffsets[blockCount] = data;
-    if (data + historyBytes !== end) fail(`the tables account for ${data + historyBytes - tablesEnd} bytes of data, the body holds ${end - tablesEnd}`);
+    if (data + historyBytes !== end)
+      fail(`the tables account for ${data + historyBytes - tablesEnd} bytes of data, the body holds ${end - tablesEnd}`);
     return new PageMajorBundle(name, bytes, headers, pageSize, pageTable, historyTable, blockOffsets, blockCrcs, data);
   }
 
@@ -422,7 +453,13 @@ export class PageMajorBundle implements SegmentSource {
       const firstEntry = block * blockPages;
       const lastEntry = Math.min(pageCount, firstEntry + blockPages);
       const header = list.length;
-      list.push(this.blockOffsets[block] as number, this.blockOffsets[block + 1] as number, this.blockCrcs[block] as number, (lastEntry - firstEntry) * stride, 0);
+      list.push(
+        this.blockOffsets[block] as number,
+        this.blockOffsets[block + 1] as number,
+        this.blockCrcs[block] as number,
+        (lastEntry - firstEntry) * stride,
+        0,
+      );
       let picked = 0;
       for (let entry = firstEntry; entry < lastEntry; entry++) {
         const at = entry * PAGE_ENTRY_SIZE;
@@ -431,7 +468,8 @@ export class PageMajorBundle implements SegmentSource {
         const older = this.pageTable.readUInt32BE(at + 8);
         let segment = newest;
         let depth = 0;
-        for (; segment > hi && depth < older; depth++) segment = this.historyTable.readUInt32BE((historyIndex + depth) * HISTORY_ENTRY_SIZE);
+        for (; segment > hi && depth < older; depth++)
+          segment = this.historyTable.readUInt32BE((historyIndex + depth) * HISTORY_ENTRY_SIZE);
         if (segment <= hi && segment >= lo && want(pageNumber, segment)) {
           // The page hash of the image handed out: the newest's, or that of the last older one walked to.
           const table = depth === 0 ? this.pageTable : this.historyTable;
@@ -501,7 +539,8 @@ export class PageMajorBundle implements SegmentSource {
     try {
       decodePicks(this.bytes, picks.list, picks.pageSize, (pageNumber, image, hashHigh, hashLow) => {
         const data = Buffer.from(image);
-        if (hashPageImage(pageNumber, data) !== ((BigInt(hashHigh) << 32n) | BigInt(hashLow))) throw new Error(`page ${pageNumber}: its image does not have the page hash recorded`);
+        if (hashPageImage(pageNumber, data) !== ((BigInt(hashHigh) << 32n) | BigInt(hashLow)))
+          throw new Error(`page ${pageNumber}: its image does not have the page hash recorded`);
         pages.push({ pageNumber, data });
       });
     } catch (error) {
@@ -546,8 +585,12 @@ export class PageMajorBundle implements SegmentSource {
     const check = (image: Omit<BundleImage, 'pageHash'>, data: Buffer, recorded: bigint): void => {
       const found = hashPageImage(image.pageNumber, data);
       if (found !== recorded) {
-        const what = image.newest ? `the newest image of page ${image.pageNumber} (block at offset ${image.offset})` : `an older image of page ${image.pageNumber} (at offset ${image.offset})`;
-        throw new Error(`${what}, from segment ${this.headers[image.segment]?.position}, has page hash ${formatChecksum(found)}, the tables record ${formatChecksum(recorded)}`);
+        const what = image.newest
+          ? `the newest image of page ${image.pageNumber} (block at offset ${image.offset})`
+          : `an older image of page ${image.pageNumber} (at offset ${image.offset})`;
+        throw new Error(
+          `${what}, from segment ${this.headers[image.segment]?.position}, has page hash ${formatChecksum(found)}, the tables record ${formatChecksum(recorded)}`,
+        );
       }
       visit({ ...image, pageHash: found });
     };
@@ -564,19 +607,37 @@ export class PageMajorBundle implements SegmentSource {
           const pageNumber = this.pageTable.readUInt32BE(at);
           const slot = (entry - first) * stride;
           if (raw.readUInt32BE(slot) !== pageNumber) {
-            throw new Error(`block ${block} at offset ${offset} holds page ${raw.readUInt32BE(slot)} where the page table says ${pageNumber}`);
+            throw new Error(
+              `block ${block} at offset ${offset} holds page ${raw.readUInt32BE(slot)} where the page table says ${pageNumber}`,
+            );
           }
           let image = raw.subarray(slot + PAGE_NUMBER_SIZE, slot + stride);
           const segment = this.pageTable.readUInt32BE(at + 4);
-          check({ pageNumber, segment, newest: true, offset, compressedLength: end - offset, crc32: crc }, image, this.pageTable.readBigUInt64BE(at + 12));
+          check(
+            { pageNumber, segment, newest: true, offset, compressedLength: end - offset, crc32: crc },
+            image,
+            this.pageTable.readBigUInt64BE(at + 12),
+          );
           const older = this.pageTable.readUInt32BE(at + 8);
           for (let j = 0; j < older; j++, historyIndex++) {
             const history = historyIndex * HISTORY_ENTRY_SIZE;
             const length = this.historyTable.readUInt32BE(history + 4);
             const historyCrc = this.historyTable.readUInt32BE(history + 8);
-            image = checkedUncompress(this.bytes, historyOffset, historyOffset + length, historyCrc, this.pageSize, `older image ${j} of page ${pageNumber}`, image);
+            image = checkedUncompress(
+              this.bytes,
+              historyOffset,
+              historyOffset + length,
+              historyCrc,
+              this.pageSize,
+              `older image ${j} of page ${pageNumber}`,
+              image,
+            );
             const olderSegment = this.historyTable.readUInt32BE(history);
-            check({ pageNumber, segment: olderSegment, newest: false, offset: historyOffset, compressedLength: length, crc32: historyCrc }, image, this.historyTable.readBigUInt64BE(history + 12));
+            check(
+              { pageNumber, segment: olderSegment, newest: false, offset: historyOffset, compressedLength: length, crc32: historyCrc },
+              image,
+              this.historyTable.readBigUInt64BE(history + 12),
+            );
             historyOffset += length;
           }
         }
@@ -629,9 +690,12 @@ export class SegmentRecordBundle implements SegmentSource {
   static parse(bytes: Buffer, name: string): SegmentRecordBundle {
     const records: Buffer[] = [];
     const headers: SegmentHeader[] = [];
-    for (let offset = 0; offset < bytes.length; ) {
+    for (let offset = 0; offset < bytes.length;) {
       if (bytes.length - offset < BUNDLE_LENGTH_SIZE) {
-        throw new BundleFormatError(`${name}: ${bytes.length - offset} stray bytes at offset ${offset}, expected a 4-byte record length`, { key: name, offset });
+        throw new BundleFormatError(`${name}: ${bytes.length - offset} stray bytes at offset ${offset}, expected a 4-byte record length`, {
+          key: name,
+          offset,
+        });
       }
       const length = bytes.readUInt32BE(offset);
       const start = offset + BUNDLE_LENGTH_SIZE;
@@ -646,11 +710,17 @@ export class SegmentRecordBundle implements SegmentSource {
       try {
         header = decodeSegmentHeader(record);
       } catch (error) {
-        throw new BundleFormatError(`${name} (record at offset ${offset}): ${error instanceof Error ? error.message : String(error)}`, { key: name, offset });
+        throw new BundleFormatError(`${name} (record at offset ${offset}): ${error instanceof Error ? error.message : String(error)}`, {
+          key: name,
+          offset,
+        });
       }
       const previous = headers.at(-1);
       if (previous && header.position !== previous.position + 1n) {
-        throw new BundleFormatError(`${name}: the record at offset ${offset} is position ${header.position}, expected ${previous.position + 1n}`, { key: name, offset });
+        throw new BundleFormatError(
+          `${name}: the record at offset ${offset} is position ${header.position}, expected ${previous.position + 1n}`,
+          { key: name, offset },
+        );
       }
       records.push(record);
       headers.push(header);
@@ -677,18 +747,27 @@ export class SegmentRecordBundle implements SegmentSource {
     take: (pageNumber: number, image: Buffer, expectedHash: undefined) => void,
     settle?: () => void | Promise<void>,
   ): Promise<void> {
-    return collectNewestFirst(lo, hi, (index) => {
-      try {
-        return decodeSegment(this.records[index] as Buffer).pages;
-      } catch (error) {
-        throw new BundleFormatError(`${this.name} (position ${this.headers[index]?.position}): ${error instanceof Error ? error.message : String(error)}`, { key: this.name });
-      }
-    }, want, take, settle);
+    return collectNewestFirst(
+      lo,
+      hi,
+      (index) => {
+        try {
+          return decodeSegment(this.records[index] as Buffer).pages;
+        } catch (error) {
+          throw new BundleFormatError(
+            `${this.name} (position ${this.headers[index]?.position}): ${error instanceof Error ? error.message : String(error)}`,
+            { key: this.name },
+          );
+        }
+      },
+      want,
+      take,
+      settle,
+    );
   }
 }
 
 // ---- helpers ------------------------------------------------------------------------------------
-
 
 /** First 8 bytes of SHA-256 over the header's first 52 bytes and the four tables. */
 function tablesChecksum(header: Buffer, tables: readonly Buffer[]): Buffer {

@@ -94,7 +94,14 @@ export function decodePicks(
       let image: Buffer = raw.subarray(slot + PAGE_NUMBER_SIZE, slot + PAGE_NUMBER_SIZE + pageSize);
       for (let step = 0; step < depth; step++) {
         const historyStart = list[at] as number;
-        image = decompress(historyStart, historyStart + (list[at + 1] as number), list[at + 2] as number, pageSize, `an older image of page ${pageNumber}`, image);
+        image = decompress(
+          historyStart,
+          historyStart + (list[at + 1] as number),
+          list[at + 2] as number,
+          pageSize,
+          `an older image of page ${pageNumber}`,
+          image,
+        );
         at += 3;
       }
       emit(pageNumber, image, hashHigh, hashLow);
@@ -106,17 +113,31 @@ export function decodePicks(
  * One compressed payload of a format 2 bundle (`start..end`), decompressed after its CRC-32 and its
  * size prefix are checked; `dictionary` for an older image. Throws an Error naming `what` and the offset.
  */
-export function checkedUncompress(bundle: Uint8Array, start: number, end: number, crc: number, expected: number, what: string, dictionary?: Uint8Array): Buffer {
+export function checkedUncompress(
+  bundle: Uint8Array,
+  start: number,
+  end: number,
+  crc: number,
+  expected: number,
+  what: string,
+  dictionary?: Uint8Array,
+): Buffer {
   if (end - start < LZ4_SIZE_PREFIX || end > bundle.byteLength) throw new Error(`${what} at offset ${start} runs past the bundle`);
   const payload = bundle.subarray(start, end);
   const found = crc32(payload);
-  if (found !== crc) throw new Error(`${what} at offset ${start} has CRC-32 ${found.toString(16).padStart(8, '0')}, the bundle recorded ${crc.toString(16).padStart(8, '0')}`);
-  if (Buffer.from(payload.buffer, payload.byteOffset, 4).readUInt32LE(0) !== expected) throw new Error(`${what} at offset ${start} does not declare the ${expected} bytes expected`);
+  if (found !== crc)
+    throw new Error(
+      `${what} at offset ${start} has CRC-32 ${found.toString(16).padStart(8, '0')}, the bundle recorded ${crc.toString(16).padStart(8, '0')}`,
+    );
+  if (Buffer.from(payload.buffer, payload.byteOffset, 4).readUInt32LE(0) !== expected)
+    throw new Error(`${what} at offset ${start} does not declare the ${expected} bytes expected`);
   let raw: Buffer;
   try {
     raw = dictionary ? uncompressSync(payload, dictionary) : uncompressSync(payload);
   } catch (error) {
-    throw new Error(`${what} at offset ${start}: LZ4 data is invalid: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+    throw new Error(`${what} at offset ${start}: LZ4 data is invalid: ${error instanceof Error ? error.message : String(error)}`, {
+      cause: error,
+    });
   }
   if (raw.length !== expected) throw new Error(`${what} at offset ${start} decompresses to ${raw.length} bytes, expected ${expected}`);
   return raw;

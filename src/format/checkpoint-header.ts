@@ -19,6 +19,8 @@ export function assertCheckpointHeader(header: SegmentHeader, name: string, data
           : undefined;
   if (problem) throw new LitebaseError('CHECKPOINT_INVALID', `${name} is not a checkpoint: ${problem}`, { details: { file: name } });
   if (databaseId !== undefined && header.databaseId !== databaseId) {
-    throw new LitebaseError('CHECKPOINT_FOREIGN', `${name} belongs to database ${header.databaseId}, not ${databaseId}`, { details: { file: name } });
+    throw new LitebaseError('CHECKPOINT_FOREIGN', `${name} belongs to database ${header.databaseId}, not ${databaseId}`, {
+      details: { file: name },
+    });
   }
 }

@@ -184,15 +184,11 @@ function sortedPages(pages: readonly PageImage[], header: SegmentHeaderInput): P
   let previous = 0;
   for (const { pageNumber, data } of sorted) {
     if (!Number.isInteger(pageNumber) || pageNumber < 1 || pageNumber > header.databaseSizePages) {
-      throw new RangeError(
-        `encodeSegment: page number ${pageNumber} is outside 1..${header.databaseSizePages} (databaseSizePages)`,
-      );
+      throw new RangeError(`encodeSegment: page number ${pageNumber} is outside 1..${header.databaseSizePages} (databaseSizePages)`);
     }
     if (pageNumber === previous) throw new RangeError(`encodeSegment: page ${pageNumber} is given more than once`);
     if (!(data instanceof Uint8Array) || data.length !== header.pageSize) {
-      throw new RangeError(
-        `encodeSegment: page ${pageNumber} has ${data?.length ?? 'no'} bytes, expected pageSize ${header.pageSize}`,
-      );
+      throw new RangeError(`encodeSegment: page ${pageNumber} has ${data?.length ?? 'no'} bytes, expected pageSize ${header.pageSize}`);
     }
     previous = pageNumber;
   }
@@ -343,11 +339,9 @@ function asBuffer(bytes: Uint8Array): Buffer {
 
 function requireLength(buffer: Buffer, minimum: number, what: string): void {
   if (buffer.length < minimum) {
-    throw new SegmentFormatError(
-      'SEGMENT_TRUNCATED',
-      `${what} needs at least ${minimum} bytes, found ${buffer.length}`,
-      { details: { expected: minimum, found: buffer.length } },
-    );
+    throw new SegmentFormatError('SEGMENT_TRUNCATED', `${what} needs at least ${minimum} bytes, found ${buffer.length}`, {
+      details: { expected: minimum, found: buffer.length },
+    });
   }
 }
 
@@ -409,10 +403,10 @@ function parseHeader(buffer: Buffer): SegmentHeader {
   }
   // Page numbers are unique and within 1..databaseSizePages, so there cannot be more of them.
   if (header.pageCount > header.databaseSizePages) {
-    throw corrupt(
-      `page count ${header.pageCount} exceeds the database size of ${header.databaseSizePages} pages`,
-      { expected: `<= ${header.databaseSizePages}`, found: header.pageCount },
-    );
+    throw corrupt(`page count ${header.pageCount} exceeds the database size of ${header.databaseSizePages} pages`, {
+      expected: `<= ${header.databaseSizePages}`,
+      found: header.pageCount,
+    });
   }
   return header;
 }
@@ -461,7 +455,12 @@ function decodeBody(body: Buffer, header: SegmentHeader, layout?: SegmentChunkLa
     }
     const chunk = readChunk(body, offset, chunkIndex, header, pages.length);
     decodePages(chunk.raw, offset, header, pages);
-    layout?.push({ offset, pagesInChunk: chunk.pagesInChunk, uncompressedLength: chunk.raw.length, compressedLength: chunk.next - offset - CHUNK_HEADER_SIZE });
+    layout?.push({
+      offset,
+      pagesInChunk: chunk.pagesInChunk,
+      uncompressedLength: chunk.raw.length,
+      compressedLength: chunk.next - offset - CHUNK_HEADER_SIZE,
+    });
     lastChunkWasShort = chunk.pagesInChunk < SEGMENT_CHUNK_PAGES;
     offset = chunk.next;
     chunkIndex++;
@@ -507,10 +506,11 @@ function readChunk(body: Buffer, offset: number, chunkIndex: number, header: Seg
     });
   }
   if (pagesSoFar + pagesInChunk > header.pageCount) {
-    throw corrupt(
-      `${where}: ${pagesInChunk} more pages would make ${pagesSoFar + pagesInChunk}, the header declares ${header.pageCount}`,
-      { offset, expected: header.pageCount, found: pagesSoFar + pagesInChunk },
-    );
+    throw corrupt(`${where}: ${pagesInChunk} more pages would make ${pagesSoFar + pagesInChunk}, the header declares ${header.pageCount}`, {
+      offset,
+      expected: header.pageCount,
+      found: pagesSoFar + pagesInChunk,
+    });
   }
   const expectedLength = pagesInChunk * (PAGE_NUMBER_SIZE + header.pageSize);
   if (uncompressedLength !== expectedLength) {

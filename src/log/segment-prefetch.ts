@@ -53,7 +53,6 @@ async function readAhead(dir: string, first: bigint, limits: { count: number; by
   return { first, files };
 }
 
-
 /** Start the read-ahead threads now (a node does at start, so a catch-up does not wait for them). */
 export function warmUpSegmentReader(): void {
   readers.startAll();

@@ -100,7 +100,11 @@ export function readSegmentRun(
       segment = decodeSegment(data.bytes, { trailerVerified: data.trailerVerified });
     } catch (error) {
       if (!(error instanceof SegmentFormatError)) throw error;
-      return { segments, bytes, stop: { kind: 'corrupt', position, code: error.code, message: `${log.segmentPath(position)}: ${error.message}` } };
+      return {
+        segments,
+        bytes,
+        stop: { kind: 'corrupt', position, code: error.code, message: `${log.segmentPath(position)}: ${error.message}` },
+      };
     }
     const { header } = segment;
     if (header.databaseId !== start.databaseId || header.position !== position) {

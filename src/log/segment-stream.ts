@@ -112,7 +112,9 @@ export class SegmentFileWriter {
     if (this.pending.length > 0) await this.flushChunk();
     if (this.written !== this.header.pageCount) {
       await this.abort();
-      throw new RangeError(`SegmentFileWriter: ${this.written} pages written to ${this.file}, the header declares ${this.header.pageCount}`);
+      throw new RangeError(
+        `SegmentFileWriter: ${this.written} pages written to ${this.file}, the header declares ${this.header.pageCount}`,
+      );
     }
     const trailer = this.trailerHash.digest().subarray(0, SEGMENT_TRAILER_SIZE);
     await this.append(trailer, false);
@@ -206,18 +208,28 @@ export class SegmentFileReader {
     try {
       const { size } = await handle.stat();
       if (size < SEGMENT_HEADER_SIZE + SEGMENT_TRAILER_SIZE) {
-        throw formatError(name, 'SEGMENT_TRUNCATED', `a segment (header and trailer) needs at least ${SEGMENT_HEADER_SIZE + SEGMENT_TRAILER_SIZE} bytes, found ${size}`, {
-          expected: SEGMENT_HEADER_SIZE + SEGMENT_TRAILER_SIZE,
-          found: size,
-        });
+        throw formatError(
+          name,
+          'SEGMENT_TRUNCATED',
+          `a segment (header and trailer) needs at least ${SEGMENT_HEADER_SIZE + SEGMENT_TRAILER_SIZE} bytes, found ${size}`,
+          {
+            expected: SEGMENT_HEADER_SIZE + SEGMENT_TRAILER_SIZE,
+            found: size,
+          },
+        );
       }
       const headerBytes = await readExactly(handle, SEGMENT_HEADER_SIZE, 0);
       const magic = headerBytes.subarray(0, MAGIC.length);
       if (!magic.equals(MAGIC)) {
-        throw formatError(name, 'SEGMENT_BAD_MAGIC', `not a segment: expected magic "LBSG" (${MAGIC.toString('hex')}), found ${magic.toString('hex')}`, {
-          expected: MAGIC.toString('hex'),
-          found: magic.toString('hex'),
-        });
+        throw formatError(
+          name,
+          'SEGMENT_BAD_MAGIC',
+          `not a segment: expected magic "LBSG" (${MAGIC.toString('hex')}), found ${magic.toString('hex')}`,
+          {
+            expected: MAGIC.toString('hex'),
+            found: magic.toString('hex'),
+          },
+        );
       }
       await verifyTrailer(handle, size, name);
       let header: SegmentHeader;
@@ -244,16 +256,24 @@ export class SegmentFileReader {
     let lastChunkWasShort = false;
     while (offset < end) {
       if (pagesSoFar === header.pageCount) {
-        throw corrupt(name, `${end - offset} bytes at offset ${offset} follow the last of the ${header.pageCount} pages the header declares; the trailer must come next`, {
-          offset,
-          expected: 0,
-          found: end - offset,
-        });
+        throw corrupt(
+          name,
+          `${end - offset} bytes at offset ${offset} follow the last of the ${header.pageCount} pages the header declares; the trailer must come next`,
+          {
+            offset,
+            expected: 0,
+            found: end - offset,
+          },
+        );
       }
       if (lastChunkWasShort) {
-        throw corrupt(name, `chunk ${chunkIndex} at offset ${offset} follows a chunk of fewer than ${SEGMENT_CHUNK_PAGES} pages; only the last chunk may be short`, {
-          offset,
-        });
+        throw corrupt(
+          name,
+          `chunk ${chunkIndex} at offset ${offset} follows a chunk of fewer than ${SEGMENT_CHUNK_PAGES} pages; only the last chunk may be short`,
+          {
+            offset,
+          },
+        );
       }
       const where = `chunk ${chunkIndex} at offset ${offset}`;
       const available = end - offset;
@@ -269,31 +289,46 @@ export class SegmentFileReader {
       const uncompressedLength = chunkHeader.readUInt32BE(4);
       const compressedLength = chunkHeader.readUInt32BE(8);
       if (pagesInChunk < 1 || pagesInChunk > SEGMENT_CHUNK_PAGES) {
-        throw corrupt(name, `${where}: pages in chunk is ${pagesInChunk}, expected 1..${SEGMENT_CHUNK_PAGES}`, { offset, found: pagesInChunk });
+        throw corrupt(name, `${where}: pages in chunk is ${pagesInChunk}, expected 1..${SEGMENT_CHUNK_PAGES}`, {
+          offset,
+          found: pagesInChunk,
+        });
       }
       if (pagesSoFar + pagesInChunk > header.pageCount) {
-        throw corrupt(name, `${where}: ${pagesInChunk} more pages would make ${pagesSoFar + pagesInChunk}, the header declares ${header.pageCount}`, {
-          offset,
-          expected: header.pageCount,
-          found: pagesSoFar + pagesInChunk,
-        });
+        throw corrupt(
+          name,
+          `${where}: ${pagesInChunk} more pages would make ${pagesSoFar + pagesInChunk}, the header declares ${header.pageCount}`,
+          {
+            offset,
+            expected: header.pageCount,
+            found: pagesSoFar + pagesInChunk,
+          },
+        );
       }
       const expectedLength = pagesInChunk * (PAGE_NUMBER_SIZE + header.pageSize);
       if (uncompressedLength !== expectedLength) {
-        throw corrupt(name, `${where}: uncompressed length is ${uncompressedLength}, expected ${pagesInChunk} * (4 + ${header.pageSize}) = ${expectedLength}`, {
-          offset,
-          expected: expectedLength,
-          found: uncompressedLength,
-        });
+        throw corrupt(
+          name,
+          `${where}: uncompressed length is ${uncompressedLength}, expected ${pagesInChunk} * (4 + ${header.pageSize}) = ${expectedLength}`,
+          {
+            offset,
+            expected: expectedLength,
+            found: uncompressedLength,
+          },
+        );
       }
       const payloadStart = offset + CHUNK_HEADER_SIZE;
       const payloadRoom = end - payloadStart;
       if (compressedLength < LZ4_SIZE_PREFIX || compressedLength > payloadRoom) {
-        throw corrupt(name, `${where}: compressed length is ${compressedLength}, expected ${LZ4_SIZE_PREFIX}..${payloadRoom} (the bytes before the trailer)`, {
-          offset,
-          expected: `${LZ4_SIZE_PREFIX}..${payloadRoom}`,
-          found: compressedLength,
-        });
+        throw corrupt(
+          name,
+          `${where}: compressed length is ${compressedLength}, expected ${LZ4_SIZE_PREFIX}..${payloadRoom} (the bytes before the trailer)`,
+          {
+            offset,
+            expected: `${LZ4_SIZE_PREFIX}..${payloadRoom}`,
+            found: compressedLength,
+          },
+        );
       }
       const payload = await readExactly(this.handle, compressedLength, payloadStart);
       const raw = decompress(payload, uncompressedLength, where, offset, name);
@@ -356,10 +391,11 @@ async function verifyTrailer(handle: fs.FileHandle, size: number, name: string):
   const end = size - SEGMENT_TRAILER_SIZE;
   const hash = createHash('sha256');
   const buffer = Buffer.allocUnsafe(Math.min(HASH_READ_BYTES, Math.max(end, 1)));
-  for (let offset = 0; offset < end; ) {
+  for (let offset = 0; offset < end;) {
     const length = Math.min(buffer.length, end - offset);
     const { bytesRead } = await handle.read(buffer, 0, length, offset);
-    if (bytesRead === 0) throw formatError(name, 'SEGMENT_TRUNCATED', `the file ended at ${offset} bytes while it was read, expected ${size}`);
+    if (bytesRead === 0)
+      throw formatError(name, 'SEGMENT_TRUNCATED', `the file ended at ${offset} bytes while it was read, expected ${size}`);
     hash.update(buffer.subarray(0, bytesRead));
     offset += bytesRead;
   }
@@ -391,7 +427,10 @@ function decompress(payload: Buffer, uncompressedLength: number, where: string, 
     raw = uncompressSync(payload);
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
-    throw new SegmentFormatError('SEGMENT_CORRUPT', `${name}: ${where}: LZ4 data is invalid: ${reason}`, { details: { offset }, cause: error });
+    throw new SegmentFormatError('SEGMENT_CORRUPT', `${name}: ${where}: LZ4 data is invalid: ${reason}`, {
+      details: { offset },
+      cause: error,
+    });
   }
   if (raw.length !== uncompressedLength) {
     throw corrupt(name, `${where}: LZ4 data decompresses to ${raw.length} bytes, expected ${uncompressedLength}`, {
@@ -409,7 +448,10 @@ async function readExactly(handle: fs.FileHandle, length: number, position: numb
   while (filled < length) {
     const { bytesRead } = await handle.read(buffer, filled, length - filled, position + filled);
     if (bytesRead === 0) {
-      throw new SegmentFormatError('SEGMENT_TRUNCATED', `the file ended at ${position + filled} bytes, ${length - filled} more were expected`);
+      throw new SegmentFormatError(
+        'SEGMENT_TRUNCATED',
+        `the file ended at ${position + filled} bytes, ${length - filled} more were expected`,
+      );
     }
     filled += bytesRead;
   }

@@ -78,9 +78,11 @@ export class NodeDatabases {
       try {
         await prepare(meta);
       } catch (error) {
-        await this.options.catalog.drop(name).catch((dropError: unknown) =>
-          this.options.logger.error({ err: dropError, database: name }, 'could not drop a database whose creation failed'),
-        );
+        await this.options.catalog
+          .drop(name)
+          .catch((dropError: unknown) =>
+            this.options.logger.error({ err: dropError, database: name }, 'could not drop a database whose creation failed'),
+          );
         throw error;
       }
       this.preparing.delete(name);
@@ -125,7 +127,12 @@ export class NodeDatabases {
             canWrite: this.options.canWrite,
             ...(this.options.writeFence ? { writeFence: this.options.writeFence } : {}),
             onDeposed: this.options.onDeposed,
-            ...(objectStore ? { follow: ({ canWrite }) => new Compactor({ meta, shared, local, store: objectStore, settings: config.compaction, logger, canWrite }) } : {}),
+            ...(objectStore
+              ? {
+                  follow: ({ canWrite }) =>
+                    new Compactor({ meta, shared, local, store: objectStore, settings: config.compaction, logger, canWrite }),
+                }
+              : {}),
             ...(this.options.onDurable ? { onDurable: this.options.onDurable } : {}),
           })
         : ReplicaDatabase.open({ meta, shared, local, settings: config, logger, metrics });

@@ -46,7 +46,10 @@ export class CheckpointDirectory {
    * to the final name (exclusive: an existing checkpoint is never replaced) and the folder fsynced.
    * Answers false when the checkpoint already existed (another compactor made it).
    */
-  async publish(position: bigint, fill: (tempFile: string) => Promise<WrittenSegmentFile>): Promise<{ created: boolean; file: string; written: WrittenSegmentFile }> {
+  async publish(
+    position: bigint,
+    fill: (tempFile: string) => Promise<WrittenSegmentFile>,
+  ): Promise<{ created: boolean; file: string; written: WrittenSegmentFile }> {
     await fs.mkdir(this.dir, { recursive: true });
     const target = this.checkpointPath(position);
     const temp = tempName(target);
@@ -166,7 +169,10 @@ export async function writeCheckpointFromFile(
  * them (the header rules, every page 1..N in order, and at the end the hashes summing to the
  * post-checksum) without writing the pages anywhere: `litebase inspect` verifies checkpoints with it.
  */
-export async function* checkpointPageHashes(reader: SegmentFileReader, name: string): AsyncGenerator<Array<{ pageNumber: number; hash: bigint }>> {
+export async function* checkpointPageHashes(
+  reader: SegmentFileReader,
+  name: string,
+): AsyncGenerator<Array<{ pageNumber: number; hash: bigint }>> {
   const { header } = reader;
   assertCheckpointHeader(header, name);
   let pagesDone = 0;

@@ -86,7 +86,7 @@ export function applyRunToFile(fd: number, run: FoldedRun, pageSize: number, sta
   if (run.smallestSizePages < startSizePages) ftruncateSync(fd, run.smallestSizePages * pageSize);
   // Neighbouring pages go out in one call: a run that appends to a table writes long stretches.
   const numbers = [...run.pages.keys()].sort((a, b) => a - b);
-  for (let i = 0; i < numbers.length; ) {
+  for (let i = 0; i < numbers.length;) {
     const first = numbers[i] as number;
     const stretch: Buffer[] = [];
     while (i < numbers.length && numbers[i] === first + stretch.length && stretch.length < MAX_PAGES_PER_WRITE) {
@@ -180,7 +180,12 @@ async function replayLog(
       let run: SegmentRun;
       const batch = readingAhead ? await prefetcher?.next().catch((error: unknown) => readAheadFailed(error, logger)) : undefined;
       if (batch && batch.files.length > 0 && batch.first === position + 1n) {
-        run = readSegmentRun(log, { databaseId, position, checksum: expected }, { segments: batch.files.length, bytes: Infinity }, batchSource(batch));
+        run = readSegmentRun(
+          log,
+          { databaseId, position, checksum: expected },
+          { segments: batch.files.length, bytes: Infinity },
+          batchSource(batch),
+        );
       } else {
         // Runs, not single segments: each page is written once per run however often it changed.
         // Also the rest of a long replay: what was written since the workers looked.
@@ -245,7 +250,10 @@ export async function recoverLocalCopy(
 
   const state = readLocalState(paths.stateFile);
   let from = { position: 0n, checksum: 0n };
-  const haveFile = await fs.stat(paths.sqliteFile).then(() => true, () => false);
+  const haveFile = await fs.stat(paths.sqliteFile).then(
+    () => true,
+    () => false,
+  );
   if (state && state.databaseId === databaseId && haveFile) {
     from = { position: BigInt(state.position), checksum: BigInt(`0x${state.checksum}`) };
   }
@@ -324,7 +332,10 @@ async function startFromCheckpointIfCompacted(
     }
     const file = checkpoints.checkpointPath(newest);
     try {
-      logger.info({ checkpoint: newest.toString(), localPosition: from.position.toString() }, 'the log starts after the local copy; loading the newest checkpoint');
+      logger.info(
+        { checkpoint: newest.toString(), localPosition: from.position.toString() },
+        'the log starts after the local copy; loading the newest checkpoint',
+      );
       const { header } = await loadCheckpointIntoFile(file, paths.sqliteFile, { databaseId });
       return { position: newest, checksum: header.postChecksum, checkpoint: newest, pageSize: header.pageSize };
     } catch (error) {

@@ -11,7 +11,14 @@ import { assertCheckpointHeader } from '../format/checkpoint-header.js';
 import { errorMessage, LitebaseError, systemErrorCode } from '../errors.js';
 import type { LogDirectory } from '../log/log-directory.js';
 import { formatChecksum, PageHashTable } from '../format/rolling-checksum.js';
-import { decodeSegment, SEGMENT_CHUNK_PAGES, SEGMENT_HEADER_SIZE, SEGMENT_TRAILER_SIZE, SegmentFormatError, type SegmentHeader } from '../format/segment-codec.js';
+import {
+  decodeSegment,
+  SEGMENT_CHUNK_PAGES,
+  SEGMENT_HEADER_SIZE,
+  SEGMENT_TRAILER_SIZE,
+  SegmentFormatError,
+  type SegmentHeader,
+} from '../format/segment-codec.js';
 import { readSegmentFileHeader, SegmentFileReader } from '../log/segment-stream.js';
 import { inSharedMemory, type ObjectStore } from '../storage/object-store.js';
 import { RestoreHasher } from './restore-hasher.js';
@@ -111,7 +118,12 @@ export async function executeRestore(plan: RestorePlan, outputFile: string, opti
       if (!(error instanceof StopEarlier)) throw error;
       // Commit times went backwards (a clock stepped back across a failover): the target is the
       // segment before the first one committed after the time, as FORMAT.md §11.4 says.
-      return await restoreOnce({ ...plan, target: { position: error.position }, lastPosition: error.position }, outputFile, options, started);
+      return await restoreOnce(
+        { ...plan, target: { position: error.position }, lastPosition: error.position },
+        outputFile,
+        options,
+        started,
+      );
     }
   } finally {
     await fs.rm(options.workDir, { recursive: true, force: true });
@@ -194,7 +206,13 @@ async function restoreOnce(plan: RestorePlan, outputFile: string, options: Execu
         forEachPick(picks.list, (pageNumber, hashHigh, hashLow) => out.claim(pageNumber, hashHigh, hashLow));
         await out.writeOnThreads(writePicksOnThreads(inSharedMemory(bundle.bytes).buffer as SharedArrayBuffer, picks, out.fd, bundle.name));
       } else {
-        await source.collect(lo, hi, want, (pageNumber, image, recordedHash) => out.put(pageNumber, image, recordedHash), () => out.settle());
+        await source.collect(
+          lo,
+          hi,
+          want,
+          (pageNumber, image, recordedHash) => out.put(pageNumber, image, recordedHash),
+          () => out.settle(),
+        );
         out.flush();
       }
       await out.room();
@@ -206,13 +224,22 @@ async function restoreOnce(plan: RestorePlan, outputFile: string, options: Execu
       report('segments');
     }
     if (target && nextPosition !== plan.basePosition + 1n) {
-      throw new LitebaseError('RESTORE_CHAIN_BROKEN', `the segments start at position ${nextPosition}, the base of the restore is position ${plan.basePosition}`);
+      throw new LitebaseError(
+        'RESTORE_CHAIN_BROKEN',
+        `the segments start at position ${nextPosition}, the base of the restore is position ${plan.basePosition}`,
+      );
     }
     if (target && !plan.base && nextPreChecksum !== 0n) {
-      throw new LitebaseError('RESTORE_CHAIN_BROKEN', `position 1 starts from checksum ${formatChecksum(nextPreChecksum)}, an empty database has 0`);
+      throw new LitebaseError(
+        'RESTORE_CHAIN_BROKEN',
+        `position 1 starts from checksum ${formatChecksum(nextPreChecksum)}, an empty database has 0`,
+      );
     }
     if ('position' in plan.target && (target?.position ?? plan.basePosition) !== plan.target.position) {
-      throw new LitebaseError('RESTORE_INCOMPLETE', `the restore reached position ${target?.position ?? plan.basePosition}, not ${plan.target.position}: segments are missing`);
+      throw new LitebaseError(
+        'RESTORE_INCOMPLETE',
+        `the restore reached position ${target?.position ?? plan.basePosition}, not ${plan.target.position}: segments are missing`,
+      );
     }
 
     // 2. The base: a checkpoint for the pages no segment wrote, or an empty database.
@@ -232,7 +259,10 @@ async function restoreOnce(plan: RestorePlan, outputFile: string, options: Execu
         }
         output ??= await OutputFile.create(outputFile, header.pageSize, header.databaseSizePages, hasher);
         if (header.pageSize !== output.pageSize) {
-          throw new LitebaseError('RESTORE_CHAIN_BROKEN', `${base.name} has pages of ${header.pageSize} bytes, the segments after it ${output.pageSize}`);
+          throw new LitebaseError(
+            'RESTORE_CHAIN_BROKEN',
+            `${base.name} has pages of ${header.pageSize} bytes, the segments after it ${output.pageSize}`,
+          );
         }
         // Pages above the smallest size a later segment had were cut off: they take no image from here.
         const last = Math.min(minSize, header.databaseSizePages, output.databaseSizePages);
@@ -241,7 +271,8 @@ async function restoreOnce(plan: RestorePlan, outputFile: string, options: Execu
         await walkCheckpoint(
           base,
           (first, count) => {
-            for (let pageNumber = first; pageNumber < first + count && pageNumber <= last; pageNumber++) if (!out.has(pageNumber)) return true;
+            for (let pageNumber = first; pageNumber < first + count && pageNumber <= last; pageNumber++)
+              if (!out.has(pageNumber)) return true;
             return false;
           },
           (pageNumber, image) => {
@@ -321,14 +352,24 @@ function checkRun(headers: readonly SegmentHeader[], lo: number, hi: number, dat
   for (let index = lo; index <= hi; index++) {
     const header = headers[index] as SegmentHeader;
     if (header.databaseId !== databaseId) {
-      throw new LitebaseError('ARCHIVE_CORRUPT', `${name}: position ${header.position} belongs to database ${header.databaseId}, not ${databaseId}`, { details: { key: name } });
+      throw new LitebaseError(
+        'ARCHIVE_CORRUPT',
+        `${name}: position ${header.position} belongs to database ${header.databaseId}, not ${databaseId}`,
+        { details: { key: name } },
+      );
     }
     if (header.pageSize !== pageSize) {
-      throw new LitebaseError('RESTORE_CHAIN_BROKEN', `${name}: position ${header.position} has pages of ${header.pageSize} bytes, the restore ${pageSize}`, { details: { key: name } });
+      throw new LitebaseError(
+        'RESTORE_CHAIN_BROKEN',
+        `${name}: position ${header.position} has pages of ${header.pageSize} bytes, the restore ${pageSize}`,
+        { details: { key: name } },
+      );
     }
     const previous = index > lo ? (headers[index - 1] as SegmentHeader) : undefined;
     if (previous && header.position !== previous.position + 1n) {
-      throw new LitebaseError('ARCHIVE_CORRUPT', `${name}: position ${header.position} follows ${previous.position}`, { details: { key: name } });
+      throw new LitebaseError('ARCHIVE_CORRUPT', `${name}: position ${header.position} follows ${previous.position}`, {
+        details: { key: name },
+      });
     }
     if (previous && header.preChecksum !== previous.postChecksum) {
       throw new LitebaseError(
@@ -388,7 +429,6 @@ class SourceLoader {
     promise.catch(() => undefined); // awaited (and thrown) by take(); never unhandled meanwhile
     this.pending.set(index, promise);
   }
-
 }
 
 async function openStep(step: PlanStep, options: ExecuteOptions, hasher: RestoreHasher, shared: boolean): Promise<SegmentSource> {
@@ -403,7 +443,11 @@ async function openStep(step: PlanStep, options: ExecuteOptions, hasher: Restore
       const checked = await hasher.sha256(bytes);
       bytes = checked.bytes;
       if (checked.digest !== location.sha256) {
-        throw new LitebaseError('ARCHIVE_CORRUPT', `${key}: the downloaded object hashes to sha256 ${checked.digest}, the archive index recorded ${location.sha256}`, { details: { key } });
+        throw new LitebaseError(
+          'ARCHIVE_CORRUPT',
+          `${key}: the downloaded object hashes to sha256 ${checked.digest}, the archive index recorded ${location.sha256}`,
+          { details: { key } },
+        );
       }
     }
     return openBundle(bytes, key, { first: step.run.first, last: step.run.last, whole: false });
@@ -411,7 +455,6 @@ async function openStep(step: PlanStep, options: ExecuteOptions, hasher: Restore
     throw archiveError(error, key);
   }
 }
-
 
 /** Segments first..last of the shared log, read one file at a time, newest first. */
 class LogSource implements SegmentSource {
@@ -428,7 +471,8 @@ class LogSource implements SegmentSource {
     for (let position = step.from; position <= step.to; position++) {
       const file = log.segmentPath(position);
       const header = await vanishedAs(file, () => readSegmentFileHeader(file));
-      if (header.position !== position) throw new LitebaseError('ARCHIVE_CORRUPT', `${file} holds position ${header.position}`, { details: { key: file } });
+      if (header.position !== position)
+        throw new LitebaseError('ARCHIVE_CORRUPT', `${file} holds position ${header.position}`, { details: { key: file } });
       headers.push(header);
     }
     return new LogSource(log.dir, headers, log);
@@ -441,21 +485,28 @@ class LogSource implements SegmentSource {
     take: (pageNumber: number, image: Buffer, expectedHash: undefined) => void,
     settle?: () => void | Promise<void>,
   ): Promise<void> {
-    return collectNewestFirst(lo, hi, async (index) => {
-      const position = (this.headers[index] as SegmentHeader).position;
-      const file = this.log.segmentPath(position);
-      const bytes = await vanishedAs(file, () => this.log.read(position));
-      let decoded: ReturnType<typeof decodeSegment>;
-      try {
-        decoded = decodeSegment(bytes);
-      } catch (error) {
-        throw archiveError(error, file);
-      }
-      if (decoded.header.postChecksum !== this.headers[index]?.postChecksum) {
-        throw new LitebaseError('RESTORE_SOURCE_VANISHED', `${file} changed while the restore read it; start the restore again`);
-      }
-      return decoded.pages;
-    }, want, take, settle);
+    return collectNewestFirst(
+      lo,
+      hi,
+      async (index) => {
+        const position = (this.headers[index] as SegmentHeader).position;
+        const file = this.log.segmentPath(position);
+        const bytes = await vanishedAs(file, () => this.log.read(position));
+        let decoded: ReturnType<typeof decodeSegment>;
+        try {
+          decoded = decodeSegment(bytes);
+        } catch (error) {
+          throw archiveError(error, file);
+        }
+        if (decoded.header.postChecksum !== this.headers[index]?.postChecksum) {
+          throw new LitebaseError('RESTORE_SOURCE_VANISHED', `${file} changed while the restore read it; start the restore again`);
+        }
+        return decoded.pages;
+      },
+      want,
+      take,
+      settle,
+    );
   }
 }
 
@@ -464,7 +515,10 @@ async function vanishedAs<T>(file: string, read: () => Promise<T>): Promise<T> {
     return await read();
   } catch (error) {
     if (systemErrorCode(error) === 'ENOENT') {
-      throw new LitebaseError('RESTORE_SOURCE_VANISHED', `${file} was deleted while the restore read the log (a compaction archived it); start the restore again`);
+      throw new LitebaseError(
+        'RESTORE_SOURCE_VANISHED',
+        `${file} was deleted while the restore read the log (a compaction archived it); start the restore again`,
+      );
     }
     throw error;
   }
@@ -497,7 +551,11 @@ async function openBase(base: CheckpointSource, databaseId: string, options: Exe
     if (base.location.sha256) {
       if (sha256 !== base.location.sha256) {
         await fs.rm(file, { force: true });
-        throw new LitebaseError('ARCHIVE_CORRUPT', `${name}: the downloaded object hashes to sha256 ${sha256}, the archive index recorded ${base.location.sha256}`, { details: { key: name } });
+        throw new LitebaseError(
+          'ARCHIVE_CORRUPT',
+          `${name}: the downloaded object hashes to sha256 ${sha256}, the archive index recorded ${base.location.sha256}`,
+          { details: { key: name } },
+        );
       }
       verified = true;
     }
@@ -522,7 +580,9 @@ async function openBase(base: CheckpointSource, databaseId: string, options: Exe
     }
     assertCheckpointHeader(header, name, databaseId);
     if (header.position !== base.position) {
-      throw new LitebaseError('ARCHIVE_CORRUPT', `${name} holds position ${header.position}, expected ${base.position}`, { details: { key: name } });
+      throw new LitebaseError('ARCHIVE_CORRUPT', `${name} holds position ${header.position}, expected ${base.position}`, {
+        details: { key: name },
+      });
     }
     return { name, file, size, header, release };
   } catch (error) {
@@ -599,10 +659,12 @@ async function walkCheckpoint(
         } catch (error) {
           throw corrupt(name, `chunk at offset ${offset}: LZ4 data is invalid: ${errorMessage(error)}`);
         }
-        if (raw.length !== rawLength) throw corrupt(name, `chunk at offset ${offset} decompresses to ${raw.length} bytes, expected ${rawLength}`);
+        if (raw.length !== rawLength)
+          throw corrupt(name, `chunk at offset ${offset} decompresses to ${raw.length} bytes, expected ${rawLength}`);
         for (let i = 0; i < count; i++) {
           const pageNumber = raw.readUInt32BE(i * stride);
-          if (pageNumber !== first + i) throw corrupt(name, `chunk at offset ${offset} holds page ${pageNumber} where a checkpoint has ${first + i}`);
+          if (pageNumber !== first + i)
+            throw corrupt(name, `chunk at offset ${offset} holds page ${pageNumber} where a checkpoint has ${first + i}`);
           take(pageNumber, raw.subarray(i * stride + 4, (i + 1) * stride));
         }
         await settle();
@@ -623,7 +685,8 @@ function corrupt(file: string, message: string): SegmentFormatError {
 // ---- helpers ------------------------------------------------------------------------------------
 
 function requireStore(options: ExecuteOptions, key: string): ObjectStore {
-  if (!options.store) throw new LitebaseError('RESTORE_SOURCE_MISSING', `the plan reads ${key} from the object store, which this restore has not opened`);
+  if (!options.store)
+    throw new LitebaseError('RESTORE_SOURCE_MISSING', `the plan reads ${key} from the object store, which this restore has not opened`);
   return options.store;
 }
 

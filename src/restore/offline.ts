@@ -60,11 +60,11 @@ export async function restoreToFile(options: OfflineRestoreOptions): Promise<Off
       standalone: true,
       ...(options.onProgress ? { onProgress: options.onProgress } : {}),
     });
-    if (options.check !== false && outcome.databaseSizePages > 0) await quickCheckFile(building, 'RESTORE_VERIFY_FAILED', 'the restored database');
+    if (options.check !== false && outcome.databaseSizePages > 0)
+      await quickCheckFile(building, 'RESTORE_VERIFY_FAILED', 'the restored database');
     await fs.rename(building, output);
     return { databaseId, otherIds: others, plan, outcome, output };
   } finally {
     await fs.rm(workDir, { recursive: true, force: true });
   }
 }
-

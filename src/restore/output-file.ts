@@ -192,7 +192,6 @@ export class OutputFile {
   }
 }
 
-
 /**
  * Writes page images given in ascending page order, consecutive pages as one vectored write
  * (`flush` writes what is pending). Synchronous on purpose: writes queued on the thread pool cost

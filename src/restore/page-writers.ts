@@ -13,7 +13,11 @@ import type { PageWriteReply, PageWriteRequest } from './page-write-thread.js';
  * bundles' tables alone (PageMajorBundle.plan), newest bundle first, before any image is decoded.
  * One thread per core, at most four.
  */
-const writers = new WorkerPool<PageWriteRequest, PageWriteReply>(import.meta.url, './page-write-thread.js', Math.max(1, Math.min(4, availableParallelism())));
+const writers = new WorkerPool<PageWriteRequest, PageWriteReply>(
+  import.meta.url,
+  './page-write-thread.js',
+  Math.max(1, Math.min(4, availableParallelism())),
+);
 
 /** Start the threads now (a large restore does, while it lists and plans). */
 export function warmUpPageWriters(): void {
@@ -41,12 +45,19 @@ export async function writePicksOnThreads(bundle: SharedArrayBuffer, picks: Pick
   try {
     replies = await Promise.all(chunks);
   } catch (error) {
-    throw new LitebaseError('RESTORE_WRITE_FAILED', `a page-writing thread failed: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+    throw new LitebaseError(
+      'RESTORE_WRITE_FAILED',
+      `a page-writing thread failed: ${error instanceof Error ? error.message : String(error)}`,
+      { cause: error },
+    );
   }
   let bytes = 0;
   for (const reply of replies) {
     if (reply.error?.kind === 'bundle') throw new BundleFormatError(`${name}: ${reply.error.message}`, { key: name });
-    if (reply.error) throw new LitebaseError('RESTORE_WRITE_FAILED', `writing the restored file: ${reply.error.message}`, { details: reply.error.code ? { code: reply.error.code } : {} });
+    if (reply.error)
+      throw new LitebaseError('RESTORE_WRITE_FAILED', `writing the restored file: ${reply.error.message}`, {
+        details: reply.error.code ? { code: reply.error.code } : {},
+      });
     bytes += reply.bytes;
   }
   return bytes;

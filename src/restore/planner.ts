@@ -158,8 +158,9 @@ function planToTime(catalog: RestoreCatalog, range: RestoreRange, newestFirst: B
   const coveredToEnd = steps.length === all.length;
   // History after a gap that is still at or before the time: the state at that time is unreachable.
   if (coveredToEnd) {
-    const beyond = catalog.runs.some((run) => run.first > reached + 1n && run.firstTimeMs <= timeMs)
-      || catalog.checkpoints.some((checkpoint) => checkpoint.position > reached && checkpoint.timeMs <= timeMs);
+    const beyond =
+      catalog.runs.some((run) => run.first > reached + 1n && run.firstTimeMs <= timeMs) ||
+      catalog.checkpoints.some((checkpoint) => checkpoint.position > reached && checkpoint.timeMs <= timeMs);
     if (beyond) {
       throw new RestorePlanError(
         'RESTORE_GAP',
@@ -172,7 +173,14 @@ function planToTime(catalog: RestoreCatalog, range: RestoreRange, newestFirst: B
   return plan(catalog, { timeMs }, base, steps, reached, clampedToLatest);
 }
 
-function plan(catalog: RestoreCatalog, target: RestoreTarget, base: Base, steps: PlanStep[], lastPosition: bigint, clampedToLatest: boolean): RestorePlan {
+function plan(
+  catalog: RestoreCatalog,
+  target: RestoreTarget,
+  base: Base,
+  steps: PlanStep[],
+  lastPosition: bigint,
+  clampedToLatest: boolean,
+): RestorePlan {
   let totalBytes = base.checkpoint?.bytes ?? 0;
   let totalSegments = 0;
   for (const step of steps) {
@@ -216,7 +224,9 @@ function basesOf(catalog: RestoreCatalog): Base[] {
   const bases: Base[] = [];
   const seen = new Set<bigint>();
   // Prefer the shared copy of a checkpoint (no download) when both exist.
-  const checkpoints = [...catalog.checkpoints].sort((a, b) => (a.location.kind === 'shared' ? -1 : 0) - (b.location.kind === 'shared' ? -1 : 0));
+  const checkpoints = [...catalog.checkpoints].sort(
+    (a, b) => (a.location.kind === 'shared' ? -1 : 0) - (b.location.kind === 'shared' ? -1 : 0),
+  );
   for (const checkpoint of checkpoints) {
     if (seen.has(checkpoint.position)) continue;
     seen.add(checkpoint.position);
@@ -247,7 +257,8 @@ function cover(runs: readonly SegmentRun[], after: bigint, until: bigint | undef
     let best: SegmentRun | undefined;
     for (const run of runs) {
       if (run.first > next || run.last < next) continue;
-      if (!best || run.last > best.last || (run.last === best.last && run.location.kind === 'log' && best.location.kind !== 'log')) best = run;
+      if (!best || run.last > best.last || (run.last === best.last && run.location.kind === 'log' && best.location.kind !== 'log'))
+        best = run;
     }
     if (!best) break;
     const to = until !== undefined && best.last > until ? until : best.last;

@@ -48,7 +48,10 @@ export function hashPages(request: Extract<HashRequest, { kind: 'pages' }>): voi
       digest = hash('sha256', new Uint8Array(buffer, offset - 4, pageSize + 4), 'buffer');
     } else {
       prefix.writeUInt32BE(pageNumber, 0);
-      digest = createHash('sha256').update(prefix).update(new Uint8Array(buffer, offset, pageSize)).digest();
+      digest = createHash('sha256')
+        .update(prefix)
+        .update(new Uint8Array(buffer, offset, pageSize))
+        .digest();
     }
     hashes[2 * pageNumber - 2] = digest.readUInt32BE(0);
     hashes[2 * pageNumber - 1] = digest.readUInt32BE(4);
@@ -59,7 +62,9 @@ function answer(request: HashRequest): void {
   const { id } = request;
   try {
     if (request.kind === 'digest') {
-      const digest = createHash('sha256').update(new Uint8Array(request.buffer, 0, request.length)).digest('hex');
+      const digest = createHash('sha256')
+        .update(new Uint8Array(request.buffer, 0, request.length))
+        .digest('hex');
       parentPort?.postMessage({ id, digest, buffer: request.buffer } satisfies HashReply, [request.buffer]);
       return;
     }

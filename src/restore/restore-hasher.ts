@@ -112,7 +112,13 @@ export class RestoreHasher {
       entries[i * 3 + 1] = offset;
       entries[i * 3 + 2] = pageNumber;
     });
-    const request = { kind: 'pages' as const, hashes: this.hashes.buffer as SharedArrayBuffer, pageSize: this.pageSize, buffers, pages: entries };
+    const request = {
+      kind: 'pages' as const,
+      hashes: this.hashes.buffer as SharedArrayBuffer,
+      pageSize: this.pageSize,
+      buffers,
+      pages: entries,
+    };
     this.send(request, [...buffers, entries.buffer], pages.length * this.pageSize).catch((error: Error) => this.fail(error));
   }
 
@@ -179,5 +185,10 @@ export class RestoreHasher {
 
 /** Whether a Buffer is the whole of its memory (so it can be transferred without taking others' bytes). */
 function ownsMemory(bytes: Buffer): boolean {
-  return bytes.byteOffset === 0 && bytes.buffer.byteLength === bytes.length && bytes.buffer instanceof ArrayBuffer && bytes.length > Buffer.poolSize;
+  return (
+    bytes.byteOffset === 0 &&
+    bytes.buffer.byteLength === bytes.length &&
+    bytes.buffer instanceof ArrayBuffer &&
+    bytes.length > Buffer.poolSize
+  );
 }

@@ -178,7 +178,10 @@ export class RestoreService {
       byPosition.set(checkpoint.position, entry);
     }
     const archiveRuns = catalog.runs.filter((run) => run.location.kind === 'archive');
-    const point = (value: { position: bigint; timeMs: number }) => ({ position: value.position.toString(), time: new Date(value.timeMs).toISOString() });
+    const point = (value: { position: bigint; timeMs: number }) => ({
+      position: value.position.toString(),
+      time: new Date(value.timeMs).toISOString(),
+    });
     return {
       database: source.name,
       databaseId: source.databaseId,
@@ -238,13 +241,22 @@ export class RestoreService {
       plan: {
         basePosition: plan.basePosition.toString(),
         checkpoint: plan.base ? (plan.base.location.kind === 'archive' ? plan.base.location.key : plan.base.location.file) : null,
-        objects: plan.steps.filter((step) => step.run.location.kind === 'archive').length + (plan.base?.location.kind === 'archive' ? 1 : 0),
+        objects:
+          plan.steps.filter((step) => step.run.location.kind === 'archive').length + (plan.base?.location.kind === 'archive' ? 1 : 0),
         lastPosition: plan.lastPosition.toString(),
         totalBytes: plan.totalBytes,
         totalSegments: plan.totalSegments,
         clampedToLatest: plan.clampedToLatest,
       },
-      progress: { phase: plan.base ? 'checkpoint' : 'segments', bytes: 0, totalBytes: plan.totalBytes, segments: 0, totalSegments: plan.totalSegments, percent: 0, position: plan.basePosition.toString() },
+      progress: {
+        phase: plan.base ? 'checkpoint' : 'segments',
+        bytes: 0,
+        totalBytes: plan.totalBytes,
+        segments: 0,
+        totalSegments: plan.totalSegments,
+        percent: 0,
+        position: plan.basePosition.toString(),
+      },
       startedAt: new Date().toISOString(),
     };
     const done = this.run(view, plan, source, release).finally(() => {
@@ -262,7 +274,8 @@ export class RestoreService {
 
   job(name: string, id: string): RestoreJobView {
     const job = this.jobs.get(id);
-    if (!job || job.view.database !== name) throw notFound('RESTORE_NOT_FOUND', `no restore ${id} of database ${name} on this node (jobs are kept in memory on the Primary)`);
+    if (!job || job.view.database !== name)
+      throw notFound('RESTORE_NOT_FOUND', `no restore ${id} of database ${name} on this node (jobs are kept in memory on the Primary)`);
     return job.view;
   }
 
@@ -333,7 +346,12 @@ export class RestoreService {
     const suffix =
       'position' in target
         ? `-restored-${target.position}`
-        : `-restored-${new Date(target.timeMs).toISOString().replace(/[-:]/g, '').replace('T', '-').replace(/\.\d+Z$/, '').toLowerCase()}`;
+        : `-restored-${new Date(target.timeMs)
+            .toISOString()
+            .replace(/[-:]/g, '')
+            .replace('T', '-')
+            .replace(/\.\d+Z$/, '')
+            .toLowerCase()}`;
     for (let attempt = 1; attempt < 1000; attempt++) {
       const numbered = attempt === 1 ? suffix : `${suffix}-${attempt}`;
       const candidate = `${name.slice(0, 63 - numbered.length)}${numbered}`;

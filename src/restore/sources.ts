@@ -116,14 +116,26 @@ async function runsOf(log: LogDirectory, positions: readonly bigint[]): Promise<
     for (let i = start; i <= end; i++) bytes += await read(positions[i] as bigint, async (file) => (await fs.stat(file)).size);
     const firstHeader = await read(first, (file) => readSegmentFileHeader(file));
     const lastHeader = first === last ? firstHeader : await read(last, (file) => readSegmentFileHeader(file));
-    runs.push({ first, last, firstTimeMs: firstHeader.commitTimeMs, lastTimeMs: lastHeader.commitTimeMs, bytes, location: { kind: 'log' } });
+    runs.push({
+      first,
+      last,
+      firstTimeMs: firstHeader.commitTimeMs,
+      lastTimeMs: lastHeader.commitTimeMs,
+      bytes,
+      location: { kind: 'log' },
+    });
     start = end + 1;
   }
   return runs;
 }
 
 export function mergeCatalogs(a: RestoreCatalog, b: RestoreCatalog): RestoreCatalog {
-  return { database: a.database, databaseId: a.databaseId, checkpoints: [...a.checkpoints, ...b.checkpoints], runs: [...a.runs, ...b.runs] };
+  return {
+    database: a.database,
+    databaseId: a.databaseId,
+    checkpoints: [...a.checkpoints, ...b.checkpoints],
+    runs: [...a.runs, ...b.runs],
+  };
 }
 
 export interface ArchivedDatabaseId {
@@ -150,7 +162,11 @@ export async function listArchivedIds(store: ObjectStore, database: string): Pro
 }
 
 /** The id to restore: the one asked for, or the newest archived under the name. */
-export async function resolveArchivedId(store: ObjectStore, database: string, requested?: string): Promise<{ databaseId: string; others: string[] }> {
+export async function resolveArchivedId(
+  store: ObjectStore,
+  database: string,
+  requested?: string,
+): Promise<{ databaseId: string; others: string[] }> {
   const ids = await listArchivedIds(store, database);
   if (requested !== undefined) {
     if (!ids.some((entry) => entry.databaseId === requested)) {
@@ -159,6 +175,10 @@ export async function resolveArchivedId(store: ObjectStore, database: string, re
     return { databaseId: requested, others: ids.map((entry) => entry.databaseId).filter((id) => id !== requested) };
   }
   const newest = ids[0];
-  if (!newest) throw new LitebaseError('RESTORE_NO_HISTORY', `${store.url} holds no archive of database ${database} (nothing under ${databaseNamePrefix(database)})`);
+  if (!newest)
+    throw new LitebaseError(
+      'RESTORE_NO_HISTORY',
+      `${store.url} holds no archive of database ${database} (nothing under ${databaseNamePrefix(database)})`,
+    );
   return { databaseId: newest.databaseId, others: ids.slice(1).map((entry) => entry.databaseId) };
 }

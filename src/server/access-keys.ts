@@ -86,7 +86,12 @@ export class AccessKeys {
   }
 
   async create(input: { name: string; databases: string[]; actions: Action[] }): Promise<{ record: KeyRecord; secret: string }> {
-    const id = randomBytes(9).toString('base64url').toLowerCase().replace(/[^a-z0-9]/g, '').padEnd(12, '0').slice(0, 12);
+    const id = randomBytes(9)
+      .toString('base64url')
+      .toLowerCase()
+      .replace(/[^a-z0-9]/g, '')
+      .padEnd(12, '0')
+      .slice(0, 12);
     const secret = `lb_${id}_${randomBytes(32).toString('base64url')}`;
     const record: KeyRecord = {
       id,

@@ -48,7 +48,9 @@ export function buildApp(context: AppContext): App {
   // Node answers an Expect header it does not support with a bare 417: give it the API's shape.
   app.server.on('checkExpectation', (_request: import('node:http').IncomingMessage, response: import('node:http').ServerResponse) => {
     const body = JSON.stringify(answer('EXPECTATION_FAILED', 'the only Expect supported is 100-continue').body);
-    response.writeHead(ERRORS.EXPECTATION_FAILED.status, { 'content-type': 'application/json; charset=utf-8', connection: 'close' }).end(body);
+    response
+      .writeHead(ERRORS.EXPECTATION_FAILED.status, { 'content-type': 'application/json; charset=utf-8', connection: 'close' })
+      .end(body);
   });
 
   app.setErrorHandler((error, request, reply) => {
@@ -61,7 +63,9 @@ export function buildApp(context: AppContext): App {
   });
 
   app.setNotFoundHandler((request, reply) =>
-    reply.status(ERRORS.ROUTE_NOT_FOUND.status).send(answer('ROUTE_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`).body),
+    reply
+      .status(ERRORS.ROUTE_NOT_FOUND.status)
+      .send(answer('ROUTE_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`).body),
   );
 
   app.decorateRequest('principal', null);
@@ -90,7 +94,9 @@ export function buildApp(context: AppContext): App {
     }
     const principal = isRootKey(match[1]) ? ROOT_PRINCIPAL : await context.keys.authenticate(match[1]);
     if (!principal) {
-      return reply.status(ERRORS.INVALID_KEY.status).send(answer('INVALID_KEY', 'the access key is not valid (unknown, wrong or revoked)').body);
+      return reply
+        .status(ERRORS.INVALID_KEY.status)
+        .send(answer('INVALID_KEY', 'the access key is not valid (unknown, wrong or revoked)').body);
     }
     request.principal = principal;
   });

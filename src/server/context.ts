@@ -26,11 +26,9 @@ declare module 'fastify' {
 /** Throw 403 unless the caller's key allows `action` (on `database`, when given). */
 export function requirePermission(request: { principal: Principal | null }, action: Action, database?: string): void {
   if (request.principal?.can(action, database)) return;
-  throw new LitebaseError(
-    'PERMISSION_DENIED',
-    `this key may not ${action}${database === undefined ? '' : ` database ${database}`}`,
-    { details: { action, ...(database === undefined ? {} : { database }) } },
-  );
+  throw new LitebaseError('PERMISSION_DENIED', `this key may not ${action}${database === undefined ? '' : ` database ${database}`}`, {
+    details: { action, ...(database === undefined ? {} : { database }) },
+  });
 }
 export interface AppContext {
   config: LitebaseConfig;

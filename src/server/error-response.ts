@@ -47,7 +47,12 @@ export function toErrorResponse(error: unknown): { status: number; body: ErrorBo
     // The framework's own 4xx keeps its status and its FST_ERR_* code (BAD_REQUEST without one).
     return {
       status: fastifyError.statusCode,
-      body: { error: { code: (fastifyError.code as `FST_ERR_${string}` | undefined) ?? 'BAD_REQUEST', message: fastifyError.message ?? 'bad request' } },
+      body: {
+        error: {
+          code: (fastifyError.code as `FST_ERR_${string}` | undefined) ?? 'BAD_REQUEST',
+          message: fastifyError.message ?? 'bad request',
+        },
+      },
     };
   }
   return answer('INTERNAL_ERROR', 'internal error; see the server log');
@@ -65,8 +70,9 @@ export function answerClientError(error: Error & { code?: string }, socket: impo
   const status = ERRORS[code].status;
   const body = JSON.stringify({ error: { code, message } });
   if (socket.writable) {
-    socket.write(`HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    socket.write(
+      `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
   }
   socket.destroy(error);
 }
-

@@ -67,7 +67,11 @@ export async function forwardToPrimary(
     if (neverSent || request.method === 'GET' || request.method === 'HEAD') {
       throw primaryUnavailable(`the Primary at ${primary} could not be reached: ${reason}`, error);
     }
-    throw new LitebaseError('PRIMARY_NO_ANSWER', `the Primary at ${primary} did not answer: ${reason}; a write may or may not have been applied`, { cause: error });
+    throw new LitebaseError(
+      'PRIMARY_NO_ANSWER',
+      `the Primary at ${primary} did not answer: ${reason}; a write may or may not have been applied`,
+      { cause: error },
+    );
   } finally {
     cluster.member.off('lease', onLease);
   }

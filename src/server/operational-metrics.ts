@@ -82,9 +82,13 @@ export function registerOperationalMetrics(app: App, context: AppContext): void 
       const own = await context.databases.positions();
       // A node whose heartbeat went stale is gone (GET /v1/cluster: alive false): no lag for it.
       const staleAfter = Math.max(3000, context.config.leaseTtlMs);
-      const live = (await member.nodes()).filter((node) => node.nodeId === context.config.nodeId || Date.now() - node.lastHeartbeat < staleAfter);
+      const live = (await member.nodes()).filter(
+        (node) => node.nodeId === context.config.nodeId || Date.now() - node.lastHeartbeat < staleAfter,
+      );
       const nodes = live.map((node) =>
-        node.nodeId === context.config.nodeId ? { nodeId: node.nodeId, databases: own } : { nodeId: node.nodeId, databases: node.databases },
+        node.nodeId === context.config.nodeId
+          ? { nodeId: node.nodeId, databases: own }
+          : { nodeId: node.nodeId, databases: node.databases },
       );
       const primary = nodes.find((node) => node.nodeId === primaryId);
       if (!primary) return;

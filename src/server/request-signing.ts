@@ -109,9 +109,13 @@ export class ReplayCache {
       this.sweep(now);
       if (this.entries >= this.capacity) {
         const earliest = Math.min(...this.buckets.keys());
-        throw new LitebaseError('SIGNATURE_CACHE_FULL', 'this node remembers too many recent signatures to check for replays; retry shortly', {
-          retryAfterSeconds: Math.max(1, Math.ceil(((earliest + 1) * this.bucketMs - now) / 1000)),
-        });
+        throw new LitebaseError(
+          'SIGNATURE_CACHE_FULL',
+          'this node remembers too many recent signatures to check for replays; retry shortly',
+          {
+            retryAfterSeconds: Math.max(1, Math.ceil(((earliest + 1) * this.bucketMs - now) / 1000)),
+          },
+        );
       }
     }
     if (!bucket) {

@@ -13,10 +13,7 @@ export const TransactionParams = Type.Object({
   id: Type.String({ pattern: '^[0-9a-f-]{36}$' }),
 });
 
-export const CreateDatabaseBody = Type.Object(
-  { name: Type.String({ minLength: 1, maxLength: 200 }) },
-  { additionalProperties: false },
-);
+export const CreateDatabaseBody = Type.Object({ name: Type.String({ minLength: 1, maxLength: 200 }) }, { additionalProperties: false });
 
 const Params = Type.Union([Type.Array(Type.Unknown(), { maxItems: 32766 }), Type.Record(Type.String(), Type.Unknown())]);
 

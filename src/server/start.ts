@@ -33,7 +33,9 @@ const engineRole = (role: string): NodeRole => (role === 'primary' ? 'primary' :
  */
 export async function startNode(config: LitebaseConfig, logger: Logger = pino({ level: config.logLevel })): Promise<RunningNode> {
   // Read first: a wrong path stops the start before the node joins the cluster.
-  const tls = config.tls ? { cert: readPem(config.tls.certFile, 'certificate'), key: readPem(config.tls.keyFile, 'private key') } : undefined;
+  const tls = config.tls
+    ? { cert: readPem(config.tls.certFile, 'certificate'), key: readPem(config.tls.keyFile, 'private key') }
+    : undefined;
   const peerCa = config.tlsCaFile ? readPem(config.tlsCaFile, 'CA certificate') : undefined;
   const shared = new SharedLayout(config.dataDir);
   const local = new LocalLayout(config.localDir);
@@ -104,13 +106,16 @@ export async function startNode(config: LitebaseConfig, logger: Logger = pino({ 
 
     // Heartbeats carry each database's position; replicas also pick up databases created or
     // dropped by the Primary.
-    const housekeeping = setInterval(() => {
-      void (async () => {
-        if (databases.role === 'replica') await databases.syncWithCatalog();
-        member.setDatabasePositions(await databases.positions());
-        if (databases.role === 'primary') nudger.setPeers(await livePeers(member, config.nodeId, config.leaseTtlMs));
-      })().catch((error: unknown) => logger.warn({ err: error }, 'housekeeping failed'));
-    }, Math.min(1000, config.replicaPollMs));
+    const housekeeping = setInterval(
+      () => {
+        void (async () => {
+          if (databases.role === 'replica') await databases.syncWithCatalog();
+          member.setDatabasePositions(await databases.positions());
+          if (databases.role === 'primary') nudger.setPeers(await livePeers(member, config.nodeId, config.leaseTtlMs));
+        })().catch((error: unknown) => logger.warn({ err: error }, 'housekeeping failed'));
+      },
+      Math.min(1000, config.replicaPollMs),
+    );
     housekeeping.unref();
     undo.push(() => clearInterval(housekeeping));
 
@@ -122,13 +127,28 @@ export async function startNode(config: LitebaseConfig, logger: Logger = pino({ 
       ...(peerFetch ? { fetch: peerFetch } : {}),
     };
     const keys = new AccessKeys(path.join(shared.clusterDir, 'keys'));
-    const app = buildApp({ config, keys, databases, cluster, metrics, rootKey: rootKey.secret, logger, objectStore, shared, local, ...(tls ? { tls } : {}) });
+    const app = buildApp({
+      config,
+      keys,
+      databases,
+      cluster,
+      metrics,
+      rootKey: rootKey.secret,
+      logger,
+      objectStore,
+      shared,
+      local,
+      ...(tls ? { tls } : {}),
+    });
     undo.push(() => app.close());
     await app.listen({ port: config.port, host: config.host });
     const address = app.server.address();
     const port = typeof address === 'object' && address ? address.port : config.port;
     const url = `${tls ? 'https' : 'http'}://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
-    logger.info({ url, dataDir: config.dataDir, localDir: config.localDir, nodeId: config.nodeId, role: member.role }, 'litebase listening');
+    logger.info(
+      { url, dataDir: config.dataDir, localDir: config.localDir, nodeId: config.nodeId, role: member.role },
+      'litebase listening',
+    );
     listening = { url, app, databases, housekeeping };
   } catch (error) {
     for (const step of undo.reverse()) {
@@ -176,7 +196,9 @@ async function openVerifiedObjectStore(config: LitebaseConfig, logger: Logger): 
   } catch (error) {
     await store.close();
     const code = error instanceof LitebaseError ? error.code : 'OBJECT_STORE_UNAVAILABLE';
-    throw new LitebaseError(code, `the object store ${redactUrl(config.objectStore)} is not usable: ${errorMessage(error)}`, { cause: error });
+    throw new LitebaseError(code, `the object store ${redactUrl(config.objectStore)} is not usable: ${errorMessage(error)}`, {
+      cause: error,
+    });
   }
   return store;
 }

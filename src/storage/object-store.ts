@@ -84,11 +84,7 @@ export type ObjectStoreErrorCode = ErrorCodeIn<'object-store'>;
 export class ObjectStoreError extends LitebaseError {
   declare readonly code: ObjectStoreErrorCode;
 
-  constructor(
-    code: ObjectStoreErrorCode,
-    message: string,
-    options: { details?: Record<string, unknown>; cause?: unknown } = {},
-  ) {
+  constructor(code: ObjectStoreErrorCode, message: string, options: { details?: Record<string, unknown>; cause?: unknown } = {}) {
     super(code, message, {
       ...(options.details ? { details: options.details } : {}),
       ...(options.cause === undefined ? {} : { cause: options.cause }),
@@ -161,9 +157,13 @@ export function isValidObjectKey(key: string): boolean {
 export function assertObjectKey(key: string, storeUrl: string): string {
   const problem = typeof key === 'string' ? keyProblem(key) : 'is not a string';
   if (problem !== undefined) {
-    throw new ObjectStoreError('OBJECT_KEY_INVALID', `object key ${JSON.stringify(String(key).slice(0, 200))} ${problem} (store ${storeUrl})`, {
-      details: { store: storeUrl, key: String(key).slice(0, 200) },
-    });
+    throw new ObjectStoreError(
+      'OBJECT_KEY_INVALID',
+      `object key ${JSON.stringify(String(key).slice(0, 200))} ${problem} (store ${storeUrl})`,
+      {
+        details: { store: storeUrl, key: String(key).slice(0, 200) },
+      },
+    );
   }
   return key;
 }
@@ -173,9 +173,13 @@ export function assertObjectPrefix(prefix: string, storeUrl: string): string {
   if (prefix === '') return prefix;
   const problem = typeof prefix === 'string' ? keyProblem(prefix.endsWith('/') ? prefix.slice(0, -1) : prefix) : 'is not a string';
   if (problem !== undefined) {
-    throw new ObjectStoreError('OBJECT_KEY_INVALID', `list prefix ${JSON.stringify(String(prefix).slice(0, 200))} ${problem} (store ${storeUrl})`, {
-      details: { store: storeUrl, key: String(prefix).slice(0, 200) },
-    });
+    throw new ObjectStoreError(
+      'OBJECT_KEY_INVALID',
+      `list prefix ${JSON.stringify(String(prefix).slice(0, 200))} ${problem} (store ${storeUrl})`,
+      {
+        details: { store: storeUrl, key: String(prefix).slice(0, 200) },
+      },
+    );
   }
   return prefix;
 }

@@ -72,11 +72,17 @@ class LazyS3ObjectStore implements ObjectStore {
     for (const name of ['maxAttempts', 'partSize', 'partConcurrency', 'listPageSize'] as const) {
       const value = config[name];
       if (value !== undefined && (!Number.isSafeInteger(value) || value < 1)) {
-        throw new ObjectStoreError('OBJECT_STORE_URL_INVALID', `object store ${this.url}: ${name} must be a positive integer, got ${value}`);
+        throw new ObjectStoreError(
+          'OBJECT_STORE_URL_INVALID',
+          `object store ${this.url}: ${name} must be a positive integer, got ${value}`,
+        );
       }
     }
     if (config.partSize !== undefined && config.partSize < S3_MIN_PART_SIZE) {
-      throw new ObjectStoreError('OBJECT_STORE_URL_INVALID', `object store ${this.url}: partSize must be at least ${S3_MIN_PART_SIZE} bytes (S3's minimum)`);
+      throw new ObjectStoreError(
+        'OBJECT_STORE_URL_INVALID',
+        `object store ${this.url}: partSize must be at least ${S3_MIN_PART_SIZE} bytes (S3's minimum)`,
+      );
     }
   }
 
@@ -137,4 +143,3 @@ function invalidUrl(url: string, reason: string, cause?: unknown): ObjectStoreEr
     ...(cause === undefined ? {} : { cause }),
   });
 }
-

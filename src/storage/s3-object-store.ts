@@ -83,7 +83,10 @@ export class S3ObjectStore implements ObjectStore {
     this.maxAttempts = positiveInteger(config.maxAttempts ?? 5, 'maxAttempts', this.url);
     this.partSize = positiveInteger(config.partSize ?? DEFAULT_PART_SIZE, 'partSize', this.url);
     if (this.partSize < MIN_PART_SIZE) {
-      throw new ObjectStoreError('OBJECT_STORE_URL_INVALID', `object store ${this.url}: partSize must be at least ${MIN_PART_SIZE} bytes (S3's minimum)`);
+      throw new ObjectStoreError(
+        'OBJECT_STORE_URL_INVALID',
+        `object store ${this.url}: partSize must be at least ${MIN_PART_SIZE} bytes (S3's minimum)`,
+      );
     }
     this.partConcurrency = positiveInteger(config.partConcurrency ?? 4, 'partConcurrency', this.url);
     this.listPageSize = Math.min(1000, positiveInteger(config.listPageSize ?? 1000, 'listPageSize', this.url));
@@ -145,9 +148,13 @@ export class S3ObjectStore implements ObjectStore {
       for (let next = await parts.next(); !next.done; next = await parts.next()) {
         partNumber += 1;
         if (partNumber > MAX_PARTS) {
-          throw new ObjectStoreError('OBJECT_STORE_UNAVAILABLE', `object store ${this.where}: put key ${JSON.stringify(key)}: stream is longer than ${MAX_PARTS} parts of ${this.partSize} bytes`, {
-            details: { store: this.url, key },
-          });
+          throw new ObjectStoreError(
+            'OBJECT_STORE_UNAVAILABLE',
+            `object store ${this.where}: put key ${JSON.stringify(key)}: stream is longer than ${MAX_PARTS} parts of ${this.partSize} bytes`,
+            {
+              details: { store: this.url, key },
+            },
+          );
         }
         const part = next.value;
         await upload(partNumber, () => bufferBody(part));
@@ -271,18 +278,26 @@ export class S3ObjectStore implements ObjectStore {
         if (!isValidObjectKey(key)) continue;
         // Pagination continues after the last key of a page: an unordered server would skip keys.
         if (previous !== undefined && compareKeys(previous, key) >= 0) {
-          throw new ObjectStoreError('OBJECT_STORE_UNAVAILABLE', `object store ${this.where}: list ${JSON.stringify(prefix)}: server returned ${JSON.stringify(key)} after ${JSON.stringify(previous)}, not in key order`, {
-            details: { store: this.url, key: prefix, operation: 'list' },
-          });
+          throw new ObjectStoreError(
+            'OBJECT_STORE_UNAVAILABLE',
+            `object store ${this.where}: list ${JSON.stringify(prefix)}: server returned ${JSON.stringify(key)} after ${JSON.stringify(previous)}, not in key order`,
+            {
+              details: { store: this.url, key: prefix, operation: 'list' },
+            },
+          );
         }
         previous = key;
         yield { key, size: object.Size ?? 0, ...(object.LastModified ? { lastModified: object.LastModified } : {}) };
       }
       continuationToken = output.IsTruncated ? output.NextContinuationToken : undefined;
       if (output.IsTruncated && continuationToken === undefined) {
-        throw new ObjectStoreError('OBJECT_STORE_UNAVAILABLE', `object store ${this.where}: list ${JSON.stringify(prefix)}: truncated page without a continuation token`, {
-          details: { store: this.url, key: prefix, operation: 'list' },
-        });
+        throw new ObjectStoreError(
+          'OBJECT_STORE_UNAVAILABLE',
+          `object store ${this.where}: list ${JSON.stringify(prefix)}: truncated page without a continuation token`,
+          {
+            details: { store: this.url, key: prefix, operation: 'list' },
+          },
+        );
       }
     } while (continuationToken !== undefined);
   }
@@ -318,10 +333,14 @@ export class S3ObjectStore implements ObjectStore {
       const failure = this.failure(error, 'verify', undefined);
       // HeadBucket answers a missing bucket with a bare 404.
       if (failure.code === 'OBJECT_NOT_FOUND') {
-        throw new ObjectStoreError('OBJECT_STORE_BUCKET_MISSING', `object store ${this.where}: bucket ${JSON.stringify(this.bucket)} does not exist`, {
-          details: failure.details,
-          cause: error,
-        });
+        throw new ObjectStoreError(
+          'OBJECT_STORE_BUCKET_MISSING',
+          `object store ${this.where}: bucket ${JSON.stringify(this.bucket)} does not exist`,
+          {
+            details: failure.details,
+            cause: error,
+          },
+        );
       }
       throw failure;
     }
@@ -371,7 +390,10 @@ export class S3ObjectStore implements ObjectStore {
           throw error instanceof ObjectStoreError || error instanceof BodyError ? error : this.failure(error, operation, key, attempt);
         }
         const delay = backoff(attempt);
-        this.logger?.warn({ store: this.url, key, operation, attempt, delayMs: delay, err: error }, 'object store request failed, retrying');
+        this.logger?.warn(
+          { store: this.url, key, operation, attempt, delayMs: delay, err: error },
+          'object store request failed, retrying',
+        );
         await new Promise((resolve) => setTimeout(resolve, delay));
       }
     }
@@ -391,9 +413,13 @@ export class S3ObjectStore implements ObjectStore {
     );
     const uploadId = created.UploadId;
     if (uploadId === undefined) {
-      throw new ObjectStoreError('OBJECT_STORE_UNAVAILABLE', `object store ${this.where}: put key ${JSON.stringify(key)}: CreateMultipartUpload returned no UploadId`, {
-        details: { store: this.url, key },
-      });
+      throw new ObjectStoreError(
+        'OBJECT_STORE_UNAVAILABLE',
+        `object store ${this.where}: put key ${JSON.stringify(key)}: CreateMultipartUpload returned no UploadId`,
+        {
+          details: { store: this.url, key },
+        },
+      );
     }
     const parts: CompletedPart[] = [];
     try {
@@ -407,7 +433,14 @@ export class S3ObjectStore implements ObjectStore {
             const { body, length } = open();
             streamed = body instanceof Readable;
             return this.client.send(
-              new UploadPartCommand({ Bucket: this.bucket, Key: objectKey, UploadId: uploadId, PartNumber: partNumber, Body: body, ContentLength: length }),
+              new UploadPartCommand({
+                Bucket: this.bucket,
+                Key: objectKey,
+                UploadId: uploadId,
+                PartNumber: partNumber,
+                Body: body,
+                ContentLength: length,
+              }),
             );
           },
           (error) => streamed && isTransient(error),
@@ -417,7 +450,12 @@ export class S3ObjectStore implements ObjectStore {
       parts.sort((a, b) => (a.PartNumber ?? 0) - (b.PartNumber ?? 0));
       await this.send('put', key, () =>
         this.client.send(
-          new CompleteMultipartUploadCommand({ Bucket: this.bucket, Key: objectKey, UploadId: uploadId, MultipartUpload: { Parts: parts } }),
+          new CompleteMultipartUploadCommand({
+            Bucket: this.bucket,
+            Key: objectKey,
+            UploadId: uploadId,
+            MultipartUpload: { Parts: parts },
+          }),
         ),
       );
     } catch (error) {

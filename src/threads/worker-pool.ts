@@ -16,7 +16,11 @@ export type ModuleWorkerOptions = Pick<WorkerOptions, 'name' | 'workerData'>;
  */
 export function startModuleWorker(callerUrl: string, relative: string, options: ModuleWorkerOptions = {}): Worker {
   if (!callerUrl.endsWith('.ts')) return new Worker(new URL(relative, callerUrl), options);
-  const tsx = pathToFileURL(createRequire(callerUrl).resolve('tsx/esm/api').replace(/\.cjs$/, '.mjs')).href;
+  const tsx = pathToFileURL(
+    createRequire(callerUrl)
+      .resolve('tsx/esm/api')
+      .replace(/\.cjs$/, '.mjs'),
+  ).href;
   const source = new URL(relative.replace(/\.js$/, '.ts'), callerUrl).href;
   const bootstrap = `import { register } from ${JSON.stringify(tsx)}; register(); await import(${JSON.stringify(source)});`;
   return new Worker(new URL(`data:text/javascript,${encodeURIComponent(bootstrap)}`), options);

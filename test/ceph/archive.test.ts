@@ -41,7 +41,11 @@ async function restoreJob(node: TestServer, body: Record<string, unknown>): Prom
 }
 
 async function expectState(node: TestServer, database: string, snapshot: Snapshot): Promise<void> {
-  await waitFor(async () => (await node.request('GET', `/v1/databases/${database}`)).body?.database?.checksum === snapshot.checksum, 30_000, `${database} at ${snapshot.position} on ${node.url}`);
+  await waitFor(
+    async () => (await node.request('GET', `/v1/databases/${database}`)).body?.database?.checksum === snapshot.checksum,
+    30_000,
+    `${database} at ${snapshot.position} on ${node.url}`,
+  );
   expect(await dumpRemote(node, database)).toBe(snapshot.dump);
 }
 

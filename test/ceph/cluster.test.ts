@@ -68,14 +68,15 @@ describeOnCeph('cluster on CephFS, one ceph-fuse mount per node', ceph, (cluster
     await sameEverywhere(nodes, position);
   });
 
-  it('replicas see new writes without inotify: by polling, and by the Primary\'s nudge alone', async () => {
+  it("replicas see new writes without inotify: by polling, and by the Primary's nudge alone", async () => {
     // Polling every 200 ms: a read without minPosition shows each write soon.
     const polled = await startCluster(cluster, 3);
     await createApp(polled.primary);
     const replicas = polled.nodes.filter((node) => node !== polled.primary);
     for (let i = 0; i < 5; i++) {
       expect((await insertUntilAcknowledged(polled.primary, `polled-${i}`))?.status).toBe(200);
-      for (const replica of replicas) await waitFor(async () => (await valuesOn(replica)).includes(`polled-${i}`), 10_000, `polled-${i} on ${replica.url}`);
+      for (const replica of replicas)
+        await waitFor(async () => (await valuesOn(replica)).includes(`polled-${i}`), 10_000, `polled-${i} on ${replica.url}`);
     }
     for (const server of servers.splice(0)) await server.stop('SIGKILL');
 
@@ -105,7 +106,9 @@ describeOnCeph('cluster on CephFS, one ceph-fuse mount per node', ceph, (cluster
     const servingAfterMs = Date.now() - killedAt;
     await sleep(1000);
     await writers.stop();
-    console.log(`[ceph] kill -9: writes served again after ${servingAfterMs} ms; ${writers.acknowledged.length} acknowledged; refused ${JSON.stringify(Object.fromEntries(writers.refusals))}`);
+    console.log(
+      `[ceph] kill -9: writes served again after ${servingAfterMs} ms; ${writers.acknowledged.length} acknowledged; refused ${JSON.stringify(Object.fromEntries(writers.refusals))}`,
+    );
     expect(writers.acknowledged.length).toBeGreaterThan(20);
     const last = checkLogChain(logDir(nodes.indexOf(next)));
     for (const node of survivors) {

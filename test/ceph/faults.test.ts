@@ -47,13 +47,17 @@ async function startCluster(cluster: CephCluster, count: number, env: Record<str
   const folder = cluster.folder('faults');
   folders.push({ cluster, relative: folder.relative });
   const nodes: TestServer[] = [];
-  for (let i = 0; i < count; i++) nodes.push(await startCephNode({ nodeId: `n${i + 1}`, dataDir: folder.paths[i]!, env, extraArgs }, servers));
+  for (let i = 0; i < count; i++)
+    nodes.push(await startCephNode({ nodeId: `n${i + 1}`, dataDir: folder.paths[i]!, env, extraArgs }, servers));
   const primary = await waitForPrimary(nodes);
   return { folder, nodes, primary, logDir: (index: number) => path.join(folder.paths[index]!, 'databases', 'app', 'log') };
 }
 
 const segmentPositions = (logDir: string): bigint[] =>
-  readdirSync(logDir).filter((name) => name.endsWith('.seg')).sort().map((name) => BigInt(name.slice(0, 20)));
+  readdirSync(logDir)
+    .filter((name) => name.endsWith('.seg'))
+    .sort()
+    .map((name) => BigInt(name.slice(0, 20)));
 
 const errorLines = (node: TestServer, message: string): number => node.output.split('\n').filter((line) => line.includes(message)).length;
 
@@ -87,8 +91,14 @@ describeOnCeph('storage faults on CephFS and RGW', ceph, (cluster) => {
     // No write sent after the old Primary's lease ran out was acknowledged in its term: every
     // such answer names a segment of a newer term.
     const newLogDir = logDir(nodes.indexOf(next));
-    const late = writers.acknowledged.filter(({ sentAt, position }) => sentAt > killedAt + CEPH_LEASE_TTL_MS && segmentTerm(newLogDir, position) <= oldTerm);
-    expect(late.map(({ value, node, sentAt, at }) => `${value} via ${node.url} sent at +${sentAt - killedAt} ms, answered at +${at - killedAt} ms`)).toEqual([]);
+    const late = writers.acknowledged.filter(
+      ({ sentAt, position }) => sentAt > killedAt + CEPH_LEASE_TTL_MS && segmentTerm(newLogDir, position) <= oldTerm,
+    );
+    expect(
+      late.map(
+        ({ value, node, sentAt, at }) => `${value} via ${node.url} sent at +${sentAt - killedAt} ms, answered at +${at - killedAt} ms`,
+      ),
+    ).toEqual([]);
     const oldTermAnswers = writers.acknowledged.filter(({ position }) => segmentTerm(newLogDir, position) <= oldTerm);
     const lastOldTermAnswer = Math.max(...oldTermAnswers.map(({ at }) => at)) - killedAt;
     // The old Primary no longer says it is one.
@@ -97,10 +107,17 @@ describeOnCeph('storage faults on CephFS and RGW', ceph, (cluster) => {
 
     await cluster.remount(index);
     const remountedAt = Date.now();
-    await waitFor(async () => {
-      const view = await clusterView(primary);
-      return view?.primary?.nodeId === (await clusterView(next))?.primary?.nodeId && (await insertValue(primary, `rejoined-${Date.now()}`))?.status === 200;
-    }, 60_000, 'the old Primary to follow the new one and take writes again');
+    await waitFor(
+      async () => {
+        const view = await clusterView(primary);
+        return (
+          view?.primary?.nodeId === (await clusterView(next))?.primary?.nodeId &&
+          (await insertValue(primary, `rejoined-${Date.now()}`))?.status === 200
+        );
+      },
+      60_000,
+      'the old Primary to follow the new one and take writes again',
+    );
     const rejoinedAt = Date.now();
     await sleep(1000);
     await writers.stop();
@@ -157,16 +174,31 @@ describeOnCeph('storage faults on CephFS and RGW', ceph, (cluster) => {
     await waitFor(() => (segmentPositions(logDir(0))[0] ?? 0n) > 1n, 120_000, 'the log trimmed after an archive');
     const trimmedAfterMs = Date.now() - rgwBackAt;
     await writers.stop();
-    console.log(`[ceph] RGW down: ${failures} compactions failed, the log was trimmed ${trimmedAfterMs} ms after RGW came back; ${writers.acknowledged.length} acknowledged`);
+    console.log(
+      `[ceph] RGW down: ${failures} compactions failed, the log was trimmed ${trimmedAfterMs} ms after RGW came back; ${writers.acknowledged.length} acknowledged`,
+    );
     // Everything the archive holds restores from RGW alone, offline, exactly.
     const output = path.join(tempDir('litebase-ceph-restore-'), 'app.sqlite');
-    const restored = await runCli(['restore', 'app', '--object-store', store.url, '--timestamp', new Date(Date.now() + 60_000).toISOString(), '--output', output, '--json'], store.env);
+    const restored = await runCli(
+      [
+        'restore',
+        'app',
+        '--object-store',
+        store.url,
+        '--timestamp',
+        new Date(Date.now() + 60_000).toISOString(),
+        '--output',
+        output,
+        '--json',
+      ],
+      store.env,
+    );
     expect(restored.code, restored.stderr).toBe(0);
     const position = BigInt(JSON.parse(restored.stdout).position as string);
     expect(position).toBeGreaterThanOrEqual((segmentPositions(logDir(0))[0] ?? 0n) - 1n);
     const Database = (await import('better-sqlite3')).default;
     const db = new Database(output, { readonly: true });
-    const values = new Set((db.prepare('SELECT v FROM t').pluck().all() as string[]));
+    const values = new Set(db.prepare('SELECT v FROM t').pluck().all() as string[]);
     db.close();
     const expected = writers.acknowledged.filter((ack) => ack.position <= position).map(({ value }) => value);
     expect(expected.length).toBeGreaterThan(0);
@@ -178,7 +210,9 @@ describeOnCeph('storage faults on CephFS and RGW', ceph, (cluster) => {
     await cluster.start('mgr');
     const { primary, logDir } = await startCluster(cluster, 1);
     await createApp(primary);
-    await primary.request('POST', '/v1/databases/app/query', { statements: [{ sql: 'CREATE TABLE big(id INTEGER PRIMARY KEY, payload BLOB)' }] });
+    await primary.request('POST', '/v1/databases/app/query', {
+      statements: [{ sql: 'CREATE TABLE big(id INTEGER PRIMARY KEY, payload BLOB)' }],
+    });
     const pools = JSON.parse(await cluster.ceph('df', '-f', 'json')) as { pools: Array<{ name: string; stats: { stored: number } }> };
     const stored = pools.pools.find((pool) => pool.name === 'cephfs_data')!.stats.stored;
     const quota = stored + 16 * 1024 * 1024;
@@ -186,7 +220,9 @@ describeOnCeph('storage faults on CephFS and RGW', ceph, (cluster) => {
     const acknowledged: number[] = [];
     let refused: { id: number; status: number; code: string } | undefined;
     for (let id = 1; id <= 2000 && !refused; id++) {
-      const answer = await primary.request('POST', '/v1/databases/app/query', { statements: [{ sql: 'INSERT INTO big(id, payload) VALUES (?, randomblob(65536))', params: [id] }] });
+      const answer = await primary.request('POST', '/v1/databases/app/query', {
+        statements: [{ sql: 'INSERT INTO big(id, payload) VALUES (?, randomblob(65536))', params: [id] }],
+      });
       if (answer.status === 200) acknowledged.push(id);
       else refused = { id, status: answer.status, code: answer.body?.error?.code };
     }
@@ -194,8 +230,19 @@ describeOnCeph('storage faults on CephFS and RGW', ceph, (cluster) => {
     expect(refused).toMatchObject({ status: 503, code: 'LOG_UNAVAILABLE' });
     await cluster.ceph('osd', 'pool', 'set-quota', 'cephfs_data', 'max_bytes', '0');
     // Room again: the node takes writes, and holds exactly the acknowledged rows.
-    await waitFor(async () => (await primary.request('POST', '/v1/databases/app/query', { statements: [{ sql: 'INSERT INTO big(id, payload) VALUES (?, x\'00\')', params: [100_000] }] })).status === 200, 60_000, 'a write once the quota is lifted');
-    const rows = await primary.request('POST', '/v1/databases/app/query', { statements: [{ sql: 'SELECT id FROM big WHERE id < 100000 ORDER BY id' }] });
+    await waitFor(
+      async () =>
+        (
+          await primary.request('POST', '/v1/databases/app/query', {
+            statements: [{ sql: "INSERT INTO big(id, payload) VALUES (?, x'00')", params: [100_000] }],
+          })
+        ).status === 200,
+      60_000,
+      'a write once the quota is lifted',
+    );
+    const rows = await primary.request('POST', '/v1/databases/app/query', {
+      statements: [{ sql: 'SELECT id FROM big WHERE id < 100000 ORDER BY id' }],
+    });
     expect(rows.body.results[0].rows.map((row: number[]) => row[0])).toEqual(acknowledged);
     checkLogChain(logDir(0));
   });

@@ -47,14 +47,18 @@ async function startCluster(options: ClusterOptions): Promise<ContainerCluster> 
 
 /** A scenario is one test; its time is printed whether it passes or not. */
 function scenario(name: string, body: () => Promise<void>): void {
-  it.skipIf(!docker.ready)(name, async () => {
-    const started = performance.now();
-    try {
-      await body();
-    } finally {
-      console.log(`[containers] ${name}: ${((performance.now() - started) / 1000).toFixed(1)} s`);
-    }
-  }, SCENARIO_TIMEOUT_MS);
+  it.skipIf(!docker.ready)(
+    name,
+    async () => {
+      const started = performance.now();
+      try {
+        await body();
+      } finally {
+        console.log(`[containers] ${name}: ${((performance.now() - started) / 1000).toFixed(1)} s`);
+      }
+    },
+    SCENARIO_TIMEOUT_MS,
+  );
 }
 
 async function setup(node: ContainerNode): Promise<void> {
@@ -71,7 +75,14 @@ async function insert(node: ContainerNode, value: string, timeoutMs = 5000): Pro
   const response = await node.request(
     'POST',
     '/v1/databases/app/query',
-    { statements: [{ sql: 'INSERT INTO t(v, big, raw) VALUES (?, ?, ?)', params: [value, { $int: '9007199254740993' }, { $blob: Buffer.from(value).toString('base64') }] }] },
+    {
+      statements: [
+        {
+          sql: 'INSERT INTO t(v, big, raw) VALUES (?, ?, ?)',
+          params: [value, { $int: '9007199254740993' }, { $blob: Buffer.from(value).toString('base64') }],
+        },
+      ],
+    },
     timeoutMs,
   );
   return response.status === 200 ? (response.body.position as string) : undefined;
@@ -79,7 +90,9 @@ async function insert(node: ContainerNode, value: string, timeoutMs = 5000): Pro
 
 /** Every row, as the TypeScript client decodes it, once the node has applied `minPosition`. */
 async function rowsOn(node: ContainerNode, minPosition: string | bigint, database = 'app'): Promise<unknown[][]> {
-  const answer = await node.client(15_000).query(database, [{ sql: 'SELECT v, big, raw FROM t ORDER BY v' }], { minPosition: BigInt(minPosition) });
+  const answer = await node
+    .client(15_000)
+    .query(database, [{ sql: 'SELECT v, big, raw FROM t ORDER BY v' }], { minPosition: BigInt(minPosition) });
   return answer.results[0]!.rows as unknown[][];
 }
 
@@ -101,7 +114,9 @@ async function stateOn(node: ContainerNode, database = 'app'): Promise<{ positio
  */
 function checkLog(sharedDir: string): { last: bigint; checksum: string } {
   const dir = path.join(sharedDir, 'databases', 'app', 'log');
-  const names = readdirSync(dir).filter((name) => name.endsWith('.seg')).sort();
+  const names = readdirSync(dir)
+    .filter((name) => name.endsWith('.seg'))
+    .sort();
   expect(names.length).toBeGreaterThan(0);
   let previous: { position: bigint; checksum: bigint; term: bigint } | undefined;
   for (const name of names) {
@@ -225,7 +240,9 @@ describe.skipIf(!docker.ready && !required)(`Litebase in containers${docker.read
     expect(BigInt(view.term)).toBeGreaterThan(termBefore);
     await waitFor(async () => (await insert(survivors[0]!, `probe-${Date.now()}`)) !== undefined, 10_000, 'a write through a survivor');
     const servingAfterMs = performance.now() - killedAt;
-    console.log(`[containers] failover: new Primary ${next.id} (term ${view.term}) ${electedAfterMs.toFixed(0)} ms after the kill, a write acknowledged after ${servingAfterMs.toFixed(0)} ms`);
+    console.log(
+      `[containers] failover: new Primary ${next.id} (term ${view.term}) ${electedAfterMs.toFixed(0)} ms after the kill, a write acknowledged after ${servingAfterMs.toFixed(0)} ms`,
+    );
     expect(electedAfterMs).toBeLessThan(LEASE_TTL_MS + 2000);
 
     await sleep(1000);
@@ -274,161 +291,220 @@ describe.skipIf(!docker.ready && !required)(`Litebase in containers${docker.read
     expect(inside.acknowledged.length, 'writes acknowledged inside the cut-off Primary').toBeGreaterThan(5);
     // ...and the replicas, cut off from it, still applied them: they read the log, not the network.
     const lastInside = inside.acknowledged.at(-1)!.position;
-    for (const node of replicas) expect(await valuesOn(node, lastInside), `${node.id} during the partition`).toContain(inside.acknowledged.at(-1)!.value);
+    for (const node of replicas)
+      expect(await valuesOn(node, lastInside), `${node.id} during the partition`).toContain(inside.acknowledged.at(-1)!.value);
 
     await cluster.reconnect(primary);
     // Writes through the replicas are forwarded to the Primary again.
     for (const node of replicas) {
-      await waitFor(async () => {
-        const value = `after-${node.id}-${Date.now()}`;
-        const position = await insert(node, value, 3000);
-        if (position !== undefined) acknowledged.set(value, position);
-        return position !== undefined;
-      }, 20_000, `a write through ${node.id} after the reconnect`);
+      await waitFor(
+        async () => {
+          const value = `after-${node.id}-${Date.now()}`;
+          const position = await insert(node, value, 3000);
+          if (position !== undefined) acknowledged.set(value, position);
+          return position !== undefined;
+        },
+        20_000,
+        `a write through ${node.id} after the reconnect`,
+      );
     }
-    await waitFor(async () => (await primary.request('GET', '/healthz', undefined, 1000)).status === 200, 10_000, 'the Primary reachable again');
+    await waitFor(
+      async () => (await primary.request('GET', '/healthz', undefined, 1000)).status === 200,
+      10_000,
+      'the Primary reachable again',
+    );
     sampling = false;
     await sampler;
 
     // One Primary at a time: every node that said it was Primary won that term (cluster/terms), and
     // a term has one winner by construction (exclusive create).
     const winners = termWinners(cluster.sharedDir);
-    for (const claim of claims.filter((entry) => entry.role === 'primary')) expect(winners.get(claim.term), `term ${claim.term}`).toBe(claim.node);
+    for (const claim of claims.filter((entry) => entry.role === 'primary'))
+      expect(winners.get(claim.term), `term ${claim.term}`).toBe(claim.node);
     // Election goes through the shared folder, which the Primary never lost: nobody stood.
     expect(winners, 'terms won during the partition').toEqual(termsBefore);
     const views = await Promise.all(cluster.nodes.map(async (node) => (await node.request('GET', '/v1/cluster')).body));
     for (const view of views) {
       expect(view.primary.nodeId).toBe(primary.id);
-      expect(view.nodes.filter((entry: { role: string }) => entry.role === 'primary').map((entry: { nodeId: string }) => entry.nodeId)).toEqual([primary.id]);
+      expect(
+        view.nodes.filter((entry: { role: string }) => entry.role === 'primary').map((entry: { nodeId: string }) => entry.nodeId),
+      ).toEqual([primary.id]);
     }
 
     // A write whose client gave up (3 s, outcome unknown) may still commit after it: compare the
     // nodes once the log has stopped growing, or the Primary can show a row the others were not
     // asked to wait for.
     let lastSeen = checkLog(cluster.sharedDir).last;
-    await waitFor(async () => {
-      await sleep(1000);
-      const now = checkLog(cluster.sharedDir).last;
-      const settled = now === lastSeen;
-      lastSeen = now;
-      return settled;
-    }, 20_000, 'the log to stop growing');
+    await waitFor(
+      async () => {
+        await sleep(1000);
+        const now = checkLog(cluster.sharedDir).last;
+        const settled = now === lastSeen;
+        lastSeen = now;
+        return settled;
+      },
+      20_000,
+      'the log to stop growing',
+    );
     // One history: the log is one chain, every node has every acknowledged write, same checksum.
     const log = checkLog(cluster.sharedDir);
     const rows = await expectSameEverywhere(cluster.nodes, log.last, log.checksum);
     const present = new Set(rows.map((row) => row[0]));
     for (const value of acknowledged.keys()) expect(present.has(value), `acknowledged ${value}`).toBe(true);
-    console.log(`[containers] partition: ${inside.acknowledged.length} writes inside the cut-off Primary, ${acknowledged.size} acknowledged in all, ${claims.length} role samples`);
+    console.log(
+      `[containers] partition: ${inside.acknowledged.length} writes inside the cut-off Primary, ${acknowledged.size} acknowledged in all, ${claims.length} role samples`,
+    );
   });
 
-  scenario('compaction archives to the S3 container; with the shared log deleted, a fresh cluster restores to a timestamp from S3 alone', async () => {
-    const prefix = 'archive';
-    const cluster = await startCluster({ name: 'archive', objectStorePrefix: prefix });
-    await setup(cluster.nodes[0]!);
-    const databaseId = (await cluster.nodes[0]!.request('GET', '/v1/databases/app')).body.database.id as string;
-    const early: string[] = [];
-    for (let index = 0; index < 9; index++) {
-      const value = `early-${index}`;
-      expect(await insert(cluster.nodes[index % 3]!, value)).toBeDefined();
-      early.push(value);
-    }
-    // Commit times are the Primary's clock in ms; this one is after every early write's.
-    await sleep(50);
-    const betweenTime = new Date().toISOString();
-    await sleep(50);
-    const late: string[] = [];
-    let last = '';
-    for (let index = 0; index < 9; index++) {
-      const value = `late-${index}`;
-      last = (await insert(cluster.nodes[index % 3]!, value))!;
-      expect(last).toBeDefined();
-      late.push(value);
-    }
-    await valuesOn(cluster.nodes[0]!, last);
-    const expected = await stateOn(cluster.nodes[0]!);
-
-    // Asked through a Replica: compaction runs on the Primary.
-    const primary = await cluster.waitForPrimary();
-    const replica = cluster.nodes.find((node) => node !== primary)!;
-    const compacted = await replica.request('POST', '/v1/databases/app/compact', undefined, 60_000);
-    expect(compacted.status, JSON.stringify(compacted.body)).toBe(200);
-    expect(compacted.body.compaction.archivedThrough).toBe(last);
-    const s3 = new S3Client({ endpoint: environment.s3Endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } });
-    const listed = await s3.send(new ListObjectsV2Command({ Bucket: 'litebase', Prefix: `${prefix}/databases/app/` }));
-    s3.destroy();
-    const keys = (listed.Contents ?? []).map((object) => object.Key!);
-    expect(keys.some((key) => key.includes('/segments/')), keys.join(', ')).toBe(true);
-    expect(keys.some((key) => key.includes('/checkpoints/')), keys.join(', ')).toBe(true);
-
-    // The shared file system is lost: the old cluster goes, and its databases with their logs.
-    await cluster.stop();
-    rmSync(path.join(cluster.sharedDir, 'databases'), { recursive: true, force: true });
-    expect(existsSync(path.join(cluster.sharedDir, 'databases', 'app', 'log'))).toBe(false);
-
-    const fresh = await startCluster({ name: 'restored', objectStorePrefix: prefix });
-    const restoreNode = fresh.nodes[0]!;
-    // Offline, with the CLI in a container, straight from S3 into files.
-    const restore = async (args: string[], file: string): Promise<string> => {
-      const result = await restoreNode.litebase(['restore', 'app', ...args, '--output', `${SHARED_DIR_IN_CONTAINER}/${file}`]);
-      expect(result.exitCode, result.stderr).toBe(0);
-      return path.join(fresh.sharedDir, file);
-    };
-    const betweenFile = await restore(['--timestamp', betweenTime], 'between.sqlite');
-    const latestFile = await restore(['--timestamp', new Date().toISOString()], 'latest.sqlite');
-    const values = (file: string): string[] => {
-      const db = new Database(file, { readonly: true });
-      try {
-        expect(db.pragma('integrity_check', { simple: true })).toBe('ok');
-        return db.prepare('SELECT v FROM t ORDER BY v').pluck().all() as string[];
-      } finally {
-        db.close();
+  scenario(
+    'compaction archives to the S3 container; with the shared log deleted, a fresh cluster restores to a timestamp from S3 alone',
+    async () => {
+      const prefix = 'archive';
+      const cluster = await startCluster({ name: 'archive', objectStorePrefix: prefix });
+      await setup(cluster.nodes[0]!);
+      const databaseId = (await cluster.nodes[0]!.request('GET', '/v1/databases/app')).body.database.id as string;
+      const early: string[] = [];
+      for (let index = 0; index < 9; index++) {
+        const value = `early-${index}`;
+        expect(await insert(cluster.nodes[index % 3]!, value)).toBeDefined();
+        early.push(value);
       }
-    };
-    expect(values(betweenFile)).toEqual([...early].sort());
-    expect(values(latestFile)).toEqual([...early, ...late].sort());
-    // Page for page the database the old cluster had at its last position.
-    expect(expected.position).toBe(last);
-    expect(await checksumAsWritten(latestFile)).toBe(expected.checksum);
-    // The fresh cluster knows nothing of app: only the object store has it.
-    expect((await restoreNode.request('GET', '/v1/databases/app')).status).toBe(404);
+      // Commit times are the Primary's clock in ms; this one is after every early write's.
+      await sleep(50);
+      const betweenTime = new Date().toISOString();
+      await sleep(50);
+      const late: string[] = [];
+      let last = '';
+      for (let index = 0; index < 9; index++) {
+        const value = `late-${index}`;
+        last = (await insert(cluster.nodes[index % 3]!, value))!;
+        expect(last).toBeDefined();
+        late.push(value);
+      }
+      await valuesOn(cluster.nodes[0]!, last);
+      const expected = await stateOn(cluster.nodes[0]!);
 
-    // Through the fresh cluster's HTTP API, asked of a Replica (restores run on the Primary): the
-    // restore points and the restore come from S3 alone, into the database's own name.
-    const freshPrimary = await fresh.waitForPrimary();
-    const freshReplica = fresh.nodes.find((node) => node !== freshPrimary)!;
-    const points = await freshReplica.request('GET', '/v1/databases/app/restore-points');
-    expect(points.status, JSON.stringify(points.body)).toBe(200);
-    expect(points.body).toMatchObject({ database: 'app', databaseId, source: 'archive', earliest: { position: '1' }, latest: { position: last } });
-    const restored = await freshReplica.request('POST', '/v1/databases/app/restore', { timestamp: betweenTime, target: 'app', wait: true }, 60_000);
-    expect(restored.status, JSON.stringify(restored.body)).toBe(200);
-    expect(restored.body.restore).toMatchObject({ target: 'app', source: 'archive', databaseId, status: 'succeeded' });
-    const restoredAt = restored.body.restore.result.database.position as string;
-    // Every node serves it: the rows as of that time, the pages of the offline restore to it.
-    const betweenChecksum = await checksumAsWritten(betweenFile);
-    for (const node of fresh.nodes) {
-      expect(await valuesOn(node, restoredAt), `rows on ${node.id}`).toEqual([...early].sort());
-      expect((await stateOn(node)).checksum, `checksum on ${node.id}`).toBe(betweenChecksum);
-    }
-    // And it is an ordinary replicated database again: a write through a Replica, read everywhere.
-    const after = await insert(freshReplica, 'after-restore');
-    expect(after).toBeDefined();
-    const rows = await expectSameEverywhere(fresh.nodes, BigInt(after!));
-    expect(rows.map((row) => row[0])).toEqual([...early, 'after-restore'].sort());
+      // Asked through a Replica: compaction runs on the Primary.
+      const primary = await cluster.waitForPrimary();
+      const replica = cluster.nodes.find((node) => node !== primary)!;
+      const compacted = await replica.request('POST', '/v1/databases/app/compact', undefined, 60_000);
+      expect(compacted.status, JSON.stringify(compacted.body)).toBe(200);
+      expect(compacted.body.compaction.archivedThrough).toBe(last);
+      const s3 = new S3Client({
+        endpoint: environment.s3Endpoint,
+        region: 'us-east-1',
+        forcePathStyle: true,
+        credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
+      });
+      const listed = await s3.send(new ListObjectsV2Command({ Bucket: 'litebase', Prefix: `${prefix}/databases/app/` }));
+      s3.destroy();
+      const keys = (listed.Contents ?? []).map((object) => object.Key!);
+      expect(
+        keys.some((key) => key.includes('/segments/')),
+        keys.join(', '),
+      ).toBe(true);
+      expect(
+        keys.some((key) => key.includes('/checkpoints/')),
+        keys.join(', '),
+      ).toBe(true);
 
-    // The CLI through the server: the lost database's newest state, by its id (the name is taken
-    // by the restored database now), into a new name.
-    const cli = await restoreNode.litebase([
-      'restore', 'app', '--timestamp', new Date().toISOString(), '--to', 'app-latest', '--database-id', databaseId,
-      '--url', 'http://127.0.0.1:8080', '--key', ROOT_KEY, '--json',
-    ]);
-    expect(cli.exitCode, cli.stderr).toBe(0);
-    expect(JSON.parse(cli.stdout)).toMatchObject({ target: 'app-latest', source: 'archive', databaseId, result: { position: last, checksum: expected.checksum } });
-    const latestAt = JSON.parse(cli.stdout).result.database.position as string;
-    for (const node of fresh.nodes) {
-      expect(await valuesOn(node, latestAt, 'app-latest'), `app-latest on ${node.id}`).toEqual([...early, ...late].sort());
-      expect((await stateOn(node, 'app-latest')).checksum, `app-latest checksum on ${node.id}`).toBe(expected.checksum);
-    }
-  });
+      // The shared file system is lost: the old cluster goes, and its databases with their logs.
+      await cluster.stop();
+      rmSync(path.join(cluster.sharedDir, 'databases'), { recursive: true, force: true });
+      expect(existsSync(path.join(cluster.sharedDir, 'databases', 'app', 'log'))).toBe(false);
+
+      const fresh = await startCluster({ name: 'restored', objectStorePrefix: prefix });
+      const restoreNode = fresh.nodes[0]!;
+      // Offline, with the CLI in a container, straight from S3 into files.
+      const restore = async (args: string[], file: string): Promise<string> => {
+        const result = await restoreNode.litebase(['restore', 'app', ...args, '--output', `${SHARED_DIR_IN_CONTAINER}/${file}`]);
+        expect(result.exitCode, result.stderr).toBe(0);
+        return path.join(fresh.sharedDir, file);
+      };
+      const betweenFile = await restore(['--timestamp', betweenTime], 'between.sqlite');
+      const latestFile = await restore(['--timestamp', new Date().toISOString()], 'latest.sqlite');
+      const values = (file: string): string[] => {
+        const db = new Database(file, { readonly: true });
+        try {
+          expect(db.pragma('integrity_check', { simple: true })).toBe('ok');
+          return db.prepare('SELECT v FROM t ORDER BY v').pluck().all() as string[];
+        } finally {
+          db.close();
+        }
+      };
+      expect(values(betweenFile)).toEqual([...early].sort());
+      expect(values(latestFile)).toEqual([...early, ...late].sort());
+      // Page for page the database the old cluster had at its last position.
+      expect(expected.position).toBe(last);
+      expect(await checksumAsWritten(latestFile)).toBe(expected.checksum);
+      // The fresh cluster knows nothing of app: only the object store has it.
+      expect((await restoreNode.request('GET', '/v1/databases/app')).status).toBe(404);
+
+      // Through the fresh cluster's HTTP API, asked of a Replica (restores run on the Primary): the
+      // restore points and the restore come from S3 alone, into the database's own name.
+      const freshPrimary = await fresh.waitForPrimary();
+      const freshReplica = fresh.nodes.find((node) => node !== freshPrimary)!;
+      const points = await freshReplica.request('GET', '/v1/databases/app/restore-points');
+      expect(points.status, JSON.stringify(points.body)).toBe(200);
+      expect(points.body).toMatchObject({
+        database: 'app',
+        databaseId,
+        source: 'archive',
+        earliest: { position: '1' },
+        latest: { position: last },
+      });
+      const restored = await freshReplica.request(
+        'POST',
+        '/v1/databases/app/restore',
+        { timestamp: betweenTime, target: 'app', wait: true },
+        60_000,
+      );
+      expect(restored.status, JSON.stringify(restored.body)).toBe(200);
+      expect(restored.body.restore).toMatchObject({ target: 'app', source: 'archive', databaseId, status: 'succeeded' });
+      const restoredAt = restored.body.restore.result.database.position as string;
+      // Every node serves it: the rows as of that time, the pages of the offline restore to it.
+      const betweenChecksum = await checksumAsWritten(betweenFile);
+      for (const node of fresh.nodes) {
+        expect(await valuesOn(node, restoredAt), `rows on ${node.id}`).toEqual([...early].sort());
+        expect((await stateOn(node)).checksum, `checksum on ${node.id}`).toBe(betweenChecksum);
+      }
+      // And it is an ordinary replicated database again: a write through a Replica, read everywhere.
+      const after = await insert(freshReplica, 'after-restore');
+      expect(after).toBeDefined();
+      const rows = await expectSameEverywhere(fresh.nodes, BigInt(after!));
+      expect(rows.map((row) => row[0])).toEqual([...early, 'after-restore'].sort());
+
+      // The CLI through the server: the lost database's newest state, by its id (the name is taken
+      // by the restored database now), into a new name.
+      const cli = await restoreNode.litebase([
+        'restore',
+        'app',
+        '--timestamp',
+        new Date().toISOString(),
+        '--to',
+        'app-latest',
+        '--database-id',
+        databaseId,
+        '--url',
+        'http://127.0.0.1:8080',
+        '--key',
+        ROOT_KEY,
+        '--json',
+      ]);
+      expect(cli.exitCode, cli.stderr).toBe(0);
+      expect(JSON.parse(cli.stdout)).toMatchObject({
+        target: 'app-latest',
+        source: 'archive',
+        databaseId,
+        result: { position: last, checksum: expected.checksum },
+      });
+      const latestAt = JSON.parse(cli.stdout).result.database.position as string;
+      for (const node of fresh.nodes) {
+        expect(await valuesOn(node, latestAt, 'app-latest'), `app-latest on ${node.id}`).toEqual([...early, ...late].sort());
+        expect((await stateOn(node, 'app-latest')).checksum, `app-latest checksum on ${node.id}`).toBe(expected.checksum);
+      }
+    },
+  );
 
   scenario('every container restarts at once: the cluster comes back with all its data', async () => {
     const cluster = await startCluster({ name: 'restart' });
@@ -456,53 +532,64 @@ describe.skipIf(!docker.ready && !required)(`Litebase in containers${docker.read
     expect(rows.map((row) => row[0])).toEqual([...acknowledged].sort());
   });
 
-  scenario('infra/compose.yaml: three nodes and s3rver come up; a write through a replica is read elsewhere and archived to S3', async () => {
-    const rootKey = 'compose-test-root-key-0123456789';
-    const compose = await ComposeProject.find(`litebase-compose-${process.pid}`, { LITEBASE_ROOT_KEY: rootKey });
-    if (typeof compose === 'string') {
-      if (required) throw new Error(`CI needs a compose command for this scenario: ${compose}`);
-      console.log(`[containers] compose scenario skipped: ${compose}`);
-      return;
-    }
-    const call = async (port: number, method: string, route: string, body?: unknown): Promise<{ status: number; body: any }> => {
-      const response = await fetch(`http://127.0.0.1:${port}${route}`, {
-        method,
-        headers: { authorization: `Bearer ${rootKey}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-        signal: AbortSignal.timeout(10_000),
-      });
-      return { status: response.status, body: await response.json().catch(() => undefined) };
-    };
-    try {
-      await compose.run('up', '-d');
-      await waitFor(
-        async () => {
-          const view = await call(8081, 'GET', '/v1/cluster').catch(() => undefined);
-          if (view?.status !== 200 || view.body.nodes.length !== 3 || view.body.primary === null) return false;
-          // A node's heartbeat comes before it listens: every node must answer as well.
-          const ready = await Promise.all([8081, 8082, 8083].map((port) => call(port, 'GET', '/readyz').catch(() => ({ status: 0 }))));
-          return ready.every((answer) => answer.status === 200);
-        },
-        60_000,
-        'three nodes that answer, and a Primary',
-        250,
-      );
-      // Through n2 whatever its role (a replica forwards), read on n3 with minPosition.
-      await waitFor(async () => (await call(8082, 'POST', '/v1/databases', { name: 'app' }).catch(() => ({ status: 0 }))).status === 201, 30_000, 'app created', 250);
-      const written = await call(8082, 'POST', '/v1/databases/app/query', {
-        statements: [{ sql: 'CREATE TABLE t(v TEXT)' }, { sql: 'INSERT INTO t VALUES (?)', params: ['composed'] }],
-      });
-      expect(written.status, JSON.stringify(written.body)).toBe(200);
-      const read = await call(8083, 'POST', '/v1/databases/app/query', { statements: [{ sql: 'SELECT v FROM t' }], minPosition: written.body.position });
-      expect(read.body.results[0].rows).toEqual([['composed']]);
-      const compacted = await call(8083, 'POST', '/v1/databases/app/compact');
-      expect(compacted.status, JSON.stringify(compacted.body)).toBe(200);
-      const points = await call(8081, 'GET', '/v1/databases/app/restore-points');
-      expect(points.body.latest.position).toBe(written.body.position);
-    } finally {
-      await compose.run('down', '-v').catch((error: unknown) => console.error(`[containers] compose down: ${String(error)}`));
-    }
-  });
+  scenario(
+    'infra/compose.yaml: three nodes and s3rver come up; a write through a replica is read elsewhere and archived to S3',
+    async () => {
+      const rootKey = 'compose-test-root-key-0123456789';
+      const compose = await ComposeProject.find(`litebase-compose-${process.pid}`, { LITEBASE_ROOT_KEY: rootKey });
+      if (typeof compose === 'string') {
+        if (required) throw new Error(`CI needs a compose command for this scenario: ${compose}`);
+        console.log(`[containers] compose scenario skipped: ${compose}`);
+        return;
+      }
+      const call = async (port: number, method: string, route: string, body?: unknown): Promise<{ status: number; body: any }> => {
+        const response = await fetch(`http://127.0.0.1:${port}${route}`, {
+          method,
+          headers: { authorization: `Bearer ${rootKey}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+          ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+          signal: AbortSignal.timeout(10_000),
+        });
+        return { status: response.status, body: await response.json().catch(() => undefined) };
+      };
+      try {
+        await compose.run('up', '-d');
+        await waitFor(
+          async () => {
+            const view = await call(8081, 'GET', '/v1/cluster').catch(() => undefined);
+            if (view?.status !== 200 || view.body.nodes.length !== 3 || view.body.primary === null) return false;
+            // A node's heartbeat comes before it listens: every node must answer as well.
+            const ready = await Promise.all([8081, 8082, 8083].map((port) => call(port, 'GET', '/readyz').catch(() => ({ status: 0 }))));
+            return ready.every((answer) => answer.status === 200);
+          },
+          60_000,
+          'three nodes that answer, and a Primary',
+          250,
+        );
+        // Through n2 whatever its role (a replica forwards), read on n3 with minPosition.
+        await waitFor(
+          async () => (await call(8082, 'POST', '/v1/databases', { name: 'app' }).catch(() => ({ status: 0 }))).status === 201,
+          30_000,
+          'app created',
+          250,
+        );
+        const written = await call(8082, 'POST', '/v1/databases/app/query', {
+          statements: [{ sql: 'CREATE TABLE t(v TEXT)' }, { sql: 'INSERT INTO t VALUES (?)', params: ['composed'] }],
+        });
+        expect(written.status, JSON.stringify(written.body)).toBe(200);
+        const read = await call(8083, 'POST', '/v1/databases/app/query', {
+          statements: [{ sql: 'SELECT v FROM t' }],
+          minPosition: written.body.position,
+        });
+        expect(read.body.results[0].rows).toEqual([['composed']]);
+        const compacted = await call(8083, 'POST', '/v1/databases/app/compact');
+        expect(compacted.status, JSON.stringify(compacted.body)).toBe(200);
+        const points = await call(8081, 'GET', '/v1/databases/app/restore-points');
+        expect(points.body.latest.position).toBe(written.body.position);
+      } finally {
+        await compose.run('down', '-v').catch((error: unknown) => console.error(`[containers] compose down: ${String(error)}`));
+      }
+    },
+  );
 });
 
 /**

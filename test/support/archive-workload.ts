@@ -170,7 +170,8 @@ export class Workload {
       this.tables.push(name);
       return { sql: `CREATE TABLE ${name}(id INTEGER PRIMARY KEY, a TEXT, b BLOB, n REAL, i INTEGER)`, params: [] };
     }
-    if (kind === 1) return { sql: `ALTER TABLE ${this.table()} ADD COLUMN c${++this.columnCount} INTEGER DEFAULT ${this.prng.below(100)}`, params: [] };
+    if (kind === 1)
+      return { sql: `ALTER TABLE ${this.table()} ADD COLUMN c${++this.columnCount} INTEGER DEFAULT ${this.prng.below(100)}`, params: [] };
     if (kind === 2) return { sql: `CREATE INDEX x${++this.indexCount} ON ${this.table()}(a, i)`, params: [] };
     const victim = this.prng.pick(this.tables.filter((name) => name !== 't1'));
     this.tables = this.tables.filter((name) => name !== victim);

@@ -53,7 +53,10 @@ export function history(seed: number, count: number, timeOf = (position: number)
     db.length = newSize;
     for (let p = size + 1; p <= newSize; p++) db[p - 1] = Buffer.alloc(PAGE); // grown: zeros until written
     for (const { pageNumber, data } of pages) db[pageNumber - 1] = data;
-    hashes.apply(pages.map(({ pageNumber, data }) => ({ pageNumber, hash: pageHash(pageNumber, data) })), newSize);
+    hashes.apply(
+      pages.map(({ pageNumber, data }) => ({ pageNumber, hash: pageHash(pageNumber, data) })),
+      newSize,
+    );
     size = newSize;
     const header = {
       databaseId: ID,

@@ -60,7 +60,15 @@ export function readCephSettings(env: NodeJS.ProcessEnv = process.env): CephSett
     }
   }
   const get = (name: string): string | undefined => env[`LITEBASE_CEPH_${name}`] ?? fromFile[`LITEBASE_CEPH_${name}`];
-  const [dir, conf, mounts, endpoint, accessKeyId, secretAccessKey, bucket] = ['DIR', 'CONF', 'MOUNTS', 'S3_ENDPOINT', 'S3_ACCESS_KEY_ID', 'S3_SECRET_ACCESS_KEY', 'S3_BUCKET'].map(get);
+  const [dir, conf, mounts, endpoint, accessKeyId, secretAccessKey, bucket] = [
+    'DIR',
+    'CONF',
+    'MOUNTS',
+    'S3_ENDPOINT',
+    'S3_ACCESS_KEY_ID',
+    'S3_SECRET_ACCESS_KEY',
+    'S3_BUCKET',
+  ].map(get);
   if (!dir || !conf || !mounts || !endpoint || !accessKeyId || !secretAccessKey || !bucket) return undefined;
   return {
     dir,
@@ -87,10 +95,12 @@ async function whyUnusable(settings: CephSettings): Promise<string | undefined> 
 }
 
 export function isCephMount(mountpoint: string): boolean {
-  return readFileSync('/proc/mounts', 'utf8').split('\n').some((line) => {
-    const [, target, type] = line.split(' ');
-    return target === mountpoint && type === 'fuse.ceph-fuse';
-  });
+  return readFileSync('/proc/mounts', 'utf8')
+    .split('\n')
+    .some((line) => {
+      const [, target, type] = line.split(' ');
+      return target === mountpoint && type === 'fuse.ceph-fuse';
+    });
 }
 
 /**
@@ -155,7 +165,11 @@ export class CephCluster {
   }
 
   /** `s3://bucket/prefix` under a fresh prefix, and what a server or the CLI needs to reach it. */
-  objectStore(label: string): { url: string; env: Record<string, string>; options: { endpoint: string; region: string; forcePathStyle: boolean; accessKeyId: string; secretAccessKey: string } } {
+  objectStore(label: string): {
+    url: string;
+    env: Record<string, string>;
+    options: { endpoint: string; region: string; forcePathStyle: boolean; accessKeyId: string; secretAccessKey: string };
+  } {
     const { s3 } = this.settings;
     const url = `s3://${s3.bucket}/${label}-${process.pid}-${randomBytes(4).toString('hex')}`;
     if (label !== 'unused') this.stores.push(url);
@@ -166,13 +180,26 @@ export class CephCluster {
       LITEBASE_S3_ACCESS_KEY_ID: s3.accessKeyId,
       LITEBASE_S3_SECRET_ACCESS_KEY: s3.secretAccessKey,
     };
-    return { url, env, options: { endpoint: s3.endpoint, region: s3.region, forcePathStyle: true, accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey } };
+    return {
+      url,
+      env,
+      options: {
+        endpoint: s3.endpoint,
+        region: s3.region,
+        forcePathStyle: true,
+        accessKeyId: s3.accessKeyId,
+        secretAccessKey: s3.secretAccessKey,
+      },
+    };
   }
 
   /** `infra/ceph/ctl.sh ARGS` against this cluster; its output, or an error carrying it. */
   async ctl(...args: string[]): Promise<string> {
     try {
-      const { stdout, stderr } = await run('bash', [CTL, ...args], { env: { ...process.env, CEPH_DIR: this.settings.dir }, timeout: 120_000 });
+      const { stdout, stderr } = await run('bash', [CTL, ...args], {
+        env: { ...process.env, CEPH_DIR: this.settings.dir },
+        timeout: 120_000,
+      });
       return stdout + stderr;
     } catch (error) {
       const failed = error as Error & { stdout?: string; stderr?: string };
@@ -282,7 +309,9 @@ export const isRunning = (node: TestServer): boolean => node.child.exitCode === 
 
 /** GET /v1/cluster as the node sees it; undefined when it does not answer in time. */
 export async function clusterView(node: TestServer): Promise<any> {
-  const response = await node.fetch(`${node.url}/v1/cluster`, { headers: { authorization: `Bearer ${node.key}` }, signal: AbortSignal.timeout(3000) }).catch(() => undefined);
+  const response = await node
+    .fetch(`${node.url}/v1/cluster`, { headers: { authorization: `Bearer ${node.key}` }, signal: AbortSignal.timeout(3000) })
+    .catch(() => undefined);
   return response?.ok ? response.json() : undefined;
 }
 
@@ -317,7 +346,11 @@ export async function insertValue(node: TestServer, value: string, timeoutMs = 5
 }
 
 /** insertValue until it is answered 200 (a 503 asks to retry: a lease renewal may be late), or `timeoutMs` passed. */
-export async function insertUntilAcknowledged(node: TestServer, value: string, timeoutMs = 30_000): Promise<{ status: number; body: any } | undefined> {
+export async function insertUntilAcknowledged(
+  node: TestServer,
+  value: string,
+  timeoutMs = 30_000,
+): Promise<{ status: number; body: any } | undefined> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const answer = await insertValue(node, value, 15_000);
@@ -340,12 +373,22 @@ export async function createApp(node: TestServer): Promise<void> {
   };
   // 409: an earlier try that answered 503 had created it after all.
   await retrying('create app', () => node.request('POST', '/v1/databases', { name: 'app' }), [201, 409]);
-  await retrying('create table', () => node.request('POST', '/v1/databases/app/query', { statements: [{ sql: 'CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, v TEXT UNIQUE)' }] }), [200]);
+  await retrying(
+    'create table',
+    () =>
+      node.request('POST', '/v1/databases/app/query', {
+        statements: [{ sql: 'CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, v TEXT UNIQUE)' }],
+      }),
+    [200],
+  );
 }
 
 /** Every v in t on `node`, once it has applied `minPosition`. */
 export async function valuesOn(node: TestServer, minPosition?: string): Promise<string[]> {
-  const response = await node.request('POST', '/v1/databases/app/query', { statements: [{ sql: 'SELECT v FROM t ORDER BY v' }], ...(minPosition ? { minPosition } : {}) });
+  const response = await node.request('POST', '/v1/databases/app/query', {
+    statements: [{ sql: 'SELECT v FROM t ORDER BY v' }],
+    ...(minPosition ? { minPosition } : {}),
+  });
   if (response.status !== 200) throw new Error(`select on ${node.url}: ${response.status} ${JSON.stringify(response.body)}`);
   return response.body.results[0].rows.map((row: string[]) => row[0]);
 }
@@ -402,7 +445,9 @@ export class Writers {
  * last position.
  */
 export function checkLogChain(logDir: string): bigint {
-  const names = readdirSync(logDir).filter((name) => name.endsWith('.seg')).sort();
+  const names = readdirSync(logDir)
+    .filter((name) => name.endsWith('.seg'))
+    .sort();
   let last: bigint | undefined;
   let checksum: bigint | undefined;
   let term = 0n;

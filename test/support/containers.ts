@@ -115,12 +115,17 @@ export class ContainerNode {
   /** Docker publishes the port anew, on another host port, when a container restarts or rejoins its network. */
   async refreshPort(): Promise<void> {
     const client = await getContainerRuntimeClient();
-    await waitFor(async () => {
-      const inspected = await client.container.inspect(client.container.getById(this.container.getId()));
-      const port = Number(inspected.NetworkSettings.Ports?.[`${LITEBASE_PORT}/tcp`]?.[0]?.HostPort);
-      if (port > 0) this.hostPort = port;
-      return port > 0;
-    }, 10_000, `the published port of ${this.id}`, 100);
+    await waitFor(
+      async () => {
+        const inspected = await client.container.inspect(client.container.getById(this.container.getId()));
+        const port = Number(inspected.NetworkSettings.Ports?.[`${LITEBASE_PORT}/tcp`]?.[0]?.HostPort);
+        if (port > 0) this.hostPort = port;
+        return port > 0;
+      },
+      10_000,
+      `the published port of ${this.id}`,
+      100,
+    );
   }
 
   /** Restarts the container at once (no graceful stop) and waits until it is ready again. */
@@ -207,11 +212,17 @@ export class ContainerCluster {
         .withEnvironment({ ...env, LITEBASE_NODE_ID: id, LITEBASE_ADVERTISE_ADDRESS: `http://${id}:${LITEBASE_PORT}` })
         .withBindMounts([{ source: sharedDir, target: SHARED_DIR_IN_CONTAINER }])
         .withExposedPorts(LITEBASE_PORT)
-        .withLogConsumer((stream) => stream.on('data', (chunk: Buffer | string) => {
-          if (node) node.output += chunk.toString();
-          else early += chunk.toString();
-        }))
-        .withWaitStrategy(Wait.forHttp('/readyz', LITEBASE_PORT).withHeaders({ authorization: `Bearer ${ROOT_KEY}` }).forStatusCode(200))
+        .withLogConsumer((stream) =>
+          stream.on('data', (chunk: Buffer | string) => {
+            if (node) node.output += chunk.toString();
+            else early += chunk.toString();
+          }),
+        )
+        .withWaitStrategy(
+          Wait.forHttp('/readyz', LITEBASE_PORT)
+            .withHeaders({ authorization: `Bearer ${ROOT_KEY}` })
+            .forStatusCode(200),
+        )
         .withStartupTimeout(60_000)
         .start();
       node = new ContainerNode(id, container);
@@ -255,7 +266,9 @@ export class ContainerCluster {
   /** Puts it back, under its host name. */
   async reconnect(node: ContainerNode): Promise<void> {
     const client = await getContainerRuntimeClient();
-    await client.network.getById(this.environment.network.getId()).connect({ Container: node.container.getId(), EndpointConfig: { Aliases: [node.id] } });
+    await client.network
+      .getById(this.environment.network.getId())
+      .connect({ Container: node.container.getId(), EndpointConfig: { Aliases: [node.id] } });
     await node.refreshPort();
   }
 
@@ -309,8 +322,14 @@ export class ComposeProject {
 
   async run(...args: string[]): Promise<string> {
     const [command, ...rest] = this.command as [string, ...string[]];
-    const result = await run(command, [...rest, '-p', this.name, '-f', path.join(REPO_ROOT, 'infra', 'compose.yaml'), ...args], 180_000, this.env);
-    if (result.code !== 0) throw new Error(`${this.command.join(' ')} ${args.join(' ')}: ${result.output.trim().split('\n').slice(-5).join(' | ')}`);
+    const result = await run(
+      command,
+      [...rest, '-p', this.name, '-f', path.join(REPO_ROOT, 'infra', 'compose.yaml'), ...args],
+      180_000,
+      this.env,
+    );
+    if (result.code !== 0)
+      throw new Error(`${this.command.join(' ')} ${args.join(' ')}: ${result.output.trim().split('\n').slice(-5).join(' | ')}`);
     return result.output;
   }
 }
@@ -318,7 +337,12 @@ export class ComposeProject {
 /** Runs a command; a missing command or a timeout is a failure with the reason as its output. */
 function run(command: string, args: string[], timeoutMs: number, env?: Record<string, string>): Promise<{ code: number; output: string }> {
   return new Promise((resolve) => {
-    const options = { cwd: REPO_ROOT, timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024, ...(env ? { env: { ...process.env, ...env } } : {}) };
+    const options = {
+      cwd: REPO_ROOT,
+      timeout: timeoutMs,
+      maxBuffer: 16 * 1024 * 1024,
+      ...(env ? { env: { ...process.env, ...env } } : {}),
+    };
     execFile(command, args, options, (error, stdout, stderr) => {
       if (!error) return resolve({ code: 0, output: `${stdout}${stderr}` });
       const reason = error.code === 'ENOENT' ? `${command} is not installed` : error.killed ? `no answer within ${timeoutMs / 1000} s` : '';

@@ -15,7 +15,10 @@ export const newTally = (): Tally => ({ inputs: 0, byCode: new Map(), failures: 
 export function report(tally: Tally): void {
   const summary = [...tally.byCode.entries()].map(([code, n]) => `${code}=${n}`).join(' ');
   console.log(`${tally.inputs} inputs: ${summary}; slowest ${tally.slowest.toFixed(0)} ms`);
-  expect(tally.failures.slice(0, 10), `${tally.failures.length} failures of ${tally.inputs} (${summary}; slowest ${tally.slowest.toFixed(0)} ms)`).toEqual([]);
+  expect(
+    tally.failures.slice(0, 10),
+    `${tally.failures.length} failures of ${tally.inputs} (${summary}; slowest ${tally.slowest.toFixed(0)} ms)`,
+  ).toEqual([]);
 }
 
 /** A u32 other than `truth`: off by a little (the dangerous kind of lie) or anything at all. */

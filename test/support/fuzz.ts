@@ -15,7 +15,8 @@ export function fuzzSeed(): number {
   const fromEnv = process.env.LITEBASE_FUZZ_SEED;
   if (fromEnv !== undefined && fromEnv !== '') {
     const seed = Number(fromEnv);
-    if (!Number.isInteger(seed) || seed < 0 || seed > 0xffff_ffff) throw new Error(`LITEBASE_FUZZ_SEED must be an integer in 0..2^32-1, got ${fromEnv}`);
+    if (!Number.isInteger(seed) || seed < 0 || seed > 0xffff_ffff)
+      throw new Error(`LITEBASE_FUZZ_SEED must be an integer in 0..2^32-1, got ${fromEnv}`);
     return seed;
   }
   return Math.floor(Math.random() * 0xffff_ffff) >>> 0;
@@ -329,7 +330,8 @@ export function judge(response: ParsedResponse, options: JudgeOptions = {}): str
     const error = (parsed as { error?: unknown } | null)?.error as { code?: unknown; message?: unknown } | undefined;
     if (typeof error !== 'object' || error === null) problems.push(`error body without an "error" object: ${text.slice(0, 200)}`);
     else {
-      if (typeof error.code !== 'string' || !/^[A-Z][A-Z0-9_]*$/.test(error.code)) problems.push(`error code ${JSON.stringify(error.code)}`);
+      if (typeof error.code !== 'string' || !/^[A-Z][A-Z0-9_]*$/.test(error.code))
+        problems.push(`error code ${JSON.stringify(error.code)}`);
       else if (error.code.startsWith('FST_')) problems.push(`framework error code ${error.code} leaked`);
       if (typeof error.message !== 'string' || error.message.length === 0) problems.push('error without a message');
     }
@@ -396,7 +398,38 @@ export function mutateBytes(prng: Prng, input: Buffer): { bytes: Buffer; label: 
 
 /** A string of `length` characters from a hostile alphabet (quotes, escapes, NUL, RTL marks, emoji). */
 export function nastyString(prng: Prng, length: number): string {
-  const alphabet = ['a', 'Z', '0', ' ', '"', "'", '\\', '/', '%', '.', '\u0000', '\n', '\r', '\t', '\u202e', '\u00e9', '\ufeff', '\u2028', '😀', '\ud800', '$', '{', '}', '*', '?', ':', ';', '-', '_', '`'];
+  const alphabet = [
+    'a',
+    'Z',
+    '0',
+    ' ',
+    '"',
+    "'",
+    '\\',
+    '/',
+    '%',
+    '.',
+    '\u0000',
+    '\n',
+    '\r',
+    '\t',
+    '\u202e',
+    '\u00e9',
+    '\ufeff',
+    '\u2028',
+    '😀',
+    '\ud800',
+    '$',
+    '{',
+    '}',
+    '*',
+    '?',
+    ':',
+    ';',
+    '-',
+    '_',
+    '`',
+  ];
   let out = '';
   for (let i = 0; i < length; i++) out += prng.pick(alphabet);
   return out;

@@ -109,7 +109,10 @@ export function databaseChecksum(pages: readonly PageImage[], databaseSizePages:
   for (let pageNumber = 1; pageNumber <= databaseSizePages; pageNumber++) {
     const prefix = Buffer.alloc(4);
     prefix.writeUInt32BE(pageNumber);
-    const digest = createHash('sha256').update(prefix).update(byNumber.get(pageNumber) ?? zeros).digest();
+    const digest = createHash('sha256')
+      .update(prefix)
+      .update(byNumber.get(pageNumber) ?? zeros)
+      .digest();
     checksum ^= digest.readBigUInt64BE(0);
   }
   return checksum;
@@ -284,7 +287,7 @@ export function describeGolden(golden: GoldenCase, bytes: Buffer): GoldenDescrip
 export function listChunks(bytes: Buffer): GoldenDescription['chunks'] {
   const chunks: GoldenDescription['chunks'] = [];
   const end = bytes.length - 8;
-  for (let offset = 96; offset + 12 <= end; ) {
+  for (let offset = 96; offset + 12 <= end;) {
     const chunk = {
       offset,
       pagesInChunk: bytes.readUInt32BE(offset),

@@ -75,13 +75,20 @@ export class TestServer {
     const port = options.port ?? (await freePort());
     const key = options.rootKey ?? TEST_ROOT_KEY;
     const args = [
-      CLI, 'serve',
-      '--data-dir', dataDir,
-      '--local-dir', localDir,
-      '--port', String(port),
-      '--host', '127.0.0.1',
-      '--node-id', options.nodeId ?? 'n1',
-      '--root-key', key,
+      CLI,
+      'serve',
+      '--data-dir',
+      dataDir,
+      '--local-dir',
+      localDir,
+      '--port',
+      String(port),
+      '--host',
+      '127.0.0.1',
+      '--node-id',
+      options.nodeId ?? 'n1',
+      '--root-key',
+      key,
       ...(options.tls ? ['--tls-cert', options.tls.certFile, '--tls-key', options.tls.keyFile] : []),
       ...(options.tls?.caFile ? ['--tls-ca', options.tls.caFile] : []),
       ...(options.extraArgs ?? []),
@@ -117,7 +124,12 @@ export class TestServer {
   }
 
   /** JSON request with the root key; returns status and parsed body. */
-  async request(method: string, urlPath: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: any; headers: Headers }> {
+  async request(
+    method: string,
+    urlPath: string,
+    body?: unknown,
+    headers: Record<string, string> = {},
+  ): Promise<{ status: number; body: any; headers: Headers }> {
     const response = await this.fetch(this.url + urlPath, {
       method,
       headers: {

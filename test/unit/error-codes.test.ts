@@ -56,7 +56,13 @@ describe('the error code table', () => {
       const row = documented.get(code);
       if (!row) continue; // reported above
       const { status, retryable, retryAfterSeconds, area } = spec(code);
-      expect({ code, status: row.status, retryable: row.retryable, retryAfterSeconds: row.retryAfterSeconds, section: row.section }).toEqual({
+      expect({
+        code,
+        status: row.status,
+        retryable: row.retryable,
+        retryAfterSeconds: row.retryAfterSeconds,
+        section: row.section,
+      }).toEqual({
         code,
         status,
         retryable,
@@ -72,7 +78,8 @@ describe('the error code table', () => {
       expect(code).toMatch(/^[A-Z][A-Z0-9]*(_[A-Z0-9]+)*$/);
       expect(meaning.length, code).toBeGreaterThan(10);
       if (status !== null) expect(status >= 400 && status <= 599, code).toBe(true);
-      if (retryAfterSeconds !== undefined) expect({ code, retryable, answered: status !== null }).toEqual({ code, retryable: true, answered: true });
+      if (retryAfterSeconds !== undefined)
+        expect({ code, retryable, answered: status !== null }).toEqual({ code, retryable: true, answered: true });
     }
   });
 

@@ -27,7 +27,11 @@ export function ClusterPage({ api, permissions }: PageProps) {
   const data = useMemo(() => lagHistory.data(labels), [info, labels.join()]);
 
   if (!permissions.global('cluster')) {
-    return <p class="hint" data-testid="cluster-denied">This key may not see the cluster (it needs the cluster permission on "*").</p>;
+    return (
+      <p class="hint" data-testid="cluster-denied">
+        This key may not see the cluster (it needs the cluster permission on "*").
+      </p>
+    );
   }
   return (
     <section>
@@ -36,7 +40,9 @@ export function ClusterPage({ api, permissions }: PageProps) {
         <>
           <p data-testid="cluster-summary">
             Term <strong data-testid="cluster-term">{info.term}</strong> · Primary{' '}
-            <strong data-testid="cluster-primary">{info.primary ? `${info.primary.nodeId} (${info.primary.address})` : 'none (election under way)'}</strong>
+            <strong data-testid="cluster-primary">
+              {info.primary ? `${info.primary.nodeId} (${info.primary.address})` : 'none (election under way)'}
+            </strong>
           </p>
           <table data-testid="cluster-nodes">
             <thead>
@@ -73,7 +79,12 @@ export function ClusterPage({ api, permissions }: PageProps) {
           </table>
         </>
       )}
-      <TimeChart title="Replica lag (positions behind the Primary, largest over databases)" labels={labels} data={data} testId="lag-chart" />
+      <TimeChart
+        title="Replica lag (positions behind the Primary, largest over databases)"
+        labels={labels}
+        data={data}
+        testId="lag-chart"
+      />
     </section>
   );
 }

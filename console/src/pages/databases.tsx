@@ -10,7 +10,8 @@ import { ConfirmButton, ErrorBox, formatBytes, saveBlob } from '../ui.js';
 /** Sizes are page_count × page_size, read with a PRAGMA any reader may run, for this many databases at most. */
 const SIZE_LIMIT = 200;
 
-const formatSize = (bytes: number | null | undefined): string => (bytes === null || bytes === undefined || Number.isNaN(bytes) ? '–' : formatBytes(bytes));
+const formatSize = (bytes: number | null | undefined): string =>
+  bytes === null || bytes === undefined || Number.isNaN(bytes) ? '–' : formatBytes(bytes);
 
 /** Databases: size, position, per-node lag; create and drop (with confirmation). */
 export function DatabasesPage({ api, permissions, refreshPermissions }: PageProps) {
@@ -88,7 +89,12 @@ export function DatabasesPage({ api, permissions, refreshPermissions }: PageProp
           data-testid="create-database-name"
           onInput={(event) => setName(event.currentTarget.value)}
         />
-        <button type="submit" disabled={!mayCreate || name.trim() === ''} title={mayCreate ? '' : needs('admin')} data-testid="create-database">
+        <button
+          type="submit"
+          disabled={!mayCreate || name.trim() === ''}
+          title={mayCreate ? '' : needs('admin')}
+          data-testid="create-database"
+        >
           Create database
         </button>
       </form>

@@ -20,8 +20,15 @@ export function KeysPage({ api, permissions }: PageProps) {
     event.preventDefault();
     setError(null);
     try {
-      const patterns = databases.split(',').map((pattern) => pattern.trim()).filter((pattern) => pattern !== '');
-      const { key } = await api.post<{ key: KeyInfo & { secret: string } }>('/v1/keys', { name: name.trim(), databases: patterns, actions });
+      const patterns = databases
+        .split(',')
+        .map((pattern) => pattern.trim())
+        .filter((pattern) => pattern !== '');
+      const { key } = await api.post<{ key: KeyInfo & { secret: string } }>('/v1/keys', {
+        name: name.trim(),
+        databases: patterns,
+        actions,
+      });
       setCreated(key);
       setName('');
       keys.reload();
@@ -42,14 +49,23 @@ export function KeysPage({ api, permissions }: PageProps) {
 
   return (
     <section>
-      {!mayManage && <p class="hint" data-testid="keys-denied">Managing keys needs a key with admin on "*".</p>}
+      {!mayManage && (
+        <p class="hint" data-testid="keys-denied">
+          Managing keys needs a key with admin on "*".
+        </p>
+      )}
       <form class="key-form" onSubmit={create}>
         <label>
           Name <input value={name} disabled={!mayManage} data-testid="key-name" onInput={(event) => setName(event.currentTarget.value)} />
         </label>
         <label>
           Databases (names or patterns, comma-separated){' '}
-          <input value={databases} disabled={!mayManage} data-testid="key-databases" onInput={(event) => setDatabases(event.currentTarget.value)} />
+          <input
+            value={databases}
+            disabled={!mayManage}
+            data-testid="key-databases"
+            onInput={(event) => setDatabases(event.currentTarget.value)}
+          />
         </label>
         <span class="checks">
           {ACTIONS.map((action) => (
@@ -67,14 +83,21 @@ export function KeysPage({ api, permissions }: PageProps) {
             </label>
           ))}
         </span>
-        <button type="submit" class="primary" disabled={!mayManage || name.trim() === '' || actions.length === 0} title={mayManage ? '' : needs('admin')} data-testid="key-create">
+        <button
+          type="submit"
+          class="primary"
+          disabled={!mayManage || name.trim() === '' || actions.length === 0}
+          title={mayManage ? '' : needs('admin')}
+          data-testid="key-create"
+        >
           Create key
         </button>
       </form>
       {created && (
         <div class="secret" data-testid="new-key">
           <p>
-            Key <strong>{created.name}</strong> ({created.id}) created. Its secret is shown <strong>this once</strong>; only its hash is kept:
+            Key <strong>{created.name}</strong> ({created.id}) created. Its secret is shown <strong>this once</strong>; only its hash is
+            kept:
           </p>
           <code data-testid="new-key-secret">{created.secret}</code>{' '}
           <button onClick={() => void navigator.clipboard?.writeText(created.secret)}>Copy</button>{' '}

@@ -2,7 +2,16 @@ import { useMemo } from 'preact/hooks';
 import { TimeChart } from '../chart.js';
 import { usePoll } from '../hooks.js';
 import type { PageProps } from '../main.js';
-import { histogram, histogramDelta, histogramQuantile, maxByLabel, parsePrometheusText, ratePerSecond, sumSeries, type Histogram } from '../prometheus.js';
+import {
+  histogram,
+  histogramDelta,
+  histogramQuantile,
+  maxByLabel,
+  parsePrometheusText,
+  ratePerSecond,
+  sumSeries,
+  type Histogram,
+} from '../prometheus.js';
 import { RollingSeries } from '../series.js';
 import { ErrorBox } from '../ui.js';
 
@@ -77,7 +86,11 @@ export function MetricsPage({ api, permissions }: PageProps) {
   const lag = useMemo(() => charts.lag.data(lagLabels), [tick, lagLabels.join()]);
 
   if (!permissions.global('cluster')) {
-    return <p class="hint" data-testid="metrics-denied">Metrics need a key with the cluster permission on "*".</p>;
+    return (
+      <p class="hint" data-testid="metrics-denied">
+        Metrics need a key with the cluster permission on "*".
+      </p>
+    );
   }
   return (
     <section class="metrics" data-testid="metrics">
@@ -87,17 +100,36 @@ export function MetricsPage({ api, permissions }: PageProps) {
         {latest ? (
           <>
             Now: <strong data-testid="metrics-tps">{latest.transactionsPerSecond.toFixed(1)}</strong> transactions/s · query p99{' '}
-            <strong>{latest.p99Ms === null ? '–' : ms(latest.p99Ms)}</strong> · segment write p99 <strong>{latest.segmentP99Ms === null ? '–' : ms(latest.segmentP99Ms)}</strong> ·
-            largest replica lag <strong>{latest.maxLag ?? '–'}</strong>
+            <strong>{latest.p99Ms === null ? '–' : ms(latest.p99Ms)}</strong> · segment write p99{' '}
+            <strong>{latest.segmentP99Ms === null ? '–' : ms(latest.segmentP99Ms)}</strong> · largest replica lag{' '}
+            <strong>{latest.maxLag ?? '–'}</strong>
           </>
         ) : (
           'Collecting (rates need two readings)…'
         )}
       </p>
-      <TimeChart title="Transactions committed per second" labels={['transactions/s']} data={transactions} format={(value) => value.toFixed(1)} testId="chart-transactions" />
+      <TimeChart
+        title="Transactions committed per second"
+        labels={['transactions/s']}
+        data={transactions}
+        format={(value) => value.toFixed(1)}
+        testId="chart-transactions"
+      />
       <TimeChart title={`Query latency (${QUERY_ROUTE})`} labels={['p50 ms', 'p99 ms']} data={latency} format={ms} testId="chart-latency" />
-      <TimeChart title="Segment write time (write + fsync)" labels={['mean ms', 'p99 ms']} data={segments} format={ms} testId="chart-segments" />
-      <TimeChart title="Replica lag (positions behind the Primary)" labels={lagLabels} data={lag} format={(value) => String(Math.round(value))} testId="chart-lag" />
+      <TimeChart
+        title="Segment write time (write + fsync)"
+        labels={['mean ms', 'p99 ms']}
+        data={segments}
+        format={ms}
+        testId="chart-segments"
+      />
+      <TimeChart
+        title="Replica lag (positions behind the Primary)"
+        labels={lagLabels}
+        data={lag}
+        format={(value) => String(Math.round(value))}
+        testId="chart-lag"
+      />
     </section>
   );
 }

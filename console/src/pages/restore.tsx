@@ -13,7 +13,8 @@ import { ErrorBox, formatBytes, saveBlob } from '../ui.js';
 function timelineData(points: RestorePoints): { labels: string[]; data: uPlot.AlignedData } {
   const events: Array<{ t: number; series: number; position: number }> = [];
   if (points.earliest) events.push({ t: Date.parse(points.earliest.time) / 1000, series: 0, position: Number(points.earliest.position) });
-  for (const checkpoint of points.checkpoints) events.push({ t: Date.parse(checkpoint.time) / 1000, series: 1, position: Number(checkpoint.position) });
+  for (const checkpoint of points.checkpoints)
+    events.push({ t: Date.parse(checkpoint.time) / 1000, series: 1, position: Number(checkpoint.position) });
   if (points.latest) events.push({ t: Date.parse(points.latest.time) / 1000, series: 2, position: Number(points.latest.position) });
   events.sort((a, b) => a.t - b.t);
   const columns: Array<Array<number | null>> = [[], [], []];
@@ -32,8 +33,14 @@ export function RestorePage({ api, permissions, refreshPermissions, params }: Pa
   const [job, setJob] = useState<RestoreJob | null>(null);
   const [error, setError] = useState<ApiError | null>(null);
 
-  const points = usePoll(async () => (database ? api.get<RestorePoints>(`/v1/databases/${db(database)}/restore-points`) : null), 0, [database]);
-  const restores = usePoll(async () => (database ? (await api.get<{ restores: RestoreJob[] }>(`/v1/databases/${db(database)}/restores`)).restores : []), 0, [database, job?.status]);
+  const points = usePoll(async () => (database ? api.get<RestorePoints>(`/v1/databases/${db(database)}/restore-points`) : null), 0, [
+    database,
+  ]);
+  const restores = usePoll(
+    async () => (database ? (await api.get<{ restores: RestoreJob[] }>(`/v1/databases/${db(database)}/restores`)).restores : []),
+    0,
+    [database, job?.status],
+  );
   const timeline = useMemo(() => (points.value ? timelineData(points.value) : null), [points.value]);
 
   // A fresh default moment and target name for each database.
@@ -109,8 +116,9 @@ export function RestorePage({ api, permissions, refreshPermissions, params }: Pa
         <>
           <p class="hint" data-testid="restore-range">
             Restorable from {points.value.earliest ? `${points.value.earliest.time} (position ${points.value.earliest.position})` : '–'} to{' '}
-            {points.value.latest ? `${points.value.latest.time} (position ${points.value.latest.position})` : '–'} · {points.value.checkpoints.length} checkpoints ·
-            archive {points.value.archive.bundles} bundles, {formatBytes(points.value.archive.bytes)}
+            {points.value.latest ? `${points.value.latest.time} (position ${points.value.latest.position})` : '–'} ·{' '}
+            {points.value.checkpoints.length} checkpoints · archive {points.value.archive.bundles} bundles,{' '}
+            {formatBytes(points.value.archive.bytes)}
           </p>
           {timeline && (
             <TimeChart
@@ -146,28 +154,57 @@ export function RestorePage({ api, permissions, refreshPermissions, params }: Pa
               onInput={(event) => setTimestamp(new Date(Number(event.currentTarget.value)).toISOString())}
             />
           )}
-          <input class="code" value={timestamp} disabled={by !== 'time'} data-testid="restore-timestamp" onInput={(event) => setTimestamp(event.currentTarget.value)} />
+          <input
+            class="code"
+            value={timestamp}
+            disabled={by !== 'time'}
+            data-testid="restore-timestamp"
+            onInput={(event) => setTimestamp(event.currentTarget.value)}
+          />
           <label>
-            <input type="radio" name="by" checked={by === 'position'} data-testid="restore-by-position" onChange={() => setBy('position')} /> a position
+            <input
+              type="radio"
+              name="by"
+              checked={by === 'position'}
+              data-testid="restore-by-position"
+              onChange={() => setBy('position')}
+            />{' '}
+            a position
           </label>
-          <input class="code" value={position} disabled={by !== 'position'} data-testid="restore-position" onInput={(event) => setPosition(event.currentTarget.value)} />
+          <input
+            class="code"
+            value={position}
+            disabled={by !== 'position'}
+            data-testid="restore-position"
+            onInput={(event) => setPosition(event.currentTarget.value)}
+          />
         </fieldset>
         <label>
           Into the new database{' '}
           <input value={target} data-testid="restore-target" onInput={(event) => setTarget(event.currentTarget.value)} />
         </label>
-        <button class="primary" type="submit" disabled={!mayRestore || target.trim() === '' || job?.status === 'running'} title={mayRestore ? '' : needs('restore', database)} data-testid="restore-start">
+        <button
+          class="primary"
+          type="submit"
+          disabled={!mayRestore || target.trim() === '' || job?.status === 'running'}
+          title={mayRestore ? '' : needs('restore', database)}
+          data-testid="restore-start"
+        >
           Restore
         </button>
       </form>
       {job && (
         <div class="job" data-testid="restore-job">
           <progress max={100} value={job.progress.percent} data-testid="restore-progress" />
-          <span data-testid="restore-status">{job.status}</span> · {job.progress.phase} · {job.progress.percent.toFixed(0)}% · {formatBytes(job.progress.bytes)} of{' '}
-          {formatBytes(job.progress.totalBytes)}
+          <span data-testid="restore-status">{job.status}</span> · {job.progress.phase} · {job.progress.percent.toFixed(0)}% ·{' '}
+          {formatBytes(job.progress.bytes)} of {formatBytes(job.progress.totalBytes)}
           {job.status === 'succeeded' && job.result && (
             <p>
-              Restored {job.database} into <a href={href('sql', { db: job.target })} data-testid="restore-open-target">{job.target}</a> at position {job.result.position}
+              Restored {job.database} into{' '}
+              <a href={href('sql', { db: job.target })} data-testid="restore-open-target">
+                {job.target}
+              </a>{' '}
+              at position {job.result.position}
               {job.result.time ? ` (${job.result.time})` : ''} in {job.result.durationMs} ms.
             </p>
           )}

@@ -30,7 +30,10 @@ function readHistory(keyId: string): HistoryEntry[] {
 }
 
 function remember(keyId: string, entry: HistoryEntry): HistoryEntry[] {
-  const history = [entry, ...readHistory(keyId).filter((old) => old.sql !== entry.sql || old.database !== entry.database || old.params !== entry.params)].slice(0, HISTORY_LIMIT);
+  const history = [
+    entry,
+    ...readHistory(keyId).filter((old) => old.sql !== entry.sql || old.database !== entry.database || old.params !== entry.params),
+  ].slice(0, HISTORY_LIMIT);
   localStorage.setItem(historyItem(keyId), JSON.stringify(history));
   return history;
 }
@@ -44,7 +47,8 @@ function parseParams(text: string): unknown[] | Record<string, unknown> | undefi
   } catch (error) {
     throw new ApiError(0, 'INVALID_PARAMETERS', `parameters must be JSON: ${(error as Error).message}`);
   }
-  if (parsed === null || typeof parsed !== 'object') throw new ApiError(0, 'INVALID_PARAMETERS', 'parameters must be a JSON array or object');
+  if (parsed === null || typeof parsed !== 'object')
+    throw new ApiError(0, 'INVALID_PARAMETERS', 'parameters must be a JSON array or object');
   return parsed as unknown[] | Record<string, unknown>;
 }
 
@@ -218,7 +222,13 @@ export function SqlPage({ api, permissions, params }: PageProps) {
         />
         <label>
           Parameters (JSON array for ?, object for :name)
-          <input class="code" value={paramsText} placeholder='[1, "a"]  or  {"id": 1}' data-testid="sql-params" onInput={(event) => setParamsText(event.currentTarget.value)} />
+          <input
+            class="code"
+            value={paramsText}
+            placeholder='[1, "a"]  or  {"id": 1}'
+            data-testid="sql-params"
+            onInput={(event) => setParamsText(event.currentTarget.value)}
+          />
         </label>
         <div class="inline">
           <button class="primary" disabled={busy || database === ''} data-testid="sql-run" onClick={() => run(false)}>

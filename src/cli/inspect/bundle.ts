@@ -2,7 +2,16 @@ import { bundleFormatOf, PageMajorBundle, SegmentRecordBundle } from '../../form
 import { formatChecksum } from '../../format/rolling-checksum.js';
 import { decodeSegmentLayout, type SegmentHeader } from '../../format/segment-codec.js';
 import { describeContainer } from './segment.js';
-import { hex32, isoTime, problemOf, type BundleReport, type BundleSegmentReport, type InspectOptions, type InspectReport, type Problem } from './report.js';
+import {
+  hex32,
+  isoTime,
+  problemOf,
+  type BundleReport,
+  type BundleSegmentReport,
+  type InspectOptions,
+  type InspectReport,
+  type Problem,
+} from './report.js';
 
 /** A bundle's key in the archive ends in its first and last positions (docs/FORMAT.md §11). */
 const BUNDLE_NAME = /(?:^|[\\/])(\d{20})-(\d{20})\.seg$/;
@@ -31,7 +40,13 @@ export function inspectBundle(bytes: Buffer, file: string, options: InspectOptio
   return report;
 }
 
-function verifyPageMajor(bytes: Buffer, file: string, report: BundleReport, inspect: InspectReport, options: InspectOptions): Problem | undefined {
+function verifyPageMajor(
+  bytes: Buffer,
+  file: string,
+  report: BundleReport,
+  inspect: InspectReport,
+  options: InspectOptions,
+): Problem | undefined {
   let parsed: PageMajorBundle;
   try {
     parsed = PageMajorBundle.parse(bytes, file, true);
@@ -46,7 +61,7 @@ function verifyPageMajor(bytes: Buffer, file: string, report: BundleReport, insp
     parsed.verifyImages((image) => {
       report.imagesVerified++;
       report.images?.push({
-        position: ((parsed.headers[image.segment] as SegmentHeader).position).toString(),
+        position: (parsed.headers[image.segment] as SegmentHeader).position.toString(),
         pageNumber: image.pageNumber,
         pageHash: formatChecksum(image.pageHash),
         newest: image.newest,
@@ -78,7 +93,9 @@ function locatePageMajor(bytes: Buffer, file: string, first: Problem): Problem |
   } catch (error) {
     return problemOf(error);
   }
-  return { note: 'the tables checksum, the tables and every payload check out: the damage is in bytes only the trailer covers, or the trailer itself' };
+  return {
+    note: 'the tables checksum, the tables and every payload check out: the damage is in bytes only the trailer covers, or the trailer itself',
+  };
 }
 
 function describePageMajor(parsed: PageMajorBundle, report: BundleReport): void {
@@ -173,5 +190,8 @@ function checkName(bundle: BundleReport, file: string): Problem | undefined {
   if (!named) return undefined;
   const [first, last] = [BigInt(named[1] as string).toString(), BigInt(named[2] as string).toString()];
   if (bundle.firstPosition === first && bundle.lastPosition === last) return undefined;
-  return { code: 'ARCHIVE_CORRUPT', message: `${file}: holds positions ${bundle.firstPosition}..${bundle.lastPosition}, its name says ${first}..${last}` };
+  return {
+    code: 'ARCHIVE_CORRUPT',
+    message: `${file}: holds positions ${bundle.firstPosition}..${bundle.lastPosition}, its name says ${first}..${last}`,
+  };
 }

@@ -44,7 +44,8 @@ export async function inspectCheckpoint(file: string, size: number, options: Ins
     for await (const hashes of checkpointPageHashes(reader, file)) {
       const chunk = reader.lastChunk;
       const index = checkpoint.chunks.length;
-      if (chunk) checkpoint.chunks.push({ index, ...chunk, firstPage: hashes[0]?.pageNumber ?? 0, lastPage: hashes.at(-1)?.pageNumber ?? 0 });
+      if (chunk)
+        checkpoint.chunks.push({ index, ...chunk, firstPage: hashes[0]?.pageNumber ?? 0, lastPage: hashes.at(-1)?.pageNumber ?? 0 });
       for (const { pageNumber, hash } of hashes) {
         sum ^= hash;
         checkpoint.pages?.push({ pageNumber, pageHash: formatChecksum(hash), chunk: index });

@@ -48,7 +48,8 @@ export function detectKind(head: Buffer, file: string): InspectKind | undefined 
     if (file.endsWith('.ckpt')) return 'checkpoint';
     if (file.endsWith('.seg')) return 'segment';
     const header = headerIfReadable(head);
-    const checkpointLike = header !== undefined && header.preChecksum === 0n && header.transactionCount === 0 && header.pageCount === header.databaseSizePages;
+    const checkpointLike =
+      header !== undefined && header.preChecksum === 0n && header.transactionCount === 0 && header.pageCount === header.databaseSizePages;
     return checkpointLike ? 'checkpoint' : 'segment';
   }
   if (head.length >= 4 && bundleFormatOf(head) === 2) return 'bundle';

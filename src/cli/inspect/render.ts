@@ -48,7 +48,16 @@ function renderContainer(container: ContainerReport): string[] {
       indent(
         renderTable(
           ['chunk', 'offset', 'pages', 'first..last', 'raw bytes', 'compressed'],
-          container.chunks.map((chunk) => [chunk.index, chunk.offset, chunk.pagesInChunk, `${chunk.firstPage}..${chunk.lastPage}`, chunk.uncompressedLength, chunk.compressedLength].map(String)),
+          container.chunks.map((chunk) =>
+            [
+              chunk.index,
+              chunk.offset,
+              chunk.pagesInChunk,
+              `${chunk.firstPage}..${chunk.lastPage}`,
+              chunk.uncompressedLength,
+              chunk.compressedLength,
+            ].map(String),
+          ),
         ),
       ),
     );
@@ -56,7 +65,14 @@ function renderContainer(container: ContainerReport): string[] {
   const range = container.firstPage === undefined ? '' : ` (${container.firstPage}..${container.lastPage})`;
   lines.push(`pages verified   ${container.pagesVerified}${range}`);
   if (container.pages) {
-    lines.push(indent(renderTable(['page', 'chunk', 'page hash'], container.pages.map((page) => [String(page.pageNumber), String(page.chunk), page.pageHash]))));
+    lines.push(
+      indent(
+        renderTable(
+          ['page', 'chunk', 'page hash'],
+          container.pages.map((page) => [String(page.pageNumber), String(page.chunk), page.pageHash]),
+        ),
+      ),
+    );
   }
   if (container.trailer !== undefined) lines.push(`trailer          ${container.trailer}`);
   return lines;
@@ -90,7 +106,17 @@ function renderBundle(bundle: BundleReport): string[] {
     lines.push(
       indent(
         renderTable(
-          ['position', 'term', 'commit time', 'db pages', 'pages', 'txns', 'pre-checksum', 'post-checksum', ...(withRecords ? ['offset', 'bytes'] : [])],
+          [
+            'position',
+            'term',
+            'commit time',
+            'db pages',
+            'pages',
+            'txns',
+            'pre-checksum',
+            'post-checksum',
+            ...(withRecords ? ['offset', 'bytes'] : []),
+          ],
           bundle.segments.map((s) => [
             s.position,
             s.term,
@@ -108,7 +134,14 @@ function renderBundle(bundle: BundleReport): string[] {
   }
   if (bundle.blocks && bundle.blocks.length > 0) {
     lines.push('blocks');
-    lines.push(indent(renderTable(['block', 'offset', 'compressed', 'pages', 'crc-32'], bundle.blocks.map((b) => [b.index, b.offset, b.compressedLength, b.pages, b.crc32].map(String)))));
+    lines.push(
+      indent(
+        renderTable(
+          ['block', 'offset', 'compressed', 'pages', 'crc-32'],
+          bundle.blocks.map((b) => [b.index, b.offset, b.compressedLength, b.pages, b.crc32].map(String)),
+        ),
+      ),
+    );
   }
   lines.push(`images verified  ${bundle.imagesVerified}`);
   if (bundle.images) {
@@ -121,7 +154,9 @@ function renderBundle(bundle: BundleReport): string[] {
             image.position,
             String(image.pageNumber),
             image.pageHash,
-            ...(detailed ? [image.newest ? 'newest' : 'older', String(image.offset), String(image.compressedLength), image.crc32 ?? ''] : []),
+            ...(detailed
+              ? [image.newest ? 'newest' : 'older', String(image.offset), String(image.compressedLength), image.crc32 ?? '']
+              : []),
           ]),
         ),
       ),

@@ -18,7 +18,7 @@ export const INSPECT_KINDS: readonly InspectKind[] = ['segment', 'checkpoint', '
 
 /** The first check a file failed: the decoder's code and message (which says where and what). */
 export interface Problem {
-  code: LitebaseError["code"];
+  code: LitebaseError['code'];
   message: string;
   /** The decoder's details (offset, expected, found), when it gives them. */
   details?: Record<string, unknown>;
@@ -112,7 +112,15 @@ export interface BundleReport {
   pageSize?: number;
   segments: BundleSegmentReport[];
   /** Format 2: the header's counts and recorded checksums. */
-  tables?: { pages: number; olderImages: number; blocks: number; dataStart: number; historyStart: number; tablesChecksum: string; trailer: string };
+  tables?: {
+    pages: number;
+    olderImages: number;
+    blocks: number;
+    dataStart: number;
+    historyStart: number;
+    tablesChecksum: string;
+    trailer: string;
+  };
   /** Format 2. */
   blocks?: Array<{ index: number; offset: number; compressedLength: number; pages: number; crc32: string }>;
   /** Images decoded and checked (format 2: every newest and older image; format 1: every page of every segment). */

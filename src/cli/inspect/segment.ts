@@ -7,7 +7,16 @@ import {
   type SegmentChunkLayout,
   type SegmentHeader,
 } from '../../format/segment-codec.js';
-import { headerReport, problemOf, type ChunkReport, type ContainerReport, type InspectOptions, type InspectReport, type PageReport, type Problem } from './report.js';
+import {
+  headerReport,
+  problemOf,
+  type ChunkReport,
+  type ContainerReport,
+  type InspectOptions,
+  type InspectReport,
+  type PageReport,
+  type Problem,
+} from './report.js';
 
 /** A segment file's name in the log: its position, 20 digits (docs/FORMAT.md §1). */
 const SEGMENT_NAME = /(?:^|[\\/])(\d{20})\.seg$/;
@@ -65,7 +74,8 @@ export function describeContainer(
     next += chunk.pagesInChunk;
     chunkReports.push({ index, ...chunk, firstPage: mine[0]?.pageNumber ?? 0, lastPage: mine.at(-1)?.pageNumber ?? 0 });
     if (options.pages) {
-      for (const { pageNumber, data } of mine) pageReports.push({ pageNumber, pageHash: formatChecksum(pageHash(pageNumber, data)), chunk: index });
+      for (const { pageNumber, data } of mine)
+        pageReports.push({ pageNumber, pageHash: formatChecksum(pageHash(pageNumber, data)), chunk: index });
     }
   });
   return {
@@ -97,7 +107,9 @@ export function locateInContainer(bytes: Buffer, file: string): Problem | { note
     let sum = 0n;
     for (const { pageNumber, data } of pages) sum ^= pageHash(pageNumber, data);
     if (sum !== header.postChecksum) {
-      return { note: `${structure}, but the pages sum to checksum ${formatChecksum(sum)}, the header says ${formatChecksum(header.postChecksum)}: page bytes or the post-checksum are damaged` };
+      return {
+        note: `${structure}, but the pages sum to checksum ${formatChecksum(sum)}, the header says ${formatChecksum(header.postChecksum)}: page bytes or the post-checksum are damaged`,
+      };
     }
     return { note: `${structure} and the pages sum to the post-checksum: the damage is in a header field or the trailer itself` };
   }

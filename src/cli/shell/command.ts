@@ -21,11 +21,18 @@ export function registerShellCommand(program: Command, io: CliIo): void {
       .command('shell')
       .description('an interactive SQL shell on a database; reads a script from stdin when it is not a terminal')
       .argument('<name>', 'database name')
-      .option('--transaction-timeout <ms>', 'how long BEGIN ... COMMIT may stay open before the server rolls it back (the server caps it)', '60000')
+      .option(
+        '--transaction-timeout <ms>',
+        'how long BEGIN ... COMMIT may stay open before the server rolls it back (the server caps it)',
+        '60000',
+      )
       .addHelpText('after', SHELL_HELP),
   ).action(async (name: string, flags: ShellFlags) => {
     if (!/^[1-9]\d*$/.test(flags.transactionTimeout)) {
-      throw new CliUsageError('INVALID_ARGUMENTS', `--transaction-timeout ${flags.transactionTimeout}: expected a positive number of milliseconds`);
+      throw new CliUsageError(
+        'INVALID_ARGUMENTS',
+        `--transaction-timeout ${flags.transactionTimeout}: expected a positive number of milliseconds`,
+      );
     }
     const canceller = new RequestCanceller();
     const client = connectCancellable(flags, canceller);

@@ -24,7 +24,16 @@ export const DOT_HELP = `.help                 show this text
 Statements end with ";" and may span lines. BEGIN ... COMMIT or ROLLBACK runs as one interactive
 transaction on the server. Ctrl-C cancels the running statement or clears the current input.`;
 
-const SWITCH_VALUES: Record<string, boolean> = { on: true, off: false, yes: true, no: false, true: true, false: false, '1': true, '0': false };
+const SWITCH_VALUES: Record<string, boolean> = {
+  on: true,
+  off: false,
+  yes: true,
+  no: false,
+  true: true,
+  false: false,
+  '1': true,
+  '0': false,
+};
 
 /** Whether `line` is a dot-command (when no statement is pending). */
 export function isDotCommand(line: string): boolean {

@@ -24,7 +24,9 @@ export function historyFile(env: NodeJS.ProcessEnv, home: string): string | null
 export function loadHistory(file: string): string[] {
   let lines: string[];
   try {
-    lines = readFileSync(file, 'utf8').split('\n').filter((line) => line.trim() !== '');
+    lines = readFileSync(file, 'utf8')
+      .split('\n')
+      .filter((line) => line.trim() !== '');
   } catch {
     return [];
   }

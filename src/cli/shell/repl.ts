@@ -97,6 +97,9 @@ export async function runScript(session: ShellSession, input: NodeJS.ReadableStr
     rl.close();
   }
   if (await session.close()) {
-    throw new ShellError('TRANSACTION_ROLLED_BACK', 'the script ended with a transaction open (BEGIN without COMMIT or ROLLBACK); it was rolled back');
+    throw new ShellError(
+      'TRANSACTION_ROLLED_BACK',
+      'the script ended with a transaction open (BEGIN without COMMIT or ROLLBACK); it was rolled back',
+    );
   }
 }

@@ -26,7 +26,12 @@ export function formatResult(result: StatementResult, mode: OutputMode, note: Re
   const hasRows = result.columns.length > 0;
   switch (mode) {
     case 'table':
-      return hasRows ? `${renderTable(result.columns, result.rows.map((row) => row.map(formatValue)))}\n${rowsSummary(result)}` : changeSummary(result, note);
+      return hasRows
+        ? `${renderTable(
+            result.columns,
+            result.rows.map((row) => row.map(formatValue)),
+          )}\n${rowsSummary(result)}`
+        : changeSummary(result, note);
     case 'line':
       return hasRows ? [...formatLines(result), rowsSummary(result)].join('\n\n') : changeSummary(result, note);
     case 'json':
@@ -50,7 +55,9 @@ function changeSummary(result: StatementResult, note: ResultNote): string {
 /** One block per row, `column = value` per line, names right-aligned (as sqlite3's `.mode line`). */
 function formatLines(result: StatementResult): string[] {
   const width = Math.max(...result.columns.map((column) => column.length));
-  return result.rows.map((row) => result.columns.map((column, index) => `${column.padStart(width)} = ${formatValue(row[index] ?? null)}`).join('\n'));
+  return result.rows.map((row) =>
+    result.columns.map((column, index) => `${column.padStart(width)} = ${formatValue(row[index] ?? null)}`).join('\n'),
+  );
 }
 
 /**
@@ -60,7 +67,9 @@ function formatLines(result: StatementResult): string[] {
  */
 function formatJson(result: StatementResult): string {
   const keys = result.columns.map((column) => JSON.stringify(column));
-  const objects = result.rows.map((row) => `{${keys.map((key, index) => `${key}:${JSON.stringify(toJsonValue(row[index] ?? null))}`).join(',')}}`);
+  const objects = result.rows.map(
+    (row) => `{${keys.map((key, index) => `${key}:${JSON.stringify(toJsonValue(row[index] ?? null))}`).join(',')}}`,
+  );
   return `[${objects.join(',\n')}]`;
 }
 

@@ -1,6 +1,12 @@
 import { readFile } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
-import { LitebaseClientError, type LitebaseClient, type LitebaseTransaction, type QueryResponse, type Statement } from '../../client/client.js';
+import {
+  LitebaseClientError,
+  type LitebaseClient,
+  type LitebaseTransaction,
+  type QueryResponse,
+  type Statement,
+} from '../../client/client.js';
 import type { NodeErrorCode } from '../../error-codes.js';
 import type { SqlValue } from '../../sql/values.js';
 import type { RequestCanceller } from './cancellable-client.js';
@@ -101,7 +107,10 @@ export class ShellSession {
       }
       if (this.pending) {
         const start = this.buffer.trim().split('\n')[0] ?? '';
-        throw new ShellError('INCOMPLETE_STATEMENT', `the input ended inside a statement (no ";" after ${JSON.stringify(start.slice(0, 60))})`);
+        throw new ShellError(
+          'INCOMPLETE_STATEMENT',
+          `the input ended inside a statement (no ";" after ${JSON.stringify(start.slice(0, 60))})`,
+        );
       }
     } catch (error) {
       this.buffer = '';
@@ -279,6 +288,7 @@ export function toShellError(error: unknown): ShellError {
     return new ShellError(error.code, `${error.message}${retry}`);
   }
   // A CliUsageError's code, or Node's own (ENOENT, EPIPE, ...), printed as it comes.
-  if (error instanceof Error && 'code' in error && typeof error.code === 'string') return new ShellError(error.code as NodeErrorCode, error.message);
+  if (error instanceof Error && 'code' in error && typeof error.code === 'string')
+    return new ShellError(error.code as NodeErrorCode, error.message);
   return new ShellError('INTERNAL', error instanceof Error ? (error.stack ?? error.message) : String(error));
 }

@@ -1,4 +1,3 @@
-
 /**
  * A failure the shell finds itself, before or instead of asking the server: an unknown dot-command,
  * a file `.read` cannot open, input that ends inside a statement, a statement cancelled with

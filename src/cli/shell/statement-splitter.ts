@@ -30,7 +30,13 @@ export function tokenize(sql: string): SqlToken[] {
   let i = 0;
   const push = (kind: TokenKind, end: number, unterminated = false) => {
     const raw = sql.slice(i, end);
-    tokens.push({ kind, start: i, end, text: kind === 'word' ? raw.toLowerCase() : raw, ...(unterminated ? { unterminated: true as const } : {}) });
+    tokens.push({
+      kind,
+      start: i,
+      end,
+      text: kind === 'word' ? raw.toLowerCase() : raw,
+      ...(unterminated ? { unterminated: true as const } : {}),
+    });
     i = end;
   };
   /** Up to and including `closer` searched from `from`, or to the end of the text. */

@@ -156,14 +156,19 @@ export class LitebaseClient {
     const minPosition = options.session ? options.session.minPosition(name, options.minPosition) : options.minPosition?.toString();
     const query = minPosition === undefined ? '' : `?minPosition=${encodeURIComponent(minPosition)}`;
     const path = `${databasePath(name)}/backup${query}`;
-    const { response, url } = await this.transport.open('GET', path, { accept: 'application/vnd.sqlite3, application/json', idempotent: true });
+    const { response, url } = await this.transport.open('GET', path, {
+      accept: 'application/vnd.sqlite3, application/json',
+      idempotent: true,
+    });
     if (response.body === null) {
       throw new LitebaseClientError('INVALID_RESPONSE', `GET ${path}: the answer has no body`, { status: response.status });
     }
     const position = response.headers.get(POSITION_HEADER) ?? '';
     if (!/^\d+$/.test(position)) {
       await response.body.cancel().catch(() => undefined);
-      throw new LitebaseClientError('INVALID_RESPONSE', `GET ${url}: the answer has no ${POSITION_HEADER} header`, { status: response.status });
+      throw new LitebaseClientError('INVALID_RESPONSE', `GET ${url}: the answer has no ${POSITION_HEADER} header`, {
+        status: response.status,
+      });
     }
     options.session?.observe(name, position);
     const length = Number(response.headers.get('content-length') ?? Number.NaN);

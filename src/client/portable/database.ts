@@ -55,7 +55,10 @@ export class LitebaseDatabase {
    * Run `work` in an interactive transaction: committed when it resolves, rolled back when it
    * throws (and the error thrown on). `work` is not run again on failure.
    */
-  async transaction<T>(work: (transaction: LitebaseTransaction) => Promise<T>, options: Omit<TransactionOptions, 'session'> = {}): Promise<T> {
+  async transaction<T>(
+    work: (transaction: LitebaseTransaction) => Promise<T>,
+    options: Omit<TransactionOptions, 'session'> = {},
+  ): Promise<T> {
     const transaction = await this.begin(options);
     let result: T;
     try {

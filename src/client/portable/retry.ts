@@ -22,14 +22,22 @@ const DEFAULT_DELAY_MS = 1_000;
  * had the request, or the log failed while persisting it): sent again only when the request is
  * idempotent. Every other 503 means the node refused the request before running it.
  */
-export const OUTCOME_UNKNOWN_CODES: ReadonlySet<string> = new Set(['PRIMARY_CHANGED', 'PRIMARY_NO_ANSWER', 'LOG_UNAVAILABLE', 'WAL_READ_FAILED']);
+export const OUTCOME_UNKNOWN_CODES: ReadonlySet<string> = new Set([
+  'PRIMARY_CHANGED',
+  'PRIMARY_NO_ANSWER',
+  'LOG_UNAVAILABLE',
+  'WAL_READ_FAILED',
+]);
 
 export function retryPolicy(options: RetryOptions | false | undefined): RetryPolicy {
   if (options === false) return { ...DEFAULT_RETRY, attempts: 1 };
   const attempts = options?.attempts ?? DEFAULT_RETRY.attempts;
   const maxDelayMs = options?.maxDelayMs ?? DEFAULT_RETRY.maxDelayMs;
   if (!Number.isInteger(attempts) || attempts < 1 || !(maxDelayMs >= 0)) {
-    throw new LitebaseClientError('INVALID_OPTIONS', `retry: attempts must be an integer >= 1 and maxDelayMs >= 0, got ${JSON.stringify(options)}`);
+    throw new LitebaseClientError(
+      'INVALID_OPTIONS',
+      `retry: attempts must be an integer >= 1 and maxDelayMs >= 0, got ${JSON.stringify(options)}`,
+    );
   }
   return { attempts, maxDelayMs };
 }

@@ -32,7 +32,13 @@ const encoder = new TextEncoder();
 /** The part of Web Crypto signing needs (`globalThis.crypto.subtle`, or node:crypto's `webcrypto.subtle` on Node 18). */
 export interface Subtle {
   digest(algorithm: 'SHA-256', data: Uint8Array): Promise<ArrayBuffer>;
-  importKey(format: 'raw', key: ArrayBuffer, algorithm: { name: 'HMAC'; hash: 'SHA-256' }, extractable: false, usages: ['sign']): Promise<unknown>;
+  importKey(
+    format: 'raw',
+    key: ArrayBuffer,
+    algorithm: { name: 'HMAC'; hash: 'SHA-256' },
+    extractable: false,
+    usages: ['sign'],
+  ): Promise<unknown>;
   sign(algorithm: 'HMAC', key: unknown, data: Uint8Array): Promise<ArrayBuffer>;
 }
 
@@ -63,7 +69,15 @@ export interface CanonicalRequestParts {
 }
 
 export function canonicalRequest(parts: CanonicalRequestParts): string {
-  return [SIGNATURE_VERSION, parts.method.toUpperCase(), parts.path, canonicalQuery(parts.query), parts.keyId, parts.date, parts.bodySha256].join('\n');
+  return [
+    SIGNATURE_VERSION,
+    parts.method.toUpperCase(),
+    parts.path,
+    canonicalQuery(parts.query),
+    parts.keyId,
+    parts.date,
+    parts.bodySha256,
+  ].join('\n');
 }
 
 /** The runtime's Web Crypto, or a SIGNING_UNAVAILABLE error that says what to pass instead. */

@@ -35,7 +35,10 @@ export class LitebaseTransaction {
   }
 
   async queryRaw(statements: Statement[] | string): Promise<QueryResponseJson> {
-    return this.client.json<QueryResponseJson>('POST', `${this.path}/query`, { body: { statements: encodeStatements(statements) }, ...this.pinned });
+    return this.client.json<QueryResponseJson>('POST', `${this.path}/query`, {
+      body: { statements: encodeStatements(statements) },
+      ...this.pinned,
+    });
   }
 
   /** One statement; its result. */

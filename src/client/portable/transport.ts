@@ -105,7 +105,14 @@ export class Transport {
       // Signed over the URL as fetch sends it (normalized by the URL parser) and the exact body.
       Object.assign(
         headers,
-        await signatureHeaders({ key: sign.key, keyId: sign.keyId, method, url, body: payload, ...(sign.subtle ? { subtle: sign.subtle } : {}) }),
+        await signatureHeaders({
+          key: sign.key,
+          keyId: sign.keyId,
+          method,
+          url,
+          body: payload,
+          ...(sign.subtle ? { subtle: sign.subtle } : {}),
+        }),
       );
     }
     const signal = this.options.timeoutMs > 0 ? AbortSignal.timeout(this.options.timeoutMs) : undefined;
@@ -133,7 +140,10 @@ export class Transport {
       try {
         body = JSON.parse(text);
       } catch (error) {
-        throw new LitebaseClientError('INVALID_RESPONSE', `${method} ${url}: the answer is not valid JSON`, { status: response.status, cause: error });
+        throw new LitebaseClientError('INVALID_RESPONSE', `${method} ${url}: the answer is not valid JSON`, {
+          status: response.status,
+          cause: error,
+        });
       }
     }
     return { status: response.status, body, text, contentType };

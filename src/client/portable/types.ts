@@ -96,7 +96,10 @@ export interface ClusterNodeStatus {
   /** Whether its heartbeat is recent (within the lease time to live, at least 3 s). */
   alive: boolean;
   /** Applied position per database, and how many positions it is behind the Primary (null: unknown). */
-  databases: Record<string, { position: string; lag: number | null; error?: { position: string; code: string; message: string; at: string } }>;
+  databases: Record<
+    string,
+    { position: string; lag: number | null; error?: { position: string; code: string; message: string; at: string } }
+  >;
   [detail: string]: unknown;
 }
 

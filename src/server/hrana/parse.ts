@@ -24,7 +24,8 @@ function optionalString(value: unknown, what: string): string | null | undefined
 }
 
 function int32(value: unknown, what: string): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < -(2 ** 31) || value >= 2 ** 31) fail(`${what} must be a 32-bit integer`);
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < -(2 ** 31) || value >= 2 ** 31)
+    fail(`${what} must be a 32-bit integer`);
   return value as number;
 }
 
@@ -40,7 +41,8 @@ function array(value: unknown, what: string): unknown[] {
 function sqlSource(body: Json, what: string): { sql?: string | null; sql_id?: number | null } {
   const sql = optionalString(body.sql, `${what}.sql`);
   const sqlId = optionalInt32(body.sql_id, `${what}.sql_id`);
-  if ((sql === undefined || sql === null) === (sqlId === undefined || sqlId === null)) fail(`${what} needs exactly one of "sql" and "sql_id"`);
+  if ((sql === undefined || sql === null) === (sqlId === undefined || sqlId === null))
+    fail(`${what} needs exactly one of "sql" and "sql_id"`);
   return { ...(sql !== undefined ? { sql } : {}), ...(sqlId !== undefined ? { sql_id: sqlId } : {}) };
 }
 
@@ -48,7 +50,8 @@ export function parseStmt(value: unknown, what = 'stmt'): HranaStmt {
   const body = object(value, what);
   const stmt: HranaStmt = sqlSource(body, what);
   if (body.args !== undefined && body.args !== null) stmt.args = array(body.args, `${what}.args`) as HranaStmt['args'];
-  if (body.named_args !== undefined && body.named_args !== null) stmt.named_args = array(body.named_args, `${what}.named_args`) as HranaStmt['named_args'];
+  if (body.named_args !== undefined && body.named_args !== null)
+    stmt.named_args = array(body.named_args, `${what}.named_args`) as HranaStmt['named_args'];
   if (body.want_rows !== undefined && body.want_rows !== null) {
     if (typeof body.want_rows !== 'boolean') fail(`${what}.want_rows must be a boolean`);
     stmt.want_rows = body.want_rows as boolean;
@@ -65,7 +68,9 @@ export function parseBatch(value: unknown): HranaBatch {
       const condition = stepBody.condition;
       return {
         stmt: parseStmt(stepBody.stmt, `batch.steps[${index}].stmt`),
-        ...(condition === undefined || condition === null ? {} : { condition: object(condition, 'condition') as unknown as HranaBatchCond }),
+        ...(condition === undefined || condition === null
+          ? {}
+          : { condition: object(condition, 'condition') as unknown as HranaBatchCond }),
       };
     }),
   };
@@ -98,7 +103,11 @@ export function parseRequest(value: unknown): StreamRequest {
 
 /** How many statements a request's body holds (an execute 1, a batch its steps): the /v1 limit applies to the sum. */
 export function statementCount(requests: readonly StreamRequest[]): number {
-  return requests.reduce((sum, request) => sum + (request.type === 'batch' ? request.batch.steps.length : request.type === 'execute' || request.type === 'sequence' ? 1 : 0), 0);
+  return requests.reduce(
+    (sum, request) =>
+      sum + (request.type === 'batch' ? request.batch.steps.length : request.type === 'execute' || request.type === 'sequence' ? 1 : 0),
+    0,
+  );
 }
 
 export function parsePipelineBody(value: unknown): PipelineRequestBody {

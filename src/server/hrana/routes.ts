@@ -74,7 +74,9 @@ export function hranaRoutes(context: AppContext): FastifyPluginAsync {
     if (transaction?.kind !== 'write') return;
     const engine = await databases.get(stream.database).catch(() => undefined);
     if (engine instanceof PrimaryDatabase && engine.hasTransaction(transaction.id)) {
-      await engine.rollbackTransaction(transaction.id).catch((error: unknown) => context.logger.warn({ err: error }, 'rollback of an idle Hrana stream failed'));
+      await engine
+        .rollbackTransaction(transaction.id)
+        .catch((error: unknown) => context.logger.warn({ err: error }, 'rollback of an idle Hrana stream failed'));
     }
   }
 
@@ -87,8 +89,15 @@ export function hranaRoutes(context: AppContext): FastifyPluginAsync {
       throw new BatonError('BATON_INVALID', `the baton names a stream on node ${owner}, and this request was already forwarded once`);
     }
     const address = (await cluster.member.nodes()).find((node) => node.nodeId === owner)?.address;
-    if (address === undefined) throw new BatonError('BATON_INVALID', `the baton's stream lived on node ${owner}, which is not in the cluster now`);
-    const toOwner: ClusterView = { nodeId: cluster.nodeId, role: () => cluster.role(), primaryAddress: () => address, member: cluster.member, ...(cluster.fetch ? { fetch: cluster.fetch } : {}) };
+    if (address === undefined)
+      throw new BatonError('BATON_INVALID', `the baton's stream lived on node ${owner}, which is not in the cluster now`);
+    const toOwner: ClusterView = {
+      nodeId: cluster.nodeId,
+      role: () => cluster.role(),
+      primaryAddress: () => address,
+      member: cluster.member,
+      ...(cluster.fetch ? { fetch: cluster.fetch } : {}),
+    };
     return forwarded(request, reply, forwardToPrimary(request, reply, toOwner, forwardTimeoutMs));
   }
 
@@ -108,7 +117,8 @@ export function hranaRoutes(context: AppContext): FastifyPluginAsync {
           delete stmt.sql_id;
         }
       };
-      const inlineBatch = (batch: { steps: Array<{ stmt: { sql?: string | null; sql_id?: number | null } }> }): void => batch.steps.forEach((step) => inline(step.stmt));
+      const inlineBatch = (batch: { steps: Array<{ stmt: { sql?: string | null; sql_id?: number | null } }> }): void =>
+        batch.steps.forEach((step) => inline(step.stmt));
       for (const entry of body.requests ?? []) {
         if (entry.type === 'execute') inline(entry.stmt);
         else if (entry.type === 'batch') inlineBatch(entry.batch);
@@ -120,7 +130,11 @@ export function hranaRoutes(context: AppContext): FastifyPluginAsync {
   }
 
   /** Everything a stream request needs: the engine (after the wanted position), the stream, a session. */
-  async function start(request: FastifyRequest, name: string, baton: string | null): Promise<{ engine: Engine; stream: HranaStream; session: StreamSession }> {
+  async function start(
+    request: FastifyRequest,
+    name: string,
+    baton: string | null,
+  ): Promise<{ engine: Engine; stream: HranaStream; session: StreamSession }> {
     const keyId = request.principal?.keyId ?? '';
     const engine = await databases.get(name);
     const minPosition = request.headers[MIN_POSITION_HEADER];
@@ -131,7 +145,8 @@ export function hranaRoutes(context: AppContext): FastifyPluginAsync {
       await engine.waitForPosition(BigInt(minPosition));
     }
     const ownWrites = forwardedUpTo.get(name);
-    if (ownWrites !== undefined && !(engine instanceof PrimaryDatabase) && engine.position < ownWrites) await engine.waitForPosition(ownWrites);
+    if (ownWrites !== undefined && !(engine instanceof PrimaryDatabase) && engine.position < ownWrites)
+      await engine.waitForPosition(ownWrites);
     const stream = baton === null ? streams.open(name, keyId) : streams.take(baton, name, keyId);
     const access = {
       write: request.principal?.can('write', name) ?? false,
@@ -156,7 +171,10 @@ export function hranaRoutes(context: AppContext): FastifyPluginAsync {
   function checkLimits(requests: readonly StreamRequest[]): void {
     const count = statementCount(requests);
     if (count > maxStatements) {
-      throw new LitebaseError('TOO_MANY_STATEMENTS', `a request may hold at most ${maxStatements} statements`, { status: 413, details: { maxStatements } });
+      throw new LitebaseError('TOO_MANY_STATEMENTS', `a request may hold at most ${maxStatements} statements`, {
+        status: 413,
+        details: { maxStatements },
+      });
     }
   }
 
@@ -178,7 +196,9 @@ export function hranaRoutes(context: AppContext): FastifyPluginAsync {
     app.addHook('onClose', async () => streams.closeAll());
 
     for (const version of ['v2', 'v3']) {
-      app.get(`/v1/databases/:db/${version}`, { schema: { params: DatabaseParams } }, async (_request, reply) => sendJson(reply, 200, '{}'));
+      app.get(`/v1/databases/:db/${version}`, { schema: { params: DatabaseParams } }, async (_request, reply) =>
+        sendJson(reply, 200, '{}'),
+      );
     }
 
     const pipeline = async (request: FastifyRequest<{ Params: { db: string } }>, reply: FastifyReply): Promise<FastifyReply> => {

@@ -99,7 +99,8 @@ export class StreamSession {
       case 'describe':
         return { type: 'describe', result: this.describe(this.sqlOf(request)) };
       case 'store_sql':
-        if (this.stream.sqls.has(request.sql_id)) throw new HranaRequestError(`SQL text ${request.sql_id} is already stored on this stream`);
+        if (this.stream.sqls.has(request.sql_id))
+          throw new HranaRequestError(`SQL text ${request.sql_id} is already stored on this stream`);
         if (this.stream.sqls.size >= MAX_STORED_SQL) throw new HranaRequestError(`a stream may store at most ${MAX_STORED_SQL} SQL texts`);
         this.stream.sqls.set(request.sql_id, request.sql);
         return { type: 'store_sql' };
@@ -149,7 +150,8 @@ export class StreamSession {
   /** True when the request holds a COMMIT or ROLLBACK statement (looked at before anything runs). */
   private endsTransaction(request: StreamRequest): boolean {
     const ends = (source: { sql?: string | null; sql_id?: number | null }): boolean => {
-      const sql = typeof source.sql === 'string' ? source.sql : typeof source.sql_id === 'number' ? this.stream.sqls.get(source.sql_id) : undefined;
+      const sql =
+        typeof source.sql === 'string' ? source.sql : typeof source.sql_id === 'number' ? this.stream.sqls.get(source.sql_id) : undefined;
       const kind = sql === undefined ? undefined : analyzeStatement(sql).control?.kind;
       return kind === 'commit' || kind === 'rollback';
     };
@@ -215,8 +217,13 @@ export class StreamSession {
           { status: 400 },
         );
       }
-      const writes = error instanceof NeedsPrimaryError || (error instanceof LitebaseError && error.code === 'PERMISSION_DENIED' && error.details.action === 'write');
-      if (writes && readOnly && this.access.write) throw new LitebaseError('SQLITE_READONLY', 'attempt to write a readonly database (the transaction began READONLY)', { status: 400 });
+      const writes =
+        error instanceof NeedsPrimaryError ||
+        (error instanceof LitebaseError && error.code === 'PERMISSION_DENIED' && error.details.action === 'write');
+      if (writes && readOnly && this.access.write)
+        throw new LitebaseError('SQLITE_READONLY', 'attempt to write a readonly database (the transaction began READONLY)', {
+          status: 400,
+        });
       if (error instanceof NeedsPrimaryError) {
         if (!this.access.write) throw readOnlyKey(this.stream.database);
         throw new NeedsPrimary();
@@ -248,7 +255,9 @@ export class StreamSession {
     }
     if (control.kind === 'savepoint' || control.kind === 'release' || control.kind === 'rollback_to') {
       if (!transaction) {
-        throw new LitebaseError('TRANSACTION_CONTROL_NOT_ALLOWED', 'savepoints work only inside a transaction begun with BEGIN', { status: 400 });
+        throw new LitebaseError('TRANSACTION_CONTROL_NOT_ALLOWED', 'savepoints work only inside a transaction begun with BEGIN', {
+          status: 400,
+        });
       }
       // A read transaction has nothing to undo: its savepoints are marks without effect.
       if (transaction.kind === 'write') this.primary().transactionSavepoint(transaction.id, control.kind, control.name);

@@ -85,8 +85,12 @@ export class StreamTable {
     const token = baton.slice(this.nodeTag.length + 1);
     const entry = this.isLocal(baton) ? this.waiting.get(token) : undefined;
     if (!entry) {
-      if (this.expired.has(token)) throw new BatonError('STREAM_EXPIRED', 'the stream was closed after 10 s without a request, and its transaction rolled back');
-      throw new BatonError('BATON_INVALID', 'the baton is not valid: it was already used, its stream was closed, or it was never issued here');
+      if (this.expired.has(token))
+        throw new BatonError('STREAM_EXPIRED', 'the stream was closed after 10 s without a request, and its transaction rolled back');
+      throw new BatonError(
+        'BATON_INVALID',
+        'the baton is not valid: it was already used, its stream was closed, or it was never issued here',
+      );
     }
     if (entry.stream.database !== database || entry.stream.keyId !== keyId) {
       throw new BatonError('BATON_INVALID', 'the baton belongs to another database or another access key');

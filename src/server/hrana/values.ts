@@ -82,7 +82,8 @@ export function bindArguments(
   const named = new Map<string, unknown>();
   for (const arg of namedArgs) {
     const record = arg as { name?: unknown; value?: unknown } | null;
-    if (typeof record !== 'object' || record === null || typeof record.name !== 'string') throw new HranaRequestError('a named argument needs a "name"');
+    if (typeof record !== 'object' || record === null || typeof record.name !== 'string')
+      throw new HranaRequestError('a named argument needs a "name"');
     named.set(bareName(record.name), record.value);
   }
   const positional: JsonSqlValue[] = [];

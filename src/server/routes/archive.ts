@@ -29,7 +29,10 @@ const RestoreParams = Type.Object({
   id: Type.String({ pattern: '^[0-9a-f-]{36}$' }),
 });
 const DATABASE_ID_PATTERN = '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$';
-const RestorePointsQuery = Type.Object({ databaseId: Type.Optional(Type.String({ pattern: DATABASE_ID_PATTERN })) }, { additionalProperties: false });
+const RestorePointsQuery = Type.Object(
+  { databaseId: Type.Optional(Type.String({ pattern: DATABASE_ID_PATTERN })) },
+  { additionalProperties: false },
+);
 const RestoreBody = Type.Object(
   {
     timestamp: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
@@ -57,8 +60,11 @@ export function archiveRoutes(context: AppContext): FastifyPluginAsync {
     retentionMs: config.compaction.retentionMs,
     term: () => context.cluster.member.term,
   });
-  const forward = (request: Parameters<typeof forwardToPrimary>[0], reply: Parameters<typeof forwardToPrimary>[1], timeoutMs = config.limits.waitTimeoutMs + 5000) =>
-    forwardToPrimary(request, reply, context.cluster, timeoutMs);
+  const forward = (
+    request: Parameters<typeof forwardToPrimary>[0],
+    reply: Parameters<typeof forwardToPrimary>[1],
+    timeoutMs = config.limits.waitTimeoutMs + 5000,
+  ) => forwardToPrimary(request, reply, context.cluster, timeoutMs);
 
   return async (plugin) => {
     const app = plugin.withTypeProvider<TypeBoxTypeProvider>();
@@ -73,10 +79,14 @@ export function archiveRoutes(context: AppContext): FastifyPluginAsync {
       return { compaction: await compactor.compact('manual') };
     });
 
-    app.get('/v1/databases/:db/restore-points', { schema: { params: DatabaseParams, querystring: RestorePointsQuery } }, async (request) => {
-      requirePermission(request, 'restore', request.params.db);
-      return restores.restorePoints(request.params.db, request.query.databaseId);
-    });
+    app.get(
+      '/v1/databases/:db/restore-points',
+      { schema: { params: DatabaseParams, querystring: RestorePointsQuery } },
+      async (request) => {
+        requirePermission(request, 'restore', request.params.db);
+        return restores.restorePoints(request.params.db, request.query.databaseId);
+      },
+    );
 
     app.post('/v1/databases/:db/restore', { schema: { params: DatabaseParams, body: RestoreBody } }, async (request, reply) => {
       const { timestamp, position, target, databaseId, wait } = request.body;
@@ -87,10 +97,7 @@ export function archiveRoutes(context: AppContext): FastifyPluginAsync {
       const { view, done } = await restores.start(request.params.db, restoreTarget, target, databaseId === undefined ? {} : { databaseId });
       if (!wait) {
         done.catch(() => undefined); // reported through the job
-        return reply
-          .status(202)
-          .header('location', `/v1/databases/${request.params.db}/restores/${view.id}`)
-          .send({ restore: view });
+        return reply.status(202).header('location', `/v1/databases/${request.params.db}/restores/${view.id}`).send({ restore: view });
       }
       await done;
       return reply.status(200).send({ restore: view });
@@ -123,7 +130,10 @@ export function parseTarget(timestamp: string | undefined, position: string | un
   const text = timestamp as string;
   const timeMs = Date.parse(text);
   if (!ISO_8601.test(text) || !Number.isFinite(timeMs)) {
-    throw badRequest('INVALID_TIMESTAMP', `timestamp ${JSON.stringify(text)} must be ISO 8601 with a time zone, e.g. 2026-11-25T10:00:00.000Z`);
+    throw badRequest(
+      'INVALID_TIMESTAMP',
+      `timestamp ${JSON.stringify(text)} must be ISO 8601 with a time zone, e.g. 2026-11-25T10:00:00.000Z`,
+    );
   }
   return { timeMs };
 }

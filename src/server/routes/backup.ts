@@ -10,10 +10,7 @@ import { errorMessage, LitebaseError } from '../../errors.js';
 import { requirePermission, type AppContext } from '../context.js';
 import { DatabaseParams } from '../schemas.js';
 
-const BackupQuery = Type.Object(
-  { minPosition: Type.Optional(Type.String({ pattern: '^[0-9]{1,20}$' })) },
-  { additionalProperties: false },
-);
+const BackupQuery = Type.Object({ minPosition: Type.Optional(Type.String({ pattern: '^[0-9]{1,20}$' })) }, { additionalProperties: false });
 
 /**
  * GET /v1/databases/:db/backup[?minPosition=N]: the database as one SQLite file, exactly as of

@@ -3,7 +3,10 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { requirePermission, type AppContext } from '../context.js';
 
-const NudgeBody = Type.Object({ databases: Type.Array(Type.String({ maxLength: 64 }), { maxItems: 10_000 }) }, { additionalProperties: false });
+const NudgeBody = Type.Object(
+  { databases: Type.Array(Type.String({ maxLength: 64 }), { maxItems: 10_000 }) },
+  { additionalProperties: false },
+);
 
 /**
  * GET /v1/cluster: the term, the Primary, and every node's role, last heartbeat and per-database

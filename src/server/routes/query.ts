@@ -7,13 +7,7 @@ import { requirePermission, type AppContext } from '../context.js';
 import { readOnlyKey, type StatementAccess } from '../../engine/executor.js';
 import { LitebaseError } from '../../errors.js';
 import { forwardToPrimary } from '../forward.js';
-import {
-  BeginTransactionBody,
-  DatabaseParams,
-  queryBodySchema,
-  TransactionParams,
-  transactionQueryBodySchema,
-} from '../schemas.js';
+import { BeginTransactionBody, DatabaseParams, queryBodySchema, TransactionParams, transactionQueryBodySchema } from '../schemas.js';
 
 /**
  * The body failed its schema (validated with `attachValidation`, so this runs first in the

@@ -35,7 +35,10 @@ beforeAll(async () => {
   expect(written.status, JSON.stringify(written.body)).toBe(200);
   lastPosition = written.body.position;
   // A node opens a database created after it started when it is first asked for it.
-  const read = await replica.request('POST', '/v1/databases/app/query', { statements: [{ sql: 'SELECT count(*) FROM t' }], minPosition: lastPosition });
+  const read = await replica.request('POST', '/v1/databases/app/query', {
+    statements: [{ sql: 'SELECT count(*) FROM t' }],
+    minPosition: lastPosition,
+  });
   expect(read.status, JSON.stringify(read.body)).toBe(200);
   // Both heartbeats carry the database at the last position, as either node sees them (a node's
   // own entry is live, the other's comes from its last heartbeat).
@@ -105,7 +108,20 @@ describe('litebase cluster status', () => {
 describe('litebase db backup', () => {
   it('writes a checked SQLite file from the Replica at the position it waited for', async () => {
     const output = path.join(work, 'app.sqlite');
-    const done = await runCli(['db', 'backup', 'app', '--output', output, '--min-position', lastPosition, '--json', '--url', replica.url, '--key', replica.key]);
+    const done = await runCli([
+      'db',
+      'backup',
+      'app',
+      '--output',
+      output,
+      '--min-position',
+      lastPosition,
+      '--json',
+      '--url',
+      replica.url,
+      '--key',
+      replica.key,
+    ]);
     expect(done.code, done.stderr).toBe(0);
     const result = JSON.parse(done.stdout);
     expect(result).toMatchObject({ database: 'app', position: lastPosition, output });

@@ -127,7 +127,9 @@ describe('client commands', () => {
     expect(result.stdout.trim().split('\n')).toHaveLength(1);
     const parsed = JSON.parse(result.stdout) as { results: unknown[]; position: string; node: string; role: string };
     const direct = await server.request('POST', '/v1/databases/clitest/query', {
-      statements: [{ sql, params: [{ $int: '9223372036854775807' }, { $blob: Buffer.from('deadbeef', 'hex').toString('base64') }, 2.5, null] }],
+      statements: [
+        { sql, params: [{ $int: '9223372036854775807' }, { $blob: Buffer.from('deadbeef', 'hex').toString('base64') }, 2.5, null] },
+      ],
     });
     expect(parsed).toEqual(direct.body);
     expect(JSON.stringify(parsed)).toBe(result.stdout.trim());
@@ -256,9 +258,12 @@ describe('serve with no flags', () => {
     try {
       const started = Date.now();
       // A lease of 60 s: a node that kept it would block any other Primary for a minute.
-      const failed = await runCli(['serve', '--data-dir', dataDir, '--port', String(port), '--node-id', 'first', '--root-key', TEST_ROOT_KEY], {
-        LITEBASE_LEASE_TTL_MS: '60000',
-      });
+      const failed = await runCli(
+        ['serve', '--data-dir', dataDir, '--port', String(port), '--node-id', 'first', '--root-key', TEST_ROOT_KEY],
+        {
+          LITEBASE_LEASE_TTL_MS: '60000',
+        },
+      );
       expect(failed.code, failed.stderr).toBe(1);
       expect(failed.stderr).toMatch(/^error EADDRINUSE: /m);
       expect(Date.now() - started).toBeLessThan(10_000);

@@ -133,7 +133,9 @@ describe('litebase shell', () => {
 
     expect(await shell.line('CREATE TABLE notes(id INTEGER PRIMARY KEY,')).toMatch(/\n {2}\.\.\.> $/);
     expect(await shell.line("  body TEXT DEFAULT 'x;y');")).toMatch(/0 rows affected, position \d+\nshell> $/);
-    expect(await shell.line("INSERT INTO notes(body) VALUES ('semi;colon'), ('it''s');")).toMatch(/2 rows affected, last insert rowid 2, position \d+/);
+    expect(await shell.line("INSERT INTO notes(body) VALUES ('semi;colon'), ('it''s');")).toMatch(
+      /2 rows affected, last insert rowid 2, position \d+/,
+    );
     expect(await shell.line('CREATE TRIGGER keep AFTER DELETE ON notes BEGIN')).toMatch(/\.\.\.> $/);
     expect(await shell.line("  INSERT INTO notes(body) VALUES ('deleted; ' || old.body);")).toMatch(/\.\.\.> $/);
     expect(await shell.line('END;')).toMatch(/0 rows affected/);
@@ -141,15 +143,19 @@ describe('litebase shell', () => {
     expect(await shell.line('.tables')).toMatch(/^\.tables\nnotes\nshell> $/);
     const schema = await shell.line('.schema notes');
     expect(schema).toContain("CREATE TABLE notes(id INTEGER PRIMARY KEY,\n  body TEXT DEFAULT 'x;y');");
-    expect(schema).toContain("CREATE TRIGGER keep AFTER DELETE ON notes BEGIN\n  INSERT INTO notes(body) VALUES ('deleted; ' || old.body);\nEND;");
+    expect(schema).toContain(
+      "CREATE TRIGGER keep AFTER DELETE ON notes BEGIN\n  INSERT INTO notes(body) VALUES ('deleted; ' || old.body);\nEND;",
+    );
 
     const table = await shell.line('SELECT id, body FROM notes ORDER BY id;');
     expect(table).toMatch(/│ 1 *│ semi;colon *│/);
     expect(table).toContain('2 rows');
     await shell.line('.mode json');
-    expect(await shell.line('SELECT id, body FROM notes ORDER BY id;')).toContain('[{"id":1,"body":"semi;colon"},\n{"id":2,"body":"it\'s"}]');
+    expect(await shell.line('SELECT id, body FROM notes ORDER BY id;')).toContain(
+      '[{"id":1,"body":"semi;colon"},\n{"id":2,"body":"it\'s"}]',
+    );
     await shell.line('.mode csv');
-    expect(await shell.line('SELECT id, body FROM notes ORDER BY id;')).toContain('id,body\n1,semi;colon\n2,it\'s\n');
+    expect(await shell.line('SELECT id, body FROM notes ORDER BY id;')).toContain("id,body\n1,semi;colon\n2,it's\n");
     await shell.line('.mode line');
     expect(await shell.line('SELECT id, body FROM notes WHERE id = 1;')).toContain('  id = 1\nbody = semi;colon\n');
     expect(await shell.line('.mode')).toContain('current output mode: line');
@@ -183,7 +189,9 @@ describe('litebase shell', () => {
   it('runs BEGIN ... ROLLBACK as one interactive transaction that leaves no row, and BEGIN ... COMMIT that keeps them', async () => {
     const shell = await start();
     await shell.line('CREATE TABLE tx(v);');
-    expect(await shell.line('BEGIN;')).toMatch(/transaction open; the server rolls it back if it is still open in \d+ s \(.*\)\nshell\*> $/);
+    expect(await shell.line('BEGIN;')).toMatch(
+      /transaction open; the server rolls it back if it is still open in \d+ s \(.*\)\nshell\*> $/,
+    );
     expect(await shell.line("INSERT INTO tx VALUES ('rolled back');")).toMatch(/1 row affected, last insert rowid 1\nshell\*> $/);
     expect(await shell.line('SELECT count(*) AS n FROM tx;')).toMatch(/│ 1 │/);
     // Not committed: a request outside the transaction does not see the row.
@@ -213,7 +221,9 @@ describe('litebase shell', () => {
     shells.push(slow);
     await slow.line('BEGIN;');
     await new Promise((resolve) => setTimeout(resolve, 800));
-    expect(await slow.line("INSERT INTO tx VALUES ('too late');")).toMatch(/error TRANSACTION_ENDED: .*expired.*; the shell has left the transaction\nshell> $/);
+    expect(await slow.line("INSERT INTO tx VALUES ('too late');")).toMatch(
+      /error TRANSACTION_ENDED: .*expired.*; the shell has left the transaction\nshell> $/,
+    );
     expect(await rows('shell', 'SELECT count(*) FROM tx')).toEqual([[2]]);
     slow.type('\x04');
     expect(await slow.exited).toBe(0);
@@ -225,7 +235,7 @@ describe('litebase shell', () => {
     shell.type('42');
     await shell.expect(/42$/);
     shell.type('\x03');
-    expect(await shell.expect(/\^C\nshell> $/)).toBe("^C\nshell> ");
+    expect(await shell.expect(/\^C\nshell> $/)).toBe('^C\nshell> ');
     expect(await shell.line('SELECT 6 * 7 AS answer;')).toMatch(/│ 42 *│/);
 
     shell.type('WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c;\r');
@@ -244,7 +254,10 @@ describe('litebase shell', () => {
     const dir = tempDir('litebase-shell-read-');
     try {
       const file = path.join(dir, 'setup.sql');
-      writeFileSync(file, "CREATE TABLE readme(v);\nINSERT INTO readme VALUES\n  ('from file');\nINSERT INTO nowhere VALUES (1);\nINSERT INTO readme VALUES ('not reached');\n");
+      writeFileSync(
+        file,
+        "CREATE TABLE readme(v);\nINSERT INTO readme VALUES\n  ('from file');\nINSERT INTO nowhere VALUES (1);\nINSERT INTO readme VALUES ('not reached');\n",
+      );
       const shell = await start();
       const output = await shell.line(`.read ${file}`);
       expect(output).toContain('1 row affected');
@@ -263,7 +276,7 @@ describe('litebase shell', () => {
       ['scripts'],
       [
         'CREATE TABLE s(id INTEGER PRIMARY KEY, v TEXT);',
-        ".mode csv",
+        '.mode csv',
         "INSERT INTO s(v) VALUES ('a;1'),",
         "  ('b');",
         'BEGIN;',
@@ -279,7 +292,11 @@ describe('litebase shell', () => {
     expect(ok.stdout).not.toContain('Litebase shell');
     expect(ok.stdout.endsWith('id,v\n1,a;1\n2,b\n3,c\n')).toBe(true);
 
-    const failing = await runScript(['scripts'], "INSERT INTO s(v) VALUES ('d');\nSELECT 1;\nSELECT * FROM nope;\nINSERT INTO s(v) VALUES ('e');\n", env);
+    const failing = await runScript(
+      ['scripts'],
+      "INSERT INTO s(v) VALUES ('d');\nSELECT 1;\nSELECT * FROM nope;\nINSERT INTO s(v) VALUES ('e');\n",
+      env,
+    );
     expect(failing.code).toBe(1);
     expect(failing.stderr).toBe('error SQLITE_ERROR: no such table: nope (stdin line 3)\n');
     expect(await rows('scripts', 'SELECT v FROM s WHERE id > 3')).toEqual([['d']]);

@@ -52,7 +52,13 @@ beforeAll(async () => {
   node = await TestServer.start();
   // The package's own build (no Node types), into a folder of this test's.
   compiled = tempDir('litebase-client-browser-');
-  await run(process.execPath, [path.join(REPO_ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', path.join(REPO_ROOT, 'packages', 'client', 'tsconfig.json'), '--outDir', compiled]);
+  await run(process.execPath, [
+    path.join(REPO_ROOT, 'node_modules', 'typescript', 'bin', 'tsc'),
+    '-p',
+    path.join(REPO_ROOT, 'packages', 'client', 'tsconfig.json'),
+    '--outDir',
+    compiled,
+  ]);
   front = createServer((request, response) => {
     const url = new URL(request.url ?? '/', 'http://front');
     if (url.pathname === '/') {
@@ -70,7 +76,8 @@ beforeAll(async () => {
     request.on('data', (chunk: Buffer) => chunks.push(chunk));
     request.on('end', () => {
       const headers = new Headers();
-      for (const [name, value] of Object.entries(request.headers)) if (typeof value === 'string' && name !== 'host') headers.set(name, value);
+      for (const [name, value] of Object.entries(request.headers))
+        if (typeof value === 'string' && name !== 'host') headers.set(name, value);
       const body = chunks.length > 0 ? Buffer.concat(chunks) : undefined;
       fetch(node.url + url.pathname + url.search, { method: request.method ?? 'GET', headers, ...(body ? { body } : {}) }).then(
         async (answer) => {

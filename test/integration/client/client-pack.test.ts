@@ -39,7 +39,8 @@ describe('the packed client', () => {
     const installed = readdirSync(path.join(app, 'node_modules')).filter((name) => !name.startsWith('.'));
     expect(installed).toEqual(['@litebase']);
     expect(readdirSync(path.join(app, 'node_modules', '@litebase'))).toEqual(['client']);
-    for (const heavy of ['better-sqlite3', 'lz4-napi', '@aws-sdk', 'fastify']) expect(existsSync(path.join(app, 'node_modules', heavy))).toBe(false);
+    for (const heavy of ['better-sqlite3', 'lz4-napi', '@aws-sdk', 'fastify'])
+      expect(existsSync(path.join(app, 'node_modules', heavy))).toBe(false);
     const files = readdirSync(path.join(app, 'node_modules', '@litebase', 'client', 'dist'));
     expect(files).toContain('index.js');
     expect(files).toContain('index.d.ts');
@@ -71,7 +72,10 @@ console.log(JSON.stringify({
 }));
 `,
     );
-    const { stdout } = await run(process.execPath, ['main.mjs'], { cwd: app, env: { ...process.env, NODE_URL: server.url, KEY: server.key } });
+    const { stdout } = await run(process.execPath, ['main.mjs'], {
+      cwd: app,
+      env: { ...process.env, NODE_URL: server.url, KEY: server.key },
+    });
     const result = JSON.parse(stdout) as { a: string; b: number[]; count: number; position: string; wrapped: boolean };
     expect(result).toMatchObject({ a: '9223372036854775807', b: [1, 2, 3], count: 1, wrapped: true });
     expect(Number(result.position)).toBeGreaterThan(0);
@@ -92,7 +96,15 @@ export async function count(): Promise<number | bigint> {
 export const fetchForLibsql: typeof fetch = litebaseFetch();
 `,
     );
-    const compilerOptions = { noEmit: true, strict: true, module: 'nodenext', moduleResolution: 'nodenext', target: 'es2022', lib: ['es2022', 'dom'], types: [] };
+    const compilerOptions = {
+      noEmit: true,
+      strict: true,
+      module: 'nodenext',
+      moduleResolution: 'nodenext',
+      target: 'es2022',
+      lib: ['es2022', 'dom'],
+      types: [],
+    };
     writeFileSync(path.join(app, 'tsconfig.json'), JSON.stringify({ compilerOptions, files: ['browser.ts'] }));
     const tsc = path.join(REPO_ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
     const result = await run(process.execPath, [tsc, '-p', 'tsconfig.json'], { cwd: app }).catch((error: { stdout?: string }) => error);

@@ -32,7 +32,11 @@ describe('the portable client on a real node', () => {
     await db.execute('CREATE TABLE t(i INTEGER, r REAL, s TEXT, b BLOB, n)');
 
     const blob = Uint8Array.from({ length: 300 }, (_, index) => index % 256);
-    const values = [[9223372036854775807n, 1.5, 'text ✓', blob, null], [-9223372036854775808n, -0.25, '', new Uint8Array(), null], [42, 1e300, "it's", new Uint8Array([0]), null]];
+    const values = [
+      [9223372036854775807n, 1.5, 'text ✓', blob, null],
+      [-9223372036854775808n, -0.25, '', new Uint8Array(), null],
+      [42, 1e300, "it's", new Uint8Array([0]), null],
+    ];
     const inserted = await db.batch(values.map((params) => ({ sql: 'INSERT INTO t VALUES (?, ?, ?, ?, ?)', params })));
     expect(inserted.map((result) => result.rowsAffected)).toEqual([1, 1, 1]);
     expect(inserted[2]?.lastInsertRowid).toBe(3);
@@ -58,7 +62,9 @@ describe('the portable client on a real node', () => {
     expect(await count()).toBe(4);
 
     // SQL errors keep the server's code; batch in transaction mode applies nothing.
-    const failed = await db.batch([{ sql: "INSERT INTO t(s) VALUES ('x')" }, { sql: 'INSERT INTO nope VALUES (1)' }]).catch((error: unknown) => error);
+    const failed = await db
+      .batch([{ sql: "INSERT INTO t(s) VALUES ('x')" }, { sql: 'INSERT INTO nope VALUES (1)' }])
+      .catch((error: unknown) => error);
     expect(failed).toBeInstanceOf(LitebaseClientError);
     expect((failed as LitebaseClientError).status).toBe(400);
     expect((failed as LitebaseClientError).details.statement).toBe(1);
@@ -68,7 +74,10 @@ describe('the portable client on a real node', () => {
     const key = await client.createKey({ name: 'reader', databases: ['app'], actions: ['read'] });
     const signing = new LitebaseClient({ url: server.url, key: key.secret ?? '', sign: true });
     expect(await signing.database('app').execute('SELECT count(*) FROM t')).toMatchObject({ rows: [[4]] });
-    const denied = await signing.database('app').execute('DELETE FROM t').catch((error: unknown) => error);
+    const denied = await signing
+      .database('app')
+      .execute('DELETE FROM t')
+      .catch((error: unknown) => error);
     expect((denied as LitebaseClientError).status).toBe(403);
   });
 });

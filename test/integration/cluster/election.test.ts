@@ -136,9 +136,15 @@ describe('election among members of one process', () => {
       if (member === primary) continue;
       expect(member.role).toBe('replica');
       expect(member.canWrite()).toBe(false);
-      expect(member.lease).toMatchObject({ term: 1n, primaryNodeId: primary.nodeId, primaryAddress: `http://${primary.nodeId}.internal:8080` });
+      expect(member.lease).toMatchObject({
+        term: 1n,
+        primaryNodeId: primary.nodeId,
+        primaryAddress: `http://${primary.nodeId}.internal:8080`,
+      });
     }
-    expect(readTerms(dataDir)).toEqual([expect.objectContaining({ term: 1n, nodeId: primary.nodeId, address: `http://${primary.nodeId}.internal:8080` })]);
+    expect(readTerms(dataDir)).toEqual([
+      expect.objectContaining({ term: 1n, nodeId: primary.nodeId, address: `http://${primary.nodeId}.internal:8080` }),
+    ]);
     const lease = readLease(dataDir);
     expect(lease).toMatchObject({ term: '1', nodeId: primary.nodeId });
     // Renewed by its holder: the record is fresh and reaches about one TTL ahead.
@@ -272,18 +278,31 @@ describe('election among members of one process', () => {
     for (let term = 1; term <= 5; term++) {
       writeFileSync(path.join(terms, String(term)), JSON.stringify({ nodeId: 'gone', address: 'http://gone', createdAt: longAgo }));
     }
-    writeFileSync(path.join(dataDir, 'cluster', 'lease.json'), JSON.stringify({ term: '3', nodeId: 'gone', address: 'http://gone', expiresAt: longAgo, renewedAt: longAgo }));
+    writeFileSync(
+      path.join(dataDir, 'cluster', 'lease.json'),
+      JSON.stringify({ term: '3', nodeId: 'gone', address: 'http://gone', expiresAt: longAgo, renewedAt: longAgo }),
+    );
 
     const member = await start(dataDir, 'a');
     await waitFor('a primary', () => member.canWrite(), TTL + SKEW + 1000);
     expect(member.term).toBe(6n);
-    expect(readTerms(dataDir).map((file) => `${file.term}:${file.nodeId}`)).toEqual(['1:gone', '2:gone', '3:gone', '4:gone', '5:gone', '6:a']);
+    expect(readTerms(dataDir).map((file) => `${file.term}:${file.nodeId}`)).toEqual([
+      '1:gone',
+      '2:gone',
+      '3:gone',
+      '4:gone',
+      '5:gone',
+      '6:a',
+    ]);
 
     // A deposed Primary's late write puts a lower term into lease.json: the holder writes its own
     // over it at its next renewal, and nobody stands against it meanwhile.
     const other = await start(dataDir, 'b');
     const watch = watchSingleWriter([member, other]);
-    writeFileSync(path.join(dataDir, 'cluster', 'lease.json'), JSON.stringify({ term: '5', nodeId: 'gone', address: 'http://gone', expiresAt: Date.now() + 60_000, renewedAt: Date.now() }));
+    writeFileSync(
+      path.join(dataDir, 'cluster', 'lease.json'),
+      JSON.stringify({ term: '5', nodeId: 'gone', address: 'http://gone', expiresAt: Date.now() + 60_000, renewedAt: Date.now() }),
+    );
     await waitFor('the lease to be repaired', () => readLease(dataDir).term === '6', TTL);
     await sleep(2 * TTL);
     expect(watch.stop().overlaps).toEqual([]);
@@ -308,8 +327,17 @@ describe('election among members of one process', () => {
     }
     expect(nodes.map((node) => node.nodeId)).toEqual(['a', 'b']);
     const byId = new Map(nodes.map((node) => [node.nodeId, node]));
-    expect(byId.get(primary.nodeId)).toMatchObject({ role: 'primary', term: '1', address: `http://${primary.nodeId}.internal:8080`, databases: { app: { position: '18' } } });
-    expect(byId.get(replica.nodeId)).toMatchObject({ role: 'replica', term: '1', databases: { app: { position: '17' }, logs: { position: '3' } } });
+    expect(byId.get(primary.nodeId)).toMatchObject({
+      role: 'primary',
+      term: '1',
+      address: `http://${primary.nodeId}.internal:8080`,
+      databases: { app: { position: '18' } },
+    });
+    expect(byId.get(replica.nodeId)).toMatchObject({
+      role: 'replica',
+      term: '1',
+      databases: { app: { position: '17' }, logs: { position: '3' } },
+    });
     for (const node of nodes) expect(Date.now() - node.lastHeartbeat).toBeLessThan(1000);
     const file = JSON.parse(readFileSync(path.join(dataDir, 'cluster', 'nodes', `${replica.nodeId}.json`), 'utf8'));
     expect(file).toMatchObject({ nodeId: replica.nodeId, role: 'replica', databases: { logs: { position: '3' } } });
@@ -376,7 +404,10 @@ describe('members in separate processes', () => {
     expect(afterResume.at(-1)).toMatchObject({ role: 'replica', term: '2', primary: 'b', canWrite: false });
 
     // The simulated appends: every one a made was decided before every one of b's.
-    const writes = readFileSync(writesFile, 'utf8').trim().split('\n').map((line) => JSON.parse(line) as { node: string; term: string; t: number });
+    const writes = readFileSync(writesFile, 'utf8')
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { node: string; term: string; t: number });
     const ofA = writes.filter((write) => write.node === 'a');
     const ofB = writes.filter((write) => write.node === 'b');
     expect(ofA.length).toBeGreaterThan(0);
@@ -415,10 +446,14 @@ interface Report {
 
 /** A member in a child process that reports its state every 10 ms on stdout, one JSON line each. */
 function spawnMember(script: string, memberModule: string, dataDir: string, nodeId: string, ttl: number, writesFile: string) {
-  const child = spawn(process.execPath, [script, pathToFileURL(memberModule).href, REPO_ROOT, dataDir, nodeId, String(ttl), String(SKEW), writesFile], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, LITEBASE_TEST_LOG: process.env.LITEBASE_TEST_LOG ?? 'warn' },
-  });
+  const child = spawn(
+    process.execPath,
+    [script, pathToFileURL(memberModule).href, REPO_ROOT, dataDir, nodeId, String(ttl), String(SKEW), writesFile],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, LITEBASE_TEST_LOG: process.env.LITEBASE_TEST_LOG ?? 'warn' },
+    },
+  );
   children.push(child);
   const reports: Report[] = [];
   let buffered = '';
@@ -450,7 +485,8 @@ function spawnMember(script: string, memberModule: string, dataDir: string, node
 function simulateWrites(member: ClusterMember, file: string): { stop(): void } {
   const timer = setInterval(() => {
     const t = Date.now();
-    if (member.canWrite()) writeFileSync(file, JSON.stringify({ node: member.nodeId, term: member.term.toString(), t }) + '\n', { flag: 'a' });
+    if (member.canWrite())
+      writeFileSync(file, JSON.stringify({ node: member.nodeId, term: member.term.toString(), t }) + '\n', { flag: 'a' });
   }, 5);
   return { stop: () => clearInterval(timer) };
 }

@@ -84,7 +84,9 @@ async function valuesOn(node: TestServer, minPosition?: string): Promise<string[
  */
 function checkLog(dataDir: string): { last: bigint; checksum: bigint } {
   const dir = path.join(dataDir, 'databases', 'app', 'log');
-  const names = readdirSync(dir).filter((name) => name.endsWith('.seg')).sort();
+  const names = readdirSync(dir)
+    .filter((name) => name.endsWith('.seg'))
+    .sort();
   let expected = 0n;
   let last = 0n;
   let term = 0n;
@@ -136,14 +138,20 @@ describe('cluster on a shared folder', () => {
     const begin = await replica.request('POST', '/v1/databases/app/transactions', { timeoutMs: 3000 });
     expect(begin.status).toBe(201);
     const id = begin.body.transaction.id;
-    await replica.request('POST', `/v1/databases/app/transactions/${id}/query`, { statements: [{ sql: "INSERT INTO t(v) VALUES ('tx')" }] });
+    await replica.request('POST', `/v1/databases/app/transactions/${id}/query`, {
+      statements: [{ sql: "INSERT INTO t(v) VALUES ('tx')" }],
+    });
     const commit = await replica.request('POST', `/v1/databases/app/transactions/${id}/commit`);
     expect(commit.status, JSON.stringify(commit.body)).toBe(200);
     for (const node of nodes) expect(await valuesOn(node, commit.body.position)).toContain('tx');
-    await waitFor(async () => {
-      const view = await cluster(nodes[0]!);
-      return view.nodes.every((node: any) => node.databases.app?.lag === 0);
-    }, 5000, 'zero lag in /v1/cluster');
+    await waitFor(
+      async () => {
+        const view = await cluster(nodes[0]!);
+        return view.nodes.every((node: any) => node.databases.app?.lag === 0);
+      },
+      5000,
+      'zero lag in /v1/cluster',
+    );
   });
 
   it('fails over after kill -9 of the primary within TTL + 2 s and loses no acknowledged write', async () => {
@@ -225,14 +233,22 @@ describe('cluster on a shared folder', () => {
       paused = primary;
       primary.child.kill('SIGSTOP');
       const others = nodes.filter((node) => node !== primary);
-      await waitFor(async () => {
-        const next = await primaryOf(others);
-        return next !== undefined && BigInt((await cluster(next)).term) > termBefore;
-      }, LEASE_TTL_MS + 5000, 'a takeover');
+      await waitFor(
+        async () => {
+          const next = await primaryOf(others);
+          return next !== undefined && BigInt((await cluster(next)).term) > termBefore;
+        },
+        LEASE_TTL_MS + 5000,
+        'a takeover',
+      );
       await new Promise((resolve) => setTimeout(resolve, 300));
       primary.child.kill('SIGCONT');
       paused = undefined;
-      await waitFor(async () => (await cluster(primary)).nodes.find((n: any) => n.address === primary.url)?.role !== 'primary', 5000, 'the old primary to step down');
+      await waitFor(
+        async () => (await cluster(primary)).nodes.find((n: any) => n.address === primary.url)?.role !== 'primary',
+        5000,
+        'the old primary to step down',
+      );
     }
     stop = true;
     await Promise.all(writers);
@@ -257,7 +273,7 @@ describe('cluster on a shared folder', () => {
     await sameEverywhere([...nodes, joiner], position);
   });
 
-  it('a replica that neither watches nor polls soon learns of new writes from the Primary\'s nudge', async () => {
+  it("a replica that neither watches nor polls soon learns of new writes from the Primary's nudge", async () => {
     const dataDir = tempDir('litebase-cluster-');
     const env = { LITEBASE_LEASE_TTL_MS: String(LEASE_TTL_MS), LITEBASE_REPLICA_WATCH: 'false', LITEBASE_REPLICA_POLL_MS: '600000' };
     const primary = await TestServer.start({ dataDir, nodeId: 'n1', env });
@@ -284,13 +300,18 @@ describe('cluster on a shared folder', () => {
     const written = await insert(primary, 'before');
     // A point read: it runs on the replica's own reader, whose statement cache outlives applies.
     const select = (minPosition: string) =>
-      replica.request('POST', '/v1/databases/app/query', { statements: [{ sql: 'SELECT * FROM t WHERE id = ?', params: [1] }], minPosition });
+      replica.request('POST', '/v1/databases/app/query', {
+        statements: [{ sql: 'SELECT * FROM t WHERE id = ?', params: [1] }],
+        minPosition,
+      });
     const first = await select(written.body.position);
     expect(first.body.results[0].columns).toEqual(['id', 'v']);
     // Rows that touch neither the schema nor page 1, then the schema change, then more rows.
     for (let i = 0; i < 5; i++) await insert(primary, `row-${i}`);
     await primary.request('POST', '/v1/databases/app/query', { statements: [{ sql: 'ALTER TABLE t ADD COLUMN extra INTEGER DEFAULT 7' }] });
-    const after = await primary.request('POST', '/v1/databases/app/query', { statements: [{ sql: "INSERT INTO t(v, extra) VALUES ('after', 8)" }] });
+    const after = await primary.request('POST', '/v1/databases/app/query', {
+      statements: [{ sql: "INSERT INTO t(v, extra) VALUES ('after', 8)" }],
+    });
     const second = await select(after.body.position);
     expect(second.status, JSON.stringify(second.body)).toBe(200);
     expect(second.body.results[0].columns).toEqual(['id', 'v', 'extra']);

@@ -56,7 +56,10 @@ async function insert(server: TestServer, count: number, tag: string): Promise<s
 }
 
 async function state(server: TestServer, minPosition: string): Promise<{ rows: unknown; checksum: string; position: string }> {
-  const answer = await server.request('POST', '/v1/databases/app/query', { statements: [{ sql: 'SELECT id, v, length(pad) FROM t ORDER BY id' }], minPosition });
+  const answer = await server.request('POST', '/v1/databases/app/query', {
+    statements: [{ sql: 'SELECT id, v, length(pad) FROM t ORDER BY id' }],
+    minPosition,
+  });
   expect(answer.status, JSON.stringify(answer.body)).toBe(200);
   const info = (await server.request('GET', '/v1/databases/app')).body.database;
   return { rows: answer.body.results[0].rows, checksum: info.checksum, position: info.position };
@@ -79,7 +82,9 @@ describe('compaction with replicas', () => {
     await waitFor(async () => (await role(primary)) === 'primary', 10_000, 'n1 to be primary');
     let replica = await start(dataDir, 'n2', store);
     expect((await primary.request('POST', '/v1/databases', { name: 'app' })).status).toBe(201);
-    await primary.request('POST', '/v1/databases/app/query', { statements: [{ sql: 'CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT, pad TEXT)' }] });
+    await primary.request('POST', '/v1/databases/app/query', {
+      statements: [{ sql: 'CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT, pad TEXT)' }],
+    });
     let position = await insert(primary, 20, 'a');
     await state(replica, position);
 
@@ -118,12 +123,22 @@ describe('compaction with replicas', () => {
     expect(points.status).toBe(200);
     expect(points.body.latest.position).toBe(position);
     expect(points.body.earliest.position).toBe('1');
-    const restored = await replica.request('POST', '/v1/databases/app/restore', { position: String(checkpointAt), target: 'copy', wait: true });
+    const restored = await replica.request('POST', '/v1/databases/app/restore', {
+      position: String(checkpointAt),
+      target: 'copy',
+      wait: true,
+    });
     expect(restored.status, JSON.stringify(restored.body)).toBe(200);
     const copy = restored.body.restore.result;
     expect(copy.position).toBe(String(checkpointAt));
-    await waitFor(async () => (await replica.request('GET', '/v1/databases/copy')).body?.database?.checksum === copy.checksum, 15_000, 'the copy on the replica');
-    const copyRows = await replica.request('POST', '/v1/databases/copy/query', { statements: [{ sql: "SELECT count(*) FROM t WHERE v LIKE 'c-%'" }] });
+    await waitFor(
+      async () => (await replica.request('GET', '/v1/databases/copy')).body?.database?.checksum === copy.checksum,
+      15_000,
+      'the copy on the replica',
+    );
+    const copyRows = await replica.request('POST', '/v1/databases/copy/query', {
+      statements: [{ sql: "SELECT count(*) FROM t WHERE v LIKE 'c-%'" }],
+    });
     expect(copyRows.body.results[0].rows).toEqual([[0]]);
 
     // 4. compact through a replica is forwarded to the Primary; the CLI prints what was archived.
@@ -145,13 +160,21 @@ describe('compaction triggers and retention', () => {
     cleanup.push(dataDir, storeDir, outputs);
     const server = await start(dataDir, 'n1', pathToFileURL(storeDir).href, { LITEBASE_COMPACTION_LOG_SEGMENTS: '25' });
     await server.request('POST', '/v1/databases', { name: 'app' });
-    await server.request('POST', '/v1/databases/app/query', { statements: [{ sql: 'CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT, pad TEXT)' }] });
+    await server.request('POST', '/v1/databases/app/query', {
+      statements: [{ sql: 'CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT, pad TEXT)' }],
+    });
     await insert(server, 40, 'a');
     const checkpoints = path.join(dataDir, 'databases', 'app', 'checkpoints');
     await waitFor(() => readdirSync(checkpoints).length > 0, 15_000, 'an automatic checkpoint');
     await waitFor(() => !logPositions(dataDir).includes(1n), 15_000, 'the log to be trimmed');
     const answer = await server.request('GET', '/v1/databases/app/restore-points');
-    expect(answer.status, `${JSON.stringify(answer.body)}\n${server.output.split('\n').filter((line) => line.includes('"level":50')).join('\n')}`).toBe(200);
+    expect(
+      answer.status,
+      `${JSON.stringify(answer.body)}\n${server.output
+        .split('\n')
+        .filter((line) => line.includes('"level":50'))
+        .join('\n')}`,
+    ).toBe(200);
     const points = answer.body;
     expect(points.checkpoints.length).toBeGreaterThan(0);
     // The default policy archives a checkpoint only when the archive needs it (archive-policy.ts);
@@ -159,7 +182,17 @@ describe('compaction triggers and retention', () => {
     expect(points.checkpoints[0]).toMatchObject({ shared: true });
     expect(points.earliest.position).toBe('1');
     const archived = points.archive.archivedThrough as string;
-    const restored = await runCli(['restore', 'app', '--position', archived, '--output', path.join(outputs, 'auto.sqlite'), '--object-store', pathToFileURL(storeDir).href, '--json']);
+    const restored = await runCli([
+      'restore',
+      'app',
+      '--position',
+      archived,
+      '--output',
+      path.join(outputs, 'auto.sqlite'),
+      '--object-store',
+      pathToFileURL(storeDir).href,
+      '--json',
+    ]);
     expect(restored.code, restored.stderr).toBe(0);
     expect(JSON.parse(restored.stdout).position).toBe(archived);
   }, 60_000);
@@ -172,13 +205,25 @@ describe('compaction triggers and retention', () => {
     const store = pathToFileURL(storeDir).href;
     const server = await start(dataDir, 'n1', store, { LITEBASE_ARCHIVE_INTERVAL_MS: '300' });
     await server.request('POST', '/v1/databases', { name: 'app' });
-    await server.request('POST', '/v1/databases/app/query', { statements: [{ sql: 'CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT, pad TEXT)' }] });
+    await server.request('POST', '/v1/databases/app/query', {
+      statements: [{ sql: 'CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT, pad TEXT)' }],
+    });
     const position = await insert(server, 12, 'a');
     const points = async () => (await server.request('GET', '/v1/databases/app/restore-points')).body;
     await waitFor(async () => (await points()).archive.archivedThrough === position, 15_000, 'the timer to archive the log');
     expect((await points()).checkpoints).toEqual([]);
     expect(logPositions(dataDir)[0]).toBe(1n);
-    const restored = await runCli(['restore', 'app', '--position', position, '--output', path.join(outputs, 'a.sqlite'), '--object-store', store, '--json']);
+    const restored = await runCli([
+      'restore',
+      'app',
+      '--position',
+      position,
+      '--output',
+      path.join(outputs, 'a.sqlite'),
+      '--object-store',
+      store,
+      '--json',
+    ]);
     expect(restored.code, restored.stderr).toBe(0);
     expect(JSON.parse(restored.stdout).position).toBe(position);
   }, 60_000);
@@ -188,9 +233,14 @@ describe('compaction triggers and retention', () => {
     const storeDir = tempDir('litebase-compact-retention-store-');
     cleanup.push(dataDir, storeDir);
     // Every checkpoint archived (LITEBASE_ARCHIVE_CHECKPOINT_PERCENT=0): each compaction adds a base.
-    const server = await start(dataDir, 'n1', pathToFileURL(storeDir).href, { LITEBASE_RETENTION_MS: '1500', LITEBASE_ARCHIVE_CHECKPOINT_PERCENT: '0' });
+    const server = await start(dataDir, 'n1', pathToFileURL(storeDir).href, {
+      LITEBASE_RETENTION_MS: '1500',
+      LITEBASE_ARCHIVE_CHECKPOINT_PERCENT: '0',
+    });
     await server.request('POST', '/v1/databases', { name: 'app' });
-    await server.request('POST', '/v1/databases/app/query', { statements: [{ sql: 'CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT, pad TEXT)' }] });
+    await server.request('POST', '/v1/databases/app/query', {
+      statements: [{ sql: 'CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT, pad TEXT)' }],
+    });
     const id = (await server.request('GET', '/v1/databases/app')).body.database.id as string;
     const compact = async () => (await server.request('POST', '/v1/databases/app/compact')).body.compaction;
     await insert(server, 5, 'a');
@@ -233,7 +283,9 @@ describe('restoring a dropped database offline', () => {
     const server = await start(dataDir, 'n1', store);
     const generation = async (rows: number): Promise<string> => {
       await server.request('POST', '/v1/databases', { name: 'app' });
-      await server.request('POST', '/v1/databases/app/query', { statements: [{ sql: 'CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT, pad TEXT)' }] });
+      await server.request('POST', '/v1/databases/app/query', {
+        statements: [{ sql: 'CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT, pad TEXT)' }],
+      });
       await insert(server, rows, 'g');
       expect((await server.request('POST', '/v1/databases/app/compact')).status).toBe(200);
       return (await server.request('GET', '/v1/databases/app')).body.database.id as string;
@@ -244,11 +296,33 @@ describe('restoring a dropped database offline', () => {
     const newId = await generation(7);
     await server.stop();
 
-    const newest = await runCli(['restore', 'app', '--position', '2', '--output', path.join(outputs, 'newest.sqlite'), '--object-store', store, '--json']);
+    const newest = await runCli([
+      'restore',
+      'app',
+      '--position',
+      '2',
+      '--output',
+      path.join(outputs, 'newest.sqlite'),
+      '--object-store',
+      store,
+      '--json',
+    ]);
     expect(newest.code, newest.stderr).toBe(0);
     expect(JSON.parse(newest.stdout).databaseId).toBe(newId);
     expect(newest.stderr).toContain(oldId);
-    const older = await runCli(['restore', 'app', '--position', '4', '--output', path.join(outputs, 'older.sqlite'), '--object-store', store, '--database-id', oldId, '--json']);
+    const older = await runCli([
+      'restore',
+      'app',
+      '--position',
+      '4',
+      '--output',
+      path.join(outputs, 'older.sqlite'),
+      '--object-store',
+      store,
+      '--database-id',
+      oldId,
+      '--json',
+    ]);
     expect(older.code, older.stderr).toBe(0);
     expect(JSON.parse(older.stdout)).toMatchObject({ databaseId: oldId, position: '4' });
     // The old database had 3 rows at position 4 (table at 1, rows at 2..4).
@@ -260,8 +334,19 @@ describe('restoring a dropped database offline', () => {
     // Usage errors exit 2; a name with no archive exits 1 with RESTORE_NO_HISTORY.
     expect((await runCli(['restore', 'app', '--output', 'x.sqlite', '--object-store', store])).code).toBe(2);
     expect((await runCli(['restore', 'app', '--position', '1', '--object-store', store])).code).toBe(2);
-    expect((await runCli(['restore', 'app', '--position', '1', '--timestamp', '2026-01-01T00:00:00Z', '--output', 'x.sqlite'])).code).toBe(2);
-    const missing = await runCli(['restore', 'nothing', '--position', '1', '--output', path.join(outputs, 'n.sqlite'), '--object-store', store]);
+    expect((await runCli(['restore', 'app', '--position', '1', '--timestamp', '2026-01-01T00:00:00Z', '--output', 'x.sqlite'])).code).toBe(
+      2,
+    );
+    const missing = await runCli([
+      'restore',
+      'nothing',
+      '--position',
+      '1',
+      '--output',
+      path.join(outputs, 'n.sqlite'),
+      '--object-store',
+      store,
+    ]);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toContain('RESTORE_NO_HISTORY');
   }, 60_000);

@@ -50,13 +50,18 @@ describe('replica apply', () => {
     await source.request('POST', '/v1/databases', { name: 'app' });
     await source.request('POST', '/v1/databases/app/query', { statements: [{ sql: 'CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)' }] });
     for (let i = 0; i < 10; i++) {
-      await source.request('POST', '/v1/databases/app/query', { statements: [{ sql: 'INSERT INTO t(v) VALUES (?)', params: [`v${i}`.repeat(300)] }] });
+      await source.request('POST', '/v1/databases/app/query', {
+        statements: [{ sql: 'INSERT INTO t(v) VALUES (?)', params: [`v${i}`.repeat(300)] }],
+      });
     }
-    const expectedRows = (await source.request('POST', '/v1/databases/app/query', { statements: [{ sql: 'SELECT * FROM t' }] })).body.results[0].rows;
+    const expectedRows = (await source.request('POST', '/v1/databases/app/query', { statements: [{ sql: 'SELECT * FROM t' }] })).body
+      .results[0].rows;
     const expectedChecksum = (await source.request('GET', '/v1/databases/app')).body.database.checksum;
     await source.stop();
     const sourceLog = path.join(source.dataDir, 'databases', 'app', 'log');
-    const segments = readdirSync(sourceLog).filter((name) => name.endsWith('.seg')).sort();
+    const segments = readdirSync(sourceLog)
+      .filter((name) => name.endsWith('.seg'))
+      .sort();
     expect(segments).toHaveLength(11);
 
     // 2. A second shared folder that receives the log piece by piece.
@@ -82,7 +87,9 @@ describe('replica apply', () => {
     expect(replica.lastError?.message).toContain(segments[5]!);
     await new Promise((resolve) => setTimeout(resolve, 200));
     expect(replica.position).toBe(5n);
-    expect(await metrics.registry.getSingleMetricAsString('litebase_corrupt_segments_total')).toMatch(/code="SEGMENT_CHECKSUM_MISMATCH"\} 1/);
+    expect(await metrics.registry.getSingleMetricAsString('litebase_corrupt_segments_total')).toMatch(
+      /code="SEGMENT_CHECKSUM_MISMATCH"\} 1/,
+    );
 
     // 4. A good copy replaces it, the rest follows: the replica ends where the Primary did.
     deliver(segments[5]!, good);
@@ -104,13 +111,18 @@ describe('replica apply', () => {
     // One writer at a time: one segment per transaction, 600 of them (more than one run of 512).
     for (let i = 0; i < 600; i++) {
       const sql = i % 100 === 99 ? 'DELETE FROM t WHERE id % 3 = 0' : 'INSERT INTO t(v) VALUES (?)';
-      await source.request('POST', '/v1/databases/app/query', { statements: [{ sql, params: sql.startsWith('INSERT') ? [`row-${i}-`.repeat(1 + (i % 40))] : [] }] });
+      await source.request('POST', '/v1/databases/app/query', {
+        statements: [{ sql, params: sql.startsWith('INSERT') ? [`row-${i}-`.repeat(1 + (i % 40))] : [] }],
+      });
     }
-    const expectedRows = (await source.request('POST', '/v1/databases/app/query', { statements: [{ sql: 'SELECT * FROM t ORDER BY id' }] })).body.results[0].rows;
+    const expectedRows = (await source.request('POST', '/v1/databases/app/query', { statements: [{ sql: 'SELECT * FROM t ORDER BY id' }] }))
+      .body.results[0].rows;
     const expectedChecksum = (await source.request('GET', '/v1/databases/app')).body.database.checksum;
     await source.stop();
     const sourceLog = path.join(source.dataDir, 'databases', 'app', 'log');
-    const segments = readdirSync(sourceLog).filter((name) => name.endsWith('.seg')).sort();
+    const segments = readdirSync(sourceLog)
+      .filter((name) => name.endsWith('.seg'))
+      .sort();
     expect(segments.length).toBeGreaterThan(550);
 
     let replicaLog = '';

@@ -54,7 +54,12 @@ afterAll(async () => {
 
 type Node = TestServer;
 
-async function query(node: Node, key: string, statements: Array<string | { sql: string; params?: unknown[] }>, extra: Record<string, unknown> = {}) {
+async function query(
+  node: Node,
+  key: string,
+  statements: Array<string | { sql: string; params?: unknown[] }>,
+  extra: Record<string, unknown> = {},
+) {
   const body = { statements: statements.map((statement) => (typeof statement === 'string' ? { sql: statement } : statement)), ...extra };
   return node.request('POST', '/v1/databases/app/query', body, { authorization: `Bearer ${key}` });
 }
@@ -230,7 +235,7 @@ describe('PRAGMA allowlist', () => {
     'PRAGMA collation_list',
     'PRAGMA function_list',
     'PRAGMA pragma_list',
-    'EXPLAIN QUERY PLAN SELECT * FROM pragma_table_info(\'child\')',
+    "EXPLAIN QUERY PLAN SELECT * FROM pragma_table_info('child')",
     "SELECT name, type FROM pragma_table_info('child') ORDER BY cid",
     "SELECT * FROM main.pragma_foreign_key_list('child')",
   ];
@@ -375,8 +380,7 @@ describe('the guard against SQLite itself', () => {
     const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)] as T;
     const gap = (): string => (random() < 0.5 ? ' ' : Array.from({ length: 1 + Math.floor(random() * 2) }, () => pick(GAPS)).join(''));
     const caseOf = (word: string): string => [...word].map((c) => (random() < 0.5 ? c.toUpperCase() : c.toLowerCase())).join('');
-    const quote = (name: string): string =>
-      pick([name, caseOf(name), `"${name}"`, `[${name}]`, `\`${name}\``, `'${name}'`]);
+    const quote = (name: string): string => pick([name, caseOf(name), `"${name}"`, `[${name}]`, `\`${name}\``, `'${name}'`]);
     let passed = 0;
     for (let i = 0; i < 4000; i++) {
       const effect = pick(EFFECTS);

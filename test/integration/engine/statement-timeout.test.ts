@@ -41,7 +41,11 @@ function query(server: TestServer, statements: Statement[], extra: Record<string
 async function setup(server: TestServer, rows = 200): Promise<string> {
   expect((await server.request('POST', '/v1/databases', { name: 'app' })).status).toBe(201);
   expect((await query(server, ['CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)'])).status).toBe(200);
-  const inserted = await query(server, [{ sql: `${ENDLESS.replace('SELECT x+1 FROM c', `SELECT x+1 FROM c WHERE x < ${rows}`)} INSERT INTO t(id, v) SELECT x, 'v' || x FROM c` }]);
+  const inserted = await query(server, [
+    {
+      sql: `${ENDLESS.replace('SELECT x+1 FROM c', `SELECT x+1 FROM c WHERE x < ${rows}`)} INSERT INTO t(id, v) SELECT x, 'v' || x FROM c`,
+    },
+  ]);
   expect(inserted.status, JSON.stringify(inserted.body)).toBe(200);
   return inserted.body.position as string;
 }
@@ -81,7 +85,10 @@ describe('looping reads run in a read process that is killed at the time limit',
     // The read process sees what was committed since (the Primary's WAL), in order.
     const written = await query(server, ["INSERT INTO t(id, v) VALUES (201, 'v201')"]);
     expect(written.status).toBe(200);
-    const scan = await query(server, ['SELECT count(*) FROM t WHERE v LIKE ?'].map((sql) => ({ sql, params: ['v%'] })));
+    const scan = await query(
+      server,
+      ['SELECT count(*) FROM t WHERE v LIKE ?'].map((sql) => ({ sql, params: ['v%'] })),
+    );
     expect(scan.body.results[0].rows).toEqual([[201]]);
 
     // Several statements: one snapshot, and the statement that ran out of time is named.
@@ -133,7 +140,14 @@ describe('a looping write is stopped at the time limit on the write connection (
     const server = await start({ env: { LITEBASE_WATCHDOG_MS: '600' } });
     await setup(server, 50);
     // A trigger that loops: the write looks harmless, the work hides in the schema.
-    expect((await query(server, [`CREATE TABLE spin(n)`, `CREATE TRIGGER spin_on_update AFTER UPDATE ON t BEGIN INSERT INTO spin ${ENDLESS_COUNT}; END`])).status).toBe(200);
+    expect(
+      (
+        await query(server, [
+          `CREATE TABLE spin(n)`,
+          `CREATE TRIGGER spin_on_update AFTER UPDATE ON t BEGIN INSERT INTO spin ${ENDLESS_COUNT}; END`,
+        ])
+      ).status,
+    ).toBe(200);
     const before = await checksum(server);
     const { pid } = server.child;
 
@@ -155,7 +169,11 @@ describe('a looping write is stopped at the time limit on the write connection (
     expect(many.body.error).toMatchObject({ code: 'STATEMENT_TIMEOUT', statement: 1 });
     expect(await checksum(server)).toBe(before);
     // Independent statements: only the looping one fails.
-    const independent = await query(server, ["INSERT INTO t(id, v) VALUES (51, 'v51')", LOOPS.writing, "INSERT INTO t(id, v) VALUES (52, 'v52')"], { mode: 'independent' });
+    const independent = await query(
+      server,
+      ["INSERT INTO t(id, v) VALUES (51, 'v51')", LOOPS.writing, "INSERT INTO t(id, v) VALUES (52, 'v52')"],
+      { mode: 'independent' },
+    );
     expect(independent.status).toBe(200);
     expect(independent.body.results[1].error).toMatchObject({ code: 'STATEMENT_TIMEOUT', statement: 1 });
     expect((await query(server, ['SELECT count(*), max(id) FROM t'])).body.results[0].rows).toEqual([[52, 52]]);
@@ -179,7 +197,8 @@ describe('a looping write is stopped at the time limit on the write connection (
       expect(begun.status).toBe(201);
       return begun.body.transaction.id as string;
     };
-    const inTransaction = (id: string, sql: string) => server.request('POST', `/v1/databases/app/transactions/${id}/query`, { statements: [{ sql }] });
+    const inTransaction = (id: string, sql: string) =>
+      server.request('POST', `/v1/databases/app/transactions/${id}/query`, { statements: [{ sql }] });
 
     // A looping write: SQLite rolls the whole transaction back, so it is over and the lock is free.
     const first = await begin();
@@ -222,14 +241,18 @@ describe('a looping write is stopped at the time limit on the write connection (
 
 async function primaryOf(nodes: TestServer[]): Promise<TestServer> {
   let found: TestServer | undefined;
-  await waitFor(async () => {
-    for (const node of nodes) {
-      const status = (await node.request('GET', '/v1/cluster')).body;
-      const self = status?.nodes?.find((n: { nodeId: string }) => n.nodeId === status?.primary?.nodeId);
-      if (self?.role === 'primary') found = nodes.find((candidate) => candidate.url === self.address);
-      if (found) return true;
-    }
-    return false;
-  }, 10_000, 'a primary');
+  await waitFor(
+    async () => {
+      for (const node of nodes) {
+        const status = (await node.request('GET', '/v1/cluster')).body;
+        const self = status?.nodes?.find((n: { nodeId: string }) => n.nodeId === status?.primary?.nodeId);
+        if (self?.role === 'primary') found = nodes.find((candidate) => candidate.url === self.address);
+        if (found) return true;
+      }
+      return false;
+    },
+    10_000,
+    'a primary',
+  );
   return found as TestServer;
 }

@@ -57,7 +57,9 @@ describe('checkpoint memory', () => {
         hashes,
       );
       expect(written.bytes).toBe(statSync(checkpoint).size);
-      const loaded = await loadCheckpointIntoFile(checkpoint, path.join(work, 'loaded.sqlite'), { databaseId: '3f2504e0-4f89-41d3-9a0c-0305e82c3301' });
+      const loaded = await loadCheckpointIntoFile(checkpoint, path.join(work, 'loaded.sqlite'), {
+        databaseId: '3f2504e0-4f89-41d3-9a0c-0305e82c3301',
+      });
       expect(loaded.hashes.checksum).toBe(hashes.checksum);
       expect(loaded.header.position).toBe(77n);
     } finally {

@@ -6,7 +6,16 @@ import type { ObjectStore } from '../../../src/storage/object-store.js';
 import { openObjectStore } from '../../../src/storage/open-object-store.js';
 import { S3rver } from '../../support/s3rver.js';
 import { tempDir, TestServer } from '../../support/server.js';
-import { checksumAsWritten, dumpFile, dumpRemote, integrityCheck, runCli, waitFor, Workload, type Snapshot } from '../../support/archive-workload.js';
+import {
+  checksumAsWritten,
+  dumpFile,
+  dumpRemote,
+  integrityCheck,
+  runCli,
+  waitFor,
+  Workload,
+  type Snapshot,
+} from '../../support/archive-workload.js';
 
 /**
  * Compaction, archive and point-in-time restore end to end, against the folder store and against
@@ -119,9 +128,13 @@ describe.each(backends)('archive and point-in-time restore: $name store', (backe
       const last = snapshots.at(-1) as Snapshot;
       const logDir = path.join(dataDir, 'databases', 'app', 'log');
       // The shared log holds only what came after the last compaction; the newest checkpoint stays.
-      const remaining = readdirSync(logDir).filter((name) => name.endsWith('.seg')).map((name) => BigInt(name.slice(0, 20)));
+      const remaining = readdirSync(logDir)
+        .filter((name) => name.endsWith('.seg'))
+        .map((name) => BigInt(name.slice(0, 20)));
       expect(remaining[0]).toBe((compactedAt.at(-1) as bigint) + 1n);
-      expect(readdirSync(path.join(dataDir, 'databases', 'app', 'checkpoints'))).toEqual([`${String(compactedAt.at(-1)).padStart(20, '0')}.ckpt`]);
+      expect(readdirSync(path.join(dataDir, 'databases', 'app', 'checkpoints'))).toEqual([
+        `${String(compactedAt.at(-1)).padStart(20, '0')}.ckpt`,
+      ]);
       const archived = await keysUnder(objects, `databases/app/${databaseId}/`);
       expect(archived.filter((key) => key.endsWith('.ckpt'))).toHaveLength(3);
       expect(archived.filter((key) => key.endsWith('.seg')).length).toBeGreaterThan(3);
@@ -141,16 +154,24 @@ describe.each(backends)('archive and point-in-time restore: $name store', (backe
       expect(started.status, JSON.stringify(started.body)).toBe(202);
       expect(started.body.restore.target).toBe(`app-restored-${first.position}`);
       let job = started.body.restore;
-      await waitFor(async () => {
-        job = (await server!.request('GET', `/v1/databases/app/restores/${started.body.restore.id}`)).body.restore;
-        return job.status !== 'running';
-      }, 30_000, 'the restore job');
+      await waitFor(
+        async () => {
+          job = (await server!.request('GET', `/v1/databases/app/restores/${started.body.restore.id}`)).body.restore;
+          return job.status !== 'running';
+        },
+        30_000,
+        'the restore job',
+      );
       expect(job.status, JSON.stringify(job)).toBe('succeeded');
       expect(job.progress).toMatchObject({ phase: 'done', percent: 100 });
       expect(job.result.position).toBe(first.position.toString());
       const restoredTargets: Array<[string, Snapshot]> = [[job.target, first]];
       for (const [index, snapshot] of byPosition.slice(1).entries()) {
-        const answer = await server.request('POST', '/v1/databases/app/restore', { position: snapshot.position.toString(), target: `p${index}`, wait: true });
+        const answer = await server.request('POST', '/v1/databases/app/restore', {
+          position: snapshot.position.toString(),
+          target: `p${index}`,
+          wait: true,
+        });
         expect(answer.status, JSON.stringify(answer.body)).toBe(200);
         expect(answer.body.restore.result.position).toBe(snapshot.position.toString());
         restoredTargets.push([`p${index}`, snapshot]);
@@ -179,10 +200,16 @@ describe.each(backends)('archive and point-in-time restore: $name store', (backe
       const outside = await server.request('POST', '/v1/databases/app/restore', { position: String(last.position + 5n) });
       expect(outside.status).toBe(400);
       expect(outside.body.error.code).toBe('RESTORE_OUT_OF_RANGE');
-      const early = await server.request('POST', '/v1/databases/app/restore', { timestamp: new Date(snapshots[0]!.timeMs - 60_000).toISOString() });
+      const early = await server.request('POST', '/v1/databases/app/restore', {
+        timestamp: new Date(snapshots[0]!.timeMs - 60_000).toISOString(),
+      });
       expect(early.body.error.code).toBe('RESTORE_OUT_OF_RANGE');
-      expect((await server.request('POST', '/v1/databases/app/restore', { position: '3', timestamp: new Date().toISOString() })).status).toBe(400);
-      expect((await server.request('POST', '/v1/databases/app/restore', { timestamp: 'yesterday' })).body.error.code).toBe('INVALID_TIMESTAMP');
+      expect(
+        (await server.request('POST', '/v1/databases/app/restore', { position: '3', timestamp: new Date().toISOString() })).status,
+      ).toBe(400);
+      expect((await server.request('POST', '/v1/databases/app/restore', { timestamp: 'yesterday' })).body.error.code).toBe(
+        'INVALID_TIMESTAMP',
+      );
       expect((await server.request('POST', '/v1/databases/nope/restore', { position: '1' })).status).toBe(404);
 
       // 4. Archive everything, then offline restores with the CLI straight from the store.
@@ -216,7 +243,11 @@ describe.each(backends)('archive and point-in-time restore: $name store', (backe
       const fromStore = path.join(outputs, 'from-store.sqlite');
       const latest = await cli(['--timestamp', new Date(Date.now() + 60_000).toISOString(), '--output', fromStore, '--json']);
       expect(latest.code, latest.stderr).toBe(0);
-      expect(JSON.parse(latest.stdout)).toMatchObject({ position: last.position.toString(), checksum: last.checksum, clampedToLatest: true });
+      expect(JSON.parse(latest.stdout)).toMatchObject({
+        position: last.position.toString(),
+        checksum: last.checksum,
+        clampedToLatest: true,
+      });
       expect(latest.stderr).toContain('the archive ends at position');
       expect(dumpFile(fromStore)).toBe(last.dump);
       const middle = snapshots[Math.floor(snapshots.length / 2)] as Snapshot;
@@ -290,4 +321,3 @@ describe('object store at start', () => {
     }
   });
 });
-

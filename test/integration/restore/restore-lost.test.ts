@@ -54,17 +54,25 @@ async function restoreJob(node: TestServer, database: string, body: Record<strin
   const started = await node.request('POST', `/v1/databases/${database}/restore`, body);
   expect(started.status, JSON.stringify(started.body)).toBe(202);
   let job = started.body.restore;
-  await waitFor(async () => {
-    job = (await node.request('GET', `/v1/databases/${database}/restores/${started.body.restore.id}`)).body.restore;
-    return job.status !== 'running';
-  }, 30_000, `the restore of ${database}`);
+  await waitFor(
+    async () => {
+      job = (await node.request('GET', `/v1/databases/${database}/restores/${started.body.restore.id}`)).body.restore;
+      return job.status !== 'running';
+    },
+    30_000,
+    `the restore of ${database}`,
+  );
   expect(job.status, JSON.stringify(job)).toBe('succeeded');
   return job;
 }
 
 /** The node has applied `snapshot` for `database`: same checksum, same rows. */
 async function expectState(node: TestServer, database: string, snapshot: Snapshot, what: string): Promise<void> {
-  await waitFor(async () => (await node.request('GET', `/v1/databases/${database}`)).body?.database?.checksum === snapshot.checksum, 15_000, `${what} on ${node.url}`);
+  await waitFor(
+    async () => (await node.request('GET', `/v1/databases/${database}`)).body?.database?.checksum === snapshot.checksum,
+    15_000,
+    `${what} on ${node.url}`,
+  );
   expect(await dumpRemote(node, database), what).toBe(snapshot.dump);
 }
 
@@ -100,7 +108,10 @@ describe('restore from the object store alone, through the server', () => {
     expect(newGoneId).not.toBe(goneId);
     // Now the name is in the catalog again: its restore points are the new database's, and the
     // earlier one is still reachable by its id.
-    expect((await first.request('GET', '/v1/databases/gone/restore-points')).body).toMatchObject({ source: 'catalog', databaseId: newGoneId });
+    expect((await first.request('GET', '/v1/databases/gone/restore-points')).body).toMatchObject({
+      source: 'catalog',
+      databaseId: newGoneId,
+    });
     const earlier = await first.request('GET', `/v1/databases/gone/restore-points?databaseId=${goneId}`);
     expect(earlier.body).toMatchObject({ source: 'archive', databaseId: goneId, latest: { position: goneLast.position.toString() } });
     // Into its own name again: taken now.
@@ -164,7 +175,10 @@ describe('restore from the object store alone, through the server', () => {
     expect(wrongId.status).toBe(404);
     expect(wrongId.body.error.code).toBe('RESTORE_NO_HISTORY');
     // Past the archive: out of range (the last writes were only in the lost shared log).
-    const outside = await primary.request('POST', '/v1/databases/app/restore', { position: String(archivedLast.position + 1n), target: 'app' });
+    const outside = await primary.request('POST', '/v1/databases/app/restore', {
+      position: String(archivedLast.position + 1n),
+      target: 'app',
+    });
     expect(outside.status).toBe(400);
     expect(outside.body.error.code).toBe('RESTORE_OUT_OF_RANGE');
 
@@ -178,22 +192,43 @@ describe('restore from the object store alone, through the server', () => {
     for (const node of [primary, replica]) await expectState(node, 'app', target, 'app restored to a time');
 
     // It serves and replicates like any other database: a write through the Replica, read on both.
-    const write = await replica.request('POST', '/v1/databases/app/query', { statements: [{ sql: 'CREATE TABLE after_restore(x)' }, { sql: 'INSERT INTO after_restore VALUES (42)' }] });
+    const write = await replica.request('POST', '/v1/databases/app/query', {
+      statements: [{ sql: 'CREATE TABLE after_restore(x)' }, { sql: 'INSERT INTO after_restore VALUES (42)' }],
+    });
     expect(write.status, JSON.stringify(write.body)).toBe(200);
     expect(write.body.position).toBe('2');
     for (const node of [primary, replica]) {
-      const read = await node.request('POST', '/v1/databases/app/query', { statements: [{ sql: 'SELECT x FROM after_restore' }], minPosition: '2' });
+      const read = await node.request('POST', '/v1/databases/app/query', {
+        statements: [{ sql: 'SELECT x FROM after_restore' }],
+        minPosition: '2',
+      });
       expect(read.body.results[0].rows, node.url).toEqual([[42]]);
     }
     // The archive of the lost database is still there: by its id, into the default name.
     const older = snapshots[20] as Snapshot;
-    const olderAnswer = await primary.request('POST', '/v1/databases/app/restore', { position: older.position.toString(), databaseId: appId, wait: true });
+    const olderAnswer = await primary.request('POST', '/v1/databases/app/restore', {
+      position: older.position.toString(),
+      databaseId: appId,
+      wait: true,
+    });
     expect(olderAnswer.status, JSON.stringify(olderAnswer.body)).toBe(200);
     expect(olderAnswer.body.restore.target).toBe(`app-restored-${older.position}`);
     await expectState(replica, `app-restored-${older.position}`, older, 'an older point of the lost database');
 
     // 6. The CLI through the server: the dropped database, gone again with the shared folder.
-    const cli = await runCli(['restore', 'gone', '--timestamp', new Date(goneLast.timeMs + 60_000).toISOString(), '--to', 'gone', '--url', replica.url, '--key', replica.key, '--json']);
+    const cli = await runCli([
+      'restore',
+      'gone',
+      '--timestamp',
+      new Date(goneLast.timeMs + 60_000).toISOString(),
+      '--to',
+      'gone',
+      '--url',
+      replica.url,
+      '--key',
+      replica.key,
+      '--json',
+    ]);
     expect(cli.code, cli.stderr).toBe(0);
     expect(cli.stderr).toContain('restoring from its object store alone');
     const summary = JSON.parse(cli.stdout);

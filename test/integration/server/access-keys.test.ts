@@ -22,7 +22,11 @@ afterAll(async () => {
 });
 
 async function createKey(databases: string[], actions: string[]): Promise<{ id: string; secret: string }> {
-  const response = await primary.request('POST', '/v1/keys', { name: `${actions.join('+')} on ${databases.join(',')}`, databases, actions });
+  const response = await primary.request('POST', '/v1/keys', {
+    name: `${actions.join('+')} on ${databases.join(',')}`,
+    databases,
+    actions,
+  });
   expect(response.status, JSON.stringify(response.body)).toBe(201);
   return response.body.key;
 }
@@ -56,7 +60,9 @@ describe('access keys', () => {
     // The same key works on another node (keys live on the shared folder), with the same limits.
     const elsewhere = as(other, reader.secret);
     expect((await elsewhere.request('POST', '/v1/databases/app/query', { statements: [{ sql: 'SELECT 1' }] })).status).toBe(200);
-    expect((await elsewhere.request('POST', '/v1/databases/app/query', { statements: [{ sql: 'INSERT INTO t VALUES (3)' }] })).status).toBe(403);
+    expect((await elsewhere.request('POST', '/v1/databases/app/query', { statements: [{ sql: 'INSERT INTO t VALUES (3)' }] })).status).toBe(
+      403,
+    );
   });
 
   it('a write key on a pattern writes matching databases only; admin and cluster are separate actions', async () => {

@@ -63,7 +63,13 @@ const ROUTES: RouteCase[] = [
   { method: 'GET', path: '/readyz', guard: { kind: 'any-key' } },
   { method: 'GET', path: '/metrics', guard: { kind: 'all-databases', action: 'cluster' } },
   // src/server/routes/databases.ts
-  { method: 'POST', path: '/v1/databases', guard: { kind: 'database', action: 'admin' }, db: 'made-by-matrix', body: { name: 'made-by-matrix' } },
+  {
+    method: 'POST',
+    path: '/v1/databases',
+    guard: { kind: 'database', action: 'admin' },
+    db: 'made-by-matrix',
+    body: { name: 'made-by-matrix' },
+  },
   { method: 'GET', path: '/v1/databases', guard: { kind: 'any-key' } },
   { method: 'GET', path: '/v1/databases/:db', guard: { kind: 'database', action: 'read' } },
   { method: 'DELETE', path: '/v1/databases/:db', guard: { kind: 'database', action: 'admin' }, db: 'doomed' },
@@ -79,7 +85,13 @@ const ROUTES: RouteCase[] = [
       if (id) await node.request('POST', `/v1/databases/app/transactions/${id}/rollback`);
     },
   },
-  { method: 'POST', path: '/v1/databases/:db/transactions/:id/query', guard: { kind: 'database', action: 'write' }, id: TRANSACTION_ID, body: SELECT },
+  {
+    method: 'POST',
+    path: '/v1/databases/:db/transactions/:id/query',
+    guard: { kind: 'database', action: 'write' },
+    id: TRANSACTION_ID,
+    body: SELECT,
+  },
   { method: 'POST', path: '/v1/databases/:db/transactions/:id/commit', guard: { kind: 'database', action: 'write' }, id: TRANSACTION_ID },
   { method: 'POST', path: '/v1/databases/:db/transactions/:id/rollback', guard: { kind: 'database', action: 'write' }, id: TRANSACTION_ID },
   // src/server/routes/archive.ts
@@ -95,7 +107,12 @@ const ROUTES: RouteCase[] = [
   { method: 'POST', path: '/v1/cluster/nudge', guard: { kind: 'all-databases', action: 'cluster' }, body: { databases: [] } },
   { method: 'GET', path: '/v1/cluster', guard: { kind: 'all-databases', action: 'cluster' } },
   // src/server/routes/keys.ts
-  { method: 'POST', path: '/v1/keys', guard: { kind: 'all-databases', action: 'admin' }, body: { name: 'made by the auth matrix', databases: ['app'], actions: ['read'] } },
+  {
+    method: 'POST',
+    path: '/v1/keys',
+    guard: { kind: 'all-databases', action: 'admin' },
+    body: { name: 'made by the auth matrix', databases: ['app'], actions: ['read'] },
+  },
   { method: 'GET', path: '/v1/keys', guard: { kind: 'all-databases', action: 'admin' } },
   { method: 'DELETE', path: '/v1/keys/:id', guard: { kind: 'all-databases', action: 'admin' }, id: NO_SUCH_KEY_ID },
   // src/server/routes/key-self.ts
@@ -112,11 +129,17 @@ const routeKeys = (route: RouteCase): string[] => [
 function registeredRoutes(): { routes: Set<string>; problems: string[] } {
   const serverDir = path.join(REPO_ROOT, 'src', 'server');
   const routesDir = path.join(serverDir, 'routes');
-  const files = [path.join(serverDir, 'app.ts'), ...readdirSync(routesDir).filter((name) => name.endsWith('.ts')).map((name) => path.join(routesDir, name))];
+  const files = [
+    path.join(serverDir, 'app.ts'),
+    ...readdirSync(routesDir)
+      .filter((name) => name.endsWith('.ts'))
+      .map((name) => path.join(routesDir, name)),
+  ];
   const routes = new Set<string>();
   const problems: string[] = [];
   const literal = /\.(get|post|put|delete|patch|head|options|all)\(\s*(['"`])(\/[^'"`]*)\2/g;
-  const anyCall = /\b(?:app|plugin|fastify|instance|server)\b(?:\.withTypeProvider<[^>]*>\(\))?\s*\.\s*(get|post|put|delete|patch|head|options|all|route)\s*\(/g;
+  const anyCall =
+    /\b(?:app|plugin|fastify|instance|server)\b(?:\.withTypeProvider<[^>]*>\(\))?\s*\.\s*(get|post|put|delete|patch|head|options|all|route)\s*\(/g;
   for (const file of files) {
     const text = readFileSync(file, 'utf8');
     const relative = path.relative(REPO_ROOT, file);
@@ -124,7 +147,9 @@ function registeredRoutes(): { routes: Set<string>; problems: string[] } {
     const found = [...text.matchAll(literal)];
     const calls = [...text.matchAll(anyCall)];
     if (calls.length !== found.length) {
-      problems.push(`${relative} registers ${calls.length} routes but only ${found.length} with a literal path (or uses .route()): extend this scan`);
+      problems.push(
+        `${relative} registers ${calls.length} routes but only ${found.length} with a literal path (or uses .route()): extend this scan`,
+      );
     }
     for (const match of found) {
       const method = match[1]!.toUpperCase();
@@ -165,7 +190,11 @@ let foreign: { id: string; secret: string };
 let lastSignedAt = 0;
 
 async function createKey(databases: string[], actions: readonly string[]): Promise<{ id: string; secret: string }> {
-  const response = await primary.request('POST', '/v1/keys', { name: `matrix: ${actions.join('+')} on ${databases.join(',')}`, databases, actions });
+  const response = await primary.request('POST', '/v1/keys', {
+    name: `matrix: ${actions.join('+')} on ${databases.join(',')}`,
+    databases,
+    actions,
+  });
   expect(response.status, JSON.stringify(response.body)).toBe(201);
   return response.body.key;
 }
@@ -212,14 +241,18 @@ beforeAll(async () => {
   primary = await TestServer.start({ nodeId: 'm1' });
   replica = await TestServer.start({ dataDir: primary.dataDir, nodeId: 'm2', env: { LITEBASE_REPLICA_POLL_MS: '100' } });
   for (const name of ['app', 'other', 'doomed']) expect((await primary.request('POST', '/v1/databases', { name })).status).toBe(201);
-  await primary.request('POST', '/v1/databases/app/query', { statements: [{ sql: 'CREATE TABLE t(a)' }, { sql: 'INSERT INTO t VALUES (1)' }] });
+  await primary.request('POST', '/v1/databases/app/query', {
+    statements: [{ sql: 'CREATE TABLE t(a)' }, { sql: 'INSERT INTO t VALUES (1)' }],
+  });
   full = await createKey(['*'], ACTIONS);
   foreign = await createKey(['other'], ACTIONS);
   revoked = await createKey(['*'], ACTIONS);
   // The key to revoke works everywhere, on both nodes (which caches it there), bearer and signed...
   for (const node of [primary, replica]) {
     expect((await send(node, 'GET', '/v1/keys', undefined, { label: 'revoked, still live', bearer: revoked.secret })).status).toBe(200);
-    expect((await send(node, 'GET', '/v1/keys', undefined, { label: 'revoked, still live', sign: { key: revoked.secret } })).status).toBe(200);
+    expect((await send(node, 'GET', '/v1/keys', undefined, { label: 'revoked, still live', sign: { key: revoked.secret } })).status).toBe(
+      200,
+    );
   }
   // ...until it is revoked through the API; nodes cache a key for at most 500 ms.
   expect((await primary.request('DELETE', `/v1/keys/${revoked.id}`)).status).toBe(204);
@@ -238,7 +271,10 @@ describe('auth matrix', () => {
     const table = new Set(ROUTES.flatMap(routeKeys));
     const missing = [...REGISTERED.routes].filter((key) => !table.has(key)).sort();
     const extra = [...table].filter((key) => !REGISTERED.routes.has(key)).sort();
-    expect({ missing, extra }, 'add every new route to ROUTES in test/integration/server/auth-matrix.test.ts, with its guard').toEqual({ missing: [], extra: [] });
+    expect({ missing, extra }, 'add every new route to ROUTES in test/integration/server/auth-matrix.test.ts, with its guard').toEqual({
+      missing: [],
+      extra: [],
+    });
     expect(REGISTERED.routes.size).toBeGreaterThanOrEqual(30);
   });
 
@@ -253,9 +289,7 @@ describe('auth matrix', () => {
     }
   });
 
-  const cases = ROUTES.flatMap((route) =>
-    routeKeys(route).map((key) => ({ key, method: key.split(' ')[0] as string, route })),
-  );
+  const cases = ROUTES.flatMap((route) => routeKeys(route).map((key) => ({ key, method: key.split(' ')[0] as string, route })));
 
   it.each(cases)('$key', async ({ key, method, route }) => {
     const url = urlOf(route);
@@ -315,7 +349,10 @@ describe('auth matrix', () => {
         else if (guard.kind === 'any-key') {
           expectAccepted(answer, credentials.label);
           if (route.path === '/v1/databases' && !head) {
-            expect(answer.body.databases.map((database: { name: string }) => database.name), where(credentials.label)).toEqual(['other']);
+            expect(
+              answer.body.databases.map((database: { name: string }) => database.name),
+              where(credentials.label),
+            ).toEqual(['other']);
           }
         } else if (guard.kind === 'database') {
           expectRefused(answer, 403, 'PERMISSION_DENIED', credentials.label, { action: guard.action, database: db });
@@ -328,7 +365,10 @@ describe('auth matrix', () => {
       if (guard.kind === 'database' || guard.kind === 'all-databases') {
         const databases = guard.kind === 'database' ? [db] : ['*'];
         // The right database, every action but the one this route needs: the guard is per action.
-        const others = await createKey(databases, ACTIONS.filter((action) => action !== guard.action));
+        const others = await createKey(
+          databases,
+          ACTIONS.filter((action) => action !== guard.action),
+        );
         const refused = await send(node, method, url, body, { label: `every action but ${guard.action}`, bearer: others.secret });
         expectRefused(refused, 403, 'PERMISSION_DENIED', `every action but ${guard.action}`, { action: guard.action });
         // Only the action it needs: not refused (whatever the route then answers), bearer and signed.

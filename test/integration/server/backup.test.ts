@@ -86,7 +86,12 @@ async function download(node: TestServer, urlPath: string, dir: string, key = no
   const response = await node.fetch(node.url + urlPath, { headers: { authorization: `Bearer ${key}` } });
   const file = path.join(dir, `download-${Date.now()}-${Math.random().toString(16).slice(2)}.sqlite`);
   writeFileSync(file, Buffer.from(await response.arrayBuffer()));
-  return { status: response.status, headers: response.headers, file, position: BigInt(response.headers.get('x-litebase-position') ?? '-1') };
+  return {
+    status: response.status,
+    headers: response.headers,
+    file,
+    position: BigInt(response.headers.get('x-litebase-position') ?? '-1'),
+  };
 }
 
 /** Opens a downloaded file alone in a folder of its own: it must need no -wal or -shm beside it. */
@@ -107,7 +112,7 @@ function openAlone(file: string): Database.Database {
 /** The backup holds exactly the writes answered at or before its position, and nothing torn. */
 function expectConsistent(db: Database.Database, position: bigint, acked: Array<{ id: number; position: bigint }>): number {
   const expected = acked.filter((write) => write.position <= position).map((write) => write.id);
-  const ids = (db.prepare('SELECT id FROM t WHERE id > 0 ORDER BY id').pluck().all() as number[]);
+  const ids = db.prepare('SELECT id FROM t WHERE id > 0 ORDER BY id').pluck().all() as number[];
   expect(ids).toEqual(expected);
   expect(db.prepare('SELECT n FROM counter').pluck().get()).toBe(expected.length);
   expect(db.prepare('SELECT count(*) FROM t WHERE id < 0').pluck().get()).toBe(PREFILL_ROWS);
@@ -244,7 +249,9 @@ describe('backup from the Primary', () => {
     const anonymous = await server.fetch(`${server.url}/v1/databases/app/backup`);
     expect(anonymous.status).toBe(401);
     expect(((await anonymous.json()) as any).error.code).toBe('UNAUTHENTICATED');
-    const wrong = await server.request('GET', '/v1/databases/app/backup', undefined, { authorization: 'Bearer lb_aaaaaaaaaaaa_bbbbbbbbbbbbbbbbbbbbbbbb' });
+    const wrong = await server.request('GET', '/v1/databases/app/backup', undefined, {
+      authorization: 'Bearer lb_aaaaaaaaaaaa_bbbbbbbbbbbbbbbbbbbbbbbb',
+    });
     expect(wrong.status).toBe(401);
     expect(wrong.body.error.code).toBe('INVALID_KEY');
 
@@ -300,7 +307,8 @@ describe('backup from a Replica', () => {
     await waitFor(async () => (await primary.request('GET', '/v1/cluster')).body?.primary?.nodeId === 'n1', 10_000, 'n1 to be the Primary');
     const replica = await startNode(dataDir, 'n2');
     await waitFor(
-      async () => (await replica.request('GET', '/v1/cluster')).body?.nodes?.some((node: any) => node.nodeId === 'n2' && node.role === 'replica'),
+      async () =>
+        (await replica.request('GET', '/v1/cluster')).body?.nodes?.some((node: any) => node.nodeId === 'n2' && node.role === 'replica'),
       10_000,
       'n2 to be a Replica',
     );

@@ -58,7 +58,11 @@ describe('console API', () => {
   });
 
   it('tells a limited key its own patterns and actions, naming only the databases it covers', async () => {
-    const created = await server.request('POST', '/v1/keys', { name: 'reporting', databases: ['app', 'tenant-*'], actions: ['read', 'restore'] });
+    const created = await server.request('POST', '/v1/keys', {
+      name: 'reporting',
+      databases: ['app', 'tenant-*'],
+      actions: ['read', 'restore'],
+    });
     expect(created.status).toBe(201);
     const { id, secret } = created.body.key as { id: string; secret: string };
     const response = await fetch(`${server.url}/v1/keys/self`, { headers: { authorization: `Bearer ${secret}` } });
@@ -70,7 +74,9 @@ describe('console API', () => {
     });
 
     expect((await server.request('DELETE', `/v1/keys/${id}`)).status).toBe(204);
-    await expect.poll(async () => (await fetch(`${server.url}/v1/keys/self`, { headers: { authorization: `Bearer ${secret}` } })).status).toBe(401);
+    await expect
+      .poll(async () => (await fetch(`${server.url}/v1/keys/self`, { headers: { authorization: `Bearer ${secret}` } })).status)
+      .toBe(401);
   });
 
   it('exports request durations by route and replica lag per node and database', async () => {
@@ -84,6 +90,10 @@ describe('console API', () => {
     );
     expect(queryCount?.value).toBeGreaterThanOrEqual(3);
     const lag = samples.filter((sample) => sample.name === 'litebase_replica_lag_positions');
-    expect(lag.map((sample) => `${sample.labels.node}/${sample.labels.database}=${sample.value}`).sort()).toEqual(['n1/app=0', 'n1/other=0', 'n1/tenant-a=0']);
+    expect(lag.map((sample) => `${sample.labels.node}/${sample.labels.database}=${sample.value}`).sort()).toEqual([
+      'n1/app=0',
+      'n1/other=0',
+      'n1/tenant-a=0',
+    ]);
   });
 });

@@ -95,7 +95,13 @@ beforeAll(async () => {
     expect(schema.status, JSON.stringify(schema.body)).toBe(200);
     const rows = Array.from({ length: 40 }, (_, i) => ({
       sql: 'INSERT INTO t(a, b, c, d, e) VALUES (?, ?, ?, ?, ?)',
-      params: [i + 1, `row ${i} ✓`, i / 3, { $blob: Buffer.from([i, 255 - i, 0]).toString('base64') }, { $int: String(9007199254740993n + BigInt(i)) }],
+      params: [
+        i + 1,
+        `row ${i} ✓`,
+        i / 3,
+        { $blob: Buffer.from([i, 255 - i, 0]).toString('base64') },
+        { $int: String(9007199254740993n + BigInt(i)) },
+      ],
     }));
     expect((await server.request('POST', `/v1/databases/${name}/query`, { statements: rows })).status).toBe(200);
   }
@@ -164,7 +170,12 @@ interface FuzzCase {
   bareRefusal?: string;
 }
 
-const UUID_LIKE = ['00000000-0000-0000-0000-000000000000', 'ffffffff-ffff-ffff-ffff-ffffffffffff', '------------------------------------', '0'.repeat(36)];
+const UUID_LIKE = [
+  '00000000-0000-0000-0000-000000000000',
+  'ffffffff-ffff-ffff-ffff-ffffffffffff',
+  '------------------------------------',
+  '0'.repeat(36),
+];
 
 const WRITES_SQL: readonly string[] = [
   "INSERT INTO t(b) VALUES ('w')",
@@ -193,7 +204,7 @@ const WRITES_SQL: readonly string[] = [
   'ANALYZE',
   'PRAGMA optimize',
   'PRAGMA incremental_vacuum',
-  "INSERT INTO s(x) VALUES (5)",
+  'INSERT INTO s(x) VALUES (5)',
   'DELETE FROM sqlite_sequence',
 ];
 
@@ -238,7 +249,7 @@ const READS_SQL: readonly string[] = [
   'EXPLAIN DELETE FROM t',
   'SELECT name FROM sqlite_master',
   "SELECT json_extract('{\"a\":[1,2]}', '$.a[1]')",
-  'SELECT typeof(1), typeof(1.5), typeof(x\'00\'), typeof(NULL)',
+  "SELECT typeof(1), typeof(1.5), typeof(x'00'), typeof(NULL)",
 ];
 
 /** Write statements a transaction runs before the statement that fails and rolls it all back. */
@@ -263,10 +274,61 @@ const FAILING_LAST: ReadonlyArray<{ statement: { sql: string; params?: unknown }
 ];
 
 const DATABASE_NAMES: readonly string[] = [
-  '', '.', '..', '...', '-a', '_a', 'A', 'Fuzz', 'FUZZ', 'fuzz ', ' fuzz', 'fuzz\n', 'fuzz\u0000', 'fu zz', 'a.b', 'a/b', 'a\\b',
-  'a'.repeat(63), 'a'.repeat(64), 'a'.repeat(101), 'a'.repeat(2000), 'ä', 'ﬀ', 'ａ', '😀', 'fuzz\u200b', '\u202efuzz', 'con', 'nul', 'aux',
-  '*', '%', '%2e%2e', '?', '#', '__proto__', 'constructor', 'prototype', 'tostring', 'hasownproperty', 'select', '0', '00000000000000000001',
-  'fuzz/../other', '../other', 'other', 'sandbox', 'fuzz', 'nonexistent', 'x-y_z', '-', 'a-', 'a_', LONG_NAME, `${LONG_NAME}b`,
+  '',
+  '.',
+  '..',
+  '...',
+  '-a',
+  '_a',
+  'A',
+  'Fuzz',
+  'FUZZ',
+  'fuzz ',
+  ' fuzz',
+  'fuzz\n',
+  'fuzz\u0000',
+  'fu zz',
+  'a.b',
+  'a/b',
+  'a\\b',
+  'a'.repeat(63),
+  'a'.repeat(64),
+  'a'.repeat(101),
+  'a'.repeat(2000),
+  'ä',
+  'ﬀ',
+  'ａ',
+  '😀',
+  'fuzz\u200b',
+  '\u202efuzz',
+  'con',
+  'nul',
+  'aux',
+  '*',
+  '%',
+  '%2e%2e',
+  '?',
+  '#',
+  '__proto__',
+  'constructor',
+  'prototype',
+  'tostring',
+  'hasownproperty',
+  'select',
+  '0',
+  '00000000000000000001',
+  'fuzz/../other',
+  '../other',
+  'other',
+  'sandbox',
+  'fuzz',
+  'nonexistent',
+  'x-y_z',
+  '-',
+  'a-',
+  'a_',
+  LONG_NAME,
+  `${LONG_NAME}b`,
 ];
 
 const ROUTES: ReadonlyArray<{ path: string; methods: string[] }> = [
@@ -292,21 +354,41 @@ const ROUTES: ReadonlyArray<{ path: string; methods: string[] }> = [
   { path: '/v1/keys/aaaaaaaaaaaa', methods: ['DELETE'] },
 ];
 
-const METHODS = ['GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'HEAD', 'OPTIONS', 'TRACE', 'PROPFIND', 'FOO', 'get', 'Post', 'M-SEARCH', 'QUERY'];
+const METHODS = [
+  'GET',
+  'POST',
+  'PUT',
+  'DELETE',
+  'PATCH',
+  'HEAD',
+  'OPTIONS',
+  'TRACE',
+  'PROPFIND',
+  'FOO',
+  'get',
+  'Post',
+  'M-SEARCH',
+  'QUERY',
+];
 
 const json = (value: unknown): Buffer => Buffer.from(JSON.stringify(value));
 const bearer = (key: string): Array<[string, string]> => [['authorization', `Bearer ${key}`]];
-const jsonHeaders = (key?: string): Array<[string, string]> => [...(key === undefined ? [] : bearer(key)), ['content-type', 'application/json']];
+const jsonHeaders = (key?: string): Array<[string, string]> => [
+  ...(key === undefined ? [] : bearer(key)),
+  ['content-type', 'application/json'],
+];
 
 function decorate(prng: Prng, sql: string): string {
   let out = sql;
   if (prng.chance(0.3)) out = [...out].map((c) => (prng.chance(0.5) ? c.toUpperCase() : c.toLowerCase())).join('');
   if (prng.chance(0.4)) out = prng.pick(['  ', '\n\t', '/* c */ ', '-- c\n', ';', ' ; ;', '/**/;\n', '\r\n--\n/* a */ ']) + out;
   // A quoted or commented pragma name is the same pragma to SQLite.
-  if (/^pragma /i.test(sql) && prng.chance(0.4)) out = out.replace(/^(\s*)(pragma) /i, prng.pick(['$1$2/**/', '$1$2\t', '$1$2 "main".', '$1$2 ']));
+  if (/^pragma /i.test(sql) && prng.chance(0.4))
+    out = out.replace(/^(\s*)(pragma) /i, prng.pick(['$1$2/**/', '$1$2\t', '$1$2 "main".', '$1$2 ']));
   if (/^pragma\s+(?:main\.)?([a-z_]+)/i.test(sql) && prng.chance(0.4)) {
-    out = out.replace(/(journal_mode|wal_checkpoint|wal_autocheckpoint|locking_mode|synchronous|writable_schema|journal_size_limit|mmap_size|query_only)/i, (name) =>
-      prng.pick([`"${name}"`, `[${name}]`, `\`${name}\``, `'${name}'`, name]),
+    out = out.replace(
+      /(journal_mode|wal_checkpoint|wal_autocheckpoint|locking_mode|synchronous|writable_schema|journal_size_limit|mmap_size|query_only)/i,
+      (name) => prng.pick([`"${name}"`, `[${name}]`, `\`${name}\``, `'${name}'`, name]),
     );
   }
   return out;
@@ -328,32 +410,86 @@ function mutateSql(prng: Prng, sql: string): string {
 
 function randomParam(prng: Prng): unknown {
   switch (prng.below(26)) {
-    case 0: return null;
-    case 1: return prng.between(-1000, 1000);
-    case 2: return prng.u32() / 7;
-    case 3: return Number.MAX_SAFE_INTEGER;
-    case 4: return -Number.MAX_SAFE_INTEGER - 1;
-    case 5: return 1e308;
-    case 6: return -0;
-    case 7: return prng.chance(0.5);
-    case 8: return nastyString(prng, prng.below(40));
-    case 9: return { $int: prng.pick(['9223372036854775807', '-9223372036854775808', '9223372036854775808', '99999999999999999999', '1e3', '0x10', ' 1', '+1', '-0', '', '١٢', '12345678901234567890'] as const) };
-    case 10: return { $int: prng.between(0, 1000) };
-    case 11: return { $blob: prng.pick(['', 'AA==', 'AAA', '====', '@@@@', 'YWJj', 'YW Jj', 'YWJj\n', '-_-_', Buffer.from(prng.bytes(prng.below(300))).toString('base64')] as const) };
-    case 12: return { $blob: 'QUFB'.repeat(prng.between(1000, 60_000)) };
-    case 13: return { $int: '1', $blob: '' };
-    case 14: return { $int: '1', extra: true };
-    case 15: return {};
-    case 16: return [];
-    case 17: return [1, 2];
-    case 18: return { nested: { deeper: [1] } };
-    case 19: return 'x'.repeat(prng.between(10_000, 200_000));
-    case 20: return { $blob: null };
-    case 21: return { $INT: '1' };
-    case 22: return { toString: 'x' };
-    case 23: return { valueOf: 1 };
-    case 24: return prng.between(-(2 ** 31), 2 ** 31) * 2 ** 22;
-    default: return '\u0000\ud800\udfff\ufffe';
+    case 0:
+      return null;
+    case 1:
+      return prng.between(-1000, 1000);
+    case 2:
+      return prng.u32() / 7;
+    case 3:
+      return Number.MAX_SAFE_INTEGER;
+    case 4:
+      return -Number.MAX_SAFE_INTEGER - 1;
+    case 5:
+      return 1e308;
+    case 6:
+      return -0;
+    case 7:
+      return prng.chance(0.5);
+    case 8:
+      return nastyString(prng, prng.below(40));
+    case 9:
+      return {
+        $int: prng.pick([
+          '9223372036854775807',
+          '-9223372036854775808',
+          '9223372036854775808',
+          '99999999999999999999',
+          '1e3',
+          '0x10',
+          ' 1',
+          '+1',
+          '-0',
+          '',
+          '١٢',
+          '12345678901234567890',
+        ] as const),
+      };
+    case 10:
+      return { $int: prng.between(0, 1000) };
+    case 11:
+      return {
+        $blob: prng.pick([
+          '',
+          'AA==',
+          'AAA',
+          '====',
+          '@@@@',
+          'YWJj',
+          'YW Jj',
+          'YWJj\n',
+          '-_-_',
+          Buffer.from(prng.bytes(prng.below(300))).toString('base64'),
+        ] as const),
+      };
+    case 12:
+      return { $blob: 'QUFB'.repeat(prng.between(1000, 60_000)) };
+    case 13:
+      return { $int: '1', $blob: '' };
+    case 14:
+      return { $int: '1', extra: true };
+    case 15:
+      return {};
+    case 16:
+      return [];
+    case 17:
+      return [1, 2];
+    case 18:
+      return { nested: { deeper: [1] } };
+    case 19:
+      return 'x'.repeat(prng.between(10_000, 200_000));
+    case 20:
+      return { $blob: null };
+    case 21:
+      return { $INT: '1' };
+    case 22:
+      return { toString: 'x' };
+    case 23:
+      return { valueOf: 1 };
+    case 24:
+      return prng.between(-(2 ** 31), 2 ** 31) * 2 ** 22;
+    default:
+      return '\u0000\ud800\udfff\ufffe';
   }
 }
 
@@ -366,7 +502,20 @@ function randomParams(prng: Prng): unknown {
   return out;
 }
 
-const PARAM_SQL = ['SELECT ?', 'SELECT ?, ?', 'SELECT :a', 'SELECT :a, :b', 'SELECT @a, $a', 'SELECT ?1, ?3', 'SELECT ?2', 'SELECT 1', 'SELECT :a, ?', 'SELECT typeof(?), length(?)', 'SELECT ?32766', 'SELECT ?0'];
+const PARAM_SQL = [
+  'SELECT ?',
+  'SELECT ?, ?',
+  'SELECT :a',
+  'SELECT :a, :b',
+  'SELECT @a, $a',
+  'SELECT ?1, ?3',
+  'SELECT ?2',
+  'SELECT 1',
+  'SELECT :a, ?',
+  'SELECT typeof(?), length(?)',
+  'SELECT ?32766',
+  'SELECT ?0',
+];
 
 type Auth = { label: string; headers: Array<[string, string]>; valid: boolean };
 
@@ -395,10 +544,21 @@ function badAuth(prng: Prng): Auth {
     () => ({ label: 'reader id, other secret', headers: bearer(`lb_${keys.readerId}_${'Z'.repeat(43)}`), valid: false }),
     () => ({ label: 'huge', headers: bearer('k'.repeat(prng.pick([1000, 8000, 15_000]))), valid: false }),
     () => ({ label: 'oversized header', headers: bearer('k'.repeat(20_000)), valid: false }),
-    () => ({ label: 'latin1 garbage', headers: bearer(String.fromCharCode(...Array.from({ length: 20 }, () => prng.between(0x80, 0xff)))), valid: false }),
+    () => ({
+      label: 'latin1 garbage',
+      headers: bearer(String.fromCharCode(...Array.from({ length: 20 }, () => prng.between(0x80, 0xff)))),
+      valid: false,
+    }),
     () => ({ label: 'control character', headers: bearer(`${root.slice(0, 5)}\u0001${root.slice(5)}`), valid: false }),
     () => ({ label: 'unicode', headers: bearer('ключ-🔑'), valid: false }),
-    () => ({ label: 'wrong key first, root second', headers: [['authorization', 'Bearer nope'], ['authorization', `Bearer ${root}`]], valid: false }),
+    () => ({
+      label: 'wrong key first, root second',
+      headers: [
+        ['authorization', 'Bearer nope'],
+        ['authorization', `Bearer ${root}`],
+      ],
+      valid: false,
+    }),
     () => ({ label: 'lower-case scheme, wrong key', headers: [['authorization', 'bearer nope']], valid: false }),
     () => ({ label: 'other-database key', headers: bearer(keys.other), valid: true }),
     () => ({ label: 'cluster key', headers: bearer(keys.cluster), valid: true }),
@@ -453,7 +613,10 @@ function generate(id: number): FuzzCase {
 function authCase(prng: Prng): FuzzCase {
   const auth = badAuth(prng);
   const target = wouldWrite(prng);
-  const headers: Array<[string, string]> = [...auth.headers, ...(target.body === undefined ? [] : ([['content-type', 'application/json']] as Array<[string, string]>))];
+  const headers: Array<[string, string]> = [
+    ...auth.headers,
+    ...(target.body === undefined ? [] : ([['content-type', 'application/json']] as Array<[string, string]>)),
+  ];
   const independent = (target.body as { mode?: string } | undefined)?.mode === 'independent';
   return {
     family: 'auth',
@@ -477,7 +640,12 @@ function readOnlyWriteCase(prng: Prng): FuzzCase {
     family: 'read-only write',
     label: `${mode ?? 'default'} ${JSON.stringify(statements).slice(0, 120)}`,
     spec: viaTransaction
-      ? { method: 'POST', path: `/v1/databases/fuzz/transactions/${prng.pick(UUID_LIKE)}/query`, headers: jsonHeaders(keys.reader), body: json({ statements }) }
+      ? {
+          method: 'POST',
+          path: `/v1/databases/fuzz/transactions/${prng.pick(UUID_LIKE)}/query`,
+          headers: jsonHeaders(keys.reader),
+          body: json({ statements }),
+        }
       : { method: 'POST', path: '/v1/databases/fuzz/query', headers: jsonHeaders(keys.reader), body: json(body) },
     // Some "writes" (PRAGMA optimize on an idle database) prepare as read-only, and a mutated one
     // may not prepare at all; what matters is that fuzz does not change (checked at the end).
@@ -492,7 +660,12 @@ function forbiddenCase(prng: Prng): FuzzCase {
   return {
     family: 'forbidden',
     label: JSON.stringify(forbidden),
-    spec: { method: 'POST', path: '/v1/databases/fuzz/query', headers: jsonHeaders(keys.root), body: json({ statements: [...before, { sql: forbidden }] }) },
+    spec: {
+      method: 'POST',
+      path: '/v1/databases/fuzz/query',
+      headers: jsonHeaders(keys.root),
+      body: json({ statements: [...before, { sql: forbidden }] }),
+    },
     refused: true,
   };
 }
@@ -518,7 +691,12 @@ function failingTransactionCase(prng: Prng): FuzzCase {
   return {
     family: 'failing transaction',
     label: `${statements.length - 1} writes then ${failing.note}`,
-    spec: { method: 'POST', path: '/v1/databases/fuzz/query', headers: jsonHeaders(keys.root), body: json({ statements, ...(prng.chance(0.5) ? { mode: 'transaction' } : {}) }) },
+    spec: {
+      method: 'POST',
+      path: '/v1/databases/fuzz/query',
+      headers: jsonHeaders(keys.root),
+      body: json({ statements, ...(prng.chance(0.5) ? { mode: 'transaction' } : {}) }),
+    },
     refused: true,
   };
 }
@@ -530,8 +708,20 @@ function bodyMutationCase(prng: Prng): FuzzCase {
   const db = who === 'root' ? 'sandbox' : 'fuzz';
   const key = who === 'reader' ? keys.reader : who === 'root' ? keys.root : undefined;
   const templates: Array<{ path: string; body: Record<string, unknown> }> = [
-    { path: `/v1/databases/${db}/query`, body: { statements: [{ sql: 'INSERT INTO t(a, b) VALUES (?, ?)', params: [prng.between(100, 10_000), 'x'] }, { sql: 'SELECT count(*) FROM t' }], mode: 'transaction' } },
-    { path: `/v1/databases/${db}/query`, body: { statements: [{ sql: 'SELECT a FROM t WHERE a = :a', params: { a: 1 } }], minPosition: '1' } },
+    {
+      path: `/v1/databases/${db}/query`,
+      body: {
+        statements: [
+          { sql: 'INSERT INTO t(a, b) VALUES (?, ?)', params: [prng.between(100, 10_000), 'x'] },
+          { sql: 'SELECT count(*) FROM t' },
+        ],
+        mode: 'transaction',
+      },
+    },
+    {
+      path: `/v1/databases/${db}/query`,
+      body: { statements: [{ sql: 'SELECT a FROM t WHERE a = :a', params: { a: 1 } }], minPosition: '1' },
+    },
     { path: `/v1/databases/${db}/transactions`, body: { timeoutMs: 200 } },
     { path: `/v1/databases/${db}/restore`, body: { timestamp: '2026-11-25T10:00:00.000Z', target: 'restored' } },
     { path: '/v1/databases', body: { name: 'mutant' } },
@@ -555,8 +745,22 @@ function bodyMutationCase(prng: Prng): FuzzCase {
   }
   const contentType = prng.chance(0.9)
     ? 'application/json'
-    : prng.pick(['application/json; charset=utf-16', 'application/json; charset=latin1', 'text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/jsonx', 'APPLICATION/JSON', '', 'application/json, text/plain', '*/*']);
-  const headers: Array<[string, string]> = [...(effectiveKey === undefined ? [] : bearer(effectiveKey)), ...(contentType ? ([['content-type', contentType]] as Array<[string, string]>) : [])];
+    : prng.pick([
+        'application/json; charset=utf-16',
+        'application/json; charset=latin1',
+        'text/plain',
+        'application/x-www-form-urlencoded',
+        'multipart/form-data; boundary=x',
+        'application/jsonx',
+        'APPLICATION/JSON',
+        '',
+        'application/json, text/plain',
+        '*/*',
+      ]);
+  const headers: Array<[string, string]> = [
+    ...(effectiveKey === undefined ? [] : bearer(effectiveKey)),
+    ...(contentType ? ([['content-type', contentType]] as Array<[string, string]>) : []),
+  ];
   return {
     family: 'body mutation',
     label: `${who} ${path} ${label} (${contentType || 'no content-type'})`,
@@ -569,7 +773,22 @@ function structuralMutation(prng: Prng, original: Record<string, unknown>): { te
   const body: Record<string, unknown> = structuredClone(original);
   const keysOf = Object.keys(body);
   const field = prng.pick(keysOf);
-  const wrongValues: unknown[] = [null, true, 0, -1, 1.5, 1e308, '', 'x', [], {}, [null], { a: 1 }, 'x'.repeat(5000), Number.MAX_SAFE_INTEGER + 2];
+  const wrongValues: unknown[] = [
+    null,
+    true,
+    0,
+    -1,
+    1.5,
+    1e308,
+    '',
+    'x',
+    [],
+    {},
+    [null],
+    { a: 1 },
+    'x'.repeat(5000),
+    Number.MAX_SAFE_INTEGER + 2,
+  ];
   switch (prng.below(13)) {
     case 0:
       delete body[field];
@@ -590,7 +809,23 @@ function structuralMutation(prng: Prng, original: Record<string, unknown>): { te
       return { text: JSON.stringify([body]), label: 'wrapped in an array' };
     }
     case 4: {
-      const number = prng.pick(['1e400', '-1e400', '123456789012345678901234567890', '1.7976931348623157e309', '-0', '0.0000000000000000000000001', '1E+2', '00', '01', '.5', '5.', '+1', 'NaN', 'Infinity', '0x10']);
+      const number = prng.pick([
+        '1e400',
+        '-1e400',
+        '123456789012345678901234567890',
+        '1.7976931348623157e309',
+        '-0',
+        '0.0000000000000000000000001',
+        '1E+2',
+        '00',
+        '01',
+        '.5',
+        '5.',
+        '+1',
+        'NaN',
+        'Infinity',
+        '0x10',
+      ]);
       const text = JSON.stringify(body).replace(/(:\s*)(\d+)/, `$1${number}`);
       return { text, label: `number ${number}` };
     }
@@ -625,11 +860,33 @@ function structuralMutation(prng: Prng, original: Record<string, unknown>): { te
     }
     case 9: {
       const text = JSON.stringify(body);
-      return { text: text.replace(/"([^"]*)"/, (_m, inner: string) => `"${inner}${prng.pick(['\\ud800', '\\udfff', '\\u0000', '\\uFFFF', '\\x41', '\\', '\\u12', '\\/'])}"`), label: 'string escape' };
+      return {
+        text: text.replace(
+          /"([^"]*)"/,
+          (_m, inner: string) => `"${inner}${prng.pick(['\\ud800', '\\udfff', '\\u0000', '\\uFFFF', '\\x41', '\\', '\\u12', '\\/'])}"`,
+        ),
+        label: 'string escape',
+      };
     }
     case 10: {
       const text = JSON.stringify(body);
-      return { text: prng.pick(['', ' ', '\ufeff' + text, text + text, text + ',', `[${text}]`, 'null', 'true', '"string"', '0', text.replace(/"/g, "'"), `${text}\u0000`]), label: 'whole-body oddity' };
+      return {
+        text: prng.pick([
+          '',
+          ' ',
+          '\ufeff' + text,
+          text + text,
+          text + ',',
+          `[${text}]`,
+          'null',
+          'true',
+          '"string"',
+          '0',
+          text.replace(/"/g, "'"),
+          `${text}\u0000`,
+        ]),
+        label: 'whole-body oddity',
+      };
     }
     case 11: {
       const statements = body.statements as Array<Record<string, unknown>> | undefined;
@@ -654,16 +911,39 @@ function structuralMutation(prng: Prng, original: Record<string, unknown>): { te
 /** Parameters of every type, shape and size, bound by a key that cannot write (or in the sandbox). */
 function paramsCase(prng: Prng): FuzzCase {
   const asReader = prng.chance(0.75);
-  const sql = asReader ? prng.pick([...PARAM_SQL, 'INSERT INTO t(b) VALUES (?)', 'UPDATE t SET b = :a']) : prng.pick([...PARAM_SQL, 'INSERT INTO t(b, d) VALUES (?, ?)']);
+  const sql = asReader
+    ? prng.pick([...PARAM_SQL, 'INSERT INTO t(b) VALUES (?)', 'UPDATE t SET b = :a'])
+    : prng.pick([...PARAM_SQL, 'INSERT INTO t(b, d) VALUES (?, ?)']);
   let params: unknown = randomParams(prng);
   let raw: string | undefined;
   if (prng.chance(0.08)) params = Array.from({ length: prng.pick([32_766, 32_767, 40_000]) }, () => 1);
-  if (prng.chance(0.05)) raw = JSON.stringify({ statements: [{ sql: 'SELECT ?', params: [0] }] }).replace('[0]', prng.pick(['[1e400]', '[-1e400]', '[1e-400]', '[123456789012345678901234567890]', '["\\ud800"]', '[{"$int":"1","$int":"x"}]', '{"a":1,"a":2}', '[' + deepJson(5000, 'array') + ']']));
-  const body = raw === undefined ? json({ statements: [{ sql, ...(params === undefined ? {} : { params }) }], ...(prng.chance(0.2) ? { mode: 'independent' } : {}) }) : Buffer.from(raw);
+  if (prng.chance(0.05))
+    raw = JSON.stringify({ statements: [{ sql: 'SELECT ?', params: [0] }] }).replace(
+      '[0]',
+      prng.pick([
+        '[1e400]',
+        '[-1e400]',
+        '[1e-400]',
+        '[123456789012345678901234567890]',
+        '["\\ud800"]',
+        '[{"$int":"1","$int":"x"}]',
+        '{"a":1,"a":2}',
+        '[' + deepJson(5000, 'array') + ']',
+      ]),
+    );
+  const body =
+    raw === undefined
+      ? json({ statements: [{ sql, ...(params === undefined ? {} : { params }) }], ...(prng.chance(0.2) ? { mode: 'independent' } : {}) })
+      : Buffer.from(raw);
   return {
     family: 'params',
     label: `${asReader ? 'reader' : 'sandbox'} ${sql} ${body.subarray(0, 120).toString()}`,
-    spec: { method: 'POST', path: `/v1/databases/${asReader ? 'fuzz' : 'sandbox'}/query`, headers: jsonHeaders(asReader ? keys.reader : keys.root), body },
+    spec: {
+      method: 'POST',
+      path: `/v1/databases/${asReader ? 'fuzz' : 'sandbox'}/query`,
+      headers: jsonHeaders(asReader ? keys.reader : keys.root),
+      body,
+    },
     refused: false,
   };
 }
@@ -671,10 +951,49 @@ function paramsCase(prng: Prng): FuzzCase {
 /** Traversal, encodings, NUL bytes, overlong and unicode segments, on read routes (root key) or any route (reader key). */
 function pathCase(prng: Prng): FuzzCase {
   const tricks = [
-    '..', '%2e%2e', '%2E%2E', '.%2e', '%252e%252e', '%25252e', '..%2f..%2f', '..%5c..%5c', '%2f', '%5c', '%00', '%00fuzz', 'fuzz%00',
-    '%', '%zz', '%e0%80%ae', '%c0%ae%c0%ae', '%ff', '%u002e', '....//', '.', '', '//', 'fuzz;x', 'fuzz?x=..', 'fuzz#x',
-    'a'.repeat(100), 'a'.repeat(101), 'a'.repeat(5000), encodeURIComponent('ä😀'), encodeURIComponent('../../etc/passwd'), '%2e%2e%2f%2e%2e%2fcluster%2fkeys',
-    'FUZZ', 'fuzz%20', '%20fuzz', 'fu%7a%7a', '%66uzz', 'other', '*', '~', '$', 'con', '\\..\\..',
+    '..',
+    '%2e%2e',
+    '%2E%2E',
+    '.%2e',
+    '%252e%252e',
+    '%25252e',
+    '..%2f..%2f',
+    '..%5c..%5c',
+    '%2f',
+    '%5c',
+    '%00',
+    '%00fuzz',
+    'fuzz%00',
+    '%',
+    '%zz',
+    '%e0%80%ae',
+    '%c0%ae%c0%ae',
+    '%ff',
+    '%u002e',
+    '....//',
+    '.',
+    '',
+    '//',
+    'fuzz;x',
+    'fuzz?x=..',
+    'fuzz#x',
+    'a'.repeat(100),
+    'a'.repeat(101),
+    'a'.repeat(5000),
+    encodeURIComponent('ä😀'),
+    encodeURIComponent('../../etc/passwd'),
+    '%2e%2e%2f%2e%2e%2fcluster%2fkeys',
+    'FUZZ',
+    'fuzz%20',
+    '%20fuzz',
+    'fu%7a%7a',
+    '%66uzz',
+    'other',
+    '*',
+    '~',
+    '$',
+    'con',
+    '\\..\\..',
   ];
   const rawOnly = ['\u0000', ' ', '\t', 'ä', '😀', '\u202e', '"', '<', '\\', '{', '^', '`', '|', '\r', '\u00ff'];
   const isRaw = prng.chance(0.15);
@@ -705,9 +1024,18 @@ function pathCase(prng: Prng): FuzzCase {
   const headers = method === 'POST' ? jsonHeaders(asRoot ? keys.root : keys.reader) : bearer(asRoot ? keys.root : keys.reader);
   // POST with the root key stays harmless: the only POST routes under these paths that write
   // would need a body other than a read query (compact takes none but is excluded by the paths).
-  const safePath = !(asRoot && method === 'POST' && /compact|restore$|transactions$|\/v1\/databases$|\/v1\/keys$/.test(path.split('?')[0] ?? ''));
+  const safePath = !(
+    asRoot &&
+    method === 'POST' &&
+    /compact|restore$|transactions$|\/v1\/databases$|\/v1\/keys$/.test(path.split('?')[0] ?? '')
+  );
   const spec: RequestSpec = { method: safePath ? method : 'GET', path, headers, ...(safePath && body ? { body } : {}) };
-  return { family: 'path', label: `${asRoot ? 'root' : 'reader'} ${spec.method} ${JSON.stringify(path).slice(0, 100)}`, spec, refused: false };
+  return {
+    family: 'path',
+    label: `${asRoot ? 'root' : 'reader'} ${spec.method} ${JSON.stringify(path).slice(0, 100)}`,
+    spec,
+    refused: false,
+  };
 }
 
 /** Every route with methods it does not have (root key), and odd method tokens. */
@@ -720,7 +1048,12 @@ function methodCase(prng: Prng): FuzzCase {
   // Lower-case methods never match a route (methods are case-sensitive); node:http upper-cases
   // them, so they go raw.
   const lowerCase = method !== method.toUpperCase();
-  const spec: RequestSpec = { method, path: route.path, headers: body ? jsonHeaders(keys.root) : bearer(keys.root), ...(body ? { body } : {}) };
+  const spec: RequestSpec = {
+    method,
+    path: route.path,
+    headers: body ? jsonHeaders(keys.root) : bearer(keys.root),
+    ...(body ? { body } : {}),
+  };
   return {
     family: 'method',
     label: `${method} ${route.path}`,
@@ -735,59 +1068,223 @@ function methodCase(prng: Prng): FuzzCase {
 function framingCase(prng: Prng): FuzzCase {
   const auth = `Authorization: Bearer ${prng.chance(0.5) ? keys.reader : keys.root}`;
   // Bodies that change nothing: a read with the root key, a write with the reader key.
-  const body = prng.chance(0.5) ? JSON.stringify({ statements: [{ sql: 'SELECT 1' }] }) : JSON.stringify({ statements: [{ sql: 'DELETE FROM t' }] });
+  const body = prng.chance(0.5)
+    ? JSON.stringify({ statements: [{ sql: 'SELECT 1' }] })
+    : JSON.stringify({ statements: [{ sql: 'DELETE FROM t' }] });
   const safeAuth = body.includes('DELETE') ? `Authorization: Bearer ${keys.reader}` : auth;
   const head = (lines: string[]) => lines.join('\r\n') + '\r\n\r\n';
-  const post = (extra: string[]) => ['POST /v1/databases/fuzz/query HTTP/1.1', 'Host: 127.0.0.1', safeAuth, 'Content-Type: application/json', ...extra];
-  const cases: Array<() => { label: string; bytes: Buffer; methods?: string[]; stalls?: boolean; pieces?: number; endAfterWrite?: boolean; bare?: string }> = [
-    () => ({ label: 'CL and TE', bytes: Buffer.from(head(post([`Content-Length: ${body.length}`, 'Transfer-Encoding: chunked'])) + `${body.length.toString(16)}\r\n${body}\r\n0\r\n\r\n`) }),
+  const post = (extra: string[]) => [
+    'POST /v1/databases/fuzz/query HTTP/1.1',
+    'Host: 127.0.0.1',
+    safeAuth,
+    'Content-Type: application/json',
+    ...extra,
+  ];
+  const cases: Array<
+    () => { label: string; bytes: Buffer; methods?: string[]; stalls?: boolean; pieces?: number; endAfterWrite?: boolean; bare?: string }
+  > = [
+    () => ({
+      label: 'CL and TE',
+      bytes: Buffer.from(
+        head(post([`Content-Length: ${body.length}`, 'Transfer-Encoding: chunked'])) +
+          `${body.length.toString(16)}\r\n${body}\r\n0\r\n\r\n`,
+      ),
+    }),
     () => ({ label: 'two different CLs', bytes: Buffer.from(head(post([`Content-Length: ${body.length}`, 'Content-Length: 3'])) + body) }),
     () => ({ label: 'negative CL', bytes: Buffer.from(head(post(['Content-Length: -1'])) + body) }),
-    () => ({ label: 'non-numeric CL', bytes: Buffer.from(head(post([`Content-Length: ${prng.pick(['abc', '1e3', '0x10', '+5', ' ', '1,1', '99999999999999999999999'])}`])) + body) }),
-    () => ({ label: 'CL shorter than body (rest is a second request)', bytes: Buffer.from(head(post([`Content-Length: ${prng.between(0, body.length - 1)}`, 'Connection: close'])) + body), methods: ['POST', 'GET'] }),
-    () => ({ label: 'CL longer than body', bytes: Buffer.from(head(post([`Content-Length: ${body.length + prng.between(1, 1000)}`])) + body), stalls: true }),
+    () => ({
+      label: 'non-numeric CL',
+      bytes: Buffer.from(
+        head(post([`Content-Length: ${prng.pick(['abc', '1e3', '0x10', '+5', ' ', '1,1', '99999999999999999999999'])}`])) + body,
+      ),
+    }),
+    () => ({
+      label: 'CL shorter than body (rest is a second request)',
+      bytes: Buffer.from(head(post([`Content-Length: ${prng.between(0, body.length - 1)}`, 'Connection: close'])) + body),
+      methods: ['POST', 'GET'],
+    }),
+    () => ({
+      label: 'CL longer than body',
+      bytes: Buffer.from(head(post([`Content-Length: ${body.length + prng.between(1, 1000)}`])) + body),
+      stalls: true,
+    }),
     () => ({ label: 'huge CL', bytes: Buffer.from(head(post(['Content-Length: 10000000000'])) + body), stalls: true }),
-    () => ({ label: 'bad chunk size', bytes: Buffer.from(head(post(['Transfer-Encoding: chunked'])) + `${prng.pick(['zz', '-1', 'ffffffffffffffffff', '1 1', ''])}\r\n${body}\r\n0\r\n\r\n`) }),
-    () => ({ label: 'chunk longer than declared', bytes: Buffer.from(head(post(['Transfer-Encoding: chunked'])) + `2\r\n${body}\r\n0\r\n\r\n`) }),
-    () => ({ label: 'chunk extensions and trailers', bytes: Buffer.from(head(post(['Transfer-Encoding: chunked', 'Connection: close'])) + `${body.length.toString(16)};ext="a\\"b"\r\n${body}\r\n0\r\nX-Trailer: 1\r\n\r\n`) }),
-    () => ({ label: 'TE gzip, chunked', bytes: Buffer.from(head(post(['Transfer-Encoding: gzip, chunked'])) + `${body.length.toString(16)}\r\n${body}\r\n0\r\n\r\n`) }),
-    () => ({ label: 'TE identity', bytes: Buffer.from(head(post(['Transfer-Encoding: identity', `Content-Length: ${body.length}`])) + body) }),
+    () => ({
+      label: 'bad chunk size',
+      bytes: Buffer.from(
+        head(post(['Transfer-Encoding: chunked'])) + `${prng.pick(['zz', '-1', 'ffffffffffffffffff', '1 1', ''])}\r\n${body}\r\n0\r\n\r\n`,
+      ),
+    }),
+    () => ({
+      label: 'chunk longer than declared',
+      bytes: Buffer.from(head(post(['Transfer-Encoding: chunked'])) + `2\r\n${body}\r\n0\r\n\r\n`),
+    }),
+    () => ({
+      label: 'chunk extensions and trailers',
+      bytes: Buffer.from(
+        head(post(['Transfer-Encoding: chunked', 'Connection: close'])) +
+          `${body.length.toString(16)};ext="a\\"b"\r\n${body}\r\n0\r\nX-Trailer: 1\r\n\r\n`,
+      ),
+    }),
+    () => ({
+      label: 'TE gzip, chunked',
+      bytes: Buffer.from(head(post(['Transfer-Encoding: gzip, chunked'])) + `${body.length.toString(16)}\r\n${body}\r\n0\r\n\r\n`),
+    }),
+    () => ({
+      label: 'TE identity',
+      bytes: Buffer.from(head(post(['Transfer-Encoding: identity', `Content-Length: ${body.length}`])) + body),
+    }),
     () => ({ label: 'obs-fold header', bytes: Buffer.from(head(post([`Content-Length: ${body.length}`, 'X-Folded: a', ' b'])) + body) }),
     () => ({ label: 'header without colon', bytes: Buffer.from(head(post([`Content-Length: ${body.length}`, 'NoColonHere'])) + body) }),
     () => ({ label: 'space before colon', bytes: Buffer.from(head(post([`Content-Length : ${body.length}`])) + body) }),
     () => ({ label: 'NUL in header', bytes: Buffer.from(head(post([`Content-Length: ${body.length}`, 'X-Nul: a\u0000b'])) + body) }),
     () => ({ label: 'bare LF', bytes: Buffer.from(post([`Content-Length: ${body.length}`]).join('\n') + '\n\n' + body) }),
     () => ({ label: 'bare CR', bytes: Buffer.from(post([`Content-Length: ${body.length}`]).join('\r') + '\r\r' + body) }),
-    () => ({ label: 'header too large', bytes: Buffer.from(head(post([`Content-Length: ${body.length}`, `X-Big: ${'a'.repeat(prng.between(17_000, 40_000))}`])) + body) }),
-    () => ({ label: 'many headers', bytes: Buffer.from(head(post([`Content-Length: ${body.length}`, ...Array.from({ length: prng.between(500, 3000) }, (_, i) => `X-H${i}: ${i}`)])) + body) }),
-    () => ({ label: 'no Host', bytes: Buffer.from(head(['GET /v1/databases/fuzz HTTP/1.1', auth, 'Connection: close'])), bare: 'node refuses HTTP/1.1 without Host itself' }),
-    () => ({ label: 'two Hosts', bytes: Buffer.from(head(['GET /v1/databases/fuzz HTTP/1.1', 'Host: a', 'Host: b', auth, 'Connection: close'])) }),
+    () => ({
+      label: 'header too large',
+      bytes: Buffer.from(head(post([`Content-Length: ${body.length}`, `X-Big: ${'a'.repeat(prng.between(17_000, 40_000))}`])) + body),
+    }),
+    () => ({
+      label: 'many headers',
+      bytes: Buffer.from(
+        head(post([`Content-Length: ${body.length}`, ...Array.from({ length: prng.between(500, 3000) }, (_, i) => `X-H${i}: ${i}`)])) +
+          body,
+      ),
+    }),
+    () => ({
+      label: 'no Host',
+      bytes: Buffer.from(head(['GET /v1/databases/fuzz HTTP/1.1', auth, 'Connection: close'])),
+      bare: 'node refuses HTTP/1.1 without Host itself',
+    }),
+    () => ({
+      label: 'two Hosts',
+      bytes: Buffer.from(head(['GET /v1/databases/fuzz HTTP/1.1', 'Host: a', 'Host: b', auth, 'Connection: close'])),
+    }),
     () => ({ label: 'HTTP/1.0', bytes: Buffer.from(head(['GET /v1/databases/fuzz HTTP/1.0', auth])) }),
     () => ({ label: 'HTTP/0.9', bytes: Buffer.from('GET /v1/databases/fuzz\r\n'), stalls: true }),
-    () => ({ label: 'unknown version', bytes: Buffer.from(head([`GET /v1/databases/fuzz HTTP/${prng.pick(['2.0', '1.2', '9.9', '1', 'x'])}`, 'Host: a', auth])) }),
+    () => ({
+      label: 'unknown version',
+      bytes: Buffer.from(head([`GET /v1/databases/fuzz HTTP/${prng.pick(['2.0', '1.2', '9.9', '1', 'x'])}`, 'Host: a', auth])),
+    }),
     () => ({ label: 'HTTP/2 preface', bytes: Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n') }),
     () => ({ label: 'TLS client hello', bytes: Buffer.from('16030100a5010000a10303' + '00'.repeat(40), 'hex') }),
     () => ({ label: 'random bytes', bytes: Buffer.from(prng.bytes(prng.between(1, 3000))) }),
-    () => ({ label: 'request line garbage', bytes: Buffer.from(head([prng.pick(['GET', 'GET  /v1/databases  HTTP/1.1', ' GET /v1/databases HTTP/1.1', 'GET /v1/databases HTTP/1.1 extra', 'GET\t/v1/databases\tHTTP/1.1', '/v1/databases', 'G\u00c9T /v1/databases HTTP/1.1', 'GET http://evil.example/v1/databases HTTP/1.1', 'GET * HTTP/1.1']), 'Host: a', auth, 'Connection: close'])) }),
-    () => ({ label: 'absolute-form URI', bytes: Buffer.from(head(['GET http://127.0.0.1/v1/databases/fuzz HTTP/1.1', 'Host: evil.example', auth, 'Connection: close'])) }),
+    () => ({
+      label: 'request line garbage',
+      bytes: Buffer.from(
+        head([
+          prng.pick([
+            'GET',
+            'GET  /v1/databases  HTTP/1.1',
+            ' GET /v1/databases HTTP/1.1',
+            'GET /v1/databases HTTP/1.1 extra',
+            'GET\t/v1/databases\tHTTP/1.1',
+            '/v1/databases',
+            'G\u00c9T /v1/databases HTTP/1.1',
+            'GET http://evil.example/v1/databases HTTP/1.1',
+            'GET * HTTP/1.1',
+          ]),
+          'Host: a',
+          auth,
+          'Connection: close',
+        ]),
+      ),
+    }),
+    () => ({
+      label: 'absolute-form URI',
+      bytes: Buffer.from(head(['GET http://127.0.0.1/v1/databases/fuzz HTTP/1.1', 'Host: evil.example', auth, 'Connection: close'])),
+    }),
     () => ({ label: 'CONNECT', bytes: Buffer.from(head(['CONNECT 127.0.0.1:22 HTTP/1.1', 'Host: 127.0.0.1:22', auth])), stalls: true }),
-    () => ({ label: 'upgrade', bytes: Buffer.from(head(['GET /v1/databases HTTP/1.1', 'Host: a', auth, 'Connection: Upgrade', 'Upgrade: websocket', 'Sec-WebSocket-Version: 13', 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=='])), stalls: true }),
-    () => ({ label: 'h2c upgrade', bytes: Buffer.from(head(['GET /v1/databases HTTP/1.1', 'Host: a', auth, 'Connection: Upgrade, HTTP2-Settings', 'Upgrade: h2c', 'HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA', 'Connection: close'])), stalls: true }),
-    () => ({ label: 'Expect: 100-continue', bytes: Buffer.from(head(post([`Content-Length: ${body.length}`, 'Expect: 100-continue', 'Connection: close'])) + body) }),
-    () => ({ label: 'Expect: unknown', bytes: Buffer.from(head(post([`Content-Length: ${body.length}`, 'Expect: 200-ok', 'Connection: close'])) + body) }),
-    () => ({ label: 'pipelined', bytes: Buffer.from(head(['GET /v1/databases/fuzz HTTP/1.1', 'Host: a', auth]) + head(post([`Content-Length: ${body.length}`])) + body + head(['GET /healthz HTTP/1.1', 'Host: a', 'Connection: close'])), methods: ['GET', 'POST', 'GET'] }),
-    () => ({ label: 'byte by byte', bytes: Buffer.from(head(post([`Content-Length: ${body.length}`, 'Connection: close'])) + body), pieces: 40 }),
-    () => ({ label: 'headers then close', bytes: Buffer.from(head(post([`Content-Length: ${body.length}`])).slice(0, prng.between(5, 60))), stalls: true, endAfterWrite: true }),
+    () => ({
+      label: 'upgrade',
+      bytes: Buffer.from(
+        head([
+          'GET /v1/databases HTTP/1.1',
+          'Host: a',
+          auth,
+          'Connection: Upgrade',
+          'Upgrade: websocket',
+          'Sec-WebSocket-Version: 13',
+          'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==',
+        ]),
+      ),
+      stalls: true,
+    }),
+    () => ({
+      label: 'h2c upgrade',
+      bytes: Buffer.from(
+        head([
+          'GET /v1/databases HTTP/1.1',
+          'Host: a',
+          auth,
+          'Connection: Upgrade, HTTP2-Settings',
+          'Upgrade: h2c',
+          'HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA',
+          'Connection: close',
+        ]),
+      ),
+      stalls: true,
+    }),
+    () => ({
+      label: 'Expect: 100-continue',
+      bytes: Buffer.from(head(post([`Content-Length: ${body.length}`, 'Expect: 100-continue', 'Connection: close'])) + body),
+    }),
+    () => ({
+      label: 'Expect: unknown',
+      bytes: Buffer.from(head(post([`Content-Length: ${body.length}`, 'Expect: 200-ok', 'Connection: close'])) + body),
+    }),
+    () => ({
+      label: 'pipelined',
+      bytes: Buffer.from(
+        head(['GET /v1/databases/fuzz HTTP/1.1', 'Host: a', auth]) +
+          head(post([`Content-Length: ${body.length}`])) +
+          body +
+          head(['GET /healthz HTTP/1.1', 'Host: a', 'Connection: close']),
+      ),
+      methods: ['GET', 'POST', 'GET'],
+    }),
+    () => ({
+      label: 'byte by byte',
+      bytes: Buffer.from(head(post([`Content-Length: ${body.length}`, 'Connection: close'])) + body),
+      pieces: 40,
+    }),
+    () => ({
+      label: 'headers then close',
+      bytes: Buffer.from(head(post([`Content-Length: ${body.length}`])).slice(0, prng.between(5, 60))),
+      stalls: true,
+      endAfterWrite: true,
+    }),
     () => ({ label: 'nothing', bytes: Buffer.alloc(0), stalls: true, endAfterWrite: true }),
-    () => ({ label: 'non-ASCII header name', bytes: Buffer.from(head(post([`Content-Length: ${body.length}`, 'X-Ünicode: 1', 'Connection: close'])) + body) }),
+    () => ({
+      label: 'non-ASCII header name',
+      bytes: Buffer.from(head(post([`Content-Length: ${body.length}`, 'X-Ünicode: 1', 'Connection: close'])) + body),
+    }),
     () => ({ label: 'UTF-8 path', bytes: Buffer.from(head(['GET /v1/databases/füzz HTTP/1.1', 'Host: a', auth, 'Connection: close'])) }),
-    () => ({ label: 'content-type with NUL', bytes: Buffer.from(head(['POST /v1/databases/fuzz/query HTTP/1.1', 'Host: a', safeAuth, 'Content-Type: application/json\u0000', `Content-Length: ${body.length}`, 'Connection: close']) + body) }),
+    () => ({
+      label: 'content-type with NUL',
+      bytes: Buffer.from(
+        head([
+          'POST /v1/databases/fuzz/query HTTP/1.1',
+          'Host: a',
+          safeAuth,
+          'Content-Type: application/json\u0000',
+          `Content-Length: ${body.length}`,
+          'Connection: close',
+        ]) + body,
+      ),
+    }),
   ];
   const made = prng.pick(cases)();
   return {
     family: 'framing',
     label: made.label,
-    raw: { bytes: made.bytes, methods: made.methods ?? ['POST'], stalls: made.stalls === true, ...(made.pieces ? { pieces: made.pieces } : {}), ...(made.endAfterWrite ? { endAfterWrite: true } : {}) },
+    raw: {
+      bytes: made.bytes,
+      methods: made.methods ?? ['POST'],
+      stalls: made.stalls === true,
+      ...(made.pieces ? { pieces: made.pieces } : {}),
+      ...(made.endAfterWrite ? { endAfterWrite: true } : {}),
+    },
     refused: false,
     mayGoUnanswered: true,
     ...(made.bare ? { bareRefusal: made.bare } : {}),
@@ -814,21 +1311,33 @@ function namesCase(prng: Prng): FuzzCase {
       family: 'names',
       label: `get ${JSON.stringify(name)}`,
       spec: { method: 'GET', path: `/v1/databases/${encodeURIComponent(name)}`, headers: bearer(key) },
-      refused: !(['fuzz', 'sandbox', 'other', LONG_NAME].includes(name) && key === keys.root) && !(['fuzz', 'sandbox'].includes(name) && key === keys.reader),
+      refused:
+        !(['fuzz', 'sandbox', 'other', LONG_NAME].includes(name) && key === keys.root) &&
+        !(['fuzz', 'sandbox'].includes(name) && key === keys.reader),
     };
   }
   if (where === 2) {
     return {
       family: 'names',
       label: `restore to ${JSON.stringify(name)}`,
-      spec: { method: 'POST', path: '/v1/databases/fuzz/restore', headers: jsonHeaders(keys.reader), body: json({ position: '1', target: name }) },
+      spec: {
+        method: 'POST',
+        path: '/v1/databases/fuzz/restore',
+        headers: jsonHeaders(keys.reader),
+        body: json({ position: '1', target: name }),
+      },
       refused: true,
     };
   }
   return {
     family: 'names',
     label: `key pattern ${JSON.stringify(name)}`,
-    spec: { method: 'POST', path: '/v1/keys', headers: jsonHeaders(keys.reader), body: json({ name: 'n', databases: [name], actions: ['read'] }) },
+    spec: {
+      method: 'POST',
+      path: '/v1/keys',
+      headers: jsonHeaders(keys.reader),
+      body: json({ name: 'n', databases: [name], actions: ['read'] }),
+    },
     refused: true,
   };
 }
@@ -841,12 +1350,20 @@ function signedCase(prng: Prng): FuzzCase {
   const url = (path: string) => `${server.url}${path}`;
   const write = json({ statements: [{ sql: prng.pick(WRITES_SQL) }] });
   const path = '/v1/databases/fuzz/query';
-  const headersOf = (record: Record<string, string>): Array<[string, string]> => [...Object.entries(record), ['content-type', 'application/json']];
+  const headersOf = (record: Record<string, string>): Array<[string, string]> => [
+    ...Object.entries(record),
+    ['content-type', 'application/json'],
+  ];
   const kind = prng.below(10);
   if (kind === 0) {
     // Correct, by the read-only key: signed is not the same as allowed.
     const signed = signatureHeaders({ key: keys.reader, method: 'POST', url: url(path), body: write });
-    return { family: 'signed', label: 'reader key, valid signature, write', spec: { method: 'POST', path, headers: headersOf(signed), body: write }, refused: true };
+    return {
+      family: 'signed',
+      label: 'reader key, valid signature, write',
+      spec: { method: 'POST', path, headers: headersOf(signed), body: write },
+      refused: true,
+    };
   }
   if (kind === 1) {
     // Correct, by the root key, on the sandbox, sent twice on one connection: the second is a replay.
@@ -864,7 +1381,9 @@ function signedCase(prng: Prng): FuzzCase {
         const second = responses[1];
         if (!second) return `${responses.length} answers to two pipelined requests`;
         const code = (JSON.parse(second.body.toString('utf8')) as { error?: { code?: string } }).error?.code;
-        return second.status === 401 && code === 'SIGNATURE_REPLAYED' ? undefined : `the replay was answered ${second.status} ${code ?? ''}`;
+        return second.status === 401 && code === 'SIGNATURE_REPLAYED'
+          ? undefined
+          : `the replay was answered ${second.status} ${code ?? ''}`;
       },
     };
   }
@@ -884,15 +1403,50 @@ function signedCase(prng: Prng): FuzzCase {
       break;
     }
     case 4:
-      signed['x-litebase-signature'] = prng.pick(['', 'v1=', 'v2=' + '0'.repeat(64), 'v1=' + 'g'.repeat(64), 'v1=' + '0'.repeat(63), 'v1=' + '0'.repeat(65), '0'.repeat(64), `v1=${'ab'.repeat(32)} `, 'v1=' + 'A'.repeat(64)]);
+      signed['x-litebase-signature'] = prng.pick([
+        '',
+        'v1=',
+        'v2=' + '0'.repeat(64),
+        'v1=' + 'g'.repeat(64),
+        'v1=' + '0'.repeat(63),
+        'v1=' + '0'.repeat(65),
+        '0'.repeat(64),
+        `v1=${'ab'.repeat(32)} `,
+        'v1=' + 'A'.repeat(64),
+      ]);
       label = `malformed signature ${signed['x-litebase-signature']?.slice(0, 12)}`;
       break;
     case 5:
-      signed['x-litebase-date'] = prng.pick(['', 'yesterday', 'NaN', '-1', '1e12', '9'.repeat(15), '9'.repeat(16), '2026-13-45T99:99:99Z', '2026-11-25T10:00:00', '2026-11-25 10:00:00Z', '0x10', ' 0', `${Date.now()}.5`]);
+      signed['x-litebase-date'] = prng.pick([
+        '',
+        'yesterday',
+        'NaN',
+        '-1',
+        '1e12',
+        '9'.repeat(15),
+        '9'.repeat(16),
+        '2026-13-45T99:99:99Z',
+        '2026-11-25T10:00:00',
+        '2026-11-25 10:00:00Z',
+        '0x10',
+        ' 0',
+        `${Date.now()}.5`,
+      ]);
       label = `date ${JSON.stringify(signed['x-litebase-date'])}`;
       break;
     case 6:
-      signed['x-litebase-key-id'] = prng.pick(['', 'ROOT', 'Root', keys.readerId.toUpperCase(), 'abcdefghijkl', keys.revokedId, '../../../etc', 'a'.repeat(2000), 'lb_x', '*']);
+      signed['x-litebase-key-id'] = prng.pick([
+        '',
+        'ROOT',
+        'Root',
+        keys.readerId.toUpperCase(),
+        'abcdefghijkl',
+        keys.revokedId,
+        '../../../etc',
+        'a'.repeat(2000),
+        'lb_x',
+        '*',
+      ]);
       label = `key id ${JSON.stringify(signed['x-litebase-key-id']?.slice(0, 20))}`;
       break;
     case 7:
@@ -918,34 +1472,82 @@ function existingCase(prng: Prng): FuzzCase {
   const existing = prng.pick(['fuzz', 'sandbox', 'other', LONG_NAME]);
   const kind = prng.below(8);
   if (kind === 0) {
-    return { family: 'existing', label: 'compact fuzz', spec: { method: 'POST', path: '/v1/databases/fuzz/compact', headers: bearer(keys.root) }, refused: false };
+    return {
+      family: 'existing',
+      label: 'compact fuzz',
+      spec: { method: 'POST', path: '/v1/databases/fuzz/compact', headers: bearer(keys.root) },
+      refused: false,
+    };
   }
   if (kind < 4) {
-    return { family: 'existing', label: `create ${existing}`, spec: { method: 'POST', path: '/v1/databases', headers: jsonHeaders(keys.root), body: json({ name: existing }) }, refused: true };
+    return {
+      family: 'existing',
+      label: `create ${existing}`,
+      spec: { method: 'POST', path: '/v1/databases', headers: jsonHeaders(keys.root), body: json({ name: existing }) },
+      refused: true,
+    };
   }
   const source = prng.pick(['fuzz', 'sandbox', 'other']);
-  const body = { ...(prng.chance(0.5) ? { position: '1' } : { timestamp: new Date(Date.now() - prng.below(60_000)).toISOString() }), target: existing, ...(prng.chance(0.5) ? { wait: true } : {}) };
-  return { family: 'existing', label: `restore ${source} onto ${existing}`, spec: { method: 'POST', path: `/v1/databases/${source}/restore`, headers: jsonHeaders(keys.root), body: json(body) }, refused: true };
+  const body = {
+    ...(prng.chance(0.5) ? { position: '1' } : { timestamp: new Date(Date.now() - prng.below(60_000)).toISOString() }),
+    target: existing,
+    ...(prng.chance(0.5) ? { wait: true } : {}),
+  };
+  return {
+    family: 'existing',
+    label: `restore ${source} onto ${existing}`,
+    spec: { method: 'POST', path: `/v1/databases/${source}/restore`, headers: jsonHeaders(keys.root), body: json(body) },
+    refused: true,
+  };
 }
 
 /** Requests that may succeed, in the sandbox database: writes, interactive transactions. */
 function sandboxCase(prng: Prng): FuzzCase {
   const kind = prng.below(4);
   if (kind === 0) {
-    const statements = [{ sql: prng.pick(["INSERT INTO t(b) VALUES ('s')", 'UPDATE t SET c = c + 1 WHERE a < 5', 'DELETE FROM t WHERE a > 35']) }];
-    return { family: 'sandbox', label: 'write', spec: { method: 'POST', path: '/v1/databases/sandbox/query', headers: jsonHeaders(keys.root), body: json({ statements }) }, refused: false };
+    const statements = [
+      { sql: prng.pick(["INSERT INTO t(b) VALUES ('s')", 'UPDATE t SET c = c + 1 WHERE a < 5', 'DELETE FROM t WHERE a > 35']) },
+    ];
+    return {
+      family: 'sandbox',
+      label: 'write',
+      spec: { method: 'POST', path: '/v1/databases/sandbox/query', headers: jsonHeaders(keys.root), body: json({ statements }) },
+      refused: false,
+    };
   }
   if (kind === 1) {
-    return { family: 'sandbox', label: 'begin', spec: { method: 'POST', path: '/v1/databases/sandbox/transactions', headers: jsonHeaders(keys.root), body: json({ timeoutMs: prng.between(1, 300) }) }, refused: false };
+    return {
+      family: 'sandbox',
+      label: 'begin',
+      spec: {
+        method: 'POST',
+        path: '/v1/databases/sandbox/transactions',
+        headers: jsonHeaders(keys.root),
+        body: json({ timeoutMs: prng.between(1, 300) }),
+      },
+      refused: false,
+    };
   }
   if (kind === 2) {
-    return { family: 'sandbox', label: 'read', spec: { method: 'POST', path: '/v1/databases/fuzz/query', headers: jsonHeaders(keys.reader), body: json({ statements: [{ sql: prng.pick(READS_SQL) }] }) }, refused: false };
+    return {
+      family: 'sandbox',
+      label: 'read',
+      spec: {
+        method: 'POST',
+        path: '/v1/databases/fuzz/query',
+        headers: jsonHeaders(keys.reader),
+        body: json({ statements: [{ sql: prng.pick(READS_SQL) }] }),
+      },
+      refused: false,
+    };
   }
   const asOther = prng.chance(0.5);
   const checkList = (body: string) => {
     const names = ((JSON.parse(body) as { databases?: Array<{ name: string }> }).databases ?? []).map((database) => database.name);
     const expected = asOther ? ['other'] : [];
-    return names.join() === expected.join() ? undefined : `the ${asOther ? 'other-database' : 'catastrophic-pattern'} key sees ${names.join(', ')}`;
+    return names.join() === expected.join()
+      ? undefined
+      : `the ${asOther ? 'other-database' : 'catastrophic-pattern'} key sees ${names.join(', ')}`;
   };
   return {
     family: 'sandbox',
@@ -987,7 +1589,9 @@ async function runCase(id: number, tally: Tally): Promise<void> {
   tally.cases++;
   tally.msByFamily.set(fuzzCase.family, (tally.msByFamily.get(fuzzCase.family) ?? 0) + performance.now() - started);
   if (process.env.LITEBASE_FUZZ_SLOW && performance.now() - started > Number(process.env.LITEBASE_FUZZ_SLOW)) {
-    console.log(`slow: case ${id} [${fuzzCase.family}] ${fuzzCase.label.slice(0, 100)} ${(performance.now() - started).toFixed(0)} ms, ${outcome.responses.length} answers${outcome.timedOut ? ', timed out' : ''}`);
+    console.log(
+      `slow: case ${id} [${fuzzCase.family}] ${fuzzCase.label.slice(0, 100)} ${(performance.now() - started).toFixed(0)} ms, ${outcome.responses.length} answers${outcome.timedOut ? ', timed out' : ''}`,
+    );
   }
   tally.requests += Math.max(1, fuzzCase.raw?.methods.length ?? 1);
   tally.byFamily.set(fuzzCase.family, (tally.byFamily.get(fuzzCase.family) ?? 0) + 1);
@@ -998,7 +1602,8 @@ async function runCase(id: number, tally: Tally): Promise<void> {
     // node:http requests must be answered, except when the server refused the body early (413,
     // 401) and closed while the client was still writing: the socket error wins over the answer.
     const lostToEarlyClose = outcome.transport === 'http' && outcome.closedEarly && (fuzzCase.spec?.body?.length ?? 0) > 64 * 1024;
-    if (!fuzzCase.mayGoUnanswered && !lostToEarlyClose) tally.failures.push(`${where}: no answer (${outcome.timedOut ? 'timed out' : 'connection closed'})`);
+    if (!fuzzCase.mayGoUnanswered && !lostToEarlyClose)
+      tally.failures.push(`${where}: no answer (${outcome.timedOut ? 'timed out' : 'connection closed'})`);
     return;
   }
   if (outcome.garbage) tally.failures.push(`${where}: unparseable bytes after the answers: ${JSON.stringify(outcome.garbage)}`);
@@ -1026,7 +1631,17 @@ describe('hostile input', () => {
     // The statement guard read past neither a leading ";" nor a quoted or commented PRAGMA name:
     // `[INSERT, ";COMMIT"]` committed behind the log's back (500, data the log never saw) and
     // `PRAGMA/**/"locking_mode" = EXCLUSIVE` in a write batch left every later write failing.
-    for (const sql of [';BEGIN', ' ; ;COMMIT', "; ATTACH '/etc/passwd' AS p", ';VACUUM', ';PRAGMA journal_mode = DELETE', 'PRAGMA "journal_mode"', 'PRAGMA/**/locking_mode = EXCLUSIVE', 'PRAGMA main.[wal_autocheckpoint] = 1', "PRAGMA 'synchronous' = OFF"]) {
+    for (const sql of [
+      ';BEGIN',
+      ' ; ;COMMIT',
+      "; ATTACH '/etc/passwd' AS p",
+      ';VACUUM',
+      ';PRAGMA journal_mode = DELETE',
+      'PRAGMA "journal_mode"',
+      'PRAGMA/**/locking_mode = EXCLUSIVE',
+      'PRAGMA main.[wal_autocheckpoint] = 1',
+      "PRAGMA 'synchronous' = OFF",
+    ]) {
       const refused = await query('fuzz', [{ sql: "INSERT INTO t(b) VALUES ('x')" }, { sql }]);
       expect(refused.status, sql).toBe(400);
       expect(refused.body.error.code, sql).toMatch(/^(STATEMENT_NOT_ALLOWED|TRANSACTION_CONTROL_NOT_ALLOWED)$/);
@@ -1040,12 +1655,18 @@ describe('hostile input', () => {
     expect(after.body.results[0].rows[0]).toHaveLength(2);
     // A key pattern that a regular expression backtracks on forever (it hung the event loop).
     const started = performance.now();
-    expect((await server.request('GET', `/v1/databases/${LONG_NAME}`, undefined, { authorization: `Bearer ${keys.catastrophic}` })).status).toBe(403);
-    expect((await server.request('GET', '/v1/databases', undefined, { authorization: `Bearer ${keys.catastrophic}` })).body.databases).toEqual([]);
+    expect(
+      (await server.request('GET', `/v1/databases/${LONG_NAME}`, undefined, { authorization: `Bearer ${keys.catastrophic}` })).status,
+    ).toBe(403);
+    expect(
+      (await server.request('GET', '/v1/databases', undefined, { authorization: `Bearer ${keys.catastrophic}` })).body.databases,
+    ).toEqual([]);
     expect(performance.now() - started).toBeLessThan(2000);
     // What fastify and node answer before our handlers: the API's error shape all the same.
     const shaped = async (spec: RequestSpec | Buffer, status: number, code: string) => {
-      const outcome = Buffer.isBuffer(spec) ? await sendRaw(port, spec, { timeoutMs: REQUEST_TIMEOUT_MS, methods: ['GET'] }) : await sendHttp(agent, port, spec, REQUEST_TIMEOUT_MS);
+      const outcome = Buffer.isBuffer(spec)
+        ? await sendRaw(port, spec, { timeoutMs: REQUEST_TIMEOUT_MS, methods: ['GET'] })
+        : await sendHttp(agent, port, spec, REQUEST_TIMEOUT_MS);
       const response = outcome.responses[0];
       expect(response?.status, code).toBe(status);
       expect(JSON.parse(response?.body.toString() ?? '').error.code).toBe(code);
@@ -1067,14 +1688,18 @@ describe('hostile input', () => {
     });
     expect(write.status, JSON.stringify(write.body)).toBe(200);
     // Someone else tries to end it: another key, no key, a revoked key, the id under another database.
-    for (const [key, status] of [[keys.reader, 403], [keys.other, 403], [keys.revoked, 401]] as const) {
+    for (const [key, status] of [
+      [keys.reader, 403],
+      [keys.other, 403],
+      [keys.revoked, 401],
+    ] as const) {
       expect((await server.request('POST', `/v1/databases/fuzz/transactions/${id}/commit`, undefined, as(key))).status).toBe(status);
     }
     expect((await fetch(`${server.url}/v1/databases/fuzz/transactions/${id}/commit`, { method: 'POST' })).status).toBe(401);
     expect((await server.request('POST', `/v1/databases/sandbox/transactions/${id}/commit`)).status).toBe(404);
     expect((await server.request('POST', `/v1/databases/other/transactions/${id}/commit`, undefined, as(keys.other))).status).toBe(404);
     // A statement the guard refuses inside it, and one hidden behind a semicolon, end nothing early.
-    for (const sql of [';COMMIT', 'COMMIT', '/* x */ END', "PRAGMA/**/\"locking_mode\" = EXCLUSIVE", "; ATTACH ':memory:' AS m"]) {
+    for (const sql of [';COMMIT', 'COMMIT', '/* x */ END', 'PRAGMA/**/"locking_mode" = EXCLUSIVE', "; ATTACH ':memory:' AS m"]) {
       const refused = await server.request('POST', `/v1/databases/fuzz/transactions/${id}/query`, { statements: [{ sql }] });
       expect(refused.status, sql).toBeGreaterThanOrEqual(400);
       expect(refused.status, sql).toBeLessThan(500);
@@ -1088,7 +1713,9 @@ describe('hostile input', () => {
     await new Promise((resolve) => setTimeout(resolve, 500));
     expect((await server.request('POST', `/v1/databases/fuzz/transactions/${short}/commit`)).status).toBe(409);
     expect(await fingerprint()).toEqual(initial);
-    const count = await server.request('POST', '/v1/databases/fuzz/query', { statements: [{ sql: "SELECT count(*) FROM t WHERE b IS NULL OR b = 'inside'" }] });
+    const count = await server.request('POST', '/v1/databases/fuzz/query', {
+      statements: [{ sql: "SELECT count(*) FROM t WHERE b IS NULL OR b = 'inside'" }],
+    });
     expect(count.body.results[0].rows).toEqual([[0]]);
   });
 
@@ -1096,7 +1723,15 @@ describe('hostile input', () => {
     console.log(`hostile-input: seed ${SEED} (replay with LITEBASE_FUZZ_SEED=${SEED}), ${CASES} cases, concurrency ${CONCURRENCY}`);
     const started = Date.now();
     const cpuBefore = { self: process.cpuUsage(), server: serverCpuMs() };
-    const tally: Tally = { cases: 0, requests: 0, byFamily: new Map(), msByFamily: new Map(), byStatus: new Map(), unanswered: 0, failures: [] };
+    const tally: Tally = {
+      cases: 0,
+      requests: 0,
+      byFamily: new Map(),
+      msByFamily: new Map(),
+      byStatus: new Map(),
+      unanswered: 0,
+      failures: [],
+    };
     let next = 0;
     let lastHealthCheck = 0;
     const worker = async () => {
@@ -1105,14 +1740,18 @@ describe('hostile input', () => {
         if (id >= CASES) return;
         await runCase(id, tally);
         if (server.child.exitCode !== null || server.child.signalCode !== null) {
-          throw new Error(`the server exited (${server.child.exitCode ?? server.child.signalCode}) after case ${id}:\n${server.output.slice(-3000)}`);
+          throw new Error(
+            `the server exited (${server.child.exitCode ?? server.child.signalCode}) after case ${id}:\n${server.output.slice(-3000)}`,
+          );
         }
         if (id - lastHealthCheck >= 500) {
           lastHealthCheck = id;
           // A server that stopped answering (an event loop stuck in a regex, say) fails the run now.
-          const health = await fetch(`${server.url}/healthz`, { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) }).catch((error: unknown) => {
-            throw new Error(`/healthz did not answer after case ${id}: ${(error as Error).message}`);
-          });
+          const health = await fetch(`${server.url}/healthz`, { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) }).catch(
+            (error: unknown) => {
+              throw new Error(`/healthz did not answer after case ${id}: ${(error as Error).message}`);
+            },
+          );
           if (health.status !== 200) tally.failures.push(`after case ${id}: /healthz answered ${health.status}`);
         }
       }
@@ -1125,14 +1764,22 @@ describe('hostile input', () => {
       .sort((a, b) => b[1] - a[1])
       .map(([name, n]) => `${name}=${n} (${((tally.msByFamily.get(name) ?? 0) / n).toFixed(1)} ms avg)`)
       .join(', ');
-    const statuses = [...tally.byStatus.entries()].sort((a, b) => b[1] - a[1]).map(([status, n]) => `${status}:${n}`).join(' ');
+    const statuses = [...tally.byStatus.entries()]
+      .sort((a, b) => b[1] - a[1])
+      .map(([status, n]) => `${status}:${n}`)
+      .join(' ');
     console.log(`hostile-input: ${tally.cases} cases (${tally.requests} requests) in ${elapsed} ms; ${families}`);
     console.log(`hostile-input: statuses ${statuses}; unanswered ${tally.unanswered}`);
-    console.log(`hostile-input: CPU: this process ${((cpu.self.user + cpu.self.system) / 1000).toFixed(0)} ms, server ${cpu.server.toFixed(0)} ms`);
+    console.log(
+      `hostile-input: CPU: this process ${((cpu.self.user + cpu.self.system) / 1000).toFixed(0)} ms, server ${cpu.server.toFixed(0)} ms`,
+    );
     // One line per kind of failure (numbers blurred), with its count and first example.
     const kinds = new Map<string, { count: number; example: string }>();
     for (const failure of tally.failures) {
-      const kind = failure.replace(/^case \d+ /, '').replace(/\d+/g, 'N').slice(0, 160);
+      const kind = failure
+        .replace(/^case \d+ /, '')
+        .replace(/\d+/g, 'N')
+        .slice(0, 160);
       const entry = kinds.get(kind) ?? { count: 0, example: failure };
       entry.count++;
       kinds.set(kind, entry);
@@ -1150,7 +1797,9 @@ describe('hostile input', () => {
     const timings: number[] = [];
     for (let i = 0; i < 20; i++) {
       const began = performance.now();
-      const response = await server.request('POST', '/v1/databases/fuzz/query', { statements: [{ sql: 'SELECT count(*), sum(a) FROM t' }, { sql: 'SELECT k FROM u ORDER BY k' }] });
+      const response = await server.request('POST', '/v1/databases/fuzz/query', {
+        statements: [{ sql: 'SELECT count(*), sum(a) FROM t' }, { sql: 'SELECT k FROM u ORDER BY k' }],
+      });
       timings.push(performance.now() - began);
       expect(response.status).toBe(200);
       expect(response.body.results[0].rows).toEqual([[40, 820]]);
@@ -1160,7 +1809,12 @@ describe('hostile input', () => {
     console.log(`hostile-input: normal query afterwards: median ${timings[10]?.toFixed(1)} ms, max ${timings[19]?.toFixed(1)} ms`);
     expect(timings[10]).toBeLessThan(50);
     // The read-only key is still valid and still read-only.
-    const stillReader = await server.request('POST', '/v1/databases/fuzz/query', { statements: [{ sql: 'DELETE FROM t' }] }, { authorization: `Bearer ${keys.reader}` });
+    const stillReader = await server.request(
+      'POST',
+      '/v1/databases/fuzz/query',
+      { statements: [{ sql: 'DELETE FROM t' }] },
+      { authorization: `Bearer ${keys.reader}` },
+    );
     expect(stillReader.status).toBe(403);
     expect(await fingerprint()).toEqual(initial);
   }, 120_000);

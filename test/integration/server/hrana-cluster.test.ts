@@ -35,7 +35,11 @@ afterAll(async () => {
   for (const server of servers.splice(0)) await server.stop('SIGKILL');
 });
 
-async function pipeline(node: TestServer, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: any; headers: Headers }> {
+async function pipeline(
+  node: TestServer,
+  body: unknown,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: any; headers: Headers }> {
   const response = await fetch(`${node.url}/v1/databases/app/v2/pipeline`, {
     method: 'POST',
     headers: { authorization: `Bearer ${node.key}`, 'content-type': 'application/json', ...headers },
@@ -47,13 +51,23 @@ async function pipeline(node: TestServer, body: unknown, headers: Record<string,
 describe('Hrana through a Replica', () => {
   it('forwards writes, answers reads after the position it is asked for, round-trips every value type', async () => {
     await client.execute('CREATE TABLE items(id INTEGER PRIMARY KEY, name TEXT UNIQUE, price REAL, data BLOB)');
-    const insert = await client.execute({ sql: 'INSERT INTO items(name, price, data) VALUES (?, ?, ?)', args: ['a', 1.5, new Uint8Array([1, 2])] });
+    const insert = await client.execute({
+      sql: 'INSERT INTO items(name, price, data) VALUES (?, ?, ?)',
+      args: ['a', 1.5, new Uint8Array([1, 2])],
+    });
     expect(insert.lastInsertRowid).toBe(1n);
     // Raw: the write's answer names its position; a read on the Replica waits for it.
-    const write = await pipeline(replica, { baton: null, requests: [{ type: 'execute', stmt: { sql: "INSERT INTO items(name) VALUES ('b')" } }, { type: 'close' }] });
+    const write = await pipeline(replica, {
+      baton: null,
+      requests: [{ type: 'execute', stmt: { sql: "INSERT INTO items(name) VALUES ('b')" } }, { type: 'close' }],
+    });
     const position = write.headers.get('x-litebase-position');
     expect(position).toMatch(/^\d+$/);
-    const read = await pipeline(replica, { baton: null, requests: [{ type: 'execute', stmt: { sql: 'SELECT count(*) FROM items' } }, { type: 'close' }] }, { 'x-litebase-min-position': position ?? '' });
+    const read = await pipeline(
+      replica,
+      { baton: null, requests: [{ type: 'execute', stmt: { sql: 'SELECT count(*) FROM items' } }, { type: 'close' }] },
+      { 'x-litebase-min-position': position ?? '' },
+    );
     expect(read.body.results[0].response.result.rows).toEqual([[{ type: 'integer', value: '2' }]]);
     expect(BigInt(read.headers.get('x-litebase-position') ?? '0')).toBeGreaterThanOrEqual(BigInt(position ?? '0'));
 
@@ -68,8 +82,16 @@ describe('Hrana through a Replica', () => {
     const written = await client.batch(["INSERT INTO items(name) VALUES ('w1')", 'SELECT count(*) AS n FROM items'], 'write');
     expect(written[1]?.rows[0]?.n).toBe(3n);
     await client.batch(["INSERT INTO items(name) VALUES ('d1')"], 'deferred');
-    const position = (await primary.request('GET', '/v1/databases/app')).body.database?.position ?? (await primary.request('GET', '/v1/databases/app')).body.position;
-    await waitFor(async () => (await replica.request('POST', '/v1/databases/app/query', { statements: [{ sql: 'SELECT 1' }], minPosition: String(position) })).status === 200, 10_000, 'the replica to catch up');
+    const position =
+      (await primary.request('GET', '/v1/databases/app')).body.database?.position ??
+      (await primary.request('GET', '/v1/databases/app')).body.position;
+    await waitFor(
+      async () =>
+        (await replica.request('POST', '/v1/databases/app/query', { statements: [{ sql: 'SELECT 1' }], minPosition: String(position) }))
+          .status === 200,
+      10_000,
+      'the replica to catch up',
+    );
     const read = await client.batch(['SELECT count(*) AS n FROM items'], 'read');
     expect(read[0]?.rows[0]?.n).toBe(4n);
 
@@ -80,11 +102,16 @@ describe('Hrana through a Replica', () => {
     const rolledBack = await client.transaction('write');
     await rolledBack.execute("INSERT INTO items(name) VALUES ('t2')");
     await rolledBack.rollback();
-    const failed = await client.batch(["INSERT INTO items(name) VALUES ('f')", "INSERT INTO items(name) VALUES ('t1')"], 'write').catch((error: unknown) => error);
+    const failed = await client
+      .batch(["INSERT INTO items(name) VALUES ('f')", "INSERT INTO items(name) VALUES ('t1')"], 'write')
+      .catch((error: unknown) => error);
     expect((failed as LibsqlError).code).toBe('SQLITE_CONSTRAINT');
 
     await client.executeMultiple("INSERT INTO items(name) VALUES ('m1'); INSERT INTO items(name) VALUES ('m2');");
-    const names = await client.batch(["SELECT group_concat(name, ',') AS names FROM (SELECT name FROM items WHERE name IN ('t1', 't2', 'f', 'm1', 'm2') ORDER BY name)"], 'write');
+    const names = await client.batch(
+      ["SELECT group_concat(name, ',') AS names FROM (SELECT name FROM items WHERE name IN ('t1', 't2', 'f', 'm1', 'm2') ORDER BY name)"],
+      'write',
+    );
     expect(names[0]?.rows[0]?.names).toBe('m1,m2,t1');
   });
 
@@ -94,32 +121,66 @@ describe('Hrana through a Replica', () => {
     const holder = await primaryClient.transaction('write');
     await holder.execute("INSERT INTO items(name) VALUES ('held')");
     const reads = client.batch(['SELECT count(*) AS n FROM items', "SELECT count(*) AS n FROM items WHERE name = 'held'"]);
-    const answered = await Promise.race([reads.then((results) => results[1]?.rows[0]?.n), new Promise((resolve) => setTimeout(() => resolve('waited'), 3000))]);
+    const answered = await Promise.race([
+      reads.then((results) => results[1]?.rows[0]?.n),
+      new Promise((resolve) => setTimeout(() => resolve('waited'), 3000)),
+    ]);
     expect(answered).toBe(0n);
     await holder.commit();
     primaryClient.close();
-    const written = await client.batch(["INSERT INTO items(name) VALUES ('deferred-write')", "SELECT count(*) AS n FROM items WHERE name IN ('held', 'deferred-write')"]);
+    const written = await client.batch([
+      "INSERT INTO items(name) VALUES ('deferred-write')",
+      "SELECT count(*) AS n FROM items WHERE name IN ('held', 'deferred-write')",
+    ]);
     expect(written[1]?.rows[0]?.n).toBe(2n);
     // A deferred BEGIN without its COMMIT in the request is interactive: it goes to the Primary at once.
-    const begun = await pipeline(replica, { baton: null, requests: [{ type: 'execute', stmt: { sql: 'BEGIN' } }, { type: 'execute', stmt: { sql: 'SELECT 1' } }] });
+    const begun = await pipeline(replica, {
+      baton: null,
+      requests: [
+        { type: 'execute', stmt: { sql: 'BEGIN' } },
+        { type: 'execute', stmt: { sql: 'SELECT 1' } },
+      ],
+    });
     expect(Buffer.from(String(begun.body.baton).split('.')[0] ?? '', 'base64url').toString()).toBe('n1');
     const ended = await pipeline(replica, {
       baton: begun.body.baton,
-      requests: [{ type: 'execute', stmt: { sql: "INSERT INTO items(name) VALUES ('interactive')" } }, { type: 'execute', stmt: { sql: 'COMMIT' } }, { type: 'close' }],
+      requests: [
+        { type: 'execute', stmt: { sql: "INSERT INTO items(name) VALUES ('interactive')" } },
+        { type: 'execute', stmt: { sql: 'COMMIT' } },
+        { type: 'close' },
+      ],
     });
     expect(ended.body.results.map((result: { type: string }) => result.type)).toEqual(['ok', 'ok', 'ok']);
   });
 
   it('moves a stream the Replica kept to the Primary when it starts writing, and forwards its later requests there', async () => {
-    const opened = await pipeline(replica, { baton: null, requests: [{ type: 'store_sql', sql_id: 7, sql: "INSERT INTO items(name) VALUES ('moved')" }, { type: 'execute', stmt: { sql: 'SELECT 1' } }] });
+    const opened = await pipeline(replica, {
+      baton: null,
+      requests: [
+        { type: 'store_sql', sql_id: 7, sql: "INSERT INTO items(name) VALUES ('moved')" },
+        { type: 'execute', stmt: { sql: 'SELECT 1' } },
+      ],
+    });
     expect(opened.body.results.map((result: { type: string }) => result.type)).toEqual(['ok', 'ok']);
-    const moved = await pipeline(replica, { baton: opened.body.baton, requests: [{ type: 'execute', stmt: { sql: 'BEGIN' } }, { type: 'execute', stmt: { sql_id: 7 } }] });
+    const moved = await pipeline(replica, {
+      baton: opened.body.baton,
+      requests: [
+        { type: 'execute', stmt: { sql: 'BEGIN' } },
+        { type: 'execute', stmt: { sql_id: 7 } },
+      ],
+    });
     expect(moved.body.results.map((result: { type: string }) => result.type)).toEqual(['ok', 'ok']);
     expect(moved.body.baton).not.toBe(opened.body.baton);
-    const committed = await pipeline(replica, { baton: moved.body.baton, requests: [{ type: 'execute', stmt: { sql: 'COMMIT' } }, { type: 'close' }] });
+    const committed = await pipeline(replica, {
+      baton: moved.body.baton,
+      requests: [{ type: 'execute', stmt: { sql: 'COMMIT' } }, { type: 'close' }],
+    });
     expect(committed.body.results.map((result: { type: string }) => result.type)).toEqual(['ok', 'ok']);
     expect(committed.body.baton).toBeNull();
-    const check = await pipeline(primary, { baton: null, requests: [{ type: 'execute', stmt: { sql: "SELECT count(*) FROM items WHERE name = 'moved'" } }, { type: 'close' }] });
+    const check = await pipeline(primary, {
+      baton: null,
+      requests: [{ type: 'execute', stmt: { sql: "SELECT count(*) FROM items WHERE name = 'moved'" } }, { type: 'close' }],
+    });
     expect(check.body.results[0].response.result.rows).toEqual([[{ type: 'integer', value: '1' }]]);
   });
 
@@ -130,7 +191,10 @@ describe('Hrana through a Replica', () => {
     await waitFor(async () => (await reader.execute('SELECT 1 AS one')).rows[0]?.one === 1n, 10_000, 'the key on the replica');
     const write = await reader.execute("INSERT INTO items(name) VALUES ('no')").catch((error: unknown) => error);
     expect((write as LibsqlError).code).toBe('PERMISSION_DENIED');
-    const transaction = await reader.transaction('write').then((tx) => tx.execute("INSERT INTO items(name) VALUES ('no')")).catch((error: unknown) => error);
+    const transaction = await reader
+      .transaction('write')
+      .then((tx) => tx.execute("INSERT INTO items(name) VALUES ('no')"))
+      .catch((error: unknown) => error);
     expect((transaction as LibsqlError).code).toBe('PERMISSION_DENIED');
     reader.close();
   });

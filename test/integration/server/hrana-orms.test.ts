@@ -60,7 +60,11 @@ function migrationsFolder(): string {
   mkdirSync(path.join(folder, 'meta'));
   writeFileSync(
     path.join(folder, 'meta', '_journal.json'),
-    JSON.stringify({ version: '7', dialect: 'sqlite', entries: [{ idx: 0, version: '6', when: 1765000000000, tag: '0000_init', breakpoints: true }] }),
+    JSON.stringify({
+      version: '7',
+      dialect: 'sqlite',
+      entries: [{ idx: 0, version: '6', when: 1765000000000, tag: '0000_init', breakpoints: true }],
+    }),
   );
   writeFileSync(
     path.join(folder, '0000_init.sql'),
@@ -119,17 +123,29 @@ describe.each([
   });
 
   it('Kysely: schema, CRUD and transactions', async () => {
-    const db = new Kysely<KyselyDatabase>({ dialect: new LibsqlDialect({
+    const db = new Kysely<KyselyDatabase>({
+      dialect: new LibsqlDialect({
         // @libsql/kysely-libsql types a client of its own (older) @libsql/core; the object is the same client.
-        client: clientFor(node(), `kysely-${suffix}`) as unknown as ConstructorParameters<typeof LibsqlDialect>[0] extends { client?: infer C } ? C : never,
-      }) });
+        client: clientFor(node(), `kysely-${suffix}`) as unknown as ConstructorParameters<typeof LibsqlDialect>[0] extends {
+          client?: infer C;
+        }
+          ? C
+          : never,
+      }),
+    });
     await db.schema
       .createTable('pets')
       .addColumn('id', 'integer', (column) => column.primaryKey().autoIncrement())
       .addColumn('name', 'text', (column) => column.notNull().unique())
       .addColumn('age', 'integer')
       .execute();
-    await db.insertInto('pets').values([{ name: 'rex', age: 3 }, { name: 'tom', age: null }]).execute();
+    await db
+      .insertInto('pets')
+      .values([
+        { name: 'rex', age: 3 },
+        { name: 'tom', age: null },
+      ])
+      .execute();
     await db.updateTable('pets').set({ age: 4 }).where('name', '=', 'rex').execute();
     await db.transaction().execute(async (trx) => {
       await trx.insertInto('pets').values({ name: 'kit', age: 1 }).execute();

@@ -27,7 +27,12 @@ afterAll(async () => {
 });
 
 /** A raw Hrana request: the body and headers as they came. */
-async function hrana(path: string, body: unknown, key = server.key, headers: Record<string, string> = {}): Promise<{ status: number; body: any; text: string; headers: Headers }> {
+async function hrana(
+  path: string,
+  body: unknown,
+  key = server.key,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: any; text: string; headers: Headers }> {
   const response = await fetch(new URL(path, base), {
     method: 'POST',
     headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', ...headers },
@@ -68,7 +73,17 @@ describe('Hrana over HTTP with @libsql/client', () => {
   });
 
   it('round-trips every value type exactly, integers and floats at their extremes', async () => {
-    const values = [9223372036854775807n, -9223372036854775808n, 0n, Number.MAX_VALUE, Number.MIN_VALUE, -0.5, 'héllo ✓', new Uint8Array([0, 1, 255]), null];
+    const values = [
+      9223372036854775807n,
+      -9223372036854775808n,
+      0n,
+      Number.MAX_VALUE,
+      Number.MIN_VALUE,
+      -0.5,
+      'héllo ✓',
+      new Uint8Array([0, 1, 255]),
+      null,
+    ];
     const placeholders = values.map(() => '?').join(', ');
     const result = await client.execute({ sql: `SELECT ${placeholders}`, args: values });
     const row = Array.from({ length: values.length }, (_, index) => result.rows[0]?.[index]);
@@ -76,7 +91,10 @@ describe('Hrana over HTTP with @libsql/client', () => {
     expect(new Uint8Array(row[7] as ArrayBuffer)).toEqual(values[7]);
     expect(row[8]).toBeNull();
     // Stored and read back through a table: the column types are kept.
-    await client.execute({ sql: 'INSERT INTO items(id, name, price, data, n) VALUES (?, ?, ?, ?, ?)', args: [9223372036854775807n, 'x', 2.25, new Uint8Array([7]), -9223372036854775808n] });
+    await client.execute({
+      sql: 'INSERT INTO items(id, name, price, data, n) VALUES (?, ?, ?, ?, ?)',
+      args: [9223372036854775807n, 'x', 2.25, new Uint8Array([7]), -9223372036854775808n],
+    });
     const stored = await client.execute('SELECT id, name, price, data, n, typeof(price) AS tp, typeof(n) AS tn FROM items');
     expect(stored.rows[0]?.id).toBe(9223372036854775807n);
     expect(stored.rows[0]?.n).toBe(-9223372036854775808n);
@@ -85,7 +103,10 @@ describe('Hrana over HTTP with @libsql/client', () => {
     await client.execute('DELETE FROM items');
 
     // On the wire: an integral REAL is a float, an INTEGER a decimal string.
-    const raw = await hrana('v2/pipeline', { baton: null, requests: [execute("SELECT 1.0, 1, 'x', x'00ff', NULL, -9223372036854775808"), { type: 'close' }] });
+    const raw = await hrana('v2/pipeline', {
+      baton: null,
+      requests: [execute("SELECT 1.0, 1, 'x', x'00ff', NULL, -9223372036854775808"), { type: 'close' }],
+    });
     expect(raw.status).toBe(200);
     expect(raw.headers.get('content-type')).toBe('application/json');
     expect(raw.body.results[0].response.result.rows[0]).toEqual([
@@ -97,8 +118,20 @@ describe('Hrana over HTTP with @libsql/client', () => {
       { type: 'integer', value: '-9223372036854775808' },
     ]);
     // A float argument binds as REAL even when it is integral.
-    const float = await hrana('v2/pipeline', { baton: null, requests: [execute('SELECT typeof(?), typeof(?)', [{ type: 'float', value: 3 }, { type: 'integer', value: '3' }]), { type: 'close' }] });
-    expect(float.body.results[0].response.result.rows[0]).toEqual([{ type: 'text', value: 'real' }, { type: 'text', value: 'integer' }]);
+    const float = await hrana('v2/pipeline', {
+      baton: null,
+      requests: [
+        execute('SELECT typeof(?), typeof(?)', [
+          { type: 'float', value: 3 },
+          { type: 'integer', value: '3' },
+        ]),
+        { type: 'close' },
+      ],
+    });
+    expect(float.body.results[0].response.result.rows[0]).toEqual([
+      { type: 'text', value: 'real' },
+      { type: 'text', value: 'integer' },
+    ]);
   });
 
   it('binds ?, ?NNN with holes and mixed with ?, and names with :, @, $ or no prefix', async () => {
@@ -113,14 +146,19 @@ describe('Hrana over HTTP with @libsql/client', () => {
   });
 
   it('runs batches in write, read and deferred mode; a failing write batch leaves nothing behind', async () => {
-    const written = await client.batch(["INSERT INTO items(name) VALUES ('w1')", "INSERT INTO items(name) VALUES ('w2')", 'SELECT count(*) AS n FROM items'], 'write');
+    const written = await client.batch(
+      ["INSERT INTO items(name) VALUES ('w1')", "INSERT INTO items(name) VALUES ('w2')", 'SELECT count(*) AS n FROM items'],
+      'write',
+    );
     expect(written[2]?.rows[0]?.n).toBe(2n);
     const deferred = await client.batch(["INSERT INTO items(name) VALUES ('d1')", 'SELECT count(*) AS n FROM items']);
     expect(deferred[1]?.rows[0]?.n).toBe(3n);
     const read = await client.batch(['SELECT count(*) AS n FROM items', "SELECT name FROM items WHERE name = 'w1'"], 'read');
     expect(read[0]?.rows[0]?.n).toBe(3n);
     expect(read[1]?.rows[0]?.name).toBe('w1');
-    const failed = await client.batch(["INSERT INTO items(name) VALUES ('f1')", "INSERT INTO items(name) VALUES ('w1')"], 'write').catch((error: unknown) => error);
+    const failed = await client
+      .batch(["INSERT INTO items(name) VALUES ('f1')", "INSERT INTO items(name) VALUES ('w1')"], 'write')
+      .catch((error: unknown) => error);
     expect(failed).toBeInstanceOf(LibsqlError);
     expect((failed as LibsqlError).code).toBe('SQLITE_CONSTRAINT');
     expect((await client.execute("SELECT count(*) AS n FROM items WHERE name = 'f1'")).rows[0]?.n).toBe(0n);
@@ -195,7 +233,12 @@ describe('Hrana over HTTP with @libsql/client', () => {
     expect(read.body.results[0].error.code).toBe('STATEMENT_TIMEOUT');
     const write = await hrana('v2/pipeline', {
       baton: null,
-      requests: [execute('BEGIN'), execute(`${endless} INSERT INTO items(name) SELECT 'n' || x FROM c`), { type: 'get_autocommit' }, { type: 'close' }],
+      requests: [
+        execute('BEGIN'),
+        execute(`${endless} INSERT INTO items(name) SELECT 'n' || x FROM c`),
+        { type: 'get_autocommit' },
+        { type: 'close' },
+      ],
     });
     expect(write.body.results[1].error.code).toBe('STATEMENT_TIMEOUT');
     expect(write.body.results[2].response.is_autocommit).toBe(true);
@@ -213,10 +256,15 @@ describe('Hrana over HTTP with @libsql/client', () => {
   it('answers the version probes without a key and carries the position in every answer', async () => {
     for (const version of ['v2', 'v3']) expect((await fetch(new URL(version, base))).status).toBe(200);
     expect((await fetch(new URL('v3-protobuf', base))).ok).toBe(false);
-    const write = await hrana('v2/pipeline', { baton: null, requests: [execute("INSERT INTO items(name) VALUES ('p')"), { type: 'close' }] });
+    const write = await hrana('v2/pipeline', {
+      baton: null,
+      requests: [execute("INSERT INTO items(name) VALUES ('p')"), { type: 'close' }],
+    });
     const position = BigInt(write.headers.get('x-litebase-position') ?? '-1');
     expect(position).toBeGreaterThan(0n);
-    const read = await hrana('v2/pipeline', { baton: null, requests: [execute('SELECT 1'), { type: 'close' }] }, server.key, { 'x-litebase-min-position': String(position) });
+    const read = await hrana('v2/pipeline', { baton: null, requests: [execute('SELECT 1'), { type: 'close' }] }, server.key, {
+      'x-litebase-min-position': String(position),
+    });
     expect(BigInt(read.headers.get('x-litebase-position') ?? '-1')).toBeGreaterThanOrEqual(position);
     await client.execute('DELETE FROM items');
   });
@@ -241,8 +289,17 @@ describe('Hrana streams and batons', () => {
             steps: [
               { stmt: { sql_id: 1, args: [{ type: 'integer', value: '1' }] } },
               { stmt: { sql: 'SELECT * FROM nowhere' } },
-              { condition: { type: 'error', step: 1 }, stmt: { sql: "UPDATE items SET price = 1 WHERE id = 1" } },
-              { condition: { type: 'and', conds: [{ type: 'ok', step: 0 }, { type: 'not', cond: { type: 'is_autocommit' } }] }, stmt: { sql: 'SELECT 2' } },
+              { condition: { type: 'error', step: 1 }, stmt: { sql: 'UPDATE items SET price = 1 WHERE id = 1' } },
+              {
+                condition: {
+                  type: 'and',
+                  conds: [
+                    { type: 'ok', step: 0 },
+                    { type: 'not', cond: { type: 'is_autocommit' } },
+                  ],
+                },
+                stmt: { sql: 'SELECT 2' },
+              },
               { condition: { type: 'or', conds: [{ type: 'ok', step: 1 }, { type: 'is_autocommit' }] }, stmt: { sql: 'SELECT 3' } },
             ],
           },
@@ -253,11 +310,32 @@ describe('Hrana streams and batons', () => {
       ],
     });
     expect(first.status).toBe(200);
-    const [stored, described, explained, insertDescribed, sequence, autocommit, begin, inTransaction, batch, closedSql, commit, afterCommit] = first.body.results.map(
-      (result: { type: string; response?: any; error?: unknown }) => (result.type === 'ok' ? result.response : result),
+    const [
+      stored,
+      described,
+      explained,
+      insertDescribed,
+      sequence,
+      autocommit,
+      begin,
+      inTransaction,
+      batch,
+      closedSql,
+      commit,
+      afterCommit,
+    ] = first.body.results.map((result: { type: string; response?: any; error?: unknown }) =>
+      result.type === 'ok' ? result.response : result,
     );
     expect(stored).toEqual({ type: 'store_sql' });
-    expect(described.result).toEqual({ params: [{ name: null }], cols: [{ name: 'name', decltype: 'TEXT' }, { name: 'p', decltype: 'REAL' }], is_explain: false, is_readonly: true });
+    expect(described.result).toEqual({
+      params: [{ name: null }],
+      cols: [
+        { name: 'name', decltype: 'TEXT' },
+        { name: 'p', decltype: 'REAL' },
+      ],
+      is_explain: false,
+      is_readonly: true,
+    });
     expect(explained.result.is_explain).toBe(true);
     expect(explained.result.params).toEqual([{ name: ':x' }, { name: null }, { name: null }, { name: null }, { name: '?5' }]);
     expect(insertDescribed.result).toMatchObject({ cols: [], is_readonly: false });
@@ -266,7 +344,13 @@ describe('Hrana streams and batons', () => {
     expect(begin.type).toBe('execute');
     expect(inTransaction.is_autocommit).toBe(false);
     expect(batch.result.step_results.map((result: unknown) => result !== null)).toEqual([true, false, true, true, false]);
-    expect(batch.result.step_errors.map((error: { code?: string } | null) => error?.code ?? null)).toEqual([null, 'SQLITE_ERROR', null, null, null]);
+    expect(batch.result.step_errors.map((error: { code?: string } | null) => error?.code ?? null)).toEqual([
+      null,
+      'SQLITE_ERROR',
+      null,
+      null,
+      null,
+    ]);
     expect(batch.result.step_results[0].rows).toEqual([[{ type: 'text', value: 'q' }, { type: 'null' }]]);
     expect(closedSql).toEqual({ type: 'close_sql' });
     expect(commit.type).toBe('execute');
@@ -274,7 +358,10 @@ describe('Hrana streams and batons', () => {
     expect(typeof first.body.baton).toBe('string');
 
     // The stream goes on with the new baton; its stored SQL was closed.
-    const second = await hrana('v3/pipeline', { baton: first.body.baton, requests: [execute('SELECT price FROM items WHERE id = 1'), { type: 'execute', stmt: { sql_id: 1 } }, { type: 'close' }] });
+    const second = await hrana('v3/pipeline', {
+      baton: first.body.baton,
+      requests: [execute('SELECT price FROM items WHERE id = 1'), { type: 'execute', stmt: { sql_id: 1 } }, { type: 'close' }],
+    });
     expect(second.body.results[0].response.result.rows).toEqual([[{ type: 'float', value: 1 }]]);
     expect(second.body.results[1].error.code).toBe('SQL_ID_NOT_FOUND');
     expect(second.body.baton).toBeNull();
@@ -299,7 +386,10 @@ describe('Hrana streams and batons', () => {
   });
 
   it('closes a stream idle for 10 s and rolls its transaction back, freeing the write lock', async () => {
-    const opened = await hrana('v2/pipeline', { baton: null, requests: [execute('BEGIN IMMEDIATE'), execute("INSERT INTO items(name) VALUES ('idle')")] });
+    const opened = await hrana('v2/pipeline', {
+      baton: null,
+      requests: [execute('BEGIN IMMEDIATE'), execute("INSERT INTO items(name) VALUES ('idle')")],
+    });
     expect(opened.body.results.map((result: { type: string }) => result.type)).toEqual(['ok', 'ok']);
     await sleep(11_000);
     const late = await hrana('v2/pipeline', { baton: opened.body.baton, requests: [execute('COMMIT')] });
@@ -335,7 +425,11 @@ describe('Hrana v3 cursors with @tursodatabase/serverless', () => {
     await connection.run('INSERT INTO items(name, price) VALUES (?, ?)', 's1', 2.5);
     expect(await connection.get('SELECT name, price FROM items')).toEqual({ name: 's1', price: 2.5 });
     await connection.batch(["INSERT INTO items(name) VALUES ('s2')", "INSERT INTO items(name) VALUES ('s3')"]);
-    expect((await connection.all('SELECT name FROM items ORDER BY name')).map((row: { name: string }) => row.name)).toEqual(['s1', 's2', 's3']);
+    expect((await connection.all('SELECT name FROM items ORDER BY name')).map((row: { name: string }) => row.name)).toEqual([
+      's1',
+      's2',
+      's3',
+    ]);
     const failed = await connection.run("INSERT INTO items(name) VALUES ('s1')").catch((error: unknown) => error);
     expect(String(failed)).toMatch(/UNIQUE constraint failed/);
     await connection.exec("BEGIN; INSERT INTO items(name) VALUES ('s4'); ROLLBACK;");
@@ -343,8 +437,14 @@ describe('Hrana v3 cursors with @tursodatabase/serverless', () => {
     await connection.close();
 
     // The cursor's wire format: the baton line, then one entry per line.
-    const raw = await hrana('v3/cursor', { baton: null, batch: { steps: [{ stmt: { sql: 'SELECT name FROM items ORDER BY name LIMIT 1' } }, { stmt: { sql: 'SELECT * FROM nowhere' } }] } });
-    const lines = raw.text.trim().split('\n').map((line) => JSON.parse(line));
+    const raw = await hrana('v3/cursor', {
+      baton: null,
+      batch: { steps: [{ stmt: { sql: 'SELECT name FROM items ORDER BY name LIMIT 1' } }, { stmt: { sql: 'SELECT * FROM nowhere' } }] },
+    });
+    const lines = raw.text
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line));
     expect(typeof lines[0].baton).toBe('string');
     expect(lines.slice(1)).toEqual([
       { type: 'step_begin', step: 0, cols: [{ name: 'name', decltype: 'TEXT' }] },

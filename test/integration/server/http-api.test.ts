@@ -55,7 +55,10 @@ describe('query', () => {
     const insert = await query({
       statements: [
         { sql: 'INSERT INTO t(a, b, c, d, e) VALUES (?, ?, ?, ?, ?)', params: [1, 'text ✓', 1.5, { $blob: blob }, { $int: big }] },
-        { sql: 'INSERT INTO t(a, b, c, d, e) VALUES (:a, :b, :c, :d, :e)', params: { a: 2, b: null, c: -0.25, d: null, e: { $int: negative } } },
+        {
+          sql: 'INSERT INTO t(a, b, c, d, e) VALUES (:a, :b, :c, :d, :e)',
+          params: { a: 2, b: null, c: -0.25, d: null, e: { $int: negative } },
+        },
         { sql: 'SELECT a, b, c, d, e FROM t WHERE a IN (1, 2) ORDER BY a' },
       ],
     });
@@ -74,10 +77,7 @@ describe('query', () => {
 
   it('runs a transaction all or nothing, and independent statements one by one', async () => {
     const failed = await query({
-      statements: [
-        { sql: "INSERT INTO u(k) VALUES ('one')" },
-        { sql: "INSERT INTO u(k) VALUES ('one')" },
-      ],
+      statements: [{ sql: "INSERT INTO u(k) VALUES ('one')" }, { sql: "INSERT INTO u(k) VALUES ('one')" }],
     });
     expect(failed.status).toBe(400);
     expect(failed.body.error).toMatchObject({ code: 'SQLITE_CONSTRAINT_UNIQUE', statement: 1 });
@@ -86,11 +86,7 @@ describe('query', () => {
 
     const independent = await query({
       mode: 'independent',
-      statements: [
-        { sql: "INSERT INTO u(k) VALUES ('two')" },
-        { sql: "INSERT INTO u(k) VALUES ('two')" },
-        { sql: 'SELECT k FROM u' },
-      ],
+      statements: [{ sql: "INSERT INTO u(k) VALUES ('two')" }, { sql: "INSERT INTO u(k) VALUES ('two')" }, { sql: 'SELECT k FROM u' }],
     });
     expect(independent.status).toBe(200);
     expect(independent.body.results[0].rowsAffected).toBe(1);
@@ -161,7 +157,9 @@ describe('interactive transactions', () => {
     expect((await server.request('POST', `/v1/databases/api/transactions/${id}/commit`)).status).toBe(409);
 
     const second = (await server.request('POST', '/v1/databases/api/transactions', {})).body.transaction.id;
-    await server.request('POST', `/v1/databases/api/transactions/${second}/query`, { statements: [{ sql: "INSERT INTO u(k) VALUES ('gone')" }] });
+    await server.request('POST', `/v1/databases/api/transactions/${second}/query`, {
+      statements: [{ sql: "INSERT INTO u(k) VALUES ('gone')" }],
+    });
     expect((await server.request('POST', `/v1/databases/api/transactions/${second}/rollback`)).status).toBe(200);
     expect((await query({ statements: [{ sql: "SELECT count(*) FROM u WHERE k = 'gone'" }] })).body.results[0].rows).toEqual([[0]]);
   });
@@ -179,7 +177,9 @@ describe('interactive transactions', () => {
 
   it('rolls back on its own when it times out, and frees the write lock', async () => {
     const id = (await server.request('POST', '/v1/databases/api/transactions', { timeoutMs: 300 })).body.transaction.id;
-    await server.request('POST', `/v1/databases/api/transactions/${id}/query`, { statements: [{ sql: "INSERT INTO u(k) VALUES ('late')" }] });
+    await server.request('POST', `/v1/databases/api/transactions/${id}/query`, {
+      statements: [{ sql: "INSERT INTO u(k) VALUES ('late')" }],
+    });
     await new Promise((resolve) => setTimeout(resolve, 600));
     const late = await server.request('POST', `/v1/databases/api/transactions/${id}/commit`);
     expect(late.status).toBe(409);

@@ -135,7 +135,9 @@ describe('response limits', () => {
     expect(split.status).toBe(422);
     expect(split.body.error).toMatchObject({ code: 'TOO_MANY_ROWS', statement: 1 });
     // Independent statements: the one past the limit fails on its own, the others answer.
-    const independent = await query(['SELECT id FROM t WHERE id <= 600', 'SELECT id FROM t WHERE id > 600', 'SELECT 1'], { mode: 'independent' });
+    const independent = await query(['SELECT id FROM t WHERE id <= 600', 'SELECT id FROM t WHERE id > 600', 'SELECT 1'], {
+      mode: 'independent',
+    });
     expect(independent.status).toBe(200);
     expect(independent.body.results[0].rows).toHaveLength(600);
     expect(independent.body.results[1].error.code).toBe('TOO_MANY_ROWS');
@@ -161,10 +163,14 @@ describe('response limits', () => {
     expect((await query(["SELECT count(*) FROM t WHERE v = 'changed'"])).body.results[0].rows).toEqual([[0]]);
     // Inside an interactive transaction the statement fails; the transaction stays usable.
     const id = (await server.request('POST', '/v1/databases/lim/transactions', {})).body.transaction.id;
-    const inside = await server.request('POST', `/v1/databases/lim/transactions/${id}/query`, { statements: [{ sql: 'SELECT id FROM t' }] });
+    const inside = await server.request('POST', `/v1/databases/lim/transactions/${id}/query`, {
+      statements: [{ sql: 'SELECT id FROM t' }],
+    });
     expect(inside.status).toBe(422);
     expect(inside.body.error.code).toBe('TOO_MANY_ROWS');
-    const after = await server.request('POST', `/v1/databases/lim/transactions/${id}/query`, { statements: [{ sql: 'SELECT count(*) FROM t' }] });
+    const after = await server.request('POST', `/v1/databases/lim/transactions/${id}/query`, {
+      statements: [{ sql: 'SELECT count(*) FROM t' }],
+    });
     expect(after.body.results[0].rows).toEqual([[ROWS]]);
     expect((await server.request('POST', `/v1/databases/lim/transactions/${id}/rollback`)).status).toBe(200);
     await stillHealthy(before);
@@ -241,7 +247,9 @@ describe('interactive transactions', () => {
     expect((await server.request('POST', `/v1/databases/lim/transactions/${capped.body.transaction.id}/rollback`)).status).toBe(200);
     const short = await begin({ timeoutMs: 200 });
     const id = short.body.transaction.id;
-    await server.request('POST', `/v1/databases/lim/transactions/${id}/query`, { statements: [{ sql: "INSERT INTO t(v) VALUES ('expired')" }] });
+    await server.request('POST', `/v1/databases/lim/transactions/${id}/query`, {
+      statements: [{ sql: "INSERT INTO t(v) VALUES ('expired')" }],
+    });
     await new Promise((resolve) => setTimeout(resolve, 500));
     const late = await server.request('POST', `/v1/databases/lim/transactions/${id}/commit`);
     expect(late.status).toBe(409);

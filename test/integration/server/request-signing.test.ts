@@ -49,7 +49,13 @@ async function send(
   options: { sent?: Partial<Sent>; date?: Date; headers?: Record<string, string> } = {},
 ): Promise<{ status: number; body: any; headers: Record<string, string> }> {
   const headers = {
-    ...signatureHeaders({ key, method: signed.method, url: node.url + signed.path, ...(signed.body === undefined ? {} : { body: signed.body }), ...(options.date ? { date: options.date } : {}) }),
+    ...signatureHeaders({
+      key,
+      method: signed.method,
+      url: node.url + signed.path,
+      ...(signed.body === undefined ? {} : { body: signed.body }),
+      ...(options.date ? { date: options.date } : {}),
+    }),
     ...options.headers,
   };
   const sent = { ...signed, ...options.sent };
@@ -73,17 +79,29 @@ describe('request signing', () => {
     const written = await send(primary, writer.secret, insert(1));
     expect(written.status, JSON.stringify(written.body)).toBe(200);
     expect(written.headers[SIGNATURE_HEADERS.keyId]).toBe(writer.id);
-    const read = await send(primary, writer.secret, { method: 'POST', path: '/v1/databases/app/query', body: JSON.stringify({ statements: [{ sql: 'SELECT count(*) FROM t' }] }) });
+    const read = await send(primary, writer.secret, {
+      method: 'POST',
+      path: '/v1/databases/app/query',
+      body: JSON.stringify({ statements: [{ sql: 'SELECT count(*) FROM t' }] }),
+    });
     expect(read.status).toBe(200);
     expect(read.body.results[0].rows[0][0]).toBeGreaterThanOrEqual(1);
     // The body is verified as sent, not re-serialized: whitespace and key order are signed as is.
     const spaced = '{ "statements" : [ { "params": [2], "sql": "INSERT INTO t VALUES (?)" } ] }';
     expect((await send(primary, writer.secret, { method: 'POST', path: '/v1/databases/app/query', body: spaced })).status).toBe(200);
     // GET with a query string: its parts are signed sorted, so their order does not matter.
-    const reordered = await send(primary, writer.secret, { method: 'GET', path: '/v1/databases/app?b=2&a=1' }, { sent: { path: '/v1/databases/app?a=1&b=2' } });
+    const reordered = await send(
+      primary,
+      writer.secret,
+      { method: 'GET', path: '/v1/databases/app?b=2&a=1' },
+      { sent: { path: '/v1/databases/app?a=1&b=2' } },
+    );
     expect(reordered.status).toBe(200);
 
-    for (const [key, name] of [[writer.secret, 'access key'], [primary.key, 'root key']] as const) {
+    for (const [key, name] of [
+      [writer.secret, 'access key'],
+      [primary.key, 'root key'],
+    ] as const) {
       const client = new LitebaseClient({ url: primary.url, key, sign: true });
       const answer = await client.query('app', [{ sql: 'INSERT INTO t VALUES (?)', params: [3] }, { sql: 'SELECT count(*) FROM t' }]);
       expect(answer.results[1]?.rows[0]?.[0], name).toBeGreaterThanOrEqual(3);
@@ -108,11 +126,18 @@ describe('request signing', () => {
       expect(answer.status, what).toBe(401);
       expect(answer.body.error.code, what).toBe('SIGNATURE_INVALID');
     }
-    const count = await primary.request('POST', '/v1/databases/app/query', { statements: [{ sql: 'SELECT count(*) FROM t WHERE a >= 10' }] });
+    const count = await primary.request('POST', '/v1/databases/app/query', {
+      statements: [{ sql: 'SELECT count(*) FROM t WHERE a >= 10' }],
+    });
     expect(count.body.results[0].rows[0][0]).toBe(0);
     // Signed with another key's secret under this key's id.
     const other = await createKey(['app'], ['read']);
-    const forged = await send(primary, other.secret, { method: 'GET', path: '/v1/databases/app' }, { headers: { [SIGNATURE_HEADERS.keyId]: writer.id } });
+    const forged = await send(
+      primary,
+      other.secret,
+      { method: 'GET', path: '/v1/databases/app' },
+      { headers: { [SIGNATURE_HEADERS.keyId]: writer.id } },
+    );
     expect(forged.body.error.code).toBe('SIGNATURE_INVALID');
   });
 
@@ -155,7 +180,9 @@ describe('request signing', () => {
   it('accepts a date in Unix milliseconds', async () => {
     const date = String(Date.now());
     const { createHash, createHmac } = await import('node:crypto');
-    const signingKey = createHmac('sha256', createHash('sha256').update(writer.secret).digest()).update('litebase-request-signing-v1').digest();
+    const signingKey = createHmac('sha256', createHash('sha256').update(writer.secret).digest())
+      .update('litebase-request-signing-v1')
+      .digest();
     const canonical = ['v1', 'GET', '/v1/databases/app', '', writer.id, date, createHash('sha256').digest('hex')].join('\n');
     const signature = createHmac('sha256', signingKey).update(canonical).digest('hex');
     const response = await fetch(`${primary.url}/v1/databases/app`, {
@@ -184,7 +211,11 @@ describe('request signing', () => {
   });
 
   it('a signed write sent to a replica is forwarded to the Primary with its exact bytes and verified there', async () => {
-    const spaced: Sent = { method: 'POST', path: '/v1/databases/app/query', body: '{"statements":[ {"sql":"INSERT INTO t VALUES (?)","params":[40]} ]}' };
+    const spaced: Sent = {
+      method: 'POST',
+      path: '/v1/databases/app/query',
+      body: '{"statements":[ {"sql":"INSERT INTO t VALUES (?)","params":[40]} ]}',
+    };
     const written = await send(replica, writer.secret, spaced);
     expect(written.status, JSON.stringify(written.body)).toBe(200);
     expect(written.body.node).toBe('s1');
@@ -194,7 +225,11 @@ describe('request signing', () => {
     expect(read.results[0]?.rows[0]?.[0]).toBe(1);
     expect(read.node).toBe('s2');
     // The Primary saw the forwarded request: sending the same one to it directly is a replay.
-    const replayed = await fetch(primary.url + spaced.path, { method: 'POST', headers: { ...written.headers, 'content-type': 'application/json' }, body: spaced.body! });
+    const replayed = await fetch(primary.url + spaced.path, {
+      method: 'POST',
+      headers: { ...written.headers, 'content-type': 'application/json' },
+      body: spaced.body!,
+    });
     expect(replayed.status).toBe(401);
     expect(((await replayed.json()) as any).error.code).toBe('SIGNATURE_REPLAYED');
     // The client signs writes sent to the replica as well.
@@ -202,10 +237,24 @@ describe('request signing', () => {
   });
 
   it('the CLI signs with --sign or LITEBASE_SIGN', async () => {
-    const flag = await runCli(['query', 'app', 'SELECT count(*) AS n FROM t', '--json', '--sign', '--url', replica.url, '--key', writer.secret]);
+    const flag = await runCli([
+      'query',
+      'app',
+      'SELECT count(*) AS n FROM t',
+      '--json',
+      '--sign',
+      '--url',
+      replica.url,
+      '--key',
+      writer.secret,
+    ]);
     expect(flag.code, flag.stderr).toBe(0);
     expect(JSON.parse(flag.stdout).results[0].columns).toEqual(['n']);
-    const env = await runCli(['db', 'get', 'app', '--json'], { LITEBASE_URL: primary.url, LITEBASE_KEY: writer.secret, LITEBASE_SIGN: '1' });
+    const env = await runCli(['db', 'get', 'app', '--json'], {
+      LITEBASE_URL: primary.url,
+      LITEBASE_KEY: writer.secret,
+      LITEBASE_SIGN: '1',
+    });
     expect(env.code, env.stderr).toBe(0);
     expect(JSON.parse(env.stdout).database.name).toBe('app');
     // A signature made with a wrong secret is refused: the CLI really signs rather than sending the key.

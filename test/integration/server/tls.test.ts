@@ -77,7 +77,20 @@ describe('TLS', () => {
 
     // Backups stream over the CA-trusting fetch too (its body is not read whole first).
     const output = path.join(certs.dir, 'app-backup.sqlite');
-    const backup = await runCli(['db', 'backup', 'app', '--output', output, '--json', '--url', server.url, '--key', server.key, '--ca', certs.caFile]);
+    const backup = await runCli([
+      'db',
+      'backup',
+      'app',
+      '--output',
+      output,
+      '--json',
+      '--url',
+      server.url,
+      '--key',
+      server.key,
+      '--ca',
+      certs.caFile,
+    ]);
     expect(backup.code, backup.stderr).toBe(0);
     expect(JSON.parse(backup.stdout)).toMatchObject({ database: 'app', position: written.position });
     const copy = new Database(output, { readonly: true, fileMustExist: true });

@@ -250,7 +250,9 @@ describe.each(backends)('object store contract: $name', (backend) => {
       expect(shared.buffer).toBeInstanceOf(SharedArrayBuffer);
       expect(shared.buffer.byteLength).toBe(data.length);
       expect(sha256(shared)).toBe(sha256(data));
-      expect((await store.get('empty-shared', { shared: true }).catch((error: unknown) => error))).toMatchObject({ code: 'OBJECT_NOT_FOUND' });
+      expect(await store.get('empty-shared', { shared: true }).catch((error: unknown) => error)).toMatchObject({
+        code: 'OBJECT_NOT_FOUND',
+      });
 
       const small = path.join(work, `small-${backend.name}.bin`);
       writeFileSync(small, 'small file');
@@ -290,17 +292,34 @@ describe.each(backends)('object store contract: $name', (backend) => {
 
 describe('openObjectStore', () => {
   it('refuses URLs it cannot use', () => {
-    for (const url of ['', 'http://bucket/x', 'file:relative/path', 'file://host/abs', 's3://', 's3:///prefix', 's3://b', 's3://bucket/a/../b', 's3://bucket/a//b']) {
+    for (const url of [
+      '',
+      'http://bucket/x',
+      'file:relative/path',
+      'file://host/abs',
+      's3://',
+      's3:///prefix',
+      's3://b',
+      's3://bucket/a/../b',
+      's3://bucket/a//b',
+    ]) {
       expect(() => openObjectStore(url), url).toThrow(expect.objectContaining({ code: 'OBJECT_STORE_URL_INVALID' }) as Error);
     }
     expect(() => openObjectStore('s3://bucket', { accessKeyId: 'only-the-id' })).toThrow(
       expect.objectContaining({ code: 'OBJECT_STORE_URL_INVALID' }) as Error,
     );
-    expect(() => openObjectStore('s3://bucket', { partSize: MiB })).toThrow(expect.objectContaining({ code: 'OBJECT_STORE_URL_INVALID' }) as Error);
+    expect(() => openObjectStore('s3://bucket', { partSize: MiB })).toThrow(
+      expect.objectContaining({ code: 'OBJECT_STORE_URL_INVALID' }) as Error,
+    );
   });
 
   it('names the store without secrets', async () => {
-    const s3 = openObjectStore('s3://bucket/some/prefix/', { endpoint: 'http://127.0.0.1:1', accessKeyId: 'AKID', secretAccessKey: 'very-secret', maxAttempts: 2 });
+    const s3 = openObjectStore('s3://bucket/some/prefix/', {
+      endpoint: 'http://127.0.0.1:1',
+      accessKeyId: 'AKID',
+      secretAccessKey: 'very-secret',
+      maxAttempts: 2,
+    });
     expect(s3.url).toBe('s3://bucket/some/prefix');
     const error = await expectCode(s3.get('k'), 'OBJECT_STORE_UNAVAILABLE');
     expect(error.message).toContain('s3://bucket/some/prefix');
@@ -340,7 +359,11 @@ describe('S3 store errors against s3rver', () => {
   // s3rver rejects an access key id it does not know (InvalidAccessKeyId) but does not check V4
   // signatures, so a wrong secret passes there; the fake server below proves that mapping.
   it('an unknown access key id is OBJECT_STORE_ACCESS_DENIED', async () => {
-    const store = openObjectStore(`s3://${BUCKET}/denied`, { ...s3rver.storeOptions, accessKeyId: 'WRONG', secretAccessKey: 'secret-value' });
+    const store = openObjectStore(`s3://${BUCKET}/denied`, {
+      ...s3rver.storeOptions,
+      accessKeyId: 'WRONG',
+      secretAccessKey: 'secret-value',
+    });
     try {
       const error = await expectCode(store.verify(), 'OBJECT_STORE_ACCESS_DENIED');
       expect(error.message).not.toContain('secret-value');
@@ -452,7 +475,10 @@ describe('S3 store against a fake server', () => {
       const error = await expectCode(store.delete(['k1', 'k2']), 'OBJECT_STORE_ACCESS_DENIED');
       expect(error.message).toContain('"k2"');
       expect(error.details).toMatchObject({ key: 'k2', failedKeys: 1 });
-      expect(fake.requests.map((r) => `${r.method} ${r.url}`)).toEqual([expect.stringMatching(/^POST \/bucket\/?\?delete/), expect.stringMatching(/^POST \/bucket\/?\?delete/)]);
+      expect(fake.requests.map((r) => `${r.method} ${r.url}`)).toEqual([
+        expect.stringMatching(/^POST \/bucket\/?\?delete/),
+        expect.stringMatching(/^POST \/bucket\/?\?delete/),
+      ]);
       for (const { header, actual } of md5s) expect(header).toBe(actual);
     } finally {
       await store.close();
@@ -464,7 +490,12 @@ describe('S3 store against a fake server', () => {
     const fake = await FakeServer.start((req, res, count) =>
       afterBody(req, () => {
         if (count === 1) return s3Error(res, 503, 'SlowDown', 'Please reduce your request rate.');
-        res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': 5, etag: '"x"', 'last-modified': new Date().toUTCString() });
+        res.writeHead(200, {
+          'content-type': 'application/octet-stream',
+          'content-length': 5,
+          etag: '"x"',
+          'last-modified': new Date().toUTCString(),
+        });
         res.end('hello');
       }),
     );
@@ -479,7 +510,9 @@ describe('S3 store against a fake server', () => {
   });
 
   it('gives up after maxAttempts with OBJECT_STORE_UNAVAILABLE', async () => {
-    const fake = await FakeServer.start((req, res) => afterBody(req, () => s3Error(res, 500, 'InternalError', 'We encountered an internal error.')));
+    const fake = await FakeServer.start((req, res) =>
+      afterBody(req, () => s3Error(res, 500, 'InternalError', 'We encountered an internal error.')),
+    );
     const store = openObjectStore('s3://bucket', fakeOptions(fake.endpoint));
     try {
       const error = await expectCode(store.get('k'), 'OBJECT_STORE_UNAVAILABLE');
@@ -605,7 +638,12 @@ describe('S3 store retries streamed uploads and broken downloads (proxy before s
 
   it('aborts the multipart upload when a part keeps failing', async () => {
     const proxy = await FaultyProxy.start(s3rver.endpoint, (kind) => (kind === 'PUT part3' ? '503' : 'pass'));
-    const store = openObjectStore(`s3://${BUCKET}/aborted`, { ...s3rver.storeOptions, endpoint: proxy.endpoint, partSize: 5 * MiB, maxAttempts: 2 });
+    const store = openObjectStore(`s3://${BUCKET}/aborted`, {
+      ...s3rver.storeOptions,
+      endpoint: proxy.endpoint,
+      partSize: 5 * MiB,
+      maxAttempts: 2,
+    });
     try {
       const { file } = await randomFile('aborted.bin', 11 * MiB);
       const error = await expectCode(store.putFile('big', file), 'OBJECT_STORE_UNAVAILABLE');

@@ -32,7 +32,10 @@ interface Outcome {
 async function inspect(...args: string[]): Promise<Outcome> {
   let out = '';
   let err = '';
-  const code = await run(['node', 'litebase', 'inspect', ...args], { out: (text) => void (out += `${text}\n`), err: (text) => void (err += `${text}\n`) });
+  const code = await run(['node', 'litebase', 'inspect', ...args], {
+    out: (text) => void (out += `${text}\n`),
+    err: (text) => void (err += `${text}\n`),
+  });
   return { code, out, err };
 }
 
@@ -82,9 +85,14 @@ describe('segments', () => {
     expect(report.problem).toBeUndefined();
     const { commitTime: _time, ...header } = report.segment?.header ?? {};
     expect(header).toEqual(expected.header);
-    expect(report.segment?.chunks.map(({ offset, pagesInChunk, uncompressedLength, compressedLength }) => ({ offset, pagesInChunk, uncompressedLength, compressedLength }))).toEqual(
-      expected.chunks,
-    );
+    expect(
+      report.segment?.chunks.map(({ offset, pagesInChunk, uncompressedLength, compressedLength }) => ({
+        offset,
+        pagesInChunk,
+        uncompressedLength,
+        compressedLength,
+      })),
+    ).toEqual(expected.chunks);
     expect(report.segment?.pagesVerified).toBe(expected.pages.length);
     expect(report.segment?.pages?.map((page) => page.pageNumber)).toEqual(expected.pages.map((page) => page.pageNumber));
   });
@@ -126,7 +134,9 @@ describe('segments', () => {
     expect(report.problem?.code).toBe('SEGMENT_CHECKSUM_MISMATCH');
     expect(report.located).toSatisfy((located: InspectReport['located']) =>
       // An LZ4 byte either still decodes (to other page bytes) or breaks the block: both name it.
-      'note' in (located ?? {}) ? /pages sum to checksum [0-9a-f]{16}, the header says 68bac6269f695cdb/.test((located as { note: string }).note) : /chunk 1 at offset 34741/.test((located as { message: string }).message),
+      'note' in (located ?? {})
+        ? /pages sum to checksum [0-9a-f]{16}, the header says 68bac6269f695cdb/.test((located as { note: string }).note)
+        : /chunk 1 at offset 34741/.test((located as { message: string }).message),
     );
   });
 
@@ -134,17 +144,27 @@ describe('segments', () => {
     const { code, report } = await inspectJson(damaged(base, 'cut.seg', (bytes) => bytes.subarray(0, secondChunk + 100)));
     expect(code).toBe(1);
     expect(report.problem?.code).toBe('SEGMENT_CHECKSUM_MISMATCH');
-    expect(report.located).toMatchObject({ code: 'SEGMENT_CORRUPT', message: expect.stringContaining(`chunk 1 at offset ${secondChunk}: compressed length`) });
+    expect(report.located).toMatchObject({
+      code: 'SEGMENT_CORRUPT',
+      message: expect.stringContaining(`chunk 1 at offset ${secondChunk}: compressed length`),
+    });
     const short = await inspectJson(damaged(base, 'stub.seg', (bytes) => bytes.subarray(0, 50)));
     expect(short.code).toBe(1);
     expect(short.report.problem).toMatchObject({ code: 'SEGMENT_TRUNCATED', details: { expected: 104, found: 50 } });
   });
 
   it('damage under a valid trailer (a writer bug) fails the check it breaks, naming the chunk', async () => {
-    const zeroPages = damaged(base, 'zero-pages.seg', resealed((bytes) => bytes.writeUInt32BE(0, secondChunk)));
+    const zeroPages = damaged(
+      base,
+      'zero-pages.seg',
+      resealed((bytes) => bytes.writeUInt32BE(0, secondChunk)),
+    );
     const { code, report } = await inspectJson(zeroPages);
     expect(code).toBe(1);
-    expect(report.problem).toMatchObject({ code: 'SEGMENT_CORRUPT', message: expect.stringContaining(`chunk 1 at offset ${secondChunk}: pages in chunk is 0, expected 1..256`) });
+    expect(report.problem).toMatchObject({
+      code: 'SEGMENT_CORRUPT',
+      message: expect.stringContaining(`chunk 1 at offset ${secondChunk}: pages in chunk is 0, expected 1..256`),
+    });
     expect(report.located).toBeUndefined();
   });
 
@@ -153,14 +173,19 @@ describe('segments', () => {
     copyFileSync(golden('one-page-4096'), file);
     const { code, report } = await inspectJson(file);
     expect(code).toBe(1);
-    expect(report.problem).toMatchObject({ code: 'LOG_FOREIGN_SEGMENT', message: expect.stringContaining('the header says position 1, the file name 5') });
+    expect(report.problem).toMatchObject({
+      code: 'LOG_FOREIGN_SEGMENT',
+      message: expect.stringContaining('the header says position 1, the file name 5'),
+    });
   });
 
   it('a damaged magic is no known kind (exit 2) unless --kind says what the file is (exit 1)', async () => {
     const file = damaged(base, 'magic.seg', flip(0));
     const unknown = await inspect(file);
     expect(unknown.code).toBe(2);
-    expect(unknown.err).toMatch(/^error INSPECT_UNKNOWN_KIND: .*magic\.seg: not a segment, checkpoint or bundle \(first bytes 5c42534700010000/);
+    expect(unknown.err).toMatch(
+      /^error INSPECT_UNKNOWN_KIND: .*magic\.seg: not a segment, checkpoint or bundle \(first bytes 5c42534700010000/,
+    );
     const told = await inspectJson('--kind', 'segment', file);
     expect(told.code).toBe(1);
     expect(told.report.problem?.code).toBe('SEGMENT_BAD_MAGIC');
@@ -189,13 +214,29 @@ describe('checkpoints', () => {
   it('written by the compactor: every page checked, and they sum to the post-checksum', async () => {
     const sqlite = path.join(work, 'source.db');
     writeFileSync(sqlite, database);
-    const source = { databaseId: ID, term: 2n, position: 42n, commitTimeMs: 1_767_225_600_000, pageSize: PAGE, databaseSizePages: PAGES, checksum };
+    const source = {
+      databaseId: ID,
+      term: 2n,
+      position: 42n,
+      commitTimeMs: 1_767_225_600_000,
+      pageSize: PAGE,
+      databaseSizePages: PAGES,
+      checksum,
+    };
     await writeCheckpointFromFile(file, sqlite, source);
     const { code, report } = await inspectJson('--pages', file);
     expect(code).toBe(0);
     expect(report).toMatchObject({ kind: 'checkpoint', valid: true });
     const checkpoint = report.checkpoint;
-    expect(checkpoint?.header).toMatchObject({ position: '42', term: '2', pageCount: PAGES, databaseSizePages: PAGES, transactionCount: 0, preChecksum: '0000000000000000', postChecksum: formatChecksum(checksum) });
+    expect(checkpoint?.header).toMatchObject({
+      position: '42',
+      term: '2',
+      pageCount: PAGES,
+      databaseSizePages: PAGES,
+      transactionCount: 0,
+      preChecksum: '0000000000000000',
+      postChecksum: formatChecksum(checksum),
+    });
     expect(checkpoint?.checksum).toBe(formatChecksum(checksum));
     expect(checkpoint?.chunks.map((chunk) => [chunk.pagesInChunk, chunk.firstPage, chunk.lastPage])).toEqual([
       [256, 1, 256],
@@ -214,8 +255,13 @@ describe('checkpoints', () => {
   it('damaged in the header, in a page, or truncated: exit 1 with the check and where', async () => {
     const header = await inspectJson(damaged(file, 'h.ckpt', flip(30)));
     expect(header.code).toBe(1);
-    expect(header.report.problem).toMatchObject({ code: 'SEGMENT_CHECKSUM_MISMATCH', message: expect.stringContaining('h.ckpt: trailer checksum mismatch') });
-    expect(header.report.located).toEqual({ note: expect.stringContaining('pages sum to the post-checksum: the damage is in a header field') });
+    expect(header.report.problem).toMatchObject({
+      code: 'SEGMENT_CHECKSUM_MISMATCH',
+      message: expect.stringContaining('h.ckpt: trailer checksum mismatch'),
+    });
+    expect(header.report.located).toEqual({
+      note: expect.stringContaining('pages sum to the post-checksum: the damage is in a header field'),
+    });
 
     const page = await inspectJson(damaged(file, 'p.ckpt', flip(96 + 12 + 500)));
     expect(page.code).toBe(1);
@@ -225,21 +271,40 @@ describe('checkpoints', () => {
     const cut = await inspectJson(damaged(file, 'c.ckpt', (bytes) => bytes.subarray(0, bytes.length - 1000)));
     expect(cut.code).toBe(1);
     expect(cut.report.problem?.code).toBe('SEGMENT_CHECKSUM_MISMATCH');
-    expect(cut.report.located).toMatchObject({ code: 'SEGMENT_CORRUPT', message: expect.stringMatching(/chunk 2 at offset \d+: compressed length/) });
+    expect(cut.report.located).toMatchObject({
+      code: 'SEGMENT_CORRUPT',
+      message: expect.stringMatching(/chunk 2 at offset \d+: compressed length/),
+    });
   });
 
   it('a sealed file that breaks a checkpoint rule: a wrong post-checksum, a transaction count, a gap', async () => {
-    const pages = (numbers: number[]): PageImage[] => numbers.map((pageNumber) => ({ pageNumber, data: database.subarray((pageNumber - 1) * PAGE, pageNumber * PAGE) }));
-    const header = { databaseId: ID, term: 1n, position: 7n, commitTimeMs: 1, pageSize: PAGE, databaseSizePages: 3, transactionCount: 0, preChecksum: 0n };
+    const pages = (numbers: number[]): PageImage[] =>
+      numbers.map((pageNumber) => ({ pageNumber, data: database.subarray((pageNumber - 1) * PAGE, pageNumber * PAGE) }));
+    const header = {
+      databaseId: ID,
+      term: 1n,
+      position: 7n,
+      commitTimeMs: 1,
+      pageSize: PAGE,
+      databaseSizePages: 3,
+      transactionCount: 0,
+      preChecksum: 0n,
+    };
     const sum = hashes[0]! ^ hashes[1]! ^ hashes[2]!;
 
     writeFileSync(path.join(work, 'wrong-sum.ckpt'), encodeSegment({ ...header, postChecksum: sum ^ 1n }, pages([1, 2, 3])));
     const wrongSum = await inspectJson(path.join(work, 'wrong-sum.ckpt'));
     expect(wrongSum.code).toBe(1);
-    expect(wrongSum.report.problem).toMatchObject({ code: 'CHECKPOINT_CHECKSUM_MISMATCH', message: expect.stringContaining(`its pages sum to checksum ${formatChecksum(sum)}`) });
+    expect(wrongSum.report.problem).toMatchObject({
+      code: 'CHECKPOINT_CHECKSUM_MISMATCH',
+      message: expect.stringContaining(`its pages sum to checksum ${formatChecksum(sum)}`),
+    });
 
     writeFileSync(path.join(work, 'txn.ckpt'), encodeSegment({ ...header, transactionCount: 1, postChecksum: sum }, pages([1, 2, 3])));
-    expect((await inspectJson(path.join(work, 'txn.ckpt'))).report.problem).toMatchObject({ code: 'CHECKPOINT_INVALID', message: expect.stringContaining('transaction count is 1') });
+    expect((await inspectJson(path.join(work, 'txn.ckpt'))).report.problem).toMatchObject({
+      code: 'CHECKPOINT_INVALID',
+      message: expect.stringContaining('transaction count is 1'),
+    });
 
     const gap = encodeSegment({ ...header, databaseSizePages: 4, postChecksum: sum }, pages([1, 2, 4]));
     gap.writeUInt32BE(3, 56); // page count 3 of a 4-page database passes the segment rules; resealed
@@ -260,15 +325,35 @@ describe('bundles', () => {
     for (let position = 1; position <= count; position++) {
       const size = Math.min(db.length + prng.between(1, 6), 150);
       const written = new Set([1, prng.between(1, size), ...Array.from({ length: size - db.length }, (_, i) => db.length + i + 1)]);
-      const pages = [...written].sort((a, b) => a - b).map((pageNumber) => {
-        const data = Buffer.from(db[pageNumber - 1] ?? Buffer.alloc(PAGE, pageNumber % 251));
-        for (let k = 0; k < 8; k++) data[prng.below(PAGE)] = prng.below(256);
-        db[pageNumber - 1] = data;
-        return { pageNumber, data };
-      });
+      const pages = [...written]
+        .sort((a, b) => a - b)
+        .map((pageNumber) => {
+          const data = Buffer.from(db[pageNumber - 1] ?? Buffer.alloc(PAGE, pageNumber % 251));
+          for (let k = 0; k < 8; k++) data[prng.below(PAGE)] = prng.below(256);
+          db[pageNumber - 1] = data;
+          return { pageNumber, data };
+        });
       const preChecksum = table.checksum;
-      table.apply(pages.map(({ pageNumber, data }) => ({ pageNumber, hash: pageHash(pageNumber, data) })), size);
-      segments.push(encodeSegment({ databaseId: ID, term: 1n, position: BigInt(position), commitTimeMs: 1_767_225_600_000 + position, pageSize: PAGE, databaseSizePages: size, transactionCount: 1, preChecksum, postChecksum: table.checksum }, pages));
+      table.apply(
+        pages.map(({ pageNumber, data }) => ({ pageNumber, hash: pageHash(pageNumber, data) })),
+        size,
+      );
+      segments.push(
+        encodeSegment(
+          {
+            databaseId: ID,
+            term: 1n,
+            position: BigInt(position),
+            commitTimeMs: 1_767_225_600_000 + position,
+            pageSize: PAGE,
+            databaseSizePages: size,
+            transactionCount: 1,
+            preChecksum,
+            postChecksum: table.checksum,
+          },
+          pages,
+        ),
+      );
     }
     return segments;
   }
@@ -289,14 +374,23 @@ describe('bundles', () => {
     expect(code).toBe(0);
     expect(report).toMatchObject({ kind: 'bundle', valid: true });
     const bundle = report.bundle;
-    expect(bundle).toMatchObject({ format: 2, databaseId: ID, firstPosition: '1', lastPosition: '40', pageSize: PAGE, imagesVerified: images });
+    expect(bundle).toMatchObject({
+      format: 2,
+      databaseId: ID,
+      firstPosition: '1',
+      lastPosition: '40',
+      pageSize: PAGE,
+      imagesVerified: images,
+    });
     expect(bundle?.segments.map((s) => s.position)).toEqual(segments.map((_, i) => String(i + 1)));
     expect(bundle?.segments[39]?.postChecksum).toBe(formatChecksum(segments[39]!.readBigUInt64BE(72)));
     expect(bundle?.tables).toMatchObject({ pages: 150, olderImages: images - 150, blocks: 3 }); // 64 pages of 1 KiB a block
     expect(bundle?.blocks?.map((b) => b.pages)).toEqual([64, 64, 22]);
     expect(bundle?.images).toHaveLength(images);
     // Page 1's images: its newest from segment 40, then every older one down to segment 1.
-    expect(bundle?.images?.filter((image) => image.pageNumber === 1).map((image) => image.position)).toEqual(segments.map((_, i) => String(40 - i)));
+    expect(bundle?.images?.filter((image) => image.pageNumber === 1).map((image) => image.position)).toEqual(
+      segments.map((_, i) => String(40 - i)),
+    );
     const text = await inspect(file);
     expect(text.out).toContain('positions        1..40 (40 segments)');
     expect(text.out.trim().split('\n').at(-1)).toBe('valid bundle');
@@ -308,7 +402,10 @@ describe('bundles', () => {
     const block = await inspectJson(damaged(file, 'block.seg', flip((block1?.offset ?? 0) + 20)));
     expect(block.code).toBe(1);
     expect(block.report.problem).toMatchObject({ code: 'ARCHIVE_CORRUPT', message: expect.stringContaining('trailer checksum mismatch') });
-    expect(block.report.located).toMatchObject({ code: 'ARCHIVE_CORRUPT', message: expect.stringContaining(`block 1 at offset ${block1?.offset} has CRC-32`) });
+    expect(block.report.located).toMatchObject({
+      code: 'ARCHIVE_CORRUPT',
+      message: expect.stringContaining(`block 1 at offset ${block1?.offset} has CRC-32`),
+    });
 
     const older = await inspectJson(damaged(file, 'older.seg', flip((report.bundle?.tables?.historyStart ?? 0) + 6)));
     expect(older.code).toBe(1);
@@ -316,7 +413,9 @@ describe('bundles', () => {
 
     const tables = await inspectJson(damaged(file, 'tables.seg', flip(64 + 48 * 3 + 2)));
     expect(tables.code).toBe(1);
-    expect(tables.report.located).toMatchObject({ message: expect.stringContaining('the header or tables are damaged (tables checksum mismatch)') });
+    expect(tables.report.located).toMatchObject({
+      message: expect.stringContaining('the header or tables are damaged (tables checksum mismatch)'),
+    });
 
     const cut = await inspectJson(damaged(file, 'cut-bundle.seg', (bytes) => bytes.subarray(0, bytes.length - 500)));
     expect(cut.code).toBe(1);
@@ -333,11 +432,17 @@ describe('bundles', () => {
     await writeBundle(chainFile, broken);
     const chain = await inspectJson(chainFile);
     expect(chain.code).toBe(1);
-    expect(chain.report.problem).toMatchObject({ code: 'ARCHIVE_CORRUPT', message: expect.stringContaining('the checksum chain is broken: position 6 starts from checksum') });
+    expect(chain.report.problem).toMatchObject({
+      code: 'ARCHIVE_CORRUPT',
+      message: expect.stringContaining('the checksum chain is broken: position 6 starts from checksum'),
+    });
 
     const misnamed = path.join(work, '00000000000000000002-00000000000000000041.seg');
     copyFileSync(file, misnamed);
-    expect((await inspectJson(misnamed)).report.problem).toMatchObject({ code: 'ARCHIVE_CORRUPT', message: expect.stringContaining('holds positions 1..40, its name says 2..41') });
+    expect((await inspectJson(misnamed)).report.problem).toMatchObject({
+      code: 'ARCHIVE_CORRUPT',
+      message: expect.stringContaining('holds positions 1..40, its name says 2..41'),
+    });
   });
 
   it('format 1 (records of whole segments): each segment verified; a damaged record named by its offset', async () => {
@@ -358,7 +463,10 @@ describe('bundles', () => {
     const secondRecord = 4 + segments[0]!.length;
     const bad = await inspectJson(damaged(legacy, 'legacy-bad.seg', flip(secondRecord + 4 + 200)));
     expect(bad.code).toBe(1);
-    expect(bad.report.problem).toMatchObject({ code: 'SEGMENT_CHECKSUM_MISMATCH', message: expect.stringContaining(`(record at offset ${secondRecord}): trailer checksum mismatch`) });
+    expect(bad.report.problem).toMatchObject({
+      code: 'SEGMENT_CHECKSUM_MISMATCH',
+      message: expect.stringContaining(`(record at offset ${secondRecord}): trailer checksum mismatch`),
+    });
     const cut = await inspectJson(damaged(legacy, 'legacy-cut.seg', (bytes) => bytes.subarray(0, bytes.length - 10)));
     expect(cut.code).toBe(1);
     expect(cut.report.problem).toMatchObject({ code: 'ARCHIVE_CORRUPT', message: expect.stringContaining('declares') });
@@ -375,8 +483,14 @@ describe('the litebase binary', () => {
     const bad = damaged(golden('two-chunks-300-pages'), 'binary-damaged.seg', flip(5));
     const invalid = await runCli(['inspect', '--json', bad]);
     expect(invalid.code).toBe(1);
-    expect(JSON.parse(invalid.stdout)).toMatchObject({ valid: false, problem: { code: 'SEGMENT_CHECKSUM_MISMATCH' }, located: { code: 'SEGMENT_UNSUPPORTED_VERSION' } });
-    expect(invalid.stderr).toMatch(/^error SEGMENT_CHECKSUM_MISMATCH: .*trailer checksum mismatch.*\n {2}checked piece by piece: SEGMENT_UNSUPPORTED_VERSION/);
+    expect(JSON.parse(invalid.stdout)).toMatchObject({
+      valid: false,
+      problem: { code: 'SEGMENT_CHECKSUM_MISMATCH' },
+      located: { code: 'SEGMENT_UNSUPPORTED_VERSION' },
+    });
+    expect(invalid.stderr).toMatch(
+      /^error SEGMENT_CHECKSUM_MISMATCH: .*trailer checksum mismatch.*\n {2}checked piece by piece: SEGMENT_UNSUPPORTED_VERSION/,
+    );
 
     const missing = await runCli(['inspect', path.join(work, 'missing.ckpt')]);
     expect(missing.code).toBe(2);

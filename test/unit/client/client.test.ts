@@ -75,7 +75,11 @@ beforeEach(() => {
 });
 
 const client = (options: { key?: string; timeoutMs?: number; url?: string } = {}) =>
-  new LitebaseClient({ url: options.url ?? baseUrl, key: options.key ?? 'secret-key', ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}) });
+  new LitebaseClient({
+    url: options.url ?? baseUrl,
+    key: options.key ?? 'secret-key',
+    ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}),
+  });
 
 async function caught(promise: Promise<unknown>): Promise<LitebaseClientError> {
   try {
@@ -214,7 +218,8 @@ describe('transactions', () => {
   it('begins, queries, commits and rolls back on the transaction paths', async () => {
     const id = '0b7d4c2e-8f51-4a34-9a5e-1d0f6f4c7a11';
     answer = (request) => {
-      if (request.url.endsWith('/transactions')) return { status: 201, body: { transaction: { id, expiresAt: '2026-11-25T00:00:05.000Z' } } };
+      if (request.url.endsWith('/transactions'))
+        return { status: 201, body: { transaction: { id, expiresAt: '2026-11-25T00:00:05.000Z' } } };
       if (request.url.endsWith('/query')) return { body: queryAnswer };
       if (request.url.endsWith('/commit')) return { body: { position: '9007199254740993', node: 'n1' } };
       return { body: { rolledBack: true } };

@@ -54,11 +54,13 @@ function stubFetch(script: Record<string, Reply[]>): { fetch: typeof fetch; sent
 
 const json = (body: unknown, status = 200, headers: Record<string, string> = {}): Response =>
   new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json', ...headers } });
-const refused = (): Error => new TypeError('fetch failed', { cause: Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }) });
+const refused = (): Error =>
+  new TypeError('fetch failed', { cause: Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }) });
 const reset = (): Error => new TypeError('fetch failed', { cause: Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }) });
 const unavailable = (code: string, retryAfter = '0'): Response =>
   json({ error: { code, message: `${code} (stub)` } }, 503, { 'retry-after': retryAfter });
-const answer = (position: string, node = 'n') => json({ results: [{ columns: ['x'], rows: [[1]], rowsAffected: 0, lastInsertRowid: null }], position, node, role: 'primary' });
+const answer = (position: string, node = 'n') =>
+  json({ results: [{ columns: ['x'], rows: [[1]], rowsAffected: 0, lastInsertRowid: null }], position, node, role: 'primary' });
 
 const A = 'http://a.test';
 const B = 'http://b.test';
@@ -80,7 +82,12 @@ describe('signing with Web Crypto', () => {
   it('gives byte for byte the headers of the server-side (node:crypto) signer', async () => {
     const date = new Date('2026-12-06T20:00:00.000Z');
     const cases = [
-      { key: 'lb_abcdef012345_' + 'x'.repeat(43), method: 'POST', url: 'https://n:8080/v1/databases/app/query?b=2&a=1', body: '{"sql":"SELECT \'é ✓\'"}' },
+      {
+        key: 'lb_abcdef012345_' + 'x'.repeat(43),
+        method: 'POST',
+        url: 'https://n:8080/v1/databases/app/query?b=2&a=1',
+        body: '{"sql":"SELECT \'é ✓\'"}',
+      },
       { key: 'the root key', method: 'GET', url: 'http://n/v1/databases/a%20b', body: undefined },
       { key: 'lb_root_whatever', keyId: 'root', method: 'delete', url: 'http://n/v1/keys/k1', body: '' },
     ];
@@ -120,9 +127,15 @@ describe('retry decisions', () => {
   it('waits Retry-After for a 503 (1 s when absent, capped), up to the attempts', () => {
     expect(retryDelay({ error: error503('PRIMARY_UNAVAILABLE', 2), attempt: 1, reachableNodes: 1, idempotent: false }, policy)).toBe(2000);
     expect(retryDelay({ error: error503('WRITE_LOCK_TIMEOUT'), attempt: 1, reachableNodes: 1, idempotent: false }, policy)).toBe(1000);
-    expect(retryDelay({ error: error503('PRIMARY_UNAVAILABLE', 3600), attempt: 1, reachableNodes: 1, idempotent: false }, policy)).toBe(10_000);
-    expect(retryDelay({ error: error503('PRIMARY_UNAVAILABLE', 1), attempt: 5, reachableNodes: 1, idempotent: false }, policy)).toBeUndefined();
-    expect(retryDelay({ error: error503('PRIMARY_UNAVAILABLE', 1), attempt: 1, reachableNodes: 1, idempotent: false }, retryPolicy(false))).toBeUndefined();
+    expect(retryDelay({ error: error503('PRIMARY_UNAVAILABLE', 3600), attempt: 1, reachableNodes: 1, idempotent: false }, policy)).toBe(
+      10_000,
+    );
+    expect(
+      retryDelay({ error: error503('PRIMARY_UNAVAILABLE', 1), attempt: 5, reachableNodes: 1, idempotent: false }, policy),
+    ).toBeUndefined();
+    expect(
+      retryDelay({ error: error503('PRIMARY_UNAVAILABLE', 1), attempt: 1, reachableNodes: 1, idempotent: false }, retryPolicy(false)),
+    ).toBeUndefined();
   });
 
   it('sends nothing twice whose first try may have been applied, unless it is idempotent', () => {
@@ -137,7 +150,12 @@ describe('retry decisions', () => {
     expect(retryDelay({ error: notSent, attempt: 1, reachableNodes: 1, idempotent: false }, policy)).toBe(0);
     // Every node failed to connect: give up rather than wait for nodes that are down.
     expect(retryDelay({ error: notSent, attempt: 2, reachableNodes: 0, idempotent: false }, policy)).toBeUndefined();
-    expect(retryDelay({ error: new LitebaseClientError('SQL_ERROR', 'x', { status: 400 }), attempt: 1, reachableNodes: 1, idempotent: true }, policy)).toBeUndefined();
+    expect(
+      retryDelay(
+        { error: new LitebaseClientError('SQL_ERROR', 'x', { status: 400 }), attempt: 1, reachableNodes: 1, idempotent: true },
+        policy,
+      ),
+    ).toBeUndefined();
   });
 
   it('refuses a nonsensical policy', () => {
@@ -156,14 +174,21 @@ describe('several nodes', () => {
   });
 
   it('retries a 503 on the next node after Retry-After, and every node when needed', async () => {
-    const { fetch, sent } = stubFetch({ [A]: [unavailable('POSITION_NOT_REACHED')], [B]: [unavailable('PRIMARY_UNAVAILABLE')], [C]: [answer('9')] });
+    const { fetch, sent } = stubFetch({
+      [A]: [unavailable('POSITION_NOT_REACHED')],
+      [B]: [unavailable('PRIMARY_UNAVAILABLE')],
+      [C]: [answer('9')],
+    });
     const client = new LitebaseClient({ urls: [A, B, C], fetch });
     expect((await client.query('app', 'SELECT 1')).position).toBe('9');
     expect(sent.map((request) => new URL(request.url).origin)).toEqual([A, B, C]);
   });
 
   it('goes on past a dead node while a live one answers 503 (a Primary died, its Replica takes over)', async () => {
-    const { fetch, sent } = stubFetch({ [A]: [unavailable('PRIMARY_UNAVAILABLE'), unavailable('PRIMARY_UNAVAILABLE'), answer('3')], [B]: [refused()] });
+    const { fetch, sent } = stubFetch({
+      [A]: [unavailable('PRIMARY_UNAVAILABLE'), unavailable('PRIMARY_UNAVAILABLE'), answer('3')],
+      [B]: [refused()],
+    });
     const client = new LitebaseClient({ urls: [A, B], fetch });
     expect((await client.query('app', 'INSERT INTO t VALUES (1)')).position).toBe('3');
     expect(sent.map((request) => new URL(request.url).origin)).toEqual([A, B, A, B, A]);
@@ -180,13 +205,18 @@ describe('several nodes', () => {
   it('does not send a write again after PRIMARY_CHANGED or a cut connection, but does when told it is idempotent', async () => {
     const changed = stubFetch({ [A]: [unavailable('PRIMARY_CHANGED')], [B]: [answer('1')] });
     const client = new LitebaseClient({ urls: [A, B], fetch: changed.fetch });
-    expect(await client.query('app', 'INSERT INTO t VALUES (1)').catch((caught: unknown) => caught)).toMatchObject({ code: 'PRIMARY_CHANGED' });
+    expect(await client.query('app', 'INSERT INTO t VALUES (1)').catch((caught: unknown) => caught)).toMatchObject({
+      code: 'PRIMARY_CHANGED',
+    });
     expect(changed.sent).toHaveLength(1);
     expect((await client.query('app', 'INSERT OR REPLACE INTO t VALUES (1)', { idempotent: true })).position).toBe('1');
 
     const cut = stubFetch({ [A]: [reset()], [B]: [answer('1')] });
     const other = new LitebaseClient({ urls: [A, B], fetch: cut.fetch });
-    expect(await other.query('app', 'INSERT INTO t VALUES (1)').catch((caught: unknown) => caught)).toMatchObject({ code: 'CONNECTION_FAILED', status: 0 });
+    expect(await other.query('app', 'INSERT INTO t VALUES (1)').catch((caught: unknown) => caught)).toMatchObject({
+      code: 'CONNECTION_FAILED',
+      status: 0,
+    });
     expect(cut.sent).toHaveLength(1);
     // A GET is idempotent by its method.
     const list = stubFetch({ [A]: [reset()], [B]: [json({ databases: [] })] });
@@ -213,11 +243,7 @@ describe('several nodes', () => {
   it('keeps an interactive transaction on the node that opened it, and never retries inside it', async () => {
     const { fetch, sent } = stubFetch({
       [A]: [refused()],
-      [B]: [
-        json({ transaction: { id: 'tx1', expiresAt: '2026-12-06T20:00:05.000Z' } }),
-        answer('0'),
-        unavailable('LEASE_LOST'),
-      ],
+      [B]: [json({ transaction: { id: 'tx1', expiresAt: '2026-12-06T20:00:05.000Z' } }), answer('0'), unavailable('LEASE_LOST')],
     });
     const client = new LitebaseClient({ urls: [A, B], fetch });
     const transaction = await client.beginTransaction('app');
@@ -252,7 +278,14 @@ describe('database handle and session', () => {
     expect(await db.batch([{ sql: 'SELECT 1' }], { mode: 'independent' })).toHaveLength(1);
     expect(await db.transaction(async (tx) => (await tx.execute('UPDATE t SET x = 2')).rowsAffected)).toBe(0);
     await db.execute('SELECT * FROM t');
-    expect(sent.map((request) => (request.body as { minPosition?: string } | undefined)?.minPosition)).toEqual([undefined, '10', undefined, undefined, undefined, '12']);
+    expect(sent.map((request) => (request.body as { minPosition?: string } | undefined)?.minPosition)).toEqual([
+      undefined,
+      '10',
+      undefined,
+      undefined,
+      undefined,
+      '12',
+    ]);
     expect((sent[1]?.body as { mode?: string }).mode).toBe('independent');
     expect(session.toJSON()).toEqual({ app: '12' });
   });
@@ -266,11 +299,22 @@ describe('database handle and session', () => {
         throw failure;
       }),
     ).rejects.toBe(failure);
-    expect(sent.map((request) => new URL(request.url).pathname)).toEqual(['/v1/databases/app/transactions', '/v1/databases/app/transactions/t/rollback']);
+    expect(sent.map((request) => new URL(request.url).pathname)).toEqual([
+      '/v1/databases/app/transactions',
+      '/v1/databases/app/transactions/t/rollback',
+    ]);
   });
 
   it('gives rows as objects', () => {
-    expect(rowsAsObjects({ columns: ['a', 'b'], rows: [[1, 'x'], [2, null]] })).toEqual([
+    expect(
+      rowsAsObjects({
+        columns: ['a', 'b'],
+        rows: [
+          [1, 'x'],
+          [2, null],
+        ],
+      }),
+    ).toEqual([
       { a: 1, b: 'x' },
       { a: 2, b: null },
     ]);

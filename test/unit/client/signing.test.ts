@@ -10,7 +10,14 @@ describe('signing scheme v1', () => {
     expect(canonicalQuery('')).toBe('');
     expect(canonicalQuery('b=2&a=1&&a=0')).toBe('a=0&a=1&b=2');
     expect(
-      canonicalRequest({ method: 'post', path: '/v1/databases/app/query', query: 'b=2&a=1', keyId: 'abcdef012345', date: 'D', bodySha256: 'H' }),
+      canonicalRequest({
+        method: 'post',
+        path: '/v1/databases/app/query',
+        query: 'b=2&a=1',
+        keyId: 'abcdef012345',
+        date: 'D',
+        bodySha256: 'H',
+      }),
     ).toBe('v1\nPOST\n/v1/databases/app/query\na=1&b=2\nabcdef012345\nD\nH');
     expect(keyIdOf(key)).toBe('abcdef012345');
     expect(keyIdOf('lb_root_whatever')).toBe('root');

@@ -70,7 +70,9 @@ describe('a node that is not the Primary', () => {
     // Term 7 has no lease: it is given a full TTL from when this node first saw it.
     expect(result.decision).toEqual({ action: 'follow', role: 'replica', checkAt: NOW + TTL + SKEW });
     expect(result.memory.unleased).toEqual({ term: 7n, since: NOW });
-    const later = decide(input({ now: NOW + TTL + SKEW, lease: lease(2n, 'a', NOW - 10_000), highest: claim(7n, 'b', NOW - 60_000), memory: result.memory }));
+    const later = decide(
+      input({ now: NOW + TTL + SKEW, lease: lease(2n, 'a', NOW - 10_000), highest: claim(7n, 'b', NOW - 60_000), memory: result.memory }),
+    );
     expect(later.decision).toEqual({ action: 'stand', term: 8n });
   });
 
@@ -78,7 +80,9 @@ describe('a node that is not the Primary', () => {
     const memory: ElectionMemory = { ...initialMemory(), highestSeen: 9n };
     const result = decide(input({ lease: lease(3n, 'a', NOW - 10_000), highest: claim(3n, 'a', NOW - 20_000), memory }));
     expect(result.memory.highestSeen).toBe(9n);
-    const later = decide(input({ now: NOW + TTL + SKEW, lease: lease(3n, 'a', NOW - 10_000), highest: claim(3n, 'a', NOW - 20_000), memory: result.memory }));
+    const later = decide(
+      input({ now: NOW + TTL + SKEW, lease: lease(3n, 'a', NOW - 10_000), highest: claim(3n, 'a', NOW - 20_000), memory: result.memory }),
+    );
     expect(later.decision).toEqual({ action: 'stand', term: 10n });
   });
 

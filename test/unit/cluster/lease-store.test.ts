@@ -26,7 +26,15 @@ describe('cluster files', () => {
   });
 
   it('refuses malformed lease records', () => {
-    for (const text of ['', '{', 'null', '[]', '{"term":"x","nodeId":"a","address":"b","expiresAt":1}', '{"term":"1","nodeId":2,"address":"b","expiresAt":1}', '{"term":"1","nodeId":"a","address":"b"}']) {
+    for (const text of [
+      '',
+      '{',
+      'null',
+      '[]',
+      '{"term":"x","nodeId":"a","address":"b","expiresAt":1}',
+      '{"term":"1","nodeId":2,"address":"b","expiresAt":1}',
+      '{"term":"1","nodeId":"a","address":"b"}',
+    ]) {
       expect(parseLease(text), text).toBeUndefined();
     }
   });
@@ -41,9 +49,18 @@ describe('cluster files', () => {
   });
 
   it('round-trips heartbeats and drops malformed positions', () => {
-    const heartbeat = { nodeId: 'a', address: 'http://a', role: 'replica' as const, term: '4', lastHeartbeat: NOW, databases: { app: { position: '42' } } };
+    const heartbeat = {
+      nodeId: 'a',
+      address: 'http://a',
+      role: 'replica' as const,
+      term: '4',
+      lastHeartbeat: NOW,
+      databases: { app: { position: '42' } },
+    };
     expect(parseHeartbeat(formatHeartbeat(heartbeat))).toEqual(heartbeat);
-    const odd = parseHeartbeat('{"nodeId":"a","address":"x","role":"primary","term":"1","lastHeartbeat":1,"databases":{"x":{"position":3},"y":{"position":"7"}}}');
+    const odd = parseHeartbeat(
+      '{"nodeId":"a","address":"x","role":"primary","term":"1","lastHeartbeat":1,"databases":{"x":{"position":3},"y":{"position":"7"}}}',
+    );
     expect(odd?.databases).toEqual({ y: { position: '7' } });
     expect(parseHeartbeat('{"nodeId":"a","address":"x","role":"boss","lastHeartbeat":1}')).toBeUndefined();
   });

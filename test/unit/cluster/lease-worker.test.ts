@@ -10,7 +10,16 @@ describe('the lease keeper thread', () => {
   it('wins the first term of an empty cluster folder, opens the write fence, and releases the lease when stopped', async () => {
     const dataDir = mkdtempSync(path.join(tmpdir(), 'litebase-keeper-'));
     const shared = new SharedArrayBuffer(SHARED_STATE_BYTES);
-    const worker = startKeeper({ dataDir, nodeId: 'n1', address: 'http://n1', leaseTtlMs: 3000, clockSkewMs: 100, heartbeatMs: 200, pollMs: 100, shared });
+    const worker = startKeeper({
+      dataDir,
+      nodeId: 'n1',
+      address: 'http://n1',
+      leaseTtlMs: 3000,
+      clockSkewMs: 100,
+      heartbeatMs: 200,
+      pollMs: 100,
+      shared,
+    });
     const events: KeeperEvent[] = [];
     const seen = (test: (event: KeeperEvent) => boolean): Promise<KeeperEvent> =>
       new Promise((resolve, reject) => {
@@ -36,7 +45,10 @@ describe('the lease keeper thread', () => {
       await seen((event) => event.type === 'stopped');
       expect(sharedState(shared).canWrite()).toBe(false);
       expect(parseLease(readFileSync(path.join(dataDir, 'cluster', 'lease.json'), 'utf8'))).toMatchObject({ term: 1n, expiresAt: 0 });
-      expect(parseHeartbeat(readFileSync(path.join(dataDir, 'cluster', 'nodes', 'n1.json'), 'utf8'))).toMatchObject({ nodeId: 'n1', role: 'replica' });
+      expect(parseHeartbeat(readFileSync(path.join(dataDir, 'cluster', 'nodes', 'n1.json'), 'utf8'))).toMatchObject({
+        nodeId: 'n1',
+        role: 'replica',
+      });
     } finally {
       await worker.terminate();
       rmSync(dataDir, { recursive: true, force: true });

@@ -26,7 +26,12 @@ describe('which checkpoints are archived', () => {
     pageSize: 4096,
     databaseSizePages: 1,
   });
-  const index = (checkpoints: ArchivedCheckpoint[], bundles: ArchivedBundle[]): ArchiveIndex => ({ database: 'app', databaseId: ID, checkpoints, bundles });
+  const index = (checkpoints: ArchivedCheckpoint[], bundles: ArchivedBundle[]): ArchiveIndex => ({
+    database: 'app',
+    databaseId: ID,
+    checkpoints,
+    bundles,
+  });
   const candidate = (position: number, bytes: number, timeMs = position * 1000) => ({ position: BigInt(position), timeMs, bytes });
 
   it('skips a checkpoint the bundles from position 1 reach cheaply: a database that grew by inserts', () => {

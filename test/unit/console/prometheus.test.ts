@@ -21,7 +21,13 @@ describe('console Prometheus parsing', () => {
     gauge.labels('n1', 'a').set(0);
     gauge.labels('n2', 'a').set(7);
     gauge.labels('n2', 'b').set(2);
-    const durations = new Histogram({ name: 'dur_seconds', help: 'd', labelNames: ['route'], buckets: [0.01, 0.1, 1], registers: [registry] });
+    const durations = new Histogram({
+      name: 'dur_seconds',
+      help: 'd',
+      labelNames: ['route'],
+      buckets: [0.01, 0.1, 1],
+      registers: [registry],
+    });
     for (const value of [0.005, 0.005, 0.05, 0.5]) durations.labels('/q').observe(value);
     durations.labels('/other').observe(5);
 
@@ -52,20 +58,56 @@ describe('console Prometheus parsing', () => {
   });
 
   it('estimates quantiles as Prometheus histogram_quantile does', () => {
-    const h = { buckets: [{ le: 0.1, count: 50 }, { le: 0.2, count: 100 }, { le: Infinity, count: 100 }], sum: 0, count: 100 };
+    const h = {
+      buckets: [
+        { le: 0.1, count: 50 },
+        { le: 0.2, count: 100 },
+        { le: Infinity, count: 100 },
+      ],
+      sum: 0,
+      count: 100,
+    };
     expect(histogramQuantile(0.5, h)).toBeCloseTo(0.1);
     expect(histogramQuantile(0.75, h)).toBeCloseTo(0.15);
     expect(histogramQuantile(0.25, h)).toBeCloseTo(0.05);
     // A rank in the +Inf bucket answers the highest finite bound.
-    const tail = { buckets: [{ le: 1, count: 1 }, { le: Infinity, count: 10 }], sum: 0, count: 10 };
+    const tail = {
+      buckets: [
+        { le: 1, count: 1 },
+        { le: Infinity, count: 10 },
+      ],
+      sum: 0,
+      count: 10,
+    };
     expect(histogramQuantile(0.99, tail)).toBe(1);
     expect(histogramQuantile(0.99, { buckets: [{ le: Infinity, count: 0 }], sum: 0, count: 0 })).toBeNull();
   });
 
   it('takes the difference of two scrapes and rates counters, a restart counting from zero', () => {
-    const earlier = { buckets: [{ le: 1, count: 2 }, { le: Infinity, count: 3 }], sum: 4, count: 3 };
-    const later = { buckets: [{ le: 1, count: 5 }, { le: Infinity, count: 7 }], sum: 10, count: 7 };
-    expect(histogramDelta(later, earlier)).toEqual({ buckets: [{ le: 1, count: 3 }, { le: Infinity, count: 4 }], sum: 6, count: 4 });
+    const earlier = {
+      buckets: [
+        { le: 1, count: 2 },
+        { le: Infinity, count: 3 },
+      ],
+      sum: 4,
+      count: 3,
+    };
+    const later = {
+      buckets: [
+        { le: 1, count: 5 },
+        { le: Infinity, count: 7 },
+      ],
+      sum: 10,
+      count: 7,
+    };
+    expect(histogramDelta(later, earlier)).toEqual({
+      buckets: [
+        { le: 1, count: 3 },
+        { le: Infinity, count: 4 },
+      ],
+      sum: 6,
+      count: 4,
+    });
     expect(ratePerSecond(30, 10, 2)).toBe(10);
     expect(ratePerSecond(4, 10, 2)).toBe(2);
     expect(ratePerSecond(4, 10, 0)).toBe(0);

@@ -58,7 +58,13 @@ function newFolder(): Folder {
   mkdirSync(logDir, { recursive: true });
   mkdirSync(path.join(dir, 'shared', 'checkpoints'));
   mkdirSync(path.join(dir, 'local'));
-  return { dir, logDir, sqliteFile: path.join(dir, 'local', 'db.sqlite'), stateFile: path.join(dir, 'local', 'state.json'), logDirectory: new LogDirectory(logDir) };
+  return {
+    dir,
+    logDir,
+    sqliteFile: path.join(dir, 'local', 'db.sqlite'),
+    stateFile: path.join(dir, 'local', 'state.json'),
+    logDirectory: new LogDirectory(logDir),
+  };
 }
 
 /** Open the local SQLite file as the Primary does and put a DurableLog on it. */
@@ -159,7 +165,9 @@ function rowsAt(folder: Folder, position: bigint): string[] {
 /** Settle every promise; report each as its position or its error code, in the order given. */
 async function outcomes(promises: ReadonlyArray<Promise<bigint>>): Promise<string[]> {
   const settled = await Promise.allSettled(promises);
-  return settled.map((result) => (result.status === 'fulfilled' ? `position ${result.value}` : `error ${(result.reason as LitebaseError).code}`));
+  return settled.map((result) =>
+    result.status === 'fulfilled' ? `position ${result.value}` : `error ${(result.reason as LitebaseError).code}`,
+  );
 }
 
 describe('DurableLog group commit', () => {
@@ -260,7 +268,10 @@ describe('DurableLog when a segment cannot be written', () => {
 
     // Positions 1 and 2 are as they were; 3 is the other writer's; nothing was written after it.
     expect(segmentFiles(folder)).toEqual(['00000000000000000001.seg', '00000000000000000002.seg', '00000000000000000003.seg']);
-    expect(before.map((bytes, index) => bytes.equals(readFileSync(folder.logDirectory.segmentPath(BigInt(index + 1)))))).toEqual([true, true]);
+    expect(before.map((bytes, index) => bytes.equals(readFileSync(folder.logDirectory.segmentPath(BigInt(index + 1)))))).toEqual([
+      true,
+      true,
+    ]);
     expect(readFileSync(folder.logDirectory.segmentPath(3n)).equals(intruder)).toBe(true);
     expect(strayFiles(folder)).toEqual([]);
     expect(writer.log.position).toBe(2n);
@@ -291,7 +302,12 @@ describe('DurableLog when a segment cannot be written', () => {
     // local commits of the failed segment), and a new DurableLog starts where the log ends.
     writer.capture.close();
     writer.db.close();
-    const recovered = await recoverLocalCopy({ sqliteFile: folder.sqliteFile, stateFile: folder.stateFile }, folder.logDirectory, DATABASE_ID, pino({ level: 'silent' }));
+    const recovered = await recoverLocalCopy(
+      { sqliteFile: folder.sqliteFile, stateFile: folder.stateFile },
+      folder.logDirectory,
+      DATABASE_ID,
+      pino({ level: 'silent' }),
+    );
     expect(recovered.position).toBe(2n);
     expect(recovered.hashes.checksum).toBe(segmentHeaders(folder)[1]!.postChecksum);
     const again = openWriter(folder, { position: recovered.position, hashes: recovered.hashes });

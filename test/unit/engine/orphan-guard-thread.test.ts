@@ -40,7 +40,7 @@ describe('the orphan guard thread of a read process', () => {
       statements: [{ sql: 'WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c) SELECT count(*) FROM c' }],
       firstIndex: 0,
       admin: false,
-          exact: false,
+      exact: false,
       // A time limit far away: only the node being gone can stop this read process soon.
       limits: { maxResultRows: 1000, maxResultBytes: 1_000_000, statementTimeoutMs: 600_000 },
       rows: 1000,

@@ -65,7 +65,14 @@ async function openPrimary(at: Node, meta: DatabaseMeta, term: bigint, canWrite:
 }
 
 async function openReplica(at: Node, meta: DatabaseMeta): Promise<ReplicaDatabase> {
-  const replica = await ReplicaDatabase.open({ meta, shared: at.shared, local: at.local, settings: at.config, logger, metrics: new Metrics({ collectDefaults: false }) });
+  const replica = await ReplicaDatabase.open({
+    meta,
+    shared: at.shared,
+    local: at.local,
+    settings: at.config,
+    logger,
+    metrics: new Metrics({ collectDefaults: false }),
+  });
   cleanup.push(() => replica.close());
   return replica;
 }
@@ -79,7 +86,10 @@ async function newDatabase(canWrite?: () => boolean): Promise<{ at: Node; meta: 
   return { at, meta, primary };
 }
 
-const insert = (writer: string, i: number) => ({ sql: 'INSERT INTO t(writer, payload) VALUES (?, ?)', params: [`${writer}-${i}`, 'p'.repeat(50 + ((i * 37) % 3000))] });
+const insert = (writer: string, i: number) => ({
+  sql: 'INSERT INTO t(writer, payload) VALUES (?, ?)',
+  params: [`${writer}-${i}`, 'p'.repeat(50 + ((i * 37) % 3000))],
+});
 
 /**
  * Acknowledged writes of several kinds at once: single-statement transactions sent together (they
@@ -95,15 +105,22 @@ async function acknowledgedWrites(primary: PrimaryDatabase, prefix: string): Pro
     }),
   );
   const multis = Array.from({ length: 5 }, (_, k) =>
-    primary.query([insert(`${prefix}m`, 2 * k), insert(`${prefix}m`, 2 * k + 1)], 'transaction').then(() => rows.push(`${prefix}m-${2 * k}`, `${prefix}m-${2 * k + 1}`)),
+    primary
+      .query([insert(`${prefix}m`, 2 * k), insert(`${prefix}m`, 2 * k + 1)], 'transaction')
+      .then(() => rows.push(`${prefix}m-${2 * k}`, `${prefix}m-${2 * k + 1}`)),
   );
-  const independent = primary.query([insert(`${prefix}i`, 0), { sql: 'INSERT INTO nowhere VALUES (1)' }, insert(`${prefix}i`, 1)], 'independent').then(({ results }) => {
-    expect(results.map((result) => ('error' in result ? result.error.code : 'ok'))).toEqual(['ok', 'SQLITE_ERROR', 'ok']);
-    rows.push(`${prefix}i-0`, `${prefix}i-1`);
-  });
+  const independent = primary
+    .query([insert(`${prefix}i`, 0), { sql: 'INSERT INTO nowhere VALUES (1)' }, insert(`${prefix}i`, 1)], 'independent')
+    .then(({ results }) => {
+      expect(results.map((result) => ('error' in result ? result.error.code : 'ok'))).toEqual(['ok', 'SQLITE_ERROR', 'ok']);
+      rows.push(`${prefix}i-0`, `${prefix}i-1`);
+    });
   await Promise.all([...singles, ...multis, independent]);
   const { id } = await primary.beginTransaction(5000);
-  await primary.transactionQuery(id, [insert(`${prefix}x`, 0), { sql: "UPDATE t SET payload = 'updated' WHERE writer = ?", params: [`${prefix}-3`] }]);
+  await primary.transactionQuery(id, [
+    insert(`${prefix}x`, 0),
+    { sql: "UPDATE t SET payload = 'updated' WHERE writer = ?", params: [`${prefix}-3`] },
+  ]);
   expect(await primary.commitTransaction(id)).toBe(primary.position);
   rows.push(`${prefix}x-0`);
   return rows.sort();
@@ -120,7 +137,10 @@ async function writersIn(engine: PrimaryDatabase | ReplicaDatabase): Promise<str
 /** The position and checksum the newest segment in the log ends at. */
 function logHead(at: Node): { position: bigint; checksum: string } {
   const logDir = at.shared.logDir('app');
-  const newest = readdirSync(logDir).filter((name) => name.endsWith('.seg')).sort().at(-1);
+  const newest = readdirSync(logDir)
+    .filter((name) => name.endsWith('.seg'))
+    .sort()
+    .at(-1);
   if (!newest) return { position: 0n, checksum: formatChecksum(0n) };
   const header = decodeSegmentHeader(readFileSync(path.join(logDir, newest)));
   return { position: header.position, checksum: formatChecksum(header.postChecksum) };
@@ -161,11 +181,15 @@ describe('PrimaryDatabase write, crash, recover', () => {
     const unacknowledged = Array.from({ length: 5 }, (_, i) => primary.query([insert('lost', i)], 'transaction'));
     leased = false;
     const refused = await Promise.allSettled(unacknowledged);
-    expect(refused.map((outcome) => (outcome.status === 'rejected' ? (outcome.reason as LitebaseError).code : 'answered'))).toEqual(Array(5).fill('LEASE_LOST'));
+    expect(refused.map((outcome) => (outcome.status === 'rejected' ? (outcome.reason as LitebaseError).code : 'answered'))).toEqual(
+      Array(5).fill('LEASE_LOST'),
+    );
     await primary.close();
     expect(existsSync(`${at.local.sqliteFile('app')}-wal`), 'close() left the WAL unfolded').toBe(true);
     // What the crash left behind: the local copy holds the lost commits, the log does not.
-    expect(writersInLocalFiles(at.local.databaseDir('app'))).toEqual([...acknowledged, ...Array.from({ length: 5 }, (_, i) => `lost-${i}`)].sort());
+    expect(writersInLocalFiles(at.local.databaseDir('app'))).toEqual(
+      [...acknowledged, ...Array.from({ length: 5 }, (_, i) => `lost-${i}`)].sort(),
+    );
     expect(logHead(at)).toEqual(before);
 
     const reopened = await openPrimary(at, meta, 2n);

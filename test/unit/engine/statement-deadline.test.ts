@@ -31,7 +31,9 @@ describe('statement deadline (src/native/statement-deadline.c)', () => {
     db.exec('INSERT INTO t VALUES (1)');
     const started = Date.now();
     deadline.arm(150);
-    const error = failure(() => db.prepare(`INSERT INTO t WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c) SELECT x FROM c`).run());
+    const error = failure(() =>
+      db.prepare(`INSERT INTO t WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c) SELECT x FROM c`).run(),
+    );
     deadline.disarm();
     expect(isInterrupted(error)).toBe(true);
     expect(Date.now() - started).toBeGreaterThanOrEqual(140);
@@ -80,13 +82,16 @@ describe('statement deadline (src/native/statement-deadline.c)', () => {
     deadline.arm(50);
     deadline.disarm();
     const started = Date.now();
-    const counted = db.prepare('WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < 3000000) SELECT count(*) FROM c').pluck().get();
+    const counted = db
+      .prepare('WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < 3000000) SELECT count(*) FROM c')
+      .pluck()
+      .get();
     expect(counted).toBe(3_000_000);
     expect(Date.now() - started).toBeGreaterThan(60);
     db.close();
   });
 
-  it("client SQL cannot call the function: not without the key, not from a trigger", () => {
+  it('client SQL cannot call the function: not without the key, not from a trigger', () => {
     const { db } = open();
     const refused = failure(() => db.prepare("SELECT litebase_deadline(x'00', 0)").get()) as Error;
     expect(refused.message).toContain('internal to the server');

@@ -207,7 +207,9 @@ describe('WalCapture', () => {
     expect(all).toHaveLength(11);
     expect(late.bytesConsumed).toBe(readFileSync(`${file}-wal`).length);
     late.reset();
-    expect(late.readCommitted().map((transaction) => transaction.databaseSizePages)).toEqual(all.map((transaction) => transaction.databaseSizePages));
+    expect(late.readCommitted().map((transaction) => transaction.databaseSizePages)).toEqual(
+      all.map((transaction) => transaction.databaseSizePages),
+    );
     // close() releases the descriptor; the next call opens the file again and goes on where it was.
     late.close();
     expect(late.readCommitted()).toEqual([]);

@@ -41,7 +41,11 @@ describe('bundle reader fuzz', () => {
       size = Math.max(1, size + prng.between(-1, 3));
       const numbers = new Set<number>();
       for (let j = prng.between(1, Math.min(size, 40)); j > 0; j--) numbers.add(prng.between(1, size));
-      const pages = makePages(prng, [...numbers].sort((a, b) => a - b), pageSize);
+      const pages = makePages(
+        prng,
+        [...numbers].sort((a, b) => a - b),
+        pageSize,
+      );
       out.push(
         encodeSegment(
           {
@@ -64,8 +68,21 @@ describe('bundle reader fuzz', () => {
 
   async function collectAll(source: SegmentSource): Promise<{ collected: Map<number, Buffer>; perSegment: string[] }> {
     const collected = new Map<number, Buffer>();
-    await source.collect(0, source.headers.length - 1, () => true, (pageNumber, image) => collected.set(pageNumber, Buffer.from(image)));
-    const perSegment = source instanceof PageMajorBundle ? source.headers.map((_, i) => source.segmentPages(i).map((p) => `${p.pageNumber}:${p.data.subarray(0, 8).toString('hex')}`).join(',')) : [];
+    await source.collect(
+      0,
+      source.headers.length - 1,
+      () => true,
+      (pageNumber, image) => collected.set(pageNumber, Buffer.from(image)),
+    );
+    const perSegment =
+      source instanceof PageMajorBundle
+        ? source.headers.map((_, i) =>
+            source
+              .segmentPages(i)
+              .map((p) => `${p.pageNumber}:${p.data.subarray(0, 8).toString('hex')}`)
+              .join(','),
+          )
+        : [];
     return { collected, perSegment };
   }
 
@@ -93,7 +110,13 @@ describe('bundle reader fuzz', () => {
   }
 
   /** Open and read `bytes` whole; failures unless it is a BundleFormatError or (when allowed) a clean read. */
-  async function checkBundle(tally: Tally, label: string, original: BundleBase, bytes: Buffer, mayRead: 'identical' | 'any' | 'never'): Promise<void> {
+  async function checkBundle(
+    tally: Tally,
+    label: string,
+    original: BundleBase,
+    bytes: Buffer,
+    mayRead: 'identical' | 'any' | 'never',
+  ): Promise<void> {
     tally.inputs++;
     const started = performance.now();
     try {
@@ -201,7 +224,13 @@ describe('bundle reader fuzz', () => {
         garbage.write('LBBN', 0, 'ascii');
         garbage.writeUInt16BE(2, 4);
       }
-      await checkBundle(tally, `garbage #${i}`, small, i % 4 === 0 ? resealBundle(garbage.length >= 8 ? garbage : Buffer.alloc(8)) : garbage, 'never');
+      await checkBundle(
+        tally,
+        `garbage #${i}`,
+        small,
+        i % 4 === 0 ? resealBundle(garbage.length >= 8 ? garbage : Buffer.alloc(8)) : garbage,
+        'never',
+      );
     }
     report(tally);
     expect(tally.inputs).toBeGreaterThanOrEqual(3000);

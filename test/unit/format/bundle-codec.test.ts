@@ -28,7 +28,9 @@ describe('bundles of format 2', () => {
       expect(header?.pageCount).toBe(segment.pages.length);
       const pages = bundle.segmentPages(index);
       expect(pages.map((page) => page.pageNumber)).toEqual(segment.pages.map((page) => page.pageNumber));
-      pages.forEach((page, k) => expect(page.data.equals(segment.pages[k]?.data as Buffer), `segment ${segment.position} page ${page.pageNumber}`).toBe(true));
+      pages.forEach((page, k) =>
+        expect(page.data.equals(segment.pages[k]?.data as Buffer), `segment ${segment.position} page ${page.pageNumber}`).toBe(true),
+      );
     }
     // Pages rewritten in every segment cost a delta each, not a page: far below the segments' size.
     expect(bytes.length).toBeLessThan(segments.reduce((sum, s) => sum + s.bytes.length, 0) / 2);
@@ -39,7 +41,9 @@ describe('bundles of format 2', () => {
       const damaged = Buffer.from(bytes);
       damaged[offset]! ^= 0x40;
       expect(() => openBundle(damaged, 'k/damaged', { first: 1n, last: 300n, whole: false })).toThrow(BundleFormatError);
-      expect(() => openBundle(damaged, 'k/damaged', { first: 1n, last: 300n, whole: false })).toThrow(/k\/damaged: the header or tables are damaged|k\/damaged: not a format 2/);
+      expect(() => openBundle(damaged, 'k/damaged', { first: 1n, last: 300n, whole: false })).toThrow(
+        /k\/damaged: the header or tables are damaged|k\/damaged: not a format 2/,
+      );
     }
     for (const offset of [dataStart + 30, Math.floor((dataStart + bytes.length) / 2), bytes.length - 20]) {
       const damaged = Buffer.from(bytes);

@@ -22,7 +22,10 @@ describe('rolling checksum', () => {
       for (let i = 0; i < 3; i++) changed.set(1 + Math.floor(Math.random() * newSize), randomBytes(PAGE));
       for (const p of [...pages.keys()]) if (p > newSize) pages.delete(p);
       for (const [p, data] of changed) pages.set(p, data);
-      table.apply([...changed].map(([pageNumber, data]) => ({ pageNumber, hash: pageHash(pageNumber, data) })), newSize);
+      table.apply(
+        [...changed].map(([pageNumber, data]) => ({ pageNumber, hash: pageHash(pageNumber, data) })),
+        newSize,
+      );
       size = newSize;
       expect(table.checksum).toBe(fullChecksum(pages, size));
     }
@@ -30,9 +33,21 @@ describe('rolling checksum', () => {
 
   it('depends on which page holds which bytes', () => {
     const a = new PageHashTable(PAGE);
-    a.apply([{ pageNumber: 1, hash: pageHash(1, page(1)) }, { pageNumber: 2, hash: pageHash(2, page(2)) }], 2);
+    a.apply(
+      [
+        { pageNumber: 1, hash: pageHash(1, page(1)) },
+        { pageNumber: 2, hash: pageHash(2, page(2)) },
+      ],
+      2,
+    );
     const b = new PageHashTable(PAGE);
-    b.apply([{ pageNumber: 1, hash: pageHash(1, page(2)) }, { pageNumber: 2, hash: pageHash(2, page(1)) }], 2);
+    b.apply(
+      [
+        { pageNumber: 1, hash: pageHash(1, page(2)) },
+        { pageNumber: 2, hash: pageHash(2, page(1)) },
+      ],
+      2,
+    );
     expect(a.checksum).not.toBe(b.checksum);
   });
 });

@@ -54,7 +54,12 @@ function base(name: string, header: Partial<SegmentHeaderInput>, pageNumbers: nu
 
 const small = base('small', {}, [1, 2, 7], 11);
 const empty = base('empty', {}, [], 12);
-const twoChunks = base('two-chunks', {}, Array.from({ length: 300 }, (_, i) => i + 1), 13);
+const twoChunks = base(
+  'two-chunks',
+  {},
+  Array.from({ length: 300 }, (_, i) => i + 1),
+  13,
+);
 const bigPages = base('big-pages', { pageSize: 8192, databaseSizePages: 20 }, [3, 4, 19], 14);
 const bases = [small, empty, twoChunks, bigPages];
 
@@ -101,7 +106,8 @@ function judgeError(error: unknown, allowed: readonly SegmentFormatErrorCode[]):
   if (!(error instanceof SegmentFormatError)) {
     return { code: '', failure: `threw ${error instanceof Error ? `${error.name}: ${error.message}` : String(error)}` };
   }
-  if (!allowed.includes(error.code)) return { code: error.code, failure: `code ${error.code} not in ${allowed.join('|')}: ${error.message}` };
+  if (!allowed.includes(error.code))
+    return { code: error.code, failure: `code ${error.code} not in ${allowed.join('|')}: ${error.message}` };
   if (error.details.internal === true) return { code: error.code, failure: `internal decoder error: ${error.message}` };
   if (error.message.length < 10) return { code: error.code, failure: `uninformative message ${JSON.stringify(error.message)}` };
   return { code: error.code };
@@ -314,10 +320,7 @@ function differentU32(prng: Prng, truth: number): number {
  * different page size, a different page count, a database smaller than the highest page, a commit
  * time beyond 2^53, or another format version.
  */
-function contradictHeader(
-  prng: Prng,
-  original: Base,
-): { mutated: Buffer; label: string; allowed: readonly SegmentFormatErrorCode[] } {
+function contradictHeader(prng: Prng, original: Base): { mutated: Buffer; label: string; allowed: readonly SegmentFormatErrorCode[] } {
   const content = withoutTrailer(original.bytes);
   const { header, pages } = original.decoded;
   const highest = pages.at(-1)?.pageNumber ?? 0;

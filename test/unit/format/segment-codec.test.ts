@@ -143,7 +143,9 @@ describe('golden segments', () => {
 
   it('has a .seg and a .json for every case and nothing else', () => {
     const expected = cases.flatMap(({ name }) => [`${name}.json`, `${name}.seg`]).sort();
-    const present = readdirSync(GOLDEN_DIR).filter((name) => /\.(seg|json)$/.test(name)).sort();
+    const present = readdirSync(GOLDEN_DIR)
+      .filter((name) => /\.(seg|json)$/.test(name))
+      .sort();
     expect(present).toEqual(expected);
   });
 
@@ -152,7 +154,8 @@ describe('golden segments', () => {
       const segFile = path.join(GOLDEN_DIR, `${golden.name}.seg`);
       const jsonFile = path.join(GOLDEN_DIR, `${golden.name}.json`);
       const load = (): { bytes: Buffer; description: GoldenDescription } => {
-        if (!existsSync(segFile)) throw new Error(`${segFile} is missing: run UPDATE_GOLDEN=1 npx vitest run test/unit/format/segment-codec.test.ts`);
+        if (!existsSync(segFile))
+          throw new Error(`${segFile} is missing: run UPDATE_GOLDEN=1 npx vitest run test/unit/format/segment-codec.test.ts`);
         return {
           bytes: readFileSync(segFile),
           description: JSON.parse(readFileSync(jsonFile, 'utf8')) as GoldenDescription,
@@ -338,7 +341,10 @@ describe('decodeSegment: round trips', () => {
     const count = Math.min(databaseSizePages, prng.between(0, maxPages));
     const numbers = new Set<number>();
     while (numbers.size < count) numbers.add(prng.between(1, databaseSizePages));
-    const pages = [...numbers].map((pageNumber) => ({ pageNumber, data: prng.chance(0.5) ? prng.bytes(pageSize) : Buffer.alloc(pageSize, pageNumber) }));
+    const pages = [...numbers].map((pageNumber) => ({
+      pageNumber,
+      data: prng.chance(0.5) ? prng.bytes(pageSize) : Buffer.alloc(pageSize, pageNumber),
+    }));
     const header: SegmentHeaderInput = {
       databaseId: prng.uuid(),
       term: prng.chance(0.2) ? MAX_U64 : prng.u64(),
@@ -409,7 +415,11 @@ describe('decodeSegment: rejection', () => {
     bytes.writeUInt16BE(2, 4);
     expectRejected(bytes, 'SEGMENT_CHECKSUM_MISMATCH', /checksum/);
     expectRejected(reseal(bytes), 'SEGMENT_UNSUPPORTED_VERSION', /version 2 is not supported, expected 1/);
-    expectRejected(patched(valid, (b) => b.writeUInt16BE(0, 4)), 'SEGMENT_UNSUPPORTED_VERSION', /version 0/);
+    expectRejected(
+      patched(valid, (b) => b.writeUInt16BE(0, 4)),
+      'SEGMENT_UNSUPPORTED_VERSION',
+      /version 0/,
+    );
   });
 
   it.each<[string, (b: Buffer) => void, RegExp]>([
@@ -418,7 +428,11 @@ describe('decodeSegment: rejection', () => {
     ['a page size not a power of two', (b) => b.writeUInt32BE(1000, 48), /page size 1000 is not a power of two/],
     ['a page size below 512', (b) => b.writeUInt32BE(256, 48), /page size 256/],
     ['a page size above 65536', (b) => b.writeUInt32BE(131072, 48), /page size 131072/],
-    ['a valid but different page size', (b) => b.writeUInt32BE(1024, 48), /uncompressed length is 1548, expected 3 \* \(4 \+ 1024\) = 3084/],
+    [
+      'a valid but different page size',
+      (b) => b.writeUInt32BE(1024, 48),
+      /uncompressed length is 1548, expected 3 \* \(4 \+ 1024\) = 3084/,
+    ],
     ['a commit time beyond 2^53', (b) => b.writeBigUInt64BE(1n << 53n, 40), /commit time 9007199254740992 ms is beyond 9007199254740991/],
     ['more pages than the database has', (b) => b.writeUInt32BE(2, 52), /page count 3 exceeds the database size of 2 pages/],
     ['a page count above the pages present', (b) => b.writeUInt32BE(4, 56), /the body holds 3 pages, the header declares 4/],
@@ -427,9 +441,17 @@ describe('decodeSegment: rejection', () => {
     ['a chunk claiming 257 pages', (b) => b.writeUInt32BE(257, 96), /pages in chunk is 257/],
     ['a wrong uncompressed length', (b) => b.writeUInt32BE(1547, 100), /uncompressed length is 1547, expected 3 \* \(4 \+ 512\) = 1548/],
     ['an absurd uncompressed length', (b) => b.writeUInt32BE(MAX_U32, 100), /uncompressed length is 4294967295/],
-    ['a compressed length past the trailer', (b) => b.writeUInt32BE(b.readUInt32BE(104) + 1, 104), /compressed length is \d+, expected 4..\d+ \(the bytes before the trailer\)/],
+    [
+      'a compressed length past the trailer',
+      (b) => b.writeUInt32BE(b.readUInt32BE(104) + 1, 104),
+      /compressed length is \d+, expected 4..\d+ \(the bytes before the trailer\)/,
+    ],
     ['a compressed length below 4', (b) => b.writeUInt32BE(3, 104), /compressed length is 3/],
-    ['an LZ4 size prefix that disagrees', (b) => b.writeUInt32LE(1549, 108), /LZ4 size prefix is 1549, expected the uncompressed length 1548/],
+    [
+      'an LZ4 size prefix that disagrees',
+      (b) => b.writeUInt32LE(1549, 108),
+      /LZ4 size prefix is 1549, expected the uncompressed length 1548/,
+    ],
   ])('rejects %s as corrupt (trailer recomputed)', (_, edit, message) => {
     expectRejected(patched(valid, edit), 'SEGMENT_CORRUPT', message);
   });
@@ -450,7 +472,11 @@ describe('decodeSegment: rejection', () => {
   it('rejects LZ4 data that is not LZ4, wrapping the library error', () => {
     const garbage = Buffer.concat([Buffer.alloc(4), Buffer.from('0f0f0f0f0f0f0f0f', 'hex')]);
     garbage.writeUInt32LE(516, 0);
-    const error = expectRejected(assemble(1, [chunkFromPayload(1, 516, garbage)]), 'SEGMENT_CORRUPT', /chunk 0 at offset 96: LZ4 data is invalid/);
+    const error = expectRejected(
+      assemble(1, [chunkFromPayload(1, 516, garbage)]),
+      'SEGMENT_CORRUPT',
+      /chunk 0 at offset 96: LZ4 data is invalid/,
+    );
     expect(error.cause).toBeInstanceOf(Error);
   });
 
@@ -468,7 +494,14 @@ describe('decodeSegment: rejection', () => {
     ['a page beyond the database size', 1, [[1001]], /page number 1001 must be above 0 .* at most 1000/],
     ['a short chunk followed by another', 3, [[1], [2, 3]], /chunk 1 at offset \d+ follows a chunk of fewer than 256 pages/],
   ])('rejects %s', (_, pageCount, chunks, message) => {
-    expectRejected(assemble(pageCount, chunks.map((numbers) => chunk(numbers))), 'SEGMENT_CORRUPT', message);
+    expectRejected(
+      assemble(
+        pageCount,
+        chunks.map((numbers) => chunk(numbers)),
+      ),
+      'SEGMENT_CORRUPT',
+      message,
+    );
   });
 
   it('accepts what assemble() builds when nothing lies (the helpers themselves are sound)', () => {
@@ -478,12 +511,20 @@ describe('decodeSegment: rejection', () => {
 
   it('rejects bytes left over after the last chunk', () => {
     const body = chunk([1, 2, 3]);
-    expectRejected(assemble(3, [body, Buffer.alloc(5)]), 'SEGMENT_CORRUPT', /5 bytes at offset 146 follow the last of the 3 pages the header declares/);
+    expectRejected(
+      assemble(3, [body, Buffer.alloc(5)]),
+      'SEGMENT_CORRUPT',
+      /5 bytes at offset 146 follow the last of the 3 pages the header declares/,
+    );
     expectRejected(assemble(3, [body, chunk([4])]), 'SEGMENT_CORRUPT', /\d+ bytes at offset 146 follow the last of the 3 pages/);
     expectRejected(assemble(0, [Buffer.alloc(1)]), 'SEGMENT_CORRUPT', /1 bytes at offset 96 follow the last of the 0 pages/);
     expectRejected(assemble(0, [chunk([1])]), 'SEGMENT_CORRUPT', /follow the last of the 0 pages/);
     expectRejected(assemble(4, [body, chunk([4])]), 'SEGMENT_CORRUPT', /chunk 1 at offset 146 follows a chunk of fewer than 256 pages/);
-    expectRejected(assemble(257, [chunk(range(1, 256)), Buffer.alloc(5)]), 'SEGMENT_CORRUPT', /chunk 1 at offset \d+: a chunk header needs 12 bytes, only 5 remain before the trailer/);
+    expectRejected(
+      assemble(257, [chunk(range(1, 256)), Buffer.alloc(5)]),
+      'SEGMENT_CORRUPT',
+      /chunk 1 at offset \d+: a chunk header needs 12 bytes, only 5 remain before the trailer/,
+    );
   });
 
   it('rejects an input that is not bytes with a SegmentFormatError', () => {
@@ -494,7 +535,11 @@ describe('decodeSegment: rejection', () => {
   });
 
   it('is a LitebaseError with status 500 and JSON-safe details', () => {
-    const error = expectRejected(patched(valid, (b) => b.writeUInt32BE(1547, 100)), 'SEGMENT_CORRUPT', /uncompressed/);
+    const error = expectRejected(
+      patched(valid, (b) => b.writeUInt32BE(1547, 100)),
+      'SEGMENT_CORRUPT',
+      /uncompressed/,
+    );
     expect(error).toBeInstanceOf(LitebaseError);
     expect(error.status).toBe(500);
     expect(error.name).toBe('SegmentFormatError');

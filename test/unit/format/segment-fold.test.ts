@@ -90,7 +90,10 @@ describe('foldSegments', () => {
 
   it('keeps only the last image of a page written by many segments', () => {
     const images = [1, 2, 3].map((fill) => ({ pageNumber: 2, data: Buffer.alloc(PAGE_SIZE, fill) }));
-    const run = foldSegments(2, images.map((image) => ({ header: { databaseSizePages: 2 }, pages: [image] })));
+    const run = foldSegments(
+      2,
+      images.map((image) => ({ header: { databaseSizePages: 2 }, pages: [image] })),
+    );
     expect([...run.pages.keys()]).toEqual([2]);
     expect(run.pages.get(2)?.[0]).toBe(3);
     expect(run.smallestSizePages).toBe(2);

@@ -3,7 +3,14 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
-import { mergeTransactions, parseWalHeader, scanWalFrames, WAL_FRAME_HEADER_SIZE, WAL_HEADER_SIZE, type WalScanResult } from '../../../src/format/wal-format.js';
+import {
+  mergeTransactions,
+  parseWalHeader,
+  scanWalFrames,
+  WAL_FRAME_HEADER_SIZE,
+  WAL_HEADER_SIZE,
+  type WalScanResult,
+} from '../../../src/format/wal-format.js';
 import { Prng } from '../../support/golden-segments.js';
 
 /**
@@ -42,7 +49,8 @@ describe('WAL parser fuzz', () => {
     if (result.consumedBytes % frameSize !== 0) return `consumed ${result.consumedBytes} bytes, not whole frames`;
     if (result.consumedBytes > input.length) return `consumed ${result.consumedBytes} of ${input.length} bytes`;
     const counted = result.transactions.reduce((sum, transaction) => sum + transaction.frames.length, 0);
-    if (counted * frameSize !== result.consumedBytes) return `${counted} frames in transactions, ${result.consumedBytes / frameSize} consumed`;
+    if (counted * frameSize !== result.consumedBytes)
+      return `${counted} frames in transactions, ${result.consumedBytes / frameSize} consumed`;
     for (const transaction of result.transactions) {
       if (transaction.databaseSizePages < 1) return 'a transaction with no database size';
       for (const frame of transaction.frames) if (frame.page.length !== header.pageSize) return 'a frame of the wrong size';
@@ -58,7 +66,10 @@ describe('WAL parser fuzz', () => {
         expected !== undefined &&
         expected.databaseSizePages === transaction.databaseSizePages &&
         expected.frames.length === transaction.frames.length &&
-        transaction.frames.every((frame, f) => frame.pageNumber === expected.frames[f]!.pageNumber && Buffer.from(frame.page).equals(Buffer.from(expected.frames[f]!.page)))
+        transaction.frames.every(
+          (frame, f) =>
+            frame.pageNumber === expected.frames[f]!.pageNumber && Buffer.from(frame.page).equals(Buffer.from(expected.frames[f]!.page)),
+        )
       );
     });
   }

@@ -49,9 +49,12 @@ describe('segment appends on the append threads', () => {
     const log = logFolder();
     const head = LogHead.inFolder(log.dir);
     // Sent all at once, as a writer does with group commit: the thread runs them in order.
-    await Promise.all([1, 2, 3, 4, 5, 6, 7, 8].map((position) => log.append(BigInt(position), segmentBytes(position), 'writer-1', openFence(60_000), head)));
+    await Promise.all(
+      [1, 2, 3, 4, 5, 6, 7, 8].map((position) => log.append(BigInt(position), segmentBytes(position), 'writer-1', openFence(60_000), head)),
+    );
     expect(await log.positions()).toEqual([1n, 2n, 3n, 4n, 5n, 6n, 7n, 8n]);
-    for (const position of [1, 5, 8]) expect(new Uint8Array(readFileSync(log.segmentPath(BigInt(position))))).toEqual(segmentBytes(position));
+    for (const position of [1, 5, 8])
+      expect(new Uint8Array(readFileSync(log.segmentPath(BigInt(position))))).toEqual(segmentBytes(position));
     expect(head.read()).toBe(8n);
     expect(readdirSync(log.dir).filter((name) => name.startsWith('.tmp'))).toEqual([]);
   });

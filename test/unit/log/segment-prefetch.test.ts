@@ -23,7 +23,10 @@ function writeLog(dir: string, count: number, prng: Prng, from = 1): Buffer[] {
       data: Buffer.from(Array.from({ length: PAGE_SIZE }, () => prng.below(256))),
     }));
     const preChecksum = table.checksum;
-    table.apply(pages.map(({ pageNumber, data }) => ({ pageNumber, hash: pageHash(pageNumber, data) })), size);
+    table.apply(
+      pages.map(({ pageNumber, data }) => ({ pageNumber, hash: pageHash(pageNumber, data) })),
+      size,
+    );
     const bytes = encodeSegment(
       {
         databaseId: DATABASE_ID,
@@ -121,7 +124,9 @@ describe('segment read-ahead workers', () => {
     const batch = await prefetcher.next();
     await prefetcher.close();
     const viaWorkers = readSegmentRun(log, start, { segments: batch.files.length, bytes: Infinity }, batchSource(batch));
-    expect(viaWorkers.segments.map((segment) => segment.header.position)).toEqual(direct.segments.map((segment) => segment.header.position));
+    expect(viaWorkers.segments.map((segment) => segment.header.position)).toEqual(
+      direct.segments.map((segment) => segment.header.position),
+    );
     expect(viaWorkers.segments.map((segment) => segment.pages)).toEqual(direct.segments.map((segment) => segment.pages));
 
     const damaged = Buffer.from(files[9] as Buffer);

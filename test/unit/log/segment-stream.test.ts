@@ -78,7 +78,7 @@ describe('SegmentFileWriter', () => {
       const { header, pages } = randomCase(prng);
       const file = nextFile();
       const writer = await SegmentFileWriter.create(file, { ...header, pageCount: pages.length });
-      for (let start = 0; start < pages.length; ) {
+      for (let start = 0; start < pages.length;) {
         const size = prng.between(1, 400);
         await writer.writePages(pages.slice(start, start + size));
         start += size;
@@ -149,8 +149,10 @@ describe('SegmentFileReader', () => {
       const bytes = Buffer.from(base);
       const kind = prng.below(5);
       let mutated: Buffer = bytes;
-      if (kind === 0) mutated = bytes.subarray(0, prng.below(bytes.length)); // truncated
-      else if (kind === 1) bytes[prng.below(bytes.length)]! ^= 1 << prng.below(8); // bit flip, trailer not fixed
+      if (kind === 0)
+        mutated = bytes.subarray(0, prng.below(bytes.length)); // truncated
+      else if (kind === 1)
+        bytes[prng.below(bytes.length)]! ^= 1 << prng.below(8); // bit flip, trailer not fixed
       else {
         // Damage the structure, then recompute the trailer so the damage reaches the chunk walk.
         const at = prng.between(SEGMENT_HEADER_SIZE, Math.max(SEGMENT_HEADER_SIZE, bytes.length - SEGMENT_TRAILER_SIZE - 1));

@@ -48,7 +48,11 @@ interface Base {
 }
 
 function checkpoint(name: string, pageSize: number, pageCount: number, seed: number): Base {
-  const pages = makePages(new Prng(seed), Array.from({ length: pageCount }, (_, i) => i + 1), pageSize);
+  const pages = makePages(
+    new Prng(seed),
+    Array.from({ length: pageCount }, (_, i) => i + 1),
+    pageSize,
+  );
   let checksum = 0n;
   for (const page of pages) checksum ^= pageHash(page.pageNumber, page.data);
   const header: SegmentHeaderInput = {
@@ -81,7 +85,14 @@ let fileCount = 0;
  * code is in `allowed`, or (when `mayLoad`, or when the bytes are the original's) exactly the
  * original pages. Either way the output file must not have grown past what the input can hold.
  */
-async function check(tally: Tally, label: string, original: Base, bytes: Buffer, allowed: readonly string[], mayLoad = false): Promise<void> {
+async function check(
+  tally: Tally,
+  label: string,
+  original: Base,
+  bytes: Buffer,
+  allowed: readonly string[],
+  mayLoad = false,
+): Promise<void> {
   tally.inputs++;
   const file = path.join(work, `in-${++fileCount}.ckpt`);
   const out = path.join(work, `out-${fileCount}.sqlite`);
@@ -96,9 +107,14 @@ async function check(tally: Tally, label: string, original: Base, bytes: Buffer,
     else if (result.hashes.checksum !== original.header.postChecksum) tally.failures.push(`${label}: loaded to another checksum`);
     tally.byCode.set('loaded', (tally.byCode.get('loaded') ?? 0) + 1);
   } catch (error) {
-    const code = error instanceof SegmentFormatError || (error instanceof LitebaseError && CHECKPOINT_CODES.includes(error.code)) ? error.code : undefined;
+    const code =
+      error instanceof SegmentFormatError || (error instanceof LitebaseError && CHECKPOINT_CODES.includes(error.code))
+        ? error.code
+        : undefined;
     if (code === undefined) {
-      tally.failures.push(`${label}: threw ${error instanceof Error ? `${error.constructor.name} ${(error as { code?: string }).code ?? ''}: ${error.message}` : String(error)}`);
+      tally.failures.push(
+        `${label}: threw ${error instanceof Error ? `${error.constructor.name} ${(error as { code?: string }).code ?? ''}: ${error.message}` : String(error)}`,
+      );
     } else if (!allowed.includes(code)) {
       tally.failures.push(`${label}: code ${code} not in ${allowed.join('|')}: ${(error as Error).message}`);
     } else if ((error as Error).message.length < 10) {
@@ -123,11 +139,15 @@ async function check(tally: Tally, label: string, original: Base, bytes: Buffer,
   rmSync(out, { force: true });
 }
 
-
 /** A checkpoint file from parts the caller controls: header fields, and chunks of any pages. */
-function assemble(header: SegmentHeaderInput & { pageCount: number }, chunks: ReadonlyArray<ReadonlyArray<{ pageNumber: number; data: Buffer }>>): Buffer {
+function assemble(
+  header: SegmentHeaderInput & { pageCount: number },
+  chunks: ReadonlyArray<ReadonlyArray<{ pageNumber: number; data: Buffer }>>,
+): Buffer {
   const { pageCount, ...input } = header;
-  const head = Buffer.from(encodeSegment({ ...input, databaseSizePages: Math.max(input.databaseSizePages, 0) }, []).subarray(0, SEGMENT_HEADER_SIZE));
+  const head = Buffer.from(
+    encodeSegment({ ...input, databaseSizePages: Math.max(input.databaseSizePages, 0) }, []).subarray(0, SEGMENT_HEADER_SIZE),
+  );
   head.writeUInt32BE(pageCount, 56);
   const parts: Buffer[] = [head];
   for (const pages of chunks) {
@@ -294,7 +314,9 @@ describe('checkpoint decoder fuzz', () => {
         const lie = differentU32(prng, truth);
         if (field === 'lz4Prefix') content.writeUInt32LE(lie, at);
         else content.writeUInt32BE(lie, at);
-        await check(tally, `${original.name} chunk@${target.offset} ${field} ${truth}->${lie} #${i}`, original, reseal(content), ['SEGMENT_CORRUPT']);
+        await check(tally, `${original.name} chunk@${target.offset} ${field} ${truth}->${lie} #${i}`, original, reseal(content), [
+          'SEGMENT_CORRUPT',
+        ]);
       }
     });
   }, 60_000);
@@ -324,7 +346,9 @@ describe('checkpoint decoder fuzz', () => {
             break;
           }
           case 2:
-            pages[prng.below(pages.length)]!.pageNumber = prng.chance(0.5) ? 0 : original.header.databaseSizePages + 1 + prng.below(1 << 20);
+            pages[prng.below(pages.length)]!.pageNumber = prng.chance(0.5)
+              ? 0
+              : original.header.databaseSizePages + 1 + prng.below(1 << 20);
             label = 'page number 0 or past the end';
             break;
           case 3: {
@@ -364,7 +388,8 @@ describe('checkpoint decoder fuzz', () => {
             label = 'extra chunk';
             break;
           default:
-            chunks = pages.length > 1 ? [pages.slice(0, Math.ceil(pages.length / 2)), pages.slice(Math.ceil(pages.length / 2))] : [[], pages];
+            chunks =
+              pages.length > 1 ? [pages.slice(0, Math.ceil(pages.length / 2)), pages.slice(Math.ceil(pages.length / 2))] : [[], pages];
             label = 'pages split unevenly';
         }
         await check(tally, `${original.name} ${label} #${i}`, original, assemble(header, chunks), allowed);

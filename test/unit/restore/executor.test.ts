@@ -68,7 +68,12 @@ describe('newest-first restore', () => {
         const plan = planRestore(catalog, target);
         const output = path.join(work, `restored-${run++}.sqlite`);
         // With threads, every bundle step is decoded and written on the page-writing threads.
-        const outcome = await executeRestore(plan, output, { workDir: path.join(work, `w-${run}`), store, hashThread, threadWriteMinBytes: 0 });
+        const outcome = await executeRestore(plan, output, {
+          workDir: path.join(work, `w-${run}`),
+          store,
+          hashThread,
+          threadWriteMinBytes: 0,
+        });
         const expected = at(position);
         const what = `hash thread ${hashThread}, target ${JSON.stringify(target, (_, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))}`;
         expect(outcome.position, what).toBe(BigInt(position));
@@ -88,7 +93,10 @@ describe('newest-first restore', () => {
     const segments = history(17, 100, timeOf);
     const storeDir = path.join(work, 'store-clock');
     const store = openObjectStore(pathToFileURL(storeDir).href);
-    for (const [first, last] of [[1, 60], [61, 100]] as const) {
+    for (const [first, last] of [
+      [1, 60],
+      [61, 100],
+    ] as const) {
       const file = path.join(work, `clock-${first}.seg`);
       await writeBundle(file, segments.slice(first - 1, last));
       await store.putFile(bundleKey('app', ID, BigInt(first), BigInt(last)), file);
@@ -117,13 +125,24 @@ describe('newest-first restore', () => {
     // In the segment table (checked whenever the bundle is opened), and in the first block (each
     // image handed out is checked: a restore to the end hands out every newest image).
     const dataStart = 64 + 48 * 200 + 20 * original.readUInt32BE(40) + 20 * original.readUInt32BE(44) + 12 * original.readUInt32BE(48);
-    for (const [offset, position] of [[64 + 48 * 10 + 40, 150n], [dataStart + 50, 200n]] as const) {
+    for (const [offset, position] of [
+      [64 + 48 * 10 + 40, 150n],
+      [dataStart + 50, 200n],
+    ] as const) {
       const bytes = Buffer.from(original);
       bytes[offset]! ^= 0x01;
       await store.put(key, bytes);
       for (const hashThread of [false, true]) {
         const plan = planRestore(catalogFromIndex(index), { position });
-        await expect(executeRestore(plan, path.join(work, `damaged-${hashThread}.sqlite`), { workDir: path.join(work, `wd-${hashThread}`), store, hashThread, threadWriteMinBytes: 0 }), `offset ${offset}`).rejects.toMatchObject({
+        await expect(
+          executeRestore(plan, path.join(work, `damaged-${hashThread}.sqlite`), {
+            workDir: path.join(work, `wd-${hashThread}`),
+            store,
+            hashThread,
+            threadWriteMinBytes: 0,
+          }),
+          `offset ${offset}`,
+        ).rejects.toMatchObject({
           code: 'ARCHIVE_CORRUPT',
           message: expect.stringContaining(key) as string,
         });

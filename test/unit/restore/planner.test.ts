@@ -103,7 +103,10 @@ describe('restore planner', () => {
     const history = catalog([checkpoint(40), checkpoint(90)], [bundle(1, 50), bundle(51, 100), bundle(101, 150), bundle(151, 200)]);
     const plan = planRestore(history, { timeMs: t(120) + 500 });
     expect(plan.basePosition).toBe(90n);
-    expect(plan.steps.map((s) => s.run.location)).toEqual([{ kind: 'archive', key: 'b/51-100' }, { kind: 'archive', key: 'b/101-150' }]);
+    expect(plan.steps.map((s) => s.run.location)).toEqual([
+      { kind: 'archive', key: 'b/51-100' },
+      { kind: 'archive', key: 'b/101-150' },
+    ]);
     expect(simulate(plan).at(-1)).toBe(120n);
     expect(plan.clampedToLatest).toBe(false);
     // Exactly at a commit time: that segment is included.
@@ -141,7 +144,10 @@ describe('restore planner', () => {
   });
 
   it('prefers the shared log and a shared checkpoint when they hold the same positions', () => {
-    const history = catalog([checkpoint(100, 'archive'), checkpoint(100, 'shared')], [bundle(101, 150), logRun(101, 150), logRun(151, 160)]);
+    const history = catalog(
+      [checkpoint(100, 'archive'), checkpoint(100, 'shared')],
+      [bundle(101, 150), logRun(101, 150), logRun(151, 160)],
+    );
     const plan = planRestore(history, { position: 155n });
     expect(plan.base?.location.kind).toBe('shared');
     expect(plan.steps.map((s) => s.run.location.kind)).toEqual(['log', 'log']);
@@ -158,7 +164,7 @@ describe('restore planner', () => {
     for (let round = 0; round < 300; round++) {
       const end = prng.between(5, 400);
       const runs: SegmentRun[] = [];
-      for (let first = 1; first <= end; ) {
+      for (let first = 1; first <= end;) {
         const last = Math.min(end, first + prng.between(0, 40));
         runs.push(prng.chance(0.2) ? logRun(first, last) : bundle(first, last));
         first = last + 1;
@@ -177,7 +183,7 @@ describe('restore planner', () => {
       expect(plan.basePosition + BigInt(applied.length)).toBe(BigInt(target));
       const timePlan = planRestore(history, { timeMs: t(target) + 999 });
       const viaTime = simulate(timePlan);
-      expect((viaTime.at(-1) ?? timePlan.basePosition)).toBe(BigInt(target));
+      expect(viaTime.at(-1) ?? timePlan.basePosition).toBe(BigInt(target));
     }
   });
 });

@@ -34,7 +34,9 @@ describe('RouteDurations', () => {
     expect(normalize(actual)).toEqual(normalize(expected));
     const sortedLines = (text: string) => text.split('\n').sort();
     expect(sortedLines(await oursRegistry.metrics())).toEqual(sortedLines(await referenceRegistry.metrics()));
-    expect(await oursRegistry.metrics()).toContain('litebase_http_request_duration_seconds_bucket{le="+Inf",route="/v1/databases/:db/query"} 4');
+    expect(await oursRegistry.metrics()).toContain(
+      'litebase_http_request_duration_seconds_bucket{le="+Inf",route="/v1/databases/:db/query"} 4',
+    );
     expect(await oursRegistry.metrics()).toContain('# TYPE litebase_http_request_duration_seconds histogram');
 
     oursRegistry.resetMetrics();

@@ -13,7 +13,9 @@ describe('WorkerPool', () => {
   it('sends the requests of one affinity key to one thread, in the order they were sent', async () => {
     const pool = new WorkerPool<TestRequest, TestReply>(import.meta.url, '../../support/pool-test-thread.js', 4);
     const keys = ['db-a', 'db-b', 'db-c', 'db-d', 'db-e'];
-    const sent = keys.flatMap((key) => Array.from({ length: 20 }, () => ({ key, reply: pool.request({ kind: 'who' }, { affinity: key }) })));
+    const sent = keys.flatMap((key) =>
+      Array.from({ length: 20 }, () => ({ key, reply: pool.request({ kind: 'who' }, { affinity: key }) })),
+    );
     const replies = await Promise.all(sent.map(async ({ key, reply }) => ({ key, ...(await reply) })));
     for (const key of keys) {
       const own = replies.filter((reply) => reply.key === key);
@@ -53,25 +55,37 @@ describe('WorkerPool', () => {
 describe('startModuleWorker', () => {
   it("runs a project thread from the TypeScript sources, and an error there names the thread's .ts file", async () => {
     // The watchdog thread without its workerData fails at once, where it reads it.
-    const worker = startModuleWorker(new URL('../../../src/server/event-loop-watchdog.ts', import.meta.url).href, './watchdog-thread.js', { name: 'no-data' });
+    const worker = startModuleWorker(new URL('../../../src/server/event-loop-watchdog.ts', import.meta.url).href, './watchdog-thread.js', {
+      name: 'no-data',
+    });
     const error = await firstError(worker);
     expect(error.stack).toContain(fileURLToPath(new URL('../../../src/server/watchdog-thread.ts', import.meta.url)));
   });
 
-  it("runs the compiled thread beside a compiled caller (npm test builds first), named by its .js file", async () => {
-    const worker = startModuleWorker(new URL('../../../dist/src/server/event-loop-watchdog.js', import.meta.url).href, './watchdog-thread.js');
+  it('runs the compiled thread beside a compiled caller (npm test builds first), named by its .js file', async () => {
+    const worker = startModuleWorker(
+      new URL('../../../dist/src/server/event-loop-watchdog.js', import.meta.url).href,
+      './watchdog-thread.js',
+    );
     const error = await firstError(worker);
     expect(error.stack).toContain(fileURLToPath(new URL('../../../dist/src/server/watchdog-thread.js', import.meta.url)));
   });
 
   it('passes workerData and a name to the thread', async () => {
     const buffer = new SharedArrayBuffer(8);
-    const worker = startModuleWorker(new URL('../../../src/engine/read-sandbox-child.ts', import.meta.url).href, './orphan-guard-thread.js', {
-      workerData: { buffer, parent: process.ppid },
-      name: 'orphan-guard-test',
-    });
+    const worker = startModuleWorker(
+      new URL('../../../src/engine/read-sandbox-child.ts', import.meta.url).href,
+      './orphan-guard-thread.js',
+      {
+        workerData: { buffer, parent: process.ppid },
+        name: 'orphan-guard-test',
+      },
+    );
     // Running, with its data (it would have failed at once without): the guard only watches.
-    const outcome = await Promise.race([firstError(worker), new Promise<'running'>((resolve) => setTimeout(() => resolve('running'), 1500))]);
+    const outcome = await Promise.race([
+      firstError(worker),
+      new Promise<'running'>((resolve) => setTimeout(() => resolve('running'), 1500)),
+    ]);
     expect(outcome).toBe('running');
     expect(worker.threadId).toBeGreaterThan(0);
     await worker.terminate();

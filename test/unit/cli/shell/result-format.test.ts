@@ -49,7 +49,9 @@ describe('formatResult', () => {
   it('csv: a header, RFC 4180 quoting, NULL as an empty field, whole BLOBs in hex', () => {
     const long = Buffer.alloc(40, 0xab);
     expect(formatResult(rows, 'csv')).toBe('id,name,big,raw\n1,alice,9007199254740993,x\'00ff\'\n2,"b, ""quoted""\nline",,');
-    expect(formatResult({ columns: ['b'], rows: [[long]], rowsAffected: 0, lastInsertRowid: null }, 'csv')).toBe(`b\nx'${'ab'.repeat(40)}'`);
+    expect(formatResult({ columns: ['b'], rows: [[long]], rowsAffected: 0, lastInsertRowid: null }, 'csv')).toBe(
+      `b\nx'${'ab'.repeat(40)}'`,
+    );
     expect(formatResult(empty, 'csv')).toBe('a');
     expect(formatResult(insert, 'csv')).toBe('');
   });

@@ -21,7 +21,9 @@ describe('splitStatements', () => {
   it('does not end a statement at a ; inside a string, quoted identifier or comment', () => {
     expect(split("INSERT INTO t VALUES ('a;b');")).toMatchObject({ statements: ["INSERT INTO t VALUES ('a;b')"], pending: false });
     expect(split("SELECT 'it''s; fine';")).toMatchObject({ statements: ["SELECT 'it''s; fine'"] });
-    expect(split('SELECT "we;ird", [br;acket], `back;tick` FROM t;')).toMatchObject({ statements: ['SELECT "we;ird", [br;acket], `back;tick` FROM t'] });
+    expect(split('SELECT "we;ird", [br;acket], `back;tick` FROM t;')).toMatchObject({
+      statements: ['SELECT "we;ird", [br;acket], `back;tick` FROM t'],
+    });
     expect(split('SELECT 1 -- no; end here\n, 2;')).toMatchObject({ statements: ['SELECT 1 -- no; end here\n, 2'] });
     expect(split('SELECT /* ; */ 1;')).toMatchObject({ statements: ['SELECT /* ; */ 1'] });
   });
@@ -37,12 +39,19 @@ describe('splitStatements', () => {
   it('keeps a CREATE TRIGGER body whole, up to END;', () => {
     const trigger = 'CREATE TRIGGER tr AFTER INSERT ON t BEGIN\n  INSERT INTO log VALUES (1);\n  UPDATE t SET a = 2;\nEND';
     expect(split(`${trigger};\nSELECT 1;`)).toMatchObject({ statements: [trigger, 'SELECT 1'], pending: false });
-    expect(split('CREATE TEMP TRIGGER tr AFTER INSERT ON t BEGIN INSERT INTO log VALUES (1);')).toMatchObject({ statements: [], pending: true });
-    expect(split('create temporary trigger tr after insert on t begin select 1; end;')).toMatchObject({ statements: ['create temporary trigger tr after insert on t begin select 1; end'] });
+    expect(split('CREATE TEMP TRIGGER tr AFTER INSERT ON t BEGIN INSERT INTO log VALUES (1);')).toMatchObject({
+      statements: [],
+      pending: true,
+    });
+    expect(split('create temporary trigger tr after insert on t begin select 1; end;')).toMatchObject({
+      statements: ['create temporary trigger tr after insert on t begin select 1; end'],
+    });
     // CASE ... END inside the body is not the end of the trigger.
     const withCase = 'CREATE TRIGGER tr AFTER INSERT ON t BEGIN SELECT CASE WHEN 1 THEN 2 END; END';
     expect(split(`${withCase};`)).toMatchObject({ statements: [withCase] });
-    expect(split('EXPLAIN CREATE TRIGGER tr AFTER INSERT ON t BEGIN SELECT 1; END;')).toMatchObject({ statements: ['EXPLAIN CREATE TRIGGER tr AFTER INSERT ON t BEGIN SELECT 1; END'] });
+    expect(split('EXPLAIN CREATE TRIGGER tr AFTER INSERT ON t BEGIN SELECT 1; END;')).toMatchObject({
+      statements: ['EXPLAIN CREATE TRIGGER tr AFTER INSERT ON t BEGIN SELECT 1; END'],
+    });
   });
 
   it('is not fooled by the words TRIGGER, END and CREATE elsewhere', () => {
@@ -68,7 +77,7 @@ describe('splitStatements', () => {
       '  INSERT INTO "log;table" VALUES (\'inserted; \' || new.a);',
       "  INSERT INTO \"log;table\" VALUES (CASE WHEN new.a > 1 THEN 'big' ELSE 'small;' END);",
       'END;',
-      "INSERT INTO t(a) VALUES (1), (2); -- trailing; comment",
+      'INSERT INTO t(a) VALUES (1), (2); -- trailing; comment',
       "INSERT INTO t VALUES (3, 'it''s; -- not a comment');",
       ';',
     ].join('\n');
@@ -105,14 +114,25 @@ describe('splitStatements', () => {
 describe('tokenize', () => {
   it('marks words lower-cased and unterminated tokens', () => {
     const tokens = tokenize("Select 'open");
-    expect(tokens.map((token) => [token.kind, token.text])).toEqual([['word', 'select'], ['space', ' '], ['other', "'open"]]);
+    expect(tokens.map((token) => [token.kind, token.text])).toEqual([
+      ['word', 'select'],
+      ['space', ' '],
+      ['other', "'open"],
+    ]);
     expect(tokens[2]?.unterminated).toBe(true);
   });
 });
 
 describe('transactionControl', () => {
   it('knows BEGIN, COMMIT, END and ROLLBACK in their forms', () => {
-    for (const sql of ['BEGIN', 'begin transaction', 'BEGIN IMMEDIATE', 'BEGIN EXCLUSIVE TRANSACTION', 'begin deferred transaction t1', '/* c */ BEGIN -- x\n;']) {
+    for (const sql of [
+      'BEGIN',
+      'begin transaction',
+      'BEGIN IMMEDIATE',
+      'BEGIN EXCLUSIVE TRANSACTION',
+      'begin deferred transaction t1',
+      '/* c */ BEGIN -- x\n;',
+    ]) {
       expect(transactionControl(sql), sql).toBe('begin');
     }
     for (const sql of ['COMMIT', 'commit transaction', 'END', 'end transaction']) expect(transactionControl(sql), sql).toBe('commit');
@@ -120,7 +140,17 @@ describe('transactionControl', () => {
   });
 
   it('leaves everything else to the server', () => {
-    for (const sql of ['ROLLBACK TO sp1', 'ROLLBACK TRANSACTION TO SAVEPOINT sp1', 'SAVEPOINT sp1', 'RELEASE sp1', 'SELECT 1', 'BEGIN foo bar', "BEGIN 'x'", 'beginning', 'CREATE TABLE begin(a)']) {
+    for (const sql of [
+      'ROLLBACK TO sp1',
+      'ROLLBACK TRANSACTION TO SAVEPOINT sp1',
+      'SAVEPOINT sp1',
+      'RELEASE sp1',
+      'SELECT 1',
+      'BEGIN foo bar',
+      "BEGIN 'x'",
+      'beginning',
+      'CREATE TABLE begin(a)',
+    ]) {
       expect(transactionControl(sql), sql).toBeNull();
     }
   });
