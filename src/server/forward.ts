@@ -6,6 +6,9 @@ import type { ClusterView } from './context.js';
 
 const FORWARDED_HEADER = 'x-litebase-forwarded-by';
 
+/** Connection failures that happen before the request leaves this node. */
+const NEVER_SENT_CODES: ReadonlySet<string> = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
+
 const primaryUnavailable = (message: string, cause?: unknown): LitebaseError =>
   new LitebaseError('PRIMARY_UNAVAILABLE', message, { cause });
 
@@ -63,7 +66,9 @@ export async function forwardToPrimary(
     const reason = cause instanceof Error ? `${(error as Error).message}: ${cause.message}` : (error as Error).message;
     // Refused or not resolved: the request never left this node, so the client may send it again.
     // Anything else (a timeout, a reset) may have reached the Primary: a write's outcome is unknown.
-    const neverSent = ['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH'].includes(systemErrorCode(cause) ?? '');
+    // A certificate that does not verify fails the TLS handshake, before any byte of the request.
+    const causeCode = systemErrorCode(cause) ?? '';
+    const neverSent = NEVER_SENT_CODES.has(causeCode) || /CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)|^ERR_TLS_/.test(causeCode);
     if (neverSent || request.method === 'GET' || request.method === 'HEAD') {
       throw primaryUnavailable(`the Primary at ${primary} could not be reached: ${reason}`, error);
     }
