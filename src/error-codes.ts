@@ -341,6 +341,12 @@ export const ERRORS = {
     meaning: 'rebuilding the local copy from the whole log gave another checksum than the log',
   },
   LOCAL_REBUILD_FAILED: { status: 500, retryable: false, area: 'log', meaning: 'the local copy could not be rebuilt from the log' },
+  LOCAL_DIR_IN_USE: {
+    status: null,
+    retryable: false,
+    area: 'log',
+    meaning: 'another running process holds the lock of this local folder',
+  },
   CHECKPOINT_INVALID: { status: 500, retryable: false, area: 'log', meaning: 'a checkpoint file is not a valid checkpoint' },
   CHECKPOINT_FOREIGN: { status: 500, retryable: false, area: 'log', meaning: 'a checkpoint belongs to another database' },
   CHECKPOINT_CHECKSUM_MISMATCH: {

@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import { LitebaseError } from '../errors.js';
-import { defaultPollMs, type PrimaryView, type Role } from './election.js';
+import { defaultPollMs, type LeaseHolder, type PrimaryView, type Role } from './election.js';
 import { readHeartbeats, type Heartbeat } from './lease-store.js';
 import {
   SHARED_STATE_BYTES,
@@ -51,7 +51,7 @@ import {
  * engine then calls `stepDown`.
  */
 
-export type { Role } from './election.js';
+export type { LeaseHolder, Role } from './election.js';
 
 export interface ClusterMemberOptions {
   /** The shared folder (docs/ARCHITECTURE.md §3): cluster state lives in `<dataDir>/cluster`. */
@@ -71,6 +71,12 @@ export interface ClusterMemberOptions {
   clockSkewMs?: number;
   /** How often a non-Primary reads the cluster state. Default min(heartbeatMs, leaseTtlMs / 3). */
   pollMs?: number;
+  /**
+   * This process, as written into lease.json. Give it only while the process holds its local
+   * folder's exclusive lock (src/storage/local-dir-lock.ts): then a lease left by an earlier,
+   * crashed process of this node is taken over at once instead of waited out (docs/CLUSTER.md).
+   */
+  holder?: LeaseHolder;
   logger: Logger;
 }
 
@@ -104,6 +110,7 @@ interface Settings {
   heartbeatMs: number;
   clockSkewMs: number;
   pollMs: number;
+  holder?: LeaseHolder;
 }
 
 function invalid(message: string): LitebaseError {
@@ -132,6 +139,7 @@ function settingsFrom(options: ClusterMemberOptions): Settings {
     heartbeatMs,
     clockSkewMs,
     pollMs,
+    ...(options.holder ? { holder: options.holder } : {}),
   };
 }
 

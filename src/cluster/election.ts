@@ -25,6 +25,24 @@ export interface LeaseRecord {
   /** Wall-clock ms. Others may stand once their clock passes expiresAt + clockSkewMs. */
   expiresAt: number;
   renewedAt: number;
+  /** Which process wrote it (absent in leases of older nodes): lets a restart prove it gone. */
+  holder?: LeaseHolder;
+}
+
+/**
+ * The process that holds (or held) a lease, as written into lease.json. A node that restarts after
+ * a crash compares it with its own (docs/CLUSTER.md, "Instant restart"):
+ * - `host`: the machine's identity (machine id and host name);
+ * - `instance`: the id of the node's local folder, kept in the local folder's lock file;
+ * - `life`: random per process start, so a process never mistakes its own lease for a dead one;
+ * - `pid`, `boot`: for people reading the file (the kernel's boot id), not used in decisions.
+ */
+export interface LeaseHolder {
+  host: string;
+  instance: string;
+  life: string;
+  pid: number;
+  boot: string;
 }
 
 /**
@@ -84,6 +102,12 @@ export interface DecisionInput {
   highest: TermClaim | undefined;
   held: HeldLease | undefined;
   memory: ElectionMemory;
+  /**
+   * This process, when it holds the exclusive lock of its local folder (src/storage/local-dir-lock.ts):
+   * the kernel released that lock when the lock's previous owner exited, so a lease written by
+   * another life of this same node, host and local folder is proven to have no live holder.
+   */
+  self?: LeaseHolder;
 }
 
 export type Decision =
@@ -93,8 +117,11 @@ export type Decision =
   | { action: 'step-down'; reason: string }
   /** Not Primary: look again by `checkAt` (wall ms) at the latest. */
   | { action: 'follow'; role: 'replica' | 'candidate'; checkAt: number }
-  /** Not Primary: try to create cluster/terms/<term> exclusively. */
-  | { action: 'stand'; term: bigint };
+  /**
+   * Not Primary: try to create cluster/terms/<term> exclusively. `takeover`: the current lease has
+   * not run out, but its holder is a previous life of this node, proven gone.
+   */
+  | { action: 'stand'; term: bigint; takeover?: boolean };
 
 export interface DecisionResult {
   decision: Decision;
@@ -155,6 +182,11 @@ export function decide(input: DecisionInput): DecisionResult {
     return { decision: { action: 'renew', term: held.term, repair }, memory, primary };
   }
 
+  if (primary !== undefined && now < primary.expiresAt + settings.clockSkewMs && now >= memory.holdOffUntil) {
+    if (lease !== undefined && lease.term === seen && previousLifeGone(lease, nodeId, input.self)) {
+      return { decision: { action: 'stand', term: seen + 1n, takeover: true }, memory, primary };
+    }
+  }
   if (primary !== undefined) {
     if (now < primary.expiresAt) {
       // Our own unexpired lease without holding it is a previous life of this node: wait it out.
@@ -169,6 +201,19 @@ export function decide(input: DecisionInput): DecisionResult {
     return { decision: { action: 'follow', role: 'candidate', checkAt: memory.holdOffUntil }, memory, primary };
   }
   return { decision: { action: 'stand', term: seen + 1n }, memory, primary };
+}
+
+/**
+ * Is the holder of `lease` a previous life of this very node that no longer runs? Only when this
+ * process holds its local folder's lock (`self` given), the lease names this node id, the same
+ * host and the same local folder, and another life: the previous life held that same lock while it
+ * ran, and the kernel gave it to us only once that process had exited. Anything less (another host,
+ * another local folder, an older lease without a holder, our own life) proves nothing.
+ */
+export function previousLifeGone(lease: LeaseRecord, nodeId: string, self: LeaseHolder | undefined): boolean {
+  const holder = lease.holder;
+  if (self === undefined || holder === undefined || lease.nodeId !== nodeId) return false;
+  return holder.host === self.host && holder.instance === self.instance && holder.life !== self.life;
 }
 
 /**

@@ -28,6 +28,8 @@ export type KeeperPort = Pick<MessagePort, 'postMessage' | 'on'>;
 export function runKeeper(port: KeeperPort, data: KeeperData): void {
   const send = (event: KeeperEvent): void => port.postMessage(event);
   const { nodeId, address } = data;
+  const holder = data.holder;
+  const withHolder = <T extends object>(record: T): T => (holder === undefined ? record : { ...record, holder });
   const ttl = data.leaseTtlMs;
   const settings: ElectionSettings = { leaseTtlMs: ttl, clockSkewMs: data.clockSkewMs, pollMs: data.pollMs };
   const shared = sharedState(data.shared);
@@ -104,7 +106,7 @@ export function runKeeper(port: KeeperPort, data: KeeperData): void {
     const previousEnd = held === undefined ? local : held.leaseEndLocal;
     if (repair) log('warn', "lease.json did not show this node's term; writing it again", { term: term.toString() });
     try {
-      store.writeLease({ term, nodeId, address, expiresAt: now + ttl, renewedAt: now });
+      store.writeLease(withHolder({ term, nodeId, address, expiresAt: now + ttl, renewedAt: now }));
     } catch (error) {
       loseLease(`lease renewal failed: ${describe(error)}`);
       return settings.pollMs;
@@ -170,7 +172,7 @@ export function runKeeper(port: KeeperPort, data: KeeperData): void {
     if (readFailing) log('info', 'the cluster state is readable again');
     readFailing = false;
 
-    const result = decide({ nodeId, settings, now, localNow: local, lease, highest, held, memory });
+    const result = decide({ nodeId, settings, now, localNow: local, lease, highest, held, memory, ...(holder ? { self: holder } : {}) });
     memory = result.memory;
     const decision = result.decision;
     // While this node may write, the shared term stays the one it holds: a higher term is
@@ -189,6 +191,13 @@ export function runKeeper(port: KeeperPort, data: KeeperData): void {
         primary = liveView(result.primary, now);
         return Math.min(settings.pollMs, Math.max(0, decision.checkAt - now) + jitter());
       case 'stand':
+        if (decision.takeover === true && lease !== undefined) {
+          log('info', 'the lease is held by an earlier process of this node that has exited: standing at once', {
+            term: lease.term.toString(),
+            previousPid: lease.holder?.pid,
+            expiresAt: new Date(lease.expiresAt).toISOString(),
+          });
+        }
         shared.setTerm(memory.highestSeen);
         primary = liveView(result.primary, now);
         return stand(decision.term);
@@ -255,7 +264,7 @@ export function runKeeper(port: KeeperPort, data: KeeperData): void {
         try {
           const lease = store.readLease();
           if (lease !== undefined && lease.term === term && lease.nodeId === nodeId) {
-            store.writeLease({ term, nodeId, address, expiresAt: 0, renewedAt: Date.now() });
+            store.writeLease(withHolder({ term, nodeId, address, expiresAt: 0, renewedAt: Date.now() }));
             log('info', 'released the lease', { term: term.toString() });
           }
         } catch (error) {

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { LeaseRecord, Role, TermClaim } from './election.js';
+import type { LeaseHolder, LeaseRecord, Role, TermClaim } from './election.js';
 
 /**
  * The cluster state on the shared folder (docs/ARCHITECTURE.md §3), read and written with synchronous calls:
@@ -9,8 +9,9 @@ import type { LeaseRecord, Role, TermClaim } from './election.js';
  * - `cluster/terms/<term>`: created exclusively (`open(..., 'wx')`) by the node that wins the term,
  *   holding JSON `{ nodeId, address, createdAt }`. Never removed, never rewritten: terms are never
  *   reused. The name is the term in decimal, without padding.
- * - `cluster/lease.json`: `{ term, nodeId, address, expiresAt, renewedAt }` (term as a decimal
- *   string, times in wall-clock ms), replaced atomically: temp file, fsync, rename, fsync folder.
+ * - `cluster/lease.json`: `{ term, nodeId, address, expiresAt, renewedAt, holder }` (term as a
+ *   decimal string, times in wall-clock ms, holder `{ host, instance, life, pid, boot }` or absent),
+ *   replaced atomically: temp file, fsync, rename, fsync folder.
  * - `cluster/nodes/<nodeId>.json`: heartbeats `{ nodeId, address, role, term, lastHeartbeat,
  *   startedAt, databases }`, replaced atomically (no fsync: a lost heartbeat is rewritten a second later).
  *
@@ -63,7 +64,17 @@ export function parseLease(text: string): LeaseRecord | undefined {
   const { nodeId, address, expiresAt, renewedAt } = value;
   if (term === undefined || typeof nodeId !== 'string' || typeof address !== 'string') return undefined;
   if (typeof expiresAt !== 'number' || !Number.isFinite(expiresAt)) return undefined;
-  return { term, nodeId, address, expiresAt, renewedAt: typeof renewedAt === 'number' ? renewedAt : 0 };
+  const holder = parseHolder(value.holder);
+  return { term, nodeId, address, expiresAt, renewedAt: typeof renewedAt === 'number' ? renewedAt : 0, ...(holder ? { holder } : {}) };
+}
+
+/** A malformed holder counts as none: it can only ever make a restart wait, never take over. */
+function parseHolder(value: unknown): LeaseHolder | undefined {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
+  const { host, instance, life, pid, boot } = value as Record<string, unknown>;
+  if (typeof host !== 'string' || typeof instance !== 'string' || typeof life !== 'string') return undefined;
+  if (host === '' || instance === '' || life === '') return undefined;
+  return { host, instance, life, pid: typeof pid === 'number' ? pid : 0, boot: typeof boot === 'string' ? boot : '' };
 }
 
 export function formatLease(record: LeaseRecord): string {
@@ -74,6 +85,7 @@ export function formatLease(record: LeaseRecord): string {
       address: record.address,
       expiresAt: record.expiresAt,
       renewedAt: record.renewedAt,
+      ...(record.holder ? { holder: record.holder } : {}),
     }) + '\n'
   );
 }

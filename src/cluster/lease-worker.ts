@@ -1,6 +1,6 @@
 import type { Worker } from 'node:worker_threads';
 import { startModuleWorker } from '../threads/worker-pool.js';
-import type { PrimaryView, Role } from './election.js';
+import type { LeaseHolder, PrimaryView, Role } from './election.js';
 
 /**
  * The lease keeper: one worker thread per ClusterMember that reads the cluster state, stands for
@@ -28,6 +28,8 @@ export interface KeeperData {
   heartbeatMs: number;
   pollMs: number;
   shared: SharedArrayBuffer;
+  /** This process, written into lease.json; given only when it holds its local folder's lock. */
+  holder?: LeaseHolder;
 }
 
 /** Main thread to keeper. */

@@ -10,6 +10,8 @@ import { Metrics } from '../metrics.js';
 import { errorMessage, LitebaseError } from '../errors.js';
 import { DatabaseCatalog } from '../storage/catalog.js';
 import { LocalLayout, SharedLayout } from '../storage/layout.js';
+import { LocalDirLock } from '../storage/local-dir-lock.js';
+import { processIdentity } from '../cluster/process-identity.js';
 import { redactUrl, type ObjectStore } from '../storage/object-store.js';
 import { openObjectStore } from '../storage/open-object-store.js';
 import { AccessKeys } from './access-keys.js';
@@ -42,23 +44,40 @@ export async function startNode(config: LitebaseConfig, logger: Logger = pino({ 
   mkdirSync(shared.databasesDir, { recursive: true });
   mkdirSync(shared.clusterDir, { recursive: true });
   mkdirSync(config.localDir, { recursive: true });
+  // Held until exit: one process per local folder, and the proof a restart needs to take over
+  // the lease of this node's crashed process at once (docs/CLUSTER.md, "Instant restart").
+  const localLock = LocalDirLock.acquire(local);
 
   // The read-ahead thread starts while the node joins the cluster, ready for a long catch-up.
   warmUpSegmentReader();
-  const rootKey = await loadRootKey(config.rootKey, shared.rootKeyFile);
-  // Opened once for the node; a missing bucket or wrong credentials stop the start here.
-  const objectStore = await openVerifiedObjectStore(config, logger);
+  let rootKey: Awaited<ReturnType<typeof loadRootKey>>;
+  let objectStore: ObjectStore;
+  let member: ClusterMember;
+  try {
+    rootKey = await loadRootKey(config.rootKey, shared.rootKeyFile);
+    // Opened once for the node; a missing bucket or wrong credentials stop the start here.
+    objectStore = await openVerifiedObjectStore(config, logger);
+    try {
+      member = await ClusterMember.start({
+        dataDir: config.dataDir,
+        nodeId: config.nodeId,
+        address: config.advertiseAddress,
+        leaseTtlMs: config.leaseTtlMs,
+        holder: processIdentity(localLock.instanceId),
+        logger,
+      });
+    } catch (error) {
+      await objectStore.close();
+      throw error;
+    }
+  } catch (error) {
+    localLock.release();
+    throw error;
+  }
   const metrics = new Metrics();
-  const member = await ClusterMember.start({
-    dataDir: config.dataDir,
-    nodeId: config.nodeId,
-    address: config.advertiseAddress,
-    leaseTtlMs: config.leaseTtlMs,
-    logger,
-  });
   // A start that fails from here on (a port in use, a database that will not open) gives back what
   // it took, the lease first among them, before the error reaches the caller.
-  const undo: Array<() => Promise<void> | void> = [() => objectStore.close(), () => member.stop()];
+  const undo: Array<() => Promise<void> | void> = [() => localLock.release(), () => objectStore.close(), () => member.stop()];
   let listening: { url: string; app: ReturnType<typeof buildApp>; databases: NodeDatabases; housekeeping: NodeJS.Timeout };
   try {
     const catalog = new DatabaseCatalog(shared);
@@ -175,6 +194,7 @@ export async function startNode(config: LitebaseConfig, logger: Logger = pino({ 
         // Last: a Primary hands its lease over only once its databases are closed.
         await member.stop();
         await objectStore.close();
+        localLock.release();
       })();
       return closing;
     },

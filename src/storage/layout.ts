@@ -91,4 +91,14 @@ export class LocalLayout {
   get restoresDir(): string {
     return path.join(this.root, 'restores');
   }
+
+  /** The node process's exclusive lock on this folder, holding the folder's instance id (src/storage/local-dir-lock.ts). */
+  get lockFile(): string {
+    return path.join(this.root, 'node.lock');
+  }
+
+  /** Who holds the lock (pid, host, start time), for the message a second process gets. */
+  get lockOwnerFile(): string {
+    return path.join(this.root, 'node.lock.owner');
+  }
 }

@@ -5,11 +5,13 @@ import {
   decide,
   defaultPollMs,
   initialMemory,
+  previousLifeGone,
   renewalAccepted,
   renewIntervalMs,
   type DecisionInput,
   type ElectionMemory,
   type HeldLease,
+  type LeaseHolder,
   type LeaseRecord,
   type TermClaim,
 } from '../../../src/cluster/election.js';
@@ -186,5 +188,51 @@ describe('timing rules', () => {
     expect(backoffMs(settings, 7)).toBe(100);
     expect(defaultPollMs(5000, 1000)).toBe(1000);
     expect(defaultPollMs(600, 1000)).toBe(200);
+  });
+});
+
+describe('instant restart: a lease left by an exited process of this same node', () => {
+  const before: LeaseHolder = { host: 'machine/host', instance: 'folder-1', life: 'life-1', pid: 10, boot: 'boot-1' };
+  const self: LeaseHolder = { ...before, life: 'life-2', pid: 11 };
+  const ownLease = (holder: LeaseHolder | undefined, nodeId = 'me'): LeaseRecord => ({
+    ...lease(7n, nodeId, NOW + 800),
+    ...(holder ? { holder } : {}),
+  });
+
+  it('stands for the next term at once, before the lease runs out', () => {
+    const result = decide(input({ lease: ownLease(before), highest: claim(7n, 'me', NOW - 100), self }));
+    expect(result.decision).toEqual({ action: 'stand', term: 8n, takeover: true });
+  });
+
+  it('also within the skew allowance after the lease ran out', () => {
+    const result = decide(input({ lease: { ...ownLease(before), expiresAt: NOW - 50 }, highest: claim(7n, 'me', NOW - 100), self }));
+    expect(result.decision).toEqual({ action: 'stand', term: 8n, takeover: true });
+  });
+
+  it('waits the lease out when anything does not prove the holder gone', () => {
+    const waits: Array<[string, Partial<DecisionInput>]> = [
+      ['no lock held (no self)', { lease: ownLease(before) }],
+      ['a lease of an older node, without a holder', { lease: ownLease(undefined), self }],
+      ['another node id', { lease: ownLease(before, 'other'), self }],
+      ['another host', { lease: ownLease({ ...before, host: 'machine/other' }), self }],
+      ['another local folder', { lease: ownLease({ ...before, instance: 'folder-2' }), self }],
+      ['this very process (it stepped down itself)', { lease: ownLease(self), self }],
+      ['a step-down hold-off of this process', { lease: ownLease(before), self, memory: { ...initialMemory(), holdOffUntil: NOW + 5000 } }],
+    ];
+    for (const [why, overrides] of waits) {
+      const result = decide(input({ highest: claim(7n, 'me', NOW - 100), ...overrides }));
+      expect(result.decision.action, why).toBe('follow');
+    }
+  });
+
+  it('does not take over when a higher term than the lease exists (its winner has not written the lease yet)', () => {
+    const result = decide(input({ lease: ownLease(before), highest: claim(8n, 'other', NOW - 10), self }));
+    expect(result.decision.action).toBe('follow');
+  });
+
+  it('previousLifeGone needs the same node, host and folder, and another life', () => {
+    expect(previousLifeGone(ownLease(before), 'me', self)).toBe(true);
+    expect(previousLifeGone(ownLease(before), 'me', undefined)).toBe(false);
+    expect(previousLifeGone(ownLease(before), 'you', self)).toBe(false);
   });
 });

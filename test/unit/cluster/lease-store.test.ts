@@ -25,6 +25,25 @@ describe('cluster files', () => {
     expect(JSON.parse(formatLease(record)).term).toBe('1152921504606846977');
   });
 
+  it('round-trips the holder of a lease, and reads a malformed holder as none', () => {
+    const holder = { host: 'm/h', instance: 'i-1', life: 'l-1', pid: 42, boot: 'b-1' };
+    const record: LeaseRecord = { term: 3n, nodeId: 'n1', address: 'http://a', expiresAt: NOW, renewedAt: NOW - 5, holder };
+    expect(parseLease(formatLease(record))).toEqual(record);
+    const base = { term: '3', nodeId: 'n1', address: 'http://a', expiresAt: NOW, renewedAt: NOW - 5 };
+    for (const bad of [
+      null,
+      'x',
+      [],
+      { host: 'm/h', instance: 'i-1' },
+      { host: '', instance: 'i', life: 'l' },
+      { host: 1, instance: 'i', life: 'l' },
+    ]) {
+      const parsed = parseLease(JSON.stringify({ ...base, holder: bad }));
+      expect(parsed, JSON.stringify(bad)).toBeDefined();
+      expect(parsed?.holder, JSON.stringify(bad)).toBeUndefined();
+    }
+  });
+
   it('refuses malformed lease records', () => {
     for (const text of [
       '',
