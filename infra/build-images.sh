@@ -6,6 +6,10 @@
 #   litebase-node:local    infra/Dockerfile on the base: package.json, bin/, dist/src/ and the
 #                          production packages of node_modules
 #   litebase-s3rver:local  infra/s3rver.Dockerfile on the base: s3rver and the packages it needs
+#   litebase-haproxy:local the load balancer: this machine's haproxy binary (Debian's package,
+#                          `apt-get install haproxy`) and the libraries ldd finds for it, with
+#                          infra/haproxy (its configuration and error answers), given to
+#                          `docker import`
 #
 # Run it after `npm ci` and `npm run build`. Each image is labelled with a hash of what it is made
 # from and kept while that hash matches, so a run with nothing changed takes a few seconds.
@@ -17,6 +21,7 @@
 #                          Node.js major version and a glibc at least as new as this machine's.
 #   LITEBASE_NODE_IMAGE    tag of the node image (default litebase-node:local)
 #   LITEBASE_S3RVER_IMAGE  tag of the s3rver image (default litebase-s3rver:local)
+#   LITEBASE_LB_IMAGE      tag of the load balancer image (default litebase-haproxy:local)
 #   FORCE=1                rebuild every image even when its label matches
 set -euo pipefail
 
@@ -26,6 +31,7 @@ WORK="$ROOT/.tmp/images"
 BASE_TAG=litebase-base:local
 NODE_TAG="${LITEBASE_NODE_IMAGE:-litebase-node:local}"
 S3RVER_TAG="${LITEBASE_S3RVER_IMAGE:-litebase-s3rver:local}"
+LB_TAG="${LITEBASE_LB_IMAGE:-litebase-haproxy:local}"
 LABEL=io.litebase.inputs
 # Part of every hash: bump it when this script changes what goes into an image.
 FORMAT=3
@@ -47,6 +53,9 @@ command -v docker >/dev/null 2>&1 || fail "the docker command is not installed"
 docker info >/dev/null 2>&1 || fail "the Docker engine does not answer (docker info failed)"
 [ -f dist/src/cli/main.js ] || fail "dist/ is missing: run npm run build first"
 [ -d node_modules/s3rver ] || fail "node_modules is incomplete: run npm ci first"
+# Debian puts it in /usr/sbin, which a user's PATH may lack.
+HAPROXY_BIN="$(PATH="$PATH:/usr/sbin:/usr/local/sbin" command -v haproxy || true)"
+[ -n "$HAPROXY_BIN" ] || fail "haproxy is not installed: apt-get install haproxy (the load balancer image is made of it)"
 mkdir -p "$WORK"
 # One build at a time: test runs started together would otherwise write the same files here.
 exec 9>"$WORK/lock"
@@ -117,6 +126,49 @@ build_base() {
   say "made $BASE_TAG ($(elapsed))"
 }
 
+# --- the load balancer ---------------------------------------------------------------------------
+# HAProxy and the libraries ldd resolves for it, kept at their paths as for the base, with
+# infra/haproxy as /etc/haproxy. No Node.js and no shell: the image runs haproxy and nothing else.
+build_lb() {
+  local haproxy_bin libs hash rootfs previous
+  haproxy_bin="$(readlink -f "$HAPROXY_BIN")"
+  libs="$(ldd "$haproxy_bin" | awk '/=> \// { print $3 } /^[ \t]*\/[^ ]+ \(0x/ { print $1 }' | sort -u)"
+  hash="$( {
+    echo "$FORMAT"
+    stat --dereference --format '%n %s %Y' "$haproxy_bin" $libs
+    tar --create "${REPRODUCIBLE[@]}" -C infra haproxy | sha256
+  } | sha256)"
+  if [ "$(label_of "$LB_TAG")" = "$hash" ] && [ -z "${FORCE:-}" ]; then
+    say "$LB_TAG is up to date"
+    return
+  fi
+  say "making $LB_TAG from $haproxy_bin ($("$haproxy_bin" -v | head -n 1 | awk '{ print $3 }')) and $(echo "$libs" | wc -l) libraries"
+  rootfs="$WORK/lb-rootfs"
+  rm -rf "$rootfs"
+  mkdir -p "$rootfs/usr/sbin" "$rootfs/etc/haproxy" "$rootfs/tmp"
+  chmod 1777 "$rootfs/tmp"
+  cp -L "$haproxy_bin" "$rootfs/usr/sbin/haproxy"
+  for lib in $libs; do
+    mkdir -p "$rootfs$(dirname "$lib")"
+    cp -L "$lib" "$rootfs$lib"
+  done
+  cp -R infra/haproxy/. "$rootfs/etc/haproxy/"
+  printf 'root:x:0:0:root:/root:/usr/sbin/nologin\nhaproxy:x:1000:1000:haproxy:/tmp:/usr/sbin/nologin\n' >"$rootfs/etc/passwd"
+  printf 'root:x:0:\nhaproxy:x:1000:\n' >"$rootfs/etc/group"
+  printf 'passwd: files\ngroup: files\nhosts: files dns\n' >"$rootfs/etc/nsswitch.conf"
+  previous="$(image_id "$LB_TAG")"
+  # Port 8080 for applications; the nodes' addresses and the health checks' key come from the
+  # environment (infra/haproxy/haproxy.cfg).
+  tar --create "${REPRODUCIBLE[@]}" -C "$rootfs" . \
+    | docker import --change "LABEL $LABEL=$hash" --change 'USER 1000:1000' --change 'EXPOSE 8080' \
+      --change 'ENTRYPOINT ["/usr/sbin/haproxy", "-db", "-f", "/etc/haproxy/haproxy.cfg"]' - "$LB_TAG" >/dev/null
+  rm -rf "$rootfs"
+  docker run --rm --entrypoint /usr/sbin/haproxy -e LITEBASE_LB_CHECK_KEY=check "$LB_TAG" -c -q -f /etc/haproxy/haproxy.cfg \
+    || fail "$LB_TAG: haproxy does not accept its configuration"
+  remove_unless_current "$previous" "$LB_TAG"
+  say "made $LB_TAG ($(elapsed))"
+}
+
 # --- images on the base --------------------------------------------------------------------------
 # build_image <tag> <Dockerfile> <package list> [paths...]: the build context holds the Dockerfile,
 # those paths of the checkout, empty data/ folders (COPY gives them their owner), and the packages
@@ -168,4 +220,5 @@ if [ "$built" = 1 ]; then
     || fail "$NODE_TAG cannot load its native modules"
 fi
 build_image "$S3RVER_TAG" infra/s3rver.Dockerfile "$WORK/s3rver-packages.txt"
-say "images ready: $NODE_TAG, $S3RVER_TAG on $BASE ($(elapsed))"
+build_lb
+say "images ready: $NODE_TAG, $S3RVER_TAG on $BASE, $LB_TAG ($(elapsed))"

@@ -265,14 +265,16 @@ export const ERRORS = {
     retryable: true,
     retryAfterSeconds: 1,
     area: 'cluster',
-    meaning: 'no Primary is known, or it could not be reached: the forwarded request was never sent',
+    meaning:
+      'no Primary is known, or it could not be reached (through the load balancer: no node could): the forwarded request was never sent',
   },
   PRIMARY_NO_ANSWER: {
     status: 503,
     retryable: true,
     retryAfterSeconds: 1,
     area: 'cluster',
-    meaning: 'the Primary did not answer a forwarded request it may have received; a write may or may not have been applied',
+    meaning:
+      'the Primary (through the load balancer: the node) did not answer a request it may have received; a write may or may not have been applied',
   },
   PRIMARY_CHANGED: {
     status: 503,

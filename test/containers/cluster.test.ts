@@ -533,7 +533,7 @@ describe.skipIf(!docker.ready && !required)(`Litebase in containers${docker.read
   });
 
   scenario(
-    'infra/compose.yaml: three nodes and s3rver come up; a write through a replica is read elsewhere and archived to S3',
+    'infra/compose.yaml: three nodes, s3rver and the load balancer come up; a write through a replica is read elsewhere, one through the load balancer too, and archived to S3',
     async () => {
       const rootKey = 'compose-test-root-key-0123456789';
       const compose = await ComposeProject.find(`litebase-compose-${process.pid}`, { LITEBASE_ROOT_KEY: rootKey });
@@ -581,10 +581,26 @@ describe.skipIf(!docker.ready && !required)(`Litebase in containers${docker.read
           minPosition: written.body.position,
         });
         expect(read.body.results[0].rows).toEqual([['composed']]);
+        // The one address applications use: HAProxy (service lb) in front of the three nodes.
+        await waitFor(
+          async () => (await call(8080, 'GET', '/readyz').catch(() => ({ status: 0 }))).status === 200,
+          30_000,
+          'the load balancer',
+          250,
+        );
+        const balanced = await call(8080, 'POST', '/v1/databases/app/query', {
+          statements: [{ sql: 'INSERT INTO t VALUES (?)', params: ['balanced'] }],
+        });
+        expect(balanced.status, JSON.stringify(balanced.body)).toBe(200);
+        const readBalanced = await call(8080, 'POST', '/v1/databases/app/query', {
+          statements: [{ sql: 'SELECT v FROM t ORDER BY v' }],
+          minPosition: balanced.body.position,
+        });
+        expect(readBalanced.body.results[0].rows).toEqual([['balanced'], ['composed']]);
         const compacted = await call(8083, 'POST', '/v1/databases/app/compact');
         expect(compacted.status, JSON.stringify(compacted.body)).toBe(200);
         const points = await call(8081, 'GET', '/v1/databases/app/restore-points');
-        expect(points.body.latest.position).toBe(written.body.position);
+        expect(points.body.latest.position).toBe(balanced.body.position);
       } finally {
         await compose.run('down', '-v').catch((error: unknown) => console.error(`[containers] compose down: ${String(error)}`));
       }

@@ -21,6 +21,7 @@ const { GenericContainer, Network, Wait, getContainerRuntimeClient } = await imp
 
 export const NODE_IMAGE = process.env.LITEBASE_NODE_IMAGE ?? 'litebase-node:local';
 export const S3RVER_IMAGE = process.env.LITEBASE_S3RVER_IMAGE ?? 'litebase-s3rver:local';
+export const LB_IMAGE = process.env.LITEBASE_LB_IMAGE ?? 'litebase-haproxy:local';
 export const ROOT_KEY = 'container-test-root-key-0123456789';
 const BUCKET = 'litebase';
 const LITEBASE_PORT = 8080;
@@ -290,6 +291,62 @@ export class ContainerCluster {
 
   removeFolder(): void {
     rmSync(this.sharedDir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * HAProxy in front of a cluster's three nodes: the image infra/build-images.sh makes from
+ * infra/haproxy, configured as infra/compose.yaml configures it but for the cluster's node names.
+ */
+export class ContainerLoadBalancer {
+  /** Everything HAProxy printed (its log: failures and retries, servers going down and up). */
+  output = '';
+
+  private constructor(readonly container: StartedTestContainer) {}
+
+  static async start(cluster: ContainerCluster): Promise<ContainerLoadBalancer> {
+    let balancer: ContainerLoadBalancer | undefined;
+    let early = '';
+    const [node1, node2, node3] = cluster.nodes.map((node) => `${node.id}:${LITEBASE_PORT}`);
+    const container = await new GenericContainer(LB_IMAGE)
+      .withNetwork(cluster.environment.network)
+      .withEnvironment({
+        LITEBASE_LB_CHECK_KEY: ROOT_KEY,
+        LITEBASE_LB_NODE1: node1!,
+        LITEBASE_LB_NODE2: node2!,
+        LITEBASE_LB_NODE3: node3!,
+      })
+      .withExposedPorts(LITEBASE_PORT)
+      .withLogConsumer((stream) =>
+        stream.on('data', (chunk: Buffer | string) => {
+          if (balancer) balancer.output += chunk.toString();
+          else early += chunk.toString();
+        }),
+      )
+      // Through HAProxy to a node whose own /readyz said 200.
+      .withWaitStrategy(
+        Wait.forHttp('/readyz', LITEBASE_PORT)
+          .withHeaders({ authorization: `Bearer ${ROOT_KEY}` })
+          .forStatusCode(200),
+      )
+      .withStartupTimeout(60_000)
+      .start();
+    balancer = new ContainerLoadBalancer(container);
+    balancer.output = early;
+    return balancer;
+  }
+
+  /** As the test process reaches it. */
+  get url(): string {
+    return `http://${this.container.getHost()}:${this.container.getMappedPort(LITEBASE_PORT)}`;
+  }
+
+  client(timeoutMs = 10_000): LitebaseClient {
+    return new LitebaseClient({ url: this.url, key: ROOT_KEY, timeoutMs });
+  }
+
+  async stop(): Promise<void> {
+    await this.container.stop({ timeout: 0 }).catch(() => undefined);
   }
 }
 
