@@ -75,6 +75,11 @@ export class DurableLog {
     this.head = LogHead.inFolder(options.log.dir);
   }
 
+  /** This writer is done (its database closes): let go of what the append thread keeps for it. */
+  async release(): Promise<void> {
+    await this.options.log.releaseStream(this.stream);
+  }
+
   /** The newest durable position. */
   get position(): bigint {
     return this.current;

@@ -667,6 +667,8 @@ export class PrimaryDatabase<Follower extends LogFollower = LogFollower> {
       this.capture.close();
       release?.();
     }
+    // After the last segment: the append thread's spare temp file goes, so a drop can delete the folder.
+    await this.durableLog?.release();
   }
 
   /** Close and delete the local copy (the database was dropped). */

@@ -1,18 +1,47 @@
 /**
  * An append thread (started by src/log/append-worker.ts): makes one segment durable per request
- * with synchronous file calls (temp file, write, fsync, link, fsync the folder), then rewrites the
- * log's head file. It keeps each folder's file descriptor open, so fsyncing the folder is one call.
- * All appends of one stream come to the same thread, in order (the pool's affinity key).
+ * with synchronous file calls. All appends of one stream come to the same thread, in order (the
+ * pool's affinity key).
+ *
+ * On a distributed file system (CephFS, NFS, EFS) each metadata operation is a round trip to a
+ * metadata server, and those, not the bytes, are what a commit waits for. So only what durability
+ * and the fence need is done before the answer (docs/FORMAT.md §2, docs/DEPLOY-CEPHFS.md):
+ *
+ *   write the bytes into a spare temp file created earlier, fsync it, link() it to the segment's
+ *   final name (fails if the name exists: the fence), fsync the folder
+ *
+ * and the rest after the answer has been posted: unlink the temp name, rewrite the log's head file,
+ * and create (exclusively) the next spare temp file for the folder. The folder's file descriptor
+ * stays open, so fsyncing the folder is one call.
  */
-import { closeSync, constants, fsyncSync, linkSync, openSync, rmSync, writeSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import {
+  close as closeCallback,
+  closeSync,
+  constants,
+  fsyncSync,
+  linkSync,
+  open as openCallback,
+  openSync,
+  rmSync,
+  writeSync,
+  write as writeCallback,
+} from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { promisify } from 'node:util';
+import path from 'node:path';
 import { parentPort } from 'node:worker_threads';
 import { writeFenceOpen } from '../cluster/lease-worker.js';
 
 export interface AppendRequest {
   id: number;
-  /** The log folder, `temp` the name written first, `target` the segment's final name in it. */
+  /**
+   * 'release': no append; close and remove the stream's spare temp file (its writer stopped), so
+   * nothing stays open in a folder that is about to be deleted (NFS keeps deleted open files).
+   */
+  kind?: 'append' | 'release';
+  /** The log folder, `target` the segment's final name in it. */
   dir: string;
-  temp: string;
   target: string;
   bytes: Uint8Array;
   /** One writer of one log: the pool's affinity key, and what a failure stops. */
@@ -32,11 +61,32 @@ export interface AppendReply {
   id: number;
   /** The append failed: nothing is left under the target name. */
   error?: ReplyError;
-  /** The append succeeded but the head file could not be rewritten (a wake-up lost, nothing more). */
+  /**
+   * The head file could not be rewritten after an earlier append of this stream (a wake-up lost,
+   * nothing more): reported with the next answer, since the head is written after the answer.
+   */
   headError?: ReplyError;
 }
 
+/** A temp file created ahead of the append that will use it. */
+interface SpareFile {
+  name: string;
+  fd: number;
+}
+
+/** A spare not used for this long is removed: its writer has probably stopped. */
+const SPARE_IDLE_MS = 30_000;
+
+// Callback APIs, promisified: they give plain descriptors (a FileHandle would be closed when it is
+// garbage collected, under the synchronous calls that use the descriptor later).
+const close = promisify(closeCallback);
+const open = promisify(openCallback);
+const write = promisify(writeCallback);
 const dirFds = new Map<string, number>();
+/** One spare temp file per stream, in the stream's folder, with the timer that removes it when idle. */
+const spares = new Map<string, SpareFile & { dir: string; idle: ReturnType<typeof setTimeout> }>();
+/** Head failures not yet reported, by stream. */
+const headErrors = new Map<string, ReplyError>();
 /**
  * After an append to a folder fails, later appends of the same stream are refused: writing
  * position N+1 when N failed would leave a hole in the log.
@@ -63,51 +113,54 @@ function leaseGone(): Error {
   return Object.assign(new Error('the lease is gone'), { code: 'ELEASE' });
 }
 
-/** The log's head file: rewritten in place, never fsynced; a failure is reported beside the (successful) append. */
-function announce(head: { file: string; content: string }): ReplyError | undefined {
-  try {
-    const fd = openSync(head.file, constants.O_WRONLY | constants.O_CREAT, 0o644);
-    try {
-      writeSync(fd, head.content, 0);
-    } finally {
-      closeSync(fd);
-    }
-  } catch (caught) {
-    return replyError(caught);
-  }
-  return undefined;
+/** A temp file's name: `.tmp-` like every temp name in the shared folder, never a segment's name. */
+function newTemp(dir: string): SpareFile {
+  const name = path.join(dir, `.tmp-append-${randomBytes(6).toString('hex')}`);
+  return { name, fd: openSync(name, 'wx', 0o644) };
 }
 
-function writeDurably(request: AppendRequest): void {
-  const { dir, temp, target, bytes, fence } = request;
-  if (fence && !writeFenceOpen(fence)) throw leaseGone();
-  const fd = openSync(temp, 'wx', 0o644);
+function discard(file: SpareFile): void {
   try {
-    let offset = 0;
-    while (offset < bytes.length) offset += writeSync(fd, bytes, offset, bytes.length - offset);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
+    closeSync(file.fd);
+  } catch {
+    // already closed
   }
+  try {
+    rmSync(file.name, { force: true });
+  } catch {
+    // a leftover temp file is harmless: it never becomes a segment
+  }
+}
+
+function fsyncFolder(dir: string): void {
+  try {
+    fsyncSync(dirFd(dir));
+  } catch {
+    // A stale descriptor (folder replaced) gets one retry with a fresh one.
+    const stale = dirFds.get(dir);
+    dirFds.delete(dir);
+    if (stale !== undefined) {
+      try {
+        closeSync(stale);
+      } catch {
+        // already unusable
+      }
+    }
+    fsyncSync(dirFd(dir));
+  }
+}
+
+/** Write, fsync and link `file` as the segment; returns with the segment durable under its final name. */
+function publish(request: AppendRequest, file: SpareFile): void {
+  const { dir, target, bytes, fence } = request;
+  let offset = 0;
+  while (offset < bytes.length) offset += writeSync(file.fd, bytes, offset, bytes.length - offset, offset);
+  fsyncSync(file.fd);
   // Checked again at the last moment: the process may have been paused since the message came.
   if (fence && !writeFenceOpen(fence)) throw leaseGone();
-  linkSync(temp, target);
+  linkSync(file.name, target);
   try {
-    try {
-      fsyncSync(dirFd(dir));
-    } catch {
-      // A stale descriptor (folder replaced) gets one retry with a fresh one.
-      const stale = dirFds.get(dir);
-      dirFds.delete(dir);
-      if (stale !== undefined) {
-        try {
-          closeSync(stale);
-        } catch {
-          // already unusable
-        }
-      }
-      fsyncSync(dirFd(dir));
-    }
+    fsyncFolder(dir);
   } catch (caught) {
     // Linked but not durable: best effort to leave nothing under the final name.
     try {
@@ -119,28 +172,129 @@ function writeDurably(request: AppendRequest): void {
   }
 }
 
-export function append(request: AppendRequest): AppendReply {
-  const { id, stream, temp, head } = request;
-  if (failedStreams.has(stream)) return { id, error: { code: 'EPIPELINE', message: 'an earlier segment of this stream failed' } };
-  let error: ReplyError | undefined;
+/** The durable part of an append; returns the temp file it used, for the work after the answer. */
+function takeSpare(stream: string, dir: string): SpareFile | undefined {
+  const spare = spares.get(stream);
+  if (spare === undefined) return undefined;
+  spares.delete(stream);
+  clearTimeout(spare.idle);
+  if (spare.dir === dir) return spare;
+  discard(spare);
+  return undefined;
+}
+
+/** Streams whose next spare is being created (on libuv's thread pool, beside the next append). */
+const makingSpare = new Set<string>();
+
+function makeSpare(stream: string, dir: string): void {
+  if (spares.has(stream) || makingSpare.has(stream)) return;
+  makingSpare.add(stream);
+  const name = path.join(dir, `.tmp-append-${randomBytes(6).toString('hex')}`);
+  void open(name, 'wx', 0o644).then(
+    (fd) => {
+      makingSpare.delete(stream);
+      const file = { name, fd };
+      if (spares.has(stream) || failedStreams.has(stream)) {
+        discard(file);
+        return;
+      }
+      const idle = setTimeout(() => {
+        const current = spares.get(stream);
+        if (current?.name !== file.name) return;
+        spares.delete(stream);
+        discard(current);
+      }, SPARE_IDLE_MS);
+      idle.unref();
+      spares.set(stream, { ...file, dir, idle });
+    },
+    () => {
+      // No spare: the next append creates its temp file itself, and reports any error then.
+      makingSpare.delete(stream);
+    },
+  );
+}
+
+/** After the answer, on libuv's thread pool, so the thread can start on the next append meanwhile. */
+function discardLater(file: SpareFile): void {
+  void close(file.fd)
+    .catch(() => undefined)
+    .then(() => rm(file.name, { force: true }))
+    .catch(() => undefined);
+}
+
+function announceLater(stream: string, head: { file: string; content: string }): void {
+  void (async () => {
+    const fd = await open(head.file, constants.O_WRONLY | constants.O_CREAT, 0o644);
+    try {
+      await write(fd, head.content, 0);
+    } finally {
+      await close(fd);
+    }
+  })().catch((caught: unknown) => headErrors.set(stream, replyError(caught)));
+}
+
+function writeDurably(request: AppendRequest): SpareFile {
+  const { dir, fence, stream } = request;
+  if (fence && !writeFenceOpen(fence)) throw leaseGone();
+  const spare = takeSpare(stream, dir);
+  if (spare !== undefined) {
+    try {
+      publish(request, spare);
+      return spare;
+    } catch (caught) {
+      discard(spare);
+      // A spare whose name is gone (the folder was emptied or recreated since) is no reason to
+      // fail: the append is made again with a temp file created now. Anything else is.
+      if ((caught as { code?: unknown }).code !== 'ENOENT') throw caught;
+    }
+  }
+  const file = newTemp(dir);
   try {
-    writeDurably(request);
+    publish(request, file);
+  } catch (caught) {
+    discard(file);
+    throw caught;
+  }
+  return file;
+}
+
+/** Make the segment durable; answer with `send`; then do what the answer need not wait for. */
+export function append(request: AppendRequest, send: (reply: AppendReply) => void = () => undefined): AppendReply {
+  const { id, stream, dir, head } = request;
+  if (request.kind === 'release') {
+    const spare = takeSpare(stream, dir);
+    if (spare) discard(spare);
+    const reply = { id };
+    send(reply);
+    return reply;
+  }
+  if (failedStreams.has(stream)) {
+    const reply = { id, error: { code: 'EPIPELINE', message: 'an earlier segment of this stream failed' } };
+    send(reply);
+    return reply;
+  }
+  let used: SpareFile;
+  try {
+    used = writeDurably(request);
   } catch (caught) {
     failedStreams.add(stream);
-    error = replyError(caught);
+    const reply = { id, error: replyError(caught) };
+    send(reply);
+    return reply;
   }
-  // The temp name goes before the answer, so nobody who was answered sees it.
-  try {
-    rmSync(temp, { force: true });
-  } catch {
-    // a leftover temp file is harmless: it never becomes a segment
-  }
-  if (error) return { id, error };
+  const pendingHeadError = headErrors.get(stream);
+  headErrors.delete(stream);
+  const reply: AppendReply = pendingHeadError ? { id, headError: pendingHeadError } : { id };
+  send(reply);
+  // After the answer, beside the next append. The temp name still links the segment's inode until
+  // it is removed; a crash in between leaves it as garbage, never as a segment.
+  discardLater(used);
   // Replicas watching the head hear of the segment now, not after the hop back to the main thread.
-  const headError = head ? announce(head) : undefined;
-  return headError ? { id, headError } : { id };
+  if (head) announceLater(stream, head);
+  makeSpare(stream, dir);
+  return reply;
 }
 
 parentPort?.on('message', (request: AppendRequest) => {
-  parentPort?.postMessage(append(request));
+  append(request, (reply) => parentPort?.postMessage(reply));
 });

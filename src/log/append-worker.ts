@@ -3,7 +3,7 @@ import type { AppendReply, AppendRequest, ReplyError } from './append-thread.js'
 
 /**
  * Segment appends run on worker threads (src/log/append-thread.ts) with synchronous file calls: one
- * message in, one out. Done with fs.promises on the main thread, an append is nine thread-pool
+ * message in, one out (the thread finishes the work that need not delay the answer after it). Done with fs.promises on the main thread, an append is nine thread-pool
  * round trips (open, write, fsync, close, link, open dir, fsync dir, close, unlink), and under load
  * each waits behind HTTP work on the event loop; that made a flush take 4x its disk time.
  */
@@ -34,15 +34,19 @@ class AppendWorkerPool {
   async append(
     stream: string,
     dir: string,
-    temp: string,
     target: string,
     bytes: Uint8Array,
     fence?: SharedArrayBuffer,
     head?: { file: string; content: string },
   ): Promise<AppendOutcome> {
-    const reply = await this.threads.request({ dir, temp, target, bytes, stream, fence, head }, { affinity: stream });
+    const reply = await this.threads.request({ dir, target, bytes, stream, fence, head }, { affinity: stream });
     if (reply.error) throw replyError(reply.error);
     return reply.headError ? { headError: replyError(reply.headError) } : {};
+  }
+
+  /** The stream's writer stopped: its thread closes and removes the stream's spare temp file. */
+  async release(stream: string, dir: string): Promise<void> {
+    await this.threads.request({ kind: 'release', dir, target: '', bytes: new Uint8Array(0), stream }, { affinity: stream });
   }
 }
 

@@ -2,7 +2,7 @@ import { closeSync, openSync, promises as fs, readFileSync, readSync } from 'nod
 import path from 'node:path';
 import { LitebaseError, systemErrorCode } from '../errors.js';
 import { formatPosition } from '../storage/layout.js';
-import { tempName, positionsInFolder } from '../storage/fs-util.js';
+import { positionsInFolder } from '../storage/fs-util.js';
 import { appendWorkers, type AppendOutcome } from './append-worker.js';
 import type { LogHead } from './log-head.js';
 
@@ -61,7 +61,8 @@ export class LogDirectory {
 
   /**
    * Make `bytes` durable as segment `position` (temp file, fsync, link, fsync the folder, on an
-   * append worker), then announce it in `head` (src/log/log-head.ts). Resolves only once the file and its folder entry are fsynced. Appends with the
+   * append worker; src/log/append-thread.ts), and announce it in `head` (src/log/log-head.ts)
+   * right after the answer. Resolves only once the file and its folder entry are fsynced. Appends with the
    * same `stream` run in the order they were called; after one fails, the rest of the stream fail. On failure nothing is left under the final name (best effort after a link that
    * could not be made durable), so a failed write never turns up after a restart.
    */
@@ -69,12 +70,20 @@ export class LogDirectory {
     const target = this.segmentPath(position);
     let outcome: AppendOutcome;
     try {
-      outcome = await appendWorkers.append(stream, this.dir, tempName(target), target, bytes, fence, head?.announcement(position));
+      outcome = await appendWorkers.append(stream, this.dir, target, bytes, fence, head?.announcement(position));
     } catch (error) {
       throw logWriteError(error, target);
     }
     if (outcome.headError) head?.announceFailed(outcome.headError);
     else head?.announced();
+  }
+
+  /**
+   * The writer of `stream` stopped appending here: its append thread removes the temp file it
+   * created ahead for the stream's next segment. Never fails (a leftover temp file is harmless).
+   */
+  async releaseStream(stream: string): Promise<void> {
+    await appendWorkers.release(stream, this.dir).catch(() => undefined);
   }
 }
 

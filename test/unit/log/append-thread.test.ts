@@ -1,10 +1,11 @@
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SHARED_STATE_BYTES, sharedState } from '../../../src/cluster/lease-worker.js';
 import { LogDirectory } from '../../../src/log/log-directory.js';
 import { LogHead } from '../../../src/log/log-head.js';
+import { waitFor } from '../../support/wait.js';
 
 /**
  * Segment appends on the append threads (src/log/append-thread.ts, started by
@@ -45,7 +46,7 @@ async function failure(promise: Promise<unknown>): Promise<{ code?: string } & E
 }
 
 describe('segment appends on the append threads', () => {
-  it('makes every segment of a stream durable under its name, announces it in HEAD, and leaves no temp file', async () => {
+  it('makes every segment of a stream durable under its name, announces it in HEAD, and leaves only an empty spare temp file', async () => {
     const log = logFolder();
     const head = LogHead.inFolder(log.dir);
     // Sent all at once, as a writer does with group commit: the thread runs them in order.
@@ -55,8 +56,26 @@ describe('segment appends on the append threads', () => {
     expect(await log.positions()).toEqual([1n, 2n, 3n, 4n, 5n, 6n, 7n, 8n]);
     for (const position of [1, 5, 8])
       expect(new Uint8Array(readFileSync(log.segmentPath(BigInt(position))))).toEqual(segmentBytes(position));
-    expect(head.read()).toBe(8n);
-    expect(readdirSync(log.dir).filter((name) => name.startsWith('.tmp'))).toEqual([]);
+    // The head and the temp names are dealt with right after the answer, not before it.
+    await waitFor(() => head.read() === 8n, 5000, 'HEAD to name segment 8');
+    await waitFor(() => readdirSync(log.dir).filter((name) => name.startsWith('.tmp')).length === 1, 5000, 'one spare temp file');
+    const [spare] = readdirSync(log.dir).filter((name) => name.startsWith('.tmp'));
+    expect(spare).toMatch(/^\.tmp-append-[0-9a-f]{12}$/);
+    expect(statSync(path.join(log.dir, spare as string)).size).toBe(0);
+    // The next append uses the spare (and makes the next one).
+    await log.append(9n, segmentBytes(9), 'writer-1', openFence(60_000), head);
+    expect(new Uint8Array(readFileSync(log.segmentPath(9n)))).toEqual(segmentBytes(9));
+    await waitFor(() => !readdirSync(log.dir).includes(spare as string), 5000, 'the used spare to be unlinked');
+  });
+
+  it('makes the append with a fresh temp file when the spare was removed from the folder', async () => {
+    const log = logFolder();
+    await log.append(1n, segmentBytes(1), 'writer-6');
+    await waitFor(() => readdirSync(log.dir).some((name) => name.startsWith('.tmp')), 5000, 'a spare temp file');
+    for (const name of readdirSync(log.dir)) if (name.startsWith('.tmp')) rmSync(path.join(log.dir, name));
+    await log.append(2n, segmentBytes(2), 'writer-6');
+    expect(await log.positions()).toEqual([1n, 2n]);
+    expect(new Uint8Array(readFileSync(log.segmentPath(2n)))).toEqual(segmentBytes(2));
   });
 
   it('refuses an append once the write fence is closed (LEASE_LOST), leaving nothing behind', async () => {
