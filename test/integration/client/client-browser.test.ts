@@ -11,10 +11,12 @@ import { REPO_ROOT, tempDir, TestServer } from '../../support/server.js';
  * The client package in a real browser: headless Chromium loads the compiled package as plain ES
  * modules (no bundler), signs with the browser's Web Crypto and queries a real node. The page and
  * the API share one origin (a small proxy in front of the node), as an app serving both would.
- * Skipped, with the reason, where no Chromium is installed.
+ * Skipped, with the reason, where no Chromium is installed (a failure when CI is set).
  */
 const run = promisify(execFile);
 const CHROMIUM = ['/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/bin/google-chrome'].find((candidate) => existsSync(candidate));
+// .ci/run installs Debian's chromium: in CI a missing browser fails this file instead of skipping it.
+if (CHROMIUM === undefined && process.env.CI) throw new Error("no Chromium installed: .ci/run installs Debian's chromium package");
 if (CHROMIUM === undefined) console.log('[client-browser] skipped: no Chromium installed (apt-get install chromium)');
 
 let node: TestServer;

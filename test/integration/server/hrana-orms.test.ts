@@ -123,15 +123,9 @@ describe.each([
   });
 
   it('Kysely: schema, CRUD and transactions', async () => {
+    // As the README shows it: the dialect makes its own @libsql/client (its own, older version).
     const db = new Kysely<KyselyDatabase>({
-      dialect: new LibsqlDialect({
-        // @libsql/kysely-libsql types a client of its own (older) @libsql/core; the object is the same client.
-        client: clientFor(node(), `kysely-${suffix}`) as unknown as ConstructorParameters<typeof LibsqlDialect>[0] extends {
-          client?: infer C;
-        }
-          ? C
-          : never,
-      }),
+      dialect: new LibsqlDialect({ url: `${node().url}/v1/databases/kysely-${suffix}/`, authToken: node().key }),
     });
     await db.schema
       .createTable('pets')
