@@ -7,7 +7,7 @@ import {
   type Ceilings,
   type LoadShape,
 } from './support/ceiling.js';
-import { bodyBytes, errorRateProblem, prepareBodies, runLoad, type LoadResult } from './support/load.js';
+import { bodyBytes, errorRateProblem, runLoad, type LoadResult } from './support/load.js';
 import { machineInfo, type MachineInfo } from './support/machine.js';
 import {
   cpuCell,
@@ -20,18 +20,17 @@ import {
   summarize,
   type BenchOptions,
   type BenchOutcome,
+  type GoalSummary,
   type LoadSummary,
 } from './support/report.js';
+import { checkPointReads, prepopulate, ROWS, SELECT_BODIES, SELECT_SQL, type SendQuery } from './support/point-reads.js';
+import { measureReplicaReads, type ReplicaReads } from './replica-read.js';
 import { BenchServer, benchTmpRoot, type ServerLogSummary } from './support/server.js';
-import { countRows, createBenchTable, firstRows, query } from './support/sql.js';
+import { countRows, createBenchTable, query } from './support/sql.js';
 import { formatNumber, renderTable } from './support/table.js';
 
-export const READ_GOALS = { minRatioToCeiling: 0.6 } as const;
-
-const ROWS = 10_000;
-/** Rows per prepopulation request: well under the server's default 1000-statement limit. */
-const BATCH = 500;
-const SELECT_SQL = 'SELECT id, a, b FROM t WHERE id = ?';
+/** Goals from the issues: point reads on one server (issue 5) and on a Replica (issue 18). */
+export const READ_GOALS = { minRatioToCeiling: 0.6, minReplicaRatioToCeiling: 0.8 } as const;
 
 export interface ReadReport {
   benchmark: 'read';
@@ -49,12 +48,28 @@ export interface ReadReport {
   pass_ratio_to_ceiling: boolean;
   /** Whether the goal would pass against the GET ceiling; not part of all_goals_pass. */
   would_pass_ratio_to_get_ceiling: boolean;
+  /** `POST /v1/ping` on the Replica with the same headers and bodies: the ceiling of the replica goal. */
+  replica_http_ceiling_rps: number;
+  /** The same point SELECT load sent to a Replica (a Primary + one Replica on a shared folder). */
+  replica_rps: number;
+  replica_p50_ms: number;
+  replica_p99_ms: number;
+  replica_ratio_to_ceiling: number | null;
+  pass_replica_ratio_to_ceiling: boolean;
   all_goals_pass: boolean;
-  goals: { ratio_to_ceiling_min: number };
+  goals: { ratio_to_ceiling_min: number; replica_ratio_to_ceiling_min: number };
   query: string;
   rows_in_table: number;
-  details: { http_ceiling: LoadSummary; http_ceiling_get: LoadSummary; litebase: LoadSummary };
-  server_log_lines: { litebase: number; samples: string[] };
+  /** The Replica run: positions of `bench` on both nodes when the load started, rows the Replica held. */
+  replica: { primary_position: string; replica_position: string; rows_in_table: number; answers_not_from_replica: number };
+  details: {
+    http_ceiling: LoadSummary;
+    http_ceiling_get: LoadSummary;
+    litebase: LoadSummary;
+    replica_http_ceiling: LoadSummary;
+    replica: LoadSummary;
+  };
+  server_log_lines: { litebase: number; replica_cluster: number; samples: string[] };
   config: {
     connections: number;
     warmup_s: number;
@@ -68,41 +83,6 @@ export interface ReadReport {
   warnings: string[];
   failures: string[];
 }
-
-function rowText(id: number): string {
-  return `row-${id}-`.padEnd(100, 'y');
-}
-
-async function prepopulate(server: BenchServer): Promise<void> {
-  for (let start = 1; start <= ROWS; start += BATCH) {
-    const statements: { sql: string; params: unknown[] }[] = [];
-    for (let id = start; id < start + BATCH && id <= ROWS; id++) {
-      statements.push({ sql: 'INSERT INTO t(id, a, b) VALUES (?, ?, ?)', params: [id, id * 7, rowText(id)] });
-    }
-    await query(server, `prepopulate rows ${start}..`, 'bench', statements);
-  }
-}
-
-/** A few point reads checked for content before the load, since the load itself only counts 200s. */
-async function checkPointReads(server: BenchServer): Promise<void> {
-  for (let i = 0; i < 20; i++) {
-    const id = 1 + Math.floor(Math.random() * ROWS);
-    const rows = firstRows(await query(server, 'check point read', 'bench', [{ sql: SELECT_SQL, params: [id] }]));
-    const row = rows[0];
-    if (rows.length !== 1 || !row || row[0] !== id || row[1] !== id * 7 || row[2] !== rowText(id)) {
-      throw new Error(`point read of id ${id} answered ${JSON.stringify(rows)}`);
-    }
-  }
-}
-
-/**
- * The SELECT bodies, prepared once per run: 1000 point reads of random existing ids, cycled by
- * every connection. (The 10,000-row table, about 1.5 MB, sits in SQLite's page cache either way.)
- */
-const SELECT_BODIES = prepareBodies(() => {
-  const id = 1 + Math.floor(Math.random() * ROWS);
-  return `{"statements":[{"sql":"${SELECT_SQL}","params":[${id}]}]}`;
-});
 
 export async function runReadBenchmark(options: BenchOptions): Promise<BenchOutcome<ReadReport>> {
   const started = performance.now();
@@ -124,10 +104,11 @@ export async function runReadBenchmark(options: BenchOptions): Promise<BenchOutc
     phase = performance.now();
     progress(`creating table t with ${ROWS} rows`);
     await createBenchTable(server);
-    await prepopulate(server);
+    const send: SendQuery = (step, statements) => query(server, step, 'bench', statements);
+    await prepopulate(send);
     rowsInTable = await countRows(server, 'bench', 't');
     if (rowsInTable !== ROWS) throw new Error(`prepopulated ${ROWS} rows but the table holds ${rowsInTable}`);
-    await checkPointReads(server);
+    await checkPointReads(send);
     durations.prepopulate = since(phase);
 
     // The SELECT load; the POST ceiling is this with the path changed to /v1/ping.
@@ -161,13 +142,20 @@ export async function runReadBenchmark(options: BenchOptions): Promise<BenchOutc
   } finally {
     await server.stop();
   }
-  warnings.push(...cpuWarnings([ceilings.get, ceilings.post, reads]));
+
+  // The same load on a Replica, after the single server is gone: its own processes and folders.
+  const replica: ReplicaReads = await measureReplicaReads(options, failures);
+  Object.assign(durations, replica.durations);
+
+  warnings.push(...cpuWarnings([ceilings.get, ceilings.post, reads, replica.ceiling, replica.reads]));
   if (machine.tmp_filesystem === 'tmpfs') warnings.push(`${machine.tmp_dir} is tmpfs`);
 
   const ratioToCeiling = ratio(reads.rps, ceilings.post.rps);
   const ratioToGetCeiling = ratio(reads.rps, ceilings.get.rps);
   const pass = ratioToCeiling !== null && ratioToCeiling >= READ_GOALS.minRatioToCeiling;
   const wouldPassGet = ratioToGetCeiling !== null && ratioToGetCeiling >= READ_GOALS.minRatioToCeiling;
+  const replicaRatio = ratio(replica.reads.rps, replica.ceiling.rps);
+  const passReplica = replicaRatio !== null && replicaRatio >= READ_GOALS.minReplicaRatioToCeiling;
   durations.total = since(started);
   const report: ReadReport = {
     benchmark: 'read',
@@ -181,12 +169,34 @@ export async function runReadBenchmark(options: BenchOptions): Promise<BenchOutc
     ratio_to_get_ceiling: ratioToGetCeiling,
     pass_ratio_to_ceiling: pass,
     would_pass_ratio_to_get_ceiling: wouldPassGet,
-    all_goals_pass: pass && failures.length === 0,
-    goals: { ratio_to_ceiling_min: READ_GOALS.minRatioToCeiling },
+    replica_http_ceiling_rps: round(replica.ceiling.rps, 1),
+    replica_rps: round(replica.reads.rps, 1),
+    replica_p50_ms: round(replica.reads.p50, 3),
+    replica_p99_ms: round(replica.reads.p99, 3),
+    replica_ratio_to_ceiling: replicaRatio,
+    pass_replica_ratio_to_ceiling: passReplica,
+    all_goals_pass: pass && passReplica && failures.length === 0,
+    goals: { ratio_to_ceiling_min: READ_GOALS.minRatioToCeiling, replica_ratio_to_ceiling_min: READ_GOALS.minReplicaRatioToCeiling },
     query: SELECT_SQL,
     rows_in_table: rowsInTable,
-    details: { http_ceiling: summarize(ceilings.post), http_ceiling_get: summarize(ceilings.get), litebase: summarize(reads) },
-    server_log_lines: { litebase: log.lines, samples: log.samples },
+    replica: {
+      primary_position: replica.primaryPosition,
+      replica_position: replica.replicaPosition,
+      rows_in_table: replica.rowsOnReplica,
+      answers_not_from_replica: replica.reads.rejected,
+    },
+    details: {
+      http_ceiling: summarize(ceilings.post),
+      http_ceiling_get: summarize(ceilings.get),
+      litebase: summarize(reads),
+      replica_http_ceiling: summarize(replica.ceiling),
+      replica: summarize(replica.reads),
+    },
+    server_log_lines: {
+      litebase: log.lines,
+      replica_cluster: replica.log.lines,
+      samples: [...log.samples, ...replica.log.samples].slice(0, 10),
+    },
     config: {
       connections: options.connections,
       warmup_s: options.warmupSeconds,
@@ -200,6 +210,27 @@ export async function runReadBenchmark(options: BenchOptions): Promise<BenchOutc
     failures,
   };
   return { report, table: readTable(report) };
+}
+
+/** The goals of a read report, for the summary of `all`. */
+export function readGoalSummary(report: ReadReport): GoalSummary[] {
+  const { goals: g } = report;
+  return [
+    {
+      benchmark: 'read',
+      goal: `litebase_rps >= ${g.ratio_to_ceiling_min} x http_ceiling_rps`,
+      measured: report.ratio_to_ceiling,
+      min: g.ratio_to_ceiling_min,
+      pass: report.pass_ratio_to_ceiling,
+    },
+    {
+      benchmark: 'read',
+      goal: `replica_rps >= ${g.replica_ratio_to_ceiling_min} x replica_http_ceiling_rps`,
+      measured: report.replica_ratio_to_ceiling,
+      min: g.replica_ratio_to_ceiling_min,
+      pass: report.pass_replica_ratio_to_ceiling,
+    },
+  ];
 }
 
 function readTable(report: ReadReport): string {
@@ -230,6 +261,8 @@ function readTable(report: ReadReport): string {
       row(POST_CEILING_LABEL, d.http_ceiling),
       row(GET_CEILING_LABEL, d.http_ceiling_get),
       row(`Litebase point SELECT (${report.rows_in_table} rows)`, d.litebase),
+      row('Replica HTTP ceiling: POST /v1/ping, same bodies', d.replica_http_ceiling),
+      row(`Litebase point SELECT on a Replica (${report.replica.rows_in_table} rows)`, d.replica),
     ],
   );
   const goals = renderTable(
@@ -239,6 +272,11 @@ function readTable(report: ReadReport): string {
         `litebase_rps >= ${report.goals.ratio_to_ceiling_min} x http_ceiling_rps (POST /v1/ping)`,
         formatNumber(report.ratio_to_ceiling, 3),
         report.pass_ratio_to_ceiling ? 'PASS' : 'FAIL',
+      ],
+      [
+        `replica_rps >= ${report.goals.replica_ratio_to_ceiling_min} x replica_http_ceiling_rps (POST /v1/ping on the Replica)`,
+        formatNumber(report.replica_ratio_to_ceiling, 3),
+        report.pass_replica_ratio_to_ceiling ? 'PASS' : 'FAIL',
       ],
       [
         `(reference only) litebase_rps >= ${report.goals.ratio_to_ceiling_min} x http_ceiling_get_rps (GET /healthz)`,
@@ -254,9 +292,12 @@ function readTable(report: ReadReport): string {
     `machine: ${m.cpus} cpus (${m.cpu_model}), node ${m.node_version}, ${m.platform}/${m.arch}, data on ${m.tmp_filesystem} (${m.tmp_dir})`,
     '',
     main,
-    `cpu%: the server / the load generator (this process) / everything else, in % of one core (machine total ${m.cpus * 100}%)`,
+    `cpu%: the server (for the Replica rows: the Replica) / the load generator (this process) / everything else, in % of one core (machine total ${m.cpus * 100}%)`,
+    `Replica: a Primary + one Replica on one shared folder; the Replica at position ${report.replica.replica_position} ` +
+      `(the Primary's: ${report.replica.primary_position}) when the load started; ` +
+      `200 answers not from role "replica": ${report.replica.answers_not_from_replica}`,
     '',
     goals,
-    ...notes(report.warnings, report.failures, report.server_log_lines.litebase),
+    ...notes(report.warnings, report.failures, report.server_log_lines.litebase + report.server_log_lines.replica_cluster),
   ].join('\n');
 }

@@ -34,7 +34,13 @@
 import { randomBytes } from 'node:crypto';
 import { watch } from 'node:fs';
 import path from 'node:path';
-import { BenchCluster, sleep, type ClusterNode } from './support/cluster.js';
+import {
+  BenchCluster,
+  positionOf as databasePositionOf,
+  sleep,
+  waitForPosition as waitForDatabasePosition,
+  type ClusterNode,
+} from './support/cluster.js';
 import { releaseAll } from './support/cleanup.js';
 import {
   answerPosition,
@@ -436,23 +442,13 @@ async function roundTrips(clients: JsonClient[], count: number): Promise<number[
   return rtts.sort((a, b) => a - b);
 }
 
-async function positionOf(node: ClusterNode): Promise<bigint | undefined> {
-  const answer = await node.client.request('GET', `/v1/databases/${DB}`, undefined, 5_000).catch(() => undefined);
-  return answer?.status === 200 ? databasePosition(answer.body) : undefined;
+function positionOf(node: ClusterNode): Promise<bigint | undefined> {
+  return databasePositionOf(node, DB);
 }
 
 /** Poll GET /v1/databases/bench every `everyMs` until the node reports at least `target`. */
-async function waitForPosition(node: ClusterNode, target: bigint, timeoutMs: number, everyMs = 5): Promise<number> {
-  const deadline = performance.now() + timeoutMs;
-  for (;;) {
-    node.assertRunning();
-    const position = await positionOf(node);
-    if (position !== undefined && position >= target) return performance.now();
-    if (performance.now() > deadline) {
-      throw new Error(`node ${node.id} did not reach position ${target} within ${timeoutMs} ms (at ${position ?? 'unknown'})`);
-    }
-    await sleep(everyMs);
-  }
+function waitForPosition(node: ClusterNode, target: bigint, timeoutMs: number, everyMs = 5): Promise<number> {
+  return waitForDatabasePosition(node, DB, target, timeoutMs, everyMs);
 }
 
 /** Every replica at the Primary's position with the same rolling checksum; a message per difference. */

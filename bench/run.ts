@@ -8,10 +8,11 @@
 import { releaseAll } from './support/cleanup.js';
 import { DEFAULT_OPTIONS, type BenchOptions } from './support/report.js';
 import { runHranaBenchmark } from './hrana.js';
-import { runReadBenchmark, type ReadReport } from './read.js';
+import { readGoalSummary, runReadBenchmark, type ReadReport } from './read.js';
 import { printReplicationReport, runReplicationBenchmark } from './replication.js';
 import { runRestoreCommand } from './restore.js';
-import { runWriteBenchmark, type WriteReport } from './write.js';
+import { formatNumber, renderTable } from './support/table.js';
+import { runWriteBenchmark, writeGoalSummary, type WriteReport } from './write.js';
 
 const COMMANDS = ['write', 'read', 'all'] as const;
 type Command = (typeof COMMANDS)[number];
@@ -21,8 +22,11 @@ const USAGE = `usage: npm run bench -- <write|read|all|replication|restore|hrana
 
   write   durable single-row INSERTs per second over HTTP (group commit on and off),
           beside the HTTP ceiling (POST /v1/ping with the same headers and bodies;
-          GET /healthz for reference) and raw better-sqlite3 inserts
-  read    point SELECTs per second over HTTP beside the same two HTTP ceilings
+          GET /healthz for reference) and raw better-sqlite3 inserts; then batches of
+          10 INSERTs per request (one transaction), rows/s beside the single-INSERT rows/s
+  read    point SELECTs per second over HTTP beside the same two HTTP ceilings; then the
+          same SELECTs on a Replica (Primary + Replica on one shared folder) beside the
+          Replica's POST /v1/ping ceiling
   all     write, then read; the last line combines both reports
   hrana   point SELECTs and single INSERTs through Hrana (v2/pipeline) beside the same loads on /v1
   replication  visibility lag Primary -> Replicas (watching, and polling only) and catch-up
@@ -128,7 +132,16 @@ async function main(): Promise<number> {
   const goalsPass = reports.every((report) => report.all_goals_pass);
   const ok = failures.length === 0;
   if (command === 'all') {
-    console.log(JSON.stringify({ benchmark: 'all', ok, all_goals_pass: goalsPass, write, read }));
+    // Every goal of both reports in one place: the table closes the output, `goals` is in the JSON.
+    const goals = [...(write ? writeGoalSummary(write) : []), ...(read ? readGoalSummary(read) : [])];
+    console.log(
+      renderTable(
+        [{ header: 'all goals' }, { header: 'measured', align: 'right' }, { header: 'result' }],
+        goals.map((goal) => [`${goal.benchmark}: ${goal.goal}`, formatNumber(goal.measured, 3), goal.pass ? 'PASS' : 'FAIL']),
+      ),
+    );
+    console.log('');
+    console.log(JSON.stringify({ benchmark: 'all', ok, all_goals_pass: goalsPass, goals, write, read }));
   } else {
     console.log(JSON.stringify({ ...reports[0], ok }));
   }
@@ -143,8 +156,9 @@ async function main(): Promise<number> {
  */
 function armWatchdog(command: Command, options: BenchOptions): void {
   const window = options.warmupSeconds + options.measureSeconds;
-  // write: raw SQLite (2 x 3.5 s) + two ceilings + two INSERT runs; read: two ceilings + SELECT run.
-  const expected = (command === 'read' ? 0 : 7 + 4 * window) + (command === 'write' ? 0 : 3 * window);
+  // write: raw SQLite (2 x 3.5 s) + three ceilings + three INSERT runs (single, batch, no group
+  // commit); read: three ceilings + two SELECT runs, and up to 30 s to start and load the Replica's cluster.
+  const expected = (command === 'read' ? 0 : 7 + 6 * window) + (command === 'write' ? 0 : 30 + 5 * window);
   const limitSeconds = expected + 120;
   const timer = setTimeout(() => {
     const message = `benchmark did not finish within ${limitSeconds} s`;

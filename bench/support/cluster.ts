@@ -1,7 +1,7 @@
 import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { track } from './cleanup.js';
-import { JsonClient, primaryAddress } from './http-client.js';
+import { databasePosition, JsonClient, primaryAddress } from './http-client.js';
 import { freePort, makeTempDir, ServeProcess } from './server.js';
 
 /**
@@ -203,6 +203,32 @@ export class ClusterNode {
     await this.child.stop(graceMs);
     this.client.close();
     this.untrack();
+  }
+}
+
+/** `database.position` of GET /v1/databases/:db on `node`; undefined when it does not answer 200. */
+export async function positionOf(node: ClusterNode, database: string): Promise<bigint | undefined> {
+  const answer = await node.client.request('GET', `/v1/databases/${database}`, undefined, 5_000).catch(() => undefined);
+  return answer?.status === 200 ? databasePosition(answer.body) : undefined;
+}
+
+/** Poll GET /v1/databases/:db every `everyMs` until the node reports at least `target`; when it did (performance.now()). */
+export async function waitForPosition(
+  node: ClusterNode,
+  database: string,
+  target: bigint,
+  timeoutMs: number,
+  everyMs = 5,
+): Promise<number> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    node.assertRunning();
+    const position = await positionOf(node, database);
+    if (position !== undefined && position >= target) return performance.now();
+    if (performance.now() > deadline) {
+      throw new Error(`node ${node.id} did not reach position ${target} within ${timeoutMs} ms (at ${position ?? 'unknown'})`);
+    }
+    await sleep(everyMs);
   }
 }
 

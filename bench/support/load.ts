@@ -19,14 +19,22 @@ export interface LoadSpec {
   seconds: number;
   /** The server's process id, to report its CPU use during the run. */
   serverPid?: number;
+  /**
+   * A check of every 200 answer's body (e.g. "answered by a Replica"). A 200 it rejects is not a
+   * success: it counts in `rejected` and in the error rate, not in `ok`. The body is there anyway
+   * (autocannon collects it for every response), so the cost is the check itself.
+   */
+  accept?: (body: string) => boolean;
 }
 
 export interface LoadResult {
   title: string;
   /** Wall time of the load as autocannon measured it, minus its connection set-up, seconds. */
   seconds: number;
-  /** Responses with status 200: the only answer that counts as a success. */
+  /** Responses with status 200 (that the spec's `accept` accepted): the only answers that count as a success. */
   ok: number;
+  /** 200 answers that the spec's `accept` rejected (0 without one). */
+  rejected: number;
   /** ok / seconds. */
   rps: number;
   /** Latency percentiles of the 200 responses, milliseconds (microsecond resolution). */
@@ -43,7 +51,7 @@ export interface LoadResult {
   /** Connection errors, including timeouts. */
   errors: number;
   timeouts: number;
-  /** (non200 + errors) / (responses + errors). */
+  /** (non200 + rejected + errors) / (responses + errors). */
   errorRate: number;
   /** The first few distinct connection error messages. */
   errorSamples: string[];
@@ -79,13 +87,14 @@ export function bodyBytes(bodies: readonly string[]): { min: number; max: number
  * content-length, body) once per connection when the run starts, and then only cycles through the
  * buffers. No `setupRequest` callback: with one, it would rebuild the buffer for every request.
  */
-function buildRequests(spec: LoadSpec): autocannon.Request[] {
+function buildRequests(spec: LoadSpec, onResponse?: autocannon.Request['onResponse']): autocannon.Request[] {
   const headers: Record<string, string> = { ...(spec.headers ?? {}) };
-  if (spec.bodies === undefined) return [{ method: spec.method, path: spec.path, headers }];
+  const hook = onResponse === undefined ? {} : { onResponse };
+  if (spec.bodies === undefined) return [{ method: spec.method, path: spec.path, headers, ...hook }];
   if (spec.bodies.length === 0) throw new Error(`${spec.title}: no request bodies prepared`);
   headers['content-type'] = 'application/json';
   // A copy of the headers per request: autocannon adds each body's content-length to them.
-  return spec.bodies.map((body) => ({ method: spec.method, path: spec.path, headers: { ...headers }, body }));
+  return spec.bodies.map((body) => ({ method: spec.method, path: spec.path, headers: { ...headers }, body, ...hook }));
 }
 
 function round3(value: number): number {
@@ -112,7 +121,20 @@ function percentile(sorted: Float64Array, p: number): number {
  * out of the latencies.
  */
 export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
-  const requests = buildRequests(spec);
+  // autocannon 8 calls a request's onResponse (with the body) and then, synchronously and for the
+  // same response, emits 'response' (with the client); the flag carries the verdict from one to the other.
+  let rejectedCount = 0;
+  let lastRejected = false;
+  const accept = spec.accept;
+  const requests = buildRequests(
+    spec,
+    accept === undefined
+      ? undefined
+      : (status, body) => {
+          lastRejected = status === 200 && !accept(body);
+          if (lastRejected) rejectedCount++;
+        },
+  );
 
   // Growable buffer: a plain number[] of 200k+ boxed values would add GC work to the load generator,
   // which shares the machine's two cores with the server under test.
@@ -143,7 +165,9 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
     instance.on('response', (client, statusCode, _bytes, responseTime) => {
       const first = !answeredClients.has(client);
       if (first) answeredClients.add(client);
-      if (statusCode !== 200) return;
+      const rejected = lastRejected;
+      lastRejected = false;
+      if (statusCode !== 200 || rejected) return;
       okCount++;
       if (first) return;
       if (latencyCount === latencies.length) {
@@ -170,7 +194,8 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
     statusCounts[code] = count;
     responses += count;
   }
-  const non200 = responses - okCount;
+  // A rejected 200 never reached okCount; anything else that did not is a status other than 200.
+  const non200 = responses - okCount - rejectedCount;
   const loadSeconds = result.duration - clientSetupMs / 1000;
   const seconds = loadSeconds > 0 ? round3(loadSeconds) : spec.seconds;
   const attempts = responses + result.errors;
@@ -178,6 +203,7 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
     title: spec.title,
     seconds,
     ok: okCount,
+    rejected: rejectedCount,
     rps: okCount / seconds,
     p50: percentile(sorted, 50),
     p90: percentile(sorted, 90),
@@ -188,7 +214,7 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
     statusCounts,
     errors: result.errors,
     timeouts: result.timeouts,
-    errorRate: attempts === 0 ? 1 : (non200 + result.errors) / attempts,
+    errorRate: attempts === 0 ? 1 : (non200 + rejectedCount + result.errors) / attempts,
     errorSamples: [...errorSamples],
     cpu,
     clientSetupMs,
@@ -223,6 +249,7 @@ export function errorRateProblem(result: LoadResult, maxErrorRate = 0.01): strin
   return (
     `${result.title}: ${(result.errorRate * 100).toFixed(2)}% of requests failed (limit ${(maxErrorRate * 100).toFixed(0)}%): ` +
     `statuses ${JSON.stringify(result.statusCounts)}, connection errors ${result.errors} (timeouts ${result.timeouts})` +
+    (result.rejected > 0 ? `, 200 answers rejected by the check ${result.rejected}` : '') +
     (result.errorSamples.length > 0 ? `, e.g. ${result.errorSamples.join('; ')}` : '')
   );
 }

@@ -23,6 +23,8 @@ export function ratio(value: number, base: number): number | null {
 export interface LoadSummary {
   rps: number;
   ok: number;
+  /** 200 answers a body check rejected (only loads with a check, e.g. "answered by a Replica"). */
+  rejected: number;
   seconds: number;
   p50_ms: number;
   p90_ms: number;
@@ -42,6 +44,7 @@ export function summarize(result: LoadResult): LoadSummary {
   return {
     rps: round(result.rps, 1),
     ok: result.ok,
+    rejected: result.rejected,
     seconds: result.seconds,
     p50_ms: round(result.p50, 3),
     p90_ms: round(result.p90, 3),
@@ -72,6 +75,16 @@ export interface BenchOutcome<T> {
   report: T;
   /** The human-readable table printed before the JSON line. */
   table: string;
+}
+
+/** One goal of a benchmark, for the summary of `all`: `measured >= min` passes. */
+export interface GoalSummary {
+  benchmark: string;
+  /** The goal as the benchmark's own goal table states it. */
+  goal: string;
+  measured: number | null;
+  min: number;
+  pass: boolean;
 }
 
 /** Trailing lines of a table: server log lines, warnings, failures. */
