@@ -11,12 +11,13 @@ import { runHranaBenchmark } from './hrana.js';
 import { runReadBenchmark, type ReadReport } from './read.js';
 import { printReplicationReport, runReplicationBenchmark } from './replication.js';
 import { runRestoreCommand } from './restore.js';
+import { runStatementsBenchmark } from './statements.js';
 import { runWriteBenchmark, type WriteReport } from './write.js';
 
 const COMMANDS = ['write', 'read', 'all'] as const;
 type Command = (typeof COMMANDS)[number];
 
-const USAGE = `usage: npm run bench -- <write|read|all|replication|restore|hrana> [options]
+const USAGE = `usage: npm run bench -- <write|read|all|replication|restore|hrana|statements> [options]
        node dist/bench/run.js <write|read|all> [options]
 
   write   durable single-row INSERTs per second over HTTP (group commit on and off),
@@ -25,6 +26,7 @@ const USAGE = `usage: npm run bench -- <write|read|all|replication|restore|hrana
   read    point SELECTs per second over HTTP beside the same two HTTP ceilings
   all     write, then read; the last line combines both reports
   hrana   point SELECTs and single INSERTs through Hrana (v2/pipeline) beside the same loads on /v1
+  statements  what statement metrics cost one point SELECT (in process, no HTTP)
   replication  visibility lag Primary -> Replicas (watching, and polling only) and catch-up
           speed of a fresh replica beside a plain read of the segment files
 
@@ -86,6 +88,13 @@ async function main(): Promise<number> {
     console.log(JSON.stringify({ ...outcome.report, ok }));
     if (!ok) return 1;
     return options.strict && !outcome.report.all_goals_pass ? 2 : 0;
+  }
+  if (process.argv[2] === 'statements') {
+    // In this process, no server (bench/statements.ts): one point SELECT with and without statement metrics.
+    const outcome = runStatementsBenchmark();
+    console.log(outcome.table);
+    console.log(JSON.stringify({ ...outcome.report, ok: true }));
+    return 0;
   }
   if (process.argv[2] === 'restore') {
     // Its own options, report and watchdog (bench/restore.ts): Litebase vs Litestream 0.3.13.

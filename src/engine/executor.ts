@@ -250,13 +250,21 @@ export function runStatement(
   const started = performance.now();
   try {
     const result = executeStatement(cache, db, input, index, run);
-    samples.push({ sql: input.sql, ms: performance.now() - started, rowsRead: result.rows.length, rowsWritten: result.rowsAffected });
+    const ended = performance.now();
+    samples.push({
+      sql: input.sql,
+      ms: ended - started,
+      at: performance.timeOrigin + ended,
+      rowsRead: result.rows.length,
+      rowsWritten: result.rowsAffected,
+    });
     return result;
   } catch (error) {
     // RUNS_ELSEWHERE: the statement will run (and be counted) in a read process.
     if (error !== RUNS_ELSEWHERE && !(error instanceof StatementRefusedError)) {
+      const ended = performance.now();
       const code = error instanceof LitebaseError ? error.code : 'STATEMENT_FAILED';
-      samples.push({ sql: input.sql, ms: performance.now() - started, rowsRead: 0, rowsWritten: 0, error: code });
+      samples.push({ sql: input.sql, ms: ended - started, at: performance.timeOrigin + ended, rowsRead: 0, rowsWritten: 0, error: code });
     }
     throw error;
   }

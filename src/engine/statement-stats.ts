@@ -22,6 +22,8 @@ export interface StatementSample {
   sql: string;
   /** Time to prepare (from the cache, usually), bind and step the statement, in milliseconds. */
   ms: number;
+  /** When it ended, in milliseconds since the epoch (`performance.timeOrigin + performance.now()`). */
+  at: number;
   /** Rows the statement returned to the client. */
   rowsRead: number;
   /** Rows SQLite reports changed (`changes()`): inserted, updated or deleted. */
@@ -283,8 +285,7 @@ export class StatementStats {
       statements = new DatabaseStatements(this.options);
       this.databases.set(database, statements);
     }
-    const now = Date.now();
-    for (const sample of samples) statements.record(this.fingerprints.fingerprint(sample.sql), sample, now);
+    for (const sample of samples) statements.record(this.fingerprints.fingerprint(sample.sql), sample, sample.at);
   }
 
   /** What the route shows; undefined before the database's first statement on this node. */

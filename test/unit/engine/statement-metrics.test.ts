@@ -15,9 +15,9 @@ describe('statement metrics for Prometheus', () => {
   it('writes a histogram per labelled statement and one "other" per database, with errors and rows', async () => {
     const stats = new StatementStats({ prometheusTop: 1 });
     stats.record('app', [
-      { sql: 'SELECT * FROM t WHERE id = 1', ms: 0.3, rowsRead: 1, rowsWritten: 0 },
-      { sql: 'SELECT * FROM t WHERE id = 2', ms: 0.03, rowsRead: 1, rowsWritten: 0 },
-      { sql: 'INSERT INTO t VALUES (1)', ms: 2, rowsRead: 0, rowsWritten: 1, error: 'SQLITE_CONSTRAINT_PRIMARYKEY' },
+      { sql: 'SELECT * FROM t WHERE id = 1', ms: 0.3, at: Date.now(), rowsRead: 1, rowsWritten: 0 },
+      { sql: 'SELECT * FROM t WHERE id = 2', ms: 0.03, at: Date.now(), rowsRead: 1, rowsWritten: 0 },
+      { sql: 'INSERT INTO t VALUES (1)', ms: 2, at: Date.now(), rowsRead: 0, rowsWritten: 1, error: 'SQLITE_CONSTRAINT_PRIMARYKEY' },
     ]);
     const id = stats.report('app', 'total', 10)?.statements.find((statement) => statement.sql.startsWith('SELECT'))?.id as string;
     const text = await scrape(stats);
@@ -45,8 +45,8 @@ describe('statement metrics for Prometheus', () => {
 
   it('keeps the label set bounded however many statements run', async () => {
     const stats = new StatementStats({ prometheusTop: 5 });
-    for (let i = 0; i < 300; i++) stats.record('app', [{ sql: `SELECT c${i} FROM t`, ms: 1, rowsRead: 0, rowsWritten: 0 }]);
-    for (let i = 0; i < 50; i++) stats.record('b', [{ sql: `SELECT c${i} FROM t`, ms: 1, rowsRead: 0, rowsWritten: 0 }]);
+    for (let i = 0; i < 300; i++) stats.record('app', [{ sql: `SELECT c${i} FROM t`, ms: 1, at: Date.now(), rowsRead: 0, rowsWritten: 0 }]);
+    for (let i = 0; i < 50; i++) stats.record('b', [{ sql: `SELECT c${i} FROM t`, ms: 1, at: Date.now(), rowsRead: 0, rowsWritten: 0 }]);
     const counts = lines(await scrape(stats), 'litebase_statement_duration_seconds_count');
     // Five labelled statements and "other", per database.
     expect(counts.filter((line) => line.includes('database="app"'))).toHaveLength(6);

@@ -4,6 +4,7 @@ import { StatementStats, type StatementSample } from '../../../src/engine/statem
 const run = (sql: string, ms: number, extra: Partial<StatementSample> = {}): StatementSample => ({
   sql,
   ms,
+  at: Date.now(),
   rowsRead: 0,
   rowsWritten: 0,
   ...extra,
