@@ -129,6 +129,9 @@ export interface StatementsAnswer {
   role: 'primary' | 'replica';
   enabled: boolean;
   order: 'total' | 'count' | 'p99' | 'mean' | 'errors';
+  /** node: the answering node's counts; cluster: every live node's, merged. */
+  scope: 'node' | 'cluster';
+  nodes?: Array<{ node: string; ok: boolean; role?: string; error?: { code: string; message: string } }>;
   since: string | null;
   tracked: number;
   maxTracked: number;

@@ -90,6 +90,7 @@ export function registerDbCommands(program: Command, io: CliIo): void {
       .argument('<name>', 'database name')
       .option('--limit <n>', 'how many statements (1..1000)', '20')
       .option('--order <by>', 'total (time), count, p99, mean or errors', 'total')
+      .option('--cluster', "every live node's counts, merged (default: the node --url names)")
       .option('--reset', "start the node's counts for the database again (needs admin on it)")
       .option('--json', "print the server's JSON answer"),
   ).action(async (name: string, options: StatementsFlags) => {
@@ -102,7 +103,11 @@ export function registerDbCommands(program: Command, io: CliIo): void {
     if (!ORDERS.includes(options.order as StatementsResponse['order'])) {
       throw new CliUsageError('INVALID_ARGUMENTS', `--order ${options.order}: expected one of ${ORDERS.join(', ')}`);
     }
-    const answer = await client.statements(name, { limit: Number(options.limit), order: options.order as StatementsResponse['order'] });
+    const answer = await client.statements(name, {
+      limit: Number(options.limit),
+      order: options.order as StatementsResponse['order'],
+      ...(options.cluster ? { scope: 'cluster' as const } : {}),
+    });
     io.out(options.json ? JSON.stringify(answer) : renderStatements(answer));
   });
 
@@ -117,6 +122,7 @@ export function registerDbCommands(program: Command, io: CliIo): void {
 interface StatementsFlags extends ConnectionOptions, JsonFlag {
   limit: string;
   order: string;
+  cluster?: boolean;
   reset?: boolean;
 }
 
@@ -126,9 +132,13 @@ const ORDERS: ReadonlyArray<StatementsResponse['order']> = ['total', 'count', 'p
 const ms = (value: number): string => (value >= 100 ? value.toFixed(0) : value >= 10 ? value.toFixed(1) : value.toPrecision(3));
 
 function renderStatements(answer: StatementsResponse): string {
-  const head = `${answer.database} on node ${answer.node} (${answer.role}): ${plural(answer.tracked, 'statement')} tracked since ${
-    answer.since ?? 'none yet'
-  }${answer.evicted > 0 ? `, ${answer.evicted} dropped to stay within ${answer.maxTracked}` : ''}; by ${answer.order}`;
+  const where =
+    answer.scope === 'cluster'
+      ? `on ${(answer.nodes ?? []).map((part) => (part.ok ? part.node : `${part.node} (${part.error.code})`)).join(', ')}`
+      : `on node ${answer.node} (${answer.role})`;
+  const head = `${answer.database} ${where}: ${plural(answer.tracked, 'statement')} tracked since ${answer.since ?? 'none yet'}${
+    answer.evicted > 0 ? `, ${answer.evicted} dropped to stay within ${answer.maxTracked}` : ''
+  }; by ${answer.order}`;
   if (!answer.enabled) return `${head}\nstatement metrics are off on this node (--statement-metrics-max 0)`;
   if (answer.statements.length === 0) return `${head}\nno statements yet`;
   const rows = answer.statements.map((statement) => [

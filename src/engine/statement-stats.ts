@@ -62,6 +62,24 @@ export interface StatementReport {
   rowsWritten: number;
   firstSeen: string;
   lastSeen: string;
+  /** The run-time sketch, when asked for (to merge the answers of several nodes: statement-merge.ts). */
+  sketch?: StatementSketch;
+}
+
+/**
+ * A DDSketch as JSON: runs too short for the clock, and each non-empty bin as [a run time it
+ * stands for (ms), runs]. Accepting each value with its weight into a sketch of the same accuracy
+ * fills the same bins, so sketches from several nodes merge exactly.
+ */
+export interface StatementSketch {
+  zero: number;
+  bins: Array<[number, number]>;
+}
+
+/** A sketch of the accuracy every node uses. */
+export function newSketch(): LogCollapsingLowestDenseDDSketch {
+  // 1 % relative error; past 512 bins (a range of 27,000x) the fastest runs are merged, so high quantiles stay within 1 %.
+  return new LogCollapsingLowestDenseDDSketch({ relativeAccuracy: 0.01, binLimit: 512 });
 }
 
 export interface DatabaseStatementsReport {
@@ -113,8 +131,7 @@ class StatementEntry {
   rowsWritten = 0;
   lastSeen: number;
   readonly firstSeen: number;
-  /** 1 % relative error; past 512 bins (a range of 27,000x) the fastest runs are merged, so high quantiles stay within 1 %. */
-  readonly sketch = new LogCollapsingLowestDenseDDSketch({ relativeAccuracy: 0.01, binLimit: 512 });
+  readonly sketch = newSketch();
   /** Set while the statement has its own Prometheus series. */
   series: PrometheusSeries | undefined;
 
@@ -147,7 +164,17 @@ class StatementEntry {
     return this.count === 0 ? 0 : Math.max(0, this.sketch.getValueAtQuantile(q));
   }
 
-  report(): StatementReport {
+  /** The sketch as JSON (StatementSketch). */
+  sketchJson(): StatementSketch {
+    const { store, mapping } = this.sketch;
+    const bins: Array<[number, number]> = [];
+    store.bins.forEach((count, index) => {
+      if (count > 0) bins.push([mapping.value(index + store.offset), count]);
+    });
+    return { zero: this.sketch.zeroCount, bins };
+  }
+
+  report(withSketch = false): StatementReport {
     const round = (ms: number): number => Math.round(ms * 1000) / 1000;
     return {
       id: this.id,
@@ -167,6 +194,7 @@ class StatementEntry {
       rowsWritten: this.rowsWritten,
       firstSeen: new Date(this.firstSeen).toISOString(),
       lastSeen: new Date(this.lastSeen).toISOString(),
+      ...(withSketch ? { sketch: this.sketchJson() } : {}),
     };
   }
 }
@@ -237,7 +265,7 @@ export class DatabaseStatements {
     for (const entry of this.entries.values()) if (entry.series) yield { id: entry.id, text: entry.text, series: entry.series };
   }
 
-  report(order: StatementOrder, limit: number): DatabaseStatementsReport {
+  report(order: StatementOrder, limit: number, withSketches = false): DatabaseStatementsReport {
     const key = ORDER_KEYS[order];
     const ordered = [...this.entries.values()]
       .map((entry) => ({ entry, key: key(entry) }))
@@ -248,7 +276,7 @@ export class DatabaseStatements {
       tracked: this.entries.size,
       maxTracked: this.options.maxPerDatabase,
       evicted: this.evicted,
-      statements: ordered.map(({ entry }) => entry.report()),
+      statements: ordered.map(({ entry }) => entry.report(withSketches)),
     };
   }
 }
@@ -289,8 +317,8 @@ export class StatementStats {
   }
 
   /** What the route shows; undefined before the database's first statement on this node. */
-  report(database: string, order: StatementOrder, limit: number): DatabaseStatementsReport | undefined {
-    return this.databases.get(database)?.report(order, limit);
+  report(database: string, order: StatementOrder, limit: number, withSketches = false): DatabaseStatementsReport | undefined {
+    return this.databases.get(database)?.report(order, limit, withSketches);
   }
 
   /** Start counting the database's statements again from nothing (`DELETE .../statements`). */

@@ -203,6 +203,13 @@ describe.skipIf(chromiumMissing)(
       expect(ascending).toEqual([...ascending].sort((a, b) => a - b));
       await shot(page, '06b-statements');
 
+      // Every node's counts, merged by this one: the same statements (the Replica served none of these).
+      await page.getByTestId('statements-scope').selectOption('cluster');
+      await expect.poll(() => page.getByTestId('statements-summary').textContent(), POLL).toContain('n1 (primary), n2 (replica), merged');
+      expect(await select.locator('td[data-column="count"]').textContent()).toBe('4');
+      await page.getByTestId('statements-scope').selectOption('node');
+      await expect.poll(() => page.getByTestId('statements-summary').textContent(), POLL).toContain('On node n1 (primary)');
+
       await page.getByTestId('statements-reset').click();
       await page.getByTestId('statements-reset-confirm').getByTestId('confirm-yes').click();
       await expect.poll(() => table.locator('tbody tr').count(), POLL).toBe(0);

@@ -49,20 +49,23 @@ const ORDERS: Array<{ order: StatementsAnswer['order']; column: string; title: s
 const LIMIT = 100;
 
 /**
- * Statements: the normalized statements the node this page talks to ran on a database, with runs,
- * errors, latency quantiles and rows (GET /v1/databases/:db/statements), read every 5 s. The
- * table sorts by any column in the browser; "top by" picks which 100 the node sends.
+ * Statements: the normalized statements the node this page talks to ran on a database (or, merged
+ * by that node, every live node's), with runs, errors, latency quantiles and rows
+ * (GET /v1/databases/:db/statements), read every 5 s. The table sorts by any column in the
+ * browser; "top by" picks which 100 the node sends.
  */
 export function StatementsPage({ api, permissions, params }: PageProps) {
   const readable = permissions.databasesWith('read');
   const [database, setDatabase] = useState(() => params.get('db') ?? readable[0] ?? '');
   const [order, setOrder] = useState<StatementsAnswer['order']>('total');
+  const [scope, setScope] = useState<StatementsAnswer['scope']>('node');
   const [sort, setSort] = useState<{ column: string; descending: boolean }>({ column: 'totalMs', descending: true });
   const [actionError, setActionError] = useState<ApiError | null>(null);
   const answer = usePoll(
-    async () => (database ? api.get<StatementsAnswer>(`/v1/databases/${db(database)}/statements?limit=${LIMIT}&order=${order}`) : null),
+    async () =>
+      database ? api.get<StatementsAnswer>(`/v1/databases/${db(database)}/statements?limit=${LIMIT}&order=${order}&scope=${scope}`) : null,
     5000,
-    [database, order],
+    [database, order, scope],
   );
 
   const column = COLUMNS.find((candidate) => candidate.id === sort.column) ?? (COLUMNS[3] as Column);
@@ -119,6 +122,17 @@ export function StatementsPage({ api, permissions, params }: PageProps) {
             ))}
           </select>
         </label>
+        <label>
+          Counted on{' '}
+          <select
+            value={scope}
+            data-testid="statements-scope"
+            onChange={(event) => setScope(event.currentTarget.value as StatementsAnswer['scope'])}
+          >
+            <option value="node">this node</option>
+            <option value="cluster">every node (merged)</option>
+          </select>
+        </label>
         <button onClick={() => answer.reload()}>Refresh</button>
         <ConfirmButton
           label="Reset"
@@ -133,7 +147,10 @@ export function StatementsPage({ api, permissions, params }: PageProps) {
       <ErrorBox error={actionError ?? answer.error} />
       {info && (
         <p class="hint" data-testid="statements-summary">
-          On node {info.node} ({info.role}): {info.tracked} statement{info.tracked === 1 ? '' : 's'} tracked
+          {info.scope === 'cluster'
+            ? `On ${(info.nodes ?? []).map((part) => (part.ok ? `${part.node} (${part.role})` : `${part.node} (${part.error?.code ?? 'no answer'})`)).join(', ')}, merged`
+            : `On node ${info.node} (${info.role})`}
+          : {info.tracked} statement{info.tracked === 1 ? '' : 's'} tracked
           {info.since ? ` since ${new Date(info.since).toLocaleString()}` : ''}
           {info.evicted > 0 ? `, ${info.evicted} dropped to stay within ${info.maxTracked}` : ''}. Each node counts the statements it ran:
           writes on the Primary, reads where they were served.

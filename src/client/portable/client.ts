@@ -180,12 +180,17 @@ export class LitebaseClient {
 
   /**
    * `GET /v1/databases/:db/statements`: the statements the node this client reaches ran on the
-   * database, normalized, with counts, errors, latency quantiles and rows (per node).
+   * database, normalized, with counts, errors, latency quantiles and rows; with `scope: 'cluster'`,
+   * every live node's, merged.
    */
-  async statements(database: string, options: { limit?: number; order?: StatementsResponse['order'] } = {}): Promise<StatementsResponse> {
+  async statements(
+    database: string,
+    options: { limit?: number; order?: StatementsResponse['order']; scope?: StatementsResponse['scope'] } = {},
+  ): Promise<StatementsResponse> {
     const query = new URLSearchParams();
     if (options.limit !== undefined) query.set('limit', String(options.limit));
     if (options.order !== undefined) query.set('order', options.order);
+    if (options.scope !== undefined) query.set('scope', options.scope);
     const text = query.toString();
     const suffix = text === '' ? '' : `?${text}`;
     return this.json<StatementsResponse>('GET', `${databasePath(database)}/statements${suffix}`);

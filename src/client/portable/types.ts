@@ -138,6 +138,12 @@ export interface StatementsResponse {
   role: string;
   enabled: boolean;
   order: 'total' | 'count' | 'p99' | 'mean' | 'errors';
+  /** `node`: the answering node's counts; `cluster`: every live node's, merged (`nodes` says which answered). */
+  scope: 'node' | 'cluster';
+  nodes?: Array<
+    | { node: string; role: string; ok: true; since: string | null; tracked: number; evicted: number }
+    | { node: string; ok: false; error: { code: string; message: string } }
+  >;
   since: string | null;
   tracked: number;
   maxTracked: number;

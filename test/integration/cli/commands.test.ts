@@ -211,6 +211,10 @@ describe('client commands', () => {
     expect(answer.order).toBe('count');
     expect(answer.statements).toHaveLength(1);
     expect(answer.statements[0]).toMatchObject({ sql: 'INSERT INTO v(id, x) VALUES (?, ?)', count: 8, rowsWritten: 8 });
+    const cluster = await cli('db', 'statements', 'clitest', '--cluster');
+    expect(cluster.code, cluster.stderr).toBe(0);
+    expect(cluster.stdout).toMatch(/^clitest on n1: \d+ statements tracked since \S+; by total$/m);
+    expect(cluster.stdout).toContain('INSERT INTO v(id, x) VALUES (?, ?)');
     const badOrder = await cli('db', 'statements', 'clitest', '--order', 'fastest');
     expect(badOrder.code).toBe(2);
     expect(badOrder.stderr).toMatch(/^error INVALID_ARGUMENTS: /m);

@@ -75,6 +75,8 @@ interface StatementsBody {
   tracked: number;
   maxTracked: number;
   evicted: number;
+  scope: 'node' | 'cluster';
+  nodes?: Array<{ node: string; role?: string; ok: boolean }>;
   statements: StatementRow[];
 }
 
@@ -222,6 +224,32 @@ describe('statement metrics', () => {
       `litebase_statement_info{database="app",statement="${insert?.id}",sql="INSERT INTO t(id, name) VALUES (?, ?)"} 1`,
     );
     expect(metrics).toContain('litebase_statement_duration_seconds_count{database="app",statement="other"}');
+  });
+
+  it("merges every live node's counts with scope=cluster, quantiles included", async () => {
+    for (const node of [primary, replica]) {
+      const { body, byText } = await statements(node, '?scope=cluster&limit=100');
+      expect(body).toMatchObject({ scope: 'cluster', node: node === primary ? 'n1' : 'n2' });
+      expect(body.nodes).toEqual([
+        expect.objectContaining({ node: 'n1', role: 'primary', ok: true }),
+        expect.objectContaining({ node: 'n2', role: 'replica', ok: true }),
+      ]);
+      // Writes from the Primary and reads from the Replica, in one list.
+      expect(byText.get('INSERT INTO t(id, name) VALUES (?, ?)')).toMatchObject({ count: 4, errors: 1, rowsWritten: 3 });
+      expect(byText.get('SELECT count(*) FROM t')).toMatchObject({ count: 3, rowsRead: 3 });
+      expect(byText.get('SELECT count(*) FROM t')).not.toHaveProperty('sketch');
+    }
+    // The same statement run on both nodes is added up, its quantiles from the merged sketches.
+    expect((await query(replica, [{ sql: 'SELECT name FROM t WHERE id = 1' }])).status).toBe(200);
+    expect((await query(primary, [{ sql: 'SELECT name FROM t WHERE id = 2' }])).status).toBe(200);
+    const merged = (await statements(replica, '?scope=cluster&limit=100')).byText.get('SELECT name FROM t WHERE id = ?');
+    expect(merged).toMatchObject({ count: 2, rowsRead: 2 });
+    expect(merged!.p50Ms).toBeGreaterThanOrEqual(merged!.minMs);
+    expect(merged!.p99Ms).toBeLessThanOrEqual(merged!.maxMs);
+    // What a node sends another: its sketches.
+    const own = await primary.request('GET', '/v1/databases/app/statements?sketches=true&limit=1');
+    expect(own.body.scope).toBe('node');
+    expect(own.body.statements[0].sketch.bins.length).toBeGreaterThan(0);
   });
 
   it('lets a key that may read see them, and only an admin reset them', async () => {
