@@ -144,7 +144,11 @@ class ReadProcess {
     }
     this.pending = undefined;
     clearTimeout(pending.timer);
-    if (reply.samples) pending.run.samples?.push(...reply.samples);
+    // One sample per statement run, in order from the request's first (read-sandbox-child.ts).
+    reply.samples?.forEach((sample, offset) => {
+      const statement = pending.statements[offset];
+      if (statement) pending.run.samples?.push({ ...sample, sql: statement.sql });
+    });
     if (reply.type === 'done') {
       pending.run.budget.rows = reply.rows;
       pending.run.budget.bytes = reply.bytes;
