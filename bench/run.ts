@@ -12,12 +12,13 @@ import { readGoalSummary, runReadBenchmark, type ReadReport } from './read.js';
 import { printReplicationReport, runReplicationBenchmark } from './replication.js';
 import { runRestoreCommand } from './restore.js';
 import { formatNumber, renderTable } from './support/table.js';
+import { runStatementsBenchmark } from './statements.js';
 import { runWriteBenchmark, writeGoalSummary, type WriteReport } from './write.js';
 
 const COMMANDS = ['write', 'read', 'all'] as const;
 type Command = (typeof COMMANDS)[number];
 
-const USAGE = `usage: npm run bench -- <write|read|all|replication|restore|hrana> [options]
+const USAGE = `usage: npm run bench -- <write|read|all|replication|restore|hrana|statements> [options]
        node dist/bench/run.js <write|read|all> [options]
 
   write   durable single-row INSERTs per second over HTTP (group commit on and off),
@@ -29,6 +30,7 @@ const USAGE = `usage: npm run bench -- <write|read|all|replication|restore|hrana
           Replica's POST /v1/ping ceiling
   all     write, then read; the last line combines both reports
   hrana   point SELECTs and single INSERTs through Hrana (v2/pipeline) beside the same loads on /v1
+  statements  what statement metrics cost one point SELECT (in process, no HTTP)
   replication  visibility lag Primary -> Replicas (watching, and polling only) and catch-up
           speed of a fresh replica beside a plain read of the segment files
 
@@ -90,6 +92,13 @@ async function main(): Promise<number> {
     console.log(JSON.stringify({ ...outcome.report, ok }));
     if (!ok) return 1;
     return options.strict && !outcome.report.all_goals_pass ? 2 : 0;
+  }
+  if (process.argv[2] === 'statements') {
+    // In this process, no server (bench/statements.ts): one point SELECT with and without statement metrics.
+    const outcome = runStatementsBenchmark();
+    console.log(outcome.table);
+    console.log(JSON.stringify({ ...outcome.report, ok: true }));
+    return 0;
   }
   if (process.argv[2] === 'restore') {
     // Its own options, report and watchdog (bench/restore.ts): Litebase vs Litestream 0.3.13.

@@ -268,6 +268,12 @@ export const ERRORS = {
     meaning:
       'no Primary is known, or it could not be reached (through the load balancer: no node could): the forwarded request was never sent',
   },
+  NODE_UNREACHABLE: {
+    status: null,
+    retryable: true,
+    area: 'cluster',
+    meaning: "another node did not answer this node's request (listed in a cluster view of statement metrics, not an answer of its own)",
+  },
   PRIMARY_NO_ANSWER: {
     status: 503,
     retryable: true,

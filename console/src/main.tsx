@@ -15,6 +15,7 @@ import { KeysPage } from './pages/keys.js';
 import { MetricsPage } from './pages/metrics.js';
 import { RestorePage } from './pages/restore.js';
 import { SqlPage } from './pages/sql.js';
+import { StatementsPage } from './pages/statements.js';
 
 /** What every page gets: the API with the key, what the key may do, and a way to re-read that. */
 export interface PageProps {
@@ -27,6 +28,7 @@ export interface PageProps {
 const PAGES: Array<{ id: string; title: string; component: (props: PageProps) => preact.JSX.Element }> = [
   { id: 'databases', title: 'Databases', component: DatabasesPage },
   { id: 'sql', title: 'SQL', component: SqlPage },
+  { id: 'statements', title: 'Statements', component: StatementsPage },
   { id: 'cluster', title: 'Cluster', component: ClusterPage },
   { id: 'restore', title: 'Restore', component: RestorePage },
   { id: 'keys', title: 'Access keys', component: KeysPage },

@@ -101,3 +101,40 @@ export interface KeyInfo {
   databases: string[];
   actions: Action[];
 }
+
+/** One normalized statement in GET /v1/databases/:db/statements (times in milliseconds). */
+export interface StatementStats {
+  id: string;
+  sql: string;
+  count: number;
+  errors: number;
+  lastError: { code: string; at: string } | null;
+  totalMs: number;
+  meanMs: number;
+  minMs: number;
+  maxMs: number;
+  p50Ms: number;
+  p90Ms: number;
+  p99Ms: number;
+  rowsRead: number;
+  rowsWritten: number;
+  firstSeen: string;
+  lastSeen: string;
+}
+
+/** GET /v1/databases/:db/statements (src/server/routes/statements.ts): the answering node's counts. */
+export interface StatementsAnswer {
+  database: string;
+  node: string;
+  role: 'primary' | 'replica';
+  enabled: boolean;
+  order: 'total' | 'count' | 'p99' | 'mean' | 'errors';
+  /** node: the answering node's counts; cluster: every live node's, merged. */
+  scope: 'node' | 'cluster';
+  nodes?: Array<{ node: string; ok: boolean; role?: string; error?: { code: string; message: string } }>;
+  since: string | null;
+  tracked: number;
+  maxTracked: number;
+  evicted: number;
+  statements: StatementStats[];
+}

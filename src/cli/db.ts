@@ -5,12 +5,12 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import type { Command } from 'commander';
-import type { DatabaseInfo } from '../client/client.js';
+import type { DatabaseInfo, StatementsResponse } from '../client/client.js';
 import { LitebaseError } from '../errors.js';
 import { pathExists } from '../storage/fs-util.js';
 import { quickCheckFile } from '../storage/sqlite-file.js';
 import { CliUsageError, connect, withConnectionOptions, type CliIo, type ConnectionOptions } from './common.js';
-import { renderTable } from './output.js';
+import { plural, renderTable } from './output.js';
 
 interface JsonFlag {
   json?: boolean;
@@ -28,7 +28,7 @@ interface BackupFlags extends ConnectionOptions, JsonFlag {
   check?: boolean;
 }
 
-/** `litebase db create|list|get|drop|backup`. */
+/** `litebase db create|list|get|drop|backup|statements`. */
 export function registerDbCommands(program: Command, io: CliIo): void {
   const db = program.command('db').description('create, list, inspect, back up and drop databases');
 
@@ -83,12 +83,77 @@ export function registerDbCommands(program: Command, io: CliIo): void {
     io.out(`backed up ${name} at position ${result.position} into ${result.output} (${result.bytes} bytes)`);
   });
 
+  withConnectionOptions(
+    db
+      .command('statements')
+      .description('statement metrics of a database on the node --url names: normalized statements, runs, errors, p50/p90/p99 ms, rows')
+      .argument('<name>', 'database name')
+      .option('--limit <n>', 'how many statements (1..1000)', '20')
+      .option('--order <by>', 'total (time), count, p99, mean or errors', 'total')
+      .option('--cluster', "every live node's counts, merged (default: the node --url names)")
+      .option('--reset', "start the node's counts for the database again (needs admin on it)")
+      .option('--json', "print the server's JSON answer"),
+  ).action(async (name: string, options: StatementsFlags) => {
+    const client = connect(options);
+    if (options.reset) {
+      await client.resetStatements(name);
+      return io.out(options.json ? JSON.stringify({ reset: true, database: name }) : `reset the statement metrics of ${name}`);
+    }
+    if (!/^\d{1,4}$/.test(options.limit)) throw new CliUsageError('INVALID_ARGUMENTS', `--limit ${options.limit}: expected 1..1000`);
+    if (!ORDERS.includes(options.order as StatementsResponse['order'])) {
+      throw new CliUsageError('INVALID_ARGUMENTS', `--order ${options.order}: expected one of ${ORDERS.join(', ')}`);
+    }
+    const answer = await client.statements(name, {
+      limit: Number(options.limit),
+      order: options.order as StatementsResponse['order'],
+      ...(options.cluster ? { scope: 'cluster' as const } : {}),
+    });
+    io.out(options.json ? JSON.stringify(answer) : renderStatements(answer));
+  });
+
   withConnectionOptions(db.command('drop').description('drop a database').argument('<name>', 'database name')).action(
     async (name: string, options: ConnectionOptions) => {
       await connect(options).dropDatabase(name);
       io.out(`dropped database ${name}`);
     },
   );
+}
+
+interface StatementsFlags extends ConnectionOptions, JsonFlag {
+  limit: string;
+  order: string;
+  cluster?: boolean;
+  reset?: boolean;
+}
+
+const ORDERS: ReadonlyArray<StatementsResponse['order']> = ['total', 'count', 'p99', 'mean', 'errors'];
+
+/** Milliseconds as people read them: three significant digits. */
+const ms = (value: number): string => (value >= 100 ? value.toFixed(0) : value >= 10 ? value.toFixed(1) : value.toPrecision(3));
+
+function renderStatements(answer: StatementsResponse): string {
+  const where =
+    answer.scope === 'cluster'
+      ? `on ${(answer.nodes ?? []).map((part) => (part.ok ? part.node : `${part.node} (${part.error.code})`)).join(', ')}`
+      : `on node ${answer.node} (${answer.role})`;
+  const head = `${answer.database} ${where}: ${plural(answer.tracked, 'statement')} tracked since ${answer.since ?? 'none yet'}${
+    answer.evicted > 0 ? `, ${answer.evicted} dropped to stay within ${answer.maxTracked}` : ''
+  }; by ${answer.order}`;
+  if (!answer.enabled) return `${head}\nstatement metrics are off on this node (--statement-metrics-max 0)`;
+  if (answer.statements.length === 0) return `${head}\nno statements yet`;
+  const rows = answer.statements.map((statement) => [
+    statement.sql.length > 80 ? `${statement.sql.slice(0, 79)}…` : statement.sql,
+    String(statement.count),
+    String(statement.errors),
+    ms(statement.totalMs),
+    ms(statement.p50Ms),
+    ms(statement.p90Ms),
+    ms(statement.p99Ms),
+    String(statement.rowsRead),
+    String(statement.rowsWritten),
+    statement.lastSeen,
+  ]);
+  return `${head}\n${renderTable(['statement', 'runs', 'errors', 'total ms', 'p50', 'p90', 'p99', 'rows read', 'rows written', 'last seen'], rows)}`;
 }
 
 /**

@@ -76,6 +76,20 @@ function serveOptions(): Array<[keyof ConfigInput, Option]> {
       ),
     ],
     [
+      'statementMetricsMax',
+      new Option(
+        '--statement-metrics-max <n>',
+        'statements tracked per database for GET .../statements; 0: off (env LITEBASE_STATEMENT_METRICS_MAX, default 1000)',
+      ),
+    ],
+    [
+      'statementMetricsTop',
+      new Option(
+        '--statement-metrics-top <n>',
+        'statements per database with their own Prometheus label, the rest "other" (env LITEBASE_STATEMENT_METRICS_TOP, default 20)',
+      ),
+    ],
+    [
       'watchdogMs',
       new Option(
         '--watchdog-ms <n>',

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { CompactionSettings } from '../compactor/compactor.js';
 import type { EngineSettings, LimitsSettings } from '../engine/settings.js';
+import type { StatementStatsOptions } from '../engine/statement-stats.js';
 import { LitebaseError } from '../errors.js';
 
 /**
@@ -48,6 +49,8 @@ export interface LitebaseConfig extends EngineSettings {
   tlsCaFile: string | undefined;
   /** Signed requests (docs/SECURITY.md): clock-skew window and replay cache. */
   signing: { maxSkewMs: number; replayCacheSize: number };
+  /** Statement metrics (docs/API.md "Statement metrics"): statements tracked and labelled per database. */
+  statementMetrics: StatementStatsOptions;
 }
 
 /** Certificate chain and private key, PEM files, read once at start. */
@@ -114,6 +117,8 @@ export type ConfigInput = Partial<{
   tlsCa: string;
   signatureMaxSkewMs: number | string;
   signatureReplayCacheSize: number | string;
+  statementMetricsMax: number | string;
+  statementMetricsTop: number | string;
   config: string;
 }>;
 
@@ -161,6 +166,8 @@ const ENV_NAMES: Record<keyof ConfigInput, string> = {
   tlsCa: 'LITEBASE_TLS_CA',
   signatureMaxSkewMs: 'LITEBASE_SIGNATURE_MAX_SKEW_MS',
   signatureReplayCacheSize: 'LITEBASE_SIGNATURE_REPLAY_CACHE_SIZE',
+  statementMetricsMax: 'LITEBASE_STATEMENT_METRICS_MAX',
+  statementMetricsTop: 'LITEBASE_STATEMENT_METRICS_TOP',
   config: 'LITEBASE_CONFIG',
 };
 
@@ -269,6 +276,10 @@ export function loadConfig(flags: ConfigInput = {}, env: NodeJS.ProcessEnv = pro
     signing: {
       maxSkewMs: toInteger('signatureMaxSkewMs', input.signatureMaxSkewMs, 5 * 60 * 1000, 1000),
       replayCacheSize: toInteger('signatureReplayCacheSize', input.signatureReplayCacheSize, 1_000_000, 1),
+    },
+    statementMetrics: {
+      maxPerDatabase: toInteger('statementMetricsMax', input.statementMetricsMax, 1000, 0),
+      prometheusTop: toInteger('statementMetricsTop', input.statementMetricsTop, 20, 0),
     },
     limits: {
       bodyLimitBytes: toInteger('bodyLimitBytes', input.bodyLimitBytes, 10 * 1024 * 1024, 1024),

@@ -5,6 +5,7 @@ import { decodeExactValue, encodeExactValue } from '../sql/exact-values.js';
 import { isSinglePass, readRows, statementTimeout, type ResultBudget } from './result-limits.js';
 import { isInterrupted, type StatementDeadline } from './statement-deadline.js';
 import { guardStatement, pragmaNotAllowed, StatementRefusedError } from './statement-guard.js';
+import type { StatementSample } from './statement-stats.js';
 
 type Database = BetterSqlite3.Database;
 type Statement = BetterSqlite3.Statement<unknown[], unknown>;
@@ -56,6 +57,12 @@ export interface StatementRun {
    * (read-sandbox.ts): a read-only statement with a loop then throws RUNS_ELSEWHERE before it steps.
    */
   elsewhere?: boolean;
+  /**
+   * Set when the node keeps statement metrics (statement-stats.ts): every statement run through
+   * `runStatement` adds its run here, failed ones with their code; the engine records them once
+   * the request is over. A statement the guard refuses is not run and not added.
+   */
+  samples?: StatementSample[];
 }
 
 /** Thrown (never to a client) when a looping read should run in a read process (read-sandbox.ts). */
@@ -227,7 +234,10 @@ export function describeStatement(cache: StatementCache, sql: string, admin: boo
   return { columns, readonly: statement.readonly };
 }
 
-/** Run one statement on `db` (already inside whatever transaction the caller wants). */
+/**
+ * Run one statement on `db` (already inside whatever transaction the caller wants), adding its run
+ * to `run.samples` when the node keeps statement metrics.
+ */
 export function runStatement(
   cache: StatementCache,
   db: Database,
@@ -235,6 +245,32 @@ export function runStatement(
   index: number,
   run: StatementRun,
 ): StatementResult {
+  const samples = run.samples;
+  if (samples === undefined) return executeStatement(cache, db, input, index, run);
+  const started = performance.now();
+  try {
+    const result = executeStatement(cache, db, input, index, run);
+    const ended = performance.now();
+    samples.push({
+      sql: input.sql,
+      ms: ended - started,
+      at: performance.timeOrigin + ended,
+      rowsRead: result.rows.length,
+      rowsWritten: result.rowsAffected,
+    });
+    return result;
+  } catch (error) {
+    // RUNS_ELSEWHERE: the statement will run (and be counted) in a read process.
+    if (error !== RUNS_ELSEWHERE && !(error instanceof StatementRefusedError)) {
+      const ended = performance.now();
+      const code = error instanceof LitebaseError ? error.code : 'STATEMENT_FAILED';
+      samples.push({ sql: input.sql, ms: ended - started, at: performance.timeOrigin + ended, rowsRead: 0, rowsWritten: 0, error: code });
+    }
+    throw error;
+  }
+}
+
+function executeStatement(cache: StatementCache, db: Database, input: StatementInput, index: number, run: StatementRun): StatementResult {
   const statement = cache.prepare(input.sql, index, run.admin);
   const args = bindParams(input.params, index, input.named, run.exact);
   const deadline = cache.deadline;

@@ -30,6 +30,7 @@ import {
 } from './executor.js';
 import { ResultBudget } from './result-limits.js';
 import { SandboxFile } from './read-sandbox.js';
+import type { StatementStats } from './statement-stats.js';
 import { StatementDeadline } from './statement-deadline.js';
 import { recoverLocalCopy, writeLocalState } from '../replay/local-copy.js';
 import { WalCapture } from './wal-capture.js';
@@ -85,6 +86,8 @@ export interface PrimaryDatabaseOptions<Follower extends LogFollower = LogFollow
   onDurable?: (database: string) => void;
   /** Work that follows the log once the database is open (the node attaches its compactor here). */
   follow?: AttachFollower<Follower>;
+  /** Where the statements this engine runs are counted (statement-stats.ts); none when absent. */
+  statements?: StatementStats;
 }
 
 type State = 'ready' | 'recovering' | 'closed';
@@ -171,7 +174,14 @@ export class PrimaryDatabase<Follower extends LogFollower = LogFollower> {
     access: StatementAccess = FULL_ACCESS,
   ): Promise<QueryOutcome> {
     if (minPosition !== undefined) await this.waitForPosition(minPosition);
-    return mode === 'transaction' ? this.queryAsTransaction(statements, access) : this.queryIndependently(statements, access);
+    const run = this.run(access);
+    try {
+      return mode === 'transaction'
+        ? await this.queryAsTransaction(statements, access, run)
+        : await this.queryIndependently(statements, access, run);
+    } finally {
+      this.record(run);
+    }
   }
 
   /** Parse a statement without running it (on the read connection; the statement guard applies). */
@@ -179,14 +189,20 @@ export class PrimaryDatabase<Follower extends LogFollower = LogFollower> {
     return describeStatement(this.ready().readerStatements, sql, admin);
   }
 
-  /** A request's run: one budget of response limits shared by all its statements. */
+  /** A request's run: one budget of response limits shared by all its statements, and their samples when the node counts them. */
   private run(access: StatementAccess): StatementRun {
-    return { admin: access.admin, budget: new ResultBudget(this.options.settings.limits), exact: access.exact === true };
+    const run: StatementRun = { admin: access.admin, budget: new ResultBudget(this.options.settings.limits), exact: access.exact === true };
+    if (this.options.statements?.enabled) run.samples = [];
+    return run;
   }
 
-  private async queryAsTransaction(statements: StatementInput[], access: StatementAccess): Promise<QueryOutcome> {
+  /** Count the request's statements (statement-stats.ts), whether it succeeded or not. */
+  private record(run: StatementRun): void {
+    if (run.samples !== undefined) this.options.statements?.record(this.name, run.samples);
+  }
+
+  private async queryAsTransaction(statements: StatementInput[], access: StatementAccess, run: StatementRun): Promise<QueryOutcome> {
     const connections = this.ready();
-    const run = this.run(access);
     if (isReadOnlyRequest(connections.readerStatements, statements, access.admin)) {
       const results = await this.sandbox.runRead(connections.readerStatements, connections.reader, statements, run);
       return { results, position: await this.afterRead() };
@@ -202,9 +218,8 @@ export class PrimaryDatabase<Follower extends LogFollower = LogFollower> {
     return { results, position };
   }
 
-  private async queryIndependently(statements: StatementInput[], access: StatementAccess): Promise<QueryOutcome> {
+  private async queryIndependently(statements: StatementInput[], access: StatementAccess, run: StatementRun): Promise<QueryOutcome> {
     const results: Array<StatementResult | StatementFailure> = [];
-    const run = this.run(access);
     let lastWrite: bigint | undefined;
     for (const [index, statement] of statements.entries()) {
       try {
@@ -368,6 +383,8 @@ export class PrimaryDatabase<Follower extends LogFollower = LogFollower> {
       // disk); the transaction is then over and its write lock is given back.
       if (!writer.inTransaction) this.endTransaction(id, 'rolled back when a statement failed');
       throw error;
+    } finally {
+      this.record(run);
     }
   }
 

@@ -2,6 +2,7 @@ import Database from 'better-sqlite3';
 import { LitebaseError } from '../errors.js';
 import { runStatement, StatementCache, toStatementError, type StatementInput, type StatementResult } from './executor.js';
 import { ResultBudget, type ResultLimits } from './result-limits.js';
+import type { StatementSample } from './statement-stats.js';
 import type { OrphanGuardData } from './orphan-guard-thread.js';
 import { startModuleWorker } from '../threads/worker-pool.js';
 
@@ -27,17 +28,23 @@ export type SandboxRequest =
       limits: ResultLimits;
       rows: number;
       bytes: number;
+      /** Measure each statement's run (statement metrics) and send the samples back, in order, without their SQL. */
+      record?: boolean;
     }
   | { type: 'forget'; file: string };
+
+/** A statement's run as a read process sends it: the node knows the SQL (the request's statements, in order from firstIndex). */
+export type SentSample = Omit<StatementSample, 'sql'>;
 
 /** Read process to node. */
 export type SandboxReply =
   | { type: 'ready' }
   | { type: 'progress'; id: number; index: number }
-  | { type: 'done'; id: number; results: StatementResult[]; rows: number; bytes: number }
+  | { type: 'done'; id: number; results: StatementResult[]; rows: number; bytes: number; samples?: SentSample[] }
   | {
       type: 'error';
       id: number;
+      samples?: SentSample[];
       error: {
         code: LitebaseError['code'];
         message: string;
@@ -103,7 +110,8 @@ function main(): void {
     const budget = new ResultBudget(limits);
     budget.rows = request.rows;
     budget.bytes = request.bytes;
-    const run = { admin: request.admin, budget, exact: request.exact };
+    const samples: StatementSample[] | undefined = request.record === true ? [] : undefined;
+    const run = { admin: request.admin, budget, exact: request.exact, ...(samples ? { samples } : {}) };
     deadline[0] = Date.now() + limits.statementTimeoutMs * statements.length + 5000;
     let reply: SandboxReply;
     let db: Database.Database | undefined;
@@ -116,12 +124,13 @@ function main(): void {
         if (offset > 0) send({ type: 'progress', id, index: firstIndex + offset } satisfies SandboxReply);
         results.push(runStatement(entry.statements, entry.db, statement, firstIndex + offset, run));
       });
-      reply = { type: 'done', id, results, rows: budget.rows, bytes: budget.bytes };
+      reply = { type: 'done', id, results, rows: budget.rows, bytes: budget.bytes, ...(samples ? { samples: withoutSql(samples) } : {}) };
     } catch (caught) {
       const error = caught instanceof LitebaseError ? caught : toStatementError(caught, firstIndex);
       reply = {
         type: 'error',
         id,
+        ...(samples ? { samples: withoutSql(samples) } : {}),
         error: {
           code: error.code,
           message: error.message,
@@ -139,6 +148,10 @@ function main(): void {
   });
   process.on('disconnect', () => process.exit(0));
   send({ type: 'ready' } satisfies SandboxReply);
+}
+
+function withoutSql(samples: StatementSample[]): SentSample[] {
+  return samples.map(({ sql: _sql, ...rest }) => rest);
 }
 
 function schemaVersionOf(db: Database.Database): number {

@@ -52,10 +52,29 @@ function childEntry(): string {
 interface Pending {
   id: number;
   index: number;
+  /** performance.now() when the statement at `index` started (for the run time of one that is killed). */
+  startedAt: number;
+  statements: readonly StatementInput[];
+  firstIndex: number;
   timer: NodeJS.Timeout;
   resolve: (results: StatementResult[]) => void;
   reject: (error: Error) => void;
   run: StatementRun;
+}
+
+/** A statement whose read process was killed (or died) counts as one failed run, of the time it had. */
+function recordKilled(pending: Pending, code: LitebaseError['code']): void {
+  const statement = pending.statements[pending.index - pending.firstIndex];
+  if (!pending.run.samples || !statement) return;
+  const ended = performance.now();
+  pending.run.samples.push({
+    sql: statement.sql,
+    ms: ended - pending.startedAt,
+    at: performance.timeOrigin + ended,
+    rowsRead: 0,
+    rowsWritten: 0,
+    error: code,
+  });
 }
 
 class ReadProcess {
@@ -83,6 +102,7 @@ class ReadProcess {
       this.pending = undefined;
       if (pending) {
         clearTimeout(pending.timer);
+        recordKilled(pending, 'READ_PROCESS_FAILED');
         pending.reject(
           new LitebaseError('READ_PROCESS_FAILED', 'the read process ended while running the statement', {
             details: { statement: pending.index },
@@ -118,11 +138,17 @@ class ReadProcess {
     if (!pending || pending.id !== reply.id) return;
     if (reply.type === 'progress') {
       pending.index = reply.index;
+      pending.startedAt = performance.now();
       pending.timer.refresh();
       return;
     }
     this.pending = undefined;
     clearTimeout(pending.timer);
+    // One sample per statement run, in order from the request's first (read-sandbox-child.ts).
+    reply.samples?.forEach((sample, offset) => {
+      const statement = pending.statements[offset];
+      if (statement) pending.run.samples?.push({ ...sample, sql: statement.sql });
+    });
     if (reply.type === 'done') {
       pending.run.budget.rows = reply.rows;
       pending.run.budget.bytes = reply.bytes;
@@ -169,12 +195,16 @@ export class ReadSandbox {
         const pending: Pending = {
           id,
           index: firstIndex,
+          startedAt: performance.now(),
+          statements,
+          firstIndex,
           run,
           resolve,
           reject,
           timer: setTimeout(() => {
             process.pending = undefined;
             process.kill();
+            recordKilled(pending, 'STATEMENT_TIMEOUT');
             reject(statementTimeout(limits, pending.index));
           }, timeoutMs + KILL_GRACE_MS),
         };
@@ -200,6 +230,7 @@ export class ReadSandbox {
           },
           rows: run.budget.rows,
           bytes: run.budget.bytes,
+          record: run.samples !== undefined,
         });
       });
     } finally {
@@ -348,6 +379,7 @@ export class SandboxFile {
   ): Promise<StatementResult[]> {
     if (!this.enabled) return runReadOnly(cache, reader, statements, run, firstIndex);
     const { rows, bytes } = run.budget;
+    const sampled = run.samples?.length;
     run.elsewhere = true;
     try {
       return runReadOnly(cache, reader, statements, run, firstIndex);
@@ -356,9 +388,11 @@ export class SandboxFile {
     } finally {
       run.elsewhere = false;
     }
-    // What ran before the looping statement is run again there, in one snapshot with it.
+    // What ran before the looping statement is run again there, in one snapshot with it (and
+    // counted there, once).
     run.budget.rows = rows;
     run.budget.bytes = bytes;
+    if (run.samples && sampled !== undefined) run.samples.length = sampled;
     return this.reading(() => sandbox(this.limits.readProcesses).run(this, statements, run, firstIndex, this.limits.waitTimeoutMs));
   }
 

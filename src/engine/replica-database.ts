@@ -29,10 +29,12 @@ import {
   type StatementDescription,
   type StatementInput,
   type StatementResult,
+  type StatementRun,
 } from './executor.js';
 import { backupInterrupted, copyFile } from './backup.js';
 import { ResultBudget } from './result-limits.js';
 import { SandboxFile } from './read-sandbox.js';
+import type { StatementStats } from './statement-stats.js';
 import { applyRunToFile, applyRunToHashes, readAheadFailed, recoverLocalCopy, writeLocalState } from '../replay/local-copy.js';
 import { PositionWaiters } from './position-waiters.js';
 
@@ -43,6 +45,8 @@ export interface ReplicaDatabaseOptions {
   settings: EngineSettings;
   logger: Logger;
   metrics: Metrics;
+  /** Where the statements this engine runs are counted (statement-stats.ts); none when absent. */
+  statements?: StatementStats;
 }
 
 /** A watcher that reported a change this recently is taken to see the Primary's writes. */
@@ -168,10 +172,15 @@ export class ReplicaDatabase {
     if (minPosition !== undefined) await this.waitForPosition(minPosition);
     const reader = this.readerOrThrow();
     if (!isReadOnlyRequest(reader.statements, statements, access.admin)) throw new NeedsPrimaryError();
-    const run = { admin: access.admin, budget: new ResultBudget(this.options.settings.limits), exact: access.exact === true };
+    const run: StatementRun = { admin: access.admin, budget: new ResultBudget(this.options.settings.limits), exact: access.exact === true };
+    if (this.options.statements?.enabled) run.samples = [];
     // Taken first: a run applied while a read process reads waits for it (SandboxFile.exclusive).
     const position = this.current;
-    return { results: await this.sandbox.runRead(reader.statements, reader.db, statements, run), position };
+    try {
+      return { results: await this.sandbox.runRead(reader.statements, reader.db, statements, run), position };
+    } finally {
+      if (run.samples !== undefined) this.options.statements?.record(this.name, run.samples);
+    }
   }
 
   /** Parse a statement without running it (the statement guard applies). */

@@ -1,11 +1,12 @@
 import { LitebaseError, type ErrorCode } from '../errors.js';
 import { PRAGMA_RULES, pragmaRule, type PragmaAccess } from './pragma-allowlist.js';
+import { sqlTokens, unquote } from './sql-tokens.js';
 
 /**
  * The statement guard (docs/SECURITY.md): what no request may run, and what only an admin may.
  *
- * It reads the SQL with a tokenizer that follows SQLite's own (tokenize.c) for everything that can
- * hide a word: comments, strings, quoted identifiers, parameters. It has to work on the text,
+ * It reads the SQL with a tokenizer that follows SQLite's own (tokenize.c, in sql-tokens.ts) for
+ * everything that can hide a word: comments, strings, quoted identifiers, parameters, blobs. It has to work on the text,
  * before SQLite sees it, because SQLite applies many PRAGMAs while *preparing* them (`PRAGMA
  * foreign_keys = OFF` has changed the connection before `prepare()` returns), and better-sqlite3
  * offers no authorizer callback. Where it is unsure it refuses; a refused statement never reaches
@@ -28,115 +29,25 @@ interface Token {
   text: string;
 }
 
-const isDigit = (c: number): boolean => c >= 48 && c <= 57;
-const isLetter = (c: number): boolean => (c >= 65 && c <= 90) || (c >= 97 && c <= 122);
-/** SQLite's IdChar: letters, digits, `_`, `$`, and every byte >= 0x80 (so every non-ASCII UTF-16 unit). */
-const isIdChar = (c: number): boolean => isLetter(c) || isDigit(c) || c === 95 || c === 36 || c >= 0x80;
-const isIdStart = (c: number): boolean => isLetter(c) || c === 95 || c >= 0x80;
-const isSpace = (c: number): boolean => c === 32 || (c >= 9 && c <= 13);
-
-/** The text between `quote`s starting at `start`, a doubled quote standing for one, and where it ends. */
-function readQuoted(sql: string, start: number, quote: string): [string, number] {
-  let text = '';
-  let from = start + 1;
-  for (;;) {
-    const end = sql.indexOf(quote, from);
-    if (end < 0) return [text + sql.slice(from), sql.length];
-    text += sql.slice(from, end);
-    if (sql[end + 1] !== quote) return [text, end + 1];
-    text += quote;
-    from = end + 2;
-  }
-}
-
-/** Digits with SQLite's `_` separators, from `i`; returns where they end. */
-function skipDigits(sql: string, i: number, hex = false): number {
-  let j = i;
-  for (;;) {
-    const c = sql.charCodeAt(j);
-    if (isDigit(c) || c === 95 || (hex && ((c >= 65 && c <= 70) || (c >= 97 && c <= 102)))) j += 1;
-    else return j;
-  }
-}
-
-/** A number as SQLite reads it (sqlite3GetToken): `0x1F`, `1_000`, `1.5`, `.5`, `1e-3`; identifier characters glued on make it illegal. */
-function skipNumber(sql: string, i: number): number {
-  let j: number;
-  if (sql[i] === '0' && (sql[i + 1] === 'x' || sql[i + 1] === 'X')) {
-    j = skipDigits(sql, i + 2, true);
-  } else {
-    j = skipDigits(sql, i);
-    if (sql[j] === '.') j = skipDigits(sql, j + 1);
-    const next = sql.charCodeAt(j + 1);
-    if ((sql[j] === 'e' || sql[j] === 'E') && (isDigit(next) || ((next === 43 || next === 45) && isDigit(sql.charCodeAt(j + 2))))) {
-      j = skipDigits(sql, j + 2);
-    }
-  }
-  while (j < sql.length && isIdChar(sql.charCodeAt(j))) j += 1;
-  return j;
-}
-
 /**
- * Split SQL into tokens, dropping white space and comments, as SQLite's tokenizer would (so that
- * a word SQLite sees is a word here). Only run when a statement is first prepared.
+ * Split SQL into tokens as SQLite's tokenizer would (sql-tokens.ts), so that a word SQLite sees is
+ * a word here: words, quoted identifiers and strings lower-cased with their quotes removed, every
+ * other token (numbers, blobs, parameters, operators) as written. Only run when a statement is
+ * first prepared.
  */
 export function tokenize(sql: string): Token[] {
-  const tokens: Token[] = [];
-  const n = sql.length;
-  let i = 0;
-  while (i < n) {
-    const c = sql.charCodeAt(i);
-    if (c === 0) {
-      // SQLite stops reading at a NUL.
-      break;
-    } else if (isSpace(c) || c === 0xfeff) {
-      // A byte-order mark where a token would start is white space to SQLite; inside a word it is part of it.
-      i += 1;
-    } else if (c === 45 && sql.charCodeAt(i + 1) === 45) {
-      // -- comment, to the end of the line
-      const end = sql.indexOf('\n', i + 2);
-      i = end < 0 ? n : end + 1;
-    } else if (c === 47 && sql.charCodeAt(i + 1) === 42) {
-      // /* comment */, unterminated runs to the end, as in SQLite
-      const end = sql.indexOf('*/', i + 2);
-      i = end < 0 ? n : end + 2;
-    } else if (c === 39 || c === 34 || c === 96) {
-      // 'string', "identifier", `identifier`
-      const [text, next] = readQuoted(sql, i, sql[i] as string);
-      tokens.push({ kind: c === 39 ? 'string' : 'quoted', text: text.toLowerCase() });
-      i = next;
-    } else if (c === 91) {
-      // [identifier], no escapes
-      const end = sql.indexOf(']', i + 1);
-      tokens.push({ kind: 'quoted', text: sql.slice(i + 1, end < 0 ? n : end).toLowerCase() });
-      i = end < 0 ? n : end + 1;
-    } else if (isIdStart(c)) {
-      let j = i + 1;
-      while (j < n && isIdChar(sql.charCodeAt(j))) j += 1;
-      tokens.push({ kind: 'word', text: sql.slice(i, j).toLowerCase() });
-      i = j;
-    } else if (isDigit(c) || (c === 46 && isDigit(sql.charCodeAt(i + 1)))) {
-      const j = skipNumber(sql, i);
-      tokens.push({ kind: 'other', text: sql.slice(i, j) });
-      i = j;
-    } else if (c === 63) {
-      // ?NNN: digits only, a word right after it is a word of its own
-      let j = i + 1;
-      while (isDigit(sql.charCodeAt(j))) j += 1;
-      tokens.push({ kind: 'other', text: sql.slice(i, j) });
-      i = j;
-    } else if (c === 58 || c === 64 || c === 36 || c === 35) {
-      // Parameters :name @name $name #name
-      let j = i + 1;
-      while (j < n && isIdChar(sql.charCodeAt(j))) j += 1;
-      tokens.push({ kind: 'other', text: sql.slice(i, j) });
-      i = j;
-    } else {
-      tokens.push({ kind: 'other', text: sql[i] as string });
-      i += 1;
+  return sqlTokens(sql).map((token): Token => {
+    const raw = sql.slice(token.start, token.end);
+    switch (token.kind) {
+      case 'word':
+        return { kind: 'word', text: raw.toLowerCase() };
+      case 'quoted':
+      case 'string':
+        return { kind: token.kind, text: unquote(raw).toLowerCase() };
+      default:
+        return { kind: 'other', text: raw };
     }
-  }
-  return tokens;
+  });
 }
 
 const TRANSACTION_CONTROL = new Set(['begin', 'commit', 'end', 'rollback', 'savepoint', 'release']);

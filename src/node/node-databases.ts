@@ -8,6 +8,9 @@ import type { ObjectStore } from '../storage/object-store.js';
 import { Compactor } from '../compactor/compactor.js';
 import { PrimaryDatabase } from '../engine/primary-database.js';
 import { ReplicaDatabase } from '../engine/replica-database.js';
+import { statementMetrics } from '../engine/statement-metrics.js';
+import { StatementStats } from '../engine/statement-stats.js';
+import type { Metric } from 'prom-client';
 
 /** A Primary's log is followed by its compactor when the node has an object store. */
 export type Engine = PrimaryDatabase<Compactor> | ReplicaDatabase;
@@ -44,12 +47,20 @@ export class NodeDatabases {
   private readonly preparing = new Set<string>();
   private currentRole: NodeRole;
   private switching: Promise<void> = Promise.resolve();
+  /**
+   * The statements this node ran, per database (GET /v1/databases/:db/statements). Kept across
+   * role switches: the engines come and go, the node's counts stay.
+   */
+  readonly statements: StatementStats;
 
   constructor(
     private readonly options: NodeDatabasesOptions,
     role: NodeRole,
   ) {
     this.currentRole = role;
+    this.statements = new StatementStats(options.config.statementMetrics);
+    // prom-client's Registry takes any object with its Metric's name, get() and reset().
+    for (const metric of statementMetrics(this.statements)) options.metrics.registry.registerMetric(metric as unknown as Metric);
   }
 
   get role(): NodeRole {
@@ -134,8 +145,9 @@ export class NodeDatabases {
                 }
               : {}),
             ...(this.options.onDurable ? { onDurable: this.options.onDurable } : {}),
+            statements: this.statements,
           })
-        : ReplicaDatabase.open({ meta, shared, local, settings: config, logger, metrics });
+        : ReplicaDatabase.open({ meta, shared, local, settings: config, logger, metrics, statements: this.statements });
     this.engines.set(meta.name, opening);
     opening.catch(() => this.engines.delete(meta.name));
     return opening;
@@ -167,6 +179,7 @@ export class NodeDatabases {
     this.engines.delete(name);
     if (engine instanceof PrimaryDatabase) await engine.destroy();
     else await engine.close();
+    this.statements.forget(name);
     await this.options.catalog.drop(name);
   }
 
@@ -181,6 +194,7 @@ export class NodeDatabases {
       const meta = metas.get(name);
       if (engine && (!meta || meta.id !== engine.meta.id)) {
         this.engines.delete(name);
+        this.statements.forget(name);
         await engine.close();
       }
     }

@@ -17,6 +17,7 @@ import { backupRoutes } from './routes/backup.js';
 import { clusterRoutes } from './routes/cluster.js';
 import { databaseRoutes } from './routes/databases.js';
 import { queryRoutes } from './routes/query.js';
+import { statementRoutes } from './routes/statements.js';
 
 /** Routes that answer without a key: liveness only, it reveals nothing. */
 const PUBLIC_ROUTES = new Set(['/healthz']);
@@ -133,6 +134,7 @@ export function buildApp(context: AppContext): App {
 
   app.register(databaseRoutes(context));
   app.register(queryRoutes(context));
+  app.register(statementRoutes(context));
   app.register(clusterRoutes(context));
   app.register(archiveRoutes(context));
   app.register(backupRoutes(context));

@@ -168,6 +168,55 @@ describe.skipIf(chromiumMissing)(
       await shot(page, '06-query-plan');
     });
 
+    it('lists the statements run on a database, normalized, sorts them by any column, and resets them', async () => {
+      // The same SELECT with other values, three more times: one statement with four runs.
+      for (const min of [0, 2, 3]) {
+        await primary.request('POST', '/v1/databases/shop/query', {
+          statements: [{ sql: 'SELECT name, price FROM items WHERE price > :min ORDER BY id', params: { min } }],
+        });
+      }
+      await page.getByTestId('nav-statements').click();
+      await page.getByTestId('statements-database').selectOption('shop');
+      const table = page.getByTestId('statements');
+      const rowOf = (sql: string) => table.locator('tbody tr', { has: page.locator('td[data-column="sql"]', { hasText: sql }) });
+      const select = rowOf('SELECT name, price FROM items WHERE price > :min ORDER BY id');
+      await expect.poll(() => select.locator('td[data-column="count"]').textContent(), POLL).toBe('4');
+      expect(await select.locator('td[data-column="rowsRead"]').textContent()).toBe('8'); // price > 1, 0, 2, 3: 3 + 3 + 1 + 1
+      // Literals collapsed: the INSERT of two rows and the one of a single row.
+      expect(await rowOf('INSERT INTO items(name, price) VALUES (?, ?), ...').locator('td[data-column="rowsWritten"]').textContent()).toBe(
+        '2',
+      );
+      expect(await rowOf('INSERT INTO items(name, price) VALUES (?, ?)').count()).toBeGreaterThan(0);
+      // The failed statement, with its error code.
+      expect(await rowOf('SELECT * FROM no_such_table').locator('td[data-column="errors"]').textContent()).toBe('1 (SQLITE_ERROR)');
+      expect(await page.getByTestId('statements-summary').textContent()).toContain('On node n1 (primary)');
+
+      // Sorting by runs, most first, then least first.
+      const runs = async () => (await table.locator('td[data-column="count"]').allTextContents()).map(Number);
+      await page.getByTestId('statements-sort-count').click();
+      await expect.poll(async () => (await runs())[0], POLL).toBe(4);
+      const descending = await runs();
+      expect(descending).toEqual([...descending].sort((a, b) => b - a));
+      await page.getByTestId('statements-sort-count').click();
+      await expect.poll(async () => (await runs())[0], POLL).toBe(Math.min(...descending));
+      const ascending = await runs();
+      expect(ascending).toEqual([...ascending].sort((a, b) => a - b));
+      await shot(page, '06b-statements');
+
+      // Every node's counts, merged by this one: the same statements (the Replica served none of these).
+      await page.getByTestId('statements-scope').selectOption('cluster');
+      await expect.poll(() => page.getByTestId('statements-summary').textContent(), POLL).toContain('n1 (primary), n2 (replica), merged');
+      expect(await select.locator('td[data-column="count"]').textContent()).toBe('4');
+      await page.getByTestId('statements-scope').selectOption('node');
+      await expect.poll(() => page.getByTestId('statements-summary').textContent(), POLL).toContain('On node n1 (primary)');
+
+      await page.getByTestId('statements-reset').click();
+      await page.getByTestId('statements-reset-confirm').getByTestId('confirm-yes').click();
+      await expect.poll(() => table.locator('tbody tr').count(), POLL).toBe(0);
+      const answer = await primary.request('GET', '/v1/databases/shop/statements');
+      expect(answer.body.tracked).toBe(0);
+    });
+
     it('shows the cluster: nodes, roles, heartbeats, term and a replica lag chart', async () => {
       await page.getByTestId('nav-cluster').click();
       await page.getByTestId('node-n2').waitFor();
@@ -309,6 +358,11 @@ describe.skipIf(chromiumMissing)(
       // Each key has its own history: the root key's statements are not listed for this one.
       expect(await reader.getByTestId('sql-history').locator('li').count()).toBe(2);
       await shot(reader, '15-read-only-sql');
+
+      await reader.getByTestId('nav-statements').click();
+      await reader.getByTestId('statements-database').selectOption('shop');
+      await reader.getByTestId('statements-summary').waitFor();
+      expect(await reader.getByTestId('statements-reset').isDisabled()).toBe(true);
 
       await reader.getByTestId('nav-restore').click();
       expect(await reader.getByTestId('restore-start').isDisabled()).toBe(true);

@@ -17,6 +17,7 @@ import type {
   ReadyResponse,
   Statement,
   TransactionInfo,
+  StatementsResponse,
 } from './types.js';
 
 /**
@@ -173,6 +174,31 @@ export class LitebaseClient {
     options.session?.observe(name, position);
     const length = Number(response.headers.get('content-length') ?? Number.NaN);
     return { position, bytes: Number.isSafeInteger(length) ? length : undefined, body: response.body };
+  }
+
+  // Statement metrics
+
+  /**
+   * `GET /v1/databases/:db/statements`: the statements the node this client reaches ran on the
+   * database, normalized, with counts, errors, latency quantiles and rows; with `scope: 'cluster'`,
+   * every live node's, merged.
+   */
+  async statements(
+    database: string,
+    options: { limit?: number; order?: StatementsResponse['order']; scope?: StatementsResponse['scope'] } = {},
+  ): Promise<StatementsResponse> {
+    const query = new URLSearchParams();
+    if (options.limit !== undefined) query.set('limit', String(options.limit));
+    if (options.order !== undefined) query.set('order', options.order);
+    if (options.scope !== undefined) query.set('scope', options.scope);
+    const text = query.toString();
+    const suffix = text === '' ? '' : `?${text}`;
+    return this.json<StatementsResponse>('GET', `${databasePath(database)}/statements${suffix}`);
+  }
+
+  /** `DELETE /v1/databases/:db/statements`: start the node's counts for the database again. */
+  async resetStatements(database: string): Promise<void> {
+    await this.transport.send('DELETE', `${databasePath(database)}/statements`);
   }
 
   // Access keys

@@ -28,6 +28,8 @@ export type {
   QueryResponseJson,
   ReadyResponse,
   SqlParam,
+  StatementStatsInfo,
+  StatementsResponse,
   Statement,
   StatementResult,
   StatementResultJson,

@@ -111,6 +111,46 @@ export interface ClusterStatus {
   [detail: string]: unknown;
 }
 
+/** One normalized statement in `GET /v1/databases/:db/statements` (times in milliseconds). */
+export interface StatementStatsInfo {
+  id: string;
+  sql: string;
+  count: number;
+  errors: number;
+  lastError: { code: string; at: string } | null;
+  totalMs: number;
+  meanMs: number;
+  minMs: number;
+  maxMs: number;
+  p50Ms: number;
+  p90Ms: number;
+  p99Ms: number;
+  rowsRead: number;
+  rowsWritten: number;
+  firstSeen: string;
+  lastSeen: string;
+}
+
+/** `GET /v1/databases/:db/statements`: what the answering node ran on the database. */
+export interface StatementsResponse {
+  database: string;
+  node: string;
+  role: string;
+  enabled: boolean;
+  order: 'total' | 'count' | 'p99' | 'mean' | 'errors';
+  /** `node`: the answering node's counts; `cluster`: every live node's, merged (`nodes` says which answered). */
+  scope: 'node' | 'cluster';
+  nodes?: Array<
+    | { node: string; role: string; ok: true; since: string | null; tracked: number; evicted: number }
+    | { node: string; ok: false; error: { code: string; message: string } }
+  >;
+  since: string | null;
+  tracked: number;
+  maxTracked: number;
+  evicted: number;
+  statements: StatementStatsInfo[];
+}
+
 /** `GET /v1/databases/:db/backup`: a SQLite file, streamed. */
 export interface BackupResponse {
   /** The log position the file holds exactly (a decimal string). */

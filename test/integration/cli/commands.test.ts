@@ -198,6 +198,33 @@ describe('client commands', () => {
     expect(help.stdout).toContain("x'00ff'");
   });
 
+  it('shows the statement metrics of a database, as a table and as JSON, and resets them', async () => {
+    const table = await cli('db', 'statements', 'clitest', '--order', 'count');
+    expect(table.code, table.stderr).toBe(0);
+    // The INSERTs of the test above, with their literals collapsed, as one statement.
+    expect(table.stdout).toMatch(/^clitest on node n1 \(primary\): \d+ statements tracked since \S+; by count$/m);
+    expect(table.stdout).toContain('INSERT INTO v(id, x) VALUES (?, ?)');
+    expect(table.stdout).toContain('p99');
+    const json = await cli('db', 'statements', 'clitest', '--limit', '1', '--order', 'count', '--json');
+    expect(json.code, json.stderr).toBe(0);
+    const answer = JSON.parse(json.stdout) as { statements: Array<{ sql: string; count: number; rowsWritten: number }>; order: string };
+    expect(answer.order).toBe('count');
+    expect(answer.statements).toHaveLength(1);
+    expect(answer.statements[0]).toMatchObject({ sql: 'INSERT INTO v(id, x) VALUES (?, ?)', count: 8, rowsWritten: 8 });
+    const cluster = await cli('db', 'statements', 'clitest', '--cluster');
+    expect(cluster.code, cluster.stderr).toBe(0);
+    expect(cluster.stdout).toMatch(/^clitest on n1: \d+ statements tracked since \S+; by total$/m);
+    expect(cluster.stdout).toContain('INSERT INTO v(id, x) VALUES (?, ?)');
+    const badOrder = await cli('db', 'statements', 'clitest', '--order', 'fastest');
+    expect(badOrder.code).toBe(2);
+    expect(badOrder.stderr).toMatch(/^error INVALID_ARGUMENTS: /m);
+    const reset = await cli('db', 'statements', 'clitest', '--reset');
+    expect(reset.code, reset.stderr).toBe(0);
+    expect(reset.stdout).toContain('reset the statement metrics of clitest');
+    const empty = await cli('db', 'statements', 'clitest', '--json');
+    expect((JSON.parse(empty.stdout) as { tracked: number }).tracked).toBe(0);
+  });
+
   it('drops a database', async () => {
     expect((await cli('db', 'create', 'dropme')).code).toBe(0);
     const dropped = await cli('db', 'drop', 'dropme');

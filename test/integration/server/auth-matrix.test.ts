@@ -94,6 +94,9 @@ const ROUTES: RouteCase[] = [
   },
   { method: 'POST', path: '/v1/databases/:db/transactions/:id/commit', guard: { kind: 'database', action: 'write' }, id: TRANSACTION_ID },
   { method: 'POST', path: '/v1/databases/:db/transactions/:id/rollback', guard: { kind: 'database', action: 'write' }, id: TRANSACTION_ID },
+  // src/server/routes/statements.ts
+  { method: 'GET', path: '/v1/databases/:db/statements', guard: { kind: 'database', action: 'read' } },
+  { method: 'DELETE', path: '/v1/databases/:db/statements', guard: { kind: 'database', action: 'admin' } },
   // src/server/routes/archive.ts
   { method: 'POST', path: '/v1/databases/:db/compact', guard: { kind: 'database', action: 'admin' } },
   { method: 'GET', path: '/v1/databases/:db/restore-points', guard: { kind: 'database', action: 'restore' } },
