@@ -1,8 +1,9 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { LitebaseError, notFound, systemErrorCode } from '../errors.js';
 import { readdirOrEmpty, writeFileAtomic } from '../storage/fs-util.js';
+import { digestSecret } from './root-key.js';
 
 /**
  * Access keys (docs/SECURITY.md). A key is `lb_<id>_<secret>`; only the SHA-256 of the whole key is
@@ -34,7 +35,6 @@ export interface Principal {
 export const ROOT_PRINCIPAL: Principal = { keyId: 'root', can: () => true };
 
 const KEY_FORMAT = /^lb_([a-z0-9]{12})_([A-Za-z0-9_-]{20,})$/;
-const digest = (value: string): Buffer => createHash('sha256').update(value).digest();
 
 function patternMatches(pattern: string, name: string): boolean {
   if (pattern === '*') return true;
@@ -96,7 +96,7 @@ export class AccessKeys {
     const record: KeyRecord = {
       id,
       name: input.name,
-      hash: digest(secret).toString('hex'),
+      hash: digestSecret(secret).toString('hex'),
       createdAt: new Date().toISOString(),
       revokedAt: null,
       databases: input.databases,
@@ -135,7 +135,7 @@ export class AccessKeys {
     const record = await this.cached(match[1]);
     if (!record || record.revokedAt) return undefined;
     const expected = Buffer.from(record.hash, 'hex');
-    const actual = digest(presented);
+    const actual = digestSecret(presented);
     if (expected.length !== actual.length || !timingSafeEqual(expected, actual)) return undefined;
     return principalFor(record);
   }

@@ -1,4 +1,4 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { hash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { systemErrorCode } from '../errors.js';
@@ -40,13 +40,14 @@ export async function loadRootKey(configured: string | undefined, file: string):
   }
 }
 
-const digest = (value: string): Buffer => createHash('sha256').update(value).digest();
+/** SHA-256 of a secret: what keys are stored and compared as (one-shot `hash`: no Hash object per request). */
+export const digestSecret = (value: string): Buffer => hash('sha256', value, 'buffer');
 
 /**
  * Compare a presented secret with the expected one in constant time: both are hashed first, which
  * makes the lengths equal. The expected side is hashed once.
  */
 export function secretMatcher(expected: string): (presented: string) => boolean {
-  const expectedDigest = digest(expected);
-  return (presented) => timingSafeEqual(digest(presented), expectedDigest);
+  const expectedDigest = digestSecret(expected);
+  return (presented) => timingSafeEqual(digestSecret(presented), expectedDigest);
 }
