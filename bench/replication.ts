@@ -27,6 +27,12 @@
  *    and an in-process replay broken into stages. Without the means to drop the page cache, only
  *    the warm figures are made, and the goal is judged on them.
  *
+ * With --shared-dir DIR[,DIR...] the whole run is made twice: on a folder under the temp root, then
+ * with the shared folder under DIR (e.g. CephFS; node i through DIR number i modulo their count,
+ * the local dirs on the local disk) and every replica started with --no-replica-watch (inotify
+ * does not see other clients' changes there: nudges and polling only), and the two are shown side
+ * by side. The lag goal on the shared folder is issue 15's (p99 <= 50 ms).
+ *
  * stdout: tables, then ONE JSON line, last. Progress on stderr. Exit 0 when the measurements are
  * valid, 1 when not (failed writes, a stale read-your-writes answer, diverging replicas, a node that
  * died), 2 for a usage error or, with --strict, a missed goal.
@@ -51,7 +57,7 @@ import {
   lastInsertRowid,
   scalar,
 } from './support/http-client.js';
-import { machineInfo, type MachineInfo } from './support/machine.js';
+import { machineInfo, mountTypeOf, type MachineInfo } from './support/machine.js';
 import { inotifyWatches, ProcessesCpuMonitor, processesCpuCell, type ProcessesCpu } from './support/proc-cpu.js';
 import { progress, round, since } from './support/report.js';
 import {
@@ -62,10 +68,11 @@ import {
   type PipelineSpeeds,
   type ReadSpeed,
 } from './support/segment-read.js';
-import { benchTmpRoot } from './support/server.js';
+import { benchTmpRoot, parseSharedDirs } from './support/server.js';
 import { formatNumber, renderTable, type Cell, type Column } from './support/table.js';
 
-export const REPLICATION_GOALS = { maxP99LagMs: 20, minCatchUpRatioToRead: 0.5 } as const;
+/** Issue 5's goals; on a shared file system without inotify (--shared-dir), issue 15's lag goal. */
+export const REPLICATION_GOALS = { maxP99LagMs: 20, maxP99LagMsSharedDir: 50, minCatchUpRatioToRead: 0.5 } as const;
 
 const DB = 'bench';
 const QUERY = `/v1/databases/${DB}/query`;
@@ -92,6 +99,12 @@ export interface ReplicationOptions {
   /** Pause between two probes of one replica (0: back to back). */
   probeGapMs: number;
   strict: boolean;
+  /**
+   * --shared-dir: the shared folder goes under these (the same folder through different mounts,
+   * node i through number i modulo their count) instead of the temp root, and every replica runs
+   * with --no-replica-watch. Absent: under the temp root, as before.
+   */
+  sharedDirs?: string[];
 }
 
 export const DEFAULT_REPLICATION_OPTIONS: ReplicationOptions = {
@@ -127,6 +140,29 @@ const MODES: Record<ModeKey, Mode> = {
   watch_long_log: { key: 'watch_long_log', label: 'watching + poll 1000 ms (default), long log', args: [], pollMs: 1000 },
 };
 const DISPLAY_ORDER: ModeKey[] = ['watch', 'watch_long_log', 'poll_only', 'poll_only_50ms'];
+
+/**
+ * On a shared file system whose inotify does not see other clients' changes (CephFS, NFS) the
+ * default is no watching (docs/DEPLOY-CEPHFS.md): the replicas learn of new segments from the
+ * Primary's nudges and their poll. "poll only, 1000 ms" is then the default itself, so it is not
+ * run twice.
+ */
+const SHARED_DIR_MODES: Record<ModeKey, Mode> = {
+  ...MODES,
+  watch: {
+    key: 'watch',
+    label: 'no watching, nudges + poll 1000 ms (--no-replica-watch), short log',
+    args: ['--no-replica-watch'],
+    pollMs: 1000,
+  },
+  watch_long_log: {
+    key: 'watch_long_log',
+    label: 'no watching, nudges + poll 1000 ms (--no-replica-watch), long log',
+    args: ['--no-replica-watch'],
+    pollMs: 1000,
+  },
+};
+const SHARED_DIR_DISPLAY_ORDER: ModeKey[] = ['watch', 'watch_long_log', 'poll_only_50ms'];
 
 export interface LagSummary {
   p50_ms: number;
@@ -228,10 +264,16 @@ export interface CatchUp extends CatchUpFigures {
 }
 
 export interface ReplicationReport {
-  visibility: Record<ModeKey, Visibility>;
-  read_your_writes: Record<ModeKey, ReadYourWrites>;
+  /** Where the shared folder was: under the temp root, or on --shared-dir. */
+  shared_folder: { on_shared_dir: boolean; dirs: string[]; filesystem: string; replica_flags: string };
+  /** The configurations measured, in display order (on a shared dir "poll_only" is the default and not run twice). */
+  modes: ModeKey[];
+  /** The labels of those configurations. */
+  mode_labels: Partial<Record<ModeKey, string>>;
+  visibility: Partial<Record<ModeKey, Visibility>>;
+  read_your_writes: Partial<Record<ModeKey, ReadYourWrites>>;
   catch_up: CatchUp;
-  goals: { p99_lag_le_20ms: boolean; catch_up_ge_half_raw: boolean };
+  goals: { p99_lag_max_ms: number; p99_lag_le_max: boolean; catch_up_ge_half_raw: boolean };
   all_goals_pass: boolean;
   machine: MachineInfo;
   config: {
@@ -702,11 +744,21 @@ export async function runReplicationBenchmark(partial: Partial<ReplicationOption
   }
   // Compaction off: the log must keep every segment for the catch-up, and archiving in the
   // background would take CPU from the lag windows.
-  const cluster = new BenchCluster(randomBytes(16).toString('hex'), {
-    LITEBASE_COMPACTION_LOG_BYTES: '0',
-    LITEBASE_COMPACTION_LOG_SEGMENTS: '0',
-    LITEBASE_ARCHIVE_INTERVAL_MS: '0',
-  });
+  const cluster = new BenchCluster(
+    randomBytes(16).toString('hex'),
+    {
+      LITEBASE_COMPACTION_LOG_BYTES: '0',
+      LITEBASE_COMPACTION_LOG_SEGMENTS: '0',
+      LITEBASE_ARCHIVE_INTERVAL_MS: '0',
+    },
+    options.sharedDirs,
+  );
+  const onShared = cluster.onSharedDir;
+  const modes = onShared ? SHARED_DIR_MODES : MODES;
+  const displayOrder = onShared ? SHARED_DIR_DISPLAY_ORDER : DISPLAY_ORDER;
+  // Replicas started outside the lag configurations (the paused one, the fresh ones) take the default's flags.
+  const replicaArgs = modes.watch.args;
+  const maxP99LagMs = onShared ? REPLICATION_GOALS.maxP99LagMsSharedDir : REPLICATION_GOALS.maxP99LagMs;
   try {
     let phase = performance.now();
     progress('starting the Primary');
@@ -738,13 +790,14 @@ export async function runReplicationBenchmark(partial: Partial<ReplicationOption
     // 1. Lag with a short log, three replica configurations; each restart reuses the local dirs.
     let replicas: ClusterNode[] = [];
     let nodeStartMs = Number.POSITIVE_INFINITY;
-    for (const mode of [MODES.watch, MODES.poll_only, MODES.poll_only_50ms]) {
+    for (const key of displayOrder.filter((mode) => mode !== 'watch_long_log')) {
+      const mode = modes[key];
       phase = performance.now();
       for (const replica of replicas) await replica.stop();
       progress(`replicas: ${mode.label}`);
       // One after the other, so a start is timed on an otherwise quiet machine.
       replicas = [await cluster.start('n2', mode.args), await cluster.start('n3', mode.args)];
-      if (mode === MODES.watch) nodeStartMs = Math.min(...replicas.map((replica) => replica.startMs));
+      if (key === 'watch') nodeStartMs = Math.min(...replicas.map((replica) => replica.startMs));
       durations[`start_${mode.key}`] = since(phase);
       await measure(mode, replicas);
     }
@@ -752,7 +805,7 @@ export async function runReplicationBenchmark(partial: Partial<ReplicationOption
     // 2. A long log, written while replica n2 (default configuration) is SIGSTOPped.
     phase = performance.now();
     for (const replica of replicas) await replica.stop();
-    const paused = await cluster.start('n2');
+    const paused = await cluster.start('n2', replicaArgs);
     const pausedAt = (await positionOf(paused)) ?? 0n;
     paused.pause();
     const before = (await positionOf(primary)) ?? 0n;
@@ -771,7 +824,10 @@ export async function runReplicationBenchmark(partial: Partial<ReplicationOption
     phase = performance.now();
     progress(`plain read of ${log.files.length} segment files (${(log.bytes / MIB).toFixed(1)} MiB), page cache warm`);
     const rawBefore = plainRead(log.files);
-    const notEvicted = evictFromPageCache(log.files);
+    // Every node's mount has its own page cache: drop the files through each of them.
+    const evictEverywhere = (): string | undefined =>
+      cluster.views.map((view) => evictFromPageCache(log.files.map((file) => view + file.slice(cluster.views[0]!.length)))).find(Boolean);
+    const notEvicted = evictEverywhere();
     if (notEvicted)
       warnings.push(`the segment files could not be dropped from the page cache (${notEvicted}): catch-up measured warm only`);
     let coldRead: ReadSpeed | undefined;
@@ -780,16 +836,16 @@ export async function runReplicationBenchmark(partial: Partial<ReplicationOption
       progress(`  the same out of the page cache: ${coldRead.mib_per_s} MiB/s`);
       if (coldRead.mib_per_s > 0.8 * rawBefore.mib_per_s)
         warnings.push('dropping the files from the page cache made little difference to a plain read');
-      evictFromPageCache(log.files);
+      evictEverywhere();
     }
     progress(`fresh node n9 joins and catches up to position ${last}${coldRead ? ' (files out of the page cache)' : ''}`);
-    const fresh = await cluster.start('n9', [], { readyTimeoutMs: 300_000 });
+    const fresh = await cluster.start('n9', replicaArgs, { readyTimeoutMs: 300_000 });
     const caughtAt = await waitForPosition(fresh, last, 300_000);
     const firstFreshSeconds = (caughtAt - fresh.spawnedAt) / 1000;
     durations.catch_up_fresh = since(phase);
 
     phase = performance.now();
-    if (coldRead) evictFromPageCache(log.files);
+    if (coldRead) evictEverywhere();
     progress(`resuming replica ${paused.id} (paused at position ${pausedAt})`);
     const resumedAt = performance.now();
     paused.resume();
@@ -804,7 +860,7 @@ export async function runReplicationBenchmark(partial: Partial<ReplicationOption
     if (coldRead) {
       phase = performance.now();
       progress(`fresh node n10 joins and catches up to position ${last} (page cache warm)`);
-      const warm = await cluster.start('n10', [], { readyTimeoutMs: 300_000 });
+      const warm = await cluster.start('n10', replicaArgs, { readyTimeoutMs: 300_000 });
       freshSeconds = ((await waitForPosition(warm, last, 300_000)) - warm.spawnedAt) / 1000;
       readyMs = warm.startMs;
       failures.push(...(await compareWithPrimary(primary, [warm])));
@@ -814,7 +870,7 @@ export async function runReplicationBenchmark(partial: Partial<ReplicationOption
 
     // 4. Lag again, default configuration, with the long log in the folder.
     progress(`replicas n2 and n9 (default configuration), log of ${log.files.length} segments`);
-    await measure(MODES.watch_long_log, [paused, fresh]);
+    await measure(modes.watch_long_log, [paused, fresh]);
 
     // The nodes are stopped first: a busy replica would take the CPU these reads measure.
     const logLines = cluster.nodes.map((node) => node.logSummary());
@@ -873,11 +929,10 @@ export async function runReplicationBenchmark(partial: Partial<ReplicationOption
       },
     };
 
-    const finalVisibility = visibility as Record<ModeKey, Visibility>;
-    const finalRyw = readYourWrites as Record<ModeKey, ReadYourWrites>;
-    for (const key of DISPLAY_ORDER) {
-      const v = finalVisibility[key];
-      const r = finalRyw[key];
+    for (const key of displayOrder) {
+      const v = visibility[key];
+      const r = readYourWrites[key];
+      if (!v || !r) throw new Error(`configuration ${key} was not measured`);
       const writes = v.writes + v.write_errors;
       if (v.write_errors > 0.01 * writes) failures.push(`${key}: ${v.write_errors} of ${writes} INSERTs failed`);
       if (v.not_seen > 0) failures.push(`${key}: ${v.not_seen} acknowledged writes were never seen on a replica during the window`);
@@ -906,18 +961,26 @@ export async function runReplicationBenchmark(partial: Partial<ReplicationOption
       samples: logLines.flatMap((item) => item.samples).slice(0, 10),
     };
     const goals = {
-      p99_lag_le_20ms:
-        finalVisibility.watch.p99_ms <= REPLICATION_GOALS.maxP99LagMs &&
-        finalVisibility.watch_long_log.p99_ms <= REPLICATION_GOALS.maxP99LagMs,
+      p99_lag_max_ms: maxP99LagMs,
+      p99_lag_le_max: (visibility.watch?.p99_ms ?? NaN) <= maxP99LagMs && (visibility.watch_long_log?.p99_ms ?? NaN) <= maxP99LagMs,
       catch_up_ge_half_raw: catchUp.judged.ratio_to_read >= REPLICATION_GOALS.minCatchUpRatioToRead,
     };
     durations.total = since(runStarted);
+    const sharedDir = cluster.views[0]!;
     return {
-      visibility: finalVisibility,
-      read_your_writes: finalRyw,
+      shared_folder: {
+        on_shared_dir: onShared,
+        dirs: onShared ? cluster.views : [sharedDir],
+        filesystem: mountTypeOf(sharedDir),
+        replica_flags: replicaArgs.join(' ') || '(defaults)',
+      },
+      modes: displayOrder,
+      mode_labels: Object.fromEntries(displayOrder.map((key) => [key, modes[key].label])),
+      visibility,
+      read_your_writes: readYourWrites,
       catch_up: catchUp,
       goals,
-      all_goals_pass: goals.p99_lag_le_20ms && goals.catch_up_ge_half_raw,
+      all_goals_pass: goals.p99_lag_le_max && goals.catch_up_ge_half_raw,
       machine,
       config: {
         rate: options.rate,
@@ -939,13 +1002,6 @@ export async function runReplicationBenchmark(partial: Partial<ReplicationOption
 
 // ---------------------------------------------------------------------------------------------
 // Output
-
-const MODE_LABELS: Record<ModeKey, string> = {
-  watch: MODES.watch.label,
-  watch_long_log: MODES.watch_long_log.label,
-  poll_only: MODES.poll_only.label,
-  poll_only_50ms: MODES.poll_only_50ms.label,
-};
 
 function ms(value: number): string {
   return formatNumber(value, value >= 100 ? 0 : 1);
@@ -973,10 +1029,22 @@ const CATCH_UP_COLUMNS: Column[] = [
 
 /** The human-readable tables (stdout, before the JSON line). */
 export function formatReplicationReport(report: ReplicationReport): string {
-  const { machine, config } = report;
+  const { machine, config, shared_folder: folder } = report;
+  const label = (key: ModeKey): string => report.mode_labels[key] ?? key;
+  /** The measured configurations with their figures (all of them are there once a run finished). */
+  const measured = report.modes.flatMap((key) => {
+    const visibility = report.visibility[key];
+    const ryw = report.read_your_writes[key];
+    return visibility && ryw ? [{ key, visibility, ryw }] : [];
+  });
   const lines: string[] = [
     `Litebase replication benchmark: 1 Primary + 2 Replicas (separate processes, one shared folder), ${config.rate} INSERT/s to the Primary on a fixed schedule (at most ${WRITER_IN_FLIGHT} in flight)`,
-    `machine: ${machine.cpus} cpus (${machine.cpu_model}), node ${machine.node_version}, ${machine.platform}/${machine.arch}, data on ${machine.tmp_filesystem} (${machine.tmp_dir}); compaction off so the log keeps every segment`,
+    `machine: ${machine.cpus} cpus (${machine.cpu_model}), node ${machine.node_version}, ${machine.platform}/${machine.arch}, ` +
+      (folder.on_shared_dir
+        ? `shared folder on ${folder.filesystem} (--shared-dir: ${folder.dirs.join(', ')}; node i through the i-th, modulo), ` +
+          `local dirs on ${machine.tmp_filesystem} (${machine.tmp_dir}), replicas ${folder.replica_flags}`
+        : `data on ${machine.tmp_filesystem} (${machine.tmp_dir})`) +
+      '; compaction off so the log keeps every segment',
     '',
     `Visibility lag: Primary's acknowledgement -> the row readable on a Replica (${config.visibility_s} s per configuration).`,
     'Each replica is probed by its own loop: SELECT max(id) FROM t without minPosition, one request in flight on a keep-alive',
@@ -998,13 +1066,12 @@ export function formatReplicationReport(report: ReplicationReport): string {
         { header: 'inotify', align: 'right' },
         { header: 'cpu% P/R/R/bench/other', align: 'right' },
       ],
-      DISPLAY_ORDER.map((key): Cell[] => {
-        const v = report.visibility[key];
+      measured.map(({ key, visibility: v }): Cell[] => {
         const watches = Object.values(v.inotify_watches)
           .map((count) => (count === null ? '-' : String(count)))
           .join('/');
         return [
-          MODE_LABELS[key],
+          label(key),
           ms(v.p50_ms),
           ms(v.p99_ms),
           ms(v.max_ms),
@@ -1021,10 +1088,10 @@ export function formatReplicationReport(report: ReplicationReport): string {
     ),
     '',
     'Per replica (p50 / p99 / max ms):',
-    ...DISPLAY_ORDER.map(
-      (key) =>
-        `  ${MODE_LABELS[key].padEnd(42)} ` +
-        Object.entries(report.visibility[key].per_replica)
+    ...measured.map(
+      ({ key, visibility }) =>
+        `  ${label(key).padEnd(42)} ` +
+        Object.entries(visibility.per_replica)
           .map(([id, lag]) => `${id}: ${ms(lag.p50_ms)} / ${ms(lag.p99_ms)} / ${ms(lag.max_ms)}`)
           .join('    '),
     ),
@@ -1043,10 +1110,9 @@ export function formatReplicationReport(report: ReplicationReport): string {
         { header: 'errors', align: 'right' },
         { header: 'cpu% P/R/R/bench/other', align: 'right' },
       ],
-      DISPLAY_ORDER.map((key): Cell[] => {
-        const r = report.read_your_writes[key];
+      measured.map(({ key, ryw: r }): Cell[] => {
         return [
-          MODE_LABELS[key],
+          label(key),
           ms(r.p50_ms),
           ms(r.p99_ms),
           ms(r.max_ms),
@@ -1121,9 +1187,9 @@ export function formatReplicationReport(report: ReplicationReport): string {
       [{ header: 'goal' }, { header: 'measured', align: 'right' }, { header: 'result' }],
       [
         [
-          `p99 visibility lag <= ${REPLICATION_GOALS.maxP99LagMs} ms (default configuration; short log / long log)`,
-          `${ms(report.visibility.watch.p99_ms)} / ${ms(report.visibility.watch_long_log.p99_ms)} ms`,
-          report.goals.p99_lag_le_20ms ? 'PASS' : 'FAIL',
+          `p99 visibility lag <= ${report.goals.p99_lag_max_ms} ms (default configuration${folder.on_shared_dir ? ' on --shared-dir' : ''}; short log / long log)`,
+          `${ms(report.visibility.watch?.p99_ms ?? NaN)} / ${ms(report.visibility.watch_long_log?.p99_ms ?? NaN)} ms`,
+          report.goals.p99_lag_le_max ? 'PASS' : 'FAIL',
         ],
         [
           `fresh replica catch-up >= ${REPLICATION_GOALS.minCatchUpRatioToRead} x plain read of the segment bytes (${c.cold ? 'out of the page cache' : 'page cache warm'})`,
@@ -1145,6 +1211,50 @@ export function printReplicationReport(report: ReplicationReport): void {
   console.log(formatReplicationReport(report));
 }
 
+/** With --shared-dir: the main figures of the run on the temp root and of the run on the shared folder, side by side. */
+export function formatBeside(local: ReplicationReport, shared: ReplicationReport): string {
+  const lag = (report: ReplicationReport, key: ModeKey): string => {
+    const v = report.visibility[key];
+    return v ? `${ms(v.p50_ms)} / ${ms(v.p99_ms)}` : '-';
+  };
+  const ryw = (report: ReplicationReport): string => {
+    const r = report.read_your_writes.watch;
+    return r ? `${ms(r.p50_ms)} / ${ms(r.p99_ms)}` : '-';
+  };
+  const fresh = (report: ReplicationReport): string => {
+    const figures = report.catch_up.cold?.fresh ?? report.catch_up;
+    return `${formatNumber(figures.mib_per_s, 1)} MiB/s, ${formatNumber(figures.ratio_to_raw, 3)} x`;
+  };
+  const read = (report: ReplicationReport): string =>
+    formatNumber(report.catch_up.cold?.read.mib_per_s ?? report.catch_up.raw_read_mib_per_s, 1);
+  const resumed = (report: ReplicationReport): string => formatNumber(report.catch_up.resumed_replica.mib_per_s, 1);
+  const cache = (report: ReplicationReport): string => (report.catch_up.cold ? 'out of the page cache' : 'page cache warm');
+  const goal = (report: ReplicationReport): string =>
+    `lag p99 <= ${report.goals.p99_lag_max_ms} ms: ${report.goals.p99_lag_le_max ? 'PASS' : 'FAIL'}; catch-up >= ${REPLICATION_GOALS.minCatchUpRatioToRead} x read: ${report.goals.catch_up_ge_half_raw ? 'PASS' : 'FAIL'}`;
+  return [
+    `Beside each other: the shared folder under the temp root (${local.shared_folder.filesystem}, replicas ${local.shared_folder.replica_flags}) ` +
+      `and on --shared-dir (${shared.shared_folder.filesystem}, replicas ${shared.shared_folder.replica_flags})`,
+    '',
+    renderTable(
+      [
+        { header: 'figure' },
+        { header: `temp root (${local.shared_folder.filesystem})`, align: 'right' },
+        { header: `--shared-dir (${shared.shared_folder.filesystem})`, align: 'right' },
+      ],
+      [
+        ['visibility lag p50 / p99 ms, default configuration, short log', lag(local, 'watch'), lag(shared, 'watch')],
+        ['visibility lag p50 / p99 ms, default configuration, long log', lag(local, 'watch_long_log'), lag(shared, 'watch_long_log')],
+        ['visibility lag p50 / p99 ms, poll only every 50 ms', lag(local, 'poll_only_50ms'), lag(shared, 'poll_only_50ms')],
+        ['read-your-writes p50 / p99 ms, default configuration', ryw(local), ryw(shared)],
+        [`plain read of the segment files, MiB/s (${cache(local)} / ${cache(shared)})`, read(local), read(shared)],
+        ['fresh node catch-up, spawn -> last position, x plain read', fresh(local), fresh(shared)],
+        ['paused replica catch-up, SIGCONT -> last position, MiB/s', resumed(local), resumed(shared)],
+        ['goals', goal(local), goal(shared)],
+      ],
+    ),
+  ].join('\n');
+}
+
 const USAGE = `usage: npm run bench -- replication [options]
 
   visibility lag Primary -> Replicas (watching; polling only, 1000 ms and 50 ms), read-your-writes
@@ -1155,6 +1265,12 @@ options:
   --duration S        seconds of each visibility window (default ${DEFAULT_REPLICATION_OPTIONS.visibilitySeconds})
   --ryw-duration S    seconds of each read-your-writes window (default ${DEFAULT_REPLICATION_OPTIONS.readYourWritesSeconds})
   --segments N        positions added with larger rows before the catch-up (default ${DEFAULT_REPLICATION_OPTIONS.bulkSegments})
+  --shared-dir DIR[,DIR...]
+                      run everything twice: with the shared folder under the temp root, then in a
+                      new folder under DIR (e.g. a CephFS mount), the local dirs staying on the
+                      temp root, every replica with --no-replica-watch; the results side by side.
+                      Several DIRs are the same folder through different mounts (one ceph-fuse
+                      client per node): node i uses the i-th, modulo their count
   --strict            exit 2 when a goal is missed`;
 
 function parseOptions(argv: string[]): Partial<ReplicationOptions> | string {
@@ -1163,6 +1279,13 @@ function parseOptions(argv: string[]): Partial<ReplicationOptions> | string {
     const flag = argv[i];
     if (flag === '--strict') {
       options.strict = true;
+      continue;
+    }
+    if (flag === '--shared-dir') {
+      const dirs = parseSharedDirs(argv[i + 1]);
+      if (typeof dirs === 'string') return dirs;
+      options.sharedDirs = dirs;
+      i++;
       continue;
     }
     const value = Number(argv[i + 1]);
@@ -1177,7 +1300,7 @@ function parseOptions(argv: string[]): Partial<ReplicationOptions> | string {
   return options;
 }
 
-/** Past this, something hangs: clean up, say so on the JSON line, exit 1. */
+/** Past this, something hangs: clean up, say so on the JSON line, exit 1 (twice as long with --shared-dir: two runs). */
 const WATCHDOG_SECONDS = 420;
 
 /**
@@ -1186,21 +1309,44 @@ const WATCHDOG_SECONDS = 420;
  * `argv` is what follows the word "replication".
  */
 export async function replicationMain(argv: string[]): Promise<number> {
+  if (argv.includes('--help')) {
+    console.log(USAGE);
+    return 0;
+  }
   const parsed = parseOptions(argv);
   if (typeof parsed === 'string') {
     console.error(`${parsed}\n\n${USAGE}`);
     return 2;
   }
+  const watchdogSeconds = parsed.sharedDirs ? 2 * WATCHDOG_SECONDS : WATCHDOG_SECONDS;
   const timer = setTimeout(() => {
-    const message = `benchmark did not finish within ${WATCHDOG_SECONDS} s`;
+    const message = `benchmark did not finish within ${watchdogSeconds} s`;
     console.error(`\n${message}; stopping the nodes`);
     void releaseAll().finally(() => {
       console.log(JSON.stringify({ benchmark: 'replication', ok: false, error: message }));
       process.exit(1);
     });
-  }, WATCHDOG_SECONDS * 1000);
+  }, watchdogSeconds * 1000);
   timer.unref();
   try {
+    if (parsed.sharedDirs) {
+      // The same run on a folder under the temp root first, then on the shared folder.
+      const { sharedDirs, ...onTempRoot } = parsed;
+      progress('== run 1 of 2: the shared folder under the temp root');
+      const local = await runReplicationBenchmark(onTempRoot);
+      progress(`== run 2 of 2: the shared folder under ${sharedDirs.join(', ')}`);
+      const shared = await runReplicationBenchmark(parsed);
+      console.log('== the shared folder under the temp root\n');
+      printReplicationReport(local);
+      console.log(`\n== the shared folder on --shared-dir\n`);
+      printReplicationReport(shared);
+      console.log(`\n${formatBeside(local, shared)}`);
+      const ok = local.failures.length === 0 && shared.failures.length === 0;
+      const allGoalsPass = local.all_goals_pass && shared.all_goals_pass;
+      console.log(JSON.stringify({ benchmark: 'replication', ok, all_goals_pass: allGoalsPass, local, shared_dir: shared }));
+      if (!ok) return 1;
+      return parsed.strict && !allGoalsPass ? 2 : 0;
+    }
     const report = await runReplicationBenchmark(parsed);
     printReplicationReport(report);
     const ok = report.failures.length === 0;

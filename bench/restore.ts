@@ -21,17 +21,26 @@
  * Litebase object store folder (bundles, checkpoints, index) and under Litestream's replica folder,
  * each divided by N.
  *
+ * --shared-dir DIR puts the server's data dir (its log) in a new folder under DIR, e.g. a CephFS
+ * mount, its local dir staying on the temp root. --object-store URL archives to a fresh prefix
+ * under URL (s3://bucket/prefix, with the LITEBASE_S3_* variables of this environment, or
+ * file:///folder) instead of a folder under the temp root; the restore from it is the headline
+ * figure, and the same archive, copied into a local folder, is restored from there too and timed
+ * beside it. The prefix is deleted at the end (kept with --keep).
+ *
  * stdout: tables, then ONE JSON line, last. Progress on stderr. Exit 0 when valid, 1 when a
  * restore is wrong or a step failed, 2 for a usage error or, with --strict, a missed goal.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import Database from 'better-sqlite3';
+import { objectStoreConnection } from '../src/config/config.js';
+import { openObjectStore } from '../src/storage/open-object-store.js';
 import { releaseAll, track } from './support/cleanup.js';
 import { JsonClient } from './support/http-client.js';
-import { machineInfo, type MachineInfo } from './support/machine.js';
+import { machineInfo, mountTypeOf, type MachineInfo } from './support/machine.js';
 import { progress, round, since } from './support/report.js';
 import {
   ChildRun,
@@ -44,7 +53,7 @@ import {
   type OutputLine,
 } from './support/restore-procs.js';
 import { CREATE_TABLE_SQL, digestSqliteFile, MAX_IN_FLIGHT_SPAN, Workload, type TableDigest } from './support/restore-workload.js';
-import { benchTmpRoot, freePort, makeTempDir, repoRoot } from './support/server.js';
+import { benchTmpRoot, freePort, makeTempDir, parseSharedDirs, repoRoot } from './support/server.js';
 import { formatNumber, renderTable } from './support/table.js';
 
 export const RESTORE_GOALS = { maxRestoreTimeRatio: 0.5, maxArchiveBytesRatio: 1 } as const;
@@ -60,6 +69,29 @@ interface RestoreOptions {
   strict: boolean;
   /** Keep the temporary folder (archive, replica, restored files) and print where it is. */
   keep: boolean;
+  /** --shared-dir: the server's data dir goes in a new folder under this one (its local dir stays on the temp root). */
+  sharedDir?: string;
+  /** --object-store: archive under a fresh prefix of this store instead of a folder under the temp root. */
+  objectStore?: string;
+}
+
+/** The S3 settings of this environment, passed to the server and the restores with --object-store s3://... (the only LITEBASE_ variables passed on). */
+const S3_ENV_NAMES = [
+  'LITEBASE_S3_ENDPOINT',
+  'LITEBASE_S3_REGION',
+  'LITEBASE_S3_FORCE_PATH_STYLE',
+  'LITEBASE_S3_ACCESS_KEY_ID',
+  'LITEBASE_S3_SECRET_ACCESS_KEY',
+  'LITEBASE_S3_SESSION_TOKEN',
+] as const;
+
+function s3Environment(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const name of S3_ENV_NAMES) {
+    const value = process.env[name];
+    if (value !== undefined && value !== '') env[name] = value;
+  }
+  return env;
 }
 
 const DEFAULTS: RestoreOptions = {
@@ -86,7 +118,16 @@ options:
   --tail T          restore to k = N - T (default: 2% of N, at least 1)
   --seed S          workload seed (default ${DEFAULTS.seed})
   --strict          exit 2 when a goal is missed
-  --keep            keep the temporary folder (both archives, the restored files) and print its path`;
+  --keep            keep the temporary folder (both archives, the restored files) and print its path
+  --shared-dir DIR  put Litebase's data dir (the log) in a new folder under DIR, e.g. a CephFS
+                    mount; its local dir stays under the temp root (a comma-separated list is
+                    accepted, the first DIR is used)
+  --object-store URL
+                    archive to a fresh prefix under URL instead of a folder under the temp root:
+                    s3://bucket/prefix (endpoint and keys from LITEBASE_S3_ENDPOINT,
+                    LITEBASE_S3_FORCE_PATH_STYLE, LITEBASE_S3_ACCESS_KEY_ID, ... in this
+                    environment) or file:///folder; the restore from it is timed beside a restore
+                    of the same archive copied into a local folder`;
 
 function parseArgs(argv: string[]): RestoreOptions | string {
   const options: RestoreOptions = { ...DEFAULTS };
@@ -98,6 +139,21 @@ function parseArgs(argv: string[]): RestoreOptions | string {
     }
     if (flag === '--keep') {
       options.keep = true;
+      continue;
+    }
+    if (flag === '--shared-dir') {
+      const dirs = parseSharedDirs(argv[i + 1]);
+      if (typeof dirs === 'string') return dirs;
+      options.sharedDir = dirs[0];
+      i++;
+      continue;
+    }
+    if (flag === '--object-store') {
+      const url = argv[i + 1];
+      if (url === undefined || !/^(s3:\/\/[^/]+|file:\/\/\/.+)/.test(url))
+        return `--object-store needs s3://bucket[/prefix] or file:///folder`;
+      options.objectStore = url.replace(/\/+$/, '');
+      i++;
       continue;
     }
     const raw = argv[i + 1];
@@ -145,6 +201,20 @@ export interface RestoreReport {
   restore_to_transaction: number;
   database_mb: number;
   restored_ok: { litebase: boolean; litestream: boolean };
+  /** With --shared-dir: where Litebase's data dir (the log) was; its local dir was under the temp root. */
+  shared_dir?: { dir: string; filesystem: string };
+  /**
+   * With --object-store: litebase_restore_s is the restore from that store; folder_restore_s the
+   * same restore from the same archive copied into a local folder (copy_s: the copy).
+   */
+  object_store?: {
+    url: string;
+    restore_s: number;
+    folder_restore_s: number;
+    ratio_to_folder: number | null;
+    copy_s: number;
+    folder_restore_ok: boolean;
+  };
   goals: { restore_le_half_litestream: boolean; archive_le_litestream: boolean };
   all_goals_pass: boolean;
   details: Record<string, unknown>;
@@ -234,6 +304,10 @@ function fieldOf(value: unknown, name: string): unknown {
 }
 
 export async function runRestoreCommand(argv: string[]): Promise<number> {
+  if (argv.includes('--help')) {
+    console.log(USAGE);
+    return 0;
+  }
   const parsed = parseArgs(argv);
   if (typeof parsed === 'string') {
     console.error(`${parsed}\n\n${USAGE}`);
@@ -292,10 +366,47 @@ async function runRestoreBenchmark(options: RestoreOptions): Promise<{ report: R
   durations.reference = since(phase);
 
   // ---- 1. Litebase -------------------------------------------------------------------------
-  const dataDir = path.join(root, 'litebase-data');
+  // The data dir under the temp root, or (--shared-dir) in a folder of its own on the shared file
+  // system with the local dir on the temp root.
+  const sharedData = options.sharedDir === undefined ? undefined : mkdtempSync(path.join(options.sharedDir, 'litebase-bench-restore-'));
+  const dataDir = sharedData ?? path.join(root, 'litebase-data');
+  const localDir = sharedData === undefined ? path.join(dataDir, 'local') : path.join(root, 'litebase-local');
+  const removeSharedData = (): void => {
+    if (sharedData !== undefined) rmSync(sharedData, { recursive: true, force: true });
+  };
+  const untrackSharedData = track({ release: async () => removeSharedData(), releaseNow: removeSharedData });
   const archiveDir = path.join(root, 'litebase-archive');
   mkdirSync(archiveDir);
-  const archiveUrl = pathToFileURL(archiveDir).href;
+  // The archive: a folder under the temp root, or (--object-store) a fresh prefix of that store.
+  const storeEnv = options.objectStore?.startsWith('s3://') ? s3Environment() : {};
+  const storeOptions = objectStoreConnection({
+    s3Endpoint: storeEnv.LITEBASE_S3_ENDPOINT,
+    s3Region: storeEnv.LITEBASE_S3_REGION,
+    s3ForcePathStyle: storeEnv.LITEBASE_S3_FORCE_PATH_STYLE,
+    s3AccessKeyId: storeEnv.LITEBASE_S3_ACCESS_KEY_ID,
+    s3SecretAccessKey: storeEnv.LITEBASE_S3_SECRET_ACCESS_KEY,
+    s3SessionToken: storeEnv.LITEBASE_S3_SESSION_TOKEN,
+  });
+  const archiveUrl =
+    options.objectStore === undefined
+      ? pathToFileURL(archiveDir).href
+      : `${options.objectStore}/litebase-bench-restore-${randomBytes(4).toString('hex')}`;
+  const removeStorePrefix = async (): Promise<void> => {
+    if (options.objectStore === undefined) return;
+    if (options.keep) {
+      progress(`kept ${archiveUrl}`);
+      return;
+    }
+    const store = openObjectStore(archiveUrl, storeOptions);
+    try {
+      const keys: string[] = [];
+      for await (const info of store.list('')) keys.push(info.key);
+      for (let at = 0; at < keys.length; at += 1000) await store.delete(keys.slice(at, at + 1000));
+    } finally {
+      await store.close();
+    }
+  };
+  const untrackStore = track({ release: removeStorePrefix, releaseNow: () => undefined });
   const key = randomBytes(24).toString('hex');
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
@@ -307,6 +418,8 @@ async function runRestoreBenchmark(options: RestoreOptions): Promise<{ report: R
     LITEBASE_ARCHIVE_INTERVAL_MS: '15000',
     LITEBASE_LOG_LEVEL: 'warn',
   };
+  // Passed on beside serverEnv, never reported (they hold the keys).
+  const serverSecrets = storeEnv;
   phase = performance.now();
   progress('starting litebase serve');
   const server = ChildRun.start(
@@ -318,7 +431,7 @@ async function runRestoreBenchmark(options: RestoreOptions): Promise<{ report: R
       '--data-dir',
       dataDir,
       '--local-dir',
-      path.join(dataDir, 'local'),
+      localDir,
       '--object-store',
       archiveUrl,
       '--port',
@@ -332,7 +445,7 @@ async function runRestoreBenchmark(options: RestoreOptions): Promise<{ report: R
       '--log-level',
       'warn',
     ],
-    cleanEnv(serverEnv),
+    cleanEnv({ ...serverEnv, ...serverSecrets }),
   );
   await waitReady(url, key, server);
   const linesAtReady = server.lines.length;
@@ -375,8 +488,28 @@ async function runRestoreBenchmark(options: RestoreOptions): Promise<{ report: R
   }
   const serverLines = server.lines.slice(linesAtReady).map((line) => line.line.slice(0, 400));
   await server.stop();
+  removeSharedData();
+  untrackSharedData();
   const litebaseTps = n / litebaseWrite.seconds;
 
+  // With --object-store: its objects are copied into archiveDir, for the restore from a folder beside it.
+  let mirrorSeconds: number | undefined;
+  if (options.objectStore !== undefined) {
+    phase = performance.now();
+    progress(`litebase: copying the archive in ${archiveUrl} into a local folder`);
+    const store = openObjectStore(archiveUrl, storeOptions);
+    try {
+      for await (const info of store.list('')) {
+        const file = path.join(archiveDir, ...info.key.split('/'));
+        mkdirSync(path.dirname(file), { recursive: true });
+        await store.getToFile(info.key, file);
+      }
+    } finally {
+      await store.close();
+    }
+    mirrorSeconds = since(phase);
+    durations.litebase_archive_copy = mirrorSeconds;
+  }
   const archive = folderBytes(archiveDir);
   const archiveCheckpoints = folderBytes(archiveDir, (file) => file.endsWith('.ckpt'));
   const archiveBundles = folderBytes(archiveDir, (file) => file.endsWith('.seg'));
@@ -401,7 +534,7 @@ async function runRestoreBenchmark(options: RestoreOptions): Promise<{ report: R
       archiveUrl,
       '--json',
     ],
-    cleanEnv({}),
+    cleanEnv(storeEnv),
   );
   durations.litebase_restore = since(phase);
   const litebaseResult = verify('Litebase', litebaseOut, reference, litebaseRun.seconds, litebaseTarget);
@@ -431,10 +564,40 @@ async function runRestoreBenchmark(options: RestoreOptions): Promise<{ report: R
       '--json',
       '--no-check',
     ],
-    cleanEnv({}),
+    cleanEnv(storeEnv),
   );
   rmSync(noCheckOut, { force: true });
   durations.litebase_restore_no_check = since(phase);
+  // With --object-store: the same restore from the archive copied into a local folder, beside it.
+  let folderRestore: RestoreResult | undefined;
+  if (options.objectStore !== undefined) {
+    await settleDisk();
+    phase = performance.now();
+    progress(`litebase: the same restore from the archive copied into a local folder`);
+    const folderOut = path.join(outDir, 'litebase-from-folder.sqlite');
+    const folderRun = await timedRun(
+      'litebase restore (from a folder)',
+      process.execPath,
+      [
+        path.join(repoRoot(), 'bin', 'litebase.js'),
+        'restore',
+        'bench',
+        '--timestamp',
+        litebaseTarget,
+        '--output',
+        folderOut,
+        '--object-store',
+        pathToFileURL(archiveDir).href,
+        '--json',
+      ],
+      cleanEnv({}),
+    );
+    durations.litebase_restore_from_folder = since(phase);
+    folderRestore = verify('Litebase (from a folder)', folderOut, reference, folderRun.seconds, litebaseTarget);
+    if (folderRestore.problem) failures.push(folderRestore.problem);
+  }
+  await removeStorePrefix();
+  untrackStore();
   // Node start-up and module loading, for the profile: the CLI's --version path.
   const nodeStart = await timedRun(
     'litebase --version',
@@ -592,6 +755,19 @@ async function runRestoreBenchmark(options: RestoreOptions): Promise<{ report: R
     restore_to_transaction: k,
     database_mb: round(databaseBytes / 1024 / 1024, 1),
     restored_ok: restoredOk,
+    ...(options.sharedDir === undefined ? {} : { shared_dir: { dir: options.sharedDir, filesystem: mountTypeOf(options.sharedDir) } }),
+    ...(options.objectStore !== undefined && folderRestore
+      ? {
+          object_store: {
+            url: archiveUrl,
+            restore_s: litebaseResult.seconds,
+            folder_restore_s: folderRestore.seconds,
+            ratio_to_folder: folderRestore.seconds > 0 ? round(litebaseResult.seconds / folderRestore.seconds, 3) : null,
+            copy_s: mirrorSeconds ?? 0,
+            folder_restore_ok: folderRestore.ok,
+          },
+        }
+      : {}),
     goals,
     all_goals_pass: goals.restore_le_half_litestream && goals.archive_le_litestream && failures.length === 0,
     details: {
@@ -636,7 +812,7 @@ async function runRestoreBenchmark(options: RestoreOptions): Promise<{ report: R
     warnings,
     failures,
   };
-  return { report, table: restoreTable(report, litebaseResult, litestreamResult) };
+  return { report, table: restoreTable(report, litebaseResult, litestreamResult, folderRestore) };
 }
 
 function safeJson(text: string): unknown {
@@ -647,7 +823,7 @@ function safeJson(text: string): unknown {
   }
 }
 
-function restoreTable(report: RestoreReport, litebase: RestoreResult, litestream: RestoreResult): string {
+function restoreTable(report: RestoreReport, litebase: RestoreResult, litestream: RestoreResult, fromFolder?: RestoreResult): string {
   const m = report.machine;
   const c = report.config;
   const mib = (bytes: number): string => `${formatNumber(bytes / 1024 / 1024, 2)} MiB`;
@@ -662,13 +838,27 @@ function restoreTable(report: RestoreReport, litebase: RestoreResult, litestream
     ],
     [
       [
-        'Litebase (offline restore from file:// store)',
+        report.object_store
+          ? `Litebase (offline restore from ${report.object_store.url.split('://')[0]}:// store)`
+          : 'Litebase (offline restore from file:// store)',
         formatNumber(litebase.seconds, 2),
         mib(report.litebase_archive_bytes),
         formatNumber(report.litebase_bytes_per_tx, 0),
         litebase.digest.rows,
         litebase.ok ? 'OK' : 'WRONG',
       ],
+      ...(fromFolder
+        ? [
+            [
+              '  the same archive copied into a local folder (file://)',
+              formatNumber(fromFolder.seconds, 2),
+              mib(report.litebase_archive_bytes),
+              formatNumber(report.litebase_bytes_per_tx, 0),
+              fromFolder.digest.rows,
+              fromFolder.ok ? 'OK' : 'WRONG',
+            ],
+          ]
+        : []),
       [
         `Litestream (file replica)`,
         formatNumber(litestream.seconds, 2),
@@ -698,6 +888,18 @@ function restoreTable(report: RestoreReport, litebase: RestoreResult, litestream
     `Restore benchmark: ${report.transactions} write transactions (payload ${String(c.payload_bytes)} bytes), restored to just after transaction ${report.restore_to_transaction}; ` +
       `database ${formatNumber(report.database_mb, 1)} MiB at that point`,
     `machine: ${m.cpus} cpus (${m.cpu_model}), node ${m.node_version}, ${m.platform}/${m.arch}, data on ${m.tmp_filesystem} (${m.tmp_dir}), load ${m.load_average_1m}`,
+    ...(report.shared_dir
+      ? [
+          `Litebase's data dir (the log) on ${report.shared_dir.filesystem} (--shared-dir ${report.shared_dir.dir}), its local dir on ${m.tmp_filesystem}`,
+        ]
+      : []),
+    ...(report.object_store
+      ? [
+          `Litebase archived to ${report.object_store.url}; restore from it ${formatNumber(report.object_store.restore_s, 2)} s, ` +
+            `from the same archive in a local folder ${formatNumber(report.object_store.folder_restore_s, 2)} s ` +
+            `(ratio ${formatNumber(report.object_store.ratio_to_folder, 3)}; copying it took ${formatNumber(report.object_store.copy_s, 2)} s)`,
+        ]
+      : []),
     '',
     main,
     '',

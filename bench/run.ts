@@ -9,8 +9,9 @@ import { releaseAll } from './support/cleanup.js';
 import { DEFAULT_OPTIONS, type BenchOptions } from './support/report.js';
 import { runHranaBenchmark } from './hrana.js';
 import { readGoalSummary, runReadBenchmark, type ReadReport } from './read.js';
-import { printReplicationReport, runReplicationBenchmark } from './replication.js';
+import { replicationMain } from './replication.js';
 import { runRestoreCommand } from './restore.js';
+import { parseSharedDirs } from './support/server.js';
 import { formatNumber, renderTable } from './support/table.js';
 import { runStatementsBenchmark } from './statements.js';
 import { runWriteBenchmark, writeGoalSummary, type WriteReport } from './write.js';
@@ -33,12 +34,18 @@ const USAGE = `usage: npm run bench -- <write|read|all|replication|restore|hrana
   statements  what statement metrics cost one point SELECT (in process, no HTTP)
   replication  visibility lag Primary -> Replicas (watching, and polling only) and catch-up
           speed of a fresh replica beside a plain read of the segment files
+          (its own options: npm run bench -- replication --help)
+  restore  point-in-time restore against Litestream (its own options: npm run bench -- restore --help)
 
 options:
   --connections N   concurrent HTTP clients (default ${DEFAULT_OPTIONS.connections})
   --warmup S        warm-up seconds before each measured window (default ${DEFAULT_OPTIONS.warmupSeconds})
   --duration S      measured seconds per figure (default ${DEFAULT_OPTIONS.measureSeconds})
   --strict          exit 2 when a goal is missed (default: goals are reported, exit 0)
+  --shared-dir DIR  write (and the write part of all): also run the single-INSERT load on a server
+                    whose data dir is in a new folder under DIR (e.g. a CephFS mount) and whose
+                    local dir stays under the temp root, beside the run on the temp root
+                    (goal: >= 0.5x); a comma-separated list is accepted, the first DIR is used
 
 environment:
   LITEBASE_BENCH_TMPDIR   where server data directories go (default: the OS temp dir)`;
@@ -60,6 +67,14 @@ function parseArgs(argv: string[]): Parsed | string {
       strict = true;
       continue;
     }
+    if (flag === '--shared-dir') {
+      if (command === 'read') return '--shared-dir applies to write and all (the write part), not to read';
+      const dirs = parseSharedDirs(rest[i + 1]);
+      if (typeof dirs === 'string') return dirs;
+      options.sharedDirs = dirs;
+      i++;
+      continue;
+    }
     const value = Number(rest[i + 1]);
     const positive = Number.isFinite(value) && value > 0;
     if (flag === '--connections' && positive && Number.isInteger(value)) options.connections = value;
@@ -73,14 +88,12 @@ function parseArgs(argv: string[]): Parsed | string {
 
 async function main(): Promise<number> {
   if (process.argv[2] === 'replication') {
-    // Its own processes and report (bench/replication.ts): Primary + two Replicas, then a fresh node.
-    const report = await runReplicationBenchmark();
-    printReplicationReport(report);
-    console.log(JSON.stringify({ benchmark: 'replication', ok: true, ...report }));
-    return 0;
+    // Its own options, processes, report and watchdog (bench/replication.ts): Primary + two Replicas, then a fresh node.
+    return replicationMain(process.argv.slice(3));
   }
   if (process.argv[2] === 'hrana') {
     // Point reads and single INSERTs through Hrana's v2/pipeline beside the same loads on /v1 (bench/hrana.ts).
+    // Parsed as read's options (no --shared-dir).
     const options = parseArgs(['read', ...process.argv.slice(3)]);
     if (typeof options === 'string') {
       console.error(`${options}\n\n${USAGE}`);
@@ -167,7 +180,9 @@ function armWatchdog(command: Command, options: BenchOptions): void {
   const window = options.warmupSeconds + options.measureSeconds;
   // write: raw SQLite (2 x 3.5 s) + three ceilings + three INSERT runs (single, batch, no group
   // commit); read: three ceilings + two SELECT runs, and up to 30 s to start and load the Replica's cluster.
-  const expected = (command === 'read' ? 0 : 7 + 6 * window) + (command === 'write' ? 0 : 30 + 5 * window);
+  // --shared-dir adds a server start and one INSERT run on the shared folder.
+  const shared = options.sharedDirs ? 30 + window : 0;
+  const expected = (command === 'read' ? 0 : 7 + 6 * window + shared) + (command === 'write' ? 0 : 30 + 5 * window);
   const limitSeconds = expected + 120;
   const timer = setTimeout(() => {
     const message = `benchmark did not finish within ${limitSeconds} s`;

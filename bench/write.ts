@@ -11,7 +11,7 @@ import {
   type LoadShape,
 } from './support/ceiling.js';
 import { bodyBytes, errorRateProblem, prepareBodies, runLoad, type LoadResult } from './support/load.js';
-import { machineInfo, type MachineInfo } from './support/machine.js';
+import { machineInfo, mountTypeOf, type MachineInfo } from './support/machine.js';
 import { commitStats, scrapeMetrics, type CommitStats } from './support/metrics.js';
 import { rawSqliteInserts, type RawSqliteResult } from './support/raw-sqlite.js';
 import {
@@ -32,8 +32,13 @@ import { BenchServer, benchTmpRoot, makeTempDir, type ServerLogSummary } from '.
 import { countRows, createBenchTable } from './support/sql.js';
 import { formatNumber, renderTable, type Cell } from './support/table.js';
 
-/** Goals from the issues (5; 18 for the batch). */
-export const WRITE_GOALS = { minRatioToCeiling: 0.7, minRatioToNoGroupCommit: 5, minBatchRatioToSingle: 3 } as const;
+/** Goals from the issues (5; 18 for the batch; 15 for the data dir on a shared file system). */
+export const WRITE_GOALS = {
+  minRatioToCeiling: 0.7,
+  minRatioToNoGroupCommit: 5,
+  minBatchRatioToSingle: 3,
+  minSharedDirRatioToLocal: 0.5,
+} as const;
 
 /** ~100 bytes of TEXT per row: a small but not empty row, the same for HTTP and raw SQLite. */
 const PAYLOAD = 'litebase-bench-payload-'.padEnd(100, 'x');
@@ -81,8 +86,29 @@ export interface WriteReport {
   /** batch_rows_per_s / litebase_tps (single-INSERT rows per second, same server, same run). */
   batch_ratio_to_single: number | null;
   pass_batch_ratio_to_single: boolean;
+  /**
+   * With --shared-dir: the same single-INSERT load (group commit) on a server whose data dir is on
+   * the shared folder and whose local dir is on the local disk, beside litebase_tps (data dir on
+   * the temp root). Absent without --shared-dir.
+   */
+  shared_dir?: {
+    dir: string;
+    filesystem: string;
+    litebase_tps: number;
+    p50_ms: number;
+    p99_ms: number;
+    /** shared_dir.litebase_tps / litebase_tps. */
+    ratio_to_local: number | null;
+    pass_ratio_to_local: boolean;
+  };
   all_goals_pass: boolean;
-  goals: { ratio_to_ceiling_min: number; ratio_to_no_group_commit_min: number; batch_ratio_to_single_min: number };
+  goals: {
+    ratio_to_ceiling_min: number;
+    ratio_to_no_group_commit_min: number;
+    batch_ratio_to_single_min: number;
+    /** Only judged with --shared-dir. */
+    shared_dir_ratio_to_local_min: number;
+  };
   raw_sqlite_settings: Omit<RawSqliteResult, 'tps' | 'inserts' | 'seconds'>;
   /** The same raw loop with synchronous=FULL (an fsync per commit), for comparison. */
   raw_sqlite_full_tps: number;
@@ -94,11 +120,12 @@ export interface WriteReport {
     batch_http_ceiling: LoadSummary;
     /** rows_before: rows in the table when the batch warm-up started; acknowledged_rows: 10 x the 200s. */
     batch: LoadSummary & { commit: CommitStats; rows_before: number; rows_in_table: number; acknowledged_rows: number };
+    shared_dir?: LoadSummary & { commit: CommitStats; rows_in_table: number; acknowledged_inserts: number };
     raw_sqlite: RawSqliteResult;
     raw_sqlite_full: RawSqliteResult;
   };
   /** Lines the servers printed at --log-level warn (warnings and errors) during the run. */
-  server_log_lines: { litebase: number; no_group_commit: number; samples: string[] };
+  server_log_lines: { litebase: number; no_group_commit: number; shared_dir?: number; samples: string[] };
   config: {
     connections: number;
     warmup_s: number;
@@ -258,6 +285,24 @@ export async function runWriteBenchmark(options: BenchOptions): Promise<BenchOut
     await server.stop();
   }
 
+  // 2c. With --shared-dir: the single-INSERT load again, on a server whose data dir (the log) is on
+  //     the shared folder and whose local dir is on the local disk, beside the run above.
+  let shared: { run: InsertRun; log: ServerLogSummary; dir: string } | undefined;
+  const sharedRoot = options.sharedDirs?.[0];
+  if (sharedRoot !== undefined) {
+    phase = performance.now();
+    progress(`starting litebase (group commit on) with its data dir under ${sharedRoot}`);
+    const onShared = await BenchServer.start({ label: 'shared-dir', groupCommit: true, rootKey, sharedDir: sharedRoot });
+    try {
+      await createBenchTable(onShared);
+      const run = await measureInserts(onShared, options, 'Litebase INSERT (group commit), data dir on --shared-dir', failures);
+      shared = { run, log: onShared.logSummary(), dir: sharedRoot };
+    } finally {
+      await onShared.stop();
+    }
+    durations.shared_dir_insert = since(phase);
+  }
+
   // 3. Litebase without group commit, in a fresh process and directory.
   phase = performance.now();
   progress('starting litebase (group commit off)');
@@ -291,7 +336,17 @@ export async function runWriteBenchmark(options: BenchOptions): Promise<BenchOut
       warnings.push(`the batch load committed ${perRequest.toFixed(2)} transactions per request answered 200 (expected 1)`);
     }
   }
-  warnings.push(...cpuWarnings([ceilings.get, ceilings.post, litebase.measured, batchCeiling, batch.measured, noGroupCommit.measured]));
+  warnings.push(
+    ...cpuWarnings([
+      ceilings.get,
+      ceilings.post,
+      litebase.measured,
+      batchCeiling,
+      batch.measured,
+      ...(shared ? [shared.run.measured] : []),
+      noGroupCommit.measured,
+    ]),
+  );
   if (machine.tmp_filesystem === 'tmpfs') {
     warnings.push(`${machine.tmp_dir} is tmpfs: fsync is free there, so durability costs are not measured (set LITEBASE_BENCH_TMPDIR)`);
   }
@@ -305,6 +360,8 @@ export async function runWriteBenchmark(options: BenchOptions): Promise<BenchOut
   const batchRowsPerSecond = batch.measured.rps * BATCH_STATEMENTS;
   const batchRatioToSingle = ratio(batchRowsPerSecond, litebase.measured.rps);
   const passBatch = batchRatioToSingle !== null && batchRatioToSingle >= WRITE_GOALS.minBatchRatioToSingle;
+  const sharedRatio = shared ? ratio(shared.run.measured.rps, litebase.measured.rps) : null;
+  const passShared = sharedRatio !== null && sharedRatio >= WRITE_GOALS.minSharedDirRatioToLocal;
   durations.total = since(started);
 
   const report: WriteReport = {
@@ -332,11 +389,25 @@ export async function runWriteBenchmark(options: BenchOptions): Promise<BenchOut
     batch_ratio_to_ceiling: ratio(batch.measured.rps, batchCeiling.rps),
     batch_ratio_to_single: batchRatioToSingle,
     pass_batch_ratio_to_single: passBatch,
-    all_goals_pass: passCeiling && passGroupCommit && passBatch && failures.length === 0,
+    ...(shared
+      ? {
+          shared_dir: {
+            dir: shared.dir,
+            filesystem: mountTypeOf(shared.dir),
+            litebase_tps: round(shared.run.measured.rps, 1),
+            p50_ms: round(shared.run.measured.p50, 3),
+            p99_ms: round(shared.run.measured.p99, 3),
+            ratio_to_local: sharedRatio,
+            pass_ratio_to_local: passShared,
+          },
+        }
+      : {}),
+    all_goals_pass: passCeiling && passGroupCommit && passBatch && (shared === undefined || passShared) && failures.length === 0,
     goals: {
       ratio_to_ceiling_min: WRITE_GOALS.minRatioToCeiling,
       ratio_to_no_group_commit_min: WRITE_GOALS.minRatioToNoGroupCommit,
       batch_ratio_to_single_min: WRITE_GOALS.minBatchRatioToSingle,
+      shared_dir_ratio_to_local_min: WRITE_GOALS.minSharedDirRatioToLocal,
     },
     raw_sqlite_settings: {
       journal_mode: rawNormal.journal_mode,
@@ -367,13 +438,24 @@ export async function runWriteBenchmark(options: BenchOptions): Promise<BenchOut
         rows_in_table: batch.rowsInTable,
         acknowledged_rows: batch.acknowledged,
       },
+      ...(shared
+        ? {
+            shared_dir: {
+              ...summarize(shared.run.measured),
+              commit: roundCommit(shared.run.commit),
+              rows_in_table: shared.run.rowsInTable,
+              acknowledged_inserts: shared.run.acknowledged,
+            },
+          }
+        : {}),
       raw_sqlite: { ...rawNormal, tps: round(rawNormal.tps, 1), seconds: round(rawNormal.seconds, 3) },
       raw_sqlite_full: { ...rawFull, tps: round(rawFull.tps, 1), seconds: round(rawFull.seconds, 3) },
     },
     server_log_lines: {
       litebase: litebaseLog.lines,
       no_group_commit: plainLog.lines,
-      samples: [...litebaseLog.samples, ...plainLog.samples].slice(0, 10),
+      ...(shared ? { shared_dir: shared.log.lines } : {}),
+      samples: [...litebaseLog.samples, ...(shared?.log.samples ?? []), ...plainLog.samples].slice(0, 10),
     },
     config: {
       connections: options.connections,
@@ -397,6 +479,17 @@ export async function runWriteBenchmark(options: BenchOptions): Promise<BenchOut
 /** The goals of a write report, for the summary of `all`. */
 export function writeGoalSummary(report: WriteReport): GoalSummary[] {
   const { goals: g } = report;
+  const shared: GoalSummary[] = report.shared_dir
+    ? [
+        {
+          benchmark: 'write',
+          goal: `shared_dir.litebase_tps >= ${g.shared_dir_ratio_to_local_min} x litebase_tps (data dir on --shared-dir vs the temp root)`,
+          measured: report.shared_dir.ratio_to_local,
+          min: g.shared_dir_ratio_to_local_min,
+          pass: report.shared_dir.pass_ratio_to_local,
+        },
+      ]
+    : [];
   return [
     {
       benchmark: 'write',
@@ -419,6 +512,7 @@ export function writeGoalSummary(report: WriteReport): GoalSummary[] {
       min: g.batch_ratio_to_single_min,
       pass: report.pass_batch_ratio_to_single,
     },
+    ...shared,
   ];
 }
 
@@ -469,6 +563,9 @@ function writeTable(report: WriteReport): string {
       loadRow('Litebase INSERT, group commit', d.litebase),
       loadRow(`HTTP ceiling: POST /v1/ping, ${report.batch_statements}-INSERT batch bodies`, d.batch_http_ceiling),
       loadRow(`Litebase batch of ${report.batch_statements} INSERTs per request, group commit`, d.batch),
+      ...(d.shared_dir && report.shared_dir
+        ? [loadRow(`Litebase INSERT, group commit, data dir on ${report.shared_dir.filesystem} (--shared-dir)`, d.shared_dir)]
+        : []),
       loadRow('Litebase INSERT, no group commit', d.no_group_commit),
       ['raw better-sqlite3 INSERT, WAL, synchronous=NORMAL', formatNumber(d.raw_sqlite.tps, 0), '-', '-', '-', '-', '-', '-'],
       ['raw better-sqlite3 INSERT, WAL, synchronous=FULL', formatNumber(d.raw_sqlite_full.tps, 0), '-', '-', '-', '-', '-', '-'],
@@ -491,6 +588,16 @@ function writeTable(report: WriteReport): string {
         d.batch.rows_in_table - d.batch.rows_before,
         d.batch.acknowledged_rows,
       ),
+      ...(d.shared_dir
+        ? [
+            commitRow(
+              'group commit, data dir on --shared-dir',
+              d.shared_dir.commit,
+              d.shared_dir.rows_in_table,
+              d.shared_dir.acknowledged_inserts,
+            ),
+          ]
+        : []),
       commitRow('no group commit', d.no_group_commit.commit, d.no_group_commit.rows_in_table, d.no_group_commit.acknowledged_inserts),
     ],
   );
@@ -512,6 +619,15 @@ function writeTable(report: WriteReport): string {
         formatNumber(report.batch_ratio_to_single, 2),
         report.pass_batch_ratio_to_single ? 'PASS' : 'FAIL',
       ],
+      ...(report.shared_dir
+        ? [
+            [
+              `shared_dir.litebase_tps >= ${report.goals.shared_dir_ratio_to_local_min} x litebase_tps (data dir on --shared-dir vs on ${m.tmp_filesystem})`,
+              formatNumber(report.shared_dir.ratio_to_local, 3),
+              report.shared_dir.pass_ratio_to_local ? 'PASS' : 'FAIL',
+            ],
+          ]
+        : []),
       [
         `(reference only) litebase_tps >= ${report.goals.ratio_to_ceiling_min} x http_ceiling_get_rps (GET /healthz)`,
         formatNumber(report.ratio_to_get_ceiling, 3),
@@ -524,7 +640,10 @@ function writeTable(report: WriteReport): string {
       `raw SQLite ${c.raw_sqlite_s} s each, one transaction per INSERT`,
     `requests: ${c.prepared_requests} prepared INSERT bodies (${c.request_body_bytes.min}-${c.request_body_bytes.max} bytes), cycled by every connection; ` +
       'the POST ceiling sends the same headers and bodies to /v1/ping',
-    `machine: ${m.cpus} cpus (${m.cpu_model}), node ${m.node_version}, ${m.platform}/${m.arch}, data on ${m.tmp_filesystem} (${m.tmp_dir})`,
+    `machine: ${m.cpus} cpus (${m.cpu_model}), node ${m.node_version}, ${m.platform}/${m.arch}, data on ${m.tmp_filesystem} (${m.tmp_dir})` +
+      (report.shared_dir
+        ? `; --shared-dir run: data dir on ${report.shared_dir.filesystem} (${report.shared_dir.dir}), local dir on ${m.tmp_filesystem}`
+        : ''),
     '',
     main,
     `cpu%: the server / the load generator (this process) / everything else, in % of one core (machine total ${m.cpus * 100}%)`,
@@ -536,6 +655,10 @@ function writeTable(report: WriteReport): string {
     commit,
     '',
     goals,
-    ...notes(report.warnings, report.failures, report.server_log_lines.litebase + report.server_log_lines.no_group_commit),
+    ...notes(
+      report.warnings,
+      report.failures,
+      report.server_log_lines.litebase + report.server_log_lines.no_group_commit + (report.server_log_lines.shared_dir ?? 0),
+    ),
   ].join('\n');
 }

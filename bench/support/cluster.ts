@@ -2,13 +2,17 @@ import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { track } from './cleanup.js';
 import { databasePosition, JsonClient, primaryAddress } from './http-client.js';
-import { freePort, makeTempDir, ServeProcess } from './server.js';
+import { freePort, makeSharedTempDir, makeTempDir, ServeProcess } from './server.js';
 
 /**
  * Several `litebase serve` processes on one shared data dir (the folder stands in for the shared
  * file system), each with its own local dir and port: a cluster on one machine, as in the README's
  * "A three-node cluster on one machine". Every process and the folder are registered with
  * cleanup.ts, so they go away on every way out.
+ *
+ * With `sharedViews` (--shared-dir) the shared data dir is a new folder under them instead, e.g.
+ * on CephFS, and each node sees it through one of them (the same folder through different mounts:
+ * one client per node); the local dirs stay under the temp root, on the local disk.
  */
 
 export interface StartOptions {
@@ -21,28 +25,45 @@ export interface StartOptions {
 }
 
 export class BenchCluster {
+  /** Local: the nodes' local dirs and scratch files. */
   readonly root: string;
-  readonly sharedDir: string;
+  /** The shared data dir as node i sees it is views[i modulo their count] (one view without --shared-dir). */
+  readonly views: string[];
+  /** Whether the shared data dir is on --shared-dir rather than under the temp root. */
+  readonly onSharedDir: boolean;
   readonly nodes: ClusterNode[] = [];
+  /** Which view each node id was given at its first start (a restart keeps it). */
+  private readonly viewOf = new Map<string, string>();
+  private readonly removeFolders: () => void;
   private readonly untrack: () => void;
 
   constructor(
     readonly key: string,
     /** Environment given to every node on top of the filtered parent environment. */
     private readonly env: Record<string, string>,
+    sharedViews?: readonly string[],
   ) {
-    this.root = makeTempDir('litebase-bench-replication-');
-    this.sharedDir = path.join(this.root, 'shared');
-    const root = this.root;
+    const root = makeTempDir('litebase-bench-replication-');
+    this.root = root;
+    const shared = sharedViews && sharedViews.length > 0 ? makeSharedTempDir(sharedViews, 'litebase-bench-replication-') : undefined;
+    this.views = shared ? shared.paths : [path.join(root, 'shared')];
+    this.onSharedDir = shared !== undefined;
+    this.removeFolders = () => {
+      shared?.remove();
+      rmSync(root, { recursive: true, force: true });
+    };
     // Registered first, so released last: after the nodes that use it.
-    this.untrack = track({
-      release: async () => rmSync(root, { recursive: true, force: true }),
-      releaseNow: () => rmSync(root, { recursive: true, force: true }),
-    });
+    this.untrack = track({ release: async () => this.removeFolders(), releaseNow: this.removeFolders });
   }
 
-  logDir(database: string): string {
-    return path.join(this.sharedDir, 'databases', database, 'log');
+  /** The shared data dir as `nodeId` sees it (the first view for a node not started yet). */
+  sharedDirOf(nodeId?: string): string {
+    return (nodeId === undefined ? undefined : this.viewOf.get(nodeId)) ?? this.views[0]!;
+  }
+
+  /** The log folder of `database`, as `nodeId` sees it (default: through the first view). */
+  logDir(database: string, nodeId?: string): string {
+    return path.join(this.sharedDirOf(nodeId), 'databases', database, 'log');
   }
 
   /** Start a node; resolves once GET /readyz answers 200 (a joining node replays the log first). */
@@ -50,9 +71,10 @@ export class BenchCluster {
     const readyTimeoutMs = more.readyTimeoutMs ?? 120_000;
     const port = await freePort();
     const localDir = path.join(this.root, `local-${nodeId}`);
+    if (!this.viewOf.has(nodeId)) this.viewOf.set(nodeId, this.views[this.viewOf.size % this.views.length]!);
     const args = [
       '--data-dir',
-      this.sharedDir,
+      this.sharedDirOf(nodeId),
       '--local-dir',
       localDir,
       '--node-id',
@@ -109,7 +131,7 @@ export class BenchCluster {
 
   async stopAll(): Promise<void> {
     await this.stopNodes();
-    rmSync(this.root, { recursive: true, force: true });
+    this.removeFolders();
     this.untrack();
   }
 }

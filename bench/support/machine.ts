@@ -37,6 +37,27 @@ export function filesystemOf(dir: string): string {
   }
 }
 
+/**
+ * The type of the mount `dir` is on, as /proc/mounts names it (`fuse.ceph-fuse` where statfs only
+ * says `fuse`); statfs's answer where /proc/mounts cannot be read.
+ */
+export function mountTypeOf(dir: string): string {
+  try {
+    let best = { mountpoint: '', type: '' };
+    for (const line of readFileSync('/proc/mounts', 'utf8').split('\n')) {
+      const [, mountpoint, type] = line.split(' ');
+      if (!mountpoint || !type) continue;
+      // /proc/mounts escapes spaces as \040.
+      const point = mountpoint.replace(/\\040/g, ' ');
+      const inside = dir === point || dir.startsWith(point.endsWith('/') ? point : `${point}/`);
+      if (inside && point.length >= best.mountpoint.length) best = { mountpoint: point, type };
+    }
+    return best.type || filesystemOf(dir);
+  } catch {
+    return filesystemOf(dir);
+  }
+}
+
 export function machineInfo(tmpDir: string): MachineInfo {
   const cpus = os.cpus();
   return {

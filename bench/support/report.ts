@@ -5,6 +5,8 @@ export interface BenchOptions {
   connections: number;
   warmupSeconds: number;
   measureSeconds: number;
+  /** --shared-dir: the folder(s) for the data dirs of the runs on a shared file system (server.ts, parseSharedDirs). */
+  sharedDirs?: string[];
 }
 
 export const DEFAULT_OPTIONS: BenchOptions = { connections: 64, warmupSeconds: 3, measureSeconds: 12 };

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -29,6 +29,44 @@ export function makeTempDir(prefix: string): string {
   return mkdtempSync(path.join(benchTmpRoot(), prefix));
 }
 
+/**
+ * `--shared-dir DIR[,DIR...]`: where the servers' data dirs (the shared folder: log, cluster state,
+ * catalog) go instead of the temp root, e.g. a CephFS mount, while their local dirs stay under the
+ * temp root on the local disk. Several DIRs are the same folder seen through different mounts (one
+ * ceph-fuse client per node, as separate machines would have): node i uses DIR number i modulo
+ * their count. The answer is the list, or what is wrong with the value.
+ */
+export function parseSharedDirs(value: string | undefined): string[] | string {
+  if (value === undefined || value.trim() === '') return '--shared-dir needs a folder (or a comma-separated list of them)';
+  const dirs = value.split(',').map((dir) => path.resolve(dir.trim()));
+  for (const dir of dirs) {
+    try {
+      if (!statSync(dir).isDirectory()) return `--shared-dir: ${dir} is not a folder`;
+    } catch (error) {
+      return `--shared-dir: ${dir}: ${error instanceof Error ? error.message : String(error)}`;
+    }
+  }
+  return dirs;
+}
+
+/**
+ * A new folder under the first of `views` (the --shared-dir list), and its path through each of
+ * them: `paths[i]` is the same folder seen through view i. Fails when a view does not see it (the
+ * DIRs were not the same folder).
+ */
+export function makeSharedTempDir(views: readonly string[], prefix: string): { paths: string[]; remove: () => void } {
+  const first = mkdtempSync(path.join(views[0]!, prefix));
+  const name = path.basename(first);
+  const paths = views.map((view) => path.join(view, name));
+  const remove = (): void => rmSync(first, { recursive: true, force: true });
+  const missing = paths.find((view) => !existsSync(view));
+  if (missing !== undefined) {
+    remove();
+    throw new Error(`--shared-dir: ${first} is not visible as ${missing}: the DIRs must be the same folder through different mounts`);
+  }
+  return { paths, remove };
+}
+
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const probe = createServer();
@@ -47,6 +85,11 @@ export interface ServerOptions {
   groupCommit: boolean;
   rootKey: string;
   readyTimeoutMs?: number;
+  /**
+   * Put the data dir in a new folder under this one (--shared-dir, e.g. a CephFS mount) instead
+   * of the temp root; the local dir stays under the temp root, on the local disk.
+   */
+  sharedDir?: string;
 }
 
 export interface JsonResponse {
@@ -192,7 +235,9 @@ export class BenchServer {
     readonly label: string,
     readonly key: string,
     readonly port: number,
+    /** The data dir; `localDir` is inside it unless the data dir is on a --shared-dir. */
     readonly dir: string,
+    readonly localDir: string,
     private readonly child: ServeProcess,
   ) {
     this.url = `http://127.0.0.1:${port}`;
@@ -200,19 +245,21 @@ export class BenchServer {
       release: () => this.stop(),
       releaseNow: () => {
         if (this.running) child.kill('SIGKILL');
-        rmSync(dir, { recursive: true, force: true });
+        this.removeDirs();
       },
     });
   }
 
   static async start(options: ServerOptions): Promise<BenchServer> {
-    const dir = makeTempDir(`litebase-bench-${options.label}-`);
+    const prefix = `litebase-bench-${options.label}-`;
+    const dir = options.sharedDir === undefined ? makeTempDir(prefix) : mkdtempSync(path.join(options.sharedDir, prefix));
+    const localDir = options.sharedDir === undefined ? path.join(dir, 'local') : makeTempDir(`${prefix}local-`);
     const port = await freePort();
     const args = [
       '--data-dir',
       dir,
       '--local-dir',
-      path.join(dir, 'local'),
+      localDir,
       '--port',
       String(port),
       '--host',
@@ -228,7 +275,7 @@ export class BenchServer {
     // Group commit is also set through the environment, for both runs, so neither relies on a
     // default (flags win over the environment in the config loader; both say the same here).
     const env = { LITEBASE_GROUP_COMMIT: options.groupCommit ? 'on' : 'off', LITEBASE_LOG_LEVEL: 'warn' };
-    const server = new BenchServer(options.label, options.rootKey, port, dir, ServeProcess.spawn(args, env));
+    const server = new BenchServer(options.label, options.rootKey, port, dir, localDir, ServeProcess.spawn(args, env));
     try {
       await server.waitReady(options.readyTimeoutMs ?? 60_000);
     } catch (error) {
@@ -307,10 +354,15 @@ export class BenchServer {
     return response.body;
   }
 
-  /** SIGTERM, then SIGKILL after a grace period; then remove the temp directory. Idempotent. */
+  /** SIGTERM, then SIGKILL after a grace period; then remove the temp directories. Idempotent. */
   async stop(graceMs = 10_000): Promise<void> {
     await this.child.stop(graceMs);
-    rmSync(this.dir, { recursive: true, force: true });
+    this.removeDirs();
     this.untrack();
+  }
+
+  private removeDirs(): void {
+    rmSync(this.dir, { recursive: true, force: true });
+    rmSync(this.localDir, { recursive: true, force: true });
   }
 }

@@ -4,7 +4,7 @@ import { mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import type { StartedNetwork, StartedTestContainer } from 'testcontainers';
 import { LitebaseClient } from '../../src/client/client.js';
-import { REPO_ROOT } from './server.js';
+import { freePort, REPO_ROOT } from './server.js';
 import { waitFor } from './wait.js';
 
 /**
@@ -101,16 +101,21 @@ export class ContainerNode {
   output = '';
   private hostPort: number;
 
+  /**
+   * `hostNetworkPort`: the container shares the host's network (HostNetworkCluster) and the node
+   * listens on this port of the host itself; otherwise Docker publishes its port 8080.
+   */
   constructor(
     readonly id: string,
     readonly container: StartedTestContainer,
+    private readonly hostNetworkPort?: number,
   ) {
-    this.hostPort = container.getMappedPort(LITEBASE_PORT);
+    this.hostPort = hostNetworkPort ?? container.getMappedPort(LITEBASE_PORT);
   }
 
   /** As the test process reaches it. */
   get url(): string {
-    return `http://${this.container.getHost()}:${this.hostPort}`;
+    return this.hostNetworkPort === undefined ? `http://${this.container.getHost()}:${this.hostPort}` : `http://127.0.0.1:${this.hostPort}`;
   }
 
   /** Docker publishes the port anew, on another host port, when a container restarts or rejoins its network. */
@@ -135,9 +140,9 @@ export class ContainerNode {
     await this.refreshPort();
   }
 
-  /** How the other nodes reach it, on the cluster network. */
+  /** How the other nodes reach it, on the cluster network (or the host's). */
   get advertiseAddress(): string {
-    return `http://${this.id}:${LITEBASE_PORT}`;
+    return this.hostNetworkPort === undefined ? `http://${this.id}:${LITEBASE_PORT}` : this.url;
   }
 
   client(timeoutMs = 10_000): LitebaseClient {
@@ -174,13 +179,52 @@ export class ContainerNode {
   }
 }
 
+/** What every cluster of node containers answers: who is Primary, killing a node, the nodes' output. */
+export abstract class ContainerNodes {
+  constructor(readonly nodes: ContainerNode[]) {}
+
+  /** The first of `candidates` that says it is the Primary (undefined while they elect one). */
+  async primary(candidates: ContainerNode[] = this.nodes): Promise<ContainerNode | undefined> {
+    for (const node of candidates) {
+      const { status, body } = await node.request('GET', '/v1/cluster', undefined, 3000);
+      if (status !== 200) continue;
+      if (body.nodes.find((entry: { nodeId: string }) => entry.nodeId === node.id)?.role === 'primary') return node;
+    }
+    return undefined;
+  }
+
+  async waitForPrimary(timeoutMs = 15_000, candidates: ContainerNode[] = this.nodes): Promise<ContainerNode> {
+    let found: ContainerNode | undefined;
+    await waitFor(async () => (found = await this.primary(candidates)) !== undefined, timeoutMs, 'a Primary', 100);
+    return found!;
+  }
+
+  /** Kills a node's container at once (no graceful stop: the lease is not handed over) and removes it. */
+  async kill(node: ContainerNode): Promise<void> {
+    const client = await getContainerRuntimeClient();
+    await client.container.getById(node.container.getId()).kill();
+    await node.container.stop({ timeout: 0 }).catch(() => undefined);
+  }
+
+  /** Last lines of every node's output, for a failed test. */
+  report(lines = 15): string {
+    return this.nodes.map((node) => `--- ${node.id}\n${node.output.trim().split('\n').slice(-lines).join('\n')}`).join('\n');
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.nodes.map((node) => node.container.stop({ timeout: 0 }).catch(() => undefined)));
+  }
+}
+
 /** Three Litebase nodes on the environment's network, sharing one host folder. */
-export class ContainerCluster {
+export class ContainerCluster extends ContainerNodes {
   private constructor(
     readonly environment: ContainerEnvironment,
     readonly sharedDir: string,
-    readonly nodes: ContainerNode[],
-  ) {}
+    nodes: ContainerNode[],
+  ) {
+    super(nodes);
+  }
 
   static async start(environment: ContainerEnvironment, options: ClusterOptions): Promise<ContainerCluster> {
     const sharedDir = hostFolder(`${options.name}-shared`);
@@ -242,22 +286,6 @@ export class ContainerCluster {
     return cluster;
   }
 
-  /** The first of `candidates` that says it is the Primary (undefined while they elect one). */
-  async primary(candidates: ContainerNode[] = this.nodes): Promise<ContainerNode | undefined> {
-    for (const node of candidates) {
-      const { status, body } = await node.request('GET', '/v1/cluster', undefined, 3000);
-      if (status !== 200) continue;
-      if (body.nodes.find((entry: { nodeId: string }) => entry.nodeId === node.id)?.role === 'primary') return node;
-    }
-    return undefined;
-  }
-
-  async waitForPrimary(timeoutMs = 15_000, candidates: ContainerNode[] = this.nodes): Promise<ContainerNode> {
-    let found: ContainerNode | undefined;
-    await waitFor(async () => (found = await this.primary(candidates)) !== undefined, timeoutMs, 'a Primary', 100);
-    return found!;
-  }
-
   /** Cuts a node off the cluster network (it keeps its bind-mounted shared folder). */
   async disconnect(node: ContainerNode): Promise<void> {
     const client = await getContainerRuntimeClient();
@@ -273,25 +301,101 @@ export class ContainerCluster {
     await node.refreshPort();
   }
 
-  /** Kills a node's container at once (no graceful stop: the lease is not handed over) and removes it. */
-  async kill(node: ContainerNode): Promise<void> {
-    const client = await getContainerRuntimeClient();
-    await client.container.getById(node.container.getId()).kill();
-    await node.container.stop({ timeout: 0 }).catch(() => undefined);
-  }
-
-  /** Last lines of every node's output, for a failed test. */
-  report(lines = 15): string {
-    return this.nodes.map((node) => `--- ${node.id}\n${node.output.trim().split('\n').slice(-lines).join('\n')}`).join('\n');
-  }
-
-  async stop(): Promise<void> {
-    await Promise.all(this.nodes.map((node) => node.container.stop({ timeout: 0 }).catch(() => undefined)));
-  }
-
   removeFolder(): void {
     rmSync(this.sharedDir, { recursive: true, force: true });
   }
+}
+
+export interface HostNetworkClusterOptions {
+  /** Node ids are `<name>-n1`, `-n2`, ... */
+  name: string;
+  /**
+   * One host folder per node, bind-mounted as that node's shared folder: the same folder seen
+   * through a different mount each (on CephFS, one `ceph-fuse` client per node, as separate
+   * machines would have). Their number is the number of nodes.
+   */
+  sharedDirs: string[];
+  /** Environment of every node over the defaults (lease, polling, the object store and its keys, ...). */
+  env: Record<string, string>;
+}
+
+/**
+ * Litebase nodes in containers on the host's own network, each with its own host folder as its
+ * shared folder: for services that listen only on the host's loopback (the RGW of infra/ceph) and
+ * file systems mounted on the host (the ceph-fuse mounts). A node listens on a free port of the
+ * host on 127.0.0.1 and advertises that address; its local folder stays inside its container.
+ */
+export class HostNetworkCluster extends ContainerNodes {
+  private constructor(nodes: ContainerNode[]) {
+    super(nodes);
+  }
+
+  static async start(options: HostNetworkClusterOptions): Promise<HostNetworkCluster> {
+    const user = `${process.getuid!()}:${process.getgid!()}`;
+    const startNode = async (sharedDir: string, index: number): Promise<ContainerNode> => {
+      const id = `${options.name}-n${index + 1}`;
+      const port = await freePort();
+      let node: ContainerNode | undefined;
+      let early = '';
+      const container = await new GenericContainer(NODE_IMAGE)
+        .withNetworkMode('host')
+        .withUser(user)
+        .withEnvironment({
+          LITEBASE_ROOT_KEY: ROOT_KEY,
+          // Inside the container, writable by the test process's user (which may not be the image's).
+          LITEBASE_LOCAL_DIR: '/tmp/litebase-local',
+          LITEBASE_LOG_LEVEL: 'warn',
+          ...options.env,
+          LITEBASE_HOST: '127.0.0.1',
+          LITEBASE_PORT: String(port),
+          LITEBASE_NODE_ID: id,
+          LITEBASE_ADVERTISE_ADDRESS: `http://127.0.0.1:${port}`,
+        })
+        .withBindMounts([{ source: sharedDir, target: SHARED_DIR_IN_CONTAINER }])
+        .withLogConsumer((stream) =>
+          stream.on('data', (chunk: Buffer | string) => {
+            if (node) node.output += chunk.toString();
+            else early += chunk.toString();
+          }),
+        )
+        // Nothing is published on the host's network, so this returns once the container runs:
+        // the node's /readyz is polled from here below.
+        .withWaitStrategy(Wait.forListeningPorts())
+        .start()
+        .catch((error: unknown) => {
+          throw new Error(`${id} did not start: ${firstLine(error)}\n${early}`, { cause: error });
+        });
+      node = new ContainerNode(id, container, port);
+      node.output = early;
+      return node;
+    };
+    const started = await Promise.allSettled(options.sharedDirs.map(startNode));
+    const cluster = new HostNetworkCluster(started.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : [])));
+    try {
+      const failed = started.find((result): result is PromiseRejectedResult => result.status === 'rejected');
+      if (failed) throw failed.reason;
+      for (const node of cluster.nodes)
+        await waitFor(async () => (await node.request('GET', '/readyz', undefined, 2000)).status === 200, 60_000, `${node.id} ready`, 200);
+    } catch (error) {
+      await cluster.stop();
+      throw error;
+    }
+    return cluster;
+  }
+}
+
+/**
+ * `docker run --rm` of the node image with `args` (a litebase command, e.g. an offline restore),
+ * as this process's user, on the host's network, with these folders bind-mounted.
+ */
+export async function runNodeImage(
+  args: string[],
+  options: { env: Record<string, string>; binds: Array<{ source: string; target: string }> },
+): Promise<{ code: number; output: string }> {
+  const flags = ['--rm', '--network', 'host', '--user', `${process.getuid!()}:${process.getgid!()}`];
+  for (const [name, value] of Object.entries(options.env)) flags.push('--env', `${name}=${value}`);
+  for (const bind of options.binds) flags.push('--volume', `${bind.source}:${bind.target}`);
+  return run('docker', ['run', ...flags, NODE_IMAGE, ...args], 180_000);
 }
 
 /**
