@@ -1,5 +1,6 @@
 import { LogCollapsingLowestDenseDDSketch } from '@datadog/sketches-js';
 import { FingerprintCache, type StatementFingerprint } from './statement-fingerprint.js';
+import type { StatementStatsInfo } from '../client/portable/types.js';
 
 /**
  * Statement metrics (docs/API.md "Statement metrics"): per database and per normalized statement
@@ -44,24 +45,11 @@ export const DEFAULT_STATEMENT_STATS: StatementStatsOptions = { maxPerDatabase: 
 export type StatementOrder = 'total' | 'count' | 'p99' | 'mean' | 'errors';
 export const STATEMENT_ORDERS: readonly StatementOrder[] = ['total', 'count', 'p99', 'mean', 'errors'];
 
-/** One statement as `GET /v1/databases/:db/statements` shows it. */
-export interface StatementReport {
-  id: string;
-  sql: string;
-  count: number;
-  errors: number;
-  lastError: { code: string; at: string } | null;
-  totalMs: number;
-  meanMs: number;
-  minMs: number;
-  maxMs: number;
-  p50Ms: number;
-  p90Ms: number;
-  p99Ms: number;
-  rowsRead: number;
-  rowsWritten: number;
-  firstSeen: string;
-  lastSeen: string;
+/**
+ * One statement as `GET /v1/databases/:db/statements` shows it: the shape the client package
+ * declares for the route (src/client/portable/types.ts), with the sketch when asked for.
+ */
+export interface StatementReport extends StatementStatsInfo {
   /** The run-time sketch, when asked for (to merge the answers of several nodes: statement-merge.ts). */
   sketch?: StatementSketch;
 }

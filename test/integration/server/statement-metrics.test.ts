@@ -1,3 +1,4 @@
+import type { StatementStatsInfo } from '../../../src/client/portable/types.js';
 import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestServer, tempDir } from '../../support/server.js';
@@ -14,24 +15,7 @@ let dataDir: string;
 let primary: TestServer;
 let replica: TestServer;
 
-interface StatementRow {
-  id: string;
-  sql: string;
-  count: number;
-  errors: number;
-  lastError: { code: string; at: string } | null;
-  totalMs: number;
-  meanMs: number;
-  minMs: number;
-  maxMs: number;
-  p50Ms: number;
-  p90Ms: number;
-  p99Ms: number;
-  rowsRead: number;
-  rowsWritten: number;
-  firstSeen: string;
-  lastSeen: string;
-}
+type StatementRow = StatementStatsInfo;
 
 async function start(nodeId: string, dataDir: string): Promise<TestServer> {
   const server = await TestServer.start({
