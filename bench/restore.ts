@@ -519,23 +519,27 @@ async function runRestoreBenchmark(options: RestoreOptions): Promise<{ report: R
   phase = performance.now();
   progress(`litebase: offline restore to ${litebaseTarget} (just after transaction ${k})`);
   const litebaseOut = path.join(outDir, 'litebase.sqlite');
-  const litebaseRun = await timedRun(
-    'litebase restore',
-    process.execPath,
-    [
-      path.join(repoRoot(), 'bin', 'litebase.js'),
-      'restore',
-      'bench',
-      '--timestamp',
-      litebaseTarget,
-      '--output',
-      litebaseOut,
-      '--object-store',
-      archiveUrl,
-      '--json',
-    ],
-    cleanEnv(storeEnv),
-  );
+  /** `litebase restore bench` to the benchmark's target time, as a user runs it, timed. */
+  const runLitebaseRestore = (label: string, output: string, store: string, env: NodeJS.ProcessEnv, extra: string[] = []) =>
+    timedRun(
+      label,
+      process.execPath,
+      [
+        path.join(repoRoot(), 'bin', 'litebase.js'),
+        'restore',
+        'bench',
+        '--timestamp',
+        litebaseTarget,
+        '--output',
+        output,
+        '--object-store',
+        store,
+        '--json',
+        ...extra,
+      ],
+      env,
+    );
+  const litebaseRun = await runLitebaseRestore('litebase restore', litebaseOut, archiveUrl, cleanEnv(storeEnv));
   durations.litebase_restore = since(phase);
   const litebaseResult = verify('Litebase', litebaseOut, reference, litebaseRun.seconds, litebaseTarget);
   if (litebaseResult.problem) failures.push(litebaseResult.problem);
@@ -548,24 +552,9 @@ async function runRestoreBenchmark(options: RestoreOptions): Promise<{ report: R
   // The same restore without the final quick_check, for the profile (not the headline figure).
   phase = performance.now();
   const noCheckOut = path.join(outDir, 'litebase-nocheck.sqlite');
-  const litebaseNoCheck = await timedRun(
-    'litebase restore --no-check',
-    process.execPath,
-    [
-      path.join(repoRoot(), 'bin', 'litebase.js'),
-      'restore',
-      'bench',
-      '--timestamp',
-      litebaseTarget,
-      '--output',
-      noCheckOut,
-      '--object-store',
-      archiveUrl,
-      '--json',
-      '--no-check',
-    ],
-    cleanEnv(storeEnv),
-  );
+  const litebaseNoCheck = await runLitebaseRestore('litebase restore --no-check', noCheckOut, archiveUrl, cleanEnv(storeEnv), [
+    '--no-check',
+  ]);
   rmSync(noCheckOut, { force: true });
   durations.litebase_restore_no_check = since(phase);
   // With --object-store: the same restore from the archive copied into a local folder, beside it.
@@ -575,23 +564,7 @@ async function runRestoreBenchmark(options: RestoreOptions): Promise<{ report: R
     phase = performance.now();
     progress(`litebase: the same restore from the archive copied into a local folder`);
     const folderOut = path.join(outDir, 'litebase-from-folder.sqlite');
-    const folderRun = await timedRun(
-      'litebase restore (from a folder)',
-      process.execPath,
-      [
-        path.join(repoRoot(), 'bin', 'litebase.js'),
-        'restore',
-        'bench',
-        '--timestamp',
-        litebaseTarget,
-        '--output',
-        folderOut,
-        '--object-store',
-        pathToFileURL(archiveDir).href,
-        '--json',
-      ],
-      cleanEnv({}),
-    );
+    const folderRun = await runLitebaseRestore('litebase restore (from a folder)', folderOut, pathToFileURL(archiveDir).href, cleanEnv({}));
     durations.litebase_restore_from_folder = since(phase);
     folderRestore = verify('Litebase (from a folder)', folderOut, reference, folderRun.seconds, litebaseTarget);
     if (folderRestore.problem) failures.push(folderRestore.problem);
