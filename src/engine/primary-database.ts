@@ -512,6 +512,10 @@ export class PrimaryDatabase<Follower extends LogFollower = LogFollower> {
     if (recovered.replayedSegments > 0) metrics.localRecoveries.inc({ database: meta.name });
     this.connections = this.openConnections();
     this.capture = new WalCapture(`${this.sqliteFile}-wal`);
+    // A new writer of the log: temp files earlier writers left behind go (in the background).
+    void this.log.sweepStaleTemps().then((removed) => {
+      if (removed > 0) this.logger.info({ removed }, 'removed stale append temp files from the log folder');
+    });
     this.durableLog = new DurableLog({
       database: meta.name,
       databaseId: meta.id,

@@ -79,6 +79,36 @@ export class LogDirectory {
   }
 
   /**
+   * Remove append temp files (`.tmp-append-*`) older than `olderThanMs`: what a crashed writer, or
+   * one whose folder went away mid-append, left behind. A temp name may still link a segment's
+   * inode, so leaving it would keep the segment's space after the segment is trimmed. Only old
+   * ones: a live writer's spare is younger than its 30 s idle limit. Never fails.
+   */
+  async sweepStaleTemps(olderThanMs = 120_000): Promise<number> {
+    let removed = 0;
+    let names: string[];
+    try {
+      names = await fs.readdir(this.dir);
+    } catch {
+      return 0;
+    }
+    const cutoff = Date.now() - olderThanMs;
+    for (const name of names) {
+      if (!name.startsWith('.tmp-append-')) continue;
+      const file = path.join(this.dir, name);
+      try {
+        if ((await fs.stat(file)).mtimeMs < cutoff) {
+          await fs.rm(file, { force: true });
+          removed += 1;
+        }
+      } catch {
+        // gone meanwhile, or unreadable: the next sweep tries again
+      }
+    }
+    return removed;
+  }
+
+  /**
    * The writer of `stream` stopped appending here: its append thread removes the temp file it
    * created ahead for the stream's next segment. Never fails (a leftover temp file is harmless).
    */

@@ -12,6 +12,7 @@ import { decodeSegment, type SegmentHeader } from '../../../src/format/segment-c
 import { LogDirectory } from '../../../src/log/log-directory.js';
 import { Metrics } from '../../../src/metrics.js';
 import { recoverLocalCopy } from '../../../src/replay/local-copy.js';
+import { waitFor } from '../../support/wait.js';
 
 /**
  * DurableLog (src/engine/durable-log.ts), the group commit at the heart of the write path, in this
@@ -133,9 +134,17 @@ function segmentFiles(folder: Folder): string[] {
     .sort();
 }
 
-/** Everything in the log folder that is neither a segment nor the head file (temp files, say). */
-function strayFiles(folder: Folder): string[] {
-  return readdirSync(folder.logDir).filter((name) => !name.endsWith('.seg') && name !== 'HEAD');
+/**
+ * Everything in the log folder that is neither a segment, the head file nor an append thread's temp
+ * file (`.tmp-append-*`: a spare created ahead for the next segment, or a written segment's temp
+ * name, removed right after the answer or, when the folder went away meanwhile, left as garbage that
+ * never becomes a segment and is swept by the next writer: src/log/append-thread.ts).
+ */
+async function strayFiles(folder: Folder): Promise<string[]> {
+  const stray = (): string[] =>
+    readdirSync(folder.logDir).filter((name) => !name.endsWith('.seg') && name !== 'HEAD' && !name.startsWith('.tmp-append-'));
+  await waitFor(() => stray().length === 0, 5000, 'no stray files in the log folder').catch(() => undefined);
+  return stray();
 }
 
 let looks = 0;
@@ -193,7 +202,7 @@ describe('DurableLog group commit', () => {
     expect(rowsAt(folder, 2n)).toEqual(['a', 'b', 'c', 'd', 'e']);
     // A sequence already durable is answered at once, with the newest position.
     expect(await writer.log.waitDurable(3)).toBe(2n);
-    expect(strayFiles(folder)).toEqual([]);
+    expect(await strayFiles(folder)).toEqual([]);
   });
 
   it('sends commits that arrive while a segment is on its way in the next segment, in commit order', async () => {
@@ -273,7 +282,7 @@ describe('DurableLog when a segment cannot be written', () => {
       true,
     ]);
     expect(readFileSync(folder.logDirectory.segmentPath(3n)).equals(intruder)).toBe(true);
-    expect(strayFiles(folder)).toEqual([]);
+    expect(await strayFiles(folder)).toEqual([]);
     expect(writer.log.position).toBe(2n);
     expect(writer.log.checksum).toBe(decodeSegment(before[1]!).header.postChecksum);
     expect(rowsAt(folder, 2n)).toEqual(['a']);
@@ -296,7 +305,7 @@ describe('DurableLog when a segment cannot be written', () => {
     // It comes back. The durable positions are all there, nothing else is.
     renameSync(`${folder.logDir}.away`, folder.logDir);
     expect(segmentFiles(folder)).toEqual(['00000000000000000001.seg', '00000000000000000002.seg']);
-    expect(strayFiles(folder)).toEqual([]);
+    expect(await strayFiles(folder)).toEqual([]);
 
     // Recovery as the Primary does it: the local copy is rebuilt from the log (which drops the
     // local commits of the failed segment), and a new DurableLog starts where the log ends.

@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -76,6 +76,19 @@ describe('segment appends on the append threads', () => {
     await log.append(2n, segmentBytes(2), 'writer-6');
     expect(await log.positions()).toEqual([1n, 2n]);
     expect(new Uint8Array(readFileSync(log.segmentPath(2n)))).toEqual(segmentBytes(2));
+  });
+
+  it('sweeps append temp files older than the limit, and nothing else', async () => {
+    const log = logFolder();
+    const old = path.join(log.dir, '.tmp-append-aaaaaaaaaaaa');
+    const fresh = path.join(log.dir, '.tmp-append-bbbbbbbbbbbb');
+    const other = path.join(log.dir, '.tmp-00000000000000000001.seg-cccccc');
+    for (const file of [old, fresh, other]) writeFileSync(file, 'x');
+    const past = new Date(Date.now() - 10 * 60_000);
+    utimesSync(old, past, past);
+    utimesSync(other, past, past);
+    expect(await log.sweepStaleTemps(60_000)).toBe(1);
+    expect(readdirSync(log.dir).sort()).toEqual([path.basename(other), path.basename(fresh)].sort());
   });
 
   it('refuses an append once the write fence is closed (LEASE_LOST), leaving nothing behind', async () => {
