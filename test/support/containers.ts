@@ -247,8 +247,7 @@ export class ContainerCluster extends ContainerNodes {
     };
     const user = `${process.getuid!()}:${process.getgid!()}`;
     const startNode = async (id: string): Promise<ContainerNode> => {
-      let node: ContainerNode | undefined;
-      let early = '';
+      const log = new ContainerLog();
       const container = await new GenericContainer(NODE_IMAGE)
         .withNetwork(environment.network)
         .withNetworkAliases(id)
@@ -257,22 +256,11 @@ export class ContainerCluster extends ContainerNodes {
         .withEnvironment({ ...env, LITEBASE_NODE_ID: id, LITEBASE_ADVERTISE_ADDRESS: `http://${id}:${LITEBASE_PORT}` })
         .withBindMounts([{ source: sharedDir, target: SHARED_DIR_IN_CONTAINER }])
         .withExposedPorts(LITEBASE_PORT)
-        .withLogConsumer((stream) =>
-          stream.on('data', (chunk: Buffer | string) => {
-            if (node) node.output += chunk.toString();
-            else early += chunk.toString();
-          }),
-        )
-        .withWaitStrategy(
-          Wait.forHttp('/readyz', LITEBASE_PORT)
-            .withHeaders({ authorization: `Bearer ${ROOT_KEY}` })
-            .forStatusCode(200),
-        )
+        .withLogConsumer(log.consumer)
+        .withWaitStrategy(readyzWait())
         .withStartupTimeout(60_000)
         .start();
-      node = new ContainerNode(id, container);
-      node.output = early;
-      return node;
+      return log.attach(new ContainerNode(id, container));
     };
     const ids = [1, 2, 3].map((index) => `${options.name}-n${index}`);
     const started = await Promise.allSettled(ids.map(startNode));
@@ -335,8 +323,7 @@ export class HostNetworkCluster extends ContainerNodes {
     const startNode = async (sharedDir: string, index: number): Promise<ContainerNode> => {
       const id = `${options.name}-n${index + 1}`;
       const port = await freePort();
-      let node: ContainerNode | undefined;
-      let early = '';
+      const log = new ContainerLog();
       const container = await new GenericContainer(NODE_IMAGE)
         .withNetworkMode('host')
         .withUser(user)
@@ -352,22 +339,15 @@ export class HostNetworkCluster extends ContainerNodes {
           LITEBASE_ADVERTISE_ADDRESS: `http://127.0.0.1:${port}`,
         })
         .withBindMounts([{ source: sharedDir, target: SHARED_DIR_IN_CONTAINER }])
-        .withLogConsumer((stream) =>
-          stream.on('data', (chunk: Buffer | string) => {
-            if (node) node.output += chunk.toString();
-            else early += chunk.toString();
-          }),
-        )
+        .withLogConsumer(log.consumer)
         // Nothing is published on the host's network, so this returns once the container runs:
         // the node's /readyz is polled from here below.
         .withWaitStrategy(Wait.forListeningPorts())
         .start()
         .catch((error: unknown) => {
-          throw new Error(`${id} did not start: ${firstLine(error)}\n${early}`, { cause: error });
+          throw new Error(`${id} did not start: ${firstLine(error)}\n${log.text}`, { cause: error });
         });
-      node = new ContainerNode(id, container, port);
-      node.output = early;
-      return node;
+      return log.attach(new ContainerNode(id, container, port));
     };
     const started = await Promise.allSettled(options.sharedDirs.map(startNode));
     const cluster = new HostNetworkCluster(started.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : [])));
@@ -409,8 +389,7 @@ export class ContainerLoadBalancer {
   private constructor(readonly container: StartedTestContainer) {}
 
   static async start(cluster: ContainerCluster): Promise<ContainerLoadBalancer> {
-    let balancer: ContainerLoadBalancer | undefined;
-    let early = '';
+    const log = new ContainerLog();
     const [node1, node2, node3] = cluster.nodes.map((node) => `${node.id}:${LITEBASE_PORT}`);
     const container = await new GenericContainer(LB_IMAGE)
       .withNetwork(cluster.environment.network)
@@ -421,23 +400,12 @@ export class ContainerLoadBalancer {
         LITEBASE_LB_NODE3: node3!,
       })
       .withExposedPorts(LITEBASE_PORT)
-      .withLogConsumer((stream) =>
-        stream.on('data', (chunk: Buffer | string) => {
-          if (balancer) balancer.output += chunk.toString();
-          else early += chunk.toString();
-        }),
-      )
+      .withLogConsumer(log.consumer)
       // Through HAProxy to a node whose own /readyz said 200.
-      .withWaitStrategy(
-        Wait.forHttp('/readyz', LITEBASE_PORT)
-          .withHeaders({ authorization: `Bearer ${ROOT_KEY}` })
-          .forStatusCode(200),
-      )
+      .withWaitStrategy(readyzWait())
       .withStartupTimeout(60_000)
       .start();
-    balancer = new ContainerLoadBalancer(container);
-    balancer.output = early;
-    return balancer;
+    return log.attach(new ContainerLoadBalancer(container));
   }
 
   /** As the test process reaches it. */
@@ -452,6 +420,35 @@ export class ContainerLoadBalancer {
   async stop(): Promise<void> {
     await this.container.stop({ timeout: 0 }).catch(() => undefined);
   }
+}
+
+/**
+ * A container's output, kept from its first line: what it prints before its wrapper object exists
+ * (while it starts) is kept here and handed to the wrapper, which collects the rest.
+ */
+class ContainerLog {
+  text = '';
+  private owner: { output: string } | undefined;
+
+  readonly consumer = (stream: NodeJS.ReadableStream): void => {
+    stream.on('data', (chunk: Buffer | string) => {
+      if (this.owner) this.owner.output += chunk.toString();
+      else this.text += chunk.toString();
+    });
+  };
+
+  attach<Owner extends { output: string }>(owner: Owner): Owner {
+    owner.output = this.text;
+    this.owner = owner;
+    return owner;
+  }
+}
+
+/** Ready once the node's /readyz (or, through the balancer, some node's) answers 200 to the root key. */
+function readyzWait() {
+  return Wait.forHttp('/readyz', LITEBASE_PORT)
+    .withHeaders({ authorization: `Bearer ${ROOT_KEY}` })
+    .forStatusCode(200);
 }
 
 function firstLine(error: unknown): string {

@@ -1,15 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { mergeStatementReports } from '../../../src/engine/statement-merge.js';
-import { StatementStats, type StatementSample } from '../../../src/engine/statement-stats.js';
-
-const run = (sql: string, ms: number, extra: Partial<StatementSample> = {}): StatementSample => ({
-  sql,
-  ms,
-  at: Date.now(),
-  rowsRead: 0,
-  rowsWritten: 0,
-  ...extra,
-});
+import { StatementStats } from '../../../src/engine/statement-stats.js';
+import { sample as run } from '../../support/statement-samples.js';
 
 describe('mergeStatementReports', () => {
   it('adds counts, rows and times, and merges the sketches exactly', () => {

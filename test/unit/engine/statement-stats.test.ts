@@ -1,14 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { StatementStats, type StatementSample } from '../../../src/engine/statement-stats.js';
-
-const run = (sql: string, ms: number, extra: Partial<StatementSample> = {}): StatementSample => ({
-  sql,
-  ms,
-  at: Date.now(),
-  rowsRead: 0,
-  rowsWritten: 0,
-  ...extra,
-});
+import { StatementStats } from '../../../src/engine/statement-stats.js';
+import { sample as run } from '../../support/statement-samples.js';
 
 describe('StatementStats', () => {
   it('counts runs, errors, rows and times per normalized statement and per database', () => {
