@@ -33,6 +33,8 @@ export interface LitebaseConfig extends EngineSettings {
   limits: LimitsConfig;
   /** The local WAL is checkpointed into the local database file once it passes this size. */
   walCheckpointBytes: number;
+  /** A group of commits larger than this in the WAL is written as a segment chunk by chunk. */
+  streamSegmentBytes: number;
   /** How often a replica polls the log folder (watching alone misses changes made over NFS). */
   replicaPollMs: number;
   /** Watch log folders with chokidar as well as polling. */
@@ -86,6 +88,7 @@ export type ConfigInput = Partial<{
   groupCommit: boolean | string;
   logLevel: string;
   walCheckpointBytes: number | string;
+  streamSegmentBytes: number | string;
   replicaPollMs: number | string;
   replicaWatch: boolean | string;
   leaseTtlMs: number | string;
@@ -135,6 +138,7 @@ const ENV_NAMES: Record<keyof ConfigInput, string> = {
   groupCommit: 'LITEBASE_GROUP_COMMIT',
   logLevel: 'LITEBASE_LOG_LEVEL',
   walCheckpointBytes: 'LITEBASE_WAL_CHECKPOINT_BYTES',
+  streamSegmentBytes: 'LITEBASE_STREAM_SEGMENT_BYTES',
   replicaPollMs: 'LITEBASE_REPLICA_POLL_MS',
   replicaWatch: 'LITEBASE_REPLICA_WATCH',
   leaseTtlMs: 'LITEBASE_LEASE_TTL_MS',
@@ -259,6 +263,7 @@ export function loadConfig(flags: ConfigInput = {}, env: NodeJS.ProcessEnv = pro
     groupCommit: toBoolean('groupCommit', input.groupCommit, true),
     logLevel,
     walCheckpointBytes: toInteger('walCheckpointBytes', input.walCheckpointBytes, 16 * 1024 * 1024, 0),
+    streamSegmentBytes: toInteger('streamSegmentBytes', input.streamSegmentBytes, 16 * 1024 * 1024, 0),
     replicaPollMs: toInteger('replicaPollMs', input.replicaPollMs, 1000, 10),
     replicaWatch: toBoolean('replicaWatch', input.replicaWatch, true),
     leaseTtlMs: toInteger('leaseTtlMs', input.leaseTtlMs, 5000, 100),

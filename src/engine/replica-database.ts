@@ -36,6 +36,7 @@ import { ResultBudget } from './result-limits.js';
 import { SandboxFile } from './read-sandbox.js';
 import type { StatementStats } from './statement-stats.js';
 import { applyRunToFile, applyRunToHashes, readAheadFailed, recoverLocalCopy, writeLocalState } from '../replay/local-copy.js';
+import { applyLargeSegment, type LargeApplyOutcome } from '../replay/large-segment.js';
 import { PositionWaiters } from './position-waiters.js';
 
 export interface ReplicaDatabaseOptions {
@@ -287,6 +288,17 @@ export class ReplicaDatabase {
         }
       }
       const stop = run.stop;
+      if (stop.kind === 'large') {
+        // Too large to read whole: applied from its file, chunk by chunk, while no read runs.
+        await this.stopReadingAhead();
+        const applied = await this.sandbox.exclusive(() => this.applyLargeAndPublish(stop.position, stop.file));
+        if (applied === 'applied') continue;
+        if (applied === 'rebuild') {
+          await this.rebuild(true);
+          continue;
+        }
+        return; // missing or corrupt: looked at again on the next poll
+      }
       if (stop.kind === 'limit') {
         // A long catch-up: read the next files on a worker thread meanwhile, and let requests in
         // between runs.
@@ -332,7 +344,8 @@ export class ReplicaDatabase {
       await this.stopReadingAhead();
       return this.readRun();
     }
-    const run = this.readRun({ segments: batch.files.length, bytes: Infinity }, batchSource(batch));
+    // A batch is bounded by its files' bytes already (a large file ends it before the file).
+    const run = this.readRun({ segments: batch.files.length, bytes: Infinity, pageBytes: Infinity }, batchSource(batch));
     // Stopped inside the batch (damage, a fork): what follows is decided by reading here.
     if (run.segments.length < batch.files.length) await this.stopReadingAhead();
     else if (run.stop.kind === 'end') run.stop = { kind: 'limit' };
@@ -407,6 +420,58 @@ export class ReplicaDatabase {
       'the log was compacted past this replica; rebuilding from the checkpoint',
     );
     return true;
+  }
+
+  /**
+   * Apply one large segment from its file (src/replay/large-segment.ts) and publish it: 'rebuild'
+   * when the copy no longer matches the log (or may hold part of a damaged segment), 'stop' when
+   * the segment must not be applied now (missing, corrupt, foreign: nothing was written).
+   */
+  private applyLargeAndPublish(position: bigint, file: string): 'applied' | 'rebuild' | 'stop' {
+    const start = { databaseId: this.meta.id, position, checksum: this.hashes.checksum };
+    const fd = openSync(this.sqliteFile, 'r+');
+    let outcome: LargeApplyOutcome;
+    try {
+      outcome = applyLargeSegment(fd, file, start, this.hashes);
+    } finally {
+      closeSync(fd);
+    }
+    if (outcome.kind === 'missing') return 'stop';
+    if (outcome.kind === 'corrupt') {
+      this.report(position, outcome.code, outcome.message);
+      return 'stop';
+    }
+    if (outcome.kind === 'diverged') {
+      this.logger.warn(
+        { file, expected: formatChecksum(outcome.preChecksum), local: formatChecksum(this.hashes.checksum) },
+        'local copy does not match the log; rebuilding it',
+      );
+      return 'rebuild';
+    }
+    if (outcome.kind === 'damaged') {
+      this.report(position, outcome.code, outcome.message);
+      this.logger.error(
+        { position: position.toString() },
+        'a large segment turned out damaged while it was applied; rebuilding the local copy',
+      );
+      return 'rebuild';
+    }
+    const { header } = outcome;
+    if (this.hashes.checksum !== header.postChecksum) {
+      this.logger.error({ position: position.toString() }, 'segment pages do not give their post-checksum; rebuilding the local copy');
+      return 'rebuild';
+    }
+    if (header.term < this.lastTerm) {
+      this.logger.warn(
+        { position: position.toString(), term: header.term.toString(), lastTerm: this.lastTerm.toString() },
+        'segment from an older term',
+      );
+    }
+    this.applied = header.position;
+    this.lastTerm = header.term;
+    this.lastError = undefined;
+    this.publish(outcome.schemaPageWritten);
+    return 'applied';
   }
 
   private applyAndPublish(segments: DecodedSegment[]): boolean {

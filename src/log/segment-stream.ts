@@ -1,6 +1,6 @@
 import { createHash, type Hash } from 'node:crypto';
-import { promises as fs } from 'node:fs';
-import { compress, uncompressSync } from 'lz4-napi';
+import { closeSync, fstatSync, openSync, promises as fs, readSync } from 'node:fs';
+import { compress, compressSync, uncompressSync } from 'lz4-napi';
 import {
   decodeSegmentHeader,
   encodeSegment,
@@ -46,7 +46,10 @@ export interface StreamHeaderInput extends SegmentHeaderInput {
 export interface WrittenSegmentFile {
   /** Bytes in the file, trailer included. */
   bytes: number;
-  /** SHA-256 of the whole file, hex: lets an upload be checked without reading the file again. */
+  /**
+   * SHA-256 of the whole file, hex: lets an upload be checked without reading the file again.
+   * Empty when the writer was created with `{ sha256: false }`.
+   */
   sha256: string;
 }
 
@@ -56,7 +59,7 @@ export interface WrittenSegmentFile {
  * buffer until `finish()` (or give batches of 256, which are written at once).
  */
 export class SegmentFileWriter {
-  private readonly fileHash: Hash = createHash('sha256');
+  private readonly fileHash: Hash | undefined;
   private readonly trailerHash: Hash = createHash('sha256');
   private pending: PageImage[] = [];
   private written = 0;
@@ -68,10 +71,22 @@ export class SegmentFileWriter {
     readonly file: string,
     private readonly handle: fs.FileHandle,
     readonly header: StreamHeaderInput,
-  ) {}
+    sha256: boolean,
+    private readonly compressHere: boolean,
+  ) {
+    this.fileHash = sha256 ? createHash('sha256') : undefined;
+  }
 
-  /** Creates `file` exclusively (it must not exist) and writes the header. */
-  static async create(file: string, header: StreamHeaderInput): Promise<SegmentFileWriter> {
+  /**
+   * Creates `file` exclusively (it must not exist) and writes the header. `sha256: false` skips the
+   * whole file's hash (a log segment is never uploaded as it is written: one hash fewer per byte).
+   * `compressOnThisThread` compresses each chunk synchronously instead of on the thread pool.
+   */
+  static async create(
+    file: string,
+    header: StreamHeaderInput,
+    options: { sha256?: boolean; compressOnThisThread?: boolean } = {},
+  ): Promise<SegmentFileWriter> {
     if (!Number.isInteger(header.pageCount) || header.pageCount < 0 || header.pageCount > MAX_U32) {
       throw new RangeError(`SegmentFileWriter: pageCount must be an integer in 0..2^32-1, got ${header.pageCount}`);
     }
@@ -83,7 +98,7 @@ export class SegmentFileWriter {
     const headerBytes = Buffer.from(encodeSegment(input, []).subarray(0, SEGMENT_HEADER_SIZE));
     headerBytes.writeUInt32BE(pageCount, PAGE_COUNT_OFFSET);
     const handle = await fs.open(file, 'wx');
-    const writer = new SegmentFileWriter(file, handle, header);
+    const writer = new SegmentFileWriter(file, handle, header, options.sha256 ?? true, options.compressOnThisThread ?? false);
     try {
       await writer.append(headerBytes);
     } catch (error) {
@@ -121,7 +136,7 @@ export class SegmentFileWriter {
     await this.handle.sync();
     await this.handle.close();
     this.done = true;
-    return { bytes: this.bytes, sha256: this.fileHash.digest('hex') };
+    return { bytes: this.bytes, sha256: this.fileHash?.digest('hex') ?? '' };
   }
 
   /** Closes and removes the file (after a failure). */
@@ -159,8 +174,10 @@ export class SegmentFileWriter {
       raw.set(data, offset);
       offset += pageSize;
     }
-    // On the libuv thread pool: a large checkpoint does not hold the event loop.
-    const compressed = await compress(raw);
+    // On the libuv thread pool by default: a large checkpoint does not hold the event loop. On this
+    // thread when asked: lz4-napi's output then comes from this thread's allocator, and resident
+    // memory stayed lower (a streamed 1 GiB segment).
+    const compressed = this.compressHere ? compressSync(raw) : await compress(raw);
     const chunkHeader = Buffer.alloc(CHUNK_HEADER_SIZE);
     chunkHeader.writeUInt32BE(pages.length, 0);
     chunkHeader.writeUInt32BE(raw.length, 4);
@@ -177,7 +194,7 @@ export class SegmentFileWriter {
       offset += bytesWritten;
     }
     // The trailer covers everything before it; the file hash covers the trailer too.
-    this.fileHash.update(bytes);
+    this.fileHash?.update(bytes);
     if (coveredByTrailer) this.trailerHash.update(bytes);
     this.bytes += bytes.length;
   }
@@ -207,38 +224,11 @@ export class SegmentFileReader {
     const handle = await fs.open(file, 'r');
     try {
       const { size } = await handle.stat();
-      if (size < SEGMENT_HEADER_SIZE + SEGMENT_TRAILER_SIZE) {
-        throw formatError(
-          name,
-          'SEGMENT_TRUNCATED',
-          `a segment (header and trailer) needs at least ${SEGMENT_HEADER_SIZE + SEGMENT_TRAILER_SIZE} bytes, found ${size}`,
-          {
-            expected: SEGMENT_HEADER_SIZE + SEGMENT_TRAILER_SIZE,
-            found: size,
-          },
-        );
-      }
+      checkSize(size, name);
       const headerBytes = await readExactly(handle, SEGMENT_HEADER_SIZE, 0);
-      const magic = headerBytes.subarray(0, MAGIC.length);
-      if (!magic.equals(MAGIC)) {
-        throw formatError(
-          name,
-          'SEGMENT_BAD_MAGIC',
-          `not a segment: expected magic "LBSG" (${MAGIC.toString('hex')}), found ${magic.toString('hex')}`,
-          {
-            expected: MAGIC.toString('hex'),
-            found: magic.toString('hex'),
-          },
-        );
-      }
+      checkMagic(headerBytes, name);
       await verifyTrailer(handle, size, name);
-      let header: SegmentHeader;
-      try {
-        header = decodeSegmentHeader(headerBytes);
-      } catch (error) {
-        throw withName(error, name);
-      }
-      return new SegmentFileReader(file, name, handle, header, size);
+      return new SegmentFileReader(file, name, handle, parseHeader(headerBytes, name), size);
     } catch (error) {
       await handle.close();
       throw error;
@@ -247,122 +237,246 @@ export class SegmentFileReader {
 
   /** The page images, one array per chunk, in ascending page order. */
   async *chunks(): AsyncGenerator<PageImage[]> {
-    const { header, name } = this;
-    const end = this.size - SEGMENT_TRAILER_SIZE;
-    let offset = SEGMENT_HEADER_SIZE;
-    let pagesSoFar = 0;
-    let previousPage = 0;
-    let chunkIndex = 0;
-    let lastChunkWasShort = false;
-    while (offset < end) {
-      if (pagesSoFar === header.pageCount) {
-        throw corrupt(
-          name,
-          `${end - offset} bytes at offset ${offset} follow the last of the ${header.pageCount} pages the header declares; the trailer must come next`,
-          {
-            offset,
-            expected: 0,
-            found: end - offset,
-          },
-        );
-      }
-      if (lastChunkWasShort) {
-        throw corrupt(
-          name,
-          `chunk ${chunkIndex} at offset ${offset} follows a chunk of fewer than ${SEGMENT_CHUNK_PAGES} pages; only the last chunk may be short`,
-          {
-            offset,
-          },
-        );
-      }
-      const where = `chunk ${chunkIndex} at offset ${offset}`;
-      const available = end - offset;
-      if (available < CHUNK_HEADER_SIZE) {
-        throw corrupt(name, `${where}: a chunk header needs ${CHUNK_HEADER_SIZE} bytes, only ${available} remain before the trailer`, {
-          offset,
-          expected: CHUNK_HEADER_SIZE,
-          found: available,
-        });
-      }
-      const chunkHeader = await readExactly(this.handle, CHUNK_HEADER_SIZE, offset);
-      const pagesInChunk = chunkHeader.readUInt32BE(0);
-      const uncompressedLength = chunkHeader.readUInt32BE(4);
-      const compressedLength = chunkHeader.readUInt32BE(8);
-      if (pagesInChunk < 1 || pagesInChunk > SEGMENT_CHUNK_PAGES) {
-        throw corrupt(name, `${where}: pages in chunk is ${pagesInChunk}, expected 1..${SEGMENT_CHUNK_PAGES}`, {
-          offset,
-          found: pagesInChunk,
-        });
-      }
-      if (pagesSoFar + pagesInChunk > header.pageCount) {
-        throw corrupt(
-          name,
-          `${where}: ${pagesInChunk} more pages would make ${pagesSoFar + pagesInChunk}, the header declares ${header.pageCount}`,
-          {
-            offset,
-            expected: header.pageCount,
-            found: pagesSoFar + pagesInChunk,
-          },
-        );
-      }
-      const expectedLength = pagesInChunk * (PAGE_NUMBER_SIZE + header.pageSize);
-      if (uncompressedLength !== expectedLength) {
-        throw corrupt(
-          name,
-          `${where}: uncompressed length is ${uncompressedLength}, expected ${pagesInChunk} * (4 + ${header.pageSize}) = ${expectedLength}`,
-          {
-            offset,
-            expected: expectedLength,
-            found: uncompressedLength,
-          },
-        );
-      }
-      const payloadStart = offset + CHUNK_HEADER_SIZE;
-      const payloadRoom = end - payloadStart;
-      if (compressedLength < LZ4_SIZE_PREFIX || compressedLength > payloadRoom) {
-        throw corrupt(
-          name,
-          `${where}: compressed length is ${compressedLength}, expected ${LZ4_SIZE_PREFIX}..${payloadRoom} (the bytes before the trailer)`,
-          {
-            offset,
-            expected: `${LZ4_SIZE_PREFIX}..${payloadRoom}`,
-            found: compressedLength,
-          },
-        );
-      }
-      const payload = await readExactly(this.handle, compressedLength, payloadStart);
-      const raw = decompress(payload, uncompressedLength, where, offset, name);
-      const stride = PAGE_NUMBER_SIZE + header.pageSize;
-      const pages: PageImage[] = [];
-      for (let at = 0; at < raw.length; at += stride) {
-        const pageNumber = raw.readUInt32BE(at);
-        if (pageNumber <= previousPage || pageNumber > header.databaseSizePages) {
-          throw corrupt(
-            name,
-            `chunk at offset ${offset}: page number ${pageNumber} must be above ${previousPage} (ascending, unique) and at most ${header.databaseSizePages} (database size)`,
-            { offset, expected: `${previousPage + 1}..${header.databaseSizePages}`, found: pageNumber },
-          );
-        }
-        previousPage = pageNumber;
-        pages.push({ pageNumber, data: raw.subarray(at + PAGE_NUMBER_SIZE, at + stride) });
-      }
-      pagesSoFar += pagesInChunk;
-      lastChunkWasShort = pagesInChunk < SEGMENT_CHUNK_PAGES;
-      this.lastChunk = { offset, pagesInChunk, uncompressedLength, compressedLength };
-      offset = payloadStart + compressedLength;
-      chunkIndex++;
+    const walk = new ChunkWalk(this.name, this.header, this.size - SEGMENT_TRAILER_SIZE);
+    while (walk.more()) {
+      const chunk = walk.chunkAt(await readExactly(this.handle, CHUNK_HEADER_SIZE, walk.offset));
+      const pages = walk.pages(await readExactly(this.handle, chunk.compressedLength, chunk.offset + CHUNK_HEADER_SIZE), chunk);
+      this.lastChunk = chunk;
       yield pages;
-    }
-    if (pagesSoFar !== header.pageCount) {
-      throw corrupt(name, `the body holds ${pagesSoFar} pages, the header declares ${header.pageCount}`, {
-        expected: header.pageCount,
-        found: pagesSoFar,
-      });
     }
   }
 
   async close(): Promise<void> {
     await this.handle.close().catch(() => undefined);
+  }
+}
+
+/**
+ * SegmentFileReader with synchronous file calls: for a caller that must apply a large segment in
+ * one turn of the event loop (a replica, whose readers must never see half of it), chunk by chunk.
+ * Same checks, same errors.
+ */
+export class SegmentFileSyncReader {
+  private constructor(
+    readonly file: string,
+    private readonly name: string,
+    private readonly fd: number,
+    readonly header: SegmentHeader,
+    /** Bytes in the file, trailer included. */
+    readonly size: number,
+  ) {}
+
+  static open(file: string, options: { name?: string } = {}): SegmentFileSyncReader {
+    const name = options.name ?? file;
+    const fd = openSync(file, 'r');
+    try {
+      const { size } = fstatSync(fd);
+      checkSize(size, name);
+      const headerBytes = readExactlySync(fd, SEGMENT_HEADER_SIZE, 0);
+      checkMagic(headerBytes, name);
+      verifyTrailerSync(fd, size, name);
+      return new SegmentFileSyncReader(file, name, fd, parseHeader(headerBytes, name), size);
+    } catch (error) {
+      closeSync(fd);
+      throw error;
+    }
+  }
+
+  /** The page images, one array per chunk, in ascending page order. */
+  *chunks(): Generator<PageImage[]> {
+    const walk = new ChunkWalk(this.name, this.header, this.size - SEGMENT_TRAILER_SIZE);
+    while (walk.more()) {
+      const chunk = walk.chunkAt(readExactlySync(this.fd, CHUNK_HEADER_SIZE, walk.offset));
+      yield walk.pages(readExactlySync(this.fd, chunk.compressedLength, chunk.offset + CHUNK_HEADER_SIZE), chunk);
+    }
+  }
+
+  close(): void {
+    try {
+      closeSync(this.fd);
+    } catch {
+      // already closed
+    }
+  }
+}
+
+/**
+ * One walk through a file's chunks: checks 6 and 7 of docs/FORMAT.md §6, in the order decodeSegment
+ * makes them, shared by both readers. `more()` says whether a chunk starts at `offset`, `chunkAt`
+ * checks its header, `pages` decompresses its payload and checks its page numbers.
+ */
+class ChunkWalk {
+  offset = SEGMENT_HEADER_SIZE;
+  private pagesSoFar = 0;
+  private previousPage = 0;
+  private chunkIndex = 0;
+  private lastChunkWasShort = false;
+
+  constructor(
+    private readonly name: string,
+    private readonly header: SegmentHeader,
+    /** Where the trailer starts. */
+    private readonly end: number,
+  ) {}
+
+  more(): boolean {
+    const { name, header, end, offset } = this;
+    if (offset >= end) {
+      if (this.pagesSoFar !== header.pageCount) {
+        throw corrupt(name, `the body holds ${this.pagesSoFar} pages, the header declares ${header.pageCount}`, {
+          expected: header.pageCount,
+          found: this.pagesSoFar,
+        });
+      }
+      return false;
+    }
+    if (this.pagesSoFar === header.pageCount) {
+      throw corrupt(
+        name,
+        `${end - offset} bytes at offset ${offset} follow the last of the ${header.pageCount} pages the header declares; the trailer must come next`,
+        {
+          offset,
+          expected: 0,
+          found: end - offset,
+        },
+      );
+    }
+    if (this.lastChunkWasShort) {
+      throw corrupt(
+        name,
+        `chunk ${this.chunkIndex} at offset ${offset} follows a chunk of fewer than ${SEGMENT_CHUNK_PAGES} pages; only the last chunk may be short`,
+        {
+          offset,
+        },
+      );
+    }
+    const available = end - offset;
+    if (available < CHUNK_HEADER_SIZE) {
+      throw corrupt(name, `${this.where()}: a chunk header needs ${CHUNK_HEADER_SIZE} bytes, only ${available} remain before the trailer`, {
+        offset,
+        expected: CHUNK_HEADER_SIZE,
+        found: available,
+      });
+    }
+    return true;
+  }
+
+  /** Checks the chunk header (12 bytes at `offset`) against the file's header and size. */
+  chunkAt(chunkHeader: Buffer): SegmentChunkLayout {
+    const { name, header, end, offset } = this;
+    const where = this.where();
+    const pagesInChunk = chunkHeader.readUInt32BE(0);
+    const uncompressedLength = chunkHeader.readUInt32BE(4);
+    const compressedLength = chunkHeader.readUInt32BE(8);
+    if (pagesInChunk < 1 || pagesInChunk > SEGMENT_CHUNK_PAGES) {
+      throw corrupt(name, `${where}: pages in chunk is ${pagesInChunk}, expected 1..${SEGMENT_CHUNK_PAGES}`, {
+        offset,
+        found: pagesInChunk,
+      });
+    }
+    if (this.pagesSoFar + pagesInChunk > header.pageCount) {
+      throw corrupt(
+        name,
+        `${where}: ${pagesInChunk} more pages would make ${this.pagesSoFar + pagesInChunk}, the header declares ${header.pageCount}`,
+        {
+          offset,
+          expected: header.pageCount,
+          found: this.pagesSoFar + pagesInChunk,
+        },
+      );
+    }
+    const expectedLength = pagesInChunk * (PAGE_NUMBER_SIZE + header.pageSize);
+    if (uncompressedLength !== expectedLength) {
+      throw corrupt(
+        name,
+        `${where}: uncompressed length is ${uncompressedLength}, expected ${pagesInChunk} * (4 + ${header.pageSize}) = ${expectedLength}`,
+        {
+          offset,
+          expected: expectedLength,
+          found: uncompressedLength,
+        },
+      );
+    }
+    const payloadRoom = end - offset - CHUNK_HEADER_SIZE;
+    if (compressedLength < LZ4_SIZE_PREFIX || compressedLength > payloadRoom) {
+      throw corrupt(
+        name,
+        `${where}: compressed length is ${compressedLength}, expected ${LZ4_SIZE_PREFIX}..${payloadRoom} (the bytes before the trailer)`,
+        {
+          offset,
+          expected: `${LZ4_SIZE_PREFIX}..${payloadRoom}`,
+          found: compressedLength,
+        },
+      );
+    }
+    return { offset, pagesInChunk, uncompressedLength, compressedLength };
+  }
+
+  /** The chunk's page images (views of its decompressed bytes); moves on to the next chunk. */
+  pages(payload: Buffer, chunk: SegmentChunkLayout): PageImage[] {
+    const { name, header } = this;
+    const { offset } = chunk;
+    const raw = decompress(payload, chunk.uncompressedLength, this.where(), offset, name);
+    const stride = PAGE_NUMBER_SIZE + header.pageSize;
+    const pages: PageImage[] = [];
+    for (let at = 0; at < raw.length; at += stride) {
+      const pageNumber = raw.readUInt32BE(at);
+      if (pageNumber <= this.previousPage || pageNumber > header.databaseSizePages) {
+        throw corrupt(
+          name,
+          `chunk at offset ${offset}: page number ${pageNumber} must be above ${this.previousPage} (ascending, unique) and at most ${header.databaseSizePages} (database size)`,
+          { offset, expected: `${this.previousPage + 1}..${header.databaseSizePages}`, found: pageNumber },
+        );
+      }
+      this.previousPage = pageNumber;
+      pages.push({ pageNumber, data: raw.subarray(at + PAGE_NUMBER_SIZE, at + stride) });
+    }
+    this.pagesSoFar += chunk.pagesInChunk;
+    this.lastChunkWasShort = chunk.pagesInChunk < SEGMENT_CHUNK_PAGES;
+    this.offset = offset + CHUNK_HEADER_SIZE + chunk.compressedLength;
+    this.chunkIndex++;
+    return pages;
+  }
+
+  private where(): string {
+    return `chunk ${this.chunkIndex} at offset ${this.offset}`;
+  }
+}
+
+function checkSize(size: number, name: string): void {
+  if (size < SEGMENT_HEADER_SIZE + SEGMENT_TRAILER_SIZE) {
+    throw formatError(
+      name,
+      'SEGMENT_TRUNCATED',
+      `a segment (header and trailer) needs at least ${SEGMENT_HEADER_SIZE + SEGMENT_TRAILER_SIZE} bytes, found ${size}`,
+      {
+        expected: SEGMENT_HEADER_SIZE + SEGMENT_TRAILER_SIZE,
+        found: size,
+      },
+    );
+  }
+}
+
+function checkMagic(headerBytes: Buffer, name: string): void {
+  const magic = headerBytes.subarray(0, MAGIC.length);
+  if (!magic.equals(MAGIC)) {
+    throw formatError(
+      name,
+      'SEGMENT_BAD_MAGIC',
+      `not a segment: expected magic "LBSG" (${MAGIC.toString('hex')}), found ${magic.toString('hex')}`,
+      {
+        expected: MAGIC.toString('hex'),
+        found: magic.toString('hex'),
+      },
+    );
+  }
+}
+
+function parseHeader(headerBytes: Buffer, name: string): SegmentHeader {
+  try {
+    return decodeSegmentHeader(headerBytes);
+  } catch (error) {
+    throw withName(error, name);
   }
 }
 
@@ -399,8 +513,24 @@ async function verifyTrailer(handle: fs.FileHandle, size: number, name: string):
     hash.update(buffer.subarray(0, bytesRead));
     offset += bytesRead;
   }
-  const expected = hash.digest().subarray(0, SEGMENT_TRAILER_SIZE);
-  const found = await readExactly(handle, SEGMENT_TRAILER_SIZE, end);
+  checkTrailer(hash.digest().subarray(0, SEGMENT_TRAILER_SIZE), await readExactly(handle, SEGMENT_TRAILER_SIZE, end), end, name);
+}
+
+function verifyTrailerSync(fd: number, size: number, name: string): void {
+  const end = size - SEGMENT_TRAILER_SIZE;
+  const hash = createHash('sha256');
+  const buffer = Buffer.allocUnsafe(Math.min(HASH_READ_BYTES, Math.max(end, 1)));
+  for (let offset = 0; offset < end;) {
+    const bytesRead = readSync(fd, buffer, 0, Math.min(buffer.length, end - offset), offset);
+    if (bytesRead === 0)
+      throw formatError(name, 'SEGMENT_TRUNCATED', `the file ended at ${offset} bytes while it was read, expected ${size}`);
+    hash.update(buffer.subarray(0, bytesRead));
+    offset += bytesRead;
+  }
+  checkTrailer(hash.digest().subarray(0, SEGMENT_TRAILER_SIZE), readExactlySync(fd, SEGMENT_TRAILER_SIZE, end), end, name);
+}
+
+function checkTrailer(expected: Buffer, found: Buffer, end: number, name: string): void {
   if (!found.equals(expected)) {
     throw formatError(
       name,
@@ -447,6 +577,22 @@ async function readExactly(handle: fs.FileHandle, length: number, position: numb
   let filled = 0;
   while (filled < length) {
     const { bytesRead } = await handle.read(buffer, filled, length - filled, position + filled);
+    if (bytesRead === 0) {
+      throw new SegmentFormatError(
+        'SEGMENT_TRUNCATED',
+        `the file ended at ${position + filled} bytes, ${length - filled} more were expected`,
+      );
+    }
+    filled += bytesRead;
+  }
+  return buffer;
+}
+
+function readExactlySync(fd: number, length: number, position: number): Buffer {
+  const buffer = Buffer.allocUnsafe(length);
+  let filled = 0;
+  while (filled < length) {
+    const bytesRead = readSync(fd, buffer, filled, length - filled, position + filled);
     if (bytesRead === 0) {
       throw new SegmentFormatError(
         'SEGMENT_TRUNCATED',

@@ -5,10 +5,11 @@ import { CheckpointDirectory, loadCheckpointIntoFile } from './checkpoints.js';
 import { LitebaseError, systemErrorCode } from '../errors.js';
 import { LogDirectory } from '../log/log-directory.js';
 import { formatChecksum, pageHash, PageHashTable } from '../format/rolling-checksum.js';
-import type { PageImage } from '../format/segment-codec.js';
+import type { PageImage, SegmentHeader } from '../format/segment-codec.js';
 import { foldSegments, type FoldedRun } from '../format/segment-fold.js';
 import { batchSource, SegmentPrefetcher } from '../log/segment-prefetch.js';
 import { readSegmentRun, type SegmentRun } from '../log/segment-runs.js';
+import { applyLargeSegment, type LargeApplyStart } from './large-segment.js';
 import { writeFileAtomic } from '../storage/fs-util.js';
 
 /**
@@ -183,7 +184,7 @@ async function replayLog(
         run = readSegmentRun(
           log,
           { databaseId, position, checksum: expected },
-          { segments: batch.files.length, bytes: Infinity },
+          { segments: batch.files.length, bytes: Infinity, pageBytes: Infinity },
           batchSource(batch),
         );
       } else {
@@ -201,6 +202,14 @@ async function replayLog(
         position = last.header.position;
       }
       const stop = run.stop;
+      if (stop.kind === 'large') {
+        // Too large to read whole: from its file, chunk by chunk (src/replay/large-segment.ts).
+        const applied = applyLargeSegmentOrThrow(fd, stop.file, { databaseId, position: stop.position, checksum: expected });
+        pageSize = applied.pageSize;
+        expected = applied.postChecksum;
+        position = applied.position;
+        continue;
+      }
       if (stop.kind === 'limit' || (stop.kind === 'end' && readingAhead)) continue;
       if (stop.kind === 'corrupt') throw new LitebaseError(stop.code, stop.message);
       if (stop.kind === 'diverged') {
@@ -222,6 +231,21 @@ async function replayLog(
     await prefetcher?.close();
   }
   return { position, expectedChecksum: expected, pageSize, replayedSegments: Number(position - from.position) };
+}
+
+/** applyLargeSegment for a replay, where whatever stops it is an error of the log (as for a run). */
+function applyLargeSegmentOrThrow(fd: number, file: string, start: LargeApplyStart): SegmentHeader {
+  const outcome = applyLargeSegment(fd, file, start);
+  if (outcome.kind === 'applied') return outcome.header;
+  if (outcome.kind === 'missing')
+    throw new LitebaseError('LOG_GAP', `the log of database ${start.databaseId} has no segment ${start.position} any more`);
+  if (outcome.kind === 'diverged') {
+    throw new LitebaseError(
+      'LOG_CHAIN_BROKEN',
+      `${file} starts from checksum ${formatChecksum(outcome.preChecksum)}, expected ${formatChecksum(start.checksum)}`,
+    );
+  }
+  throw new LitebaseError(outcome.code, outcome.message);
 }
 
 /** The read-ahead threads are only a speed-up: without them the log is read on this thread. */

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -12,7 +13,7 @@ import {
   type PageImage,
   type SegmentHeaderInput,
 } from '../../../src/format/segment-codec.js';
-import { readSegmentFileHeader, SegmentFileReader, SegmentFileWriter } from '../../../src/log/segment-stream.js';
+import { readSegmentFileHeader, SegmentFileReader, SegmentFileSyncReader, SegmentFileWriter } from '../../../src/log/segment-stream.js';
 import { GOLDEN_DIR, makePages, Prng } from '../../support/golden-segments.js';
 
 /**
@@ -36,6 +37,21 @@ async function readAll(file: string): Promise<{ header: SegmentFileReader['heade
     return { header: reader.header, pages };
   } finally {
     await reader.close();
+  }
+}
+
+/** The same with the synchronous reader. */
+function readAllSync(file: string): { header: SegmentFileSyncReader['header']; pages: PageImage[] } {
+  const reader = SegmentFileSyncReader.open(file);
+  try {
+    const pages: PageImage[] = [];
+    for (const chunk of reader.chunks()) {
+      expect(chunk.length).toBeLessThanOrEqual(256);
+      pages.push(...chunk);
+    }
+    return { header: reader.header, pages };
+  } finally {
+    reader.close();
   }
 }
 
@@ -77,7 +93,13 @@ describe('SegmentFileWriter', () => {
     for (let round = 0; round < 40; round++) {
       const { header, pages } = randomCase(prng);
       const file = nextFile();
-      const writer = await SegmentFileWriter.create(file, { ...header, pageCount: pages.length });
+      // Every other round as the log writes a streamed segment: compressed on this thread, no file hash.
+      const logSegment = round % 2 === 1;
+      const writer = await SegmentFileWriter.create(
+        file,
+        { ...header, pageCount: pages.length },
+        logSegment ? { sha256: false, compressOnThisThread: true } : {},
+      );
       for (let start = 0; start < pages.length;) {
         const size = prng.between(1, 400);
         await writer.writePages(pages.slice(start, start + size));
@@ -88,6 +110,7 @@ describe('SegmentFileWriter', () => {
       const bytes = readFileSync(file);
       expect(bytes.equals(expected), `round ${round}`).toBe(true);
       expect(written.bytes).toBe(expected.length);
+      expect(written.sha256).toBe(logSegment ? '' : createHash('sha256').update(expected).digest('hex'));
     }
   });
 
@@ -132,10 +155,11 @@ describe('SegmentFileReader', () => {
     for (const name of readdirSync(GOLDEN_DIR).filter((entry) => entry.endsWith('.seg'))) {
       const file = path.join(GOLDEN_DIR, name);
       const expected = decodeSegment(readFileSync(file));
-      const found = await readAll(file);
-      expect(found.header, name).toEqual(expected.header);
-      expect(found.pages.map((p) => p.pageNumber)).toEqual(expected.pages.map((p) => p.pageNumber));
-      found.pages.forEach((p, i) => expect(p.data.equals(expected.pages[i]!.data)).toBe(true));
+      for (const found of [await readAll(file), readAllSync(file)]) {
+        expect(found.header, name).toEqual(expected.header);
+        expect(found.pages.map((p) => p.pageNumber)).toEqual(expected.pages.map((p) => p.pageNumber));
+        found.pages.forEach((p, i) => expect(p.data.equals(expected.pages[i]!.data)).toBe(true));
+      }
       expect(await readSegmentFileHeader(file)).toEqual(expected.header);
     }
   });
@@ -166,6 +190,11 @@ describe('SegmentFileReader', () => {
       writeFileSync(file, mutated);
       const expected = await outcome(() => decodeSegment(mutated));
       const found = await outcome(() => readAll(file));
+      // The synchronous reader answers exactly as the other one does.
+      const foundSync = await outcome(() => readAllSync(file));
+      expect(foundSync.ok ? { ok: true, pages: foundSync.value.pages.length } : foundSync, `round ${round}, sync`).toEqual(
+        found.ok ? { ok: true, pages: found.value.pages.length } : found,
+      );
       if (expected.ok) {
         expect(found.ok, `round ${round}: the codec accepts, the reader says ${found.ok ? '' : found.code}`).toBe(true);
         if (found.ok) expect(found.value.pages.length).toBe(expected.value.pages.length);
@@ -197,6 +226,9 @@ describe('SegmentFileReader', () => {
     writeFileSync(file, bytes);
     await expect(SegmentFileReader.open(file, { name: 'databases/app/x/checkpoints/1.ckpt' })).rejects.toThrow(
       /^databases\/app\/x\/checkpoints\/1\.ckpt: trailer checksum mismatch/,
+    );
+    expect(() => SegmentFileSyncReader.open(file, { name: 'databases/app/log/1.seg' })).toThrow(
+      /^databases\/app\/log\/1\.seg: trailer checksum mismatch/,
     );
   });
 });
