@@ -51,9 +51,23 @@ interface MemoryOptions {
   rowsPerRequest: number;
   strict: boolean;
   skipFreshNode: boolean;
+  /** Node.js flags for every node (before bin/litebase.js), e.g. V8 heap settings. */
+  nodeArgs: string[];
+  /** LITEBASE_OPTIMIZE_FOR_SIZE for the nodes (off by default, as for any node). */
+  optimizeForSize: boolean;
 }
 
-const DEFAULTS: MemoryOptions = { gib: 2, bigMib: 1024, clients: 4, rowKib: 1024, rowsPerRequest: 7, strict: false, skipFreshNode: false };
+const DEFAULTS: MemoryOptions = {
+  gib: 2,
+  bigMib: 1024,
+  clients: 4,
+  rowKib: 1024,
+  rowsPerRequest: 7,
+  strict: false,
+  skipFreshNode: false,
+  nodeArgs: [],
+  optimizeForSize: false,
+};
 
 const USAGE = `usage: npm run bench -- memory [options]
 
@@ -71,10 +85,12 @@ options:
   --rows-per-request N  rows per load request (default ${DEFAULTS.rowsPerRequest}: 7 x 1 MiB is a 9.3 MiB body in base64,
                         under the default 10 MiB body limit)
   --no-fresh-node       skip the fresh node's replay of the whole log
+  --node-arg=FLAG       a Node.js flag for every node, e.g. --node-arg=--max-semi-space-size=1 (repeatable)
+  --optimize-for-size   the nodes run with LITEBASE_OPTIMIZE_FOR_SIZE=true (V8's --optimize-for-size)
   --strict              exit 2 when a goal is missed`;
 
 function parseArgs(argv: string[]): MemoryOptions | string {
-  const options: MemoryOptions = { ...DEFAULTS };
+  const options: MemoryOptions = { ...DEFAULTS, nodeArgs: [] };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
     if (flag === '--strict') {
@@ -83,6 +99,14 @@ function parseArgs(argv: string[]): MemoryOptions | string {
     }
     if (flag === '--no-fresh-node') {
       options.skipFreshNode = true;
+      continue;
+    }
+    if (flag === '--optimize-for-size') {
+      options.optimizeForSize = true;
+      continue;
+    }
+    if (flag?.startsWith('--node-arg=')) {
+      options.nodeArgs.push(flag.slice('--node-arg='.length));
       continue;
     }
     const raw = argv[i + 1];
@@ -181,14 +205,19 @@ async function runMemoryBenchmark(options: MemoryOptions): Promise<MemoryReport>
   const started = performance.now();
   const cluster = new BenchCluster(
     randomBytes(16).toString('hex'),
-    { LITEBASE_COMPACTION_LOG_BYTES: '0', LITEBASE_COMPACTION_LOG_SEGMENTS: '0', LITEBASE_ARCHIVE_INTERVAL_MS: '0' },
+    {
+      LITEBASE_COMPACTION_LOG_BYTES: '0',
+      LITEBASE_COMPACTION_LOG_SEGMENTS: '0',
+      LITEBASE_ARCHIVE_INTERVAL_MS: '0',
+      LITEBASE_OPTIMIZE_FOR_SIZE: String(options.optimizeForSize),
+    },
     undefined,
   );
   // The big transaction is one statement: it must not meet the statement time limit (nor the watchdog).
   const nodeArgs = ['--statement-timeout-ms', '3600000'];
   try {
     progress('starting the Primary and a Replica');
-    const first = await cluster.start('n1', nodeArgs);
+    const first = await cluster.start('n1', nodeArgs, { nodeArgs: options.nodeArgs });
     const primary = await cluster.primary(first);
     await expectStatus(primary.client.request('POST', '/v1/databases', { name: DB }), 201, 'create database');
     await expectStatus(
@@ -201,7 +230,7 @@ async function runMemoryBenchmark(options: MemoryOptions): Promise<MemoryReport>
       200,
       'create tables',
     );
-    const replica = await cluster.start('n2', nodeArgs);
+    const replica = await cluster.start('n2', nodeArgs, { nodeArgs: options.nodeArgs });
     const idle = { primary: rssNow(primary), replica: rssNow(replica) };
     const samplers = { primary: samplerOf(primary), replica: samplerOf(replica) };
 
@@ -278,7 +307,7 @@ async function runMemoryBenchmark(options: MemoryOptions): Promise<MemoryReport>
     if (!options.skipFreshNode) {
       progress('fresh node: replaying the whole log');
       phase = performance.now();
-      const fresh = await cluster.start('n3', nodeArgs, { readyTimeoutMs: 1_800_000 });
+      const fresh = await cluster.start('n3', nodeArgs, { readyTimeoutMs: 1_800_000, nodeArgs: options.nodeArgs });
       const freshSampler = samplerOf(fresh);
       freshSampler.start({ sinceStart: true });
       const state = await waitForSameState(primary, fresh, 1_800_000);
@@ -345,6 +374,8 @@ async function runMemoryBenchmark(options: MemoryOptions): Promise<MemoryReport>
         rowKib: options.rowKib,
         rowsPerRequest: options.rowsPerRequest,
         skipFreshNode: options.skipFreshNode,
+        nodeArgs: options.nodeArgs,
+        optimizeForSize: options.optimizeForSize,
       },
       phases,
       idle_rss_mib: idle,

@@ -12,7 +12,7 @@ import type { LargeCapture, WalCapture } from './wal-capture.js';
  * chunk by chunk instead of being encoded in memory (docs/ARCHITECTURE.md §5.2): memory stays
  * bounded whatever the size of a transaction. Below it, the in-memory path is faster.
  */
-export const DEFAULT_STREAM_SEGMENT_BYTES = 16 * 1024 * 1024;
+export const DEFAULT_STREAM_SEGMENT_BYTES = 4 * 1024 * 1024;
 
 /** Pages folded into the page hash table at once while a streamed segment is planned. */
 const HASH_BATCH_PAGES = 4096;

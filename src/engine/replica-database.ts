@@ -87,6 +87,11 @@ export class ReplicaDatabase {
   private readingAhead: SegmentPrefetcher | undefined;
   private lastTerm = 0n;
   private catchingUp: Promise<void> | undefined;
+  /**
+   * A large segment being applied from its file (src/replay/large-segment.ts): the event loop goes
+   * on meanwhile, but the file is half written, so reads wait for it (query) or are refused (describe).
+   */
+  private applyingLarge: Promise<unknown> | undefined;
   private again = false;
   /**
    * The newest position the log's head file named, and whether a pass must look past it anyway
@@ -171,6 +176,7 @@ export class ReplicaDatabase {
     access: StatementAccess = FULL_ACCESS,
   ): Promise<{ results: StatementResult[]; position: bigint }> {
     if (minPosition !== undefined) await this.waitForPosition(minPosition);
+    while (this.applyingLarge) await this.applyingLarge.catch(() => undefined);
     const reader = this.readerOrThrow();
     if (!isReadOnlyRequest(reader.statements, statements, access.admin)) throw new NeedsPrimaryError();
     const run: StatementRun = { admin: access.admin, budget: new ResultBudget(this.options.settings.limits), exact: access.exact === true };
@@ -186,6 +192,10 @@ export class ReplicaDatabase {
 
   /** Parse a statement without running it (the statement guard applies). */
   describe(sql: string, admin: boolean): StatementDescription {
+    // Preparing reads the schema from the file, which a large segment may be halfway through.
+    if (this.applyingLarge) {
+      throw new LitebaseError('DATABASE_RECOVERING', `database ${this.name} is applying a large segment from the log; retry shortly`);
+    }
     return describeStatement(this.readerOrThrow().statements, sql, admin);
   }
 
@@ -291,7 +301,14 @@ export class ReplicaDatabase {
       if (stop.kind === 'large') {
         // Too large to read whole: applied from its file, chunk by chunk, while no read runs.
         await this.stopReadingAhead();
-        const applied = await this.sandbox.exclusive(() => this.applyLargeAndPublish(stop.position, stop.file));
+        const applying = this.sandbox.exclusive(() => this.applyLargeAndPublish(stop.position, stop.file));
+        this.applyingLarge = applying;
+        let applied: Awaited<typeof applying>;
+        try {
+          applied = await applying;
+        } finally {
+          this.applyingLarge = undefined;
+        }
         if (applied === 'applied') continue;
         if (applied === 'rebuild') {
           await this.rebuild(true);
@@ -427,12 +444,12 @@ export class ReplicaDatabase {
    * when the copy no longer matches the log (or may hold part of a damaged segment), 'stop' when
    * the segment must not be applied now (missing, corrupt, foreign: nothing was written).
    */
-  private applyLargeAndPublish(position: bigint, file: string): 'applied' | 'rebuild' | 'stop' {
+  private async applyLargeAndPublish(position: bigint, file: string): Promise<'applied' | 'rebuild' | 'stop'> {
     const start = { databaseId: this.meta.id, position, checksum: this.hashes.checksum };
     const fd = openSync(this.sqliteFile, 'r+');
     let outcome: LargeApplyOutcome;
     try {
-      outcome = applyLargeSegment(fd, file, start, this.hashes);
+      outcome = await applyLargeSegment(fd, file, start, this.hashes);
     } finally {
       closeSync(fd);
     }

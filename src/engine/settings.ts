@@ -36,7 +36,7 @@ export interface EngineSettings {
   walCheckpointBytes: number;
   /**
    * A group of commits larger than this in the WAL is written as a segment chunk by chunk, never
-   * whole in memory (default 16 MiB; 0 streams every segment).
+   * whole in memory (default 4 MiB; 0 streams every segment).
    */
   streamSegmentBytes?: number;
   /** How often a replica polls the log folder (watching alone misses changes made over NFS). */

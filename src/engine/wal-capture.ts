@@ -17,7 +17,13 @@ import {
 export type Captured = { kind: 'transactions'; transactions: WalTransaction[] } | { kind: 'large'; large: LargeCapture };
 
 /** The WAL is read in pieces of about this size when a capture is too large to read at once. */
-const SCAN_PIECE_BYTES = 8 * 1024 * 1024;
+const SCAN_PIECE_BYTES = 2 * 1024 * 1024;
+
+/**
+ * One buffer for those pieces, kept once made: a scan runs synchronously, start to end, so every
+ * capture of the process can share it. allocUnsafeSlow: 8-byte aligned, for the checksums.
+ */
+let scanPiece: Buffer | undefined;
 
 /**
  * Follows the Primary's local -wal file and hands out the transactions committed since the last
@@ -94,7 +100,10 @@ export class WalCapture {
   private scanLarge(fd: number, header: WalHeader, size: number): LargeCapture {
     const frameSize = WAL_FRAME_HEADER_SIZE + header.pageSize;
     const first = this.offset;
-    const piece = Buffer.allocUnsafeSlow(Math.max(1, Math.floor(SCAN_PIECE_BYTES / frameSize)) * frameSize);
+    const pieceBytes = Math.max(1, Math.floor(SCAN_PIECE_BYTES / frameSize)) * frameSize;
+    if (scanPiece === undefined || scanPiece.length < pieceBytes)
+      scanPiece = Buffer.allocUnsafeSlow(Math.max(pieceBytes, SCAN_PIECE_BYTES));
+    const piece = scanPiece.subarray(0, pieceBytes);
     const frames = new FrameList();
     let checksum = this.checksum;
     let committed = { frames: 0, checksum, transactions: 0, databaseSizePages: 0 };

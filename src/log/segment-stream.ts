@@ -1,5 +1,5 @@
 import { createHash, type Hash } from 'node:crypto';
-import { closeSync, fstatSync, openSync, promises as fs, readSync } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import { compress, compressSync, uncompressSync } from 'lz4-napi';
 import {
   decodeSegmentHeader,
@@ -224,11 +224,38 @@ export class SegmentFileReader {
     const handle = await fs.open(file, 'r');
     try {
       const { size } = await handle.stat();
-      checkSize(size, name);
+      if (size < SEGMENT_HEADER_SIZE + SEGMENT_TRAILER_SIZE) {
+        throw formatError(
+          name,
+          'SEGMENT_TRUNCATED',
+          `a segment (header and trailer) needs at least ${SEGMENT_HEADER_SIZE + SEGMENT_TRAILER_SIZE} bytes, found ${size}`,
+          {
+            expected: SEGMENT_HEADER_SIZE + SEGMENT_TRAILER_SIZE,
+            found: size,
+          },
+        );
+      }
       const headerBytes = await readExactly(handle, SEGMENT_HEADER_SIZE, 0);
-      checkMagic(headerBytes, name);
+      const magic = headerBytes.subarray(0, MAGIC.length);
+      if (!magic.equals(MAGIC)) {
+        throw formatError(
+          name,
+          'SEGMENT_BAD_MAGIC',
+          `not a segment: expected magic "LBSG" (${MAGIC.toString('hex')}), found ${magic.toString('hex')}`,
+          {
+            expected: MAGIC.toString('hex'),
+            found: magic.toString('hex'),
+          },
+        );
+      }
       await verifyTrailer(handle, size, name);
-      return new SegmentFileReader(file, name, handle, parseHeader(headerBytes, name), size);
+      let header: SegmentHeader;
+      try {
+        header = decodeSegmentHeader(headerBytes);
+      } catch (error) {
+        throw withName(error, name);
+      }
+      return new SegmentFileReader(file, name, handle, header, size);
     } catch (error) {
       await handle.close();
       throw error;
@@ -237,246 +264,122 @@ export class SegmentFileReader {
 
   /** The page images, one array per chunk, in ascending page order. */
   async *chunks(): AsyncGenerator<PageImage[]> {
-    const walk = new ChunkWalk(this.name, this.header, this.size - SEGMENT_TRAILER_SIZE);
-    while (walk.more()) {
-      const chunk = walk.chunkAt(await readExactly(this.handle, CHUNK_HEADER_SIZE, walk.offset));
-      const pages = walk.pages(await readExactly(this.handle, chunk.compressedLength, chunk.offset + CHUNK_HEADER_SIZE), chunk);
-      this.lastChunk = chunk;
+    const { header, name } = this;
+    const end = this.size - SEGMENT_TRAILER_SIZE;
+    let offset = SEGMENT_HEADER_SIZE;
+    let pagesSoFar = 0;
+    let previousPage = 0;
+    let chunkIndex = 0;
+    let lastChunkWasShort = false;
+    while (offset < end) {
+      if (pagesSoFar === header.pageCount) {
+        throw corrupt(
+          name,
+          `${end - offset} bytes at offset ${offset} follow the last of the ${header.pageCount} pages the header declares; the trailer must come next`,
+          {
+            offset,
+            expected: 0,
+            found: end - offset,
+          },
+        );
+      }
+      if (lastChunkWasShort) {
+        throw corrupt(
+          name,
+          `chunk ${chunkIndex} at offset ${offset} follows a chunk of fewer than ${SEGMENT_CHUNK_PAGES} pages; only the last chunk may be short`,
+          {
+            offset,
+          },
+        );
+      }
+      const where = `chunk ${chunkIndex} at offset ${offset}`;
+      const available = end - offset;
+      if (available < CHUNK_HEADER_SIZE) {
+        throw corrupt(name, `${where}: a chunk header needs ${CHUNK_HEADER_SIZE} bytes, only ${available} remain before the trailer`, {
+          offset,
+          expected: CHUNK_HEADER_SIZE,
+          found: available,
+        });
+      }
+      const chunkHeader = await readExactly(this.handle, CHUNK_HEADER_SIZE, offset);
+      const pagesInChunk = chunkHeader.readUInt32BE(0);
+      const uncompressedLength = chunkHeader.readUInt32BE(4);
+      const compressedLength = chunkHeader.readUInt32BE(8);
+      if (pagesInChunk < 1 || pagesInChunk > SEGMENT_CHUNK_PAGES) {
+        throw corrupt(name, `${where}: pages in chunk is ${pagesInChunk}, expected 1..${SEGMENT_CHUNK_PAGES}`, {
+          offset,
+          found: pagesInChunk,
+        });
+      }
+      if (pagesSoFar + pagesInChunk > header.pageCount) {
+        throw corrupt(
+          name,
+          `${where}: ${pagesInChunk} more pages would make ${pagesSoFar + pagesInChunk}, the header declares ${header.pageCount}`,
+          {
+            offset,
+            expected: header.pageCount,
+            found: pagesSoFar + pagesInChunk,
+          },
+        );
+      }
+      const expectedLength = pagesInChunk * (PAGE_NUMBER_SIZE + header.pageSize);
+      if (uncompressedLength !== expectedLength) {
+        throw corrupt(
+          name,
+          `${where}: uncompressed length is ${uncompressedLength}, expected ${pagesInChunk} * (4 + ${header.pageSize}) = ${expectedLength}`,
+          {
+            offset,
+            expected: expectedLength,
+            found: uncompressedLength,
+          },
+        );
+      }
+      const payloadStart = offset + CHUNK_HEADER_SIZE;
+      const payloadRoom = end - payloadStart;
+      if (compressedLength < LZ4_SIZE_PREFIX || compressedLength > payloadRoom) {
+        throw corrupt(
+          name,
+          `${where}: compressed length is ${compressedLength}, expected ${LZ4_SIZE_PREFIX}..${payloadRoom} (the bytes before the trailer)`,
+          {
+            offset,
+            expected: `${LZ4_SIZE_PREFIX}..${payloadRoom}`,
+            found: compressedLength,
+          },
+        );
+      }
+      const payload = await readExactly(this.handle, compressedLength, payloadStart);
+      const raw = decompress(payload, uncompressedLength, where, offset, name);
+      const stride = PAGE_NUMBER_SIZE + header.pageSize;
+      const pages: PageImage[] = [];
+      for (let at = 0; at < raw.length; at += stride) {
+        const pageNumber = raw.readUInt32BE(at);
+        if (pageNumber <= previousPage || pageNumber > header.databaseSizePages) {
+          throw corrupt(
+            name,
+            `chunk at offset ${offset}: page number ${pageNumber} must be above ${previousPage} (ascending, unique) and at most ${header.databaseSizePages} (database size)`,
+            { offset, expected: `${previousPage + 1}..${header.databaseSizePages}`, found: pageNumber },
+          );
+        }
+        previousPage = pageNumber;
+        pages.push({ pageNumber, data: raw.subarray(at + PAGE_NUMBER_SIZE, at + stride) });
+      }
+      pagesSoFar += pagesInChunk;
+      lastChunkWasShort = pagesInChunk < SEGMENT_CHUNK_PAGES;
+      this.lastChunk = { offset, pagesInChunk, uncompressedLength, compressedLength };
+      offset = payloadStart + compressedLength;
+      chunkIndex++;
       yield pages;
+    }
+    if (pagesSoFar !== header.pageCount) {
+      throw corrupt(name, `the body holds ${pagesSoFar} pages, the header declares ${header.pageCount}`, {
+        expected: header.pageCount,
+        found: pagesSoFar,
+      });
     }
   }
 
   async close(): Promise<void> {
     await this.handle.close().catch(() => undefined);
-  }
-}
-
-/**
- * SegmentFileReader with synchronous file calls: for a caller that must apply a large segment in
- * one turn of the event loop (a replica, whose readers must never see half of it), chunk by chunk.
- * Same checks, same errors.
- */
-export class SegmentFileSyncReader {
-  private constructor(
-    readonly file: string,
-    private readonly name: string,
-    private readonly fd: number,
-    readonly header: SegmentHeader,
-    /** Bytes in the file, trailer included. */
-    readonly size: number,
-  ) {}
-
-  static open(file: string, options: { name?: string } = {}): SegmentFileSyncReader {
-    const name = options.name ?? file;
-    const fd = openSync(file, 'r');
-    try {
-      const { size } = fstatSync(fd);
-      checkSize(size, name);
-      const headerBytes = readExactlySync(fd, SEGMENT_HEADER_SIZE, 0);
-      checkMagic(headerBytes, name);
-      verifyTrailerSync(fd, size, name);
-      return new SegmentFileSyncReader(file, name, fd, parseHeader(headerBytes, name), size);
-    } catch (error) {
-      closeSync(fd);
-      throw error;
-    }
-  }
-
-  /** The page images, one array per chunk, in ascending page order. */
-  *chunks(): Generator<PageImage[]> {
-    const walk = new ChunkWalk(this.name, this.header, this.size - SEGMENT_TRAILER_SIZE);
-    while (walk.more()) {
-      const chunk = walk.chunkAt(readExactlySync(this.fd, CHUNK_HEADER_SIZE, walk.offset));
-      yield walk.pages(readExactlySync(this.fd, chunk.compressedLength, chunk.offset + CHUNK_HEADER_SIZE), chunk);
-    }
-  }
-
-  close(): void {
-    try {
-      closeSync(this.fd);
-    } catch {
-      // already closed
-    }
-  }
-}
-
-/**
- * One walk through a file's chunks: checks 6 and 7 of docs/FORMAT.md §6, in the order decodeSegment
- * makes them, shared by both readers. `more()` says whether a chunk starts at `offset`, `chunkAt`
- * checks its header, `pages` decompresses its payload and checks its page numbers.
- */
-class ChunkWalk {
-  offset = SEGMENT_HEADER_SIZE;
-  private pagesSoFar = 0;
-  private previousPage = 0;
-  private chunkIndex = 0;
-  private lastChunkWasShort = false;
-
-  constructor(
-    private readonly name: string,
-    private readonly header: SegmentHeader,
-    /** Where the trailer starts. */
-    private readonly end: number,
-  ) {}
-
-  more(): boolean {
-    const { name, header, end, offset } = this;
-    if (offset >= end) {
-      if (this.pagesSoFar !== header.pageCount) {
-        throw corrupt(name, `the body holds ${this.pagesSoFar} pages, the header declares ${header.pageCount}`, {
-          expected: header.pageCount,
-          found: this.pagesSoFar,
-        });
-      }
-      return false;
-    }
-    if (this.pagesSoFar === header.pageCount) {
-      throw corrupt(
-        name,
-        `${end - offset} bytes at offset ${offset} follow the last of the ${header.pageCount} pages the header declares; the trailer must come next`,
-        {
-          offset,
-          expected: 0,
-          found: end - offset,
-        },
-      );
-    }
-    if (this.lastChunkWasShort) {
-      throw corrupt(
-        name,
-        `chunk ${this.chunkIndex} at offset ${offset} follows a chunk of fewer than ${SEGMENT_CHUNK_PAGES} pages; only the last chunk may be short`,
-        {
-          offset,
-        },
-      );
-    }
-    const available = end - offset;
-    if (available < CHUNK_HEADER_SIZE) {
-      throw corrupt(name, `${this.where()}: a chunk header needs ${CHUNK_HEADER_SIZE} bytes, only ${available} remain before the trailer`, {
-        offset,
-        expected: CHUNK_HEADER_SIZE,
-        found: available,
-      });
-    }
-    return true;
-  }
-
-  /** Checks the chunk header (12 bytes at `offset`) against the file's header and size. */
-  chunkAt(chunkHeader: Buffer): SegmentChunkLayout {
-    const { name, header, end, offset } = this;
-    const where = this.where();
-    const pagesInChunk = chunkHeader.readUInt32BE(0);
-    const uncompressedLength = chunkHeader.readUInt32BE(4);
-    const compressedLength = chunkHeader.readUInt32BE(8);
-    if (pagesInChunk < 1 || pagesInChunk > SEGMENT_CHUNK_PAGES) {
-      throw corrupt(name, `${where}: pages in chunk is ${pagesInChunk}, expected 1..${SEGMENT_CHUNK_PAGES}`, {
-        offset,
-        found: pagesInChunk,
-      });
-    }
-    if (this.pagesSoFar + pagesInChunk > header.pageCount) {
-      throw corrupt(
-        name,
-        `${where}: ${pagesInChunk} more pages would make ${this.pagesSoFar + pagesInChunk}, the header declares ${header.pageCount}`,
-        {
-          offset,
-          expected: header.pageCount,
-          found: this.pagesSoFar + pagesInChunk,
-        },
-      );
-    }
-    const expectedLength = pagesInChunk * (PAGE_NUMBER_SIZE + header.pageSize);
-    if (uncompressedLength !== expectedLength) {
-      throw corrupt(
-        name,
-        `${where}: uncompressed length is ${uncompressedLength}, expected ${pagesInChunk} * (4 + ${header.pageSize}) = ${expectedLength}`,
-        {
-          offset,
-          expected: expectedLength,
-          found: uncompressedLength,
-        },
-      );
-    }
-    const payloadRoom = end - offset - CHUNK_HEADER_SIZE;
-    if (compressedLength < LZ4_SIZE_PREFIX || compressedLength > payloadRoom) {
-      throw corrupt(
-        name,
-        `${where}: compressed length is ${compressedLength}, expected ${LZ4_SIZE_PREFIX}..${payloadRoom} (the bytes before the trailer)`,
-        {
-          offset,
-          expected: `${LZ4_SIZE_PREFIX}..${payloadRoom}`,
-          found: compressedLength,
-        },
-      );
-    }
-    return { offset, pagesInChunk, uncompressedLength, compressedLength };
-  }
-
-  /** The chunk's page images (views of its decompressed bytes); moves on to the next chunk. */
-  pages(payload: Buffer, chunk: SegmentChunkLayout): PageImage[] {
-    const { name, header } = this;
-    const { offset } = chunk;
-    const raw = decompress(payload, chunk.uncompressedLength, this.where(), offset, name);
-    const stride = PAGE_NUMBER_SIZE + header.pageSize;
-    const pages: PageImage[] = [];
-    for (let at = 0; at < raw.length; at += stride) {
-      const pageNumber = raw.readUInt32BE(at);
-      if (pageNumber <= this.previousPage || pageNumber > header.databaseSizePages) {
-        throw corrupt(
-          name,
-          `chunk at offset ${offset}: page number ${pageNumber} must be above ${this.previousPage} (ascending, unique) and at most ${header.databaseSizePages} (database size)`,
-          { offset, expected: `${this.previousPage + 1}..${header.databaseSizePages}`, found: pageNumber },
-        );
-      }
-      this.previousPage = pageNumber;
-      pages.push({ pageNumber, data: raw.subarray(at + PAGE_NUMBER_SIZE, at + stride) });
-    }
-    this.pagesSoFar += chunk.pagesInChunk;
-    this.lastChunkWasShort = chunk.pagesInChunk < SEGMENT_CHUNK_PAGES;
-    this.offset = offset + CHUNK_HEADER_SIZE + chunk.compressedLength;
-    this.chunkIndex++;
-    return pages;
-  }
-
-  private where(): string {
-    return `chunk ${this.chunkIndex} at offset ${this.offset}`;
-  }
-}
-
-function checkSize(size: number, name: string): void {
-  if (size < SEGMENT_HEADER_SIZE + SEGMENT_TRAILER_SIZE) {
-    throw formatError(
-      name,
-      'SEGMENT_TRUNCATED',
-      `a segment (header and trailer) needs at least ${SEGMENT_HEADER_SIZE + SEGMENT_TRAILER_SIZE} bytes, found ${size}`,
-      {
-        expected: SEGMENT_HEADER_SIZE + SEGMENT_TRAILER_SIZE,
-        found: size,
-      },
-    );
-  }
-}
-
-function checkMagic(headerBytes: Buffer, name: string): void {
-  const magic = headerBytes.subarray(0, MAGIC.length);
-  if (!magic.equals(MAGIC)) {
-    throw formatError(
-      name,
-      'SEGMENT_BAD_MAGIC',
-      `not a segment: expected magic "LBSG" (${MAGIC.toString('hex')}), found ${magic.toString('hex')}`,
-      {
-        expected: MAGIC.toString('hex'),
-        found: magic.toString('hex'),
-      },
-    );
-  }
-}
-
-function parseHeader(headerBytes: Buffer, name: string): SegmentHeader {
-  try {
-    return decodeSegmentHeader(headerBytes);
-  } catch (error) {
-    throw withName(error, name);
   }
 }
 
@@ -513,24 +416,8 @@ async function verifyTrailer(handle: fs.FileHandle, size: number, name: string):
     hash.update(buffer.subarray(0, bytesRead));
     offset += bytesRead;
   }
-  checkTrailer(hash.digest().subarray(0, SEGMENT_TRAILER_SIZE), await readExactly(handle, SEGMENT_TRAILER_SIZE, end), end, name);
-}
-
-function verifyTrailerSync(fd: number, size: number, name: string): void {
-  const end = size - SEGMENT_TRAILER_SIZE;
-  const hash = createHash('sha256');
-  const buffer = Buffer.allocUnsafe(Math.min(HASH_READ_BYTES, Math.max(end, 1)));
-  for (let offset = 0; offset < end;) {
-    const bytesRead = readSync(fd, buffer, 0, Math.min(buffer.length, end - offset), offset);
-    if (bytesRead === 0)
-      throw formatError(name, 'SEGMENT_TRUNCATED', `the file ended at ${offset} bytes while it was read, expected ${size}`);
-    hash.update(buffer.subarray(0, bytesRead));
-    offset += bytesRead;
-  }
-  checkTrailer(hash.digest().subarray(0, SEGMENT_TRAILER_SIZE), readExactlySync(fd, SEGMENT_TRAILER_SIZE, end), end, name);
-}
-
-function checkTrailer(expected: Buffer, found: Buffer, end: number, name: string): void {
+  const expected = hash.digest().subarray(0, SEGMENT_TRAILER_SIZE);
+  const found = await readExactly(handle, SEGMENT_TRAILER_SIZE, end);
   if (!found.equals(expected)) {
     throw formatError(
       name,
@@ -577,22 +464,6 @@ async function readExactly(handle: fs.FileHandle, length: number, position: numb
   let filled = 0;
   while (filled < length) {
     const { bytesRead } = await handle.read(buffer, filled, length - filled, position + filled);
-    if (bytesRead === 0) {
-      throw new SegmentFormatError(
-        'SEGMENT_TRUNCATED',
-        `the file ended at ${position + filled} bytes, ${length - filled} more were expected`,
-      );
-    }
-    filled += bytesRead;
-  }
-  return buffer;
-}
-
-function readExactlySync(fd: number, length: number, position: number): Buffer {
-  const buffer = Buffer.allocUnsafe(length);
-  let filled = 0;
-  while (filled < length) {
-    const bytesRead = readSync(fd, buffer, filled, length - filled, position + filled);
     if (bytesRead === 0) {
       throw new SegmentFormatError(
         'SEGMENT_TRUNCATED',

@@ -2,7 +2,7 @@ import { fstatSync, ftruncateSync, writeSync, writevSync } from 'node:fs';
 import { systemErrorCode, type ErrorCode } from '../errors.js';
 import { hashPageImage, type PageHashTable } from '../format/rolling-checksum.js';
 import { SegmentFormatError, type PageImage, type SegmentHeader } from '../format/segment-codec.js';
-import { SegmentFileSyncReader } from '../log/segment-stream.js';
+import { SegmentFileReader } from '../log/segment-stream.js';
 
 /**
  * Applying one segment too large to read and decode whole (src/log/segment-runs.ts stops a run
@@ -12,8 +12,9 @@ import { SegmentFileSyncReader } from '../log/segment-stream.js';
  *
  * Everything that can refuse the segment is checked before the first page is written: the trailer
  * over the whole file (so no damaged byte reaches LZ4), the database id, the position and the
- * pre-checksum. Synchronous on purpose: a replica's readers must never see half a segment, and
- * between two turns of the event loop they could.
+ * pre-checksum. The file is read with asynchronous calls, so the event loop goes on meanwhile (a
+ * segment of gigabytes takes a while): whoever serves reads from the file keeps them out until
+ * this is done (a replica does, src/engine/replica-database.ts), since they would see half of it.
  */
 export type LargeApplyOutcome =
   /** Applied: the file has the segment's pages and size; `hashes` (when given) its pages' hashes. */
@@ -43,10 +44,15 @@ const MAX_PAGES_PER_WRITE = 256;
  * from. With `hashes`, each page's hash is folded in as it is written (a replica keeps its table
  * current); the caller compares the result with the header's post-checksum.
  */
-export function applyLargeSegment(fd: number, file: string, start: LargeApplyStart, hashes?: PageHashTable): LargeApplyOutcome {
-  let reader: SegmentFileSyncReader;
+export async function applyLargeSegment(
+  fd: number,
+  file: string,
+  start: LargeApplyStart,
+  hashes?: PageHashTable,
+): Promise<LargeApplyOutcome> {
+  let reader: SegmentFileReader;
   try {
-    reader = SegmentFileSyncReader.open(file);
+    reader = await SegmentFileReader.open(file);
   } catch (error) {
     if (systemErrorCode(error) === 'ENOENT') return { kind: 'missing' };
     if (error instanceof SegmentFormatError) return { kind: 'corrupt', code: error.code, message: error.message };
@@ -64,7 +70,7 @@ export function applyLargeSegment(fd: number, file: string, start: LargeApplySta
     if (header.preChecksum !== start.checksum) return { kind: 'diverged', preChecksum: header.preChecksum };
     let schemaPageWritten = false;
     try {
-      for (const pages of reader.chunks()) {
+      for await (const pages of reader.chunks()) {
         writePages(fd, pages, header.pageSize);
         if (pages[0]?.pageNumber === 1) schemaPageWritten = true;
         if (hashes) foldHashes(hashes, pages);
@@ -80,7 +86,7 @@ export function applyLargeSegment(fd: number, file: string, start: LargeApplySta
     hashes?.apply([], header.databaseSizePages);
     return { kind: 'applied', header, schemaPageWritten };
   } finally {
-    reader.close();
+    await reader.close();
   }
 }
 

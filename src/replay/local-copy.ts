@@ -204,7 +204,7 @@ async function replayLog(
       const stop = run.stop;
       if (stop.kind === 'large') {
         // Too large to read whole: from its file, chunk by chunk (src/replay/large-segment.ts).
-        const applied = applyLargeSegmentOrThrow(fd, stop.file, { databaseId, position: stop.position, checksum: expected });
+        const applied = await applyLargeSegmentOrThrow(fd, stop.file, { databaseId, position: stop.position, checksum: expected });
         pageSize = applied.pageSize;
         expected = applied.postChecksum;
         position = applied.position;
@@ -234,8 +234,8 @@ async function replayLog(
 }
 
 /** applyLargeSegment for a replay, where whatever stops it is an error of the log (as for a run). */
-function applyLargeSegmentOrThrow(fd: number, file: string, start: LargeApplyStart): SegmentHeader {
-  const outcome = applyLargeSegment(fd, file, start);
+async function applyLargeSegmentOrThrow(fd: number, file: string, start: LargeApplyStart): Promise<SegmentHeader> {
+  const outcome = await applyLargeSegment(fd, file, start);
   if (outcome.kind === 'applied') return outcome.header;
   if (outcome.kind === 'missing')
     throw new LitebaseError('LOG_GAP', `the log of database ${start.databaseId} has no segment ${start.position} any more`);

@@ -13,7 +13,7 @@ import {
   type PageImage,
   type SegmentHeaderInput,
 } from '../../../src/format/segment-codec.js';
-import { readSegmentFileHeader, SegmentFileReader, SegmentFileSyncReader, SegmentFileWriter } from '../../../src/log/segment-stream.js';
+import { readSegmentFileHeader, SegmentFileReader, SegmentFileWriter } from '../../../src/log/segment-stream.js';
 import { GOLDEN_DIR, makePages, Prng } from '../../support/golden-segments.js';
 
 /**
@@ -37,21 +37,6 @@ async function readAll(file: string): Promise<{ header: SegmentFileReader['heade
     return { header: reader.header, pages };
   } finally {
     await reader.close();
-  }
-}
-
-/** The same with the synchronous reader. */
-function readAllSync(file: string): { header: SegmentFileSyncReader['header']; pages: PageImage[] } {
-  const reader = SegmentFileSyncReader.open(file);
-  try {
-    const pages: PageImage[] = [];
-    for (const chunk of reader.chunks()) {
-      expect(chunk.length).toBeLessThanOrEqual(256);
-      pages.push(...chunk);
-    }
-    return { header: reader.header, pages };
-  } finally {
-    reader.close();
   }
 }
 
@@ -155,11 +140,10 @@ describe('SegmentFileReader', () => {
     for (const name of readdirSync(GOLDEN_DIR).filter((entry) => entry.endsWith('.seg'))) {
       const file = path.join(GOLDEN_DIR, name);
       const expected = decodeSegment(readFileSync(file));
-      for (const found of [await readAll(file), readAllSync(file)]) {
-        expect(found.header, name).toEqual(expected.header);
-        expect(found.pages.map((p) => p.pageNumber)).toEqual(expected.pages.map((p) => p.pageNumber));
-        found.pages.forEach((p, i) => expect(p.data.equals(expected.pages[i]!.data)).toBe(true));
-      }
+      const found = await readAll(file);
+      expect(found.header, name).toEqual(expected.header);
+      expect(found.pages.map((p) => p.pageNumber)).toEqual(expected.pages.map((p) => p.pageNumber));
+      found.pages.forEach((p, i) => expect(p.data.equals(expected.pages[i]!.data)).toBe(true));
       expect(await readSegmentFileHeader(file)).toEqual(expected.header);
     }
   });
@@ -190,11 +174,6 @@ describe('SegmentFileReader', () => {
       writeFileSync(file, mutated);
       const expected = await outcome(() => decodeSegment(mutated));
       const found = await outcome(() => readAll(file));
-      // The synchronous reader answers exactly as the other one does.
-      const foundSync = await outcome(() => readAllSync(file));
-      expect(foundSync.ok ? { ok: true, pages: foundSync.value.pages.length } : foundSync, `round ${round}, sync`).toEqual(
-        found.ok ? { ok: true, pages: found.value.pages.length } : found,
-      );
       if (expected.ok) {
         expect(found.ok, `round ${round}: the codec accepts, the reader says ${found.ok ? '' : found.code}`).toBe(true);
         if (found.ok) expect(found.value.pages.length).toBe(expected.value.pages.length);
@@ -226,9 +205,6 @@ describe('SegmentFileReader', () => {
     writeFileSync(file, bytes);
     await expect(SegmentFileReader.open(file, { name: 'databases/app/x/checkpoints/1.ckpt' })).rejects.toThrow(
       /^databases\/app\/x\/checkpoints\/1\.ckpt: trailer checksum mismatch/,
-    );
-    expect(() => SegmentFileSyncReader.open(file, { name: 'databases/app/log/1.seg' })).toThrow(
-      /^databases\/app\/log\/1\.seg: trailer checksum mismatch/,
     );
   });
 });

@@ -46,10 +46,15 @@ async function setUp(
   return { database, segmentFile, hashes, bytes };
 }
 
-function apply(database: string, segmentFile: string, hashes?: PageHashTable, checksum = hashes?.checksum ?? 0n): LargeApplyOutcome {
+async function apply(
+  database: string,
+  segmentFile: string,
+  hashes?: PageHashTable,
+  checksum = hashes?.checksum ?? 0n,
+): Promise<LargeApplyOutcome> {
   const fd = openSync(database, 'r+');
   try {
-    return applyLargeSegment(fd, segmentFile, { databaseId: DATABASE_ID, position: 8n, checksum }, hashes);
+    return await applyLargeSegment(fd, segmentFile, { databaseId: DATABASE_ID, position: 8n, checksum }, hashes);
   } finally {
     closeSync(fd);
   }
@@ -80,7 +85,7 @@ describe('applyLargeSegment', () => {
       [shrinking, 450],
     ] as const) {
       const { database, segmentFile, hashes } = await setUp(before, { header: { databaseSizePages: size }, pages: written });
-      const outcome = apply(database, segmentFile, hashes);
+      const outcome = await apply(database, segmentFile, hashes);
       expect(outcome).toMatchObject({ kind: 'applied', schemaPageWritten: written[0]?.pageNumber === 1 });
       expect(readFileSync(database).equals(expectedFile(before, written, size))).toBe(true);
       // The table followed page by page: the same as hashing the whole file afresh.
@@ -102,10 +107,10 @@ describe('applyLargeSegment', () => {
     );
     const { database, segmentFile, hashes, bytes } = await setUp(before, { header: { databaseSizePages: 300 }, pages: written });
     const original = readFileSync(database);
-    expect(apply(database, segmentFile, hashes, hashes.checksum ^ 1n)).toEqual({ kind: 'diverged', preChecksum: hashes.checksum });
+    expect(await apply(database, segmentFile, hashes, hashes.checksum ^ 1n)).toEqual({ kind: 'diverged', preChecksum: hashes.checksum });
     const fd = openSync(database, 'r+');
     try {
-      expect(applyLargeSegment(fd, segmentFile, { databaseId: DATABASE_ID, position: 9n, checksum: hashes.checksum })).toMatchObject({
+      expect(await applyLargeSegment(fd, segmentFile, { databaseId: DATABASE_ID, position: 9n, checksum: hashes.checksum })).toMatchObject({
         kind: 'corrupt',
         code: 'LOG_FOREIGN_SEGMENT',
       });
@@ -115,9 +120,9 @@ describe('applyLargeSegment', () => {
     const flipped = Buffer.from(bytes);
     flipped[500]! ^= 1;
     writeFileSync(segmentFile, flipped);
-    expect(apply(database, segmentFile, hashes)).toMatchObject({ kind: 'corrupt', code: 'SEGMENT_CHECKSUM_MISMATCH' });
+    expect(await apply(database, segmentFile, hashes)).toMatchObject({ kind: 'corrupt', code: 'SEGMENT_CHECKSUM_MISMATCH' });
     rmSync(segmentFile);
-    expect(apply(database, segmentFile, hashes)).toEqual({ kind: 'missing' });
+    expect(await apply(database, segmentFile, hashes)).toEqual({ kind: 'missing' });
     expect(readFileSync(database).equals(original)).toBe(true);
   });
 
@@ -137,6 +142,6 @@ describe('applyLargeSegment', () => {
     damaged.writeUInt32BE(255, lastChunk);
     segmentChecksum(damaged.subarray(0, damaged.length - 8)).copy(damaged, damaged.length - 8);
     writeFileSync(segmentFile, damaged);
-    expect(apply(database, segmentFile, hashes)).toMatchObject({ kind: 'damaged', code: 'SEGMENT_CORRUPT' });
+    expect(await apply(database, segmentFile, hashes)).toMatchObject({ kind: 'damaged', code: 'SEGMENT_CORRUPT' });
   });
 });
