@@ -120,8 +120,9 @@ export function registerServeCommand(program: Command, io: CliIo): void {
     const config = loadConfig(serveFlags(command, options), process.env);
     // When asked (LITEBASE_OPTIMIZE_FOR_SIZE), before the server's modules load and its heap grows:
     // V8 then collects garbage before the heap grows far past what is live. Loading with requests
-    // of ~10 MiB (their bodies, parsed and decoded) peaked at 475 MiB resident without it, 336 with
-    // it (npm run bench -- memory); small INSERTs were 10-17 % slower with it on a busy machine.
+    // of ~10 MiB (their bodies, parsed and decoded) peaked at 407 MiB resident without it, 256 with
+    // it (npm run bench -- memory, both with MALLOC_MMAP_THRESHOLD_); small INSERTs were about a
+    // quarter slower with it (bench/README.md).
     // A heap-sizing flag, set once, before anything depends on it.
     if (config.optimizeForSize) setFlagsFromString('--optimize-for-size');
     // Loaded here, not at the top: client commands should not pay for the server's start-up.

@@ -38,7 +38,7 @@ export interface LitebaseConfig extends EngineSettings {
   /**
    * `litebase serve` turns on V8's --optimize-for-size: the heap is collected before it grows far
    * past what is live (large request bodies otherwise leave hundreds of MiB resident). Off by
-   * default: small writes were slower with it in a measurement on a busy machine.
+   * default: small writes were about a quarter slower with it (bench/README.md, "memory").
    */
   optimizeForSize: boolean;
   /** How often a replica polls the log folder (watching alone misses changes made over NFS). */
