@@ -82,6 +82,8 @@ export class ReplicaDatabase {
   private current = 0n;
   /** The position of the local file: ahead of `current` while a run is being applied. */
   private applied = 0n;
+  /** The rolling checksum at `current` (the table moves ahead of it while a large segment is applied). */
+  private publishedChecksum = 0n;
   private lastCompactionCheck = 0;
   /** Set during a long catch-up: a worker thread reading the next files (src/log/segment-prefetch.ts). */
   private readingAhead: SegmentPrefetcher | undefined;
@@ -153,7 +155,7 @@ export class ReplicaDatabase {
   }
 
   get checksum(): string {
-    return formatChecksum(this.hashes.checksum);
+    return formatChecksum(this.publishedChecksum);
   }
 
   get isReady(): boolean {
@@ -240,6 +242,7 @@ export class ReplicaDatabase {
     this.hashes = recovered.hashes;
     this.applied = recovered.position;
     this.current = recovered.position;
+    this.publishedChecksum = recovered.hashes.checksum;
     this.openReader();
     this.positionWaiters.release(this.current);
   }
@@ -503,6 +506,7 @@ export class ReplicaDatabase {
     this.refreshReader(schemaMayHaveChanged);
     // Only now: a read that waited for this position must find its rows in the new reader.
     this.current = this.applied;
+    this.publishedChecksum = this.hashes.checksum;
     this.options.metrics.position.set({ database: this.name }, Number(this.current));
     this.positionWaiters.release(this.current);
     if (Date.now() - this.lastStateWrite > 1000) {
