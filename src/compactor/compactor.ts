@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
@@ -31,8 +30,9 @@ import {
 } from '../archive/archive-index.js';
 import { bundleKey, checkpointKey, indexKey } from '../archive/archive-keys.js';
 import { BundleWriter, sha256File } from '../archive/bundle-writer.js';
+import { verifyUpload } from '../archive/verify-upload.js';
 import { CheckpointDirectory, writeCheckpointFromFile } from '../replay/checkpoints.js';
-import { planRetention } from './retention.js';
+import { applyRetention, planRetention } from './retention.js';
 
 /**
  * The compactor of one database (docs/ARCHITECTURE.md §12, docs/FORMAT.md §8 and §11). It runs on the Primary
@@ -113,8 +113,6 @@ interface Shadow {
   commitTimeMs: number;
 }
 
-/** Objects at most this large are downloaded again and hashed after upload; larger ones are checked by size. */
-const VERIFY_BY_CONTENT_MAX_BYTES = 8 * 1024 * 1024;
 const ACCOUNTING_DELAY_MS = 1000;
 const FIRST_ARCHIVE_DELAY_MS = 30_000;
 const MAX_BACKOFF_MS = 5 * 60_000;
@@ -319,14 +317,9 @@ export class Compactor {
     if (checkpointsUploaded.length > 0) indexChanged = true;
 
     const retention = planRetention(index, Date.now(), this.options.settings.retentionMs);
-    const prunedKeys = [...retention.checkpoints.map((entry) => entry.key), ...retention.bundles.map((entry) => entry.key)];
-    const prunedBytes = [...retention.checkpoints, ...retention.bundles].reduce((sum, entry) => sum + entry.bytes, 0);
-    if (prunedKeys.length > 0) {
-      const pruned = new Set(prunedKeys);
-      index.checkpoints = index.checkpoints.filter((entry) => !pruned.has(entry.key));
-      index.bundles = index.bundles.filter((entry) => !pruned.has(entry.key));
-      indexChanged = true;
-    }
+    // Checkpoints, manifests, bundles and range files out of the index (retention.ts); deleted once it is written.
+    const { keys: prunedKeys, bytes: prunedBytes } = applyRetention(index, retention);
+    if (prunedKeys.length > 0) indexChanged = true;
     if (indexChanged) {
       this.checkActive();
       // The index goes last: every object it lists is already in place (and verified).
@@ -674,33 +667,9 @@ export class Compactor {
     return key;
   }
 
-  /** Check an upload before anything it stands for is deleted: size always, content when small. */
+  /** Check an upload before anything it stands for is deleted: size always, content when small (archive/verify-upload.ts). */
   private async verifyUpload(key: string, bytes: number, sha256: string): Promise<void> {
-    const { store } = this.options;
-    const info = await store.head(key);
-    if (!info || info.size !== bytes) {
-      throw new LitebaseError(
-        'ARCHIVE_UPLOAD_MISMATCH',
-        `${store.url}: ${key} holds ${info?.size ?? 'no'} bytes after upload, expected ${bytes}`,
-        {
-          details: { key },
-        },
-      );
-    }
-    if (bytes <= VERIFY_BY_CONTENT_MAX_BYTES) {
-      const found = createHash('sha256')
-        .update(await store.get(key))
-        .digest('hex');
-      if (found !== sha256) {
-        throw new LitebaseError(
-          'ARCHIVE_UPLOAD_MISMATCH',
-          `${store.url}: ${key} does not read back what was uploaded (sha256 ${found}, expected ${sha256})`,
-          {
-            details: { key },
-          },
-        );
-      }
-    }
+    await verifyUpload(this.options.store, key, bytes, sha256);
   }
 
   // ---- the shared folder -----------------------------------------------------------------------

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { bundleFormatOf, openBundle, PageMajorBundle } from '../format/bundle-codec.js';
@@ -13,7 +14,9 @@ import { RestoreHasher } from './restore-hasher.js';
 import { warmUpPageWriters, writePicksOnThreads } from './page-writers.js';
 import { OutputFile } from './output-file.js';
 import type { CheckpointSource, PlanStep, RestorePlan } from './planner.js';
-import { BaseCheckpoint } from './base-checkpoint.js';
+import { BaseCheckpoint, type BasePart, type ManifestBase, type PartLocation } from './base-checkpoint.js';
+import { assertRangeHeader, decodeManifest, type CheckpointManifest, type ManifestRange } from '../format/checkpoint-manifest.js';
+import { rangeKey } from '../archive/archive-keys.js';
 import { archiveError, requireStore, vanishedAs } from './source-errors.js';
 
 /**
@@ -237,7 +240,7 @@ async function restoreOnce(plan: RestorePlan, outputFile: string, options: Execu
     let timeMs = target?.commitTimeMs ?? 0;
     if (plan.base) {
       report('checkpoint');
-      const base = await openBase(plan.base, plan.databaseId, options);
+      const base = await openBase(plan, plan.base, options);
       try {
         if (target && base.checksum !== nextPreChecksum) {
           throw new LitebaseError(
@@ -372,7 +375,8 @@ function stepBytes(step: PlanStep): number {
 }
 
 /** The base checkpoint of a plan, described (a full checkpoint is opened and verified here; a range checkpoint's manifest read). */
-async function openBase(source: CheckpointSource, databaseId: string, options: ExecuteOptions): Promise<BaseCheckpoint> {
+async function openBase(plan: RestorePlan, source: CheckpointSource, options: ExecuteOptions): Promise<BaseCheckpoint> {
+  const { databaseId } = plan;
   const context = { databaseId, workDir: options.workDir, ...(options.store ? { store: options.store } : {}) };
   const { location } = source;
   switch (location.kind) {
@@ -380,7 +384,95 @@ async function openBase(source: CheckpointSource, databaseId: string, options: E
       return BaseCheckpoint.fromCheckpointFile(source, { kind: 'archive', key: location.key }, location.sha256, context);
     case 'shared':
       return BaseCheckpoint.fromCheckpointFile(source, { kind: 'shared', file: location.file }, undefined, context);
+    case 'archive-manifest': {
+      const key = location.key;
+      const bytes = await requireStore(options.store, key).get(key);
+      if (location.sha256) {
+        const sha256 = createHash('sha256').update(bytes).digest('hex');
+        if (sha256 !== location.sha256) {
+          throw new LitebaseError(
+            'ARCHIVE_CORRUPT',
+            `${key}: the downloaded object hashes to sha256 ${sha256}, the archive index recorded ${location.sha256}`,
+            {
+              details: { key },
+            },
+          );
+        }
+      }
+      const manifest = readManifest(bytes, key, source, databaseId);
+      return BaseCheckpoint.fromManifest(
+        manifestBase(key, manifest, databaseId, (range) => ({ kind: 'archive', key: rangeKey(plan.database, databaseId, range.file) })),
+        context,
+      );
+    }
+    case 'shared-manifest': {
+      const file = location.file;
+      const bytes = await vanishedAs(file, () => fs.readFile(file), 'the checkpoint');
+      const manifest = readManifest(bytes, file, source, databaseId);
+      return BaseCheckpoint.fromManifest(
+        manifestBase(file, manifest, databaseId, (range) => ({ kind: 'shared', file: path.join(location.rangesDir, range.file) })),
+        context,
+      );
+    }
   }
+}
+
+/** A manifest, decoded and checked against its place in the plan. */
+function readManifest(bytes: Uint8Array, name: string, source: CheckpointSource, databaseId: string): CheckpointManifest {
+  let manifest: CheckpointManifest;
+  try {
+    manifest = decodeManifest(bytes, name, databaseId);
+  } catch (error) {
+    throw archiveError(error, name);
+  }
+  if (manifest.position !== source.position) {
+    throw new LitebaseError('ARCHIVE_CORRUPT', `${name} holds position ${manifest.position}, expected ${source.position}`, {
+      details: { key: name },
+    });
+  }
+  return manifest;
+}
+
+/** The parts of a range checkpoint: its ranges, each checked by the SHA-256 and the header rules the manifest gives it. */
+function manifestBase(
+  name: string,
+  manifest: CheckpointManifest,
+  databaseId: string,
+  where: (range: ManifestRange) => PartLocation,
+): ManifestBase {
+  return {
+    name,
+    position: manifest.position,
+    commitTimeMs: manifest.commitTimeMs,
+    pageSize: manifest.pageSize,
+    databaseSizePages: manifest.databaseSizePages,
+    checksum: manifest.checksum,
+    parts: manifest.ranges.map((range): BasePart => {
+      const location = where(range);
+      const partName = location.kind === 'archive' ? location.key : location.file;
+      return {
+        name: partName,
+        location,
+        firstPage: range.firstPage,
+        pages: range.pages,
+        sha256: range.sha256,
+        checksum: range.checksum,
+        listedBy: name,
+        checkHeader: (header) => {
+          assertRangeHeader(header, range, partName, databaseId);
+          if (header.pageSize !== manifest.pageSize) {
+            throw new LitebaseError(
+              'CHECKPOINT_INVALID',
+              `${partName} has pages of ${header.pageSize} bytes, its manifest ${manifest.pageSize}`,
+              {
+                details: { file: partName },
+              },
+            );
+          }
+        },
+      };
+    }),
+  };
 }
 
 // ---- sources ------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import { formatChecksum } from '../format/rolling-checksum.js';
 import { assertDatabaseName, DATABASE_NAME_PATTERN, type LocalLayout, type SharedLayout } from '../storage/layout.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { executeRestore, type RestoreProgress } from './executor.js';
-import { planRestore, restoreRange, type RestoreCatalog, type RestorePlan, type RestoreTarget } from './planner.js';
+import { isArchivedCheckpoint, planRestore, restoreRange, type RestoreCatalog, type RestorePlan, type RestoreTarget } from './planner.js';
 import { listArchivedIds, loadArchiveCatalog, loadSharedCatalog, mergeCatalogs } from './sources.js';
 
 /**
@@ -173,7 +173,7 @@ export class RestoreService {
         archived: false,
         shared: false,
       };
-      if (checkpoint.location.kind === 'archive') entry.archived = true;
+      if (isArchivedCheckpoint(checkpoint.location)) entry.archived = true;
       else entry.shared = true;
       byPosition.set(checkpoint.position, entry);
     }
@@ -240,9 +240,10 @@ export class RestoreService {
       request: 'position' in target ? { position: target.position.toString() } : { timestamp: new Date(target.timeMs).toISOString() },
       plan: {
         basePosition: plan.basePosition.toString(),
-        checkpoint: plan.base ? (plan.base.location.kind === 'archive' ? plan.base.location.key : plan.base.location.file) : null,
+        checkpoint: plan.base ? (isArchivedCheckpoint(plan.base.location) ? plan.base.location.key : plan.base.location.file) : null,
         objects:
-          plan.steps.filter((step) => step.run.location.kind === 'archive').length + (plan.base?.location.kind === 'archive' ? 1 : 0),
+          plan.steps.filter((step) => step.run.location.kind === 'archive').length +
+          (plan.base && isArchivedCheckpoint(plan.base.location) ? 1 : 0),
         lastPosition: plan.lastPosition.toString(),
         totalBytes: plan.totalBytes,
         totalSegments: plan.totalSegments,

@@ -21,8 +21,13 @@ export function catalogFromIndex(index: ArchiveIndex): RestoreCatalog {
     checkpoints: index.checkpoints.map((entry) => ({
       position: entry.position,
       timeMs: entry.timeMs,
-      bytes: entry.bytes,
-      location: { kind: 'archive', key: entry.key, ...(entry.sha256 ? { sha256: entry.sha256 } : {}) },
+      // What a restore from it reads: a manifest's ranges, not what it cost the archive.
+      bytes: entry.manifest ? entry.manifest.objectBytes + entry.manifest.rangesBytes : entry.bytes,
+      location: {
+        kind: entry.manifest ? 'archive-manifest' : 'archive',
+        key: entry.key,
+        ...(entry.sha256 ? { sha256: entry.sha256 } : {}),
+      },
     })),
     runs: index.bundles.map((entry) => ({
       first: entry.first,
