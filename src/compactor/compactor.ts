@@ -31,7 +31,7 @@ import {
 } from '../archive/archive-index.js';
 import { bundleKey, checkpointKey, indexKey } from '../archive/archive-keys.js';
 import { BundleWriter, sha256File } from '../archive/bundle-writer.js';
-import { CheckpointDirectory, writeCheckpointFromFile } from '../replay/checkpoints.js';
+import { CheckpointDirectory, writeLegacyCheckpointFromFile } from '../replay/checkpoints.js';
 import { planRetention } from './retention.js';
 
 /**
@@ -496,7 +496,7 @@ export class Compactor {
     }
     this.checkActive();
     const { created, written } = await this.checkpoints.publish(shadow.position, (temp) =>
-      writeCheckpointFromFile(
+      writeLegacyCheckpointFromFile(
         temp,
         this.shadowFile,
         {
