@@ -4,7 +4,9 @@ import { assertDatabaseName, formatPosition } from '../storage/layout.js';
  * Where a database's history lives in the object store (docs/ARCHITECTURE.md §3, docs/FORMAT.md §11):
  *
  *   databases/<name>/<database id>/segments/<first>-<last>.seg   a bundle of archived segments
- *   databases/<name>/<database id>/checkpoints/<position>.ckpt    a checkpoint
+ *   databases/<name>/<database id>/checkpoints/<position>.ckpt    a legacy checkpoint (whole database)
+ *   databases/<name>/<database id>/manifests/<position>.json      a checkpoint's manifest
+ *   databases/<name>/<database id>/ranges/<range file>            a checkpoint's range file
  *   databases/<name>/<database id>/index.json                     what the two folders hold, with times
  *
  * Positions are 20-digit zero-padded decimals, so keys sort like positions. The database id
@@ -35,6 +37,16 @@ export function bundleKey(name: string, databaseId: string, first: bigint, last:
 
 export function checkpointKey(name: string, databaseId: string, position: bigint): string {
   return `${archivePrefix(name, databaseId)}checkpoints/${formatPosition(position)}.ckpt`;
+}
+
+/** A checkpoint's manifest (docs/FORMAT.md §8): byte for byte the shared folder's. */
+export function manifestKey(name: string, databaseId: string, position: bigint): string {
+  return `${archivePrefix(name, databaseId)}manifests/${formatPosition(position)}.json`;
+}
+
+/** A range file, under the same name as on the shared folder (uploaded once: it never changes). */
+export function rangeKey(name: string, databaseId: string, file: string): string {
+  return `${archivePrefix(name, databaseId)}ranges/${file}`;
 }
 
 export function indexKey(name: string, databaseId: string): string {
