@@ -41,11 +41,12 @@ export function checkpointKey(name: string, databaseId: string, position: bigint
   return `${archivePrefix(name, databaseId)}checkpoints/${formatPosition(position)}.ckpt`;
 }
 
+/** A checkpoint's manifest (docs/FORMAT.md §8): byte for byte the shared folder's. */
 export function manifestKey(name: string, databaseId: string, position: bigint): string {
   return `${archivePrefix(name, databaseId)}manifests/${formatPosition(position)}.json`;
 }
 
-/** A range file under the name it has on the shared folder (docs/FORMAT.md §8): the name never changes, so neither does the key. */
+/** A range file, under the same name as on the shared folder (uploaded once: it never changes). */
 export function rangeKey(name: string, databaseId: string, file: string): string {
   if (!parseRangeFileName(file)) throw new RangeError(`not a range file name: ${JSON.stringify(file)}`);
   return `${archivePrefix(name, databaseId)}ranges/${file}`;

@@ -31,7 +31,7 @@ import {
 import { bundleKey, checkpointKey, indexKey } from '../archive/archive-keys.js';
 import { BundleWriter, sha256File } from '../archive/bundle-writer.js';
 import { verifyUpload } from '../archive/verify-upload.js';
-import { CheckpointDirectory, writeCheckpointFromFile } from '../replay/checkpoints.js';
+import { CheckpointDirectory, writeLegacyCheckpointFromFile } from '../replay/checkpoints.js';
 import { applyRetention, planRetention } from './retention.js';
 
 /**
@@ -489,7 +489,7 @@ export class Compactor {
     }
     this.checkActive();
     const { created, written } = await this.checkpoints.publish(shadow.position, (temp) =>
-      writeCheckpointFromFile(
+      writeLegacyCheckpointFromFile(
         temp,
         this.shadowFile,
         {

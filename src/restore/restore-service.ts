@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { CheckpointDirectory, writeCheckpointFromFile } from '../replay/checkpoints.js';
+import { CheckpointDirectory, writeLegacyCheckpointFromFile } from '../replay/checkpoints.js';
 import type { Engine, NodeDatabases } from '../node/node-databases.js';
 import { PrimaryDatabase } from '../engine/primary-database.js';
 import { badRequest, conflict, errorMessage, LitebaseError, notFound } from '../errors.js';
@@ -302,7 +302,7 @@ export class RestoreService {
       const engine = await databases.create(view.target, async (meta) => {
         const checkpoints = new CheckpointDirectory(shared.checkpointsDir(meta.name));
         await checkpoints.publish(1n, (temp) =>
-          writeCheckpointFromFile(
+          writeLegacyCheckpointFromFile(
             temp,
             file,
             {
