@@ -31,6 +31,8 @@ import {
 import { bundleKey, checkpointKey, indexKey } from '../archive/archive-keys.js';
 import { BundleWriter, sha256File } from '../archive/bundle-writer.js';
 import { verifyUpload } from '../archive/verify-upload.js';
+import { manifestUploadCost, uploadManifest } from '../archive/manifest-upload.js';
+import type { CheckpointManifest } from '../format/checkpoint-manifest.js';
 import { CheckpointDirectory, writeLegacyCheckpointFromFile } from '../replay/checkpoints.js';
 import { applyRetention, planRetention } from './retention.js';
 
@@ -631,6 +633,8 @@ export class Compactor {
 
   /** Upload a checkpoint of the shared folder when the archive policy wants it (archive-policy.ts). */
   private async archiveCheckpointIfWanted(index: ArchiveIndex, position: bigint): Promise<string | undefined> {
+    const manifest = await this.archiveManifestIfWanted(index, position);
+    if (manifest !== null) return manifest;
     const { meta, store, settings } = this.options;
     const file = this.checkpoints.checkpointPath(position);
     let header: SegmentHeader;
@@ -665,6 +669,43 @@ export class Compactor {
       sha256,
     });
     return key;
+  }
+
+  /**
+   * A range checkpoint at `position`, uploaded when the archive policy wants it (only the ranges the
+   * archive lacks: archive/manifest-upload.ts). Answers its key, undefined when not wanted, null
+   * when there is no manifest at that position (a legacy checkpoint, or none).
+   */
+  private async archiveManifestIfWanted(index: ArchiveIndex, position: bigint): Promise<string | undefined | null> {
+    const { meta, store, settings } = this.options;
+    const manifestFile = this.checkpoints.manifestPath(position);
+    let manifest: CheckpointManifest;
+    let size: number;
+    try {
+      manifest = await this.checkpoints.readManifest(position, meta.id);
+      size = (await fs.stat(manifestFile)).size;
+    } catch (error) {
+      if (systemErrorCode(error) === 'ENOENT') return null;
+      throw error;
+    }
+    const cost = manifestUploadCost(index, manifest, size);
+    const reason = checkpointArchiveReason(
+      index,
+      { position, timeMs: manifest.commitTimeMs, bytes: cost },
+      { percent: settings.archiveCheckpointPercent ?? DEFAULT_ARCHIVE_CHECKPOINT_PERCENT, retentionMs: settings.retentionMs },
+    );
+    if (!reason) return undefined;
+    this.logger.info({ position: position.toString(), bytes: cost, reason }, 'archiving range checkpoint');
+    const uploaded = await uploadManifest({
+      store,
+      index,
+      manifestFile,
+      manifest,
+      rangesDir: this.checkpoints.rangesDir,
+      checkStop: () => this.checkActive(),
+      logger: this.logger,
+    });
+    return uploaded.key;
   }
 
   /** Check an upload before anything it stands for is deleted: size always, content when small (archive/verify-upload.ts). */
