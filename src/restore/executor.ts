@@ -23,12 +23,13 @@ import { archiveError, requireStore, vanishedAs } from './source-errors.js';
  * Carries out a restore plan into a new SQLite file (docs/FORMAT.md §11.4). Only the state at the
  * target matters, so the history is read **newest first** and every page is written once, with the
  * newest image it has at or before the target: bundles from the last one back, then the base
- * checkpoint for the pages no segment wrote. A page that a later segment cut off (the database
+ * checkpoint for the pages no segment wrote (base-checkpoint.ts: a range checkpoint's range files,
+ * or a legacy checkpoint). A page that a later segment cut off (the database
  * shrank below it) takes no older image. Nothing is replayed segment by segment.
  *
  * Checks: nothing is decompressed before it is verified (a format 2 bundle's tables by their
  * checksum and each compressed block or older image by its CRC-32; segments, format 1 bundles and
- * checkpoints by their trailers, or by the SHA-256 the index recorded); the segments form one
+ * checkpoints by their trailers, or by the SHA-256 the index or the manifest recorded); the segments form one
  * unbroken run of positions and checksums from the base to the target, all of this database; and
  * the rolling checksum of the pages written (the page hashes a format 2 bundle records, other
  * pages hashed as they are written, pages never written hashed as zeros) must equal the checksum
