@@ -391,20 +391,20 @@ async function learnRangeListings(
 
 /** Drops the manifests that list more ranges than the index holds for them (a range object is gone); answers whether it dropped any. */
 function dropManifestsMissingRanges(index: ArchiveIndex, options: LoadIndexOptions): boolean {
-  const manifests = index.checkpoints.filter((entry) => entry.manifest);
-  if (manifests.length === 0) return false;
+  if (!index.checkpoints.some((entry) => entry.manifest)) return false;
+  // Ranges listed at position p: those listed from at or before p, less those listed last before p.
+  const firsts: bigint[] = [];
+  const lasts: bigint[] = [];
+  for (const range of index.ranges) {
+    if (range.firstListed === undefined || range.lastListed === undefined) continue;
+    firsts.push(range.firstListed);
+    lasts.push(range.lastListed);
+  }
+  firsts.sort(compareBig);
+  lasts.sort(compareBig);
   const keep = index.checkpoints.filter((entry) => {
     if (!entry.manifest) return true;
-    let held = 0;
-    for (const range of index.ranges) {
-      if (
-        range.firstListed !== undefined &&
-        range.lastListed !== undefined &&
-        range.firstListed <= entry.position &&
-        entry.position <= range.lastListed
-      )
-        held++;
-    }
+    const held = countAtMost(firsts, entry.position) - countAtMost(lasts, entry.position - 1n);
     if (held >= entry.manifest.ranges) return true;
     options.logger?.error(
       { key: entry.key, ranges: entry.manifest.ranges, held },
@@ -415,6 +415,18 @@ function dropManifestsMissingRanges(index: ArchiveIndex, options: LoadIndexOptio
   const dropped = keep.length !== index.checkpoints.length;
   index.checkpoints = keep;
   return dropped;
+}
+
+/** How many values of an ascending list are at most `limit`. */
+function countAtMost(sorted: readonly bigint[], limit: bigint): number {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if ((sorted[mid] as bigint) <= limit) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
 
 /** Reads a manifest the index does not describe. Its cost (`bytes`) is counted as its own ranges (those written at its position) and itself. */

@@ -8,7 +8,9 @@ import { bundleKey, indexKey, rangeKey } from '../../../src/archive/archive-keys
 import { uploadManifest } from '../../../src/archive/manifest-upload.js';
 import { executeRestore } from '../../../src/restore/executor.js';
 import { planRestore, type RestoreCatalog, type RestoreTarget } from '../../../src/restore/planner.js';
-import { catalogFromIndex, mergeCatalogs } from '../../../src/restore/sources.js';
+import { catalogFromIndex, loadSharedCatalog, mergeCatalogs } from '../../../src/restore/sources.js';
+import { CheckpointDirectory } from '../../../src/replay/checkpoints.js';
+import { LogDirectory } from '../../../src/log/log-directory.js';
 import type { ObjectStore } from '../../../src/storage/object-store.js';
 import { openObjectStore } from '../../../src/storage/open-object-store.js';
 import { history, ID, writeBundle, type ModelSegment } from '../../support/bundle-history.js';
@@ -89,20 +91,18 @@ describe('a range checkpoint as the base of a restore', () => {
       for (const position of [260, 500, 650])
         await restoreAndCompare(catalog, store, { timeMs: at(position).timeMs + 5 }, position, hashThread);
     }
-    // The shared folder holds the manifest at 500 and its ranges: read in place, nothing downloaded for the base.
-    const withShared = mergeCatalogs(catalog, {
-      database: 'app',
-      databaseId: ID,
-      runs: [],
-      checkpoints: [
-        {
-          position: 500n,
-          timeMs: second.manifest.commitTimeMs,
-          bytes: 1,
-          location: { kind: 'shared-manifest', file: second.manifestFile, rangesDir: second.rangesDir },
-        },
-      ],
-    });
+    // The shared folder holds the manifests and their ranges: read in place, nothing downloaded for the base.
+    const sharedCatalog = await loadSharedCatalog(
+      'app',
+      ID,
+      new LogDirectory(path.join(work, 'no-log')),
+      new CheckpointDirectory(path.dirname(second.rangesDir)),
+    );
+    expect(sharedCatalog.checkpoints.map((checkpoint) => [checkpoint.position, checkpoint.location.kind])).toEqual([
+      [250n, 'shared-manifest'],
+      [500n, 'shared-manifest'],
+    ]);
+    const withShared = mergeCatalogs(catalog, sharedCatalog);
     for (const position of [500, 501, 650]) {
       const plan = await restoreAndCompare(withShared, store, { position: BigInt(position) }, position, false);
       expect(plan.base?.location.kind).toBe('shared-manifest');
