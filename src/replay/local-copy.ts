@@ -1,7 +1,7 @@
 import { closeSync, fstatSync, fsyncSync, ftruncateSync, openSync, promises as fs, readFileSync, writeSync, writevSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { CheckpointDirectory, loadCheckpointIntoFile } from './checkpoints.js';
+import { CheckpointDirectory, loadCheckpoint } from './checkpoints.js';
 import { LitebaseError, systemErrorCode } from '../errors.js';
 import { LogDirectory } from '../log/log-directory.js';
 import { formatChecksum, pageHash, PageHashTable } from '../format/rolling-checksum.js';
@@ -259,6 +259,7 @@ export async function recoverLocalCopy(
   }
   let fromScratch = from.position === 0n;
 
+  let gapRetries = 0;
   for (let attempt = 0; attempt < 2; attempt++) {
     let outcome: ReplayOutcome;
     let checkpoint: bigint | undefined;
@@ -268,6 +269,14 @@ export async function recoverLocalCopy(
       outcome = await replayLog(paths, log, databaseId, start, logger);
       if (outcome.pageSize === 0 && start.pageSize !== undefined) outcome.pageSize = start.pageSize;
     } catch (error) {
+      // The log was compacted past the checkpoint while it was loaded (its segments deleted): start
+      // again from the newest checkpoint.
+      if (checkpoint !== undefined && error instanceof LitebaseError && error.code === 'LOG_GAP' && gapRetries < 3) {
+        gapRetries += 1;
+        attempt -= 1;
+        logger.warn({ err: error }, 'the log was compacted while the checkpoint was loaded; loading the newest one');
+        continue;
+      }
       if (fromScratch || !(error instanceof LitebaseError) || error.code !== 'LOG_CHAIN_BROKEN') throw error;
       logger.warn({ err: error }, 'local state does not match the log; rebuilding the local copy from the whole log');
       from = { position: 0n, checksum: 0n };
@@ -330,17 +339,23 @@ async function startFromCheckpointIfCompacted(
         `the log of database ${databaseId} continues at ${rest[0]} after checkpoint ${newest}; segment ${newest + 1n} is missing`,
       );
     }
-    const file = checkpoints.checkpointPath(newest);
     try {
       logger.info(
         { checkpoint: newest.toString(), localPosition: from.position.toString() },
         'the log starts after the local copy; loading the newest checkpoint',
       );
-      const { header } = await loadCheckpointIntoFile(file, paths.sqliteFile, { databaseId });
-      return { position: newest, checksum: header.postChecksum, checkpoint: newest, pageSize: header.pageSize };
+      const info = await checkpoints.describe(newest, databaseId);
+      const started = Date.now();
+      await loadCheckpoint(info, paths.sqliteFile, databaseId);
+      logger.info(
+        { checkpoint: newest.toString(), kind: info.kind, parts: info.parts.length, bytes: info.bytes, durationMs: Date.now() - started },
+        'checkpoint loaded',
+      );
+      return { position: newest, checksum: info.checksum, checkpoint: newest, pageSize: info.pageSize };
     } catch (error) {
-      // A newer checkpoint replaced this one while it was read: look again.
-      if (systemErrorCode(error) === 'ENOENT' && attempt < 3) continue;
+      // A newer checkpoint replaced this one and its files were collected while it was read: look again.
+      const gone = systemErrorCode(error) === 'ENOENT' || (error instanceof LitebaseError && error.code === 'CHECKPOINT_RANGE_MISSING');
+      if (gone && attempt < 3) continue;
       throw error;
     }
   }
