@@ -563,11 +563,15 @@ export async function loadCheckpoint(
   sqliteFile: string,
   databaseId: string,
   options: { onProgress?: (bytesRead: number, totalBytes: number) => void } = {},
-): Promise<void> {
+): Promise<PageHashTable> {
   if (info.kind === 'legacy') {
-    await loadCheckpointIntoFile(info.file, sqliteFile, { databaseId, ...(options.onProgress ? { onProgress: options.onProgress } : {}) });
-    return;
+    const loaded = await loadCheckpointIntoFile(info.file, sqliteFile, {
+      databaseId,
+      ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+    });
+    return loaded.hashes;
   }
+  const hashes = new BigUint64Array(info.databaseSizePages);
   const { pageSize } = info;
   await fs.mkdir(path.dirname(sqliteFile), { recursive: true });
   const handle = await fs.open(sqliteFile, 'w');
@@ -578,8 +582,9 @@ export async function loadCheckpoint(
     const worker = async (): Promise<void> => {
       for (let part = queue.shift(); part; part = queue.shift()) {
         const range = part.range as ManifestRange;
-        await readRangeFile(part.file, range, databaseId, async (pages) => {
+        await readRangeFile(part.file, range, databaseId, async (pages, pageHashes) => {
           const first = pages[0]?.pageNumber ?? 0;
+          hashes.set(pageHashes, first - 1);
           await handle.writev(
             pages.map((page) => page.data),
             (first - 1) * pageSize,
@@ -594,6 +599,8 @@ export async function loadCheckpoint(
   } finally {
     await handle.close();
   }
+  // Every part summed to its checksum and the parts to the manifest's (decodeManifest): so does this.
+  return PageHashTable.fromHashes(pageSize, hashes);
 }
 
 /**
