@@ -496,12 +496,6 @@ export const ERRORS = {
     area: 'archive',
     meaning: "the compactor's record of a failure without a code of its own (a manual compaction answers 500 INTERNAL_ERROR)",
   },
-  SHADOW_BEHIND: {
-    status: 500,
-    retryable: false,
-    area: 'archive',
-    meaning: "the compactor's shadow copy is behind the oldest segment left in the log",
-  },
 
   // ---- backups -----------------------------------------------------------------------------------
   BACKUP_FAILED: {

@@ -439,25 +439,31 @@ export async function writeLegacyCheckpointFromFile(
 export async function* checkpointPageHashes(
   reader: SegmentFileReader,
   name: string,
+  /** A range file (FORMAT.md §8.1): consecutive pages from its first one, not every page 1..N. */
+  range = false,
 ): AsyncGenerator<Array<{ pageNumber: number; hash: bigint }>> {
   const { header } = reader;
-  assertCheckpointHeader(header, name);
-  let pagesDone = 0;
+  if (range) assertRangeFileHeader(header, name);
+  else assertCheckpointHeader(header, name);
+  let next = 0;
   let sum = 0n;
   for await (const pages of reader.chunks()) {
-    const hashes = pages.map(({ pageNumber, data }, index) => {
-      if (pageNumber !== pagesDone + index + 1) {
+    if (next === 0) next = range ? (pages[0]?.pageNumber ?? 1) : 1;
+    const hashes = pages.map(({ pageNumber, data }) => {
+      if (pageNumber !== next) {
         throw new LitebaseError(
           'CHECKPOINT_INVALID',
-          `${name} is not a checkpoint: page ${pageNumber} comes where page ${pagesDone + index + 1} belongs; a checkpoint holds every page, in order`,
+          range
+            ? `${name} is not a valid range file: page ${pageNumber} comes where page ${next} belongs; a range holds its pages in order`
+            : `${name} is not a checkpoint: page ${pageNumber} comes where page ${next} belongs; a checkpoint holds every page, in order`,
           { details: { file: name } },
         );
       }
+      next += 1;
       const hash = pageHash(pageNumber, data);
       sum ^= hash;
       return { pageNumber, hash };
     });
-    pagesDone += pages.length;
     yield hashes;
   }
   if (sum !== header.postChecksum) {
@@ -467,6 +473,19 @@ export async function* checkpointPageHashes(
       { details: { file: name } },
     );
   }
+}
+
+/** A range file's own header rules (FORMAT.md §8.1), without its manifest entry. */
+function assertRangeFileHeader(header: SegmentHeader, name: string): void {
+  const problem =
+    header.preChecksum !== 0n
+      ? `pre-checksum is ${formatChecksum(header.preChecksum)}, a range file has 0`
+      : header.transactionCount !== 0
+        ? `transaction count is ${header.transactionCount}, a range file has 0`
+        : header.pageCount === 0
+          ? 'it holds no page'
+          : undefined;
+  if (problem) throw new LitebaseError('CHECKPOINT_INVALID', `${name} is not a valid range file: ${problem}`, { details: { file: name } });
 }
 
 export interface LoadedCheckpoint {
@@ -544,11 +563,15 @@ export async function loadCheckpoint(
   sqliteFile: string,
   databaseId: string,
   options: { onProgress?: (bytesRead: number, totalBytes: number) => void } = {},
-): Promise<void> {
+): Promise<PageHashTable> {
   if (info.kind === 'legacy') {
-    await loadCheckpointIntoFile(info.file, sqliteFile, { databaseId, ...(options.onProgress ? { onProgress: options.onProgress } : {}) });
-    return;
+    const loaded = await loadCheckpointIntoFile(info.file, sqliteFile, {
+      databaseId,
+      ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+    });
+    return loaded.hashes;
   }
+  const hashes = new BigUint64Array(info.databaseSizePages);
   const { pageSize } = info;
   await fs.mkdir(path.dirname(sqliteFile), { recursive: true });
   const handle = await fs.open(sqliteFile, 'w');
@@ -559,8 +582,9 @@ export async function loadCheckpoint(
     const worker = async (): Promise<void> => {
       for (let part = queue.shift(); part; part = queue.shift()) {
         const range = part.range as ManifestRange;
-        await readRangeFile(part.file, range, databaseId, async (pages) => {
+        await readRangeFile(part.file, range, databaseId, async (pages, pageHashes) => {
           const first = pages[0]?.pageNumber ?? 0;
+          hashes.set(pageHashes, first - 1);
           await handle.writev(
             pages.map((page) => page.data),
             (first - 1) * pageSize,
@@ -575,6 +599,8 @@ export async function loadCheckpoint(
   } finally {
     await handle.close();
   }
+  // Every part summed to its checksum and the parts to the manifest's (decodeManifest): so does this.
+  return PageHashTable.fromHashes(pageSize, hashes);
 }
 
 /**
@@ -650,4 +676,82 @@ export async function writeCheckpointFromFile(
 /** Remove range files that no manifest will list (a checkpoint that was not published). */
 export async function removeRangeFiles(directory: CheckpointDirectory, ranges: readonly ManifestRange[]): Promise<void> {
   for (const range of ranges) await fs.rm(directory.rangePath(range.file), { force: true });
+}
+
+/**
+ * Cut a legacy checkpoint (one file, every page) into range files and publish a manifest at the
+ * same position (FORMAT.md §8.4). Streamed: memory is one range. The legacy file stays until the
+ * garbage collection's grace period has passed (a node may be loading it).
+ */
+export async function upgradeLegacyCheckpoint(
+  directory: CheckpointDirectory,
+  info: CheckpointInfo,
+  databaseId: string,
+  rangePages: number,
+  checkStop?: () => void,
+): Promise<{ created: boolean; manifest: CheckpointManifest }> {
+  const { pageSize, databaseSizePages } = info;
+  await fs.mkdir(directory.rangesDir, { recursive: true });
+  const source = { databaseId, term: info.term, position: info.position, commitTimeMs: info.commitTimeMs, pageSize, databaseSizePages };
+  const ranges: ManifestRange[] = [];
+  try {
+    const reader = await SegmentFileReader.open(info.file);
+    try {
+      let index = 0;
+      let extent = rangeExtent(index, rangePages, databaseSizePages);
+      let images = Buffer.allocUnsafe(extent.pages * pageSize);
+      for await (const hashes of checkpointPageHashesWithImages(reader, info.file)) {
+        for (const { pageNumber, data } of hashes) {
+          images.set(data, (pageNumber - extent.firstPage) * pageSize);
+          if (pageNumber === extent.firstPage + extent.pages - 1) {
+            checkStop?.();
+            ranges.push(await writeRangeFile(directory.rangesDir, source, index, extent.firstPage, images));
+            index += 1;
+            extent = rangeExtent(index, rangePages, databaseSizePages);
+            images = Buffer.allocUnsafe(Math.max(0, extent.pages) * pageSize);
+          }
+        }
+      }
+    } finally {
+      await reader.close();
+    }
+    const manifest: CheckpointManifest = { ...source, checksum: info.checksum, rangePages, ranges };
+    const { created } = await directory.publishManifest(manifest);
+    if (!created) await removeRangeFiles(directory, ranges);
+    return { created, manifest: created ? manifest : await directory.readManifest(info.position, databaseId) };
+  } catch (error) {
+    await removeRangeFiles(directory, ranges).catch(() => undefined);
+    throw error;
+  }
+}
+
+/** The pages of a legacy checkpoint with their images, checked as checkpointPageHashes checks them. */
+async function* checkpointPageHashesWithImages(
+  reader: SegmentFileReader,
+  name: string,
+): AsyncGenerator<Array<{ pageNumber: number; data: Uint8Array }>> {
+  assertCheckpointHeader(reader.header, name);
+  let pagesDone = 0;
+  let sum = 0n;
+  for await (const pages of reader.chunks()) {
+    for (const [index, { pageNumber, data }] of pages.entries()) {
+      if (pageNumber !== pagesDone + index + 1) {
+        throw new LitebaseError(
+          'CHECKPOINT_INVALID',
+          `${name} is not a checkpoint: page ${pageNumber} comes where page ${pagesDone + index + 1} belongs; a checkpoint holds every page, in order`,
+          { details: { file: name } },
+        );
+      }
+      sum ^= pageHash(pageNumber, data);
+    }
+    pagesDone += pages.length;
+    yield pages;
+  }
+  if (sum !== reader.header.postChecksum) {
+    throw new LitebaseError(
+      'CHECKPOINT_CHECKSUM_MISMATCH',
+      `${name}: its pages sum to checksum ${formatChecksum(sum)}, its header says ${formatChecksum(reader.header.postChecksum)}`,
+      { details: { file: name } },
+    );
+  }
 }
