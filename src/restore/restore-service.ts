@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { CheckpointDirectory, writeLegacyCheckpointFromFile } from '../replay/checkpoints.js';
+import { CheckpointDirectory, writeCheckpointFromFile } from '../replay/checkpoints.js';
+import { DEFAULT_RANGE_BYTES, rangePagesFor } from '../format/checkpoint-manifest.js';
 import type { Engine, NodeDatabases } from '../node/node-databases.js';
 import { PrimaryDatabase } from '../engine/primary-database.js';
 import { badRequest, conflict, errorMessage, LitebaseError, notFound } from '../errors.js';
@@ -105,6 +106,8 @@ export interface RestoreServiceOptions {
   logger: Logger;
   retentionMs: number;
   term: () => bigint;
+  /** Range size of a restored database's first checkpoint (LITEBASE_CHECKPOINT_RANGE_BYTES); default 16 MiB. */
+  rangeBytes?: number;
 }
 
 const KEPT_JOBS = 100;
@@ -300,22 +303,21 @@ export class RestoreService {
       });
       release?.();
       const engine = await databases.create(view.target, async (meta) => {
-        const checkpoints = new CheckpointDirectory(shared.checkpointsDir(meta.name));
-        await checkpoints.publish(1n, (temp) =>
-          writeLegacyCheckpointFromFile(
-            temp,
-            file,
-            {
-              databaseId: meta.id,
-              term: this.options.term(),
-              position: 1n,
-              commitTimeMs: Date.now(),
-              pageSize: outcome.pageSize,
-              databaseSizePages: outcome.databaseSizePages,
-              checksum: outcome.checksum,
-            },
-            outcome.hashes(),
-          ),
+        // The new database's log starts with a range checkpoint at position 1 (docs/FORMAT.md §8).
+        await writeCheckpointFromFile(
+          new CheckpointDirectory(shared.checkpointsDir(meta.name)),
+          file,
+          {
+            databaseId: meta.id,
+            term: this.options.term(),
+            position: 1n,
+            commitTimeMs: Date.now(),
+            pageSize: outcome.pageSize,
+            databaseSizePages: outcome.databaseSizePages,
+            checksum: outcome.checksum,
+          },
+          rangePagesFor(this.options.rangeBytes ?? DEFAULT_RANGE_BYTES, outcome.pageSize),
+          outcome.hashes(),
         );
       });
       view.result = {
