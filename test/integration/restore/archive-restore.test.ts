@@ -3,6 +3,8 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CheckpointDirectory } from '../../../src/replay/checkpoints.js';
+import { rangeKey } from '../../../src/archive/archive-keys.js';
+import { decodeManifest, type ManifestRange } from '../../../src/format/checkpoint-manifest.js';
 import type { ObjectStore } from '../../../src/storage/object-store.js';
 import { openObjectStore } from '../../../src/storage/open-object-store.js';
 import { S3rver } from '../../support/s3rver.js';
@@ -273,10 +275,19 @@ describe.each(backends)('archive and point-in-time restore: $name store', (backe
       expect(damaged.stderr).toContain('ARCHIVE_CORRUPT');
       expect(damaged.stderr).toContain(victim);
       expect(existsSync(damagedOutput)).toBe(false);
-      // A damaged checkpoint, with the index gone too (rebuilt from the listing, no hashes): the
-      // checkpoint's own trailer catches it, and the error names its key.
+      // A damaged checkpoint, with the index gone too (rebuilt from the listing): a legacy
+      // checkpoint's own trailer catches it, a range file its manifest's SHA-256; the error names its key.
       const checkpoints = (await keysUnder(objects, `databases/app/${databaseId}/checkpoints/`)).sort();
-      const checkpointKey = checkpoints.at(-1) as string;
+      const manifests = (await keysUnder(objects, `databases/app/${databaseId}/manifests/`)).sort();
+      const newestManifest = manifests.at(-1);
+      const checkpointKey =
+        newestManifest === undefined
+          ? (checkpoints.at(-1) as string)
+          : rangeKey(
+              'app',
+              databaseId,
+              (decodeManifest(await objects.get(newestManifest), newestManifest).ranges[0] as ManifestRange).file,
+            );
       const checkpointBytes = await objects.get(checkpointKey);
       checkpointBytes[checkpointBytes.length - 20]! ^= 0x01;
       await objects.put(checkpointKey, checkpointBytes);
