@@ -18,8 +18,8 @@
  * Both restored files must hold exactly transactions 1..k: row count and SHA-256 of (id, k,
  * payload) in id order equal to the reference computed here from the workload, and quick_check ok.
  * A wrong restore fails the benchmark (exit 1) whatever its speed. Footprints: every byte under the
- * Litebase object store folder (bundles, checkpoints, index) and under Litestream's replica folder,
- * each divided by N.
+ * Litebase object store folder (bundles, checkpoints: manifests and range files, index) and under
+ * Litestream's replica folder, each divided by N.
  *
  * --shared-dir DIR puts the server's data dir (its log) in a new folder under DIR, e.g. a CephFS
  * mount, its local dir staying on the temp root. --object-store URL archives to a fresh prefix
@@ -511,7 +511,11 @@ async function runRestoreBenchmark(options: RestoreOptions): Promise<{ report: R
     durations.litebase_archive_copy = mirrorSeconds;
   }
   const archive = folderBytes(archiveDir);
-  const archiveCheckpoints = folderBytes(archiveDir, (file) => file.endsWith('.ckpt'));
+  // Checkpoints of either kind: legacy files, or manifests and their range files (docs/FORMAT.md §11).
+  const archiveCheckpoints = folderBytes(
+    archiveDir,
+    (file) => file.endsWith('.ckpt') || file.endsWith('.range') || /(^|\/)manifests\/\d{20}\.json$/.test(file),
+  );
   const archiveBundles = folderBytes(archiveDir, (file) => file.endsWith('.seg'));
   const litebaseTarget = new Date(litebaseWrite.targetEpochMs).toISOString();
 
