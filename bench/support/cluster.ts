@@ -194,6 +194,11 @@ export class ClusterNode {
     this.child.assertRunning(`node ${this.id}`, 20);
   }
 
+  /** Every line the node prints from now on (e.g. its info-level log, parsed by the caller). */
+  onLine(listener: (line: string) => void): void {
+    this.child.onLine(listener);
+  }
+
   /** SIGSTOP: the process stays, does nothing (a replica that falls behind). */
   pause(): void {
     if (this.running && this.child.kill('SIGSTOP')) this.paused = true;
