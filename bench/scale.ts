@@ -63,6 +63,8 @@ const LOAD_ROW_BYTES = 256 * KIB;
 const LOAD_ROWS_PER_REQUEST = 29;
 /** Two loading requests in flight: one is parsed while the other commits. */
 const LOAD_CONNECTIONS = 2;
+/** Single INSERTs sent after the load and before the forced compaction, so that it always has a small change to fold in. */
+const FORCED_AFTER_TRANSACTIONS = 100;
 const PAYLOAD = 'litebase-bench-payload-'.padEnd(100, 'x');
 const INSERT_BODIES = prepareBodies(
   (index) => `{"statements":[{"sql":"INSERT INTO small(a,b) VALUES (?,?)","params":[${index + 1},"${PAYLOAD}"]}]}`,
@@ -269,6 +271,10 @@ interface ForcedCompaction {
   /** durationMs of the report the route answered. */
   duration_ms: number | null;
   checkpoint_bytes: number | null;
+  /** Whether the run wrote a new checkpoint (false: the newest one was already at the log's end). */
+  checkpoint_created: boolean | null;
+  /** Every run that finished while the request waited: runs already under way (it waits for them), then its own. */
+  runs: CompactionSummary;
   written: Written;
 }
 
@@ -458,21 +464,49 @@ async function waitCompactorIdle(
   }
 }
 
-async function forcedCompaction(primary: ClusterNode, meter: WriteMeter): Promise<ForcedCompaction> {
+async function forcedCompaction(primary: ClusterNode, meter: WriteMeter, log: PrimaryLog): Promise<ForcedCompaction> {
   const before = meter.snapshot();
+  const runsMark = log.runs.length;
   const started = performance.now();
   const answer = await primary.client.request('POST', `/v1/databases/${DATABASE}/compact`, undefined, 4 * 60 * 60_000);
   const seconds = (performance.now() - started) / 1000;
   if (answer.status !== 200)
     throw new Error(`POST /v1/databases/${DATABASE}/compact answered ${answer.status}: ${answer.text.slice(0, 300)}`);
-  const report = (answer.body as { compaction?: { durationMs?: unknown; checkpoint?: { bytes?: unknown } | null } } | undefined)
-    ?.compaction;
+  const report = (
+    answer.body as { compaction?: { durationMs?: unknown; checkpoint?: { bytes?: unknown; created?: unknown } | null } } | undefined
+  )?.compaction;
+  // Its own "compaction done" line comes on the node's stdout around the answer: give it a moment.
+  await sleep(200);
   return {
     seconds: round(seconds, 3),
     duration_ms: typeof report?.durationMs === 'number' ? report.durationMs : null,
     checkpoint_bytes: typeof report?.checkpoint?.bytes === 'number' ? report.checkpoint.bytes : null,
+    checkpoint_created: typeof report?.checkpoint?.created === 'boolean' ? report.checkpoint.created : null,
+    runs: summarizeRuns(log.runs.slice(runsMark)),
     written: written(before, meter.snapshot()),
   };
+}
+
+/**
+ * `count` small transactions (single-row INSERTs, 8 in flight): something for the forced
+ * compaction after the load to fold in whatever the compactions during the load left, so that it
+ * always measures a compaction after a small change.
+ */
+async function smallTransactions(primary: ClusterNode, key: string, count: number): Promise<void> {
+  const client = new JsonClient(primary.url, key, 8);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < count) {
+      const body = INSERT_BODIES[next++ % INSERT_BODIES.length]!;
+      const answer = await client.requestJsonText('POST', `/v1/databases/${DATABASE}/query`, body);
+      if (answer.status !== 200) throw new Error(`small transaction: answered ${answer.status}: ${answer.text.slice(0, 300)}`);
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: 8 }, () => worker()));
+  } finally {
+    client.close();
+  }
 }
 
 /** Which area of the shared folder a file (path relative to it) is in. */
@@ -619,7 +653,7 @@ async function runSize(size: SizeSpec, options: ScaleOptions, warnings: string[]
       progress(
         `${size.label}: ${formatNumber(databaseAfterLoad / MIB, 1)} MiB loaded in ${loadSeconds} s; forced compaction before the small writes`,
       );
-      const settle = await forcedCompaction(primary, meter);
+      const settle = await forcedCompaction(primary, meter, log);
       durations.settle_compaction = since(phase);
 
       // ---- 3. The small-write load ----
@@ -670,8 +704,9 @@ async function runSize(size: SizeSpec, options: ScaleOptions, warnings: string[]
 
       phase = performance.now();
       primaryMemory.setPhase('forced compaction');
-      progress(`${size.label}: forced compaction after the load`);
-      const forced = await forcedCompaction(primary, meter);
+      progress(`${size.label}: ${FORCED_AFTER_TRANSACTIONS} more single INSERTs, then a forced compaction`);
+      await smallTransactions(primary, key, FORCED_AFTER_TRANSACTIONS);
+      const forced = await forcedCompaction(primary, meter, log);
       durations.forced_compaction = since(phase);
       const databaseAtEnd = await databaseBytes(primary.client);
 
@@ -851,6 +886,7 @@ function scaleTable(report: ScaleReport): string {
       { header: '(log / ckpt)', align: 'right' },
       { header: 'store B/tx', align: 'right' },
       { header: 'compactions: n, s each', align: 'left' },
+      { header: 'settle s', align: 'right' },
       { header: 'forced s', align: 'right' },
       { header: 'cpu% srv/gen/other' },
     ],
@@ -866,6 +902,7 @@ function scaleTable(report: ScaleReport): string {
         `${perTx(w.written.shared.by_area.log)} / ${perTx(w.written.shared.by_area.checkpoints)}`,
         formatNumber(w.store_bytes_per_tx, 0),
         `${w.compactions.count}${w.compactions.count > 0 ? `: ${w.compactions.durations_ms.map(sec).join(', ')}` : ''}`,
+        formatNumber(size.settle_compaction.seconds, 1),
         formatNumber(size.forced_compaction.seconds, 1),
         cpuCell(w.measured.cpu),
       ];
@@ -945,6 +982,7 @@ function scaleTable(report: ScaleReport): string {
     `loading: ${LOAD_ROWS_PER_REQUEST} rows of 256 KiB random bytes per request (9.7 MiB bodies), ${LOAD_CONNECTIONS} in flight; ` +
       `compaction after ${String(c.compaction_log_segments)} log segments (or 64 MiB of log), archive timer off`,
     `bytes/tx: bytes written to the folder from the window's start until the compactions it started had finished, over the transactions committed in the window`,
+    `settle: the forced compaction right after loading; forced: the one after the load and ${FORCED_AFTER_TRANSACTIONS} more single INSERTs (seconds until POST .../compact answered)`,
     `machine: ${m.cpus} cpus (${m.cpu_model}), node ${m.node_version}, ${m.platform}/${m.arch}, folders on ${m.tmp_filesystem} (${m.tmp_dir}), load ${m.load_average_1m}`,
     '',
     writes,
@@ -1020,6 +1058,7 @@ export async function scaleMain(argv: string[]): Promise<number> {
       load_row_bytes: LOAD_ROW_BYTES,
       load_connections: LOAD_CONNECTIONS,
       insert_payload_bytes: PAYLOAD.length,
+      transactions_before_forced_compaction: FORCED_AFTER_TRANSACTIONS,
       folder_scan_every_ms: 200,
       rss_sample_every_ms: 100,
     },

@@ -31,6 +31,7 @@ export interface MeterTotals {
 interface Seen {
   ino: number;
   size: number;
+  mtimeMs: number;
 }
 
 class MeteredFolder {
@@ -46,10 +47,16 @@ class MeteredFolder {
     private readonly classify: Classifier,
   ) {}
 
-  scan(now: number): void {
+  /**
+   * `full`: stat every file; otherwise only files not seen before (cheap: a log of thousands of
+   * segments is mostly files already counted, and they never change). Rewrites and growth of
+   * known files are caught by the next full scan.
+   */
+  scan(now: number, full: boolean): void {
     const current = new Map<string, Seen>();
     const busy: Record<string, number> = {};
-    const walk = (dir: string): void => {
+    // `relative` is the folder's path under the root ('' for the root), so classify() gets no path.relative per file.
+    const walk = (dir: string, relative: string): void => {
       let entries;
       try {
         entries = readdirSync(dir, { withFileTypes: true });
@@ -57,39 +64,50 @@ class MeteredFolder {
         return; // removed meanwhile, or not made yet
       }
       for (const entry of entries) {
-        const full = path.join(dir, entry.name);
+        const file = path.join(dir, entry.name);
+        const name = relative === '' ? entry.name : path.join(relative, entry.name);
         if (entry.isDirectory()) {
-          walk(full);
+          walk(file, name);
           continue;
         }
         if (!entry.isFile()) continue;
-        const category = this.classify(path.relative(this.root, full));
+        const category = this.classify(name);
         if (category === undefined) continue;
         if (entry.name.startsWith('.')) {
           busy[category] = (busy[category] ?? 0) + 1;
           continue;
         }
+        const before = this.seen.get(file);
+        if (before !== undefined && !full) {
+          current.set(file, before);
+          continue;
+        }
         let stat;
         try {
-          stat = statSync(full);
+          stat = statSync(file);
         } catch {
           continue; // deleted between the listing and the stat
         }
-        const before = this.seen.get(full);
-        const added = before === undefined || before.ino !== stat.ino ? stat.size : Math.max(0, stat.size - before.size);
-        if (before === undefined || before.ino !== stat.ino) this.totals.files[category] = (this.totals.files[category] ?? 0) + 1;
+        // Same inode, changed but not longer: a new file that got a freed inode number again (a
+        // rewritten lease), since final files never change in place.
+        const isNew = before === undefined || before.ino !== stat.ino || (stat.mtimeMs !== before.mtimeMs && stat.size <= before.size);
+        const added = isNew ? stat.size : Math.max(0, stat.size - before.size);
+        if (isNew) this.totals.files[category] = (this.totals.files[category] ?? 0) + 1;
         if (added > 0) {
           this.totals.bytes[category] = (this.totals.bytes[category] ?? 0) + added;
           this.changedAt[category] = now;
         }
-        current.set(full, { ino: stat.ino, size: stat.size });
+        current.set(file, { ino: stat.ino, size: stat.size, mtimeMs: stat.mtimeMs });
       }
     };
-    walk(this.root);
+    walk(this.root, '');
     this.seen = current;
     this.busy = busy;
   }
 }
+
+/** Every file is stat'ed again once a second (at 200 ms scans); new ones at every scan. */
+const FULL_SCAN_EVERY = 5;
 
 /** Polls several folders every `everyMs`; totals are cumulative, take `snapshot()`s at phase boundaries. */
 export class WriteMeter {
@@ -112,20 +130,23 @@ export class WriteMeter {
   stop(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
-    this.scanNow();
+    this.scanNow(true);
   }
 
-  /** One scan of every folder now (also done at each snapshot, so a phase boundary is exact to a scan). */
-  scanNow(): void {
+  /**
+   * One scan of every folder now; a full one (every file stat'ed again) every FULL_SCAN_EVERY scans
+   * and at each snapshot, so a phase boundary is exact to a scan.
+   */
+  scanNow(full = this.scans % FULL_SCAN_EVERY === 0): void {
     const started = performance.now();
-    for (const folder of this.folders.values()) folder.scan(started);
+    for (const folder of this.folders.values()) folder.scan(started, full);
     this.scanMs += performance.now() - started;
     this.scans++;
   }
 
   /** Cumulative totals per folder after a fresh scan. */
   snapshot(): Record<string, MeterTotals> {
-    this.scanNow();
+    this.scanNow(true);
     const out: Record<string, MeterTotals> = {};
     for (const [name, folder] of this.folders) out[name] = { bytes: { ...folder.totals.bytes }, files: { ...folder.totals.files } };
     return out;
