@@ -603,11 +603,16 @@ async function positionAndChecksum(node: ClusterNode): Promise<{ position: bigin
 async function runSize(size: SizeSpec, options: ScaleOptions, warnings: string[], failures: string[]): Promise<SizeReport> {
   const durations: Record<string, number> = {};
   const key = randomBytes(24).toString('hex');
-  const cluster = new BenchCluster(key, {
-    LITEBASE_COMPACTION_LOG_SEGMENTS: String(options.compactionSegments),
-    // Off: archiving then happens only in compaction runs, which the log reports and the idle wait sees.
-    LITEBASE_ARCHIVE_INTERVAL_MS: '0',
-  });
+  const cluster = new BenchCluster(
+    key,
+    {
+      LITEBASE_COMPACTION_LOG_SEGMENTS: String(options.compactionSegments),
+      // Off: archiving then happens only in compaction runs, which the log reports and the idle wait sees.
+      LITEBASE_ARCHIVE_INTERVAL_MS: '0',
+    },
+    undefined,
+    'litebase-bench-scale-',
+  );
   try {
     const sharedDir = cluster.views[0]!;
     const storeDir = path.join(cluster.root, 'store');
