@@ -104,7 +104,7 @@ const USAGE = `usage: npm run bench -- scale [options]
 options:
   --sizes LIST            comma-separated sizes instead of the default, e.g. tiny,64MiB,256MiB
                           (units KiB, MiB, GiB; "tiny" is 4 MiB); the smallest is the reference
-  --with-10g              add a 10 GiB database (needs ~40 GiB of free disk and a long time)
+  --with-10g              add a 10 GiB database (up to ~70 GiB of free disk today, and hours)
   --connections N         clients of the small-write load (default ${DEFAULTS.connections})
   --warmup S              warm-up seconds before the measured window (default ${DEFAULTS.warmupSeconds})
   --duration S            measured seconds of the small-write load (default ${DEFAULTS.durationSeconds})
