@@ -74,7 +74,7 @@ export interface CompactionSettings {
   archiveCheckpointPercent?: number;
   /** History kept in the object store (restore window). */
   retentionMs: number;
-  /** Size of a checkpoint's range files (docs/FORMAT.md §8); default 16 MiB. */
+  /** Size of a checkpoint's range files (docs/FORMAT.md §8); default 4 MiB. */
   rangeBytes?: number;
   /** A replaced checkpoint and its unlisted range files stay this long for readers; default 10 minutes. */
   graceMs?: number;

@@ -6,6 +6,7 @@ import type { CompactionSettings } from '../compactor/compactor.js';
 import type { EngineSettings, LimitsSettings } from '../engine/settings.js';
 import type { StatementStatsOptions } from '../engine/statement-stats.js';
 import { LitebaseError } from '../errors.js';
+import { DEFAULT_RANGE_BYTES } from '../format/checkpoint-manifest.js';
 
 /**
  * The one configuration object of a node. It is loaded once at start (flags > environment >
@@ -274,7 +275,7 @@ export function loadConfig(flags: ConfigInput = {}, env: NodeJS.ProcessEnv = pro
       bundleBytes: toInteger('archiveBundleBytes', input.archiveBundleBytes, 32 * 1024 * 1024, 1),
       archiveCheckpointPercent: toInteger('archiveCheckpointPercent', input.archiveCheckpointPercent, 200, 0),
       retentionMs: toInteger('retentionMs', input.retentionMs, 7 * 24 * 60 * 60 * 1000, 1),
-      rangeBytes: toInteger('checkpointRangeBytes', input.checkpointRangeBytes, 16 * 1024 * 1024, 512),
+      rangeBytes: toInteger('checkpointRangeBytes', input.checkpointRangeBytes, DEFAULT_RANGE_BYTES, 512),
       graceMs: toInteger('checkpointGraceMs', input.checkpointGraceMs, 10 * 60 * 1000, 0),
     },
     tls,

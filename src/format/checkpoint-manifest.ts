@@ -14,8 +14,12 @@ import type { SegmentHeader } from './segment-codec.js';
 
 export const MANIFEST_FORMAT = 'litebase-checkpoint-manifest';
 export const MANIFEST_VERSION = 1;
-/** Range size when none is configured: 16 MiB of pages (4,096 pages of 4 KiB). */
-export const DEFAULT_RANGE_BYTES = 16 * 1024 * 1024;
+/**
+ * Range size when none is configured: 4 MiB of pages (1,024 pages of 4 KiB). A compaction rewrites
+ * whole ranges, so writes scattered over a big database cost a range each: smaller is cheaper per
+ * compaction, larger means fewer files (10 GiB is 2,560 ranges and a manifest of about 0.5 MB).
+ */
+export const DEFAULT_RANGE_BYTES = 4 * 1024 * 1024;
 
 export interface ManifestRange {
   /** Range number: the range covers pages index*rangePages+1 .. (index+1)*rangePages. */
