@@ -55,6 +55,7 @@ import {
 import { CREATE_TABLE_SQL, digestSqliteFile, MAX_IN_FLIGHT_SPAN, Workload, type TableDigest } from './support/restore-workload.js';
 import { benchTmpRoot, freePort, makeTempDir, parseSharedDirs, repoRoot } from './support/server.js';
 import { formatNumber, renderTable } from './support/table.js';
+import { readOptions } from './support/options.js';
 
 export const RESTORE_GOALS = { maxRestoreTimeRatio: 0.5, maxArchiveBytesRatio: 1 } as const;
 
@@ -304,15 +305,9 @@ function fieldOf(value: unknown, name: string): unknown {
 }
 
 export async function runRestoreCommand(argv: string[]): Promise<number> {
-  if (argv.includes('--help')) {
-    console.log(USAGE);
-    return 0;
-  }
-  const parsed = parseArgs(argv);
-  if (typeof parsed === 'string') {
-    console.error(`${parsed}\n\n${USAGE}`);
-    return 2;
-  }
+  const read = readOptions(argv, USAGE, parseArgs);
+  if ('exitCode' in read) return read.exitCode;
+  const parsed = read.options;
   const options = parsed;
   // Past the expected time (about 25 ms per transaction on 2 cores, plus fixed costs), give up cleanly.
   const limitSeconds = Math.round(300 + options.transactions * 0.03 + options.mb * 2);

@@ -50,6 +50,7 @@ import { evictFromPageCache } from './support/segment-read.js';
 import { benchTmpRoot } from './support/server.js';
 import { formatNumber, renderTable } from './support/table.js';
 import { meterDelta, WriteMeter, type MeterTotals } from './support/write-meter.js';
+import { readOptions } from './support/options.js';
 
 export const SCALE_GOALS = { minTpsRatio: 0.9, maxBytesPerTxRatio: 1.5, minBootstrapRatio: 0.5, maxRssMib: 300 } as const;
 
@@ -1004,15 +1005,9 @@ function scaleTable(report: ScaleReport): string {
 }
 
 export async function scaleMain(argv: string[]): Promise<number> {
-  if (argv.includes('--help')) {
-    console.log(USAGE);
-    return 0;
-  }
-  const parsed = parseArgs(argv);
-  if (typeof parsed === 'string') {
-    console.error(`${parsed}\n\n${USAGE}`);
-    return 2;
-  }
+  const read = readOptions(argv, USAGE, parseArgs);
+  if ('exitCode' in read) return read.exitCode;
+  const parsed = read.options;
   const options = parsed;
   // A hang must not keep a CI job forever: 2 s per MiB loaded (loading, three compactions, a
   // bootstrap and the plain read each go through the database once), plus the load windows.

@@ -17,7 +17,7 @@ import {
   type ManifestRange,
 } from '../format/checkpoint-manifest.js';
 import { formatPosition } from '../storage/layout.js';
-import { readRangeFile, writeRangeFile } from './range-files.js';
+import { readRangeFile, writeRangeFile, type RangeFileSource } from './range-files.js';
 
 /**
  * Checkpoints (docs/FORMAT.md §8) on the shared file system. A checkpoint is a **manifest** at one
@@ -52,16 +52,10 @@ export interface CheckpointPart {
 }
 
 /** A checkpoint on the shared file system, whichever its kind. */
-export interface CheckpointInfo {
+export interface CheckpointInfo extends Omit<CheckpointManifest, 'databaseId' | 'rangePages' | 'ranges'> {
   kind: 'manifest' | 'legacy';
   /** The manifest or the legacy checkpoint file. */
   file: string;
-  position: bigint;
-  term: bigint;
-  commitTimeMs: number;
-  pageSize: number;
-  databaseSizePages: number;
-  checksum: bigint;
   /** Bytes of all its parts (what reading the whole checkpoint reads). */
   bytes: number;
   parts: CheckpointPart[];
@@ -208,15 +202,7 @@ export class CheckpointDirectory {
       } finally {
         await handle.close();
       }
-      let created = true;
-      try {
-        await fs.link(temp, target);
-      } catch (error) {
-        if (systemErrorCode(error) !== 'EEXIST') throw error;
-        created = false;
-      }
-      await fs.rm(temp, { force: true });
-      await fsyncDir(this.manifestsDir);
+      const created = await linkExclusive(temp, target);
       return { created, file: target };
     } catch (error) {
       await fs.rm(temp, { force: true }).catch(() => undefined);
@@ -237,15 +223,7 @@ export class CheckpointDirectory {
     const temp = tempName(target);
     try {
       const written = await fill(temp);
-      let created = true;
-      try {
-        await fs.link(temp, target);
-      } catch (error) {
-        if (systemErrorCode(error) !== 'EEXIST') throw error;
-        created = false;
-      }
-      await fs.rm(temp, { force: true });
-      await fsyncDir(this.dir);
+      const created = await linkExclusive(temp, target);
       return { created, file: target, written };
     } catch (error) {
       await fs.rm(temp, { force: true }).catch(() => undefined);
@@ -337,6 +315,24 @@ export class CheckpointDirectory {
   }
 }
 
+/**
+ * Give a finished temp file its final name, never replacing one (a checkpoint is never replaced:
+ * EEXIST means another compactor made the same one), then drop the temp name and fsync the folder.
+ * Answers whether this call created the name.
+ */
+async function linkExclusive(temp: string, target: string): Promise<boolean> {
+  let created = true;
+  try {
+    await fs.link(temp, target);
+  } catch (error) {
+    if (systemErrorCode(error) !== 'EEXIST') throw error;
+    created = false;
+  }
+  await fs.rm(temp, { force: true });
+  await fsyncDir(path.dirname(target));
+  return created;
+}
+
 export interface GarbageReport {
   /** Checkpoints removed (manifests and legacy files). */
   checkpoints: number;
@@ -345,13 +341,7 @@ export interface GarbageReport {
   bytes: number;
 }
 
-export interface CheckpointSource {
-  databaseId: string;
-  term: bigint;
-  position: bigint;
-  commitTimeMs: number;
-  pageSize: number;
-  databaseSizePages: number;
+export interface CheckpointSource extends RangeFileSource {
   /** The database checksum at `position`: the checkpoint's post-checksum. */
   checksum: bigint;
 }
