@@ -6,6 +6,7 @@ import type { CompactionSettings } from '../compactor/compactor.js';
 import type { EngineSettings, LimitsSettings } from '../engine/settings.js';
 import type { StatementStatsOptions } from '../engine/statement-stats.js';
 import { LitebaseError } from '../errors.js';
+import { DEFAULT_RANGE_BYTES } from '../format/checkpoint-manifest.js';
 
 /**
  * The one configuration object of a node. It is loaded once at start (flags > environment >
@@ -122,6 +123,8 @@ export type ConfigInput = Partial<{
   archiveBundleBytes: number | string;
   archiveCheckpointPercent: number | string;
   retentionMs: number | string;
+  checkpointRangeBytes: number | string;
+  checkpointGraceMs: number | string;
   tlsCert: string;
   tlsKey: string;
   tlsCa: string;
@@ -173,6 +176,8 @@ const ENV_NAMES: Record<keyof ConfigInput, string> = {
   archiveBundleBytes: 'LITEBASE_ARCHIVE_BUNDLE_BYTES',
   archiveCheckpointPercent: 'LITEBASE_ARCHIVE_CHECKPOINT_PERCENT',
   retentionMs: 'LITEBASE_RETENTION_MS',
+  checkpointRangeBytes: 'LITEBASE_CHECKPOINT_RANGE_BYTES',
+  checkpointGraceMs: 'LITEBASE_CHECKPOINT_GRACE_MS',
   tlsCert: 'LITEBASE_TLS_CERT',
   tlsKey: 'LITEBASE_TLS_KEY',
   tlsCa: 'LITEBASE_TLS_CA',
@@ -284,6 +289,8 @@ export function loadConfig(flags: ConfigInput = {}, env: NodeJS.ProcessEnv = pro
       bundleBytes: toInteger('archiveBundleBytes', input.archiveBundleBytes, 32 * 1024 * 1024, 1),
       archiveCheckpointPercent: toInteger('archiveCheckpointPercent', input.archiveCheckpointPercent, 200, 0),
       retentionMs: toInteger('retentionMs', input.retentionMs, 7 * 24 * 60 * 60 * 1000, 1),
+      rangeBytes: toInteger('checkpointRangeBytes', input.checkpointRangeBytes, DEFAULT_RANGE_BYTES, 512),
+      graceMs: toInteger('checkpointGraceMs', input.checkpointGraceMs, 10 * 60 * 1000, 0),
     },
     tls,
     tlsCaFile: input.tlsCa === undefined ? undefined : path.resolve(input.tlsCa),

@@ -1,7 +1,7 @@
 import { closeSync, fstatSync, fsyncSync, ftruncateSync, openSync, promises as fs, readFileSync, writeSync, writevSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { CheckpointDirectory, loadCheckpointIntoFile } from './checkpoints.js';
+import { CheckpointDirectory, loadCheckpoint } from './checkpoints.js';
 import { LitebaseError, systemErrorCode } from '../errors.js';
 import { LogDirectory } from '../log/log-directory.js';
 import { formatChecksum, pageHash, PageHashTable } from '../format/rolling-checksum.js';
@@ -165,6 +165,8 @@ async function replayLog(
   databaseId: string,
   from: { position: bigint; checksum: bigint },
   logger: Logger,
+  /** The page hashes of the file at `from` when known (a checkpoint just loaded): kept up to date. */
+  hashes?: PageHashTable,
 ): Promise<ReplayOutcome> {
   // The newest segment when replay starts: stopping short of it means a hole in the log.
   const newest = (await log.positions()).at(-1) ?? 0n;
@@ -197,7 +199,9 @@ async function replayLog(
       if (last) {
         pageSize = last.header.pageSize;
         const startSize = Math.floor(fstatSync(fd).size / pageSize);
-        applyRunToFile(fd, foldSegments(startSize, run.segments), pageSize, startSize);
+        const folded = foldSegments(startSize, run.segments);
+        applyRunToFile(fd, folded, pageSize, startSize);
+        if (hashes) applyRunToHashes(hashes, folded);
         expected = last.header.postChecksum;
         position = last.header.position;
       }
@@ -283,15 +287,26 @@ export async function recoverLocalCopy(
   }
   let fromScratch = from.position === 0n;
 
+  let gapRetries = 0;
   for (let attempt = 0; attempt < 2; attempt++) {
     let outcome: ReplayOutcome;
     let checkpoint: bigint | undefined;
+    let loaded: PageHashTable | undefined;
     try {
       const start = await startFromCheckpointIfCompacted(paths, log, checkpoints, databaseId, from, logger);
       checkpoint = start.checkpoint;
-      outcome = await replayLog(paths, log, databaseId, start, logger);
+      loaded = start.hashes;
+      outcome = await replayLog(paths, log, databaseId, start, logger, loaded);
       if (outcome.pageSize === 0 && start.pageSize !== undefined) outcome.pageSize = start.pageSize;
     } catch (error) {
+      // The log was compacted past the checkpoint while it was loaded (its segments deleted): start
+      // again from the newest checkpoint.
+      if (checkpoint !== undefined && error instanceof LitebaseError && error.code === 'LOG_GAP' && gapRetries < 3) {
+        gapRetries += 1;
+        attempt -= 1;
+        logger.warn({ err: error }, 'the log was compacted while the checkpoint was loaded; loading the newest one');
+        continue;
+      }
       if (fromScratch || !(error instanceof LitebaseError) || error.code !== 'LOG_CHAIN_BROKEN') throw error;
       logger.warn({ err: error }, 'local state does not match the log; rebuilding the local copy from the whole log');
       from = { position: 0n, checksum: 0n };
@@ -299,7 +314,10 @@ export async function recoverLocalCopy(
       continue;
     }
     const pageSize = outcome.pageSize || (await pageSizeOfFile(paths.sqliteFile));
-    const hashes = await scanPageHashes(paths.sqliteFile, pageSize);
+    // A checkpoint just loaded was verified page by page and the replay kept its hashes: no second
+    // pass over the whole file (a bootstrap would read and hash it twice). Otherwise the file on
+    // disk is what has to be proven.
+    const hashes = loaded ?? (await scanPageHashes(paths.sqliteFile, pageSize));
     if (hashes.checksum === outcome.expectedChecksum) {
       await writeLocalState(paths.stateFile, {
         databaseId,
@@ -341,7 +359,7 @@ async function startFromCheckpointIfCompacted(
   databaseId: string,
   from: { position: bigint; checksum: bigint },
   logger: Logger,
-): Promise<{ position: bigint; checksum: bigint; checkpoint?: bigint; pageSize?: number }> {
+): Promise<{ position: bigint; checksum: bigint; checkpoint?: bigint; pageSize?: number; hashes?: PageHashTable }> {
   for (let attempt = 1; ; attempt++) {
     const after = (await log.positions()).filter((position) => position > from.position);
     if (after[0] === from.position + 1n) return from;
@@ -354,17 +372,23 @@ async function startFromCheckpointIfCompacted(
         `the log of database ${databaseId} continues at ${rest[0]} after checkpoint ${newest}; segment ${newest + 1n} is missing`,
       );
     }
-    const file = checkpoints.checkpointPath(newest);
     try {
       logger.info(
         { checkpoint: newest.toString(), localPosition: from.position.toString() },
         'the log starts after the local copy; loading the newest checkpoint',
       );
-      const { header } = await loadCheckpointIntoFile(file, paths.sqliteFile, { databaseId });
-      return { position: newest, checksum: header.postChecksum, checkpoint: newest, pageSize: header.pageSize };
+      const info = await checkpoints.describe(newest, databaseId);
+      const started = Date.now();
+      const hashes = await loadCheckpoint(info, paths.sqliteFile, databaseId);
+      logger.info(
+        { checkpoint: newest.toString(), kind: info.kind, parts: info.parts.length, bytes: info.bytes, durationMs: Date.now() - started },
+        'checkpoint loaded',
+      );
+      return { position: newest, checksum: info.checksum, checkpoint: newest, pageSize: info.pageSize, hashes };
     } catch (error) {
-      // A newer checkpoint replaced this one while it was read: look again.
-      if (systemErrorCode(error) === 'ENOENT' && attempt < 3) continue;
+      // A newer checkpoint replaced this one and its files were collected while it was read: look again.
+      const gone = systemErrorCode(error) === 'ENOENT' || (error instanceof LitebaseError && error.code === 'CHECKPOINT_RANGE_MISSING');
+      if (gone && attempt < 3) continue;
       throw error;
     }
   }

@@ -211,7 +211,7 @@ describe.skipIf(reason !== '' && !cephRequired)(`Litebase in containers on CephF
         keys.join(', '),
       ).toBe(true);
       expect(
-        keys.some((key) => key.includes('/checkpoints/')),
+        keys.some((key) => key.includes('/manifests/')) && keys.some((key) => key.includes('/ranges/')),
         keys.join(', '),
       ).toBe(true);
       console.log(`[containers] cephfs: compacted through ${last}, ${keys.length} objects in RGW after ${seconds()} s`);

@@ -404,7 +404,7 @@ describe.skipIf(!docker.ready && !required)(`Litebase in containers${docker.read
         keys.join(', '),
       ).toBe(true);
       expect(
-        keys.some((key) => key.includes('/checkpoints/')),
+        keys.some((key) => key.includes('/manifests/')) && keys.some((key) => key.includes('/ranges/')),
         keys.join(', '),
       ).toBe(true);
 
