@@ -157,6 +157,8 @@ interface ReplayOutcome {
   expectedChecksum: bigint;
   pageSize: number;
   replayedSegments: number;
+  /** False when the page hashes handed to the replay no longer describe the file (a large segment went in). */
+  hashesKept: boolean;
 }
 
 async function replayLog(
@@ -173,6 +175,7 @@ async function replayLog(
   let expected = from.checksum;
   let position = from.position;
   let pageSize = 0;
+  let hashesKept = hashes !== undefined;
   await fs.mkdir(path.dirname(paths.sqliteFile), { recursive: true });
   const fd = openSync(paths.sqliteFile, from.position === 0n ? 'w' : 'r+');
   // A long replay reads the next files on worker threads while this one decodes and writes.
@@ -209,6 +212,7 @@ async function replayLog(
       if (stop.kind === 'large') {
         // Too large to read whole: from its file, chunk by chunk (src/replay/large-segment.ts).
         const applied = await applyLargeSegmentOrThrow(fd, stop.file, { databaseId, position: stop.position, checksum: expected });
+        hashesKept = false; // it wrote the file without updating the table: the file is hashed at the end
         pageSize = applied.pageSize;
         expected = applied.postChecksum;
         position = applied.position;
@@ -234,7 +238,7 @@ async function replayLog(
     closeSync(fd);
     await prefetcher?.close();
   }
-  return { position, expectedChecksum: expected, pageSize, replayedSegments: Number(position - from.position) };
+  return { position, expectedChecksum: expected, pageSize, replayedSegments: Number(position - from.position), hashesKept };
 }
 
 /** applyLargeSegment for a replay, where whatever stops it is an error of the log (as for a run). */
@@ -317,7 +321,7 @@ export async function recoverLocalCopy(
     // A checkpoint just loaded was verified page by page and the replay kept its hashes: no second
     // pass over the whole file (a bootstrap would read and hash it twice). Otherwise the file on
     // disk is what has to be proven.
-    const hashes = loaded ?? (await scanPageHashes(paths.sqliteFile, pageSize));
+    const hashes = loaded && outcome.hashesKept ? loaded : await scanPageHashes(paths.sqliteFile, pageSize);
     if (hashes.checksum === outcome.expectedChecksum) {
       await writeLocalState(paths.stateFile, {
         databaseId,
