@@ -335,6 +335,12 @@ export const ERRORS = {
     area: 'log',
     meaning: 'a segment in the log belongs to another database or position',
   },
+  TERM_LOG_CORRUPT: {
+    status: 500,
+    retryable: false,
+    area: 'log',
+    meaning: "a term log file's header, or a record that the next term's Primary must seal over, is damaged",
+  },
   WAL_READ_FAILED: {
     status: 503,
     retryable: true,

@@ -285,7 +285,7 @@ export class Compactor {
     let bytes = 0;
     for (let position = first; position <= last; position++) {
       try {
-        bytes += (await fs.stat(this.log.segmentPath(position))).size;
+        bytes += await this.log.size(position);
       } catch (error) {
         if (systemErrorCode(error) !== 'ENOENT') throw error;
       }
@@ -539,7 +539,7 @@ export class Compactor {
 
   /** A segment's bytes and header, trailer checked; undefined (and logged) when it cannot be archived. */
   private async readSegmentForArchive(position: bigint): Promise<{ bytes: Buffer; header: SegmentHeader } | undefined> {
-    const file = this.log.segmentPath(position);
+    const file = this.log.describe(position);
     let bytes: Buffer;
     try {
       bytes = await this.log.read(position);
@@ -668,11 +668,9 @@ export class Compactor {
     const doomed = (await this.log.positions()).filter(
       (position) => position <= newest && (isArchived(index, position) || (retentionBase !== undefined && position <= retentionBase)),
     );
-    for (const position of doomed) {
-      await fs.rm(this.log.segmentPath(position), { force: true });
-    }
+    const removed = await this.log.remove(doomed);
+    if (removed > 0) await fsyncDir(this.log.dir);
     if (doomed.length > 0) {
-      await fsyncDir(this.log.dir);
       result.segments = doomed.length;
       result.first = (doomed[0] as bigint).toString();
       result.last = (doomed[doomed.length - 1] as bigint).toString();

@@ -6,7 +6,6 @@ import { rangeCount, rangeExtent, type CheckpointManifest, type ManifestRange } 
 import { formatChecksum } from '../format/rolling-checksum.js';
 import { decodeSegment, SegmentFormatError, type PageImage, type SegmentHeader } from '../format/segment-codec.js';
 import type { LogDirectory } from '../log/log-directory.js';
-import { SegmentFileReader } from '../log/segment-stream.js';
 import { removeRangeFiles, type CheckpointDirectory } from '../replay/checkpoints.js';
 import { readRangeImages, writeRangeFile } from '../replay/range-files.js';
 
@@ -80,11 +79,11 @@ export async function foldLogIntoCheckpoint(input: FoldInput): Promise<FoldResul
     for (const position of positions) {
       input.checkStop();
       if (position !== (last?.position ?? basePosition) + 1n) break; // a gap: the checkpoint stops before it
-      const file = log.segmentPath(position);
+      const file = log.describe(position);
       let header: SegmentHeader;
       let spilled = false;
       try {
-        header = await readSegmentPages(file, (pages, segmentHeader) => {
+        header = await readSegmentPages(log, position, (pages, segmentHeader) => {
           spilled = true;
           return spill.putAll(pages, segmentHeader.databaseSizePages);
         });
@@ -199,16 +198,16 @@ async function copyBasePages(input: FoldInput, base: CheckpointManifest, firstPa
  * chunk by chunk with the streaming reader (a 1 GiB transaction is never held in memory).
  */
 async function readSegmentPages(
-  file: string,
+  log: LogDirectory,
+  position: bigint,
   onPages: (pages: readonly PageImage[], header: SegmentHeader) => Promise<void>,
 ): Promise<SegmentHeader> {
-  const { size } = await fs.stat(file);
-  if (size <= READ_WHOLE_MAX_BYTES) {
-    const { header, pages } = decodeSegment(await fs.readFile(file));
+  if ((await log.size(position)) <= READ_WHOLE_MAX_BYTES) {
+    const { header, pages } = decodeSegment(await log.read(position));
     await onPages(pages, header);
     return header;
   }
-  const reader = await SegmentFileReader.open(file);
+  const reader = await log.openReader(position);
   try {
     for await (const pages of reader.chunks()) await onPages(pages, reader.header);
     return reader.header;

@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { CheckpointDirectory } from '../replay/checkpoints.js';
 import type { EngineSettings } from './settings.js';
 import { LitebaseError } from '../errors.js';
-import { LogDirectory } from '../log/log-directory.js';
+import { LogDirectory, type SegmentLocation } from '../log/log-directory.js';
 import { LogTailer } from '../log/log-tailer.js';
 import { formatChecksum, type PageHashTable } from '../format/rolling-checksum.js';
 import { foldSegments } from '../format/segment-fold.js';
@@ -304,7 +304,7 @@ export class ReplicaDatabase {
       if (stop.kind === 'large') {
         // Too large to read whole: applied from its file, chunk by chunk, while no read runs.
         await this.stopReadingAhead();
-        const applying = this.sandbox.exclusive(() => this.applyLargeAndPublish(stop.position, stop.file));
+        const applying = this.sandbox.exclusive(() => this.applyLargeAndPublish(stop.position, stop.location, stop.file));
         this.applyingLarge = applying;
         let applied: Awaited<typeof applying>;
         try {
@@ -348,7 +348,7 @@ export class ReplicaDatabase {
   }
 
   private startReadingAhead(): SegmentPrefetcher {
-    return new SegmentPrefetcher(this.log.dir, this.applied + 1n);
+    return new SegmentPrefetcher(this.log, this.applied + 1n);
   }
 
   private async stopReadingAhead(): Promise<void> {
@@ -447,12 +447,12 @@ export class ReplicaDatabase {
    * when the copy no longer matches the log (or may hold part of a damaged segment), 'stop' when
    * the segment must not be applied now (missing, corrupt, foreign: nothing was written).
    */
-  private async applyLargeAndPublish(position: bigint, file: string): Promise<'applied' | 'rebuild' | 'stop'> {
+  private async applyLargeAndPublish(position: bigint, location: SegmentLocation, file: string): Promise<'applied' | 'rebuild' | 'stop'> {
     const start = { databaseId: this.meta.id, position, checksum: this.hashes.checksum };
     const fd = openSync(this.sqliteFile, 'r+');
     let outcome: LargeApplyOutcome;
     try {
-      outcome = await applyLargeSegment(fd, file, start, this.hashes);
+      outcome = await applyLargeSegment(fd, location, start, this.hashes, file);
     } finally {
       closeSync(fd);
     }

@@ -32,6 +32,8 @@ import { promisify } from 'node:util';
 import path from 'node:path';
 import { parentPort } from 'node:worker_threads';
 import { writeFenceOpen } from '../cluster/lease-worker.js';
+import { appendRecord, releaseTermLog, sealTermLog } from './term-log-writer.js';
+import type { TermLogHeader } from '../format/term-log-codec.js';
 
 export interface AppendRequest {
   id: number;
@@ -41,7 +43,7 @@ export interface AppendRequest {
    * 'link': no bytes; `prepared` is a complete, fsynced temp file in `dir` (a segment too large to
    * send as bytes, written chunk by chunk by its writer): link it to `target` like any append.
    */
-  kind?: 'append' | 'release' | 'link';
+  kind?: 'append' | 'release' | 'link' | 'record' | 'seal';
   /** For 'link': the temp file (`.tmp-append-*` in `dir`) that holds the whole segment, fsynced. */
   prepared?: string;
   /** The log folder, `target` the segment's final name in it. */
@@ -54,6 +56,13 @@ export interface AppendRequest {
   fence?: SharedArrayBuffer;
   /** The log's head file (src/log/log-head.ts) and what to write into it after the append. */
   head?: { file: string; content: string };
+  /**
+   * 'record': `bytes` (or the `prepared` file) is a segment to append as a record of the stream's
+   * term log file in `dir` (docs/FORMAT.md §1.2), rolled over past `rollBytes`. 'seal': create the
+   * term log file `seal` describes, so that the log of lower terms ends where it starts.
+   */
+  rollBytes?: number;
+  seal?: TermLogHeader;
 }
 
 export interface ReplyError {
@@ -298,6 +307,21 @@ export function append(request: AppendRequest, send: (reply: AppendReply) => voi
   if (request.kind === 'release') {
     const spare = takeSpare(stream, dir);
     if (spare) discard(spare);
+    releaseTermLog(stream);
+    failedStreams.delete(stream);
+    const reply = { id };
+    send(reply);
+    return reply;
+  }
+  if (request.kind === 'seal' && request.seal) {
+    try {
+      sealTermLog(stream, dir, request.seal, request.fence);
+    } catch (caught) {
+      const reply = { id, error: replyError(caught) };
+      send(reply);
+      return reply;
+    }
+    failedStreams.delete(stream);
     const reply = { id };
     send(reply);
     return reply;
@@ -306,6 +330,25 @@ export function append(request: AppendRequest, send: (reply: AppendReply) => voi
     if (request.prepared !== undefined) rmSync(request.prepared, { force: true });
     const reply = { id, error: { code: 'EPIPELINE', message: 'an earlier segment of this stream failed' } };
     send(reply);
+    return reply;
+  }
+  if (request.kind === 'record') {
+    try {
+      appendRecord(stream, dir, request.prepared ?? request.bytes, request.fence, request.rollBytes);
+    } catch (caught) {
+      failedStreams.add(stream);
+      releaseTermLog(stream);
+      const reply = { id, error: replyError(caught) };
+      send(reply);
+      return reply;
+    } finally {
+      if (request.prepared !== undefined) void rm(request.prepared, { force: true }).catch(() => undefined);
+    }
+    const pendingHeadError = headErrors.get(stream);
+    headErrors.delete(stream);
+    const reply: AppendReply = pendingHeadError ? { id, headError: pendingHeadError } : { id };
+    send(reply);
+    if (head) announceLater(stream, head);
     return reply;
   }
   if (request.kind === 'link' && request.prepared !== undefined) {

@@ -1,5 +1,6 @@
 import { WorkerPool } from '../threads/worker-pool.js';
 import type { AppendReply, AppendRequest, ReplyError } from './append-thread.js';
+import type { TermLogHeader } from '../format/term-log-codec.js';
 
 /**
  * Segment appends run on worker threads (src/log/append-thread.ts) with synchronous file calls: one
@@ -71,6 +72,44 @@ class AppendWorkerPool {
     );
     if (reply.error) throw replyError(reply.error);
     return reply.headError ? { headError: replyError(reply.headError) } : {};
+  }
+
+  /**
+   * Append `bytes` (or the prepared segment file `prepared`) as the next record of the stream's
+   * term log file in `dir` (src/log/term-log-writer.ts), in order with the stream's other requests.
+   */
+  async appendRecord(
+    stream: string,
+    dir: string,
+    segment: { bytes: Uint8Array; transfer?: boolean } | { prepared: string },
+    rollBytes: number,
+    fence?: SharedArrayBuffer,
+    head?: { file: string; content: string },
+  ): Promise<AppendOutcome> {
+    const bytes = 'bytes' in segment ? segment.bytes : new Uint8Array(0);
+    const movable =
+      'bytes' in segment &&
+      segment.transfer === true &&
+      bytes.byteOffset === 0 &&
+      bytes.byteLength === bytes.buffer.byteLength &&
+      bytes.buffer instanceof ArrayBuffer;
+    const request: Omit<AppendRequest, 'id'> = { kind: 'record', dir, target: '', bytes, stream, fence, head, rollBytes };
+    if ('prepared' in segment) request.prepared = segment.prepared;
+    const reply = await this.threads.request(
+      request,
+      movable ? { affinity: stream, transfer: [bytes.buffer as ArrayBuffer] } : { affinity: stream },
+    );
+    if (reply.error) throw replyError(reply.error);
+    return reply.headError ? { headError: replyError(reply.headError) } : {};
+  }
+
+  /** Create the term log file `seal` describes as the stream's current file (src/log/term-log-writer.ts). */
+  async seal(stream: string, dir: string, seal: TermLogHeader, fence?: SharedArrayBuffer): Promise<void> {
+    const reply = await this.threads.request(
+      { kind: 'seal', dir, target: '', bytes: new Uint8Array(0), stream, fence, seal },
+      { affinity: stream },
+    );
+    if (reply.error) throw replyError(reply.error);
   }
 
   /** The stream's writer stopped: its thread closes and removes the stream's spare temp file. */

@@ -2,6 +2,7 @@ import path from 'node:path';
 import { WorkerPool } from '../threads/worker-pool.js';
 import type { ReadReply, ReadRequest } from './segment-read-thread.js';
 import type { SegmentFileBytes, SegmentSource } from './segment-runs.js';
+import type { LogDirectory } from './log-directory.js';
 
 /**
  * Reads segment files ahead on worker threads (src/log/segment-read-thread.ts), and checks their
@@ -37,8 +38,12 @@ export function batchSource(batch: PrefetchedBatch): SegmentSource {
 const readers = new WorkerPool<ReadRequest, ReadReply>(import.meta.url, './segment-read-thread.js', 2);
 
 /** Read a batch on a read-ahead thread. */
-async function readAhead(dir: string, first: bigint, limits: { count: number; bytes: number }): Promise<PrefetchedBatch> {
-  const reply = await readers.request({ dir, first: first.toString(), count: limits.count, maxBytes: limits.bytes });
+async function readAhead(log: LogDirectory, first: bigint, limits: { count: number; bytes: number }): Promise<PrefetchedBatch> {
+  const dir = path.resolve(log.dir);
+  const locations = log.recordLocations(first, limits.count);
+  const request: Omit<ReadRequest, 'id'> = { dir, first: first.toString(), count: limits.count, maxBytes: limits.bytes };
+  if (locations) request.locations = locations;
+  const reply = await readers.request(request);
   if (reply.error) {
     const error = new Error(`reading segments from ${dir}: ${reply.error.message}`) as Error & { code?: string };
     if (reply.error.code) error.code = reply.error.code;
@@ -64,16 +69,14 @@ export function warmUpSegmentReader(): void {
  * on from where it ended.
  */
 export class SegmentPrefetcher {
-  private readonly dir: string;
   private readonly inFlight: Array<{ first: bigint; batch: Promise<PrefetchedBatch> }> = [];
   private nextFirst: bigint;
 
   constructor(
-    dir: string,
+    private readonly log: LogDirectory,
     from: bigint,
     private readonly limits = { count: 512, bytes: 16 * 1024 * 1024, depth: 2 },
   ) {
-    this.dir = path.resolve(dir);
     this.nextFirst = from;
     this.fill();
   }
@@ -101,7 +104,7 @@ export class SegmentPrefetcher {
   private fill(): void {
     while (this.inFlight.length < this.limits.depth) {
       const first = this.nextFirst;
-      const batch = readAhead(this.dir, first, this.limits);
+      const batch = readAhead(this.log, first, this.limits);
       // A dropped read's promise is never awaited: its failure must not be an unhandled rejection.
       batch.catch(() => undefined);
       this.inFlight.push({ first, batch });

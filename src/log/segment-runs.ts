@@ -1,5 +1,5 @@
 import { systemErrorCode, type ErrorCode } from '../errors.js';
-import type { LogDirectory } from './log-directory.js';
+import type { LogDirectory, SegmentLocation } from './log-directory.js';
 import { decodeSegment, SEGMENT_HEADER_SIZE, SegmentFormatError } from '../format/segment-codec.js';
 
 export type DecodedSegment = ReturnType<typeof decodeSegment>;
@@ -18,7 +18,7 @@ export type RunStop =
    * The next segment is too large to read and decode whole (LARGE_SEGMENT_BYTES): apply it from
    * its file, chunk by chunk (src/replay/large-segment.ts), then go on with runs.
    */
-  | { kind: 'large'; position: bigint; file: string };
+  | { kind: 'large'; position: bigint; file: string; location: SegmentLocation };
 
 export interface SegmentRun {
   /** Consecutive segments, each starting from the previous one's post-checksum. */
@@ -123,7 +123,9 @@ export function readSegmentRun(
     if (data.large || declaredPageBytes(data.bytes) > LARGE_SEGMENT_BYTES) {
       // Applied on its own, from its file: the run so far first.
       if (segments.length > 0) return { segments, bytes, stop: { kind: 'limit' } };
-      return { segments, bytes, stop: { kind: 'large', position, file: log.segmentPath(position) } };
+      const location = log.locate(position);
+      if (!location) return { segments, bytes, stop: { kind: 'end' } };
+      return { segments, bytes, stop: { kind: 'large', position, file: log.describe(position), location } };
     }
     let segment: DecodedSegment;
     try {
@@ -133,16 +135,16 @@ export function readSegmentRun(
       return {
         segments,
         bytes,
-        stop: { kind: 'corrupt', position, code: error.code, message: `${log.segmentPath(position)}: ${error.message}` },
+        stop: { kind: 'corrupt', position, code: error.code, message: `${log.describe(position)}: ${error.message}` },
       };
     }
     const { header } = segment;
     if (header.databaseId !== start.databaseId || header.position !== position) {
-      const message = `${log.segmentPath(position)} is position ${header.position} of database ${header.databaseId}, expected position ${position} of ${start.databaseId}`;
+      const message = `${log.describe(position)} is position ${header.position} of database ${header.databaseId}, expected position ${position} of ${start.databaseId}`;
       return { segments, bytes, stop: { kind: 'corrupt', position, code: 'LOG_FOREIGN_SEGMENT', message } };
     }
     if (header.preChecksum !== expected) {
-      return { segments, bytes, stop: { kind: 'diverged', position, file: log.segmentPath(position), preChecksum: header.preChecksum } };
+      return { segments, bytes, stop: { kind: 'diverged', position, file: log.describe(position), preChecksum: header.preChecksum } };
     }
     expected = header.postChecksum;
     bytes += data.bytes.length;

@@ -201,6 +201,46 @@ export class SegmentFileWriter {
 }
 
 /**
+ * Where a segment lies in a file: the whole file (a segment file), or `length` bytes at `offset`
+ * (a record of a term log file, docs/FORMAT.md §1.2).
+ */
+export interface SegmentSlice {
+  offset?: number;
+  length?: number;
+}
+
+/** A file handle that reads only a slice of its file, at offsets counted from the slice's start. */
+class SliceHandle {
+  private constructor(
+    private readonly handle: fs.FileHandle,
+    private readonly base: number,
+    readonly size: number,
+  ) {}
+
+  static async open(file: string, slice: SegmentSlice = {}): Promise<SliceHandle> {
+    const handle = await fs.open(file, 'r');
+    try {
+      const base = slice.offset ?? 0;
+      const size = slice.length ?? Math.max(0, (await handle.stat()).size - base);
+      return new SliceHandle(handle, base, size);
+    } catch (error) {
+      await handle.close();
+      throw error;
+    }
+  }
+
+  async read(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }> {
+    const room = Math.max(0, Math.min(length, this.size - position));
+    if (room === 0) return { bytesRead: 0 };
+    return this.handle.read(buffer, offset, room, this.base + position);
+  }
+
+  async close(): Promise<void> {
+    await this.handle.close();
+  }
+}
+
+/**
  * Reads one segment file without holding it in memory. `open` runs the checks of docs/FORMAT.md
  * §6 that need no decompression (1 to 5, the trailer over the whole file); `chunks()` runs checks 6
  * and 7 as it goes and yields the page images chunk by chunk. Every error is a SegmentFormatError
@@ -210,7 +250,7 @@ export class SegmentFileReader {
   private constructor(
     readonly file: string,
     private readonly name: string,
-    private readonly handle: fs.FileHandle,
+    private readonly handle: SliceHandle,
     readonly header: SegmentHeader,
     /** Bytes in the file, trailer included. */
     readonly size: number,
@@ -219,11 +259,11 @@ export class SegmentFileReader {
   /** Where the chunk `chunks()` yielded last lies (for `litebase inspect`). */
   lastChunk: SegmentChunkLayout | undefined;
 
-  static async open(file: string, options: { name?: string } = {}): Promise<SegmentFileReader> {
+  static async open(file: string, options: { name?: string } & SegmentSlice = {}): Promise<SegmentFileReader> {
     const name = options.name ?? file;
-    const handle = await fs.open(file, 'r');
+    const handle = await SliceHandle.open(file, options);
     try {
-      const { size } = await handle.stat();
+      const { size } = handle;
       if (size < SEGMENT_HEADER_SIZE + SEGMENT_TRAILER_SIZE) {
         throw formatError(
           name,
@@ -384,10 +424,10 @@ export class SegmentFileReader {
 }
 
 /** Reads and validates only the header of a segment file (no trailer check: see FORMAT.md §6). */
-export async function readSegmentFileHeader(file: string, name = file): Promise<SegmentHeader> {
-  const handle = await fs.open(file, 'r');
+export async function readSegmentFileHeader(file: string, name = file, slice: SegmentSlice = {}): Promise<SegmentHeader> {
+  const handle = await SliceHandle.open(file, slice);
   try {
-    const { size } = await handle.stat();
+    const { size } = handle;
     if (size < SEGMENT_HEADER_SIZE) {
       throw formatError(name, 'SEGMENT_TRUNCATED', `a segment header needs at least ${SEGMENT_HEADER_SIZE} bytes, found ${size}`, {
         expected: SEGMENT_HEADER_SIZE,
@@ -404,7 +444,7 @@ export async function readSegmentFileHeader(file: string, name = file): Promise<
   }
 }
 
-async function verifyTrailer(handle: fs.FileHandle, size: number, name: string): Promise<void> {
+async function verifyTrailer(handle: SliceHandle, size: number, name: string): Promise<void> {
   const end = size - SEGMENT_TRAILER_SIZE;
   const hash = createHash('sha256');
   const buffer = Buffer.allocUnsafe(Math.min(HASH_READ_BYTES, Math.max(end, 1)));
@@ -459,7 +499,7 @@ function decompress(payload: Buffer, uncompressedLength: number, where: string, 
   return raw;
 }
 
-async function readExactly(handle: fs.FileHandle, length: number, position: number): Promise<Buffer> {
+async function readExactly(handle: SliceHandle, length: number, position: number): Promise<Buffer> {
   const buffer = Buffer.allocUnsafe(length);
   let filled = 0;
   while (filled < length) {

@@ -1,3 +1,4 @@
+import type { SegmentLocation } from '../log/log-directory.js';
 import { fstatSync, ftruncateSync, writeSync, writevSync } from 'node:fs';
 import { systemErrorCode, type ErrorCode } from '../errors.js';
 import { hashPageImage, type PageHashTable } from '../format/rolling-checksum.js';
@@ -40,19 +41,24 @@ export interface LargeApplyStart {
 const MAX_PAGES_PER_WRITE = 256;
 
 /**
- * Apply segment `file` to the SQLite file open as `fd`, whose size in pages the segment starts
+ * Apply the segment at `location` (named `file` in messages) to the SQLite file open as `fd`, whose size in pages the segment starts
  * from. With `hashes`, each page's hash is folded in as it is written (a replica keeps its table
  * current); the caller compares the result with the header's post-checksum.
  */
 export async function applyLargeSegment(
   fd: number,
-  file: string,
+  location: SegmentLocation,
   start: LargeApplyStart,
   hashes?: PageHashTable,
+  file = location.file,
 ): Promise<LargeApplyOutcome> {
   let reader: SegmentFileReader;
   try {
-    reader = await SegmentFileReader.open(file);
+    reader = await SegmentFileReader.open(location.file, {
+      name: file,
+      offset: location.offset,
+      ...(location.length === undefined ? {} : { length: location.length }),
+    });
   } catch (error) {
     if (systemErrorCode(error) === 'ENOENT') return { kind: 'missing' };
     if (error instanceof SegmentFormatError) return { kind: 'corrupt', code: error.code, message: error.message };

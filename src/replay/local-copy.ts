@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { CheckpointDirectory, loadCheckpoint } from './checkpoints.js';
 import { LitebaseError, systemErrorCode } from '../errors.js';
-import { LogDirectory } from '../log/log-directory.js';
+import { LogDirectory, type SegmentLocation } from '../log/log-directory.js';
 import { formatChecksum, pageHash, PageHashTable } from '../format/rolling-checksum.js';
 import type { PageImage, SegmentHeader } from '../format/segment-codec.js';
 import { foldSegments, type FoldedRun } from '../format/segment-fold.js';
@@ -179,7 +179,7 @@ async function replayLog(
   await fs.mkdir(path.dirname(paths.sqliteFile), { recursive: true });
   const fd = openSync(paths.sqliteFile, from.position === 0n ? 'w' : 'r+');
   // A long replay reads the next files on worker threads while this one decodes and writes.
-  const prefetcher = newest - from.position >= PREFETCH_FROM_SEGMENTS ? new SegmentPrefetcher(log.dir, position + 1n) : undefined;
+  const prefetcher = newest - from.position >= PREFETCH_FROM_SEGMENTS ? new SegmentPrefetcher(log, position + 1n) : undefined;
   let readingAhead = prefetcher !== undefined;
   try {
     for (;;) {
@@ -211,7 +211,7 @@ async function replayLog(
       const stop = run.stop;
       if (stop.kind === 'large') {
         // Too large to read whole: from its file, chunk by chunk (src/replay/large-segment.ts).
-        const applied = await applyLargeSegmentOrThrow(fd, stop.file, { databaseId, position: stop.position, checksum: expected });
+        const applied = await applyLargeSegmentOrThrow(fd, stop.location, stop.file, { databaseId, position: stop.position, checksum: expected });
         hashesKept = false; // it wrote the file without updating the table: the file is hashed at the end
         pageSize = applied.pageSize;
         expected = applied.postChecksum;
@@ -242,8 +242,8 @@ async function replayLog(
 }
 
 /** applyLargeSegment for a replay, where whatever stops it is an error of the log (as for a run). */
-async function applyLargeSegmentOrThrow(fd: number, file: string, start: LargeApplyStart): Promise<SegmentHeader> {
-  const outcome = await applyLargeSegment(fd, file, start);
+async function applyLargeSegmentOrThrow(fd: number, location: SegmentLocation, file: string, start: LargeApplyStart): Promise<SegmentHeader> {
+  const outcome = await applyLargeSegment(fd, location, start, undefined, file);
   if (outcome.kind === 'applied') return outcome.header;
   if (outcome.kind === 'missing')
     throw new LitebaseError('LOG_GAP', `the log of database ${start.databaseId} has no segment ${start.position} any more`);

@@ -8,7 +8,6 @@ import { LitebaseError } from '../errors.js';
 import type { LogDirectory } from '../log/log-directory.js';
 import { formatChecksum, PageHashTable } from '../format/rolling-checksum.js';
 import { decodeSegment, type SegmentHeader } from '../format/segment-codec.js';
-import { readSegmentFileHeader } from '../log/segment-stream.js';
 import { inSharedMemory, type ObjectStore } from '../storage/object-store.js';
 import { RestoreHasher } from './restore-hasher.js';
 import { warmUpPageWriters, writePicksOnThreads } from './page-writers.js';
@@ -557,8 +556,8 @@ class LogSource implements SegmentSource {
     if (!log) throw new LitebaseError('RESTORE_SOURCE_MISSING', 'the plan reads the shared log, which this restore cannot reach');
     const headers: SegmentHeader[] = [];
     for (let position = step.from; position <= step.to; position++) {
-      const file = log.segmentPath(position);
-      const header = await vanishedAs(file, () => readSegmentFileHeader(file));
+      const file = log.describe(position);
+      const header = await vanishedAs(file, () => log.readHeader(position));
       if (header.position !== position)
         throw new LitebaseError('ARCHIVE_CORRUPT', `${file} holds position ${header.position}`, { details: { key: file } });
       headers.push(header);
@@ -578,7 +577,7 @@ class LogSource implements SegmentSource {
       hi,
       async (index) => {
         const position = (this.headers[index] as SegmentHeader).position;
-        const file = this.log.segmentPath(position);
+        const file = this.log.describe(position);
         const bytes = await vanishedAs(file, () => this.log.read(position));
         let decoded: ReturnType<typeof decodeSegment>;
         try {

@@ -1,11 +1,9 @@
-import { promises as fs } from 'node:fs';
 import type { Logger } from 'pino';
 import { loadArchiveIndex, type ArchiveIndex } from '../archive/archive-index.js';
 import { databaseNamePrefix, isDatabaseId } from '../archive/archive-keys.js';
 import type { CheckpointDirectory } from '../replay/checkpoints.js';
 import { LitebaseError, systemErrorCode } from '../errors.js';
 import type { LogDirectory } from '../log/log-directory.js';
-import { readSegmentFileHeader } from '../log/segment-stream.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import type { CheckpointLocation, CheckpointSource, RestoreCatalog, SegmentRun } from './planner.js';
 
@@ -105,9 +103,9 @@ class VanishedSegment extends Error {
 }
 
 async function runsOf(log: LogDirectory, positions: readonly bigint[]): Promise<SegmentRun[]> {
-  const read = async <T>(position: bigint, what: (file: string) => Promise<T>): Promise<T> => {
+  const read = async <T>(position: bigint, what: (position: bigint) => Promise<T>): Promise<T> => {
     try {
-      return await what(log.segmentPath(position));
+      return await what(position);
     } catch (error) {
       if (systemErrorCode(error) === 'ENOENT') throw new VanishedSegment(position);
       throw error;
@@ -121,9 +119,9 @@ async function runsOf(log: LogDirectory, positions: readonly bigint[]): Promise<
     const first = positions[start] as bigint;
     const last = positions[end] as bigint;
     let bytes = 0;
-    for (let i = start; i <= end; i++) bytes += await read(positions[i] as bigint, async (file) => (await fs.stat(file)).size);
-    const firstHeader = await read(first, (file) => readSegmentFileHeader(file));
-    const lastHeader = first === last ? firstHeader : await read(last, (file) => readSegmentFileHeader(file));
+    for (let i = start; i <= end; i++) bytes += await read(positions[i] as bigint, (position) => log.size(position));
+    const firstHeader = await read(first, (position) => log.readHeader(position));
+    const lastHeader = first === last ? firstHeader : await read(last, (position) => log.readHeader(position));
     runs.push({
       first,
       last,

@@ -89,7 +89,7 @@ describe('segment read-ahead workers', () => {
     damaged[200] = (damaged[200] ?? 0) ^ 0x40;
     writeFileSync(new LogDirectory(dir).segmentPath(17n), damaged);
 
-    const prefetcher = new SegmentPrefetcher(dir, 1n, { count: 10, bytes: 1 << 20, depth: 2 });
+    const prefetcher = new SegmentPrefetcher(new LogDirectory(dir), 1n, { count: 10, bytes: 1 << 20, depth: 2 });
     try {
       const seen: bigint[] = [];
       for (;;) {
@@ -121,7 +121,7 @@ describe('segment read-ahead workers', () => {
     const log = new LogDirectory(dir);
     const start = { databaseId: DATABASE_ID, position: 0n, checksum: 0n };
     const direct = readSegmentRun(log, start);
-    const prefetcher = new SegmentPrefetcher(dir, 1n);
+    const prefetcher = new SegmentPrefetcher(new LogDirectory(dir), 1n);
     const batch = await prefetcher.next();
     await prefetcher.close();
     const viaWorkers = readSegmentRun(log, start, { segments: batch.files.length, bytes: Infinity }, batchSource(batch));
@@ -133,7 +133,7 @@ describe('segment read-ahead workers', () => {
     const damaged = Buffer.from(files[9] as Buffer);
     damaged[damaged.length - 1] = (damaged[damaged.length - 1] ?? 0) ^ 1;
     writeFileSync(log.segmentPath(10n), damaged);
-    const again = new SegmentPrefetcher(dir, 1n);
+    const again = new SegmentPrefetcher(new LogDirectory(dir), 1n);
     const withDamage = await again.next();
     await again.close();
     const run = readSegmentRun(log, start, { segments: withDamage.files.length, bytes: Infinity }, batchSource(withDamage));
@@ -197,17 +197,17 @@ describe('segments too large to read whole', () => {
       const start = (position: bigint, checksum: bigint) => ({ databaseId: DATABASE_ID, position, checksum });
       const first = readSegmentRun(log, start(0n, 0n));
       expect([first.segments.length, first.stop]).toEqual([10, { kind: 'limit' }]);
-      expect(readSegmentRun(log, start(10n, after10)).stop).toEqual({ kind: 'large', position: 11n, file: log.segmentPath(11n) });
-      expect(readSegmentRun(log, start(11n, after11)).stop).toEqual({ kind: 'large', position: 12n, file: log.segmentPath(12n) });
+      expect(readSegmentRun(log, start(10n, after10)).stop).toEqual({ kind: 'large', position: 11n, file: log.segmentPath(11n), location: { file: log.segmentPath(11n), offset: 0, length: undefined } });
+      expect(readSegmentRun(log, start(11n, after11)).stop).toEqual({ kind: 'large', position: 12n, file: log.segmentPath(12n), location: { file: log.segmentPath(12n), offset: 0, length: undefined } });
       const last = readSegmentRun(log, start(12n, after12));
       expect([last.segments.map((segment) => segment.header.position), last.stop]).toEqual([[13n], { kind: 'end' }]);
 
       // The read-ahead threads end a batch before a file that large, and never read it.
-      const reading = new SegmentPrefetcher(dir, 1n);
+      const reading = new SegmentPrefetcher(new LogDirectory(dir), 1n);
       expect((await reading.next()).files).toHaveLength(10);
       expect((await reading.next()).files).toHaveLength(0);
       await reading.close();
-      const fromTwelve = new SegmentPrefetcher(dir, 12n);
+      const fromTwelve = new SegmentPrefetcher(new LogDirectory(dir), 12n);
       const batch = await fromTwelve.next();
       await fromTwelve.close();
       expect(batch.files).toHaveLength(2);

@@ -1,0 +1,259 @@
+import { closeSync, fstatSync, openSync, readSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { LitebaseError, systemErrorCode } from '../errors.js';
+import {
+  decodeRecordFrame,
+  decodeTermLogHeader,
+  parseTermLogFileName,
+  TERM_LOG_FRAME_SIZE,
+  TERM_LOG_HEADER_SIZE,
+} from '../format/term-log-codec.js';
+
+/** Where one segment's bytes lie: `length` bytes at `offset` of `file` (to its end when undefined). */
+export interface SegmentLocation {
+  file: string;
+  offset: number;
+  length: number | undefined;
+}
+
+/** One term log file as far as it has been read. */
+interface TermLogFile {
+  name: string;
+  file: string;
+  firstPosition: bigint;
+  term: bigint;
+  /** Offset and length of each complete record found so far; record i is position first + i. */
+  records: Array<{ offset: number; length: number }>;
+  /** Where the next frame would start. */
+  scanned: number;
+  headerChecked: boolean;
+}
+
+/** Accepted positions `from..to` of one file. */
+interface AcceptedRange {
+  file: TermLogFile;
+  from: bigint;
+  to: bigint;
+}
+
+export interface TermLogIndexOptions {
+  /**
+   * `cluster/terms` of the shared folder: a record of term T is accepted, while no file of a
+   * higher term exists, only if `<termsDir>/<T+1>` does not exist after the record was read.
+   */
+  termsDir: string;
+  /**
+   * This reader is the Primary of this term, which it claimed before reading: it accepts every
+   * complete record of a lower term, and seals the log after the last one (docs/FORMAT.md §1.2).
+   */
+  writerTerm?: bigint;
+}
+
+const BLOCK_BYTES = 64 * 1024;
+
+/**
+ * The term log files of one log folder, read incrementally: which positions they hold and which of
+ * those a reader may accept (the fence of docs/FORMAT.md §1.2). Synchronous, so that the replay
+ * loops, which read a segment at a time synchronously, can ask for the next one. Accepted
+ * positions never change; a refresh only adds to them.
+ */
+export class TermLogIndex {
+  private files: TermLogFile[] = [];
+  private ranges: AcceptedRange[] = [];
+  private readonly block = Buffer.allocUnsafe(BLOCK_BYTES);
+
+  constructor(
+    readonly dir: string,
+    private readonly options: TermLogIndexOptions,
+  ) {}
+
+  /** True once any term log file was seen: the log continues in term files from `firstPosition()`. */
+  get active(): boolean {
+    return this.files.length > 0;
+  }
+
+  /** The smallest first position of the term files (segment files at or past it are not the log). */
+  firstPosition(): bigint | undefined {
+    return this.files[0]?.firstPosition;
+  }
+
+  /** The highest accepted position, or undefined when none is. */
+  lastAccepted(): bigint | undefined {
+    return this.ranges.at(-1)?.to;
+  }
+
+  /** Accepted positions, ascending. */
+  positions(): bigint[] {
+    const positions: bigint[] = [];
+    for (const range of this.ranges) for (let position = range.from; position <= range.to; position++) positions.push(position);
+    return positions;
+  }
+
+  /** Where accepted segment `position` is, or undefined when it is not (yet) accepted. */
+  locate(position: bigint): SegmentLocation | undefined {
+    for (let index = this.ranges.length - 1; index >= 0; index--) {
+      const range = this.ranges[index] as AcceptedRange;
+      if (position > range.to) return undefined;
+      if (position >= range.from) {
+        const record = range.file.records[Number(position - range.file.firstPosition)] as { offset: number; length: number };
+        return { file: range.file.file, offset: record.offset, length: record.length };
+      }
+    }
+    return undefined;
+  }
+
+  /**
+   * Take in the folder's current term log files (`names`: a listing of the folder) and read on
+   * from where each was read last; then accept what the fence allows.
+   */
+  refresh(names: readonly string[]): void {
+    const present = new Set<string>();
+    for (const name of names) {
+      const parsed = parseTermLogFileName(name);
+      if (!parsed) continue;
+      present.add(name);
+      if (!this.files.some((file) => file.name === name)) {
+        this.files.push({ name, file: path.join(this.dir, name), ...parsed, records: [], scanned: TERM_LOG_HEADER_SIZE, headerChecked: false });
+      }
+    }
+    // Files removed by a trim: forget them and the positions they held.
+    this.files = this.files.filter((file) => present.has(file.name));
+    this.ranges = this.ranges.filter((range) => present.has(range.file.name));
+    this.files.sort((a, b) => (a.firstPosition === b.firstPosition ? compare(a.term, b.term) : compare(a.firstPosition, b.firstPosition)));
+    this.extend();
+  }
+
+  /** Files that hold nothing a reader needs once the log is checkpointed through `through`. */
+  removableThrough(through: bigint): string[] {
+    const last = this.ranges.at(-1);
+    if (!last) return [];
+    const inRanges = new Set(this.ranges.map((range) => range.file));
+    const removable: string[] = [];
+    for (const file of this.files) {
+      if (file === last.file) continue;
+      const range = this.ranges.find((candidate) => candidate.file === file);
+      if (range) {
+        if (range.to <= through && this.ranges.some((other) => other.from > range.to)) removable.push(file.file);
+      } else if (!inRanges.has(file) && file.firstPosition <= last.from && file.firstPosition <= through + 1n) {
+        // Shadowed by a higher term's file from before its first record on, or left behind empty.
+        removable.push(file.file);
+      }
+    }
+    return removable;
+  }
+
+  private extend(): void {
+    if (this.files.length === 0) return;
+    let position = (this.lastAccepted() ?? this.firstAfterTrim() - 1n) + 1n;
+    const rescanned = new Set<TermLogFile>();
+    const candidates: Array<{ file: TermLogFile; position: bigint }> = [];
+    for (;;) {
+      const file = this.authoritative(position);
+      if (!file) break;
+      const index = Number(position - file.firstPosition);
+      if (index >= file.records.length && !rescanned.has(file)) {
+        rescanned.add(file);
+        this.scan(file);
+      }
+      if (index >= file.records.length) break;
+      candidates.push({ file, position });
+      position++;
+    }
+    if (candidates.length === 0) return;
+    const highestFileTerm = this.files.reduce((highest, file) => (file.term > highest ? file.term : highest), 0n);
+    // Read first, then look for a higher term: a record found before the next term was claimed
+    // is one that term's Primary sees and seals after (docs/FORMAT.md §1.2).
+    const openTerm = candidates.at(-1)?.file.term as bigint;
+    const openTermSealed = highestFileTerm > openTerm || (this.options.writerTerm !== undefined && this.options.writerTerm > openTerm);
+    const openTermAccepted = openTermSealed || !this.termExists(openTerm + 1n);
+    for (const { file, position: at } of candidates) {
+      if (file.term === openTerm && !openTermAccepted) break;
+      this.accept(file, at);
+    }
+  }
+
+  /** Where term files begin after the oldest ones were removed: the first file's first position. */
+  private firstAfterTrim(): bigint {
+    return (this.files[0] as TermLogFile).firstPosition;
+  }
+
+  /**
+   * The file that holds position `position` if any does: of the files that start at or before it,
+   * the one of the highest term (of those, the one that starts last). A file of a higher term that
+   * starts at or before a position overrides every lower term's record there.
+   */
+  private authoritative(position: bigint): TermLogFile | undefined {
+    let best: TermLogFile | undefined;
+    for (const file of this.files) {
+      if (file.firstPosition > position) break;
+      if (!best || file.term > best.term || (file.term === best.term && file.firstPosition > best.firstPosition)) best = file;
+    }
+    return best;
+  }
+
+  private accept(file: TermLogFile, position: bigint): void {
+    const last = this.ranges.at(-1);
+    if (last && last.file === file && last.to + 1n === position) last.to = position;
+    else this.ranges.push({ file, from: position, to: position });
+  }
+
+  private termExists(term: bigint): boolean {
+    try {
+      statSync(path.join(this.options.termsDir, term.toString()));
+      return true;
+    } catch (error) {
+      if (systemErrorCode(error) === 'ENOENT') return false;
+      throw error;
+    }
+  }
+
+  /** Read `file`'s complete records past the last one found. */
+  private scan(file: TermLogFile): void {
+    let fd: number;
+    try {
+      fd = openSync(file.file, 'r');
+    } catch (error) {
+      if (systemErrorCode(error) === 'ENOENT') return;
+      throw error;
+    }
+    try {
+      const size = fstatSync(fd).size;
+      if (!file.headerChecked) {
+        // A file just created exclusively may not have its header yet: not part of the log so far.
+        if (size < TERM_LOG_HEADER_SIZE) return;
+        const header = Buffer.alloc(TERM_LOG_HEADER_SIZE);
+        readSync(fd, header, 0, TERM_LOG_HEADER_SIZE, 0);
+        const decoded = decodeTermLogHeader(header, file.file);
+        if (decoded.firstPosition !== file.firstPosition || decoded.term !== file.term) {
+          throw new LitebaseError(
+            'TERM_LOG_CORRUPT',
+            `${file.file}: its header names position ${decoded.firstPosition} and term ${decoded.term}, not those of its name`,
+          );
+        }
+        file.headerChecked = true;
+      }
+      let blockStart = -1;
+      let blockLength = 0;
+      while (file.scanned + TERM_LOG_FRAME_SIZE <= size) {
+        if (blockStart < 0 || file.scanned < blockStart || file.scanned + TERM_LOG_FRAME_SIZE > blockStart + blockLength) {
+          blockStart = file.scanned;
+          blockLength = readSync(fd, this.block, 0, Math.min(BLOCK_BYTES, size - blockStart), blockStart);
+          if (blockLength < TERM_LOG_FRAME_SIZE) break;
+        }
+        const at = file.scanned - blockStart;
+        const frame = decodeRecordFrame(this.block.subarray(at, at + TERM_LOG_FRAME_SIZE));
+        if (frame.kind === 'none') break;
+        const end = file.scanned + TERM_LOG_FRAME_SIZE + frame.length;
+        if (end > size) break;
+        file.records.push({ offset: file.scanned + TERM_LOG_FRAME_SIZE, length: frame.length });
+        file.scanned = end;
+      }
+    } finally {
+      closeSync(fd);
+    }
+  }
+}
+
+function compare(a: bigint, b: bigint): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
