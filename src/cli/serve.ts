@@ -42,6 +42,13 @@ function serveOptions(): Array<[keyof ConfigInput, Option]> {
       new Option('--wal-checkpoint-bytes <n>', 'checkpoint the local WAL past this size (env LITEBASE_WAL_CHECKPOINT_BYTES)'),
     ],
     [
+      'logFormat',
+      new Option(
+        '--log-format <format>',
+        'how the Primary appends to the log: segments (a file per segment) or terms (records of one file per term; env LITEBASE_LOG_FORMAT, default segments)',
+      ),
+    ],
+    [
       'leaseTtlMs',
       new Option('--lease-ttl-ms <n>', 'Primary lease time to live, renewed every third of it (env LITEBASE_LEASE_TTL_MS, default 5000)'),
     ],

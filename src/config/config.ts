@@ -36,6 +36,8 @@ export interface LitebaseConfig extends EngineSettings {
   walCheckpointBytes: number;
   /** A group of commits larger than this in the WAL is written as a segment chunk by chunk. */
   streamSegmentBytes: number;
+  /** How a Primary appends to the log: a file per segment, or records of a term log file (docs/FORMAT.md §1). */
+  logFormat: 'segments' | 'terms';
   /**
    * `litebase serve` turns on V8's --optimize-for-size: the heap is collected before it grows far
    * past what is live (large request bodies otherwise leave hundreds of MiB resident). Off by
@@ -96,6 +98,7 @@ export type ConfigInput = Partial<{
   logLevel: string;
   walCheckpointBytes: number | string;
   streamSegmentBytes: number | string;
+  logFormat: string;
   optimizeForSize: boolean | string;
   replicaPollMs: number | string;
   replicaWatch: boolean | string;
@@ -149,6 +152,7 @@ const ENV_NAMES: Record<keyof ConfigInput, string> = {
   logLevel: 'LITEBASE_LOG_LEVEL',
   walCheckpointBytes: 'LITEBASE_WAL_CHECKPOINT_BYTES',
   streamSegmentBytes: 'LITEBASE_STREAM_SEGMENT_BYTES',
+  logFormat: 'LITEBASE_LOG_FORMAT',
   optimizeForSize: 'LITEBASE_OPTIMIZE_FOR_SIZE',
   replicaPollMs: 'LITEBASE_REPLICA_POLL_MS',
   replicaWatch: 'LITEBASE_REPLICA_WATCH',
@@ -277,6 +281,7 @@ export function loadConfig(flags: ConfigInput = {}, env: NodeJS.ProcessEnv = pro
     logLevel,
     walCheckpointBytes: toInteger('walCheckpointBytes', input.walCheckpointBytes, 16 * 1024 * 1024, 0),
     streamSegmentBytes: toInteger('streamSegmentBytes', input.streamSegmentBytes, 4 * 1024 * 1024, 0),
+    logFormat: toLogFormat(input.logFormat),
     optimizeForSize: toBoolean('optimizeForSize', input.optimizeForSize, false),
     replicaPollMs: toInteger('replicaPollMs', input.replicaPollMs, 1000, 10),
     replicaWatch: toBoolean('replicaWatch', input.replicaWatch, true),
@@ -328,4 +333,13 @@ export function objectStoreConnection(input: ConfigInput): ObjectStoreConnection
   if (input.s3SecretAccessKey) connection.secretAccessKey = input.s3SecretAccessKey;
   if (input.s3SessionToken) connection.sessionToken = input.s3SessionToken;
   return connection;
+}
+
+const LOG_FORMATS = ['segments', 'terms'] as const;
+
+function toLogFormat(value: string | undefined): 'segments' | 'terms' {
+  if (value === undefined) return 'segments';
+  const format = LOG_FORMATS.find((candidate) => candidate === value);
+  if (!format) throw new LitebaseError('CONFIG_INVALID', `log format must be one of ${LOG_FORMATS.join(', ')}, not "${value}"`);
+  return format;
 }

@@ -94,6 +94,21 @@ export class DurableLog {
     this.head = LogHead.inFolder(options.log.dir);
   }
 
+  /**
+   * Format `terms`: start this writer's term log file where the log it recovered ends, so that
+   * readers know where the terms before end (docs/FORMAT.md §1.2). Call once, before the first write.
+   */
+  async seal(): Promise<void> {
+    await this.options.log.seal(
+      this.options.databaseId,
+      this.options.term,
+      this.current,
+      this.durableChecksum,
+      this.stream,
+      this.options.writeFence,
+    );
+  }
+
   /** This writer is done (its database closes): let go of what the append thread keeps for it. */
   async release(): Promise<void> {
     await this.options.log.releaseStream(this.stream);

@@ -1,3 +1,4 @@
+import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import Database from 'better-sqlite3';
@@ -123,7 +124,13 @@ export class PrimaryDatabase<Follower extends LogFollower = LogFollower> {
 
   private constructor(private readonly options: PrimaryDatabaseOptions<Follower>) {
     const { meta, shared, local } = options;
-    this.log = new LogDirectory(shared.logDir(meta.name));
+    // The Primary of this term claimed it before it reads the log: it accepts every complete record
+    // of the terms before, and seals their log where it ends (docs/FORMAT.md §1.2).
+    this.log = new LogDirectory(shared.logDir(meta.name), {
+      format: options.settings.logFormat ?? 'segments',
+      termsDir: path.join(shared.clusterDir, 'terms'),
+      writerTerm: options.term,
+    });
     this.sqliteFile = local.sqliteFile(meta.name);
     this.stateFile = local.stateFile(meta.name);
     this.capture = new WalCapture(`${this.sqliteFile}-wal`);
@@ -548,6 +555,8 @@ export class PrimaryDatabase<Follower extends LogFollower = LogFollower> {
         this.options.onDurable?.(meta.name);
       },
     });
+    // Format `terms`: the log of the terms before this one ends here, for every reader (a no-op for `segments`).
+    await this.durableLog.seal();
     metrics.position.set({ database: meta.name }, Number(recovered.position));
     this.state = 'ready';
     if (this.options.follow && !this.attached) {

@@ -1,3 +1,4 @@
+import type { LogFormat } from '../log/log-directory.js';
 /**
  * What the engine needs to know of the node's configuration, declared here so that the engine
  * depends on no configuration loader: src/config/config.ts builds a LitebaseConfig, which is a
@@ -39,6 +40,8 @@ export interface EngineSettings {
    * whole in memory (default 4 MiB; 0 streams every segment).
    */
   streamSegmentBytes?: number;
+  /** How the Primary appends to the log (docs/FORMAT.md §1); `segments` when absent. */
+  logFormat?: LogFormat;
   /** How often a replica polls the log folder (watching alone misses changes made over NFS). */
   replicaPollMs: number;
   /** Watch the log's head file with chokidar as well as polling. */

@@ -6,7 +6,13 @@ import { formatPosition } from '../storage/layout.js';
 import { readdirOrEmpty } from '../storage/fs-util.js';
 import type { PageImage, SegmentHeader } from '../format/segment-codec.js';
 import { appendWorkers, type AppendOutcome } from './append-worker.js';
-import { readSegmentFileHeader, SegmentFileReader, SegmentFileWriter, type SegmentSlice, type StreamHeaderInput } from './segment-stream.js';
+import {
+  readSegmentFileHeader,
+  SegmentFileReader,
+  SegmentFileWriter,
+  type SegmentSlice,
+  type StreamHeaderInput,
+} from './segment-stream.js';
 import { TermLogIndex, type SegmentLocation } from './term-log-index.js';
 
 export type { SegmentLocation } from './term-log-index.js';
@@ -283,7 +289,14 @@ export class LogDirectory {
     try {
       outcome =
         this.format === 'terms'
-          ? await appendWorkers.appendRecord(stream, this.dir, { bytes, transfer: options.transfer === true }, this.rollBytes, fence, head?.announcement(position))
+          ? await appendWorkers.appendRecord(
+              stream,
+              this.dir,
+              { bytes, transfer: options.transfer === true },
+              this.rollBytes,
+              fence,
+              head?.announcement(position),
+            )
           : await appendWorkers.append(stream, this.dir, target, bytes, fence, head?.announcement(position), options.transfer === true);
     } catch (error) {
       throw logWriteError(error, target);
@@ -298,7 +311,14 @@ export class LogDirectory {
    * thread, so that readers accept the lower terms' records before it and none after
    * (docs/FORMAT.md §1.2). The stream's next append goes into it. A no-op for format `segments`.
    */
-  async seal(databaseId: string, term: bigint, position: bigint, checksum: bigint, stream = this.dir, fence?: SharedArrayBuffer): Promise<void> {
+  async seal(
+    databaseId: string,
+    term: bigint,
+    position: bigint,
+    checksum: bigint,
+    stream = this.dir,
+    fence?: SharedArrayBuffer,
+  ): Promise<void> {
     if (this.format !== 'terms') return;
     const header = { databaseId, term, firstPosition: position + 1n, preChecksum: checksum, createdAtMs: Date.now() };
     try {

@@ -113,7 +113,14 @@ export class TermLogIndex {
       if (!parsed) continue;
       present.add(name);
       if (!this.files.some((file) => file.name === name)) {
-        this.files.push({ name, file: path.join(this.dir, name), ...parsed, records: [], scanned: TERM_LOG_HEADER_SIZE, headerChecked: false });
+        this.files.push({
+          name,
+          file: path.join(this.dir, name),
+          ...parsed,
+          records: [],
+          scanned: TERM_LOG_HEADER_SIZE,
+          headerChecked: false,
+        });
       }
     }
     // Files removed by a trim: forget them and the positions they held.

@@ -6,17 +6,7 @@
  * the answer. Metadata operations happen only when a file is created: when a Primary seals the log
  * of the terms before its own, and when a file rolls over.
  */
-import {
-  closeSync,
-  constants,
-  fdatasyncSync,
-  fstatSync,
-  fsyncSync,
-  openSync,
-  readSync,
-  writeSync,
-  writevSync,
-} from 'node:fs';
+import { closeSync, constants, fdatasyncSync, fstatSync, fsyncSync, openSync, readSync, writeSync, writevSync } from 'node:fs';
 import path from 'node:path';
 import { writeFenceOpen } from '../cluster/lease-worker.js';
 import {
@@ -81,7 +71,13 @@ export function sealTermLog(stream: string, dir: string, header: TermLogHeader, 
  * Throws ELEASE when the lease was gone before the write or is gone after the fdatasync: the
  * record may then be in the file, but it was never acknowledged.
  */
-export function appendRecord(stream: string, dir: string, segment: Uint8Array | string, fence?: SharedArrayBuffer, rollBytes = Infinity): void {
+export function appendRecord(
+  stream: string,
+  dir: string,
+  segment: Uint8Array | string,
+  fence?: SharedArrayBuffer,
+  rollBytes = Infinity,
+): void {
   if (fence && !writeFenceOpen(fence)) throw leaseGone();
   const source = typeof segment === 'string' ? openSync(segment, 'r') : undefined;
   try {
@@ -197,7 +193,7 @@ function writeAllv(fd: number, parts: Uint8Array[], at: number): void {
 
 function copyInto(source: number, target: number, at: number, length: number): void {
   const buffer = Buffer.allocUnsafe(Math.min(COPY_BYTES, Math.max(length, 1)));
-  for (let copied = 0; copied < length; ) {
+  for (let copied = 0; copied < length;) {
     const read = readSync(source, buffer, 0, Math.min(buffer.length, length - copied), copied);
     if (read === 0) throw Object.assign(new Error('the prepared segment file ended early'), { code: 'EIO' });
     writeAll(target, buffer.subarray(0, read), at + copied);

@@ -211,7 +211,11 @@ async function replayLog(
       const stop = run.stop;
       if (stop.kind === 'large') {
         // Too large to read whole: from its file, chunk by chunk (src/replay/large-segment.ts).
-        const applied = await applyLargeSegmentOrThrow(fd, stop.location, stop.file, { databaseId, position: stop.position, checksum: expected });
+        const applied = await applyLargeSegmentOrThrow(fd, stop.location, stop.file, {
+          databaseId,
+          position: stop.position,
+          checksum: expected,
+        });
         hashesKept = false; // it wrote the file without updating the table: the file is hashed at the end
         pageSize = applied.pageSize;
         expected = applied.postChecksum;
@@ -242,7 +246,12 @@ async function replayLog(
 }
 
 /** applyLargeSegment for a replay, where whatever stops it is an error of the log (as for a run). */
-async function applyLargeSegmentOrThrow(fd: number, location: SegmentLocation, file: string, start: LargeApplyStart): Promise<SegmentHeader> {
+async function applyLargeSegmentOrThrow(
+  fd: number,
+  location: SegmentLocation,
+  file: string,
+  start: LargeApplyStart,
+): Promise<SegmentHeader> {
   const outcome = await applyLargeSegment(fd, location, start, undefined, file);
   if (outcome.kind === 'applied') return outcome.header;
   if (outcome.kind === 'missing')

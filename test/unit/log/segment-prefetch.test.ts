@@ -197,8 +197,18 @@ describe('segments too large to read whole', () => {
       const start = (position: bigint, checksum: bigint) => ({ databaseId: DATABASE_ID, position, checksum });
       const first = readSegmentRun(log, start(0n, 0n));
       expect([first.segments.length, first.stop]).toEqual([10, { kind: 'limit' }]);
-      expect(readSegmentRun(log, start(10n, after10)).stop).toEqual({ kind: 'large', position: 11n, file: log.segmentPath(11n), location: { file: log.segmentPath(11n), offset: 0, length: undefined } });
-      expect(readSegmentRun(log, start(11n, after11)).stop).toEqual({ kind: 'large', position: 12n, file: log.segmentPath(12n), location: { file: log.segmentPath(12n), offset: 0, length: undefined } });
+      expect(readSegmentRun(log, start(10n, after10)).stop).toEqual({
+        kind: 'large',
+        position: 11n,
+        file: log.segmentPath(11n),
+        location: { file: log.segmentPath(11n), offset: 0, length: undefined },
+      });
+      expect(readSegmentRun(log, start(11n, after11)).stop).toEqual({
+        kind: 'large',
+        position: 12n,
+        file: log.segmentPath(12n),
+        location: { file: log.segmentPath(12n), offset: 0, length: undefined },
+      });
       const last = readSegmentRun(log, start(12n, after12));
       expect([last.segments.map((segment) => segment.header.position), last.stop]).toEqual([[13n], { kind: 'end' }]);
 

@@ -54,7 +54,12 @@ async function apply(
 ): Promise<LargeApplyOutcome> {
   const fd = openSync(database, 'r+');
   try {
-    return await applyLargeSegment(fd, { file: segmentFile, offset: 0, length: undefined }, { databaseId: DATABASE_ID, position: 8n, checksum }, hashes);
+    return await applyLargeSegment(
+      fd,
+      { file: segmentFile, offset: 0, length: undefined },
+      { databaseId: DATABASE_ID, position: 8n, checksum },
+      hashes,
+    );
   } finally {
     closeSync(fd);
   }
@@ -110,7 +115,13 @@ describe('applyLargeSegment', () => {
     expect(await apply(database, segmentFile, hashes, hashes.checksum ^ 1n)).toEqual({ kind: 'diverged', preChecksum: hashes.checksum });
     const fd = openSync(database, 'r+');
     try {
-      expect(await applyLargeSegment(fd, { file: segmentFile, offset: 0, length: undefined }, { databaseId: DATABASE_ID, position: 9n, checksum: hashes.checksum })).toMatchObject({
+      expect(
+        await applyLargeSegment(
+          fd,
+          { file: segmentFile, offset: 0, length: undefined },
+          { databaseId: DATABASE_ID, position: 9n, checksum: hashes.checksum },
+        ),
+      ).toMatchObject({
         kind: 'corrupt',
         code: 'LOG_FOREIGN_SEGMENT',
       });
