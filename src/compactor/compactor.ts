@@ -668,12 +668,13 @@ export class Compactor {
     const doomed = (await this.log.positions()).filter(
       (position) => position <= newest && (isArchived(index, position) || (retentionBase !== undefined && position <= retentionBase)),
     );
+    // Term log files go whole: what the answer counts is what left the shared folder.
     const removed = await this.log.remove(doomed);
-    if (removed > 0) await fsyncDir(this.log.dir);
-    if (doomed.length > 0) {
-      result.segments = doomed.length;
-      result.first = (doomed[0] as bigint).toString();
-      result.last = (doomed[doomed.length - 1] as bigint).toString();
+    if (removed.length > 0) {
+      await fsyncDir(this.log.dir);
+      result.segments = removed.length;
+      result.first = (removed[0] as bigint).toString();
+      result.last = (removed[removed.length - 1] as bigint).toString();
     }
     // Older checkpoints and the range files only they list, once the grace period has passed: a node
     // loading one of them when it was the newest has that long to read its files.

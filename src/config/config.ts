@@ -38,6 +38,8 @@ export interface LitebaseConfig extends EngineSettings {
   streamSegmentBytes: number;
   /** How a Primary appends to the log: a file per segment, or records of a term log file (docs/FORMAT.md §1). */
   logFormat: 'segments' | 'terms';
+  /** Format `terms`: a term log file is followed by a new one past this many segments (files are trimmed whole). */
+  termLogRollSegments: number;
   /**
    * `litebase serve` turns on V8's --optimize-for-size: the heap is collected before it grows far
    * past what is live (large request bodies otherwise leave hundreds of MiB resident). Off by
@@ -99,6 +101,7 @@ export type ConfigInput = Partial<{
   walCheckpointBytes: number | string;
   streamSegmentBytes: number | string;
   logFormat: string;
+  termLogRollSegments: number | string;
   optimizeForSize: boolean | string;
   replicaPollMs: number | string;
   replicaWatch: boolean | string;
@@ -153,6 +156,7 @@ const ENV_NAMES: Record<keyof ConfigInput, string> = {
   walCheckpointBytes: 'LITEBASE_WAL_CHECKPOINT_BYTES',
   streamSegmentBytes: 'LITEBASE_STREAM_SEGMENT_BYTES',
   logFormat: 'LITEBASE_LOG_FORMAT',
+  termLogRollSegments: 'LITEBASE_TERM_LOG_ROLL_SEGMENTS',
   optimizeForSize: 'LITEBASE_OPTIMIZE_FOR_SIZE',
   replicaPollMs: 'LITEBASE_REPLICA_POLL_MS',
   replicaWatch: 'LITEBASE_REPLICA_WATCH',
@@ -282,6 +286,7 @@ export function loadConfig(flags: ConfigInput = {}, env: NodeJS.ProcessEnv = pro
     walCheckpointBytes: toInteger('walCheckpointBytes', input.walCheckpointBytes, 16 * 1024 * 1024, 0),
     streamSegmentBytes: toInteger('streamSegmentBytes', input.streamSegmentBytes, 4 * 1024 * 1024, 0),
     logFormat: toLogFormat(input.logFormat),
+    termLogRollSegments: toInteger('termLogRollSegments', input.termLogRollSegments, 1024, 1),
     optimizeForSize: toBoolean('optimizeForSize', input.optimizeForSize, false),
     replicaPollMs: toInteger('replicaPollMs', input.replicaPollMs, 1000, 10),
     replicaWatch: toBoolean('replicaWatch', input.replicaWatch, true),

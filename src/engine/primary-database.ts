@@ -130,6 +130,7 @@ export class PrimaryDatabase<Follower extends LogFollower = LogFollower> {
       format: options.settings.logFormat ?? 'segments',
       termsDir: path.join(shared.clusterDir, 'terms'),
       writerTerm: options.term,
+      ...(options.settings.termLogRollSegments === undefined ? {} : { rollSegments: options.settings.termLogRollSegments }),
     });
     this.sqliteFile = local.sqliteFile(meta.name);
     this.stateFile = local.stateFile(meta.name);

@@ -42,6 +42,8 @@ export interface EngineSettings {
   streamSegmentBytes?: number;
   /** How the Primary appends to the log (docs/FORMAT.md §1); `segments` when absent. */
   logFormat?: LogFormat;
+  /** Format `terms`: a term log file is followed by a new one past this many segments (default 1024). */
+  termLogRollSegments?: number;
   /** How often a replica polls the log folder (watching alone misses changes made over NFS). */
   replicaPollMs: number;
   /** Watch the log's head file with chokidar as well as polling. */

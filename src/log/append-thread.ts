@@ -32,7 +32,7 @@ import { promisify } from 'node:util';
 import path from 'node:path';
 import { parentPort } from 'node:worker_threads';
 import { writeFenceOpen } from '../cluster/lease-worker.js';
-import { appendRecord, releaseTermLog, sealTermLog } from './term-log-writer.js';
+import { appendRecord, releaseTermLog, sealTermLog, type RollLimits } from './term-log-writer.js';
 import type { TermLogHeader } from '../format/term-log-codec.js';
 
 export interface AppendRequest {
@@ -58,10 +58,10 @@ export interface AppendRequest {
   head?: { file: string; content: string };
   /**
    * 'record': `bytes` (or the `prepared` file) is a segment to append as a record of the stream's
-   * term log file in `dir` (docs/FORMAT.md §1.2), rolled over past `rollBytes`. 'seal': create the
+   * term log file in `dir` (docs/FORMAT.md §1.2), rolled over past `roll`. 'seal': create the
    * term log file `seal` describes, so that the log of lower terms ends where it starts.
    */
-  rollBytes?: number;
+  roll?: RollLimits;
   seal?: TermLogHeader;
 }
 
@@ -334,7 +334,7 @@ export function append(request: AppendRequest, send: (reply: AppendReply) => voi
   }
   if (request.kind === 'record') {
     try {
-      appendRecord(stream, dir, request.prepared ?? request.bytes, request.fence, request.rollBytes);
+      appendRecord(stream, dir, request.prepared ?? request.bytes, request.fence, request.roll);
     } catch (caught) {
       failedStreams.add(stream);
       releaseTermLog(stream);

@@ -1,6 +1,7 @@
 import { WorkerPool } from '../threads/worker-pool.js';
 import type { AppendReply, AppendRequest, ReplyError } from './append-thread.js';
 import type { TermLogHeader } from '../format/term-log-codec.js';
+import type { RollLimits } from './term-log-writer.js';
 
 /**
  * Segment appends run on worker threads (src/log/append-thread.ts) with synchronous file calls: one
@@ -82,7 +83,7 @@ class AppendWorkerPool {
     stream: string,
     dir: string,
     segment: { bytes: Uint8Array; transfer?: boolean } | { prepared: string },
-    rollBytes: number,
+    roll: RollLimits,
     fence?: SharedArrayBuffer,
     head?: { file: string; content: string },
   ): Promise<AppendOutcome> {
@@ -93,7 +94,7 @@ class AppendWorkerPool {
       bytes.byteOffset === 0 &&
       bytes.byteLength === bytes.buffer.byteLength &&
       bytes.buffer instanceof ArrayBuffer;
-    const request: Omit<AppendRequest, 'id'> = { kind: 'record', dir, target: '', bytes, stream, fence, head, rollBytes };
+    const request: Omit<AppendRequest, 'id'> = { kind: 'record', dir, target: '', bytes, stream, fence, head, roll };
     if ('prepared' in segment) request.prepared = segment.prepared;
     const reply = await this.threads.request(
       request,

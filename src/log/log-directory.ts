@@ -14,6 +14,7 @@ import {
   type StreamHeaderInput,
 } from './segment-stream.js';
 import { TermLogIndex, type SegmentLocation } from './term-log-index.js';
+import type { RollLimits } from './term-log-writer.js';
 
 export type { SegmentLocation } from './term-log-index.js';
 import type { LogHead } from './log-head.js';
@@ -23,8 +24,11 @@ const SEGMENT_FILE = /^(\d{20})\.seg$/;
 /** How the Primary writes its log (reading takes both, docs/FORMAT.md §1). */
 export type LogFormat = 'segments' | 'terms';
 
-/** A term log file past this many bytes is followed by a new one (docs/FORMAT.md §1.2). */
-export const DEFAULT_TERM_LOG_ROLL_BYTES = 16 * 1024 * 1024;
+/**
+ * A term log file past this many bytes or segments is followed by a new one (docs/FORMAT.md §1.2):
+ * files are trimmed whole, so these bound what a checkpoint leaves in the log before it.
+ */
+export const DEFAULT_TERM_LOG_ROLL = { bytes: 16 * 1024 * 1024, segments: 1024 } as const;
 
 export interface LogDirectoryOptions {
   /** How this node appends: a file per segment (`segments`), or records in term log files (`terms`). */
@@ -36,8 +40,8 @@ export interface LogDirectoryOptions {
    * complete record of a lower term, and seals the log after them.
    */
   writerTerm?: bigint;
-  /** Term log files are rolled over past this size. */
-  rollBytes?: number;
+  /** Term log files are rolled over past this many segments (default DEFAULT_TERM_LOG_ROLL's). */
+  rollSegments?: number;
 }
 
 /**
@@ -233,18 +237,18 @@ export class LogDirectory {
    * segment files, and each term log file whose accepted records all lie in the stretch of
    * `positions` that runs on from the log's first position, when the log goes on in a later file (a
    * term log file is removed whole, so some of `positions` may stay until the rest of their file
-   * goes too). Returns how many files were removed.
+   * goes too). Answers the positions whose storage was removed, ascending.
    */
-  async remove(positions: readonly bigint[]): Promise<number> {
+  async remove(positions: readonly bigint[]): Promise<bigint[]> {
     const present = await this.positions();
     const start = this.terms.firstPosition();
-    let removed = 0;
+    const removed: bigint[] = [];
     const doomed = new Set(positions);
     for (const position of present) {
       if (start !== undefined && position >= start) break;
       if (!doomed.has(position)) continue;
       await fs.rm(this.segmentPath(position), { force: true });
-      removed += 1;
+      removed.push(position);
     }
     // The stretch from the log's first position on that is all to go.
     let through: bigint | undefined;
@@ -253,10 +257,12 @@ export class LogDirectory {
       through = position;
     }
     if (through !== undefined) {
-      for (const file of this.terms.removableThrough(through)) {
-        await fs.rm(file, { force: true });
-        removed += 1;
+      const files = new Set(this.terms.removableThrough(through));
+      for (const position of present) {
+        const location = start !== undefined && position >= start ? this.terms.locate(position) : undefined;
+        if (location && files.has(location.file)) removed.push(position);
       }
+      for (const file of files) await fs.rm(file, { force: true });
     }
     return removed;
   }
@@ -293,7 +299,7 @@ export class LogDirectory {
               stream,
               this.dir,
               { bytes, transfer: options.transfer === true },
-              this.rollBytes,
+              this.roll,
               fence,
               head?.announcement(position),
             )
@@ -328,8 +334,8 @@ export class LogDirectory {
     }
   }
 
-  private get rollBytes(): number {
-    return this.options.rollBytes ?? DEFAULT_TERM_LOG_ROLL_BYTES;
+  private get roll(): RollLimits {
+    return { bytes: DEFAULT_TERM_LOG_ROLL.bytes, segments: this.options.rollSegments ?? DEFAULT_TERM_LOG_ROLL.segments };
   }
 
   /**
@@ -370,7 +376,7 @@ export class LogDirectory {
     try {
       outcome =
         this.format === 'terms'
-          ? await appendWorkers.appendRecord(stream, this.dir, { prepared }, this.rollBytes, fence, head?.announcement(position))
+          ? await appendWorkers.appendRecord(stream, this.dir, { prepared }, this.roll, fence, head?.announcement(position))
           : await appendWorkers.link(stream, this.dir, target, prepared, fence, head?.announcement(position));
     } catch (error) {
       throw logWriteError(error, target);

@@ -150,17 +150,25 @@ export class TermLogIndex {
   }
 
   private extend(): void {
-    if (this.files.length === 0) return;
-    let position = (this.lastAccepted() ?? this.firstAfterTrim() - 1n) + 1n;
     const rescanned = new Set<TermLogFile>();
     const candidates: Array<{ file: TermLogFile; position: bigint }> = [];
+    let position: bigint | undefined;
     for (;;) {
+      if (this.files.length === 0) return;
+      position ??= (this.lastAccepted() ?? this.firstAfterTrim() - 1n) + 1n;
       const file = this.authoritative(position);
       if (!file) break;
       const index = Number(position - file.firstPosition);
       if (index >= file.records.length && !rescanned.has(file)) {
         rescanned.add(file);
-        this.scan(file);
+        if (!this.scan(file)) {
+          // Removed (trimmed) since the folder was listed: as if it had not been listed.
+          this.files = this.files.filter((candidate) => candidate !== file);
+          this.ranges = this.ranges.filter((range) => range.file !== file);
+          if (candidates.some((candidate) => candidate.file === file)) return;
+          if (candidates.length === 0) position = undefined;
+          continue;
+        }
       }
       if (index >= file.records.length) break;
       candidates.push({ file, position });
@@ -214,20 +222,20 @@ export class TermLogIndex {
     }
   }
 
-  /** Read `file`'s complete records past the last one found. */
-  private scan(file: TermLogFile): void {
+  /** Read `file`'s complete records past the last one found; false when the file is gone. */
+  private scan(file: TermLogFile): boolean {
     let fd: number;
     try {
       fd = openSync(file.file, 'r');
     } catch (error) {
-      if (systemErrorCode(error) === 'ENOENT') return;
+      if (systemErrorCode(error) === 'ENOENT') return false;
       throw error;
     }
     try {
       const size = fstatSync(fd).size;
       if (!file.headerChecked) {
         // A file just created exclusively may not have its header yet: not part of the log so far.
-        if (size < TERM_LOG_HEADER_SIZE) return;
+        if (size < TERM_LOG_HEADER_SIZE) return true;
         const header = Buffer.alloc(TERM_LOG_HEADER_SIZE);
         readSync(fd, header, 0, TERM_LOG_HEADER_SIZE, 0);
         const decoded = decodeTermLogHeader(header, file.file);
@@ -258,6 +266,7 @@ export class TermLogIndex {
     } finally {
       closeSync(fd);
     }
+    return true;
   }
 }
 

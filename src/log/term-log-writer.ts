@@ -28,6 +28,14 @@ interface OpenTermLog {
   term: bigint;
   /** The position the next record must have. */
   next: bigint;
+  /** Records in the file. */
+  records: number;
+}
+
+/** When a stream's term log file is followed by a new one: past either limit. */
+export interface RollLimits {
+  bytes: number;
+  segments: number;
 }
 
 const SEGMENT_HEADER_BYTES = 96;
@@ -67,7 +75,7 @@ export function sealTermLog(stream: string, dir: string, header: TermLogHeader, 
 /**
  * Append `segment` (its bytes, or the path of a complete, fsynced segment file) as the next record
  * of the stream's term log file; durable on return. A new file is created when the stream has none,
- * when the segment's term or position does not continue it, or when it has grown past `rollBytes`.
+ * when the segment's term or position does not continue it, or when it has reached a roll limit.
  * Throws ELEASE when the lease was gone before the write or is gone after the fdatasync: the
  * record may then be in the file, but it was never acknowledged.
  */
@@ -76,7 +84,7 @@ export function appendRecord(
   dir: string,
   segment: Uint8Array | string,
   fence?: SharedArrayBuffer,
-  rollBytes = Infinity,
+  roll: RollLimits = { bytes: Infinity, segments: Infinity },
 ): void {
   if (fence && !writeFenceOpen(fence)) throw leaseGone();
   const source = typeof segment === 'string' ? openSync(segment, 'r') : undefined;
@@ -86,7 +94,10 @@ export function appendRecord(
     const term = head.readBigUInt64BE(24);
     const position = head.readBigUInt64BE(32);
     let log = openLogs.get(stream);
-    if (log && (log.dir !== dir || log.term !== term || log.next !== position || log.offset >= rollBytes)) {
+    if (
+      log &&
+      (log.dir !== dir || log.term !== term || log.next !== position || log.offset >= roll.bytes || log.records >= roll.segments)
+    ) {
       releaseTermLog(stream);
       log = undefined;
     }
@@ -109,6 +120,7 @@ export function appendRecord(
     fdatasyncSync(log.fd);
     log.offset += TERM_LOG_FRAME_SIZE + length;
     log.next = position + 1n;
+    log.records += 1;
   } finally {
     if (source !== undefined) closeSync(source);
   }
@@ -132,7 +144,7 @@ function createTermLog(dir: string, header: TermLogHeader): OpenTermLog {
       closeSync(fd);
       throw error;
     }
-    return { dir, file, fd, offset: TERM_LOG_HEADER_SIZE, term: header.term, next: header.firstPosition };
+    return { dir, file, fd, offset: TERM_LOG_HEADER_SIZE, term: header.term, next: header.firstPosition, records: 0 };
   }
   try {
     writeAll(fd, bytes, 0);
@@ -147,7 +159,7 @@ function createTermLog(dir: string, header: TermLogHeader): OpenTermLog {
     closeSync(fd);
     throw error;
   }
-  return { dir, file, fd, offset: TERM_LOG_HEADER_SIZE, term: header.term, next: header.firstPosition };
+  return { dir, file, fd, offset: TERM_LOG_HEADER_SIZE, term: header.term, next: header.firstPosition, records: 0 };
 }
 
 function holdsOnlyHeader(fd: number, header: TermLogHeader): boolean {

@@ -25,6 +25,8 @@ afterEach(async () => {
 });
 
 const ENV = {
+  // The legacy folder is built from segment files (docs/FORMAT.md §1.1).
+  LITEBASE_LOG_FORMAT: 'segments',
   LITEBASE_LEASE_TTL_MS: '1000',
   LITEBASE_COMPACTION_LOG_BYTES: '0',
   LITEBASE_COMPACTION_LOG_SEGMENTS: '0',

@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, openSync, readdirSync, rmSync, statSync, writeSync, closeSync } from 'node:fs';
 import path from 'node:path';
+import { LogDirectory } from '../../../src/log/log-directory.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { tempDir, TestServer } from '../../support/server.js';
 
@@ -61,19 +62,20 @@ describe('durable write path', () => {
     const server = await start();
     await setup(server);
     const logDir = path.join(server.dataDir, 'databases', 'app', 'log');
-    const segmentFiles = () => readdirSync(logDir).filter((name) => name.endsWith('.seg'));
-    const before = segmentFiles().length;
+    const log = new LogDirectory(logDir);
+    const before = (await log.positions()).length;
     const responses = await Promise.all(
       Array.from({ length: 200 }, (_, id) => query(server, 'INSERT INTO t(id, payload) VALUES (?, ?)', [id, 'g'])),
     );
     expect(responses.every((response) => response.status === 200)).toBe(true);
-    const segments = segmentFiles().length - before;
+    const held = await log.positions();
+    const segments = held.length - before;
     expect(segments).toBeGreaterThan(0);
     expect(segments).toBeLessThan(200);
     // Every answer names a position whose segment exists and that was durable when answered.
     const positions = new Set(responses.map((response) => response.body.position as string));
     expect(positions.size).toBe(segments);
-    for (const position of positions) expect(readdirSync(logDir)).toContain(`${position.padStart(20, '0')}.seg`);
+    for (const position of positions) expect(held).toContain(BigInt(position));
     expect((await rows(server, 'SELECT count(*) FROM t'))[0]).toEqual([200]);
   });
 

@@ -1,7 +1,7 @@
 import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { readSegmentFileHeader } from '../../../src/log/segment-stream.js';
+import { LogDirectory } from '../../../src/log/log-directory.js';
 import { LARGE_SEGMENT_BYTES } from '../../../src/log/segment-runs.js';
 import { tempDir, TestServer } from '../../support/server.js';
 import { waitFor } from '../../support/wait.js';
@@ -74,8 +74,7 @@ describe('a transaction too large to hold in memory', () => {
       [ROWS, ROW_BYTES],
     );
     expect(await streamedSegments(primary)).toBe(1);
-    const segmentFile = path.join(dataDir, 'databases', 'app', 'log', `${inserted.position.toString().padStart(20, '0')}.seg`);
-    const header = await readSegmentFileHeader(segmentFile);
+    const header = await new LogDirectory(path.join(dataDir, 'databases', 'app', 'log')).readHeader(inserted.position);
     expect(header.transactionCount).toBe(1);
     expect(header.pageCount).toBeGreaterThan(ROWS);
     expect(header.pageCount * header.pageSize).toBeGreaterThan(18 * LARGE_SEGMENT_BYTES);

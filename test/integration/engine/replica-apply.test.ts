@@ -45,7 +45,8 @@ async function replicaOnCopy(sourceDataDir: string, deliverFirst: (logDir: strin
 describe('replica apply', () => {
   it('applies segments in order, refuses a corrupt one, and recovers when a good copy arrives', async () => {
     // 1. A real Primary writes a history, then stops.
-    const source = await TestServer.start();
+    // Segment files, delivered one by one: the format these tests take apart (docs/FORMAT.md §1.1).
+    const source = await TestServer.start({ env: { LITEBASE_LOG_FORMAT: 'segments' } });
     cleanup.push(() => source.cleanup());
     await source.request('POST', '/v1/databases', { name: 'app' });
     await source.request('POST', '/v1/databases/app/query', { statements: [{ sql: 'CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)' }] });
@@ -104,7 +105,8 @@ describe('replica apply', () => {
   });
 
   it('catches up a long backlog in runs, reading ahead on a worker, and ends equal to the Primary', async () => {
-    const source = await TestServer.start();
+    // Segment files, delivered one by one: the format these tests take apart (docs/FORMAT.md §1.1).
+    const source = await TestServer.start({ env: { LITEBASE_LOG_FORMAT: 'segments' } });
     cleanup.push(() => source.cleanup());
     await source.request('POST', '/v1/databases', { name: 'app' });
     await source.request('POST', '/v1/databases/app/query', { statements: [{ sql: 'CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)' }] });

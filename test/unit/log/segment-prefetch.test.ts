@@ -222,7 +222,12 @@ describe('segments too large to read whole', () => {
       await fromTwelve.close();
       expect(batch.files).toHaveLength(2);
       const run = readSegmentRun(log, start(11n, after11), { segments: 2, bytes: Infinity, pageBytes: Infinity }, batchSource(batch));
-      expect(run.stop).toEqual({ kind: 'large', position: 12n, file: log.segmentPath(12n) });
+      expect(run.stop).toEqual({
+        kind: 'large',
+        position: 12n,
+        file: log.segmentPath(12n),
+        location: { file: log.segmentPath(12n), offset: 0, length: undefined },
+      });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
