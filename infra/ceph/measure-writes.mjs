@@ -3,7 +3,7 @@
 // a warm-up, then a measured window. For comparing CephFS with a local folder side by side
 // (docs/DEPLOY-CEPHFS.md); the project's benchmarks with goals are in bench/.
 //
-//   node infra/ceph/measure-writes.mjs DATA_PARENT [--connections 64] [--seconds 15] [--warmup 3]
+//   node infra/ceph/measure-writes.mjs DATA_PARENT [--connections 64] [--seconds 15] [--warmup 3] [--log-format segments|terms]
 //
 // Run `npm run build` first. Prints one JSON line: tx/s, latency percentiles, segments written,
 // and the mean time per segment from litebase_segment_write_seconds.
@@ -29,6 +29,7 @@ const option = (name, fallback) => {
 const connections = option('connections', 64);
 const seconds = option('seconds', 15);
 const warmup = option('warmup', 3);
+const logFormat = rest.includes('--log-format') ? rest[rest.indexOf('--log-format') + 1] : undefined;
 const key = 'measure-writes-root-key-0123456789';
 
 const port = await new Promise((resolve) => {
@@ -57,6 +58,7 @@ const child = spawn(
     key,
     '--log-level',
     'warn',
+    ...(logFormat ? ['--log-format', logFormat] : []),
   ],
   {
     stdio: ['ignore', 'inherit', 'inherit'],
@@ -88,6 +90,7 @@ try {
   console.log(
     JSON.stringify({
       data_dir_parent: parent,
+      log_format: logFormat ?? 'default',
       connections,
       seconds,
       tx_per_s: Math.round(result.requests.average),

@@ -283,6 +283,10 @@ export class Compactor {
 
   private async sizeOfSegments(first: bigint, last: bigint): Promise<number> {
     let bytes = 0;
+    if (first > last) return 0;
+    // One look at the folder for the whole stretch: term log records are then sized from the
+    // index, without a listing per position.
+    await this.log.positions();
     for (let position = first; position <= last; position++) {
       try {
         bytes += await this.log.size(position);
