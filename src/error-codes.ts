@@ -339,7 +339,7 @@ export const ERRORS = {
     status: 500,
     retryable: false,
     area: 'log',
-    meaning: "a term log file's header, or a record that the next term's Primary must seal over, is damaged",
+    meaning: "a term log file's header is damaged or does not match the file's name",
   },
   WAL_READ_FAILED: {
     status: 503,

@@ -45,7 +45,7 @@ function serveOptions(): Array<[keyof ConfigInput, Option]> {
       'logFormat',
       new Option(
         '--log-format <format>',
-        'how the Primary appends to the log: segments (a file per segment) or terms (records of one file per term; env LITEBASE_LOG_FORMAT, default segments)',
+        'how the Primary appends to the log: segments (a file per segment) or terms (records of one file per term; env LITEBASE_LOG_FORMAT, default terms)',
       ),
     ],
     [

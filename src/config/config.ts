@@ -343,7 +343,7 @@ export function objectStoreConnection(input: ConfigInput): ObjectStoreConnection
 const LOG_FORMATS = ['segments', 'terms'] as const;
 
 function toLogFormat(value: string | undefined): 'segments' | 'terms' {
-  if (value === undefined) return 'segments';
+  if (value === undefined) return 'terms';
   const format = LOG_FORMATS.find((candidate) => candidate === value);
   if (!format) throw new LitebaseError('CONFIG_INVALID', `log format must be one of ${LOG_FORMATS.join(', ')}, not "${value}"`);
   return format;

@@ -127,7 +127,7 @@ export class PrimaryDatabase<Follower extends LogFollower = LogFollower> {
     // The Primary of this term claimed it before it reads the log: it accepts every complete record
     // of the terms before, and seals their log where it ends (docs/FORMAT.md §1.2).
     this.log = new LogDirectory(shared.logDir(meta.name), {
-      format: options.settings.logFormat ?? 'segments',
+      format: options.settings.logFormat ?? 'terms',
       termsDir: path.join(shared.clusterDir, 'terms'),
       writerTerm: options.term,
       ...(options.settings.termLogRollSegments === undefined ? {} : { rollSegments: options.settings.termLogRollSegments }),

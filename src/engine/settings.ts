@@ -40,7 +40,7 @@ export interface EngineSettings {
    * whole in memory (default 4 MiB; 0 streams every segment).
    */
   streamSegmentBytes?: number;
-  /** How the Primary appends to the log (docs/FORMAT.md §1); `segments` when absent. */
+  /** How the Primary appends to the log (docs/FORMAT.md §1); `terms` when absent. */
   logFormat?: LogFormat;
   /** Format `terms`: a term log file is followed by a new one past this many segments (default 1024). */
   termLogRollSegments?: number;

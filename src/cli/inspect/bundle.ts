@@ -154,7 +154,7 @@ function verifyRecords(bytes: Buffer, file: string, report: BundleReport, option
   return undefined;
 }
 
-function segmentRow(header: SegmentHeader): BundleSegmentReport {
+export function segmentRow(header: SegmentHeader): BundleSegmentReport {
   return {
     position: header.position.toString(),
     term: header.term.toString(),
@@ -169,7 +169,7 @@ function segmentRow(header: SegmentHeader): BundleSegmentReport {
 }
 
 /** Each segment starts from the checksum the one before it ended at (as a restore requires). */
-function checkChain(segments: readonly BundleSegmentReport[], file: string): Problem | undefined {
+export function checkChain(segments: readonly BundleSegmentReport[], file: string): Problem | undefined {
   for (let index = 1; index < segments.length; index++) {
     const previous = segments[index - 1] as BundleSegmentReport;
     const segment = segments[index] as BundleSegmentReport;

@@ -6,6 +6,7 @@ import { CliUsageError } from '../common.js';
 import { inspectBundle } from './bundle.js';
 import { inspectCheckpoint } from './checkpoint.js';
 import { headerIfReadable, inspectSegment } from './segment.js';
+import { inspectTermLog } from './term-log.js';
 import type { InspectKind, InspectOptions, InspectReport } from './report.js';
 
 /** A format 1 bundle starts with a record length, then the first segment's magic. */
@@ -30,11 +31,12 @@ export async function inspectFile(file: string, options: InspectOptions & { kind
   if (kind === undefined) {
     throw new CliUsageError(
       'INSPECT_UNKNOWN_KIND',
-      `${file}: not a segment, checkpoint or bundle (first bytes ${head.subarray(0, 8).toString('hex') || 'none'}; expected "LBSG", "LBBN", or a length then "LBSG"); name the kind with --kind`,
+      `${file}: not a segment, checkpoint, bundle or term log file (first bytes ${head.subarray(0, 8).toString('hex') || 'none'}; expected "LBSG", "LBBN", "LBTL", or a length then "LBSG"); name the kind with --kind`,
     );
   }
   if (kind === 'checkpoint' || kind === 'range') return inspectCheckpoint(file, size, options, kind);
   const bytes = await fs.readFile(file);
+  if (kind === 'term-log') return inspectTermLog(bytes, file, options);
   return kind === 'segment' ? inspectSegment(bytes, file, options) : inspectBundle(bytes, file, options);
 }
 
@@ -45,6 +47,7 @@ export async function inspectFile(file: string, options: InspectOptions & { kind
  * follows a checkpoint's rules (docs/FORMAT.md §8).
  */
 export function detectKind(head: Buffer, file: string): InspectKind | undefined {
+  if (head.subarray(0, 4).toString('latin1') === 'LBTL') return 'term-log';
   if (hasSegmentMagic(head)) {
     if (file.endsWith('.ckpt')) return 'checkpoint';
     if (file.endsWith('.range')) return 'range';

@@ -1,5 +1,15 @@
 import { plural } from '../output.js';
-import type { BundleReport, CheckpointReport, ContainerReport, HeaderReport, InspectReport, Problem } from './report.js';
+import {
+  isoTime,
+  type BundleReport,
+  type BundleSegmentReport,
+  type CheckpointReport,
+  type ContainerReport,
+  type HeaderReport,
+  type InspectReport,
+  type Problem,
+  type TermLogReport,
+} from './report.js';
 
 /** The text output of `litebase inspect`: a dump of what the report holds, then the verdict. */
 export function renderReport(report: InspectReport): string {
@@ -7,6 +17,7 @@ export function renderReport(report: InspectReport): string {
   if (report.segment) lines.push(...renderContainer(report.segment));
   if (report.checkpoint) lines.push(...renderContainer(report.checkpoint), ...renderChecksum(report.checkpoint));
   if (report.bundle) lines.push(...renderBundle(report.bundle));
+  if (report.termLog) lines.push(...renderTermLog(report.termLog));
   lines.push(report.valid ? `valid ${report.kind}` : `invalid ${report.kind}`);
   return lines.join('\n');
 }
@@ -82,6 +93,51 @@ function renderChecksum(checkpoint: CheckpointReport): string[] {
   return checkpoint.checksum === undefined ? [] : [`pages sum to     ${checkpoint.checksum}`];
 }
 
+function renderTermLog(termLog: TermLogReport): string[] {
+  const lines: string[] = [];
+  if (termLog.databaseId !== undefined) {
+    lines.push(
+      `database id      ${termLog.databaseId}`,
+      `term             ${termLog.term}`,
+      `first position   ${termLog.firstPosition} (pre-checksum ${termLog.preChecksum})`,
+      `created          ${isoTime(termLog.createdAtMs ?? 0) ?? String(termLog.createdAtMs)}`,
+      `records          ${plural(termLog.segments.length, 'segment')}`,
+    );
+  }
+  if (termLog.segments.length > 0) lines.push('segments', indent(segmentTable(termLog.segments, true)));
+  lines.push(`images verified  ${termLog.imagesVerified}`);
+  if (termLog.tailBytes > 0)
+    lines.push(`tail             ${plural(termLog.tailBytes, 'byte')} after the last complete record (being written, or cut short)`);
+  return lines;
+}
+
+function segmentTable(segments: readonly BundleSegmentReport[], withRecords: boolean): string {
+  return renderTable(
+    [
+      'position',
+      'term',
+      'commit time',
+      'db pages',
+      'pages',
+      'txns',
+      'pre-checksum',
+      'post-checksum',
+      ...(withRecords ? ['offset', 'bytes'] : []),
+    ],
+    segments.map((s) => [
+      s.position,
+      s.term,
+      s.commitTime ?? String(s.commitTimeMs),
+      String(s.databaseSizePages),
+      String(s.pageCount),
+      String(s.transactionCount),
+      s.preChecksum,
+      s.postChecksum,
+      ...(withRecords ? [String(s.offset), String(s.bytes)] : []),
+    ]),
+  );
+}
+
 function renderBundle(bundle: BundleReport): string[] {
   const lines = [`format           ${bundle.format}`];
   if (bundle.databaseId !== undefined) {
@@ -100,38 +156,7 @@ function renderBundle(bundle: BundleReport): string[] {
       `trailer          ${tables.trailer}`,
     );
   }
-  if (bundle.segments.length > 0) {
-    const withRecords = bundle.format === 1;
-    lines.push('segments');
-    lines.push(
-      indent(
-        renderTable(
-          [
-            'position',
-            'term',
-            'commit time',
-            'db pages',
-            'pages',
-            'txns',
-            'pre-checksum',
-            'post-checksum',
-            ...(withRecords ? ['offset', 'bytes'] : []),
-          ],
-          bundle.segments.map((s) => [
-            s.position,
-            s.term,
-            s.commitTime ?? String(s.commitTimeMs),
-            String(s.databaseSizePages),
-            String(s.pageCount),
-            String(s.transactionCount),
-            s.preChecksum,
-            s.postChecksum,
-            ...(withRecords ? [String(s.offset), String(s.bytes)] : []),
-          ]),
-        ),
-      ),
-    );
-  }
+  if (bundle.segments.length > 0) lines.push('segments', indent(segmentTable(bundle.segments, bundle.format === 1)));
   if (bundle.blocks && bundle.blocks.length > 0) {
     lines.push('blocks');
     lines.push(

@@ -8,13 +8,13 @@ import type { SegmentHeader } from '../../format/segment-codec.js';
  * `--json` prints it unchanged and the text output is rendered from the same object.
  */
 
-export type InspectKind = 'segment' | 'checkpoint' | 'range' | 'bundle';
+export type InspectKind = 'segment' | 'checkpoint' | 'range' | 'bundle' | 'term-log';
 
 export interface InspectOptions {
   /** List every page (`--pages`). */
   pages: boolean;
 }
-export const INSPECT_KINDS: readonly InspectKind[] = ['segment', 'checkpoint', 'range', 'bundle'];
+export const INSPECT_KINDS: readonly InspectKind[] = ['segment', 'checkpoint', 'range', 'bundle', 'term-log'];
 
 /** The first check a file failed: the decoder's code and message (which says where and what). */
 export interface Problem {
@@ -143,6 +143,21 @@ export interface InspectReport {
   segment?: ContainerReport;
   checkpoint?: CheckpointReport;
   bundle?: BundleReport;
+  termLog?: TermLogReport;
+}
+
+/** A term log file (docs/FORMAT.md §1.2): its header, and each complete record's segment. */
+export interface TermLogReport {
+  databaseId?: string;
+  term?: string;
+  firstPosition?: string;
+  preChecksum?: string;
+  createdAtMs?: number;
+  /** Each complete record, with `offset` (its frame) and `bytes` (its segment). */
+  segments: BundleSegmentReport[];
+  imagesVerified: number;
+  /** Bytes after the last complete record: a record being written, or one a crash cut short. */
+  tailBytes: number;
 }
 
 export function headerReport(header: SegmentHeader): HeaderReport {
