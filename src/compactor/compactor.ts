@@ -89,6 +89,8 @@ export interface CompactorOptions {
   logger: Logger;
   /** False once this node is no longer the Primary: the compactor stops at its next step. */
   canWrite: () => boolean;
+  /** The Primary's writer starts a new term log file (AttachFollower): before a trim, so that it is exact. */
+  rollLog?: () => Promise<boolean>;
 }
 
 export type CompactionReason = 'manual' | 'threshold' | 'interval' | 'upgrade';
@@ -672,7 +674,10 @@ export class Compactor {
     const doomed = (await this.log.positions()).filter(
       (position) => position <= newest && (isArchived(index, position) || (retentionBase !== undefined && position <= retentionBase)),
     );
-    // Term log files go whole: what the answer counts is what left the shared folder.
+    // Term log files go whole: the writer starts a new one first, so that the file holding the
+    // newest checkpointed position holds nothing newer; what the answer counts is what left the
+    // shared folder.
+    if (doomed.length > 0) await this.options.rollLog?.().catch(() => false);
     const removed = await this.log.remove(doomed);
     if (removed.length > 0) {
       await fsyncDir(this.log.dir);

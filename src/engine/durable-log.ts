@@ -109,6 +109,24 @@ export class DurableLog {
     );
   }
 
+  /**
+   * Format `terms`: make the next segment start a new term log file (so a compaction can trim the
+   * file that holds what it checkpointed). Posted in order with the segments sent so far; refused
+   * (false) while a large segment is being prepared, whose position is already taken.
+   */
+  async roll(): Promise<boolean> {
+    if (this.options.log.format !== 'terms' || this.preparing || this.failure) return false;
+    await this.options.log.seal(
+      this.options.databaseId,
+      this.options.term,
+      this.next - 1n,
+      this.options.hashes.checksum,
+      this.stream,
+      this.options.writeFence,
+    );
+    return true;
+  }
+
   /** This writer is done (its database closes): let go of what the append thread keeps for it. */
   async release(): Promise<void> {
     await this.options.log.releaseStream(this.stream);

@@ -561,7 +561,10 @@ export class PrimaryDatabase<Follower extends LogFollower = LogFollower> {
     metrics.position.set({ database: meta.name }, Number(recovered.position));
     this.state = 'ready';
     if (this.options.follow && !this.attached) {
-      this.attached = this.options.follow({ canWrite: () => this.state !== 'closed' && (this.options.canWrite?.() ?? true) });
+      this.attached = this.options.follow({
+        canWrite: () => this.state !== 'closed' && (this.options.canWrite?.() ?? true),
+        rollLog: async () => (this.state === 'ready' && this.durableLog ? this.durableLog.roll() : false),
+      });
       this.attached.start(recovered.position);
     }
     this.logger.info(

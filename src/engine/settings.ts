@@ -64,4 +64,12 @@ export interface LogFollower {
 }
 
 /** Builds a Primary's follower once it is open; `canWrite` is false once it may no longer write the log. */
-export type AttachFollower<Follower extends LogFollower> = (context: { canWrite: () => boolean }) => Follower;
+export type AttachFollower<Follower extends LogFollower> = (context: {
+  canWrite: () => boolean;
+  /**
+   * Start a new term log file at the next position (docs/FORMAT.md §1.2), so that files holding
+   * only checkpointed positions can be trimmed now; resolves false when it could not (a large
+   * segment is being written, or the log is not in term log files).
+   */
+  rollLog: () => Promise<boolean>;
+}) => Follower;

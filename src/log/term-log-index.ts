@@ -130,19 +130,25 @@ export class TermLogIndex {
     this.extend();
   }
 
-  /** Files that hold nothing a reader needs once the log is checkpointed through `through`. */
+  /**
+   * Files that hold nothing a reader needs once the log is checkpointed through `through`: every
+   * position a file holds is at or before it, and the log goes on in a later file of the same or a
+   * higher term (so the file a writer still appends to stays, whatever a deposed writer created); and files no position is read from any more (shadowed by a
+   * higher term's file, or left empty) that start at or before it.
+   */
   removableThrough(through: bigint): string[] {
     const last = this.ranges.at(-1);
     if (!last) return [];
-    const inRanges = new Set(this.ranges.map((range) => range.file));
     const removable: string[] = [];
     for (const file of this.files) {
-      if (file === last.file) continue;
       const range = this.ranges.find((candidate) => candidate.file === file);
       if (range) {
-        if (range.to <= through && this.ranges.some((other) => other.from > range.to)) removable.push(file.file);
-      } else if (!inRanges.has(file) && file.firstPosition <= last.from && file.firstPosition <= through + 1n) {
-        // Shadowed by a higher term's file from before its first record on, or left behind empty.
+        const continued = this.files.some(
+          (other) =>
+            other !== file && other.term >= file.term && other.firstPosition > file.firstPosition && other.firstPosition <= range.to + 1n,
+        );
+        if (range.to <= through && continued) removable.push(file.file);
+      } else if (file.firstPosition <= last.from && file.firstPosition <= through + 1n) {
         removable.push(file.file);
       }
     }

@@ -140,8 +140,8 @@ export class NodeDatabases {
             onDeposed: this.options.onDeposed,
             ...(objectStore
               ? {
-                  follow: ({ canWrite }) =>
-                    new Compactor({ meta, shared, local, store: objectStore, settings: config.compaction, logger, canWrite }),
+                  follow: ({ canWrite, rollLog }) =>
+                    new Compactor({ meta, shared, local, store: objectStore, settings: config.compaction, logger, canWrite, rollLog }),
                 }
               : {}),
             ...(this.options.onDurable ? { onDurable: this.options.onDurable } : {}),

@@ -1,3 +1,4 @@
+import { LogDirectory } from '../../../src/log/log-directory.js';
 import { existsSync, readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -131,9 +132,7 @@ describe.each(backends)('archive and point-in-time restore: $name store', (backe
       const last = snapshots.at(-1) as Snapshot;
       const logDir = path.join(dataDir, 'databases', 'app', 'log');
       // The shared log holds only what came after the last compaction; the newest checkpoint stays.
-      const remaining = readdirSync(logDir)
-        .filter((name) => name.endsWith('.seg'))
-        .map((name) => BigInt(name.slice(0, 20)));
+      const remaining = await new LogDirectory(logDir).positions();
       expect(remaining[0]).toBe((compactedAt.at(-1) as bigint) + 1n);
       // (A full checkpoint or a manifest with its ranges; older manifests go after a grace period.)
       const sharedCheckpoints = new CheckpointDirectory(path.join(dataDir, 'databases', 'app', 'checkpoints'));

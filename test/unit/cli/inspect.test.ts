@@ -184,7 +184,7 @@ describe('segments', () => {
     const unknown = await inspect(file);
     expect(unknown.code).toBe(2);
     expect(unknown.err).toMatch(
-      /^error INSPECT_UNKNOWN_KIND: .*magic\.seg: not a segment, checkpoint or bundle \(first bytes 5c42534700010000/,
+      /^error INSPECT_UNKNOWN_KIND: .*magic\.seg: not a segment, checkpoint, bundle or term log file \(first bytes 5c42534700010000/,
     );
     const told = await inspectJson('--kind', 'segment', file);
     expect(told.code).toBe(1);

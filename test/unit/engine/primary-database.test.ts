@@ -1,15 +1,15 @@
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { pino } from 'pino';
+import { LogDirectory } from '../../../src/log/log-directory.js';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { loadConfig, type LitebaseConfig } from '../../../src/config/config.js';
 import { PrimaryDatabase } from '../../../src/engine/primary-database.js';
 import { ReplicaDatabase } from '../../../src/engine/replica-database.js';
 import type { LitebaseError } from '../../../src/errors.js';
 import { formatChecksum } from '../../../src/format/rolling-checksum.js';
-import { decodeSegmentHeader } from '../../../src/format/segment-codec.js';
 import { Metrics } from '../../../src/metrics.js';
 import { DatabaseCatalog, type DatabaseMeta } from '../../../src/storage/catalog.js';
 import { LocalLayout, SharedLayout } from '../../../src/storage/layout.js';
@@ -135,15 +135,24 @@ async function writersIn(engine: PrimaryDatabase | ReplicaDatabase): Promise<str
 }
 
 /** The position and checksum the newest segment in the log ends at. */
+/**
+ * The newest segment of the log as any node reads it (segment files or term log records), read
+ * synchronously: what the log holds at this very moment, with no append finishing meanwhile.
+ */
 function logHead(at: Node): { position: bigint; checksum: string } {
-  const logDir = at.shared.logDir('app');
-  const newest = readdirSync(logDir)
-    .filter((name) => name.endsWith('.seg'))
-    .sort()
-    .at(-1);
-  if (!newest) return { position: 0n, checksum: formatChecksum(0n) };
-  const header = decodeSegmentHeader(readFileSync(path.join(logDir, newest)));
-  return { position: header.position, checksum: formatChecksum(header.postChecksum) };
+  const log = new LogDirectory(at.shared.logDir('app'));
+  const scratch = Buffer.alloc(1 << 20);
+  let newest: { position: bigint; checksum: string } = { position: 0n, checksum: formatChecksum(0n) };
+  for (let position = 1n; ; position++) {
+    let bytes: Buffer | undefined;
+    try {
+      bytes = log.readSyncInto(position, scratch);
+    } catch {
+      return newest;
+    }
+    if (!bytes) return newest;
+    newest = { position, checksum: formatChecksum(bytes.readBigUInt64BE(72)) };
+  }
 }
 
 /** The writers in a local copy as SQLite itself reads it, WAL included (opened as a copy, so the original stays as it is). */
