@@ -1,4 +1,3 @@
-import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, expect, inject, it } from 'vitest';
 import {
@@ -11,6 +10,7 @@ import {
   prepareCeph,
   printServerErrors,
   sameEverywhere,
+  logHeaders,
   segmentTerm,
   startCephNode,
   valuesOn,
@@ -53,11 +53,7 @@ async function startCluster(cluster: CephCluster, count: number, env: Record<str
   return { folder, nodes, primary, logDir: (index: number) => path.join(folder.paths[index]!, 'databases', 'app', 'log') };
 }
 
-const segmentPositions = (logDir: string): bigint[] =>
-  readdirSync(logDir)
-    .filter((name) => name.endsWith('.seg'))
-    .sort()
-    .map((name) => BigInt(name.slice(0, 20)));
+const segmentPositions = (logDir: string): bigint[] => logHeaders(logDir).map((header) => header.position);
 
 const errorLines = (node: TestServer, message: string): number => node.output.split('\n').filter((line) => line.includes(message)).length;
 

@@ -1,10 +1,11 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { LogDirectory } from '../../src/log/log-directory.js';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, it } from 'vitest';
-import { decodeSegment } from '../../src/format/segment-codec.js';
+import { decodeSegment, type SegmentHeader } from '../../src/format/segment-codec.js';
 import { openObjectStore } from '../../src/storage/open-object-store.js';
 import { REPO_ROOT, TestServer, tempDir, type ServerOptions } from './server.js';
 import { sleep, waitFor } from './wait.js';
@@ -440,23 +441,50 @@ export class Writers {
 }
 
 /**
- * Checks the log folder as a reader does: every segment's position is its file name, each starts
- * where the one before ended (by position and rolling checksum), terms never go down. Answers the
- * last position.
+ * The log's segment headers as a reader accepts them (segment files or term log records, through
+ * LogDirectory), read synchronously from the first position the folder holds to the last.
+ */
+export function logHeaders(logDir: string): SegmentHeader[] {
+  const log = new LogDirectory(logDir);
+  const scratch = Buffer.alloc(1 << 20);
+  const headers: SegmentHeader[] = [];
+  let position = firstPosition(logDir);
+  for (;;) {
+    let bytes: Buffer | undefined;
+    try {
+      bytes = log.readSyncInto(position, scratch);
+    } catch {
+      return headers;
+    }
+    if (!bytes) return headers;
+    headers.push(decodeSegment(bytes).header);
+    position += 1n;
+  }
+}
+
+/** The first position a log folder holds: its oldest segment file or term log file (1 when empty). */
+function firstPosition(logDir: string): bigint {
+  const firsts = readdirSync(logDir)
+    .map((name) => /^(\d{20})(?:\.seg|-\d{20}\.tlog)$/.exec(name)?.[1])
+    .filter((first): first is string => first !== undefined)
+    .map((first) => BigInt(first))
+    .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  return firsts[0] ?? 1n;
+}
+
+/**
+ * Checks the log folder as a reader does: every segment is at its position, each starts where the
+ * one before ended (by position and rolling checksum), terms never go down. Answers the last position.
  */
 export function checkLogChain(logDir: string): bigint {
-  const names = readdirSync(logDir)
-    .filter((name) => name.endsWith('.seg'))
-    .sort();
   let last: bigint | undefined;
   let checksum: bigint | undefined;
   let term = 0n;
-  for (const name of names) {
-    const { header } = decodeSegment(readFileSync(path.join(logDir, name)));
-    if (header.position !== BigInt(name.slice(0, 20))) throw new Error(`${name} holds position ${header.position}`);
-    if (header.term < term) throw new Error(`${name} has term ${header.term} after term ${term}`);
-    if (last !== undefined && header.position !== last + 1n) throw new Error(`${name} follows position ${last}`);
-    if (checksum !== undefined && header.preChecksum !== checksum) throw new Error(`${name} does not continue the checksum chain`);
+  for (const header of logHeaders(logDir)) {
+    if (header.term < term) throw new Error(`position ${header.position} has term ${header.term} after term ${term}`);
+    if (last !== undefined && header.position !== last + 1n) throw new Error(`position ${header.position} follows position ${last}`);
+    if (checksum !== undefined && header.preChecksum !== checksum)
+      throw new Error(`position ${header.position} does not continue the checksum chain`);
     term = header.term;
     last = header.position;
     checksum = header.postChecksum;
@@ -466,7 +494,11 @@ export function checkLogChain(logDir: string): bigint {
 
 /** The term of the Primary that wrote segment `position`. */
 export function segmentTerm(logDir: string, position: bigint): bigint {
-  return decodeSegment(readFileSync(path.join(logDir, `${position.toString().padStart(20, '0')}.seg`))).header.term;
+  const log = new LogDirectory(logDir);
+  log.locate(position);
+  const bytes = log.readSyncInto(position, Buffer.alloc(1 << 20));
+  if (!bytes) throw new Error(`segment ${position} is too large to read here`);
+  return decodeSegment(bytes).header.term;
 }
 
 /** The same checksum on every node once each has applied `position`. */
