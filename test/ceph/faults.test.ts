@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { logHeaders } from '../support/log-files.js';
 import { afterAll, afterEach, expect, inject, it } from 'vitest';
 import {
   CEPH_LEASE_TTL_MS,
@@ -10,7 +11,6 @@ import {
   prepareCeph,
   printServerErrors,
   sameEverywhere,
-  logHeaders,
   segmentTerm,
   startCephNode,
   valuesOn,
