@@ -534,7 +534,7 @@ async function measureVisibility(
   logDir: string,
 ): Promise<Visibility> {
   const pollMs = mode.pollMs;
-  const logSegments = listSegments(logDir).files.length;
+  const logSegments = listSegments(logDir).segments;
   const probeClients = replicas.map((replica) => new JsonClient(replica.url, replica.key, 1));
   const writer = new JsonClient(primary.url, primary.key, WRITER_IN_FLIGHT);
   try {
@@ -818,12 +818,14 @@ export async function runReplicationBenchmark(partial: Partial<ReplicationOption
     durations.build_log = since(phase);
     const last = (await positionOf(primary)) ?? 0n;
     const log = listSegments(logDir);
-    if (BigInt(log.files.length) !== last) warnings.push(`the log holds ${log.files.length} segments for position ${last}`);
+    if (BigInt(log.segments) !== last) warnings.push(`the log holds ${log.segments} segments for position ${last}`);
 
     // 3. Catch-up. With the files out of the page cache first (where that can be done): a plain
     //    read of them, a fresh node n9, then the paused replica. Then, warm, another fresh node.
     phase = performance.now();
-    progress(`plain read of ${log.files.length} segment files (${(log.bytes / MIB).toFixed(1)} MiB), page cache warm`);
+    progress(
+      `plain read of ${log.files.length} log files, ${log.segments} segments (${(log.bytes / MIB).toFixed(1)} MiB), page cache warm`,
+    );
     const rawBefore = plainRead(log.files);
     // Every node's mount has its own page cache: drop the files through each of them.
     const evictEverywhere = (): string | undefined =>
@@ -870,7 +872,7 @@ export async function runReplicationBenchmark(partial: Partial<ReplicationOption
     }
 
     // 4. Lag again, default configuration, with the long log in the folder.
-    progress(`replicas n2 and n9 (default configuration), log of ${log.files.length} segments`);
+    progress(`replicas n2 and n9 (default configuration), log of ${log.segments} segments`);
     await measure(modes.watch_long_log, [paused, fresh]);
 
     // The nodes are stopped first: a busy replica would take the CPU these reads measure.
@@ -1160,7 +1162,7 @@ export function formatReplicationReport(report: ReplicationReport): string {
           renderTable(CATCH_UP_COLUMNS, [
             figuresRow('fresh node (new id, empty local dir): spawn -> serves the last position', c.cold.fresh),
             figuresRow('replica paused (SIGSTOP) while the log grew: SIGCONT -> caught up', c.cold.resumed_replica),
-            readRow('plain read of the .seg files in order (readFileSync)', c.cold.read, c.cold.read.mib_per_s),
+            readRow('plain read of the log files in order (readFileSync)', c.cold.read, c.cold.read.mib_per_s),
           ]),
           '',
         ]
@@ -1177,7 +1179,7 @@ export function formatReplicationReport(report: ReplicationReport): string {
       }),
       ...(c.cold ? [] : [figuresRow('replica paused (SIGSTOP) while the log grew: SIGCONT -> caught up', c.resumed_replica)]),
       ...c.raw_reads.map((read, index) =>
-        readRow(`plain read of the .seg files in order (readFileSync), ${index === 0 ? 'before' : 'after'}`, read),
+        readRow(`plain read of the log files in order (readFileSync), ${index === 0 ? 'before' : 'after'}`, read),
       ),
       readRow('in this process: read + decode (SHA-256 trailer, LZ4)', c.pipeline.read_decode),
       readRow('  + SHA-256 of every page image (rolling checksum)', c.pipeline.read_decode_hash),

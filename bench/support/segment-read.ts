@@ -3,31 +3,49 @@ import { closeSync, openSync, readdirSync, readFileSync, statSync, writeSync } f
 import path from 'node:path';
 import { pageHash } from '../../src/format/rolling-checksum.js';
 import { decodeSegment } from '../../src/format/segment-codec.js';
+import { decodeRecordFrame, TERM_LOG_FRAME_SIZE, TERM_LOG_HEADER_SIZE } from '../../src/format/term-log-codec.js';
 
 /**
- * The segment files of a log folder, and how fast this machine can go through them without any
+ * The files of a log folder (segment files or term log files), and how fast this machine can go through them without any
  * server: the reference a replica's catch-up is compared with, and a breakdown of what a replay
  * does per segment (read, decode and verify, hash the pages, write them), to show where its time
  * goes.
  */
 
-const SEGMENT_FILE = /^\d{20}\.seg$/;
+/** Segment files and term log files (docs/FORMAT.md §1): the files a log is made of. */
+const LOG_FILE = /^\d{20}(?:\.seg|-\d{20}\.tlog)$/;
 
 export interface LogFiles {
   files: string[];
   /** Size of each file, same order. */
   sizes: number[];
   bytes: number;
+  /** Segments the files hold (a term log file holds many). */
+  segments: number;
 }
 
-/** The .seg files of `logDir` in position order, and their total size. */
+/** The log files of `logDir` in position order, their total size and how many segments they hold. */
 export function listSegments(logDir: string): LogFiles {
   const files = readdirSync(logDir)
-    .filter((name) => SEGMENT_FILE.test(name))
+    .filter((name) => LOG_FILE.test(name))
     .sort()
     .map((name) => path.join(logDir, name));
   const sizes = files.map((file) => statSync(file).size);
-  return { files, sizes, bytes: sizes.reduce((sum, size) => sum + size, 0) };
+  const segments = files.reduce((count, file) => count + segmentsIn(readFileSync(file), file).length, 0);
+  return { files, sizes, bytes: sizes.reduce((sum, size) => sum + size, 0), segments };
+}
+
+/** The segments a log file holds: itself, or each complete record of a term log file. */
+export function segmentsIn(data: Buffer, file: string): Buffer[] {
+  if (!file.endsWith('.tlog')) return [data];
+  const segments: Buffer[] = [];
+  let offset = TERM_LOG_HEADER_SIZE;
+  for (;;) {
+    const frame = decodeRecordFrame(data.subarray(offset, offset + TERM_LOG_FRAME_SIZE));
+    if (frame.kind === 'none' || offset + TERM_LOG_FRAME_SIZE + frame.length > data.length) return segments;
+    segments.push(data.subarray(offset + TERM_LOG_FRAME_SIZE, offset + TERM_LOG_FRAME_SIZE + frame.length));
+    offset += TERM_LOG_FRAME_SIZE + frame.length;
+  }
 }
 
 export interface ReadSpeed {
@@ -68,7 +86,8 @@ export interface PipelineSpeeds {
 export function pipelineSpeeds(files: string[], scratchFile: string): PipelineSpeeds {
   // Warm-up (JIT, the LZ4 addon, buffers), so the first stage is not charged for it.
   for (const file of files.slice(0, 2000)) {
-    for (const page of decodeSegment(readFileSync(file)).pages) pageHash(page.pageNumber, page.data);
+    for (const segment of segmentsIn(readFileSync(file), file))
+      for (const page of decodeSegment(segment).pages) pageHash(page.pageNumber, page.data);
   }
   let pages = 0;
   let started = performance.now();
@@ -76,7 +95,7 @@ export function pipelineSpeeds(files: string[], scratchFile: string): PipelineSp
   for (const file of files) {
     const data = readFileSync(file);
     bytes += data.length;
-    pages += decodeSegment(data).pages.length;
+    for (const segment of segmentsIn(data, file)) pages += decodeSegment(segment).pages.length;
   }
   const readDecode = speed(bytes, started);
 
@@ -85,7 +104,7 @@ export function pipelineSpeeds(files: string[], scratchFile: string): PipelineSp
   for (const file of files) {
     const data = readFileSync(file);
     bytes += data.length;
-    for (const page of decodeSegment(data).pages) pageHash(page.pageNumber, page.data);
+    for (const segment of segmentsIn(data, file)) for (const page of decodeSegment(segment).pages) pageHash(page.pageNumber, page.data);
   }
   const readDecodeHash = speed(bytes, started);
 
@@ -96,10 +115,12 @@ export function pipelineSpeeds(files: string[], scratchFile: string): PipelineSp
     for (const file of files) {
       const data = readFileSync(file);
       bytes += data.length;
-      const { header, pages: images } = decodeSegment(data);
-      for (const page of images) {
-        pageHash(page.pageNumber, page.data);
-        writeSync(fd, page.data, 0, page.data.length, (page.pageNumber - 1) * header.pageSize);
+      for (const segment of segmentsIn(data, file)) {
+        const { header, pages: images } = decodeSegment(segment);
+        for (const page of images) {
+          pageHash(page.pageNumber, page.data);
+          writeSync(fd, page.data, 0, page.data.length, (page.pageNumber - 1) * header.pageSize);
+        }
       }
     }
   } finally {

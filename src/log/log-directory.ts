@@ -183,6 +183,13 @@ export class LogDirectory {
   }
 
   private readLocationInto(position: bigint, location: SegmentLocation, scratch: Buffer, maxBytes: number): Buffer | undefined {
+    if (location.length !== undefined) {
+      // A term log record: read by the index, through the descriptor it keeps, a window at a time.
+      if (location.length > maxBytes) return undefined;
+      const target = location.length <= scratch.length ? scratch.subarray(0, location.length) : Buffer.allocUnsafe(location.length);
+      if (!this.terms.readRecord({ ...location, length: location.length }, target)) throw endedEarly(this.describe(position));
+      return target;
+    }
     const fd = openSync(location.file, 'r');
     try {
       if (location.length !== undefined) {

@@ -49,7 +49,10 @@ export interface TermLogIndexOptions {
   writerTerm?: bigint;
 }
 
-const BLOCK_BYTES = 64 * 1024;
+/** A kept descriptor is opened anew after this long (scan). */
+const REOPEN_MS = 1000;
+/** Records are read in windows of up to this many bytes (readRecord). */
+const READ_WINDOW_BYTES = 4 * 1024 * 1024;
 
 /**
  * The term log files of one log folder, read incrementally: which positions they hold and which of
@@ -60,7 +63,19 @@ const BLOCK_BYTES = 64 * 1024;
 export class TermLogIndex {
   private files: TermLogFile[] = [];
   private ranges: AcceptedRange[] = [];
-  private readonly block = Buffer.allocUnsafe(BLOCK_BYTES);
+  /**
+   * A descriptor per file, opened anew at each look for new records and kept for the reads that
+   * follow: on a distributed file system an open of a file another client is appending to costs a
+   * round trip to the metadata server (on CephFS, a capability revocation), and one per segment
+   * read held a tailing replica seconds behind. Opened anew per look, so a file system that
+   * revalidates at open (NFS's close-to-open) shows what was appended since.
+   */
+  private readonly fds = new Map<string, number>();
+  /** What the last read window holds (readRecord). */
+  private window: { file: string; start: number; length: number } | undefined;
+  /** When each kept descriptor was opened (performance.now()). */
+  private readonly openedAt = new Map<string, number>();
+  private windowBuffer: Buffer | undefined;
 
   constructor(
     readonly dir: string,
@@ -124,6 +139,7 @@ export class TermLogIndex {
       }
     }
     // Files removed by a trim: forget them and the positions they held.
+    for (const file of this.files) if (!present.has(file.name)) this.closeFd(file.file);
     this.files = this.files.filter((file) => present.has(file.name));
     this.ranges = this.ranges.filter((range) => present.has(range.file.name));
     this.files.sort((a, b) => (a.firstPosition === b.firstPosition ? compare(a.term, b.term) : compare(a.firstPosition, b.firstPosition)));
@@ -228,14 +244,90 @@ export class TermLogIndex {
     }
   }
 
-  /** Read `file`'s complete records past the last one found; false when the file is gone. */
+  /** A descriptor of `file` for reads (src/log/log-directory.ts): the one of its last look, or a new one. Not to be closed. */
+  fdFor(file: string): number {
+    let fd = this.fds.get(file);
+    if (fd === undefined) {
+      fd = openSync(file, 'r');
+      this.fds.set(file, fd);
+    }
+    return fd;
+  }
+
+  /**
+   * The bytes of the record at `location`, copied into `target` (its length), read through the
+   * file's kept descriptor in windows of up to READ_WINDOW_BYTES: the records that follow come
+   * from the same read. On CephFS each read of a file another client appends to goes to the
+   * storage daemons (about 5 ms); a read per segment kept a tailing replica far behind.
+   */
+  readRecord(location: SegmentLocation & { length: number }, target: Buffer): boolean {
+    const window = this.window;
+    if (
+      !window ||
+      window.file !== location.file ||
+      location.offset < window.start ||
+      location.offset + location.length > window.start + window.length
+    ) {
+      const file = this.files.find((candidate) => candidate.file === location.file);
+      const known = file ? file.scanned : location.offset + location.length;
+      const length = Math.max(location.length, Math.min(READ_WINDOW_BYTES, known - location.offset));
+      if (length > READ_WINDOW_BYTES) {
+        // Larger than a window: read on its own.
+        return readFully(this.fdFor(location.file), target, location.offset);
+      }
+      this.windowBuffer ??= Buffer.allocUnsafe(READ_WINDOW_BYTES);
+      const buffer = this.windowBuffer.subarray(0, length);
+      if (!readFully(this.fdFor(location.file), buffer, location.offset)) {
+        this.window = undefined;
+        return false;
+      }
+      this.window = { file: location.file, start: location.offset, length };
+    }
+    const at = location.offset - this.window!.start;
+    (this.windowBuffer as Buffer).copy(target, 0, at, at + location.length);
+    return true;
+  }
+
+  /** Close every descriptor kept (the reader is done). */
+  close(): void {
+    for (const file of [...this.fds.keys()]) this.closeFd(file);
+  }
+
+  private closeFd(file: string): void {
+    if (this.window?.file === file) this.window = undefined;
+    this.openedAt.delete(file);
+    const fd = this.fds.get(file);
+    this.fds.delete(file);
+    if (fd !== undefined) {
+      try {
+        closeSync(fd);
+      } catch {
+        // already unusable
+      }
+    }
+  }
+
+  /**
+   * Read `file`'s complete records past the last one found; false when the file is gone. The new
+   * bytes are read in one go (up to a window) and kept for readRecord: the records a reader reads
+   * next come from this read. The descriptor is opened anew at most once a second, which is what
+   * a file system that revalidates at open (NFS) needs to show what was appended since.
+   */
   private scan(file: TermLogFile): boolean {
     let fd: number;
-    try {
-      fd = openSync(file.file, 'r');
-    } catch (error) {
-      if (systemErrorCode(error) === 'ENOENT') return false;
-      throw error;
+    const opened = this.openedAt.get(file.file);
+    if (opened === undefined || performance.now() - opened > REOPEN_MS) {
+      this.closeFd(file.file);
+      try {
+        fd = openSync(file.file, 'r');
+      } catch (error) {
+        if (systemErrorCode(error) === 'ENOENT') return false;
+        throw error;
+      }
+      this.fds.set(file.file, fd);
+      this.openedAt.set(file.file, performance.now());
+    } else {
+      fd = this.fds.get(file.file) as number;
     }
     try {
       const size = fstatSync(fd).size;
@@ -253,24 +345,40 @@ export class TermLogIndex {
         }
         file.headerChecked = true;
       }
-      let blockStart = -1;
-      let blockLength = 0;
       while (file.scanned + TERM_LOG_FRAME_SIZE <= size) {
-        if (blockStart < 0 || file.scanned < blockStart || file.scanned + TERM_LOG_FRAME_SIZE > blockStart + blockLength) {
-          blockStart = file.scanned;
-          blockLength = readSync(fd, this.block, 0, Math.min(BLOCK_BYTES, size - blockStart), blockStart);
-          if (blockLength < TERM_LOG_FRAME_SIZE) break;
+        // The new bytes in one read (a window), or from the window already read.
+        const window = this.window;
+        if (
+          !window ||
+          window.file !== file.file ||
+          file.scanned < window.start ||
+          file.scanned + TERM_LOG_FRAME_SIZE > window.start + window.length
+        ) {
+          this.windowBuffer ??= Buffer.allocUnsafe(READ_WINDOW_BYTES);
+          const length = readSync(fd, this.windowBuffer, 0, Math.min(READ_WINDOW_BYTES, size - file.scanned), file.scanned);
+          this.window = { file: file.file, start: file.scanned, length };
+          if (length < TERM_LOG_FRAME_SIZE) break;
         }
-        const at = file.scanned - blockStart;
-        const frame = decodeRecordFrame(this.block.subarray(at, at + TERM_LOG_FRAME_SIZE));
+        const current = this.window as { start: number; length: number };
+        const at = file.scanned - current.start;
+        const frame = decodeRecordFrame((this.windowBuffer as Buffer).subarray(at, at + TERM_LOG_FRAME_SIZE));
         if (frame.kind === 'none') break;
         const end = file.scanned + TERM_LOG_FRAME_SIZE + frame.length;
         if (end > size) break;
         file.records.push({ offset: file.scanned + TERM_LOG_FRAME_SIZE, length: frame.length });
+        if (end > current.start + current.length) {
+          // The record goes past the window: the next frame is read anew.
+          this.window = undefined;
+        }
         file.scanned = end;
       }
-    } finally {
-      closeSync(fd);
+      // The window holds complete records only: what lies past them may still be written.
+      if (this.window?.file === file.file) {
+        this.window.length = Math.min(this.window.length, Math.max(0, file.scanned - this.window.start));
+      }
+    } catch (error) {
+      this.closeFd(file.file);
+      throw error;
     }
     return true;
   }
@@ -278,4 +386,15 @@ export class TermLogIndex {
 
 function compare(a: bigint, b: bigint): number {
   return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** Fill `target` from `fd` at `offset`; false when the file ends first. */
+function readFully(fd: number, target: Buffer, offset: number): boolean {
+  let filled = 0;
+  while (filled < target.length) {
+    const read = readSync(fd, target, filled, target.length - filled, offset + filled);
+    if (read === 0) return false;
+    filled += read;
+  }
+  return true;
 }
