@@ -35,12 +35,16 @@ function errorBody(code: string, message: string, details: Record<string, unknow
   return JSON.stringify({ message, code, error: { code, message, ...details } });
 }
 
+/** The text is already JSON: a reply serializer that passes it on as it is. */
+const asIs = (payload: unknown): string => payload as string;
+
 /**
- * libSQL clients parse an error body only when the content type is exactly application/json;
- * fastify adds "; charset=utf-8" to a string it sends, never to bytes.
+ * libSQL clients parse an error body only when the content type is exactly application/json.
+ * fastify adds "; charset=utf-8" to a JSON string it sends, unless the reply has a serializer of
+ * its own; a string (not bytes) then goes out in one write with the headers.
  */
 function sendJson(reply: FastifyReply, status: number, body: string): FastifyReply {
-  return reply.status(status).header('content-type', 'application/json').send(Buffer.from(body));
+  return reply.status(status).header('content-type', 'application/json').serializer(asIs).send(body);
 }
 
 export function hranaRoutes(context: AppContext): FastifyPluginAsync {
