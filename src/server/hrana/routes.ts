@@ -7,6 +7,7 @@ import { requirePermission, type AppContext, type ClusterView } from '../context
 import { toErrorResponse } from '../error-response.js';
 import { forwardToPrimary } from '../forward.js';
 import { DatabaseParams } from '../schemas.js';
+import { cursorEntryJson, pipelineResponseJson } from './json.js';
 import { parseCursorBody, parsePipelineBody, statementCount } from './parse.js';
 import type { CursorRequestBody, PipelineRequestBody, StreamRequest } from './protocol.js';
 import { NeedsPrimary, StreamSession } from './session.js';
@@ -219,7 +220,7 @@ export function hranaRoutes(context: AppContext): FastifyPluginAsync {
         return fail(stream, error);
       }
       const baton = finish(reply, stream, session);
-      return sendJson(reply, 200, JSON.stringify({ baton, base_url: null, results }));
+      return sendJson(reply, 200, pipelineResponseJson({ baton, base_url: null, results }));
     };
     app.post('/v1/databases/:db/v2/pipeline', { schema: { params: DatabaseParams } }, pipeline);
     app.post('/v1/databases/:db/v3/pipeline', { schema: { params: DatabaseParams } }, pipeline);
@@ -239,7 +240,7 @@ export function hranaRoutes(context: AppContext): FastifyPluginAsync {
       }
       const baton = finish(reply, stream, session);
       // One JSON structure per line: the cursor's baton first, then its entries.
-      const lines = [JSON.stringify({ baton, base_url: null }), ...entries.map((entry) => JSON.stringify(entry))];
+      const lines = [JSON.stringify({ baton, base_url: null }), ...entries.map(cursorEntryJson)];
       return sendJson(reply, 200, `${lines.join('\n')}\n`);
     });
 
