@@ -70,6 +70,7 @@ import {
 } from './support/segment-read.js';
 import { benchTmpRoot, parseSharedDirs } from './support/server.js';
 import { formatNumber, renderTable, type Cell, type Column } from './support/table.js';
+import { readOptions } from './support/options.js';
 
 /** Issue 5's goals; on a shared file system without inotify (--shared-dir), issue 15's lag goal. */
 export const REPLICATION_GOALS = { maxP99LagMs: 20, maxP99LagMsSharedDir: 50, minCatchUpRatioToRead: 0.5 } as const;
@@ -1309,15 +1310,9 @@ const WATCHDOG_SECONDS = 420;
  * `argv` is what follows the word "replication".
  */
 export async function replicationMain(argv: string[]): Promise<number> {
-  if (argv.includes('--help')) {
-    console.log(USAGE);
-    return 0;
-  }
-  const parsed = parseOptions(argv);
-  if (typeof parsed === 'string') {
-    console.error(`${parsed}\n\n${USAGE}`);
-    return 2;
-  }
+  const read = readOptions(argv, USAGE, parseOptions);
+  if ('exitCode' in read) return read.exitCode;
+  const parsed = read.options;
   const watchdogSeconds = parsed.sharedDirs ? 2 * WATCHDOG_SECONDS : WATCHDOG_SECONDS;
   const timer = setTimeout(() => {
     const message = `benchmark did not finish within ${watchdogSeconds} s`;

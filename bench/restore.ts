@@ -18,8 +18,8 @@
  * Both restored files must hold exactly transactions 1..k: row count and SHA-256 of (id, k,
  * payload) in id order equal to the reference computed here from the workload, and quick_check ok.
  * A wrong restore fails the benchmark (exit 1) whatever its speed. Footprints: every byte under the
- * Litebase object store folder (bundles, checkpoints, index) and under Litestream's replica folder,
- * each divided by N.
+ * Litebase object store folder (bundles, checkpoints: manifests and range files, index) and under
+ * Litestream's replica folder, each divided by N.
  *
  * --shared-dir DIR puts the server's data dir (its log) in a new folder under DIR, e.g. a CephFS
  * mount, its local dir staying on the temp root. --object-store URL archives to a fresh prefix
@@ -55,6 +55,7 @@ import {
 import { CREATE_TABLE_SQL, digestSqliteFile, MAX_IN_FLIGHT_SPAN, Workload, type TableDigest } from './support/restore-workload.js';
 import { benchTmpRoot, freePort, makeTempDir, parseSharedDirs, repoRoot } from './support/server.js';
 import { formatNumber, renderTable } from './support/table.js';
+import { readOptions } from './support/options.js';
 
 export const RESTORE_GOALS = { maxRestoreTimeRatio: 0.5, maxArchiveBytesRatio: 1 } as const;
 
@@ -304,15 +305,9 @@ function fieldOf(value: unknown, name: string): unknown {
 }
 
 export async function runRestoreCommand(argv: string[]): Promise<number> {
-  if (argv.includes('--help')) {
-    console.log(USAGE);
-    return 0;
-  }
-  const parsed = parseArgs(argv);
-  if (typeof parsed === 'string') {
-    console.error(`${parsed}\n\n${USAGE}`);
-    return 2;
-  }
+  const read = readOptions(argv, USAGE, parseArgs);
+  if ('exitCode' in read) return read.exitCode;
+  const parsed = read.options;
   const options = parsed;
   // Past the expected time (about 25 ms per transaction on 2 cores, plus fixed costs), give up cleanly.
   const limitSeconds = Math.round(300 + options.transactions * 0.03 + options.mb * 2);
@@ -511,7 +506,11 @@ async function runRestoreBenchmark(options: RestoreOptions): Promise<{ report: R
     durations.litebase_archive_copy = mirrorSeconds;
   }
   const archive = folderBytes(archiveDir);
-  const archiveCheckpoints = folderBytes(archiveDir, (file) => file.endsWith('.ckpt'));
+  // Checkpoints of either kind: legacy files, or manifests and their range files (docs/FORMAT.md §11).
+  const archiveCheckpoints = folderBytes(
+    archiveDir,
+    (file) => file.endsWith('.ckpt') || file.endsWith('.range') || /(^|\/)manifests\/\d{20}\.json$/.test(file),
+  );
   const archiveBundles = folderBytes(archiveDir, (file) => file.endsWith('.seg'));
   const litebaseTarget = new Date(litebaseWrite.targetEpochMs).toISOString();
 

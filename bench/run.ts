@@ -8,9 +8,11 @@
 import { releaseAll } from './support/cleanup.js';
 import { DEFAULT_OPTIONS, type BenchOptions } from './support/report.js';
 import { runHranaBenchmark } from './hrana.js';
+import { runMemoryCommand } from './memory.js';
 import { readGoalSummary, runReadBenchmark, type ReadReport } from './read.js';
 import { replicationMain } from './replication.js';
 import { runRestoreCommand } from './restore.js';
+import { scaleMain } from './scale.js';
 import { parseSharedDirs } from './support/server.js';
 import { formatNumber, renderTable } from './support/table.js';
 import { runStatementsBenchmark } from './statements.js';
@@ -19,7 +21,7 @@ import { runWriteBenchmark, writeGoalSummary, type WriteReport } from './write.j
 const COMMANDS = ['write', 'read', 'all'] as const;
 type Command = (typeof COMMANDS)[number];
 
-const USAGE = `usage: npm run bench -- <write|read|all|replication|restore|hrana|statements> [options]
+const USAGE = `usage: npm run bench -- <write|read|all|replication|restore|scale|hrana|statements|memory> [options]
        node dist/bench/run.js <write|read|all> [options]
 
   write   durable single-row INSERTs per second over HTTP (group commit on and off),
@@ -36,6 +38,11 @@ const USAGE = `usage: npm run bench -- <write|read|all|replication|restore|hrana
           speed of a fresh replica beside a plain read of the segment files
           (its own options: npm run bench -- replication --help)
   restore  point-in-time restore against Litestream (its own options: npm run bench -- restore --help)
+  scale    the same small-write load on a tiny and a 1 GiB database (10 GiB with --with-10g): tx/s,
+          bytes written per transaction, compactions, a fresh node's bootstrap, peak RSS
+          (its own options: npm run bench -- scale --help)
+  memory  peak RSS of the nodes while loading, in one big transaction, replaying, and in backups
+          (its own options: npm run bench -- memory --help)
 
 options:
   --connections N   concurrent HTTP clients (default ${DEFAULT_OPTIONS.connections})
@@ -113,9 +120,17 @@ async function main(): Promise<number> {
     console.log(JSON.stringify({ ...outcome.report, ok: true }));
     return 0;
   }
+  if (process.argv[2] === 'memory') {
+    // Its own options, processes, report and watchdog (bench/memory.ts): RSS of a Primary, a Replica and a fresh node.
+    return runMemoryCommand(process.argv.slice(3));
+  }
   if (process.argv[2] === 'restore') {
     // Its own options, report and watchdog (bench/restore.ts): Litebase vs Litestream 0.3.13.
     return runRestoreCommand(process.argv.slice(3));
+  }
+  if (process.argv[2] === 'scale') {
+    // Its own options, processes, report and watchdog (bench/scale.ts): one size after the other.
+    return scaleMain(process.argv.slice(3));
   }
   const parsed = parseArgs(process.argv.slice(2));
   if (typeof parsed === 'string') {

@@ -357,6 +357,12 @@ export const ERRORS = {
   },
   CHECKPOINT_INVALID: { status: 500, retryable: false, area: 'log', meaning: 'a checkpoint file is not a valid checkpoint' },
   CHECKPOINT_FOREIGN: { status: 500, retryable: false, area: 'log', meaning: 'a checkpoint belongs to another database' },
+  CHECKPOINT_RANGE_MISSING: {
+    status: 503,
+    retryable: true,
+    area: 'log',
+    meaning: 'a range file of the checkpoint being read was collected after a newer checkpoint replaced it',
+  },
   CHECKPOINT_CHECKSUM_MISMATCH: {
     status: 500,
     retryable: false,
@@ -463,6 +469,12 @@ export const ERRORS = {
     area: 'archive',
     meaning: 'an archived bundle or checkpoint is damaged or not what the archive index says',
   },
+  CHECKPOINT_FOLD_MISMATCH: {
+    status: 500,
+    retryable: false,
+    area: 'archive',
+    meaning: "a compaction's new ranges do not sum to the log's checksum; the checkpoint is not published",
+  },
   ARCHIVE_UPLOAD_MISMATCH: { status: 500, retryable: false, area: 'archive', meaning: 'an uploaded object does not read back as uploaded' },
   COMPACTOR_STOPPED: {
     status: 503,
@@ -483,12 +495,6 @@ export const ERRORS = {
     retryable: false,
     area: 'archive',
     meaning: "the compactor's record of a failure without a code of its own (a manual compaction answers 500 INTERNAL_ERROR)",
-  },
-  SHADOW_BEHIND: {
-    status: 500,
-    retryable: false,
-    area: 'archive',
-    meaning: "the compactor's shadow copy is behind the oldest segment left in the log",
   },
 
   // ---- backups -----------------------------------------------------------------------------------

@@ -35,6 +35,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly segmentsStreamed = new Counter({
+    name: 'litebase_segments_streamed_total',
+    help: 'Log segments too large to hold in memory, written chunk by chunk from the WAL (also counted in litebase_segments_written_total)',
+    labelNames: ['database'] as const,
+    registers: [this.registry],
+  });
+
   readonly segmentWriteSeconds = new Histogram({
     name: 'litebase_segment_write_seconds',
     help: 'Time to write and fsync one segment on the shared file system',

@@ -42,10 +42,12 @@ export class BenchCluster {
     /** Environment given to every node on top of the filtered parent environment. */
     private readonly env: Record<string, string>,
     sharedViews?: readonly string[],
+    /** Names the temp folders (which benchmark left them, should one survive a crash). */
+    prefix = 'litebase-bench-replication-',
   ) {
-    const root = makeTempDir('litebase-bench-replication-');
+    const root = makeTempDir(prefix);
     this.root = root;
-    const shared = sharedViews && sharedViews.length > 0 ? makeSharedTempDir(sharedViews, 'litebase-bench-replication-') : undefined;
+    const shared = sharedViews && sharedViews.length > 0 ? makeSharedTempDir(sharedViews, prefix) : undefined;
     this.views = shared ? shared.paths : [path.join(root, 'shared')];
     this.onSharedDir = shared !== undefined;
     this.removeFolders = () => {
@@ -192,6 +194,11 @@ export class ClusterNode {
 
   assertRunning(): void {
     this.child.assertRunning(`node ${this.id}`, 20);
+  }
+
+  /** Every line the node prints from now on (e.g. its info-level log, parsed by the caller). */
+  onLine(listener: (line: string) => void): void {
+    this.child.onLine(listener);
   }
 
   /** SIGSTOP: the process stays, does nothing (a replica that falls behind). */

@@ -29,7 +29,15 @@ export class JsonClient {
   }
 
   request(method: 'GET' | 'POST', urlPath: string, body?: unknown, timeoutMs = 30_000): Promise<JsonAnswer> {
-    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    return this.send(method, urlPath, body === undefined ? undefined : Buffer.from(JSON.stringify(body)), timeoutMs);
+  }
+
+  /** A request whose JSON body is already text (a large body built piece by piece, not stringified again). */
+  requestJsonText(method: 'POST', urlPath: string, json: string, timeoutMs = 30_000): Promise<JsonAnswer> {
+    return this.send(method, urlPath, Buffer.from(json), timeoutMs);
+  }
+
+  private send(method: 'GET' | 'POST', urlPath: string, payload: Buffer | undefined, timeoutMs: number): Promise<JsonAnswer> {
     const headers: http.OutgoingHttpHeaders = { authorization: `Bearer ${this.key}` };
     if (payload) {
       headers['content-type'] = 'application/json';

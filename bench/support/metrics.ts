@@ -1,10 +1,13 @@
-import type { BenchServer } from './server.js';
+/** Whatever answers GET /metrics: a BenchServer, or a cluster node's JsonClient. */
+export interface MetricsSource {
+  request(method: 'GET', urlPath: string): Promise<{ status: number; text: string }>;
+}
 
 /**
  * Scrape GET /metrics and sum every sample of each metric over its labels. Only a few totals are
  * needed (transactions, segments, group size), and the label sets are the server's business.
  */
-export async function scrapeMetrics(server: BenchServer): Promise<Map<string, number>> {
+export async function scrapeMetrics(server: MetricsSource): Promise<Map<string, number>> {
   const totals = new Map<string, number>();
   const response = await server.request('GET', '/metrics');
   if (response.status !== 200) return totals;

@@ -118,6 +118,7 @@ export class ServeProcess {
   private partial = '';
   private printed = 0;
   private exitInfo: string | undefined;
+  private readonly listeners: ((line: string) => void)[] = [];
 
   private constructor(private readonly child: ChildProcess) {
     child.stdout?.on('data', (chunk: Buffer) => this.collect(chunk));
@@ -195,6 +196,11 @@ export class ServeProcess {
     throw new Error(`${name} not ready after ${timeoutMs} ms (${last}):\n${this.tail(30).join('\n')}`);
   }
 
+  /** Call `listener` with every line printed from now on (the kept tail is bounded; this sees them all). */
+  onLine(listener: (line: string) => void): void {
+    this.listeners.push(listener);
+  }
+
   /** Sends `signal`; false if the process could not be signalled. */
   kill(signal: NodeJS.Signals): boolean {
     return this.child.kill(signal);
@@ -218,6 +224,7 @@ export class ServeProcess {
     for (const line of lines) {
       if (line.trim() === '') continue;
       this.printed++;
+      for (const listener of this.listeners) listener(line);
       this.kept.push(line);
       if (this.kept.length > MAX_KEPT_LINES) this.kept.shift();
     }

@@ -1,3 +1,4 @@
+import { setFlagsFromString } from 'node:v8';
 import { Option, type Command } from 'commander';
 import { loadConfig, type ConfigInput } from '../config/config.js';
 import { errorMessage } from '../errors.js';
@@ -117,6 +118,13 @@ export function registerServeCommand(program: Command, io: CliIo): void {
   for (const [, option] of options) serve.addOption(option);
   serve.action(async (_options: unknown, command: Command) => {
     const config = loadConfig(serveFlags(command, options), process.env);
+    // When asked (LITEBASE_OPTIMIZE_FOR_SIZE), before the server's modules load and its heap grows:
+    // V8 then collects garbage before the heap grows far past what is live. Loading with requests
+    // of ~10 MiB (their bodies, parsed and decoded) peaked at 407 MiB resident without it, 256 with
+    // it (npm run bench -- memory, both with MALLOC_MMAP_THRESHOLD_); small INSERTs were about a
+    // quarter slower with it (bench/README.md).
+    // A heap-sizing flag, set once, before anything depends on it.
+    if (config.optimizeForSize) setFlagsFromString('--optimize-for-size');
     // Loaded here, not at the top: client commands should not pay for the server's start-up.
     const { startNode } = await import('../server/start.js');
 

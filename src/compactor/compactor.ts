@@ -1,13 +1,10 @@
-import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { applyPagesToFile, recoverLocalCopy, writeLocalState } from '../replay/local-copy.js';
 import { errorMessage, LitebaseError, systemErrorCode } from '../errors.js';
 import { LogDirectory } from '../log/log-directory.js';
-import { formatChecksum, pageHash, type PageHashTable } from '../format/rolling-checksum.js';
+import { formatChecksum } from '../format/rolling-checksum.js';
 import {
-  decodeSegment,
   decodeSegmentHeader,
   SEGMENT_TRAILER_SIZE,
   segmentChecksum,
@@ -29,10 +26,14 @@ import {
   sortIndex,
   type ArchiveIndex,
 } from '../archive/archive-index.js';
-import { bundleKey, checkpointKey, indexKey } from '../archive/archive-keys.js';
+import { bundleKey, checkpointKey, indexKey, manifestKey } from '../archive/archive-keys.js';
 import { BundleWriter, sha256File } from '../archive/bundle-writer.js';
-import { CheckpointDirectory, writeCheckpointFromFile } from '../replay/checkpoints.js';
-import { planRetention } from './retention.js';
+import { verifyUpload } from '../archive/verify-upload.js';
+import { manifestUploadCost, uploadManifest } from '../archive/manifest-upload.js';
+import { CheckpointDirectory, upgradeLegacyCheckpoint } from '../replay/checkpoints.js';
+import { DEFAULT_RANGE_BYTES, rangePagesFor, type CheckpointManifest } from '../format/checkpoint-manifest.js';
+import { foldLogIntoCheckpoint } from './range-fold.js';
+import { applyRetention, planRetention } from './retention.js';
 
 /**
  * The compactor of one database (docs/ARCHITECTURE.md §12, docs/FORMAT.md §8 and §11). It runs on the Primary
@@ -73,6 +74,10 @@ export interface CompactionSettings {
   archiveCheckpointPercent?: number;
   /** History kept in the object store (restore window). */
   retentionMs: number;
+  /** Size of a checkpoint's range files (docs/FORMAT.md §8); default 4 MiB. */
+  rangeBytes?: number;
+  /** A replaced checkpoint and its unlisted range files stay this long for readers; default 10 minutes. */
+  graceMs?: number;
 }
 
 export interface CompactorOptions {
@@ -86,7 +91,7 @@ export interface CompactorOptions {
   canWrite: () => boolean;
 }
 
-export type CompactionReason = 'manual' | 'threshold' | 'interval';
+export type CompactionReason = 'manual' | 'threshold' | 'interval' | 'upgrade';
 
 /** What one run did, as the API answers it (positions as decimal strings). */
 export interface CompactionReport {
@@ -99,36 +104,26 @@ export interface CompactionReport {
   checkpoint: { position: string; time: string; key: string; bytes: number; created: boolean; archived: boolean } | null;
   archived: { first: string; last: string; segments: number; bytes: number; objects: string[] } | null;
   checkpointsUploaded: string[];
-  deleted: { segments: number; first: string | null; last: string | null; checkpoints: number; deferred: boolean };
+  /** `ranges`: range files no remaining checkpoint lists, removed after the grace period. */
+  deleted: { segments: number; first: string | null; last: string | null; checkpoints: number; ranges: number; deferred: boolean };
   pruned: { objects: string[]; bytes: number };
   /** Every position up to this one is in the archive (or behind a checkpoint that is). */
   archivedThrough: string;
   durationMs: number;
 }
 
-interface Shadow {
-  position: bigint;
-  hashes: PageHashTable;
-  term: bigint;
-  commitTimeMs: number;
-}
-
-/** Objects at most this large are downloaded again and hashed after upload; larger ones are checked by size. */
-const VERIFY_BY_CONTENT_MAX_BYTES = 8 * 1024 * 1024;
 const ACCOUNTING_DELAY_MS = 1000;
 const FIRST_ARCHIVE_DELAY_MS = 30_000;
 const MAX_BACKOFF_MS = 5 * 60_000;
 const STOP_WAIT_MS = 5000;
 const DEFAULT_ARCHIVE_CHECKPOINT_PERCENT = 200;
+const DEFAULT_GRACE_MS = 10 * 60_000;
 
 export class Compactor {
   private readonly log: LogDirectory;
   private readonly checkpoints: CheckpointDirectory;
-  private readonly shadowFile: string;
-  private readonly shadowStateFile: string;
   private readonly workDir: string;
   private readonly logger: Logger;
-  private shadow: Shadow | undefined;
   private chain: Promise<unknown> = Promise.resolve();
   private busy = 0;
   private stopped = false;
@@ -153,9 +148,10 @@ export class Compactor {
     this.log = new LogDirectory(shared.logDir(meta.name));
     this.checkpoints = new CheckpointDirectory(shared.checkpointsDir(meta.name));
     const dir = local.compactorDir(meta.name);
-    this.shadowFile = path.join(dir, 'shadow.sqlite');
-    this.shadowStateFile = path.join(dir, 'shadow-state.json');
     this.workDir = path.join(dir, 'work');
+    // The shadow copy of the whole database that compactions before range checkpoints kept.
+    void fs.rm(path.join(dir, 'shadow.sqlite'), { force: true }).catch(() => undefined);
+    void fs.rm(path.join(dir, 'shadow-state.json'), { force: true }).catch(() => undefined);
     this.logger = options.logger.child({ database: meta.name, component: 'compactor' });
   }
 
@@ -175,6 +171,18 @@ export class Compactor {
       this.timer.unref();
     }
     if (position > 0n) this.notify(position);
+    // A shared folder whose newest checkpoint is a legacy one is upgraded right away (FORMAT.md §8.4).
+    void this.newestIsLegacy().then(
+      (legacy) => {
+        if (legacy && !this.stopped) void this.compact('upgrade').catch(() => undefined);
+      },
+      () => undefined,
+    );
+  }
+
+  private async newestIsLegacy(): Promise<boolean> {
+    const newest = await this.checkpoints.newest();
+    return newest !== undefined && (await this.checkpoints.manifestPositions()).at(-1) !== newest;
   }
 
   /** The Primary made `position` durable: count the log, compact when a threshold is passed. */
@@ -298,9 +306,8 @@ export class Compactor {
     let position = (await this.log.positions()).at(-1) ?? 0n;
     const sharedCheckpoints = await this.checkpoints.positions();
     if (withCheckpoint) {
-      const shadow = await this.advanceShadow();
-      position = shadow.position > position ? shadow.position : position;
-      if (shadow.position > 0n) checkpoint = await this.writeCheckpoint(shadow, sharedCheckpoints);
+      checkpoint = await this.writeCheckpoint(sharedCheckpoints);
+      if (checkpoint && BigInt(checkpoint.position) > position) position = BigInt(checkpoint.position);
     }
 
     const loaded = await loadArchiveIndex(store, meta.name, meta.id, { logger: this.logger });
@@ -319,14 +326,9 @@ export class Compactor {
     if (checkpointsUploaded.length > 0) indexChanged = true;
 
     const retention = planRetention(index, Date.now(), this.options.settings.retentionMs);
-    const prunedKeys = [...retention.checkpoints.map((entry) => entry.key), ...retention.bundles.map((entry) => entry.key)];
-    const prunedBytes = [...retention.checkpoints, ...retention.bundles].reduce((sum, entry) => sum + entry.bytes, 0);
-    if (prunedKeys.length > 0) {
-      const pruned = new Set(prunedKeys);
-      index.checkpoints = index.checkpoints.filter((entry) => !pruned.has(entry.key));
-      index.bundles = index.bundles.filter((entry) => !pruned.has(entry.key));
-      indexChanged = true;
-    }
+    // Checkpoints, manifests, bundles and range files out of the index (retention.ts); deleted once it is written.
+    const { keys: prunedKeys, bytes: prunedBytes } = applyRetention(index, retention);
+    if (prunedKeys.length > 0) indexChanged = true;
     if (indexChanged) {
       this.checkActive();
       // The index goes last: every object it lists is already in place (and verified).
@@ -376,152 +378,77 @@ export class Compactor {
     return new LitebaseError('COMPACTOR_STOPPED', `the compactor of ${this.options.meta.name} is stopping`);
   }
 
-  // ---- the shadow ------------------------------------------------------------------------------
+  // ---- the checkpoint -------------------------------------------------------------------------
 
-  /** Bring the shadow to the end of the log, incrementally when it is loaded, else by recovery. */
-  private async advanceShadow(): Promise<Shadow> {
-    if (this.shadow) {
-      try {
-        await this.applyNewSegments(this.shadow);
-        return this.shadow;
-      } catch (error) {
-        if (error instanceof LitebaseError && error.code === 'COMPACTOR_STOPPED') throw error;
-        this.logger.warn({ err: error }, 'shadow copy cannot follow the log; rebuilding it');
-        this.shadow = undefined;
-      }
-    }
-    await fs.mkdir(path.dirname(this.shadowFile), { recursive: true });
-    const recovered = await recoverLocalCopy(
-      { sqliteFile: this.shadowFile, stateFile: this.shadowStateFile },
-      this.log,
-      this.options.meta.id,
-      this.logger,
-      this.checkpoints,
-    );
-    const header = recovered.position > 0n ? await this.headerAt(recovered.position) : undefined;
-    this.shadow = {
-      position: recovered.position,
-      hashes: recovered.hashes,
-      term: header?.term ?? 0n,
-      commitTimeMs: header?.commitTimeMs ?? 0,
-    };
-    return this.shadow;
-  }
-
-  private async applyNewSegments(shadow: Shadow): Promise<void> {
-    const positions = (await this.log.positions()).filter((position) => position > shadow.position);
-    if (positions.length === 0) return;
-    if (positions[0] !== shadow.position + 1n) {
-      throw new LitebaseError('SHADOW_BEHIND', `the log continues at ${positions[0]}, the shadow is at ${shadow.position}`);
-    }
-    const handle = await fs.open(this.shadowFile, 'r+');
-    let applied = 0;
-    try {
-      for (const position of positions) {
-        this.checkActive();
-        if (position !== shadow.position + 1n) break; // a gap: the checkpoint stops before it
-        const file = this.log.segmentPath(position);
-        let segment: ReturnType<typeof decodeSegment>;
-        try {
-          segment = decodeSegment(await this.log.read(position));
-        } catch (error) {
-          if (!(error instanceof SegmentFormatError) && systemErrorCode(error) !== 'ENOENT') throw error;
-          // Never applied; the checkpoint and the archive stop before it (replicas refuse it too).
-          this.logger.error({ err: error, file }, 'segment cannot be read; compaction stops before it');
-          break;
-        }
-        const { header, pages } = segment;
-        if (header.databaseId !== this.options.meta.id || header.position !== position) {
-          throw new LitebaseError('LOG_FOREIGN_SEGMENT', `${file} is position ${header.position} of database ${header.databaseId}`);
-        }
-        if (header.preChecksum !== shadow.hashes.checksum) {
-          throw new LitebaseError(
-            'LOG_CHAIN_BROKEN',
-            `${file} starts from checksum ${formatChecksum(header.preChecksum)}, the shadow has ${formatChecksum(shadow.hashes.checksum)}`,
-          );
-        }
-        await applyPagesToFile(handle, pages, header.pageSize, header.databaseSizePages);
-        shadow.hashes.apply(
-          pages.map(({ pageNumber, data }) => ({ pageNumber, hash: pageHash(pageNumber, data) })),
-          header.databaseSizePages,
-        );
-        if (shadow.hashes.checksum !== header.postChecksum) {
-          throw new LitebaseError(
-            'LOG_CHAIN_BROKEN',
-            `${file}: the shadow's checksum after it is ${formatChecksum(shadow.hashes.checksum)}, the segment says ${formatChecksum(header.postChecksum)}`,
-          );
-        }
-        shadow.position = position;
-        shadow.term = header.term;
-        shadow.commitTimeMs = header.commitTimeMs;
-        applied += 1;
-      }
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    if (applied > 0) {
-      await writeLocalState(this.shadowStateFile, {
-        databaseId: this.options.meta.id,
-        position: shadow.position.toString(),
-        checksum: formatChecksum(shadow.hashes.checksum),
-      });
-    }
-  }
-
-  /** The header of the segment at `position`, or of the checkpoint there when the segment is gone. */
-  private async headerAt(position: bigint): Promise<SegmentHeader> {
-    try {
-      return await readSegmentFileHeader(this.log.segmentPath(position));
-    } catch (error) {
-      if (systemErrorCode(error) !== 'ENOENT') throw error;
-    }
-    return readSegmentFileHeader(this.checkpoints.checkpointPath(position));
-  }
-
-  private async writeCheckpoint(shadow: Shadow, sharedCheckpoints: bigint[]): Promise<NonNullable<CompactionReport['checkpoint']>> {
-    const { meta } = this.options;
-    const key = checkpointKey(meta.name, meta.id, shadow.position);
-    if (sharedCheckpoints.includes(shadow.position)) {
-      const file = this.checkpoints.checkpointPath(shadow.position);
-      const header = await readSegmentFileHeader(file);
-      return {
-        position: shadow.position.toString(),
-        time: new Date(header.commitTimeMs).toISOString(),
-        key,
-        bytes: (await fs.stat(file)).size,
-        created: false,
-        archived: false,
-      };
-    }
+  /**
+   * Fold the log after the newest checkpoint into a new one (range-fold.ts), after upgrading a
+   * legacy newest checkpoint to a manifest. Answers the newest checkpoint (made now or before), or
+   * null when there is none and the log is empty.
+   */
+  private async writeCheckpoint(sharedCheckpoints: bigint[]): Promise<CompactionReport['checkpoint']> {
+    const { meta, settings } = this.options;
     this.checkActive();
-    const { created, written } = await this.checkpoints.publish(shadow.position, (temp) =>
-      writeCheckpointFromFile(
-        temp,
-        this.shadowFile,
-        {
-          databaseId: meta.id,
-          term: shadow.term,
-          position: shadow.position,
-          commitTimeMs: shadow.commitTimeMs,
-          pageSize: shadow.hashes.pageSize,
-          databaseSizePages: shadow.hashes.databaseSizePages,
-          checksum: shadow.hashes.checksum,
-        },
-        shadow.hashes,
-        () => this.checkActive(),
-      ),
+    const base = await this.newestManifest();
+    const rangePages = rangePagesFor(settings.rangeBytes ?? DEFAULT_RANGE_BYTES, base?.pageSize ?? meta.pageSize ?? 4096);
+    const started = Date.now();
+    const fold = await foldLogIntoCheckpoint({
+      directory: this.checkpoints,
+      log: this.log,
+      databaseId: meta.id,
+      base,
+      rangePages,
+      workDir: this.workDir,
+      logger: this.logger,
+      checkStop: () => this.checkActive(),
+    });
+    if (!fold) {
+      if (!base) return null;
+      return this.checkpointReport(base, false, 0);
+    }
+    if (!sharedCheckpoints.includes(fold.manifest.position)) sharedCheckpoints.push(fold.manifest.position);
+    const bytes = fold.written.reduce((sum, range) => sum + range.bytes, 0);
+    this.logger.info(
+      {
+        position: fold.manifest.position.toString(),
+        segments: fold.segments,
+        rangesWritten: fold.written.length,
+        ranges: fold.manifest.ranges.length,
+        bytes,
+        durationMs: Date.now() - started,
+      },
+      'checkpoint written',
     );
-    sharedCheckpoints.push(shadow.position);
-    this.logger.info({ position: shadow.position.toString(), bytes: written.bytes }, 'checkpoint written');
+    return this.checkpointReport(fold.manifest, fold.created, bytes);
+  }
+
+  private checkpointReport(manifest: CheckpointManifest, created: boolean, bytes: number): NonNullable<CompactionReport['checkpoint']> {
+    const { meta } = this.options;
     return {
-      position: shadow.position.toString(),
-      time: new Date(shadow.commitTimeMs).toISOString(),
-      key,
-      bytes: written.bytes,
+      position: manifest.position.toString(),
+      time: new Date(manifest.commitTimeMs).toISOString(),
+      key: manifestKey(meta.name, meta.id, manifest.position),
+      bytes,
       created,
       archived: false,
     };
+  }
+
+  /**
+   * The newest checkpoint as a manifest. A legacy newest checkpoint (a whole database in one file,
+   * written before range checkpoints) is upgraded first: its pages are cut into range files and a
+   * manifest at the same position is published (FORMAT.md §8.4); the legacy file goes with the
+   * garbage once the grace period has passed.
+   */
+  private async newestManifest(): Promise<CheckpointManifest | undefined> {
+    const { meta, settings } = this.options;
+    const newest = await this.checkpoints.newest();
+    if (newest === undefined) return undefined;
+    const info = await this.checkpoints.describe(newest, meta.id);
+    if (info.manifest) return info.manifest;
+    this.logger.info({ position: newest.toString(), bytes: info.bytes }, 'upgrading a legacy checkpoint to range files');
+    const rangePages = rangePagesFor(settings.rangeBytes ?? DEFAULT_RANGE_BYTES, info.pageSize);
+    const { manifest } = await upgradeLegacyCheckpoint(this.checkpoints, info, meta.id, rangePages, () => this.checkActive());
+    return manifest;
   }
 
   // ---- archive ---------------------------------------------------------------------------------
@@ -638,6 +565,8 @@ export class Compactor {
 
   /** Upload a checkpoint of the shared folder when the archive policy wants it (archive-policy.ts). */
   private async archiveCheckpointIfWanted(index: ArchiveIndex, position: bigint): Promise<string | undefined> {
+    const manifest = await this.archiveManifestIfWanted(index, position);
+    if (manifest !== null) return manifest;
     const { meta, store, settings } = this.options;
     const file = this.checkpoints.checkpointPath(position);
     let header: SegmentHeader;
@@ -674,45 +603,59 @@ export class Compactor {
     return key;
   }
 
-  /** Check an upload before anything it stands for is deleted: size always, content when small. */
+  /**
+   * A range checkpoint at `position`, uploaded when the archive policy wants it (only the ranges the
+   * archive lacks: archive/manifest-upload.ts). Answers its key, undefined when not wanted, null
+   * when there is no manifest at that position (a legacy checkpoint, or none).
+   */
+  private async archiveManifestIfWanted(index: ArchiveIndex, position: bigint): Promise<string | undefined | null> {
+    const { meta, store, settings } = this.options;
+    const manifestFile = this.checkpoints.manifestPath(position);
+    let manifest: CheckpointManifest;
+    let size: number;
+    try {
+      manifest = await this.checkpoints.readManifest(position, meta.id);
+      size = (await fs.stat(manifestFile)).size;
+    } catch (error) {
+      if (systemErrorCode(error) === 'ENOENT') return null;
+      throw error;
+    }
+    const cost = manifestUploadCost(index, manifest, size);
+    const reason = checkpointArchiveReason(
+      index,
+      { position, timeMs: manifest.commitTimeMs, bytes: cost },
+      { percent: settings.archiveCheckpointPercent ?? DEFAULT_ARCHIVE_CHECKPOINT_PERCENT, retentionMs: settings.retentionMs },
+    );
+    if (!reason) return undefined;
+    this.logger.info({ position: position.toString(), bytes: cost, reason }, 'archiving range checkpoint');
+    const uploaded = await uploadManifest({
+      store,
+      index,
+      manifestFile,
+      manifest,
+      rangesDir: this.checkpoints.rangesDir,
+      checkStop: () => this.checkActive(),
+      logger: this.logger,
+    });
+    return uploaded.key;
+  }
+
+  /** Check an upload before anything it stands for is deleted: size always, content when small (archive/verify-upload.ts). */
   private async verifyUpload(key: string, bytes: number, sha256: string): Promise<void> {
-    const { store } = this.options;
-    const info = await store.head(key);
-    if (!info || info.size !== bytes) {
-      throw new LitebaseError(
-        'ARCHIVE_UPLOAD_MISMATCH',
-        `${store.url}: ${key} holds ${info?.size ?? 'no'} bytes after upload, expected ${bytes}`,
-        {
-          details: { key },
-        },
-      );
-    }
-    if (bytes <= VERIFY_BY_CONTENT_MAX_BYTES) {
-      const found = createHash('sha256')
-        .update(await store.get(key))
-        .digest('hex');
-      if (found !== sha256) {
-        throw new LitebaseError(
-          'ARCHIVE_UPLOAD_MISMATCH',
-          `${store.url}: ${key} does not read back what was uploaded (sha256 ${found}, expected ${sha256})`,
-          {
-            details: { key },
-          },
-        );
-      }
-    }
+    await verifyUpload(this.options.store, key, bytes, sha256);
   }
 
   // ---- the shared folder -----------------------------------------------------------------------
 
   /**
    * Delete the segments the newest checkpoint covers and the archive holds (or the retention window
-   * no longer needs), and every checkpoint older than the newest: the archive holds it, or reaches
-   * its position through bundles from a base it holds (the policy archived it otherwise). Nothing
-   * newer than the newest checkpoint is ever deleted: replicas and recovery need it.
+   * no longer needs), and the checkpoints older than the newest once replaced for the grace period:
+   * the archive holds each, or reaches its position through bundles from a base it holds (the
+   * policy archived it otherwise). Nothing newer than the newest checkpoint is ever deleted:
+   * replicas and recovery need it.
    */
   private async deleteArchivedFromShared(index: ArchiveIndex, retentionBase: bigint | undefined): Promise<CompactionReport['deleted']> {
-    const result: CompactionReport['deleted'] = { segments: 0, first: null, last: null, checkpoints: 0, deferred: false };
+    const result: CompactionReport['deleted'] = { segments: 0, first: null, last: null, checkpoints: 0, ranges: 0, deferred: false };
     const newest = await this.checkpoints.newest();
     if (newest === undefined) return result;
     if (this.pins > 0) {
@@ -734,9 +677,11 @@ export class Compactor {
       result.first = (doomed[0] as bigint).toString();
       result.last = (doomed[doomed.length - 1] as bigint).toString();
     }
-    const older = (await this.checkpoints.positions()).filter((position) => position < newest);
-    await this.checkpoints.remove(older);
-    result.checkpoints = older.length;
+    // Older checkpoints and the range files only they list, once the grace period has passed: a node
+    // loading one of them when it was the newest has that long to read its files.
+    const garbage = await this.checkpoints.collectGarbage({ graceMs: this.options.settings.graceMs ?? DEFAULT_GRACE_MS });
+    result.checkpoints = garbage.checkpoints;
+    result.ranges = garbage.ranges;
     return result;
   }
 }

@@ -6,6 +6,7 @@ import type { CompactionSettings } from '../compactor/compactor.js';
 import type { EngineSettings, LimitsSettings } from '../engine/settings.js';
 import type { StatementStatsOptions } from '../engine/statement-stats.js';
 import { LitebaseError } from '../errors.js';
+import { DEFAULT_RANGE_BYTES } from '../format/checkpoint-manifest.js';
 
 /**
  * The one configuration object of a node. It is loaded once at start (flags > environment >
@@ -33,6 +34,14 @@ export interface LitebaseConfig extends EngineSettings {
   limits: LimitsConfig;
   /** The local WAL is checkpointed into the local database file once it passes this size. */
   walCheckpointBytes: number;
+  /** A group of commits larger than this in the WAL is written as a segment chunk by chunk. */
+  streamSegmentBytes: number;
+  /**
+   * `litebase serve` turns on V8's --optimize-for-size: the heap is collected before it grows far
+   * past what is live (large request bodies otherwise leave hundreds of MiB resident). Off by
+   * default: small writes were about a quarter slower with it (bench/README.md, "memory").
+   */
+  optimizeForSize: boolean;
   /** How often a replica polls the log folder (watching alone misses changes made over NFS). */
   replicaPollMs: number;
   /** Watch log folders with chokidar as well as polling. */
@@ -86,6 +95,8 @@ export type ConfigInput = Partial<{
   groupCommit: boolean | string;
   logLevel: string;
   walCheckpointBytes: number | string;
+  streamSegmentBytes: number | string;
+  optimizeForSize: boolean | string;
   replicaPollMs: number | string;
   replicaWatch: boolean | string;
   leaseTtlMs: number | string;
@@ -112,6 +123,8 @@ export type ConfigInput = Partial<{
   archiveBundleBytes: number | string;
   archiveCheckpointPercent: number | string;
   retentionMs: number | string;
+  checkpointRangeBytes: number | string;
+  checkpointGraceMs: number | string;
   tlsCert: string;
   tlsKey: string;
   tlsCa: string;
@@ -135,6 +148,8 @@ const ENV_NAMES: Record<keyof ConfigInput, string> = {
   groupCommit: 'LITEBASE_GROUP_COMMIT',
   logLevel: 'LITEBASE_LOG_LEVEL',
   walCheckpointBytes: 'LITEBASE_WAL_CHECKPOINT_BYTES',
+  streamSegmentBytes: 'LITEBASE_STREAM_SEGMENT_BYTES',
+  optimizeForSize: 'LITEBASE_OPTIMIZE_FOR_SIZE',
   replicaPollMs: 'LITEBASE_REPLICA_POLL_MS',
   replicaWatch: 'LITEBASE_REPLICA_WATCH',
   leaseTtlMs: 'LITEBASE_LEASE_TTL_MS',
@@ -161,6 +176,8 @@ const ENV_NAMES: Record<keyof ConfigInput, string> = {
   archiveBundleBytes: 'LITEBASE_ARCHIVE_BUNDLE_BYTES',
   archiveCheckpointPercent: 'LITEBASE_ARCHIVE_CHECKPOINT_PERCENT',
   retentionMs: 'LITEBASE_RETENTION_MS',
+  checkpointRangeBytes: 'LITEBASE_CHECKPOINT_RANGE_BYTES',
+  checkpointGraceMs: 'LITEBASE_CHECKPOINT_GRACE_MS',
   tlsCert: 'LITEBASE_TLS_CERT',
   tlsKey: 'LITEBASE_TLS_KEY',
   tlsCa: 'LITEBASE_TLS_CA',
@@ -259,6 +276,8 @@ export function loadConfig(flags: ConfigInput = {}, env: NodeJS.ProcessEnv = pro
     groupCommit: toBoolean('groupCommit', input.groupCommit, true),
     logLevel,
     walCheckpointBytes: toInteger('walCheckpointBytes', input.walCheckpointBytes, 16 * 1024 * 1024, 0),
+    streamSegmentBytes: toInteger('streamSegmentBytes', input.streamSegmentBytes, 4 * 1024 * 1024, 0),
+    optimizeForSize: toBoolean('optimizeForSize', input.optimizeForSize, false),
     replicaPollMs: toInteger('replicaPollMs', input.replicaPollMs, 1000, 10),
     replicaWatch: toBoolean('replicaWatch', input.replicaWatch, true),
     leaseTtlMs: toInteger('leaseTtlMs', input.leaseTtlMs, 5000, 100),
@@ -270,6 +289,8 @@ export function loadConfig(flags: ConfigInput = {}, env: NodeJS.ProcessEnv = pro
       bundleBytes: toInteger('archiveBundleBytes', input.archiveBundleBytes, 32 * 1024 * 1024, 1),
       archiveCheckpointPercent: toInteger('archiveCheckpointPercent', input.archiveCheckpointPercent, 200, 0),
       retentionMs: toInteger('retentionMs', input.retentionMs, 7 * 24 * 60 * 60 * 1000, 1),
+      rangeBytes: toInteger('checkpointRangeBytes', input.checkpointRangeBytes, DEFAULT_RANGE_BYTES, 512),
+      graceMs: toInteger('checkpointGraceMs', input.checkpointGraceMs, 10 * 60 * 1000, 0),
     },
     tls,
     tlsCaFile: input.tlsCa === undefined ? undefined : path.resolve(input.tlsCa),

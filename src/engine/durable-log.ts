@@ -2,10 +2,20 @@ import { LitebaseError } from '../errors.js';
 import type { LogDirectory } from '../log/log-directory.js';
 import { LogHead } from '../log/log-head.js';
 import { pageHash, type PageHashTable } from '../format/rolling-checksum.js';
-import { encodeSegment, type PageImage } from '../format/segment-codec.js';
-import { mergeTransactions } from '../format/wal-format.js';
+import { encodeSegment, SEGMENT_CHUNK_PAGES, type PageImage, type SegmentHeaderInput } from '../format/segment-codec.js';
+import { mergeTransactions, type WalTransaction } from '../format/wal-format.js';
 import type { Metrics } from '../metrics.js';
-import type { WalCapture } from './wal-capture.js';
+import type { LargeCapture, WalCapture } from './wal-capture.js';
+
+/**
+ * A group of commits whose frames take more than this in the WAL is written as a segment file
+ * chunk by chunk instead of being encoded in memory (docs/ARCHITECTURE.md §5.2): memory stays
+ * bounded whatever the size of a transaction. Below it, the in-memory path is faster.
+ */
+export const DEFAULT_STREAM_SEGMENT_BYTES = 4 * 1024 * 1024;
+
+/** Pages folded into the page hash table at once while a streamed segment is planned. */
+const HASH_BATCH_PAGES = 4096;
 
 export interface DurableLogOptions {
   database: string;
@@ -26,6 +36,10 @@ export interface DurableLogOptions {
   onFailure: (error: LitebaseError) => void;
   /** Called after each flush that made commits durable (the owner may checkpoint its WAL then). */
   onFlushed?: () => void;
+  /** Groups of commits larger than this in the WAL are streamed (default DEFAULT_STREAM_SEGMENT_BYTES). */
+  streamSegmentBytes?: number;
+  /** Told of each streamed segment once it is durable (a log line). */
+  onStreamed?: (segment: { position: bigint; pages: number; bytes: number; transactions: number; seconds: number }) => void;
 }
 
 interface Waiter {
@@ -57,6 +71,11 @@ export class DurableLog {
   private readonly waiters: Waiter[] = [];
   private readonly inFlight: InFlight[] = [];
   private scheduled = false;
+  /**
+   * A streamed segment's file is being written: nothing else is sent until its link is on its
+   * way to the append thread, so segments still reach the log in position order.
+   */
+  private preparing = false;
   private failure: LitebaseError | undefined;
   private current: bigint;
   private next: bigint;
@@ -125,7 +144,7 @@ export class DurableLog {
 
   /** Send everything committed but not yet sent, if a slot is free. */
   private flush(): void {
-    if (this.failure || this.sent >= this.committed || this.inFlight.length >= this.maxInFlight) return;
+    if (this.failure || this.preparing || this.sent >= this.committed || this.inFlight.length >= this.maxInFlight) return;
     const sequence = this.committed;
     let entry: InFlight;
     try {
@@ -157,16 +176,25 @@ export class DurableLog {
 
   /** Capture, encode and start persisting everything committed so far as one segment. */
   private sendSegment(sequence: number): InFlight {
-    const { capture, hashes, metrics, database } = this.options;
+    const { capture } = this.options;
     if (!this.options.canWrite()) {
       throw new LitebaseError('LEASE_LOST', 'this node no longer holds the Primary lease; the write was not applied');
     }
-    const transactions = capture.readCommitted();
+    const captured = capture.capture(this.options.streamSegmentBytes ?? DEFAULT_STREAM_SEGMENT_BYTES);
     const previous = this.inFlight[this.inFlight.length - 1];
-    if (transactions.length === 0) {
+    const count = captured.kind === 'large' ? captured.large.transactionCount : captured.transactions.length;
+    if (count === 0) {
+      if (captured.kind === 'large') captured.large.close();
       // Commits that changed nothing are durable once everything before them is.
       return { sequence, position: this.next - 1n, done: previous ? previous.done : Promise.resolve() };
     }
+    if (captured.kind === 'large') return this.sendLargeSegment(sequence, captured.large);
+    return this.sendSmallSegment(sequence, captured.transactions);
+  }
+
+  /** A group of commits of ordinary size: merged, encoded and sent to the append thread in memory. */
+  private sendSmallSegment(sequence: number, transactions: WalTransaction[]): InFlight {
+    const { hashes, metrics } = this.options;
     const { pages, databaseSizePages } = mergeTransactions(transactions);
     const images: PageImage[] = pages.map(({ pageNumber, data }) => ({
       pageNumber,
@@ -179,34 +207,107 @@ export class DurableLog {
     // segment fails, the whole local state is rebuilt from the log, table included.
     hashes.apply(hashed, databaseSizePages);
     const postChecksum = hashes.checksum;
-    const bytes = encodeSegment(
-      {
-        databaseId: this.options.databaseId,
-        term: this.options.term,
-        position,
-        commitTimeMs: this.nextCommitTime(),
-        pageSize: this.options.pageSize,
-        databaseSizePages,
-        transactionCount: transactions.length,
-        preChecksum,
-        postChecksum,
-      },
-      images,
-    );
+    const bytes = encodeSegment(this.segmentHeader(position, databaseSizePages, transactions.length, preChecksum, postChecksum), images);
+    const length = bytes.length;
     this.next = position + 1n;
     const stopTimer = metrics.segmentWriteSeconds.startTimer();
     // The append worker announces the segment in the log's head file as soon as it is durable,
-    // which wakes watching replicas before the client even has its answer.
-    const done = this.options.log.append(position, bytes, this.stream, this.options.writeFence, this.head).then(() => {
+    // which wakes watching replicas before the client even has its answer. The bytes are moved
+    // to it, not copied (only a segment of its own buffer is: a large one).
+    const done = this.options.log.append(position, bytes, this.stream, this.options.writeFence, this.head, { transfer: true }).then(() => {
       stopTimer();
-      this.durableChecksum = postChecksum;
-      metrics.segmentsWritten.inc({ database });
-      metrics.segmentBytes.inc({ database }, bytes.length);
-      metrics.groupSize.observe(transactions.length);
-      metrics.transactionsCommitted.inc({ database }, transactions.length);
-      metrics.position.set({ database }, Number(position));
+      this.recordDurable(position, postChecksum, length, transactions.length);
     });
     return { sequence, position, done };
+  }
+
+  /**
+   * A group of commits too large to hold (LargeCapture): its page hashes go into the table now,
+   * as for any segment, then its images are read back from the WAL 256 at a time and written
+   * chunk by chunk into a temp file in the log folder (LogDirectory.writeSegmentFile), which the
+   * append thread then links like any segment. Nothing else is sent meanwhile (`preparing`).
+   */
+  private sendLargeSegment(sequence: number, large: LargeCapture): InFlight {
+    const { hashes, metrics, log } = this.options;
+    const started = performance.now();
+    const position = this.next;
+    const preChecksum = hashes.checksum;
+    // In batches, never past the pages planned so far: growing the table to the final size at once
+    // would hash every page not yet folded in as zeros first. The final size last (it may shrink).
+    for (let start = 0; start < large.pageCount; start += HASH_BATCH_PAGES) {
+      const batch: Array<{ pageNumber: number; hash: bigint }> = [];
+      const end = Math.min(large.pageCount, start + HASH_BATCH_PAGES);
+      for (let index = start; index < end; index++) {
+        batch.push({ pageNumber: large.pageNumbers[index] as number, hash: large.pageHashes[index] as bigint });
+      }
+      hashes.apply(batch, Math.max(hashes.databaseSizePages, large.pageNumbers[end - 1] as number));
+    }
+    hashes.apply([], large.databaseSizePages);
+    const postChecksum = hashes.checksum;
+    const header = {
+      ...this.segmentHeader(position, large.databaseSizePages, large.transactionCount, preChecksum, postChecksum),
+      pageCount: large.pageCount,
+    };
+    this.next = position + 1n;
+    const stopTimer = metrics.segmentWriteSeconds.startTimer();
+    this.preparing = true;
+    const written = log.writeSegmentFile(header, large.pages(SEGMENT_CHUNK_PAGES)).finally(() => large.close());
+    const done = written.then(
+      ({ file, bytes }) => {
+        // Posted to the append thread before the next segment can be: the log stays in order.
+        const linked = log.linkPrepared(position, file, this.stream, this.options.writeFence, this.head);
+        this.preparing = false;
+        this.flush();
+        return linked.then(() => {
+          stopTimer();
+          this.recordDurable(position, postChecksum, bytes, large.transactionCount);
+          metrics.segmentsStreamed.inc({ database: this.options.database });
+          this.options.onStreamed?.({
+            position,
+            pages: large.pageCount,
+            bytes,
+            transactions: large.transactionCount,
+            seconds: (performance.now() - started) / 1000,
+          });
+        });
+      },
+      (error: unknown) => {
+        this.preparing = false;
+        throw error;
+      },
+    );
+    return { sequence, position, done };
+  }
+
+  private segmentHeader(
+    position: bigint,
+    databaseSizePages: number,
+    transactionCount: number,
+    preChecksum: bigint,
+    postChecksum: bigint,
+  ): SegmentHeaderInput {
+    return {
+      databaseId: this.options.databaseId,
+      term: this.options.term,
+      position,
+      commitTimeMs: this.nextCommitTime(),
+      pageSize: this.options.pageSize,
+      databaseSizePages,
+      transactionCount,
+      preChecksum,
+      postChecksum,
+    };
+  }
+
+  /** A segment is durable: its checksum and the metrics. */
+  private recordDurable(position: bigint, postChecksum: bigint, bytes: number, transactions: number): void {
+    const { metrics, database } = this.options;
+    this.durableChecksum = postChecksum;
+    metrics.segmentsWritten.inc({ database });
+    metrics.segmentBytes.inc({ database }, bytes);
+    metrics.groupSize.observe(transactions);
+    metrics.transactionsCommitted.inc({ database }, transactions);
+    metrics.position.set({ database }, Number(position));
   }
 
   /**

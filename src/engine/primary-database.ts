@@ -528,6 +528,18 @@ export class PrimaryDatabase<Follower extends LogFollower = LogFollower> {
       metrics,
       canWrite: this.options.canWrite ?? (() => true),
       ...(this.options.writeFence ? { writeFence: this.options.writeFence } : {}),
+      ...(settings.streamSegmentBytes === undefined ? {} : { streamSegmentBytes: settings.streamSegmentBytes }),
+      onStreamed: (segment) =>
+        this.logger.info(
+          {
+            position: segment.position.toString(),
+            pages: segment.pages,
+            bytes: segment.bytes,
+            transactions: segment.transactions,
+            seconds: segment.seconds,
+          },
+          'large segment written chunk by chunk',
+        ),
       onFailure: (error) => this.onLogFailure(error),
       onFlushed: () => {
         this.positionWaiters.release(this.position);

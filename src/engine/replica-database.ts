@@ -36,6 +36,7 @@ import { ResultBudget } from './result-limits.js';
 import { SandboxFile } from './read-sandbox.js';
 import type { StatementStats } from './statement-stats.js';
 import { applyRunToFile, applyRunToHashes, readAheadFailed, recoverLocalCopy, writeLocalState } from '../replay/local-copy.js';
+import { applyLargeSegment, type LargeApplyOutcome } from '../replay/large-segment.js';
 import { PositionWaiters } from './position-waiters.js';
 
 export interface ReplicaDatabaseOptions {
@@ -81,11 +82,18 @@ export class ReplicaDatabase {
   private current = 0n;
   /** The position of the local file: ahead of `current` while a run is being applied. */
   private applied = 0n;
+  /** The rolling checksum at `current` (the table moves ahead of it while a large segment is applied). */
+  private publishedChecksum = 0n;
   private lastCompactionCheck = 0;
   /** Set during a long catch-up: a worker thread reading the next files (src/log/segment-prefetch.ts). */
   private readingAhead: SegmentPrefetcher | undefined;
   private lastTerm = 0n;
   private catchingUp: Promise<void> | undefined;
+  /**
+   * A large segment being applied from its file (src/replay/large-segment.ts): the event loop goes
+   * on meanwhile, but the file is half written, so reads wait for it (query) or are refused (describe).
+   */
+  private applyingLarge: Promise<unknown> | undefined;
   private again = false;
   /**
    * The newest position the log's head file named, and whether a pass must look past it anyway
@@ -147,7 +155,7 @@ export class ReplicaDatabase {
   }
 
   get checksum(): string {
-    return formatChecksum(this.hashes.checksum);
+    return formatChecksum(this.publishedChecksum);
   }
 
   get isReady(): boolean {
@@ -170,6 +178,7 @@ export class ReplicaDatabase {
     access: StatementAccess = FULL_ACCESS,
   ): Promise<{ results: StatementResult[]; position: bigint }> {
     if (minPosition !== undefined) await this.waitForPosition(minPosition);
+    while (this.applyingLarge) await this.applyingLarge.catch(() => undefined);
     const reader = this.readerOrThrow();
     if (!isReadOnlyRequest(reader.statements, statements, access.admin)) throw new NeedsPrimaryError();
     const run: StatementRun = { admin: access.admin, budget: new ResultBudget(this.options.settings.limits), exact: access.exact === true };
@@ -185,6 +194,10 @@ export class ReplicaDatabase {
 
   /** Parse a statement without running it (the statement guard applies). */
   describe(sql: string, admin: boolean): StatementDescription {
+    // Preparing reads the schema from the file, which a large segment may be halfway through.
+    if (this.applyingLarge) {
+      throw new LitebaseError('DATABASE_RECOVERING', `database ${this.name} is applying a large segment from the log; retry shortly`);
+    }
     return describeStatement(this.readerOrThrow().statements, sql, admin);
   }
 
@@ -229,6 +242,7 @@ export class ReplicaDatabase {
     this.hashes = recovered.hashes;
     this.applied = recovered.position;
     this.current = recovered.position;
+    this.publishedChecksum = recovered.hashes.checksum;
     this.openReader();
     this.positionWaiters.release(this.current);
   }
@@ -287,6 +301,24 @@ export class ReplicaDatabase {
         }
       }
       const stop = run.stop;
+      if (stop.kind === 'large') {
+        // Too large to read whole: applied from its file, chunk by chunk, while no read runs.
+        await this.stopReadingAhead();
+        const applying = this.sandbox.exclusive(() => this.applyLargeAndPublish(stop.position, stop.file));
+        this.applyingLarge = applying;
+        let applied: Awaited<typeof applying>;
+        try {
+          applied = await applying;
+        } finally {
+          this.applyingLarge = undefined;
+        }
+        if (applied === 'applied') continue;
+        if (applied === 'rebuild') {
+          await this.rebuild(true);
+          continue;
+        }
+        return; // missing or corrupt: looked at again on the next poll
+      }
       if (stop.kind === 'limit') {
         // A long catch-up: read the next files on a worker thread meanwhile, and let requests in
         // between runs.
@@ -332,7 +364,8 @@ export class ReplicaDatabase {
       await this.stopReadingAhead();
       return this.readRun();
     }
-    const run = this.readRun({ segments: batch.files.length, bytes: Infinity }, batchSource(batch));
+    // A batch is bounded by its files' bytes already (a large file ends it before the file).
+    const run = this.readRun({ segments: batch.files.length, bytes: Infinity, pageBytes: Infinity }, batchSource(batch));
     // Stopped inside the batch (damage, a fork): what follows is decided by reading here.
     if (run.segments.length < batch.files.length) await this.stopReadingAhead();
     else if (run.stop.kind === 'end') run.stop = { kind: 'limit' };
@@ -409,6 +442,58 @@ export class ReplicaDatabase {
     return true;
   }
 
+  /**
+   * Apply one large segment from its file (src/replay/large-segment.ts) and publish it: 'rebuild'
+   * when the copy no longer matches the log (or may hold part of a damaged segment), 'stop' when
+   * the segment must not be applied now (missing, corrupt, foreign: nothing was written).
+   */
+  private async applyLargeAndPublish(position: bigint, file: string): Promise<'applied' | 'rebuild' | 'stop'> {
+    const start = { databaseId: this.meta.id, position, checksum: this.hashes.checksum };
+    const fd = openSync(this.sqliteFile, 'r+');
+    let outcome: LargeApplyOutcome;
+    try {
+      outcome = await applyLargeSegment(fd, file, start, this.hashes);
+    } finally {
+      closeSync(fd);
+    }
+    if (outcome.kind === 'missing') return 'stop';
+    if (outcome.kind === 'corrupt') {
+      this.report(position, outcome.code, outcome.message);
+      return 'stop';
+    }
+    if (outcome.kind === 'diverged') {
+      this.logger.warn(
+        { file, expected: formatChecksum(outcome.preChecksum), local: formatChecksum(this.hashes.checksum) },
+        'local copy does not match the log; rebuilding it',
+      );
+      return 'rebuild';
+    }
+    if (outcome.kind === 'damaged') {
+      this.report(position, outcome.code, outcome.message);
+      this.logger.error(
+        { position: position.toString() },
+        'a large segment turned out damaged while it was applied; rebuilding the local copy',
+      );
+      return 'rebuild';
+    }
+    const { header } = outcome;
+    if (this.hashes.checksum !== header.postChecksum) {
+      this.logger.error({ position: position.toString() }, 'segment pages do not give their post-checksum; rebuilding the local copy');
+      return 'rebuild';
+    }
+    if (header.term < this.lastTerm) {
+      this.logger.warn(
+        { position: position.toString(), term: header.term.toString(), lastTerm: this.lastTerm.toString() },
+        'segment from an older term',
+      );
+    }
+    this.applied = header.position;
+    this.lastTerm = header.term;
+    this.lastError = undefined;
+    this.publish(outcome.schemaPageWritten);
+    return 'applied';
+  }
+
   private applyAndPublish(segments: DecodedSegment[]): boolean {
     const applied = this.applyRun(segments);
     if (!applied) return false;
@@ -421,6 +506,7 @@ export class ReplicaDatabase {
     this.refreshReader(schemaMayHaveChanged);
     // Only now: a read that waited for this position must find its rows in the new reader.
     this.current = this.applied;
+    this.publishedChecksum = this.hashes.checksum;
     this.options.metrics.position.set({ database: this.name }, Number(this.current));
     this.positionWaiters.release(this.current);
     if (Date.now() - this.lastStateWrite > 1000) {

@@ -34,6 +34,11 @@ export interface EngineSettings {
   groupCommit: boolean;
   /** The local WAL is checkpointed into the local database file once it passes this size. */
   walCheckpointBytes: number;
+  /**
+   * A group of commits larger than this in the WAL is written as a segment chunk by chunk, never
+   * whole in memory (default 4 MiB; 0 streams every segment).
+   */
+  streamSegmentBytes?: number;
   /** How often a replica polls the log folder (watching alone misses changes made over NFS). */
   replicaPollMs: number;
   /** Watch the log's head file with chokidar as well as polling. */

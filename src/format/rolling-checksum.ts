@@ -29,6 +29,17 @@ export function formatChecksum(checksum: bigint): string {
 export class PageHashTable {
   constructor(readonly pageSize: number) {}
 
+  /** A table from the hashes of pages 1..hashes.length (a checkpoint loaded part by part). */
+  static fromHashes(pageSize: number, hashes: BigUint64Array<ArrayBuffer>): PageHashTable {
+    const table = new PageHashTable(pageSize);
+    table.hashes = hashes.length > 0 ? hashes : new BigUint64Array(1024);
+    table.pages = hashes.length;
+    let sum = 0n;
+    for (const hash of hashes) sum ^= hash;
+    table.sum = sum;
+    return table;
+  }
+
   private hashes = new BigUint64Array(1024);
   private pages = 0;
   private sum = 0n;

@@ -38,8 +38,12 @@ export interface AppendRequest {
   /**
    * 'release': no append; close and remove the stream's spare temp file (its writer stopped), so
    * nothing stays open in a folder that is about to be deleted (NFS keeps deleted open files).
+   * 'link': no bytes; `prepared` is a complete, fsynced temp file in `dir` (a segment too large to
+   * send as bytes, written chunk by chunk by its writer): link it to `target` like any append.
    */
-  kind?: 'append' | 'release';
+  kind?: 'append' | 'release' | 'link';
+  /** For 'link': the temp file (`.tmp-append-*` in `dir`) that holds the whole segment, fsynced. */
+  prepared?: string;
   /** The log folder, `target` the segment's final name in it. */
   dir: string;
   target: string;
@@ -258,6 +262,36 @@ function writeDurably(request: AppendRequest): SpareFile {
   return file;
 }
 
+/**
+ * Link a prepared segment file (written and fsynced by its writer) under its final name, with the
+ * same fence and folder fsync as an append. On failure nothing is left under the final name, and
+ * the temp file is removed.
+ */
+function linkPrepared(request: AppendRequest, prepared: string): void {
+  const { dir, target, fence } = request;
+  try {
+    if (fence && !writeFenceOpen(fence)) throw leaseGone();
+    linkSync(prepared, target);
+    try {
+      fsyncFolder(dir);
+    } catch (caught) {
+      try {
+        rmSync(target, { force: true });
+      } catch {
+        // the fsync error is the one to report
+      }
+      throw caught;
+    }
+  } catch (caught) {
+    try {
+      rmSync(prepared, { force: true });
+    } catch {
+      // a leftover temp file is harmless: it never becomes a segment
+    }
+    throw caught;
+  }
+}
+
 /** Make the segment durable; answer with `send`; then do what the answer need not wait for. */
 export function append(request: AppendRequest, send: (reply: AppendReply) => void = () => undefined): AppendReply {
   const { id, stream, dir, head } = request;
@@ -269,8 +303,28 @@ export function append(request: AppendRequest, send: (reply: AppendReply) => voi
     return reply;
   }
   if (failedStreams.has(stream)) {
+    if (request.prepared !== undefined) rmSync(request.prepared, { force: true });
     const reply = { id, error: { code: 'EPIPELINE', message: 'an earlier segment of this stream failed' } };
     send(reply);
+    return reply;
+  }
+  if (request.kind === 'link' && request.prepared !== undefined) {
+    const prepared = request.prepared;
+    try {
+      linkPrepared(request, prepared);
+    } catch (caught) {
+      failedStreams.add(stream);
+      const reply = { id, error: replyError(caught) };
+      send(reply);
+      return reply;
+    }
+    const pendingHeadError = headErrors.get(stream);
+    headErrors.delete(stream);
+    const reply: AppendReply = pendingHeadError ? { id, headError: pendingHeadError } : { id };
+    send(reply);
+    // As after an append: the temp name goes, the head announces the segment.
+    void rm(prepared, { force: true }).catch(() => undefined);
+    if (head) announceLater(stream, head);
     return reply;
   }
   let used: SpareFile;

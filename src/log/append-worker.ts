@@ -38,8 +38,37 @@ class AppendWorkerPool {
     bytes: Uint8Array,
     fence?: SharedArrayBuffer,
     head?: { file: string; content: string },
+    transfer = false,
   ): Promise<AppendOutcome> {
-    const reply = await this.threads.request({ dir, target, bytes, stream, fence, head }, { affinity: stream });
+    // Moved rather than copied only when the caller says so and the bytes are the whole buffer
+    // (a Buffer from Node's shared pool must never be moved).
+    const movable =
+      transfer && bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength && bytes.buffer instanceof ArrayBuffer;
+    const reply = await this.threads.request(
+      { dir, target, bytes, stream, fence, head },
+      movable ? { affinity: stream, transfer: [bytes.buffer as ArrayBuffer] } : { affinity: stream },
+    );
+    if (reply.error) throw replyError(reply.error);
+    return reply.headError ? { headError: replyError(reply.headError) } : {};
+  }
+
+  /**
+   * Link `prepared`, a complete and fsynced segment file in `dir` that its writer wrote chunk by
+   * chunk (a segment too large to send as bytes), to `target`: in order with the stream's appends,
+   * with the same fence, and refused like them after a failed one.
+   */
+  async link(
+    stream: string,
+    dir: string,
+    target: string,
+    prepared: string,
+    fence?: SharedArrayBuffer,
+    head?: { file: string; content: string },
+  ): Promise<AppendOutcome> {
+    const reply = await this.threads.request(
+      { kind: 'link', dir, target, prepared, bytes: new Uint8Array(0), stream, fence, head },
+      { affinity: stream },
+    );
     if (reply.error) throw replyError(reply.error);
     return reply.headError ? { headError: replyError(reply.headError) } : {};
   }

@@ -1,9 +1,12 @@
-import { closeSync, openSync, promises as fs, readFileSync, readSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { closeSync, fstatSync, openSync, promises as fs, readFileSync, readSync } from 'node:fs';
 import path from 'node:path';
 import { LitebaseError, systemErrorCode } from '../errors.js';
 import { formatPosition } from '../storage/layout.js';
 import { positionsInFolder } from '../storage/fs-util.js';
+import type { PageImage } from '../format/segment-codec.js';
 import { appendWorkers, type AppendOutcome } from './append-worker.js';
+import { SegmentFileWriter, type StreamHeaderInput } from './segment-stream.js';
 import type { LogHead } from './log-head.js';
 
 const SEGMENT_FILE = /^(\d{20})\.seg$/;
@@ -39,8 +42,9 @@ export class LogDirectory {
    * Read segment `position` into `scratch` when it fits (the answer is a view of it, valid until the
    * next call), else into a new buffer: a replay reads thousands of small files, and readFileSync's
    * fstat and fresh allocation per file cost as much as the read. Throws ENOENT like readSync.
+   * A file larger than `maxBytes` is not read: the answer is undefined.
    */
-  readSyncInto(position: bigint, scratch: Buffer): Buffer {
+  readSyncInto(position: bigint, scratch: Buffer, maxBytes = Infinity): Buffer | undefined {
     const fd = openSync(this.segmentPath(position), 'r');
     try {
       let length = 0;
@@ -52,7 +56,8 @@ export class LogDirectory {
         if (read < room) return scratch.subarray(0, length);
         if (length === scratch.length) break;
       }
-      // Larger than the scratch buffer: read the whole file afresh.
+      // Larger than the scratch buffer: read the whole file afresh, unless it is too large.
+      if (fstatSync(fd).size > maxBytes) return undefined;
       return readFileSync(fd);
     } finally {
       closeSync(fd);
@@ -64,13 +69,66 @@ export class LogDirectory {
    * append worker; src/log/append-thread.ts), and announce it in `head` (src/log/log-head.ts)
    * right after the answer. Resolves only once the file and its folder entry are fsynced. Appends with the
    * same `stream` run in the order they were called; after one fails, the rest of the stream fail. On failure nothing is left under the final name (best effort after a link that
-   * could not be made durable), so a failed write never turns up after a restart.
+   * could not be made durable), so a failed write never turns up after a restart. With `transfer`,
+   * when `bytes` is the whole of its ArrayBuffer, that buffer is moved to the thread instead of
+   * copied (it is empty here afterwards): a large segment is not held twice.
    */
-  async append(position: bigint, bytes: Uint8Array, stream = this.dir, fence?: SharedArrayBuffer, head?: LogHead): Promise<void> {
+  async append(
+    position: bigint,
+    bytes: Uint8Array,
+    stream = this.dir,
+    fence?: SharedArrayBuffer,
+    head?: LogHead,
+    options: { transfer?: boolean } = {},
+  ): Promise<void> {
     const target = this.segmentPath(position);
     let outcome: AppendOutcome;
     try {
-      outcome = await appendWorkers.append(stream, this.dir, target, bytes, fence, head?.announcement(position));
+      outcome = await appendWorkers.append(stream, this.dir, target, bytes, fence, head?.announcement(position), options.transfer === true);
+    } catch (error) {
+      throw logWriteError(error, target);
+    }
+    if (outcome.headError) head?.announceFailed(outcome.headError);
+    else head?.announced();
+  }
+
+  /**
+   * Write a segment too large to hold in memory as bytes into a new temp file in this folder,
+   * chunk by chunk (src/log/segment-stream.ts: exactly the bytes encodeSegment would make), and
+   * fsync it. `batches` gives the pages in ascending order; a batch's buffers may be reused once
+   * the next batch is asked for when every batch but the last holds exactly 256 pages. The file is
+   * named like the append threads' temp files (`.tmp-append-*`), so a crash leaves garbage a new
+   * writer sweeps, never a segment. `linkPrepared` then makes it the segment.
+   */
+  async writeSegmentFile(
+    header: StreamHeaderInput,
+    batches: AsyncIterable<readonly PageImage[]>,
+  ): Promise<{ file: string; bytes: number }> {
+    const file = path.join(this.dir, `.tmp-append-${randomBytes(6).toString('hex')}`);
+    let writer: SegmentFileWriter | undefined;
+    try {
+      // Compressed on this thread: resident memory stayed lower than with the thread pool's allocator.
+      writer = await SegmentFileWriter.create(file, header, { sha256: false, compressOnThisThread: true });
+      for await (const pages of batches) await writer.writePages(pages);
+      const { bytes } = await writer.finish();
+      return { file, bytes };
+    } catch (error) {
+      await writer?.abort().catch(() => undefined);
+      throw logWriteError(error, this.segmentPath(header.position));
+    }
+  }
+
+  /**
+   * Make `prepared` (from writeSegmentFile) segment `position`: on the stream's append thread, in
+   * order with its appends, with the same fence and folder fsync (src/log/append-thread.ts). The
+   * request is posted before this returns its promise, so an append called after it runs after it.
+   * On failure the temp file is removed and nothing is left under the final name.
+   */
+  async linkPrepared(position: bigint, prepared: string, stream = this.dir, fence?: SharedArrayBuffer, head?: LogHead): Promise<void> {
+    const target = this.segmentPath(position);
+    let outcome: AppendOutcome;
+    try {
+      outcome = await appendWorkers.link(stream, this.dir, target, prepared, fence, head?.announcement(position));
     } catch (error) {
       throw logWriteError(error, target);
     }

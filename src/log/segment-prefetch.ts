@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { WorkerPool } from '../threads/worker-pool.js';
 import type { ReadReply, ReadRequest } from './segment-read-thread.js';
-import type { SegmentBytes, SegmentSource } from './segment-runs.js';
+import type { SegmentFileBytes, SegmentSource } from './segment-runs.js';
 
 /**
  * Reads segment files ahead on worker threads (src/log/segment-read-thread.ts), and checks their
@@ -19,7 +19,7 @@ import type { SegmentBytes, SegmentSource } from './segment-runs.js';
 export interface PrefetchedBatch {
   first: bigint;
   /** The files from `first` on, in order, up to the first missing one or the batch limits. */
-  files: SegmentBytes[];
+  files: SegmentFileBytes[];
 }
 
 /** The position after the batch's last file. */
@@ -44,7 +44,7 @@ async function readAhead(dir: string, first: bigint, limits: { count: number; by
     if (reply.error.code) error.code = reply.error.code;
     throw error;
   }
-  const files: SegmentBytes[] = [];
+  const files: SegmentFileBytes[] = [];
   let offset = 0;
   reply.sizes.forEach((size, index) => {
     files.push({ bytes: Buffer.from(reply.buffer, offset, size), trailerVerified: reply.trailerVerified[index] === true });

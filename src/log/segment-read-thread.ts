@@ -9,6 +9,7 @@ import { parentPort } from 'node:worker_threads';
 import { systemErrorCode } from '../errors.js';
 import { LogDirectory } from './log-directory.js';
 import { hasValidTrailer } from '../format/segment-codec.js';
+import { LARGE_SEGMENT_BYTES } from './segment-runs.js';
 
 export interface ReadRequest {
   id: number;
@@ -53,18 +54,26 @@ export function readBatch(request: ReadRequest): ReadReply {
         throw caught;
       }
       const start = used;
+      let large = false;
       try {
         for (;;) {
           if (buffer.length - used < MIN_ROOM) buffer = grown(buffer, used);
-          const room = buffer.length - used;
+          const room = Math.min(buffer.length - used, LARGE_SEGMENT_BYTES + 1 - (used - start));
           const read = readSync(fd, buffer, used, room, used - start);
           used += read;
+          // A file too large to apply whole is applied from the file by the caller: the batch ends before it.
+          if (used - start > LARGE_SEGMENT_BYTES) {
+            large = true;
+            used = start;
+            break;
+          }
           // A regular file's read stops short only at its end: no stat needed.
           if (read < room) break;
         }
       } finally {
         closeSync(fd);
       }
+      if (large) break;
       sizes.push(used - start);
       trailerVerified.push(hasValidTrailer(buffer.subarray(start, used)));
     }

@@ -1,14 +1,15 @@
 import { closeSync, fstatSync, fsyncSync, ftruncateSync, openSync, promises as fs, readFileSync, writeSync, writevSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { CheckpointDirectory, loadCheckpointIntoFile } from './checkpoints.js';
+import { CheckpointDirectory, loadCheckpoint } from './checkpoints.js';
 import { LitebaseError, systemErrorCode } from '../errors.js';
 import { LogDirectory } from '../log/log-directory.js';
 import { formatChecksum, pageHash, PageHashTable } from '../format/rolling-checksum.js';
-import type { PageImage } from '../format/segment-codec.js';
+import type { PageImage, SegmentHeader } from '../format/segment-codec.js';
 import { foldSegments, type FoldedRun } from '../format/segment-fold.js';
 import { batchSource, SegmentPrefetcher } from '../log/segment-prefetch.js';
 import { readSegmentRun, type SegmentRun } from '../log/segment-runs.js';
+import { applyLargeSegment, type LargeApplyStart } from './large-segment.js';
 import { writeFileAtomic } from '../storage/fs-util.js';
 
 /**
@@ -156,6 +157,8 @@ interface ReplayOutcome {
   expectedChecksum: bigint;
   pageSize: number;
   replayedSegments: number;
+  /** False when the page hashes handed to the replay no longer describe the file (a large segment went in). */
+  hashesKept: boolean;
 }
 
 async function replayLog(
@@ -164,12 +167,15 @@ async function replayLog(
   databaseId: string,
   from: { position: bigint; checksum: bigint },
   logger: Logger,
+  /** The page hashes of the file at `from` when known (a checkpoint just loaded): kept up to date. */
+  hashes?: PageHashTable,
 ): Promise<ReplayOutcome> {
   // The newest segment when replay starts: stopping short of it means a hole in the log.
   const newest = (await log.positions()).at(-1) ?? 0n;
   let expected = from.checksum;
   let position = from.position;
   let pageSize = 0;
+  let hashesKept = hashes !== undefined;
   await fs.mkdir(path.dirname(paths.sqliteFile), { recursive: true });
   const fd = openSync(paths.sqliteFile, from.position === 0n ? 'w' : 'r+');
   // A long replay reads the next files on worker threads while this one decodes and writes.
@@ -183,7 +189,7 @@ async function replayLog(
         run = readSegmentRun(
           log,
           { databaseId, position, checksum: expected },
-          { segments: batch.files.length, bytes: Infinity },
+          { segments: batch.files.length, bytes: Infinity, pageBytes: Infinity },
           batchSource(batch),
         );
       } else {
@@ -196,11 +202,22 @@ async function replayLog(
       if (last) {
         pageSize = last.header.pageSize;
         const startSize = Math.floor(fstatSync(fd).size / pageSize);
-        applyRunToFile(fd, foldSegments(startSize, run.segments), pageSize, startSize);
+        const folded = foldSegments(startSize, run.segments);
+        applyRunToFile(fd, folded, pageSize, startSize);
+        if (hashes) applyRunToHashes(hashes, folded);
         expected = last.header.postChecksum;
         position = last.header.position;
       }
       const stop = run.stop;
+      if (stop.kind === 'large') {
+        // Too large to read whole: from its file, chunk by chunk (src/replay/large-segment.ts).
+        const applied = await applyLargeSegmentOrThrow(fd, stop.file, { databaseId, position: stop.position, checksum: expected });
+        hashesKept = false; // it wrote the file without updating the table: the file is hashed at the end
+        pageSize = applied.pageSize;
+        expected = applied.postChecksum;
+        position = applied.position;
+        continue;
+      }
       if (stop.kind === 'limit' || (stop.kind === 'end' && readingAhead)) continue;
       if (stop.kind === 'corrupt') throw new LitebaseError(stop.code, stop.message);
       if (stop.kind === 'diverged') {
@@ -221,7 +238,22 @@ async function replayLog(
     closeSync(fd);
     await prefetcher?.close();
   }
-  return { position, expectedChecksum: expected, pageSize, replayedSegments: Number(position - from.position) };
+  return { position, expectedChecksum: expected, pageSize, replayedSegments: Number(position - from.position), hashesKept };
+}
+
+/** applyLargeSegment for a replay, where whatever stops it is an error of the log (as for a run). */
+async function applyLargeSegmentOrThrow(fd: number, file: string, start: LargeApplyStart): Promise<SegmentHeader> {
+  const outcome = await applyLargeSegment(fd, file, start);
+  if (outcome.kind === 'applied') return outcome.header;
+  if (outcome.kind === 'missing')
+    throw new LitebaseError('LOG_GAP', `the log of database ${start.databaseId} has no segment ${start.position} any more`);
+  if (outcome.kind === 'diverged') {
+    throw new LitebaseError(
+      'LOG_CHAIN_BROKEN',
+      `${file} starts from checksum ${formatChecksum(outcome.preChecksum)}, expected ${formatChecksum(start.checksum)}`,
+    );
+  }
+  throw new LitebaseError(outcome.code, outcome.message);
 }
 
 /** The read-ahead threads are only a speed-up: without them the log is read on this thread. */
@@ -259,15 +291,26 @@ export async function recoverLocalCopy(
   }
   let fromScratch = from.position === 0n;
 
+  let gapRetries = 0;
   for (let attempt = 0; attempt < 2; attempt++) {
     let outcome: ReplayOutcome;
     let checkpoint: bigint | undefined;
+    let loaded: PageHashTable | undefined;
     try {
       const start = await startFromCheckpointIfCompacted(paths, log, checkpoints, databaseId, from, logger);
       checkpoint = start.checkpoint;
-      outcome = await replayLog(paths, log, databaseId, start, logger);
+      loaded = start.hashes;
+      outcome = await replayLog(paths, log, databaseId, start, logger, loaded);
       if (outcome.pageSize === 0 && start.pageSize !== undefined) outcome.pageSize = start.pageSize;
     } catch (error) {
+      // The log was compacted past the checkpoint while it was loaded (its segments deleted): start
+      // again from the newest checkpoint.
+      if (checkpoint !== undefined && error instanceof LitebaseError && error.code === 'LOG_GAP' && gapRetries < 3) {
+        gapRetries += 1;
+        attempt -= 1;
+        logger.warn({ err: error }, 'the log was compacted while the checkpoint was loaded; loading the newest one');
+        continue;
+      }
       if (fromScratch || !(error instanceof LitebaseError) || error.code !== 'LOG_CHAIN_BROKEN') throw error;
       logger.warn({ err: error }, 'local state does not match the log; rebuilding the local copy from the whole log');
       from = { position: 0n, checksum: 0n };
@@ -275,7 +318,10 @@ export async function recoverLocalCopy(
       continue;
     }
     const pageSize = outcome.pageSize || (await pageSizeOfFile(paths.sqliteFile));
-    const hashes = await scanPageHashes(paths.sqliteFile, pageSize);
+    // A checkpoint just loaded was verified page by page and the replay kept its hashes: no second
+    // pass over the whole file (a bootstrap would read and hash it twice). Otherwise the file on
+    // disk is what has to be proven.
+    const hashes = loaded && outcome.hashesKept ? loaded : await scanPageHashes(paths.sqliteFile, pageSize);
     if (hashes.checksum === outcome.expectedChecksum) {
       await writeLocalState(paths.stateFile, {
         databaseId,
@@ -317,7 +363,7 @@ async function startFromCheckpointIfCompacted(
   databaseId: string,
   from: { position: bigint; checksum: bigint },
   logger: Logger,
-): Promise<{ position: bigint; checksum: bigint; checkpoint?: bigint; pageSize?: number }> {
+): Promise<{ position: bigint; checksum: bigint; checkpoint?: bigint; pageSize?: number; hashes?: PageHashTable }> {
   for (let attempt = 1; ; attempt++) {
     const after = (await log.positions()).filter((position) => position > from.position);
     if (after[0] === from.position + 1n) return from;
@@ -330,17 +376,23 @@ async function startFromCheckpointIfCompacted(
         `the log of database ${databaseId} continues at ${rest[0]} after checkpoint ${newest}; segment ${newest + 1n} is missing`,
       );
     }
-    const file = checkpoints.checkpointPath(newest);
     try {
       logger.info(
         { checkpoint: newest.toString(), localPosition: from.position.toString() },
         'the log starts after the local copy; loading the newest checkpoint',
       );
-      const { header } = await loadCheckpointIntoFile(file, paths.sqliteFile, { databaseId });
-      return { position: newest, checksum: header.postChecksum, checkpoint: newest, pageSize: header.pageSize };
+      const info = await checkpoints.describe(newest, databaseId);
+      const started = Date.now();
+      const hashes = await loadCheckpoint(info, paths.sqliteFile, databaseId);
+      logger.info(
+        { checkpoint: newest.toString(), kind: info.kind, parts: info.parts.length, bytes: info.bytes, durationMs: Date.now() - started },
+        'checkpoint loaded',
+      );
+      return { position: newest, checksum: info.checksum, checkpoint: newest, pageSize: info.pageSize, hashes };
     } catch (error) {
-      // A newer checkpoint replaced this one while it was read: look again.
-      if (systemErrorCode(error) === 'ENOENT' && attempt < 3) continue;
+      // A newer checkpoint replaced this one and its files were collected while it was read: look again.
+      const gone = systemErrorCode(error) === 'ENOENT' || (error instanceof LitebaseError && error.code === 'CHECKPOINT_RANGE_MISSING');
+      if (gone && attempt < 3) continue;
       throw error;
     }
   }

@@ -1,41 +1,35 @@
 import { createHash } from 'node:crypto';
-import { createWriteStream, promises as fs } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { pipeline } from 'node:stream/promises';
-import { Transform } from 'node:stream';
-import { uncompressSync } from 'lz4-napi';
-import { BundleFormatError, bundleFormatOf, openBundle, PageMajorBundle } from '../format/bundle-codec.js';
+import { bundleFormatOf, openBundle, PageMajorBundle } from '../format/bundle-codec.js';
 import { forEachPick } from '../format/bundle-picks.js';
 import { collectNewestFirst, type SegmentSource } from '../format/segment-source.js';
-import { assertCheckpointHeader } from '../format/checkpoint-header.js';
-import { errorMessage, LitebaseError, systemErrorCode } from '../errors.js';
+import { LitebaseError } from '../errors.js';
 import type { LogDirectory } from '../log/log-directory.js';
 import { formatChecksum, PageHashTable } from '../format/rolling-checksum.js';
-import {
-  decodeSegment,
-  SEGMENT_CHUNK_PAGES,
-  SEGMENT_HEADER_SIZE,
-  SEGMENT_TRAILER_SIZE,
-  SegmentFormatError,
-  type SegmentHeader,
-} from '../format/segment-codec.js';
-import { readSegmentFileHeader, SegmentFileReader } from '../log/segment-stream.js';
+import { decodeSegment, type SegmentHeader } from '../format/segment-codec.js';
+import { readSegmentFileHeader } from '../log/segment-stream.js';
 import { inSharedMemory, type ObjectStore } from '../storage/object-store.js';
 import { RestoreHasher } from './restore-hasher.js';
 import { warmUpPageWriters, writePicksOnThreads } from './page-writers.js';
 import { OutputFile } from './output-file.js';
 import type { CheckpointSource, PlanStep, RestorePlan } from './planner.js';
+import { BaseCheckpoint, type BasePart, type ManifestBase, type PartLocation } from './base-checkpoint.js';
+import { assertRangeHeader, decodeManifest, type CheckpointManifest, type ManifestRange } from '../format/checkpoint-manifest.js';
+import { rangeKey } from '../archive/archive-keys.js';
+import { archiveError, requireStore, vanishedAs } from './source-errors.js';
 
 /**
  * Carries out a restore plan into a new SQLite file (docs/FORMAT.md §11.4). Only the state at the
  * target matters, so the history is read **newest first** and every page is written once, with the
  * newest image it has at or before the target: bundles from the last one back, then the base
- * checkpoint for the pages no segment wrote. A page that a later segment cut off (the database
+ * checkpoint for the pages no segment wrote (base-checkpoint.ts: a range checkpoint's range files,
+ * or a legacy checkpoint). A page that a later segment cut off (the database
  * shrank below it) takes no older image. Nothing is replayed segment by segment.
  *
  * Checks: nothing is decompressed before it is verified (a format 2 bundle's tables by their
  * checksum and each compressed block or older image by its CRC-32; segments, format 1 bundles and
- * checkpoints by their trailers, or by the SHA-256 the index recorded); the segments form one
+ * checkpoints by their trailers, or by the SHA-256 the index or the manifest recorded); the segments form one
  * unbroken run of positions and checksums from the base to the target, all of this database; and
  * the rolling checksum of the pages written (the page hashes a format 2 bundle records, other
  * pages hashed as they are written, pages never written hashed as zeros) must equal the checksum
@@ -247,34 +241,29 @@ async function restoreOnce(plan: RestorePlan, outputFile: string, options: Execu
     let timeMs = target?.commitTimeMs ?? 0;
     if (plan.base) {
       report('checkpoint');
-      const base = await openBase(plan.base, plan.databaseId, options);
+      const base = await openBase(plan, plan.base, options);
       try {
-        const { header } = base;
-        if (target && header.postChecksum !== nextPreChecksum) {
+        if (target && base.checksum !== nextPreChecksum) {
           throw new LitebaseError(
             'RESTORE_CHAIN_BROKEN',
-            `position ${plan.basePosition + 1n} starts from checksum ${formatChecksum(nextPreChecksum)}, the checkpoint ${base.name} has ${formatChecksum(header.postChecksum)}`,
+            `position ${plan.basePosition + 1n} starts from checksum ${formatChecksum(nextPreChecksum)}, the checkpoint ${base.name} has ${formatChecksum(base.checksum)}`,
             { details: { key: base.name } },
           );
         }
-        output ??= await OutputFile.create(outputFile, header.pageSize, header.databaseSizePages, hasher);
-        if (header.pageSize !== output.pageSize) {
+        output ??= await OutputFile.create(outputFile, base.pageSize, base.databaseSizePages, hasher);
+        if (base.pageSize !== output.pageSize) {
           throw new LitebaseError(
             'RESTORE_CHAIN_BROKEN',
-            `${base.name} has pages of ${header.pageSize} bytes, the segments after it ${output.pageSize}`,
+            `${base.name} has pages of ${base.pageSize} bytes, the segments after it ${output.pageSize}`,
           );
         }
         // Pages above the smallest size a later segment had were cut off: they take no image from here.
-        const last = Math.min(minSize, header.databaseSizePages, output.databaseSizePages);
+        const last = Math.min(minSize, base.databaseSizePages, output.databaseSizePages);
         const out = output;
         out.source = base.name;
-        await walkCheckpoint(
-          base,
-          (first, count) => {
-            for (let pageNumber = first; pageNumber < first + count && pageNumber <= last; pageNumber++)
-              if (!out.has(pageNumber)) return true;
-            return false;
-          },
+        await base.walk(
+          last,
+          (pageNumber) => out.has(pageNumber),
           (pageNumber, image) => {
             if (pageNumber <= last && !out.has(pageNumber)) out.put(pageNumber, image, undefined);
           },
@@ -282,12 +271,10 @@ async function restoreOnce(plan: RestorePlan, outputFile: string, options: Execu
             await out.settle();
             await out.room();
           },
-        ).catch((error: unknown) => {
-          throw archiveError(error, base.name);
-        });
+        );
         if (!target) {
-          expected = header.postChecksum;
-          timeMs = header.commitTimeMs;
+          expected = base.checksum;
+          timeMs = base.commitTimeMs;
         }
       } finally {
         await base.release();
@@ -388,6 +375,107 @@ function stepBytes(step: PlanStep): number {
   return Math.round((step.run.bytes * count) / Math.max(1, runCount));
 }
 
+/** The base checkpoint of a plan, described (a full checkpoint is opened and verified here; a range checkpoint's manifest read). */
+async function openBase(plan: RestorePlan, source: CheckpointSource, options: ExecuteOptions): Promise<BaseCheckpoint> {
+  const { databaseId } = plan;
+  const context = { databaseId, workDir: options.workDir, ...(options.store ? { store: options.store } : {}) };
+  const { location } = source;
+  switch (location.kind) {
+    case 'archive':
+      return BaseCheckpoint.fromCheckpointFile(source, { kind: 'archive', key: location.key }, location.sha256, context);
+    case 'shared':
+      return BaseCheckpoint.fromCheckpointFile(source, { kind: 'shared', file: location.file }, undefined, context);
+    case 'archive-manifest': {
+      const key = location.key;
+      const bytes = await requireStore(options.store, key).get(key);
+      if (location.sha256) {
+        const sha256 = createHash('sha256').update(bytes).digest('hex');
+        if (sha256 !== location.sha256) {
+          throw new LitebaseError(
+            'ARCHIVE_CORRUPT',
+            `${key}: the downloaded object hashes to sha256 ${sha256}, the archive index recorded ${location.sha256}`,
+            {
+              details: { key },
+            },
+          );
+        }
+      }
+      const manifest = readManifest(bytes, key, source, databaseId);
+      return BaseCheckpoint.fromManifest(
+        manifestBase(key, manifest, databaseId, (range) => ({ kind: 'archive', key: rangeKey(plan.database, databaseId, range.file) })),
+        context,
+      );
+    }
+    case 'shared-manifest': {
+      const file = location.file;
+      const bytes = await vanishedAs(file, () => fs.readFile(file), 'the checkpoint');
+      const manifest = readManifest(bytes, file, source, databaseId);
+      return BaseCheckpoint.fromManifest(
+        manifestBase(file, manifest, databaseId, (range) => ({ kind: 'shared', file: path.join(location.rangesDir, range.file) })),
+        context,
+      );
+    }
+  }
+}
+
+/** A manifest, decoded and checked against its place in the plan. */
+function readManifest(bytes: Uint8Array, name: string, source: CheckpointSource, databaseId: string): CheckpointManifest {
+  let manifest: CheckpointManifest;
+  try {
+    manifest = decodeManifest(bytes, name, databaseId);
+  } catch (error) {
+    throw archiveError(error, name);
+  }
+  if (manifest.position !== source.position) {
+    throw new LitebaseError('ARCHIVE_CORRUPT', `${name} holds position ${manifest.position}, expected ${source.position}`, {
+      details: { key: name },
+    });
+  }
+  return manifest;
+}
+
+/** The parts of a range checkpoint: its ranges, each checked by the SHA-256 and the header rules the manifest gives it. */
+function manifestBase(
+  name: string,
+  manifest: CheckpointManifest,
+  databaseId: string,
+  where: (range: ManifestRange) => PartLocation,
+): ManifestBase {
+  return {
+    name,
+    position: manifest.position,
+    commitTimeMs: manifest.commitTimeMs,
+    pageSize: manifest.pageSize,
+    databaseSizePages: manifest.databaseSizePages,
+    checksum: manifest.checksum,
+    parts: manifest.ranges.map((range): BasePart => {
+      const location = where(range);
+      const partName = location.kind === 'archive' ? location.key : location.file;
+      return {
+        name: partName,
+        location,
+        firstPage: range.firstPage,
+        pages: range.pages,
+        sha256: range.sha256,
+        checksum: range.checksum,
+        listedBy: name,
+        checkHeader: (header) => {
+          assertRangeHeader(header, range, partName, databaseId);
+          if (header.pageSize !== manifest.pageSize) {
+            throw new LitebaseError(
+              'CHECKPOINT_INVALID',
+              `${partName} has pages of ${header.pageSize} bytes, its manifest ${manifest.pageSize}`,
+              {
+                details: { file: partName },
+              },
+            );
+          }
+        },
+      };
+    }),
+  };
+}
+
 // ---- sources ------------------------------------------------------------------------------------
 
 /** Opens the steps' sources newest first, keeping PREFETCH bundles downloading ahead. */
@@ -435,7 +523,7 @@ async function openStep(step: PlanStep, options: ExecuteOptions, hasher: Restore
   const { location } = step.run;
   if (location.kind === 'log') return LogSource.open(step, options);
   const key = location.key;
-  let bytes = await requireStore(options, key).get(key, { shared });
+  let bytes = await requireStore(options.store, key).get(key, { shared });
   try {
     // Format 2 checks its own tables and every image it decodes (against its page hash): the
     // whole object is not hashed. Format 1 is checked whole, against the index, when it recorded a hash.
@@ -508,198 +596,4 @@ class LogSource implements SegmentSource {
       settle,
     );
   }
-}
-
-async function vanishedAs<T>(file: string, read: () => Promise<T>): Promise<T> {
-  try {
-    return await read();
-  } catch (error) {
-    if (systemErrorCode(error) === 'ENOENT') {
-      throw new LitebaseError(
-        'RESTORE_SOURCE_VANISHED',
-        `${file} was deleted while the restore read the log (a compaction archived it); start the restore again`,
-      );
-    }
-    throw error;
-  }
-}
-
-// ---- the base checkpoint ------------------------------------------------------------------------
-
-interface OpenedBase {
-  name: string;
-  file: string;
-  size: number;
-  header: SegmentHeader;
-  /** Removes the download, if there was one. */
-  release(): Promise<void>;
-}
-
-/**
- * The base checkpoint, verified whole before anything in it is decompressed: by the SHA-256 the
- * index recorded (checked while it downloads), else by its trailer; its header must be a
- * checkpoint's, of this database, at the planned position.
- */
-async function openBase(base: CheckpointSource, databaseId: string, options: ExecuteOptions): Promise<OpenedBase> {
-  let file: string;
-  let name: string;
-  let verified = false;
-  if (base.location.kind === 'archive') {
-    name = base.location.key;
-    file = path.join(options.workDir, 'base.ckpt');
-    const sha256 = await download(requireStore(options, name), name, file);
-    if (base.location.sha256) {
-      if (sha256 !== base.location.sha256) {
-        await fs.rm(file, { force: true });
-        throw new LitebaseError(
-          'ARCHIVE_CORRUPT',
-          `${name}: the downloaded object hashes to sha256 ${sha256}, the archive index recorded ${base.location.sha256}`,
-          { details: { key: name } },
-        );
-      }
-      verified = true;
-    }
-  } else {
-    name = base.location.file;
-    file = base.location.file;
-  }
-  const release = async (): Promise<void> => {
-    if (base.location.kind === 'archive') await fs.rm(file, { force: true });
-  };
-  try {
-    let header: SegmentHeader;
-    let size: number;
-    if (verified) {
-      header = await readSegmentFileHeader(file, name);
-      size = (await fs.stat(file)).size;
-    } else {
-      const reader = await SegmentFileReader.open(file, { name }); // checks the trailer over the whole file
-      header = reader.header;
-      size = reader.size;
-      await reader.close();
-    }
-    assertCheckpointHeader(header, name, databaseId);
-    if (header.position !== base.position) {
-      throw new LitebaseError('ARCHIVE_CORRUPT', `${name} holds position ${header.position}, expected ${base.position}`, {
-        details: { key: name },
-      });
-    }
-    return { name, file, size, header, release };
-  } catch (error) {
-    await release();
-    throw archiveError(error, name);
-  }
-}
-
-/** Copies an object to a local file (no fsync: it is read once and removed), answering its SHA-256. */
-async function download(store: ObjectStore, key: string, file: string): Promise<string> {
-  const hash = createHash('sha256');
-  const hashing = new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
-      hash.update(chunk);
-      callback(null, chunk);
-    },
-  });
-  await pipeline(await store.getStream(key), hashing, createWriteStream(file, { flags: 'w' }));
-  return hash.digest('hex');
-}
-
-/**
- * The chunks of a checkpoint (already verified whole, see openBase): a checkpoint
- * holds pages 1..N in order, 256 to a chunk, so chunk k holds pages 256k+1.. and a chunk none of
- * whose pages is wanted is skipped undecompressed. Decompressed chunks are checked like §6 does.
- */
-async function walkCheckpoint(
-  base: OpenedBase,
-  wanted: (first: number, count: number) => boolean,
-  take: (pageNumber: number, image: Buffer) => void,
-  settle: () => Promise<void>,
-): Promise<void> {
-  const { header, name } = base;
-  const handle = await fs.open(base.file, 'r');
-  try {
-    const end = base.size - SEGMENT_TRAILER_SIZE;
-    const stride = 4 + header.pageSize;
-    const buffer = Buffer.allocUnsafe(8 * 1024 * 1024);
-    let bufferStart = 0;
-    let bufferEnd = 0;
-    const bytesAt = async (offset: number, length: number): Promise<Buffer> => {
-      if (offset < bufferStart || offset + length > bufferEnd) {
-        if (length > buffer.length) {
-          const big = Buffer.allocUnsafe(length);
-          const { bytesRead } = await handle.read(big, 0, length, offset);
-          if (bytesRead !== length) throw corrupt(name, `the file ended at ${offset + bytesRead}`);
-          return big;
-        }
-        const { bytesRead } = await handle.read(buffer, 0, Math.min(buffer.length, end - offset), offset);
-        bufferStart = offset;
-        bufferEnd = offset + bytesRead;
-        if (offset + length > bufferEnd) throw corrupt(name, `the file ended at ${bufferEnd}`);
-      }
-      return buffer.subarray(offset - bufferStart, offset - bufferStart + length);
-    };
-    let offset = SEGMENT_HEADER_SIZE;
-    let pages = 0;
-    while (offset < end) {
-      if (end - offset < 12) throw corrupt(name, `${end - offset} stray bytes at offset ${offset}`);
-      const chunk = await bytesAt(offset, 12);
-      const count = chunk.readUInt32BE(0);
-      const rawLength = chunk.readUInt32BE(4);
-      const compressedLength = chunk.readUInt32BE(8);
-      const expectedCount = Math.min(SEGMENT_CHUNK_PAGES, header.pageCount - pages);
-      if (count !== expectedCount || rawLength !== count * stride || compressedLength < 4 || compressedLength > end - offset - 12) {
-        throw corrupt(name, `chunk at offset ${offset}: ${count} pages, ${rawLength} raw bytes, ${compressedLength} compressed bytes`);
-      }
-      const first = pages + 1;
-      if (wanted(first, count)) {
-        const payload = await bytesAt(offset + 12, compressedLength);
-        let raw: Buffer;
-        try {
-          raw = uncompressSync(payload);
-        } catch (error) {
-          throw corrupt(name, `chunk at offset ${offset}: LZ4 data is invalid: ${errorMessage(error)}`);
-        }
-        if (raw.length !== rawLength)
-          throw corrupt(name, `chunk at offset ${offset} decompresses to ${raw.length} bytes, expected ${rawLength}`);
-        for (let i = 0; i < count; i++) {
-          const pageNumber = raw.readUInt32BE(i * stride);
-          if (pageNumber !== first + i)
-            throw corrupt(name, `chunk at offset ${offset} holds page ${pageNumber} where a checkpoint has ${first + i}`);
-          take(pageNumber, raw.subarray(i * stride + 4, (i + 1) * stride));
-        }
-        await settle();
-      }
-      pages += count;
-      offset += 12 + compressedLength;
-    }
-    if (pages !== header.pageCount) throw corrupt(name, `the body holds ${pages} pages, the header declares ${header.pageCount}`);
-  } finally {
-    await handle.close();
-  }
-}
-
-function corrupt(file: string, message: string): SegmentFormatError {
-  return new SegmentFormatError('SEGMENT_CORRUPT', `${file}: ${message}`);
-}
-
-// ---- helpers ------------------------------------------------------------------------------------
-
-function requireStore(options: ExecuteOptions, key: string): ObjectStore {
-  if (!options.store)
-    throw new LitebaseError('RESTORE_SOURCE_MISSING', `the plan reads ${key} from the object store, which this restore has not opened`);
-  return options.store;
-}
-
-/** Damaged archive content becomes ARCHIVE_CORRUPT naming the object; other errors pass. */
-function archiveError(error: unknown, name: string): unknown {
-  if (error instanceof BundleFormatError) return error;
-  if (error instanceof LitebaseError && error.code === 'ARCHIVE_CORRUPT') return error;
-  if (error instanceof SegmentFormatError || (error instanceof LitebaseError && error.code.startsWith('CHECKPOINT_'))) {
-    const message = errorMessage(error);
-    return new LitebaseError('ARCHIVE_CORRUPT', message.startsWith(name) ? message : `${name}: ${message}`, {
-      details: { key: name, reason: (error as LitebaseError).code },
-      cause: error,
-    });
-  }
-  return error;
 }

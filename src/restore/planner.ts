@@ -12,7 +12,21 @@ import { LitebaseError } from '../errors.js';
  * left it. The checkpoint it starts from is the newest one committed at or before T.
  */
 
-export type CheckpointLocation = { kind: 'archive'; key: string; sha256?: string } | { kind: 'shared'; file: string };
+/**
+ * Where a checkpoint is: a full checkpoint (`.ckpt`) in the archive or on the shared folder, or a
+ * range checkpoint's manifest in the archive (its ranges under the archive's `ranges/`) or on the
+ * shared folder (its ranges in `rangesDir`).
+ */
+export type CheckpointLocation =
+  | { kind: 'archive'; key: string; sha256?: string }
+  | { kind: 'shared'; file: string }
+  | { kind: 'archive-manifest'; key: string; sha256?: string }
+  | { kind: 'shared-manifest'; file: string; rangesDir: string };
+
+/** Whether a checkpoint is read from the object store (else from the shared folder). */
+export function isArchivedCheckpoint(location: CheckpointLocation): location is Extract<CheckpointLocation, { key: string }> {
+  return location.kind === 'archive' || location.kind === 'archive-manifest';
+}
 export type RunLocation = { kind: 'archive'; key: string; sha256?: string } | { kind: 'log' };
 
 export interface CheckpointSource {
@@ -225,7 +239,7 @@ function basesOf(catalog: RestoreCatalog): Base[] {
   const seen = new Set<bigint>();
   // Prefer the shared copy of a checkpoint (no download) when both exist.
   const checkpoints = [...catalog.checkpoints].sort(
-    (a, b) => (a.location.kind === 'shared' ? -1 : 0) - (b.location.kind === 'shared' ? -1 : 0),
+    (a, b) => (isArchivedCheckpoint(a.location) ? 0 : -1) - (isArchivedCheckpoint(b.location) ? 0 : -1),
   );
   for (const checkpoint of checkpoints) {
     if (seen.has(checkpoint.position)) continue;

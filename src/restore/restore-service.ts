@@ -3,6 +3,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { CheckpointDirectory, writeCheckpointFromFile } from '../replay/checkpoints.js';
+import { DEFAULT_RANGE_BYTES, rangePagesFor } from '../format/checkpoint-manifest.js';
 import type { Engine, NodeDatabases } from '../node/node-databases.js';
 import { PrimaryDatabase } from '../engine/primary-database.js';
 import { badRequest, conflict, errorMessage, LitebaseError, notFound } from '../errors.js';
@@ -11,7 +12,7 @@ import { formatChecksum } from '../format/rolling-checksum.js';
 import { assertDatabaseName, DATABASE_NAME_PATTERN, type LocalLayout, type SharedLayout } from '../storage/layout.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { executeRestore, type RestoreProgress } from './executor.js';
-import { planRestore, restoreRange, type RestoreCatalog, type RestorePlan, type RestoreTarget } from './planner.js';
+import { isArchivedCheckpoint, planRestore, restoreRange, type RestoreCatalog, type RestorePlan, type RestoreTarget } from './planner.js';
 import { listArchivedIds, loadArchiveCatalog, loadSharedCatalog, mergeCatalogs } from './sources.js';
 
 /**
@@ -105,6 +106,8 @@ export interface RestoreServiceOptions {
   logger: Logger;
   retentionMs: number;
   term: () => bigint;
+  /** Range size of a restored database's first checkpoint (LITEBASE_CHECKPOINT_RANGE_BYTES); default 16 MiB. */
+  rangeBytes?: number;
 }
 
 const KEPT_JOBS = 100;
@@ -173,7 +176,7 @@ export class RestoreService {
         archived: false,
         shared: false,
       };
-      if (checkpoint.location.kind === 'archive') entry.archived = true;
+      if (isArchivedCheckpoint(checkpoint.location)) entry.archived = true;
       else entry.shared = true;
       byPosition.set(checkpoint.position, entry);
     }
@@ -240,9 +243,10 @@ export class RestoreService {
       request: 'position' in target ? { position: target.position.toString() } : { timestamp: new Date(target.timeMs).toISOString() },
       plan: {
         basePosition: plan.basePosition.toString(),
-        checkpoint: plan.base ? (plan.base.location.kind === 'archive' ? plan.base.location.key : plan.base.location.file) : null,
+        checkpoint: plan.base ? (isArchivedCheckpoint(plan.base.location) ? plan.base.location.key : plan.base.location.file) : null,
         objects:
-          plan.steps.filter((step) => step.run.location.kind === 'archive').length + (plan.base?.location.kind === 'archive' ? 1 : 0),
+          plan.steps.filter((step) => step.run.location.kind === 'archive').length +
+          (plan.base && isArchivedCheckpoint(plan.base.location) ? 1 : 0),
         lastPosition: plan.lastPosition.toString(),
         totalBytes: plan.totalBytes,
         totalSegments: plan.totalSegments,
@@ -299,22 +303,21 @@ export class RestoreService {
       });
       release?.();
       const engine = await databases.create(view.target, async (meta) => {
-        const checkpoints = new CheckpointDirectory(shared.checkpointsDir(meta.name));
-        await checkpoints.publish(1n, (temp) =>
-          writeCheckpointFromFile(
-            temp,
-            file,
-            {
-              databaseId: meta.id,
-              term: this.options.term(),
-              position: 1n,
-              commitTimeMs: Date.now(),
-              pageSize: outcome.pageSize,
-              databaseSizePages: outcome.databaseSizePages,
-              checksum: outcome.checksum,
-            },
-            outcome.hashes(),
-          ),
+        // The new database's log starts with a range checkpoint at position 1 (docs/FORMAT.md §8).
+        await writeCheckpointFromFile(
+          new CheckpointDirectory(shared.checkpointsDir(meta.name)),
+          file,
+          {
+            databaseId: meta.id,
+            term: this.options.term(),
+            position: 1n,
+            commitTimeMs: Date.now(),
+            pageSize: outcome.pageSize,
+            databaseSizePages: outcome.databaseSizePages,
+            checksum: outcome.checksum,
+          },
+          rangePagesFor(this.options.rangeBytes ?? DEFAULT_RANGE_BYTES, outcome.pageSize),
+          outcome.hashes(),
         );
       });
       view.result = {

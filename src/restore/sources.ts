@@ -7,7 +7,7 @@ import { LitebaseError, systemErrorCode } from '../errors.js';
 import type { LogDirectory } from '../log/log-directory.js';
 import { readSegmentFileHeader } from '../log/segment-stream.js';
 import type { ObjectStore } from '../storage/object-store.js';
-import type { CheckpointSource, RestoreCatalog, SegmentRun } from './planner.js';
+import type { CheckpointLocation, CheckpointSource, RestoreCatalog, SegmentRun } from './planner.js';
 
 /**
  * What history exists for a database, gathered for the planner: the archive (through its index,
@@ -21,8 +21,13 @@ export function catalogFromIndex(index: ArchiveIndex): RestoreCatalog {
     checkpoints: index.checkpoints.map((entry) => ({
       position: entry.position,
       timeMs: entry.timeMs,
-      bytes: entry.bytes,
-      location: { kind: 'archive', key: entry.key, ...(entry.sha256 ? { sha256: entry.sha256 } : {}) },
+      // What a restore from it reads: a manifest's ranges, not what it cost the archive.
+      bytes: entry.manifest ? entry.manifest.objectBytes + entry.manifest.rangesBytes : entry.bytes,
+      location: {
+        kind: entry.manifest ? 'archive-manifest' : 'archive',
+        key: entry.key,
+        ...(entry.sha256 ? { sha256: entry.sha256 } : {}),
+      },
     })),
     runs: index.bundles.map((entry) => ({
       first: entry.first,
@@ -60,18 +65,21 @@ export async function loadSharedCatalog(
   return { database, databaseId, runs: await logRuns(log), checkpoints: await sharedCheckpoints(checkpoints, databaseId, logger) };
 }
 
+/** The shared folder's checkpoints: manifests (read in place with their range files) and legacy full checkpoints. */
 async function sharedCheckpoints(checkpoints: CheckpointDirectory, databaseId: string, logger?: Logger): Promise<CheckpointSource[]> {
   const sources: CheckpointSource[] = [];
   for (const position of await checkpoints.positions()) {
-    const file = checkpoints.checkpointPath(position);
     try {
-      const header = await readSegmentFileHeader(file);
-      if (header.databaseId !== databaseId || header.position !== position) continue;
-      const { size } = await fs.stat(file);
-      sources.push({ position, timeMs: header.commitTimeMs, bytes: size, location: { kind: 'shared', file } });
+      const info = await checkpoints.describe(position, databaseId); // a manifest when both kinds are there
+      const location: CheckpointLocation =
+        info.kind === 'manifest'
+          ? { kind: 'shared-manifest', file: info.file, rangesDir: checkpoints.rangesDir }
+          : { kind: 'shared', file: info.file };
+      sources.push({ position, timeMs: info.commitTimeMs, bytes: info.bytes, location });
     } catch (error) {
-      if (systemErrorCode(error) === 'ENOENT') continue;
-      logger?.warn({ err: error, file }, 'checkpoint unreadable; not offered for restore');
+      if (systemErrorCode(error) === 'ENOENT') continue; // removed since the listing (a newer one is there)
+      if (error instanceof LitebaseError && error.code === 'CHECKPOINT_FOREIGN') continue;
+      logger?.warn({ err: error, position: position.toString() }, 'checkpoint unreadable; not offered for restore');
     }
   }
   return sources;

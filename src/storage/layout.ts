@@ -77,7 +77,7 @@ export class LocalLayout {
     return path.join(this.databaseDir(name), 'state.json');
   }
 
-  /** The compactor's shadow copy of a database, its state and its work files (src/compactor). */
+  /** The compactor's work files of a database (the spill of a fold, bundles being built; src/compactor). */
   compactorDir(name: string): string {
     return path.join(this.databaseDir(name), 'compactor');
   }

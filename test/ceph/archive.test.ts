@@ -85,7 +85,9 @@ describeOnCeph('archive to RGW and restore, the log on CephFS', ceph, (cluster) 
     const keys: string[] = [];
     for await (const info of objects.list(`databases/app/${databaseId}/`)) keys.push(info.key);
     await objects.close();
-    expect(keys.filter((key) => key.endsWith('.ckpt'))).toHaveLength(2);
+    // Checkpoints are manifests with their range files (docs/FORMAT.md §8, §11).
+    expect(keys.filter((key) => key.includes('/manifests/'))).toHaveLength(2);
+    expect(keys.some((key) => key.includes('/ranges/'))).toBe(true);
     expect(keys).toContain(`databases/app/${databaseId}/index.json`);
 
     // Restores through the API, asked on the replica (forwarded), each compared with its snapshot.

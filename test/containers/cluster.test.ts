@@ -403,10 +403,7 @@ describe.skipIf(!docker.ready && !required)(`Litebase in containers${docker.read
         keys.some((key) => key.includes('/segments/')),
         keys.join(', '),
       ).toBe(true);
-      expect(
-        keys.some((key) => key.includes('/checkpoints/')),
-        keys.join(', '),
-      ).toBe(true);
+      expect(keys.some((key) => key.includes('/manifests/')) && keys.some((key) => key.includes('/ranges/')), keys.join(', ')).toBe(true);
 
       // The shared file system is lost: the old cluster goes, and its databases with their logs.
       await cluster.stop();

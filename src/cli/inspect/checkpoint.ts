@@ -1,4 +1,6 @@
 import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { parseRangeFileName } from '../../format/checkpoint-manifest.js';
 import { checkpointPageHashes } from '../../replay/checkpoints.js';
 import { formatChecksum } from '../../format/rolling-checksum.js';
 import { SEGMENT_HEADER_SIZE, SEGMENT_TRAILER_SIZE } from '../../format/segment-codec.js';
@@ -16,11 +18,16 @@ const CHECKPOINT_NAME = /(?:^|[\\/])(\d{20})\.ckpt$/;
 const LOCATE_MAX_BYTES = 64 * 1024 * 1024;
 
 /**
- * Describes and verifies a checkpoint file as a load reads it (the streaming reader, a chunk at a
+ * Describes and verifies a legacy checkpoint or a range file (docs/FORMAT.md §8) as a load reads it (the streaming reader, a chunk at a
  * time, so memory stays one chunk whatever the database size), without writing its pages anywhere.
  */
-export async function inspectCheckpoint(file: string, size: number, options: InspectOptions): Promise<InspectReport> {
-  const report: InspectReport = { file, kind: 'checkpoint', bytes: size, valid: false };
+export async function inspectCheckpoint(
+  file: string,
+  size: number,
+  options: InspectOptions,
+  kind: 'checkpoint' | 'range' = 'checkpoint',
+): Promise<InspectReport> {
+  const report: InspectReport = { file, kind, bytes: size, valid: false };
   const checkpoint: CheckpointReport = { chunks: [], pagesVerified: 0 };
   report.checkpoint = checkpoint;
   const { head, trailer } = await readEnds(file, size);
@@ -41,7 +48,7 @@ export async function inspectCheckpoint(file: string, size: number, options: Ins
     checkpoint.header = headerReport(reader.header);
     let sum = 0n;
     if (options.pages) checkpoint.pages = [];
-    for await (const hashes of checkpointPageHashes(reader, file)) {
+    for await (const hashes of checkpointPageHashes(reader, file, kind === 'range')) {
       const chunk = reader.lastChunk;
       const index = checkpoint.chunks.length;
       if (chunk)
@@ -61,7 +68,7 @@ export async function inspectCheckpoint(file: string, size: number, options: Ins
   } finally {
     await reader.close();
   }
-  const named = CHECKPOINT_NAME.exec(file)?.[1];
+  const named = kind === 'range' ? parseRangeFileName(path.basename(file))?.position.toString() : CHECKPOINT_NAME.exec(file)?.[1];
   if (named !== undefined && BigInt(named) !== reader.header.position) {
     report.problem = {
       code: 'CHECKPOINT_INVALID',

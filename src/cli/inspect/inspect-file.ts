@@ -33,19 +33,21 @@ export async function inspectFile(file: string, options: InspectOptions & { kind
       `${file}: not a segment, checkpoint or bundle (first bytes ${head.subarray(0, 8).toString('hex') || 'none'}; expected "LBSG", "LBBN", or a length then "LBSG"); name the kind with --kind`,
     );
   }
-  if (kind === 'checkpoint') return inspectCheckpoint(file, size, options);
+  if (kind === 'checkpoint' || kind === 'range') return inspectCheckpoint(file, size, options, kind);
   const bytes = await fs.readFile(file);
   return kind === 'segment' ? inspectSegment(bytes, file, options) : inspectBundle(bytes, file, options);
 }
 
 /**
  * The kind from the first bytes: `LBBN` is a bundle (format 2); a length then `LBSG`, a bundle of
- * format 1; `LBSG`, a segment container, which is a checkpoint when named `.ckpt` or, under any
- * other name than `.seg`, when its header follows a checkpoint's rules (docs/FORMAT.md §8).
+ * format 1; `LBSG`, a segment container, which is a checkpoint when named `.ckpt`, a checkpoint's
+ * range file when named `.range`, or, under any other name than `.seg`, a checkpoint when its header
+ * follows a checkpoint's rules (docs/FORMAT.md §8).
  */
 export function detectKind(head: Buffer, file: string): InspectKind | undefined {
   if (hasSegmentMagic(head)) {
     if (file.endsWith('.ckpt')) return 'checkpoint';
+    if (file.endsWith('.range')) return 'range';
     if (file.endsWith('.seg')) return 'segment';
     const header = headerIfReadable(head);
     const checkpointLike =

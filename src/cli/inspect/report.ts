@@ -8,13 +8,13 @@ import type { SegmentHeader } from '../../format/segment-codec.js';
  * `--json` prints it unchanged and the text output is rendered from the same object.
  */
 
-export type InspectKind = 'segment' | 'checkpoint' | 'bundle';
+export type InspectKind = 'segment' | 'checkpoint' | 'range' | 'bundle';
 
 export interface InspectOptions {
   /** List every page (`--pages`). */
   pages: boolean;
 }
-export const INSPECT_KINDS: readonly InspectKind[] = ['segment', 'checkpoint', 'bundle'];
+export const INSPECT_KINDS: readonly InspectKind[] = ['segment', 'checkpoint', 'range', 'bundle'];
 
 /** The first check a file failed: the decoder's code and message (which says where and what). */
 export interface Problem {

@@ -59,6 +59,7 @@ export function archiveRoutes(context: AppContext): FastifyPluginAsync {
     logger: context.logger,
     retentionMs: config.compaction.retentionMs,
     term: () => context.cluster.member.term,
+    ...(config.compaction.rangeBytes === undefined ? {} : { rangeBytes: config.compaction.rangeBytes }),
   });
   const forward = (
     request: Parameters<typeof forwardToPrimary>[0],

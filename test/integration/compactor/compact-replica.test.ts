@@ -2,6 +2,8 @@ import { readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
+import { decodeManifest } from '../../../src/format/checkpoint-manifest.js';
+import { rangeKey } from '../../../src/archive/archive-keys.js';
 import { openObjectStore } from '../../../src/storage/open-object-store.js';
 import { tempDir, TestServer } from '../../support/server.js';
 import { runCli, waitFor } from '../../support/archive-workload.js';
@@ -235,6 +237,8 @@ describe('compaction triggers and retention', () => {
     // Every checkpoint archived (LITEBASE_ARCHIVE_CHECKPOINT_PERCENT=0): each compaction adds a base.
     const server = await start(dataDir, 'n1', pathToFileURL(storeDir).href, {
       LITEBASE_RETENTION_MS: '1500',
+      // Replaced checkpoints leave the shared folder at once (no grace period): restore points are the archive's.
+      LITEBASE_CHECKPOINT_GRACE_MS: '0',
       LITEBASE_ARCHIVE_CHECKPOINT_PERCENT: '0',
     });
     await server.request('POST', '/v1/databases', { name: 'app' });
@@ -254,11 +258,19 @@ describe('compaction triggers and retention', () => {
     await new Promise((resolve) => setTimeout(resolve, 1700));
     await insert(server, 5, 'c');
     const third = await compact();
-    // Now the second checkpoint is the base: the first, and the bundles it covers, go.
-    expect(third.pruned.objects.sort()).toEqual([first.checkpoint.key, ...second.archived.objects].sort());
+    // Now the second checkpoint is the base: the first, and the bundles it covers, go (with the
+    // range files only the first lists, when checkpoints are range checkpoints).
+    const prunedObjects = third.pruned.objects as string[];
+    expect(prunedObjects.filter((key) => !key.includes('/ranges/')).sort()).toEqual(
+      [first.checkpoint.key, ...second.archived.objects].sort(),
+    );
     const store = openObjectStore(pathToFileURL(storeDir).href);
     const keys: string[] = [];
     for await (const info of store.list(`databases/app/${id}/`)) keys.push(info.key);
+    // Every range file a kept manifest lists is still there.
+    for (const key of keys.filter((name) => name.includes('/manifests/'))) {
+      for (const range of decodeManifest(await store.get(key), key, id).ranges) expect(keys).toContain(rangeKey('app', id, range.file));
+    }
     await store.close();
     expect(keys).not.toContain(first.checkpoint.key);
     expect(keys).toContain(second.checkpoint.key);

@@ -3,7 +3,7 @@ import { mkdtempSync, openSync, closeSync, rmSync, statSync, writeSync } from 'n
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { loadCheckpointIntoFile, writeCheckpointFromFile } from '../../../src/replay/checkpoints.js';
+import { loadCheckpointIntoFile, writeLegacyCheckpointFromFile } from '../../../src/replay/checkpoints.js';
 import { scanPageHashes } from '../../../src/replay/local-copy.js';
 
 /**
@@ -42,7 +42,7 @@ describe('checkpoint memory', () => {
     }, 5);
     try {
       const checkpoint = path.join(work, 'db.ckpt');
-      const written = await writeCheckpointFromFile(
+      const written = await writeLegacyCheckpointFromFile(
         checkpoint,
         database,
         {

@@ -2,6 +2,9 @@ import { existsSync, readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CheckpointDirectory } from '../../../src/replay/checkpoints.js';
+import { rangeKey } from '../../../src/archive/archive-keys.js';
+import { decodeManifest, type ManifestRange } from '../../../src/format/checkpoint-manifest.js';
 import type { ObjectStore } from '../../../src/storage/object-store.js';
 import { openObjectStore } from '../../../src/storage/open-object-store.js';
 import { S3rver } from '../../support/s3rver.js';
@@ -132,11 +135,12 @@ describe.each(backends)('archive and point-in-time restore: $name store', (backe
         .filter((name) => name.endsWith('.seg'))
         .map((name) => BigInt(name.slice(0, 20)));
       expect(remaining[0]).toBe((compactedAt.at(-1) as bigint) + 1n);
-      expect(readdirSync(path.join(dataDir, 'databases', 'app', 'checkpoints'))).toEqual([
-        `${String(compactedAt.at(-1)).padStart(20, '0')}.ckpt`,
-      ]);
+      // (A full checkpoint or a manifest with its ranges; older manifests go after a grace period.)
+      const sharedCheckpoints = new CheckpointDirectory(path.join(dataDir, 'databases', 'app', 'checkpoints'));
+      expect((await sharedCheckpoints.positions()).at(-1)).toBe(compactedAt.at(-1));
+      expect(await sharedCheckpoints.legacyPositions()).not.toContain(compactedAt.at(-2));
       const archived = await keysUnder(objects, `databases/app/${databaseId}/`);
-      expect(archived.filter((key) => key.endsWith('.ckpt'))).toHaveLength(3);
+      expect(archived.filter((key) => key.endsWith('.ckpt') || key.includes('/manifests/'))).toHaveLength(3);
       expect(archived.filter((key) => key.endsWith('.seg')).length).toBeGreaterThan(3);
       expect(archived).toContain(`databases/app/${databaseId}/index.json`);
 
@@ -271,10 +275,19 @@ describe.each(backends)('archive and point-in-time restore: $name store', (backe
       expect(damaged.stderr).toContain('ARCHIVE_CORRUPT');
       expect(damaged.stderr).toContain(victim);
       expect(existsSync(damagedOutput)).toBe(false);
-      // A damaged checkpoint, with the index gone too (rebuilt from the listing, no hashes): the
-      // checkpoint's own trailer catches it, and the error names its key.
+      // A damaged checkpoint, with the index gone too (rebuilt from the listing): a legacy
+      // checkpoint's own trailer catches it, a range file its manifest's SHA-256; the error names its key.
       const checkpoints = (await keysUnder(objects, `databases/app/${databaseId}/checkpoints/`)).sort();
-      const checkpointKey = checkpoints.at(-1) as string;
+      const manifests = (await keysUnder(objects, `databases/app/${databaseId}/manifests/`)).sort();
+      const newestManifest = manifests.at(-1);
+      const checkpointKey =
+        newestManifest === undefined
+          ? (checkpoints.at(-1) as string)
+          : rangeKey(
+              'app',
+              databaseId,
+              (decodeManifest(await objects.get(newestManifest), newestManifest).ranges[0] as ManifestRange).file,
+            );
       const checkpointBytes = await objects.get(checkpointKey);
       checkpointBytes[checkpointBytes.length - 20]! ^= 0x01;
       await objects.put(checkpointKey, checkpointBytes);

@@ -1,5 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { parseArchiveKey, archivePrefix, bundleKey, checkpointKey, indexKey } from '../../../src/archive/archive-keys.js';
+import {
+  parseArchiveKey,
+  archivePrefix,
+  bundleKey,
+  checkpointKey,
+  indexKey,
+  manifestKey,
+  rangeKey,
+} from '../../../src/archive/archive-keys.js';
 
 /** Object keys of the archive (src/archive/archive-keys.ts). */
 const ID = '3f2504e0-4f89-41d3-9a0c-0305e82c3301';
@@ -16,5 +24,17 @@ describe('archive keys', () => {
     expect(parseArchiveKey(prefix, `${prefix}other/x`)).toBeUndefined();
     expect(() => archivePrefix('../x', ID)).toThrow();
     expect(() => archivePrefix('app', 'not-an-id')).toThrow();
+  });
+
+  it('keeps a range file under its shared name and a manifest under its position', () => {
+    const prefix = archivePrefix('app', ID);
+    const file = '0000000003-00000000000000000120-9f00aa11bb22cc33.range';
+    expect(rangeKey('app', ID, file)).toBe(`databases/app/${ID}/ranges/${file}`);
+    expect(manifestKey('app', ID, 120n)).toBe(`databases/app/${ID}/manifests/00000000000000000120.json`);
+    expect(parseArchiveKey(prefix, rangeKey('app', ID, file))).toEqual({ kind: 'range', file, index: 3, position: 120n });
+    expect(parseArchiveKey(prefix, manifestKey('app', ID, 120n))).toEqual({ kind: 'manifest', position: 120n });
+    expect(parseArchiveKey(prefix, `${prefix}ranges/0000000003-120-9f00aa11bb22cc33.range`)).toBeUndefined();
+    expect(parseArchiveKey(prefix, `${prefix}manifests/120.json`)).toBeUndefined();
+    expect(() => rangeKey('app', ID, '../x.range')).toThrow();
   });
 });

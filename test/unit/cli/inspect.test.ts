@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { run } from '../../../src/cli/main.js';
 import type { InspectReport } from '../../../src/cli/inspect/report.js';
 import { BundleWriter } from '../../../src/archive/bundle-writer.js';
-import { writeCheckpointFromFile } from '../../../src/replay/checkpoints.js';
+import { writeLegacyCheckpointFromFile } from '../../../src/replay/checkpoints.js';
 import { formatChecksum, pageHash, PageHashTable } from '../../../src/format/rolling-checksum.js';
 import { encodeSegment, segmentChecksum, type PageImage } from '../../../src/format/segment-codec.js';
 import { runCli } from '../../support/cli.js';
@@ -223,7 +223,7 @@ describe('checkpoints', () => {
       databaseSizePages: PAGES,
       checksum,
     };
-    await writeCheckpointFromFile(file, sqlite, source);
+    await writeLegacyCheckpointFromFile(file, sqlite, source);
     const { code, report } = await inspectJson('--pages', file);
     expect(code).toBe(0);
     expect(report).toMatchObject({ kind: 'checkpoint', valid: true });

@@ -31,6 +31,7 @@ describe('which checkpoints are archived', () => {
     databaseId: ID,
     checkpoints,
     bundles,
+    ranges: [],
   });
   const candidate = (position: number, bytes: number, timeMs = position * 1000) => ({ position: BigInt(position), timeMs, bytes });
 
@@ -60,5 +61,18 @@ describe('which checkpoints are archived', () => {
     const history = index([], [b(1, 50, 1e3, 0)]);
     expect(checkpointArchiveReason(history, candidate(50, 1e6, 3 * day), policy)).toBeUndefined();
     expect(checkpointArchiveReason(history, candidate(50, 1e6, 4 * day), policy)).toBe('age');
+  });
+
+  it('weighs a range checkpoint by what it would upload: the ranges the archive lacks, not the database', () => {
+    // A 1 GB database whose manifest at 100 is archived; 30 MB of log since. The next manifest
+    // changed 10 MB of ranges: worth archiving (a full checkpoint of 1 GB would not be).
+    const manifest: ArchivedCheckpoint = {
+      ...cp(100, 1e9),
+      key: 'm100',
+      manifest: { objectBytes: 1e5, ranges: 64, rangesBytes: 1e9, rangePages: 4096 },
+    };
+    const history = index([manifest], [b(1, 100, 1e9), b(101, 400, 30e6)]);
+    expect(checkpointArchiveReason(history, candidate(400, 10e6 + 1e5), policy)).toBe('log');
+    expect(checkpointArchiveReason(history, candidate(400, 1e9), policy)).toBeUndefined();
   });
 });

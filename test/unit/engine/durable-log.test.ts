@@ -8,7 +8,7 @@ import { DurableLog } from '../../../src/engine/durable-log.js';
 import { WalCapture } from '../../../src/engine/wal-capture.js';
 import type { LitebaseError } from '../../../src/errors.js';
 import { PageHashTable } from '../../../src/format/rolling-checksum.js';
-import { decodeSegment, type SegmentHeader } from '../../../src/format/segment-codec.js';
+import { decodeSegment, encodeSegment, type SegmentHeader } from '../../../src/format/segment-codec.js';
 import { LogDirectory } from '../../../src/log/log-directory.js';
 import { Metrics } from '../../../src/metrics.js';
 import { recoverLocalCopy } from '../../../src/replay/local-copy.js';
@@ -36,6 +36,7 @@ interface Writer {
   db: Database.Database;
   capture: WalCapture;
   log: DurableLog;
+  metrics: Metrics;
   /** What onFailure was called with. */
   failures: LitebaseError[];
   /** Commit one row and return its sequence number. */
@@ -71,7 +72,7 @@ function newFolder(): Folder {
 /** Open the local SQLite file as the Primary does and put a DurableLog on it. */
 function openWriter(
   folder: Folder,
-  options: { position?: bigint; hashes?: PageHashTable; maxInFlight?: number; canWrite?: () => boolean } = {},
+  options: { position?: bigint; hashes?: PageHashTable; maxInFlight?: number; canWrite?: () => boolean; streamSegmentBytes?: number } = {},
 ): Writer {
   const db = new Database(folder.sqliteFile);
   db.pragma(`page_size = ${PAGE_SIZE}`);
@@ -80,6 +81,7 @@ function openWriter(
   db.pragma('synchronous = OFF');
   const capture = new WalCapture(`${folder.sqliteFile}-wal`);
   const failures: LitebaseError[] = [];
+  const metrics = new Metrics({ collectDefaults: false });
   const log = new DurableLog(
     {
       database: 'app',
@@ -90,9 +92,10 @@ function openWriter(
       capture,
       hashes: options.hashes ?? new PageHashTable(PAGE_SIZE),
       position: options.position ?? 0n,
-      metrics: new Metrics({ collectDefaults: false }),
+      metrics,
       canWrite: options.canWrite ?? (() => true),
       onFailure: (error) => failures.push(error),
+      ...(options.streamSegmentBytes === undefined ? {} : { streamSegmentBytes: options.streamSegmentBytes }),
     },
     options.maxInFlight,
   );
@@ -106,6 +109,7 @@ function openWriter(
     db,
     capture,
     log,
+    metrics,
     failures,
     insert(value: string): number {
       insertRow ??= db.prepare('INSERT INTO t(v) VALUES (?)');
@@ -257,6 +261,79 @@ describe('DurableLog group commit', () => {
       expect(rowsOnce(position)).toContain(`v${index}`);
       expect(rowsOnce(position - 1n)).not.toContain(`v${index}`);
     }
+  });
+});
+
+describe('DurableLog with a group of commits too large to hold in memory', () => {
+  /** Rows of about 3 KB: one page each, so `count` of them take about count x 4 KiB of WAL frames. */
+  function insertLarge(writer: Writer, from: number, count: number): number {
+    const insert = writer.db.prepare('INSERT INTO t(v) VALUES (?)');
+    writer.db.transaction(() => {
+      for (let i = from; i < from + count; i++) insert.run(`big ${i} `.padEnd(3000, String(i % 10)));
+    })();
+    return writer.log.noteCommit();
+  }
+
+  const streamed = async (writer: Writer): Promise<number> => (await writer.metrics.segmentsStreamed.get()).values[0]?.value ?? 0;
+
+  it('writes it chunk by chunk into the bytes encodeSegment makes, in position order with the segments around it', async () => {
+    const { folder, writer } = await writerWithTable({ streamSegmentBytes: 256 * 1024 });
+    expect(await writer.log.waitDurable(writer.insert('a'))).toBe(2n);
+    const big = writer.log.waitDurable(insertLarge(writer, 0, 700));
+    await tick(); // the large segment is being written
+    // Committed meanwhile: in the next segment, sent only once the large one is on its way.
+    const after = ['b', 'c'].map((value) => writer.log.waitDurable(writer.insert(value)));
+    expect(await Promise.all([big, ...after])).toEqual([3n, 4n, 4n]);
+    expect(await streamed(writer)).toBe(1);
+
+    const headers = segmentHeaders(folder);
+    expect(headers.map((header) => [header.position, header.transactionCount])).toEqual([
+      [1n, 1],
+      [2n, 1],
+      [3n, 1],
+      [4n, 2],
+    ]);
+    for (let i = 1; i < headers.length; i++) expect(headers[i]!.preChecksum).toBe(headers[i - 1]!.postChecksum);
+    expect(writer.log.checksum).toBe(headers[3]!.postChecksum);
+    // The streamed file is exactly the codec's encoding of its header and pages.
+    const file = readFileSync(folder.logDirectory.segmentPath(3n));
+    const decoded = decodeSegment(file);
+    expect(decoded.pages.length).toBeGreaterThan(700);
+    const { formatVersion: _version, pageCount: _count, ...input } = decoded.header;
+    expect(encodeSegment(input, decoded.pages).equals(file)).toBe(true);
+    const rows = rowsAt(folder, 4n);
+    expect(rows).toHaveLength(703);
+    expect(rows.slice(0, 2)).toEqual(['a', 'big 0 '.padEnd(3000, '0')]);
+    expect(rows.slice(-2)).toEqual(['b', 'c']);
+    // The page hashes moved with the pages: a rebuild from the log agrees with the writer.
+    writer.capture.close();
+    writer.db.close();
+    const recovered = await recoverLocalCopy(
+      { sqliteFile: folder.sqliteFile, stateFile: folder.stateFile },
+      folder.logDirectory,
+      DATABASE_ID,
+      pino({ level: 'silent' }),
+    );
+    expect(recovered.hashes.checksum).toBe(headers[3]!.postChecksum);
+    expect(await strayFiles(folder)).toEqual([]);
+  });
+
+  it('fails every waiting transaction when its position was taken, and leaves no temp file', async () => {
+    const { folder, writer } = await writerWithTable({ streamSegmentBytes: 0 });
+    writeFileSync(folder.logDirectory.segmentPath(2n), 'segment 2 of another writer');
+    const big = writer.log.waitDurable(insertLarge(writer, 0, 100));
+    await tick();
+    const after = writer.log.waitDurable(writer.insert('b'));
+    expect(await outcomes([big, after])).toEqual(['error LOG_POSITION_TAKEN', 'error LOG_POSITION_TAKEN']);
+    expect(writer.failures.map((failure) => failure.code)).toEqual(['LOG_POSITION_TAKEN']);
+    expect(segmentFiles(folder)).toEqual(['00000000000000000001.seg', '00000000000000000002.seg']);
+    // Only the append thread's spare may stay: the streamed segment's temp file was removed.
+    await waitFor(
+      () => readdirSync(folder.logDir).filter((name) => name.startsWith('.tmp-append-')).length <= 1,
+      5000,
+      'the streamed temp file to go',
+    );
+    expect(writer.log.position).toBe(1n);
   });
 });
 

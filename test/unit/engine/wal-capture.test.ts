@@ -4,7 +4,8 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { WalCapture } from '../../../src/engine/wal-capture.js';
-import type { WalTransaction } from '../../../src/format/wal-format.js';
+import { pageHash } from '../../../src/format/rolling-checksum.js';
+import { mergeTransactions, type WalTransaction } from '../../../src/format/wal-format.js';
 
 /**
  * WalCapture (src/engine/wal-capture.ts) against WAL files that SQLite itself writes, through
@@ -216,6 +217,67 @@ describe('WalCapture', () => {
     db.prepare('INSERT INTO t(v) VALUES (?)').run('after close');
     expect(late.readCommitted()).toHaveLength(1);
     expect(capture.readCommitted()).toHaveLength(12);
+  });
+
+  it('captures a group larger than the limit in pieces: the net change of the same transactions read whole', async () => {
+    const { db, file, capture } = openDatabase();
+    db.exec('CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)');
+    const insert = db.prepare('INSERT INTO t(v) VALUES (?)');
+    // About 20 MiB of frames (more than one 8 MiB piece of the scan), pages written more than once,
+    // and a VACUUM that shrinks the database: its commit frame cuts pages written before it.
+    db.transaction(() => {
+      for (let i = 0; i < 5000; i++) insert.run(Buffer.alloc(3000, i % 251));
+    })();
+    db.prepare('UPDATE t SET v = ? WHERE id % 7 = 0').run(Buffer.alloc(2000, 9));
+    db.prepare('DELETE FROM t WHERE id > 1000').run();
+    db.exec('VACUUM');
+    for (let i = 0; i < 20; i++) insert.run(Buffer.alloc(500, i));
+    // And a transaction still open, spilled into the WAL: not captured until it commits.
+    db.pragma('cache_size = 4');
+    db.exec('BEGIN');
+    for (let i = 0; i < 200; i++) insert.run(Buffer.alloc(1000, i));
+
+    // A second capture reads the same WAL whole: what the in-memory path would make of it.
+    const whole = new WalCapture(`${file}-wal`);
+    cleanup.push(() => whole.close());
+    const transactions = whole.readCommitted();
+    const expected = mergeTransactions(transactions);
+
+    const captured = capture.capture(1024 * 1024);
+    if (captured.kind !== 'large') throw new Error('expected a large capture');
+    const { large } = captured;
+    cleanup.push(() => large.close());
+    expect(large.transactionCount).toBe(transactions.length);
+    expect(large.databaseSizePages).toBe(expected.databaseSizePages);
+    expect(large.databaseSizePages).toBeLessThan(Math.max(...transactions.map((transaction) => transaction.databaseSizePages)));
+    expect([...large.pageNumbers]).toEqual(expected.pages.map((page) => page.pageNumber));
+    // Read back in odd batches, so runs of neighbouring frames are cut at batch ends.
+    let index = 0;
+    for await (const batch of large.pages(37)) {
+      for (const page of batch) {
+        const want = expected.pages[index]!;
+        expect(page.pageNumber).toBe(want.pageNumber);
+        expect(Buffer.from(page.data).equals(Buffer.from(want.data))).toBe(true);
+        expect(large.pageHashes[index]).toBe(pageHash(page.pageNumber, page.data));
+        index += 1;
+      }
+    }
+    expect(index).toBe(expected.pages.length);
+    large.close();
+    // Both captures went exactly as far: to the last commit frame, not into the open transaction.
+    expect(capture.bytesConsumed).toBe(whole.bytesConsumed);
+    expect(capture.bytesConsumed).toBeLessThan(readFileSync(`${file}-wal`).length);
+
+    db.exec('COMMIT');
+    const tail = capture.capture(0);
+    if (tail.kind !== 'large') throw new Error('expected a large capture');
+    cleanup.push(() => tail.large.close());
+    expect(tail.large.transactionCount).toBe(1);
+    expect([...tail.large.pageNumbers]).toEqual(mergeTransactions(whole.readCommitted()).pages.map((page) => page.pageNumber));
+    // Under the limit, the same capture hands out the transactions themselves.
+    insert.run(Buffer.alloc(10, 1));
+    const small = capture.capture(1024 * 1024);
+    expect(small.kind === 'transactions' ? small.transactions.length : 'large').toBe(1);
   });
 
   it('answers WAL_READ_FAILED when the WAL cannot be read, and nothing when it is missing', () => {

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SHARED_STATE_BYTES, sharedState } from '../../../src/cluster/lease-worker.js';
+import { decodeSegment, type PageImage } from '../../../src/format/segment-codec.js';
 import { LogDirectory } from '../../../src/log/log-directory.js';
 import { LogHead } from '../../../src/log/log-head.js';
 import { waitFor } from '../../support/wait.js';
@@ -76,6 +77,49 @@ describe('segment appends on the append threads', () => {
     await log.append(2n, segmentBytes(2), 'writer-6');
     expect(await log.positions()).toEqual([1n, 2n]);
     expect(new Uint8Array(readFileSync(log.segmentPath(2n)))).toEqual(segmentBytes(2));
+  });
+
+  it('links a segment written chunk by chunk in order with the stream, fenced, and refused after a failure', async () => {
+    const log = logFolder();
+    const head = LogHead.inFolder(log.dir);
+    const header = {
+      databaseId: '3f2504e0-4f89-41d3-9a0c-0305e82c3301',
+      term: 1n,
+      commitTimeMs: 1,
+      pageSize: 512,
+      databaseSizePages: 300,
+      transactionCount: 1,
+      preChecksum: 0n,
+      postChecksum: 0n,
+      pageCount: 300,
+    };
+    const pages = async function* (): AsyncGenerator<PageImage[]> {
+      yield Array.from({ length: 300 }, (_, index) => ({ pageNumber: index + 1, data: Buffer.alloc(512, index % 256) }));
+    };
+    await log.append(1n, segmentBytes(1), 'writer-7', openFence(60_000), head);
+    const prepared = await log.writeSegmentFile({ ...header, position: 2n }, pages());
+    expect(path.basename(prepared.file)).toMatch(/^\.tmp-append-[0-9a-f]{12}$/);
+    // Linked on the stream's thread, before an append called after it.
+    const linked = log.linkPrepared(2n, prepared.file, 'writer-7', openFence(60_000), head);
+    const third = log.append(3n, segmentBytes(3), 'writer-7', openFence(60_000), head);
+    await Promise.all([linked, third]);
+    expect(await log.positions()).toEqual([1n, 2n, 3n]);
+    const { header: written, pages: decoded } = decodeSegment(readFileSync(log.segmentPath(2n)));
+    expect([written.position, written.pageCount, decoded[299]?.data[0]]).toEqual([2n, 300, 299 % 256]);
+    expect(statSync(log.segmentPath(2n)).size).toBe(prepared.bytes);
+    await waitFor(() => head.read() === 3n, 5000, 'HEAD to name segment 3');
+    await waitFor(() => !readdirSync(log.dir).includes(path.basename(prepared.file)), 5000, 'the temp name to go');
+
+    // A closed fence: nothing under the final name, the temp file removed, the stream stopped.
+    const fenced = await log.writeSegmentFile({ ...header, position: 4n }, pages());
+    const closed = openFence(60_000);
+    sharedState(closed).requestStepDown();
+    expect((await failure(log.linkPrepared(4n, fenced.file, 'writer-7', closed))).code).toBe('LEASE_LOST');
+    expect(readdirSync(log.dir)).not.toContain(path.basename(fenced.file));
+    const refused = await log.writeSegmentFile({ ...header, position: 4n }, pages());
+    expect((await failure(log.linkPrepared(4n, refused.file, 'writer-7', openFence(60_000)))).message).toContain('EPIPELINE');
+    expect(readdirSync(log.dir)).not.toContain(path.basename(refused.file));
+    expect(await log.positions()).toEqual([1n, 2n, 3n]);
   });
 
   it('sweeps append temp files older than the limit, and nothing else', async () => {

@@ -1,11 +1,12 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LogDirectory } from '../../../src/log/log-directory.js';
 import { decodeSegment, encodeSegment, hasValidTrailer, SegmentFormatError } from '../../../src/format/segment-codec.js';
 import { batchSource, SegmentPrefetcher } from '../../../src/log/segment-prefetch.js';
-import { readSegmentRun } from '../../../src/log/segment-runs.js';
+import { LARGE_SEGMENT_BYTES, readSegmentRun } from '../../../src/log/segment-runs.js';
 import { PageHashTable, pageHash } from '../../../src/format/rolling-checksum.js';
 import { Prng } from '../../support/golden-segments.js';
 
@@ -138,6 +139,105 @@ describe('segment read-ahead workers', () => {
     const run = readSegmentRun(log, start, { segments: withDamage.files.length, bytes: Infinity }, batchSource(withDamage));
     expect(run.segments).toHaveLength(9);
     expect(run.stop).toMatchObject({ kind: 'corrupt', position: 10n, code: 'SEGMENT_CHECKSUM_MISMATCH' });
+  });
+});
+
+describe('segments too large to read whole', () => {
+  it('end a run before them, in the folder and in a read-ahead batch, by file size or by declared pages', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'litebase-prefetch-large-'));
+    try {
+      const log = new LogDirectory(dir);
+      const small = writeLog(dir, 10, new Prng(5));
+      const table = new PageHashTable(PAGE_SIZE);
+      for (const bytes of small) {
+        const { header, pages } = decodeSegment(bytes);
+        table.apply(
+          pages.map(({ pageNumber, data }) => ({ pageNumber, hash: pageHash(pageNumber, data) })),
+          header.databaseSizePages,
+        );
+      }
+      const append = (position: bigint, pages: Array<{ pageNumber: number; data: Buffer }>, size: number): bigint => {
+        const preChecksum = table.checksum;
+        table.apply(
+          pages.map(({ pageNumber, data }) => ({ pageNumber, hash: pageHash(pageNumber, data) })),
+          size,
+        );
+        const header = { databaseId: DATABASE_ID, term: 1n, position, commitTimeMs: 1, pageSize: PAGE_SIZE, databaseSizePages: size };
+        writeFileSync(
+          log.segmentPath(position),
+          encodeSegment({ ...header, transactionCount: 1, preChecksum, postChecksum: table.checksum }, pages),
+        );
+        return table.checksum;
+      };
+      const pages = (count: number, fill: (index: number) => Buffer) =>
+        Array.from({ length: count }, (_, index) => ({ pageNumber: index + 1, data: fill(index) }));
+      const after10 = table.checksum;
+      // 11: a file of more than LARGE_SEGMENT_BYTES (random pages do not compress).
+      const fileCount = Math.ceil(LARGE_SEGMENT_BYTES / PAGE_SIZE) + 100;
+      const after11 = append(
+        11n,
+        pages(fileCount, () => randomBytes(PAGE_SIZE)),
+        fileCount,
+      );
+      // 12: a small file whose pages take more than that once decompressed.
+      const declaredCount = Math.ceil(LARGE_SEGMENT_BYTES / PAGE_SIZE) + 100;
+      const after12 = append(
+        12n,
+        pages(declaredCount, (index) => Buffer.alloc(PAGE_SIZE, index % 3)),
+        declaredCount,
+      );
+      expect(statSync(log.segmentPath(11n)).size).toBeGreaterThan(LARGE_SEGMENT_BYTES);
+      expect(statSync(log.segmentPath(12n)).size).toBeLessThan(LARGE_SEGMENT_BYTES / 8);
+      append(
+        13n,
+        pages(3, () => Buffer.alloc(PAGE_SIZE, 7)),
+        declaredCount,
+      );
+
+      const start = (position: bigint, checksum: bigint) => ({ databaseId: DATABASE_ID, position, checksum });
+      const first = readSegmentRun(log, start(0n, 0n));
+      expect([first.segments.length, first.stop]).toEqual([10, { kind: 'limit' }]);
+      expect(readSegmentRun(log, start(10n, after10)).stop).toEqual({ kind: 'large', position: 11n, file: log.segmentPath(11n) });
+      expect(readSegmentRun(log, start(11n, after11)).stop).toEqual({ kind: 'large', position: 12n, file: log.segmentPath(12n) });
+      const last = readSegmentRun(log, start(12n, after12));
+      expect([last.segments.map((segment) => segment.header.position), last.stop]).toEqual([[13n], { kind: 'end' }]);
+
+      // The read-ahead threads end a batch before a file that large, and never read it.
+      const reading = new SegmentPrefetcher(dir, 1n);
+      expect((await reading.next()).files).toHaveLength(10);
+      expect((await reading.next()).files).toHaveLength(0);
+      await reading.close();
+      const fromTwelve = new SegmentPrefetcher(dir, 12n);
+      const batch = await fromTwelve.next();
+      await fromTwelve.close();
+      expect(batch.files).toHaveLength(2);
+      const run = readSegmentRun(log, start(11n, after11), { segments: 2, bytes: Infinity, pageBytes: Infinity }, batchSource(batch));
+      expect(run.stop).toEqual({ kind: 'large', position: 12n, file: log.segmentPath(12n) });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('end a run once its pages take more than pageBytes', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'litebase-prefetch-pages-'));
+    try {
+      writeLog(dir, 30, new Prng(9));
+      const run = readSegmentRun(
+        new LogDirectory(dir),
+        { databaseId: DATABASE_ID, position: 0n, checksum: 0n },
+        {
+          segments: 512,
+          bytes: Infinity,
+          pageBytes: 10 * PAGE_SIZE,
+        },
+      );
+      const pages = run.segments.reduce((sum, segment) => sum + segment.header.pageCount, 0);
+      expect(run.stop).toEqual({ kind: 'limit' });
+      expect(pages).toBeGreaterThanOrEqual(10);
+      expect(pages - (run.segments.at(-1)?.header.pageCount ?? 0)).toBeLessThan(10);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -77,7 +78,13 @@ describe('SegmentFileWriter', () => {
     for (let round = 0; round < 40; round++) {
       const { header, pages } = randomCase(prng);
       const file = nextFile();
-      const writer = await SegmentFileWriter.create(file, { ...header, pageCount: pages.length });
+      // Every other round as the log writes a streamed segment: compressed on this thread, no file hash.
+      const logSegment = round % 2 === 1;
+      const writer = await SegmentFileWriter.create(
+        file,
+        { ...header, pageCount: pages.length },
+        logSegment ? { sha256: false, compressOnThisThread: true } : {},
+      );
       for (let start = 0; start < pages.length;) {
         const size = prng.between(1, 400);
         await writer.writePages(pages.slice(start, start + size));
@@ -88,6 +95,7 @@ describe('SegmentFileWriter', () => {
       const bytes = readFileSync(file);
       expect(bytes.equals(expected), `round ${round}`).toBe(true);
       expect(written.bytes).toBe(expected.length);
+      expect(written.sha256).toBe(logSegment ? '' : createHash('sha256').update(expected).digest('hex'));
     }
   });
 

@@ -5,7 +5,7 @@ import { pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadArchiveIndex } from '../../../src/archive/archive-index.js';
 import { bundleKey, checkpointKey } from '../../../src/archive/archive-keys.js';
-import { writeCheckpointFromFile } from '../../../src/replay/checkpoints.js';
+import { writeLegacyCheckpointFromFile } from '../../../src/replay/checkpoints.js';
 import { executeRestore } from '../../../src/restore/executor.js';
 import { planRestore, type RestoreTarget } from '../../../src/restore/planner.js';
 import { catalogFromIndex } from '../../../src/restore/sources.js';
@@ -42,7 +42,7 @@ describe('newest-first restore', () => {
     const source = path.join(work, 'db-333');
     writeFileSync(source, Buffer.concat(checkpointAt.state));
     const checkpointFile = path.join(work, 'c-333.ckpt');
-    await writeCheckpointFromFile(checkpointFile, source, {
+    await writeLegacyCheckpointFromFile(checkpointFile, source, {
       databaseId: ID,
       term: 1n,
       position: 333n,
