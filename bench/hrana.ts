@@ -7,7 +7,7 @@
  * after the first writes) does not land on whichever protocol runs second.
  */
 import { randomBytes } from 'node:crypto';
-import { errorRateProblem, prepareBodies, runInterleaved, runLoad, type LoadResult } from './support/load.js';
+import { errorRateProblem, interleavedRounds, prepareBodies, runInterleaved, runLoad, type LoadResult } from './support/load.js';
 import { machineInfo, type MachineInfo } from './support/machine.js';
 import {
   cpuCell,
@@ -97,7 +97,7 @@ export async function runHranaBenchmark(options: BenchOptions): Promise<BenchOut
   const server = await BenchServer.start({ label: 'litebase', groupCommit: true, rootKey: randomBytes(24).toString('hex') });
   const runs: Partial<Record<keyof HranaReport['details'], LoadResult>> = {};
   // 12 s measured (the default) are 12 rounds of 1 s windows; under 2 s, one window each.
-  const rounds = options.measureSeconds >= 2 * WINDOW_SECONDS ? Math.floor(options.measureSeconds / WINDOW_SECONDS) : 1;
+  const rounds = interleavedRounds(options.measureSeconds, WINDOW_SECONDS);
   try {
     let phase = performance.now();
     await createBenchTable(server);

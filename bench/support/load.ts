@@ -261,6 +261,14 @@ export function errorRateProblem(result: LoadResult, maxErrorRate = 0.01): strin
 }
 
 /**
+ * How many alternating windows `measureSeconds` is split into for `runInterleaved`: windows of
+ * about `windowSeconds`, or one window when the measured time is shorter than two of them.
+ */
+export function interleavedRounds(measureSeconds: number, windowSeconds: number): number {
+  return measureSeconds >= 2 * windowSeconds ? Math.floor(measureSeconds / windowSeconds) : 1;
+}
+
+/**
  * Loads measured side by side on one server: `rounds` rounds of one `windowSeconds` window per
  * load, the order reversed every other round (A B, B A, A B, B A), so whatever drifts during the
  * run (other work on the machine, the page cache, the disk's writeback, the log's growth) falls
