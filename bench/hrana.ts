@@ -2,10 +2,12 @@
  * Hrana beside /v1 (issue 16, item 7): the point-read and single-INSERT loads of `npm run bench`
  * sent through `v2/pipeline` ([execute, close], what @libsql/client sends for one execute) beside
  * the same loads on `/v1/databases/bench/query`, in one run on one server. Goal: Hrana >= 0.9x /v1
- * for both.
+ * for both. Each pair is measured in alternating windows (/v1, Hrana, Hrana, /v1, ...) after a
+ * warm-up of each, so drift during the run (other work on a shared machine, the disk's writeback
+ * after the first writes) does not land on whichever protocol runs second.
  */
 import { randomBytes } from 'node:crypto';
-import { errorRateProblem, prepareBodies, warmAndMeasure, type LoadResult } from './support/load.js';
+import { errorRateProblem, interleavedRounds, prepareBodies, runInterleaved, runLoad, type LoadResult } from './support/load.js';
 import { machineInfo, type MachineInfo } from './support/machine.js';
 import {
   cpuCell,
@@ -26,6 +28,13 @@ import { formatNumber, renderTable } from './support/table.js';
 export const HRANA_GOALS = { minRatioToV1: 0.9 } as const;
 
 const ROWS = 10_000;
+/**
+ * About how long each alternating measured window is (the measured seconds split into rounds).
+ * Short, so there are many: single INSERTs under group commit run at one of two rates on a 2-core
+ * machine (about 3,500/s or 4,700/s in quiet windows, the same protocol flipping between them from
+ * one window to the next; bench/README.md), so a pair of long windows compares luck, not protocols.
+ */
+const WINDOW_SECONDS = 1;
 const BATCH = 500;
 const SELECT_SQL = 'SELECT id, a, b FROM t WHERE id = ?';
 const INSERT_SQL = 'INSERT INTO t(a,b) VALUES (?,?)';
@@ -56,7 +65,8 @@ export interface HranaReport {
   all_goals_pass: boolean;
   goals: { ratio_to_v1_min: number };
   details: Record<'v1_select' | 'hrana_select' | 'v1_insert' | 'hrana_insert', LoadSummary>;
-  config: { connections: number; warmup_s: number; measure_s: number };
+  /** measure_s per load, split into `rounds` alternating windows of window_s. */
+  config: { connections: number; warmup_s: number; measure_s: number; rounds: number; window_s: number };
   machine: MachineInfo;
   durations_s: Record<string, number>;
   warnings: string[];
@@ -86,6 +96,8 @@ export async function runHranaBenchmark(options: BenchOptions): Promise<BenchOut
   progress('starting litebase');
   const server = await BenchServer.start({ label: 'litebase', groupCommit: true, rootKey: randomBytes(24).toString('hex') });
   const runs: Partial<Record<keyof HranaReport['details'], LoadResult>> = {};
+  // 12 s measured (the default) are 12 rounds of 1 s windows; under 2 s, one window each.
+  const rounds = interleavedRounds(options.measureSeconds, WINDOW_SECONDS);
   try {
     let phase = performance.now();
     await createBenchTable(server);
@@ -106,30 +118,48 @@ export async function runHranaBenchmark(options: BenchOptions): Promise<BenchOut
       connections: options.connections,
       ...(server.pid === undefined ? {} : { serverPid: server.pid }),
     };
-    const loads = [
-      ['v1_select', '/v1 point SELECT', '/v1/databases/bench/query', V1_SELECT],
-      ['hrana_select', 'Hrana v2/pipeline point SELECT', '/v1/databases/bench/v2/pipeline', HRANA_SELECT],
-      ['v1_insert', '/v1 single INSERT', '/v1/databases/bench/query', V1_INSERT],
-      ['hrana_insert', 'Hrana v2/pipeline single INSERT', '/v1/databases/bench/v2/pipeline', HRANA_INSERT],
+    // Each pair is measured side by side (runInterleaved): /v1 and Hrana windows alternate, so a
+    // change on the machine or in the server during the run cannot favour the load that ran first.
+    const pairs = [
+      [
+        'select',
+        ['v1_select', '/v1 point SELECT', '/v1/databases/bench/query', V1_SELECT],
+        ['hrana_select', 'Hrana v2/pipeline point SELECT', '/v1/databases/bench/v2/pipeline', HRANA_SELECT],
+      ],
+      [
+        'insert',
+        ['v1_insert', '/v1 single INSERT', '/v1/databases/bench/query', V1_INSERT],
+        ['hrana_insert', 'Hrana v2/pipeline single INSERT', '/v1/databases/bench/v2/pipeline', HRANA_INSERT],
+      ],
     ] as const;
-    for (const [key, title, path, bodies] of loads) {
+    for (const [kind, ...sides] of pairs) {
       phase = performance.now();
-      const before = key.endsWith('insert') ? await countRows(server, 'bench', 't') : 0;
-      progress(`${title}: ${options.warmupSeconds} s warm-up, ${options.measureSeconds} s measured`);
-      const { warmup, measured } = await warmAndMeasure({ ...base, title, path, bodies }, options.warmupSeconds, options.measureSeconds);
+      const before = kind === 'insert' ? await countRows(server, 'bench', 't') : 0;
+      const specs = sides.map(([, title, path, bodies]) => ({ ...base, title, path, bodies }));
+      const warmups: LoadResult[] = [];
+      for (const spec of specs) {
+        progress(`${spec.title}: ${options.warmupSeconds} s warm-up`);
+        warmups.push(await runLoad({ ...spec, title: `${spec.title} (warm-up)`, seconds: options.warmupSeconds }));
+      }
+      progress(
+        `${specs.map((spec) => spec.title).join(' and ')}: ${options.measureSeconds} s measured each, in ${rounds} rounds of alternating windows`,
+      );
+      const measured = await runInterleaved(specs, options.measureSeconds / rounds, rounds);
       server.assertRunning();
-      for (const run of [warmup, measured]) {
+      for (const run of [...warmups, ...measured]) {
         const problem = errorRateProblem(run);
         if (problem) failures.push(problem);
       }
-      if (key.endsWith('insert')) {
+      if (kind === 'insert') {
         // Every acknowledged INSERT must be in the table (a Hrana error would hide inside a 200).
         const added = (await countRows(server, 'bench', 't')) - before;
-        if (added < warmup.ok + measured.ok)
-          failures.push(`${title}: ${warmup.ok + measured.ok} INSERTs answered 200 but ${added} rows were added`);
+        const acknowledged = [...warmups, ...measured].reduce((sum, run) => sum + run.ok, 0);
+        if (added < acknowledged) failures.push(`single INSERTs: ${acknowledged} answered 200 but ${added} rows were added`);
       }
-      runs[key] = measured;
-      durations[key] = since(phase);
+      sides.forEach(([key], index) => {
+        runs[key] = measured[index];
+      });
+      durations[kind] = since(phase);
     }
   } finally {
     await server.stop();
@@ -162,7 +192,13 @@ export async function runHranaBenchmark(options: BenchOptions): Promise<BenchOut
       v1_insert: summarize(run('v1_insert')),
       hrana_insert: summarize(run('hrana_insert')),
     },
-    config: { connections: options.connections, warmup_s: options.warmupSeconds, measure_s: options.measureSeconds },
+    config: {
+      connections: options.connections,
+      warmup_s: options.warmupSeconds,
+      measure_s: options.measureSeconds,
+      rounds,
+      window_s: round(options.measureSeconds / rounds, 3),
+    },
     machine,
     durations_s: durations,
     warnings,
@@ -210,7 +246,7 @@ function hranaTable(report: HranaReport): string {
     [goal('point SELECT', report.select_ratio, report.pass_select), goal('single INSERT', report.insert_ratio, report.pass_insert)],
   );
   return [
-    `Litebase Hrana benchmark: ${c.connections} connections, ${c.warmup_s} s warm-up + ${c.measure_s} s measured per load; one server, loads in turn`,
+    `Litebase Hrana benchmark: ${c.connections} connections, ${c.warmup_s} s warm-up + ${c.measure_s} s measured per load; one server; each /v1 and Hrana pair measured in ${c.rounds} rounds of alternating ${c.window_s} s windows`,
     `machine: ${m.cpus} cpus (${m.cpu_model}), node ${m.node_version}, ${m.platform}/${m.arch}, data on ${m.tmp_filesystem} (${m.tmp_dir})`,
     '',
     main,

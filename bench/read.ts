@@ -2,12 +2,13 @@ import { randomBytes } from 'node:crypto';
 import {
   GET_CEILING_LABEL,
   HTTP_CEILING_ROUTE,
-  measureCeilings,
+  measureGetCeiling,
   POST_CEILING_LABEL,
+  postCeilingSpec,
   type Ceilings,
   type LoadShape,
 } from './support/ceiling.js';
-import { bodyBytes, errorRateProblem, runLoad, type LoadResult } from './support/load.js';
+import { bodyBytes, errorRateProblem, interleavedRounds, runInterleaved, runLoad, type LoadResult } from './support/load.js';
 import { machineInfo, type MachineInfo } from './support/machine.js';
 import {
   cpuCell,
@@ -28,6 +29,9 @@ import { measureReplicaReads, type ReplicaReads } from './replica-read.js';
 import { BenchServer, benchTmpRoot, type ServerLogSummary } from './support/server.js';
 import { countRows, createBenchTable, query } from './support/sql.js';
 import { formatNumber, renderTable } from './support/table.js';
+
+/** About how long each alternating window of the POST ceiling and the SELECT load is (see `runInterleaved`). */
+const WINDOW_SECONDS = 1;
 
 /** Goals from the issues: point reads on one server (issue 5) and on a Replica (issue 18). */
 export const READ_GOALS = { minRatioToCeiling: 0.8, minReplicaRatioToCeiling: 0.8 } as const;
@@ -123,18 +127,28 @@ export async function runReadBenchmark(options: BenchOptions): Promise<BenchOutc
     };
 
     phase = performance.now();
-    ceilings = await measureCeilings(server, readLoad, options, failures);
-    durations.http_ceilings = since(phase);
+    const get = await measureGetCeiling(server, readLoad, options, failures);
+    durations.http_ceiling_get = since(phase);
 
+    // The POST ceiling and the SELECTs it is compared with, in alternating windows after a warm-up
+    // of each: other work on the machine (the ceiling needs the server's core and most of the
+    // other) lands on both alike instead of on whichever ran at the wrong moment.
     phase = performance.now();
-    const title = 'Litebase point SELECT';
-    progress(`${title}: warm-up ${options.warmupSeconds} s`);
-    const warmup = await runLoad({ ...readLoad, title: `${title} (warm-up)`, seconds: options.warmupSeconds });
-    progress(`${title}: measuring ${options.measureSeconds} s`);
-    reads = await runLoad({ ...readLoad, title, seconds: options.measureSeconds });
+    const specs = [postCeilingSpec(readLoad), { ...readLoad, title: 'Litebase point SELECT' }];
+    const warmups: LoadResult[] = [];
+    for (const spec of specs) {
+      progress(`${spec.title}: warm-up ${options.warmupSeconds} s`);
+      warmups.push(await runLoad({ ...spec, title: `${spec.title} (warm-up)`, seconds: options.warmupSeconds }));
+    }
+    const rounds = interleavedRounds(options.measureSeconds, WINDOW_SECONDS);
+    progress(`POST ceiling and point SELECT: ${options.measureSeconds} s measured each, in ${rounds} rounds of alternating windows`);
+    const [post, selects] = await runInterleaved(specs, options.measureSeconds / rounds, rounds);
     server.assertRunning();
-    durations.litebase_select = since(phase);
-    for (const run of [warmup, reads]) {
+    durations.http_ceiling_and_select = since(phase);
+    if (post === undefined || selects === undefined) throw new Error('runInterleaved gave fewer results than loads');
+    ceilings = { post, get };
+    reads = selects;
+    for (const run of [...warmups, post, reads]) {
       const problem = errorRateProblem(run);
       if (problem) failures.push(problem);
     }
@@ -286,7 +300,8 @@ function readTable(report: ReadReport): string {
     ],
   );
   return [
-    `Litebase read benchmark: ${c.connections} connections, ${c.warmup_s} s warm-up + ${c.measure_s} s measured; ${report.query} with random ids`,
+    `Litebase read benchmark: ${c.connections} connections, ${c.warmup_s} s warm-up + ${c.measure_s} s measured; ${report.query} with random ids; ` +
+      'on the single server the POST ceiling and the SELECTs in alternating 1 s windows',
     `requests: ${c.prepared_requests} prepared SELECT bodies (${c.request_body_bytes.min}-${c.request_body_bytes.max} bytes), cycled by every connection; ` +
       'the POST ceiling sends the same headers and bodies to /v1/ping',
     `machine: ${m.cpus} cpus (${m.cpu_model}), node ${m.node_version}, ${m.platform}/${m.arch}, data on ${m.tmp_filesystem} (${m.tmp_dir})`,

@@ -38,6 +38,18 @@ export async function measureCeilings(
   options: BenchOptions,
   failures: string[],
 ): Promise<Ceilings> {
+  const get = await measureGetCeiling(server, load, options, failures);
+  const post = await measurePostCeiling(server, load, options, failures);
+  return { post, get };
+}
+
+/** The GET ceiling alone (warm-up, then the measured window), with the load's headers and connections. */
+export async function measureGetCeiling(
+  server: RunningServer,
+  load: LoadShape,
+  options: BenchOptions,
+  failures: string[],
+): Promise<LoadResult> {
   const getSpec: Omit<LoadSpec, 'seconds'> = {
     title: 'HTTP ceiling (GET /healthz)',
     url: load.url,
@@ -48,16 +60,10 @@ export async function measureCeilings(
     connections: load.connections,
     ...(load.serverPid === undefined ? {} : { serverPid: load.serverPid }),
   };
-  const get = await measureWindow(server, getSpec, options, failures);
-  const post = await measurePostCeiling(server, load, options, failures);
-  return { post, get };
+  return measureWindow(server, getSpec, options, failures);
 }
 
-/**
- * The POST ceiling alone (warm-up, then the measured window): `load` with the path changed to
- * `/v1/ping`. A body check of the load (`accept`) is replaced by one that accepts every answer,
- * so the load generator still does the same work per response.
- */
+/** The POST ceiling alone (warm-up, then the measured window): see `postCeilingSpec`. */
 export async function measurePostCeiling(
   server: RunningServer,
   load: LoadShape,
@@ -65,6 +71,15 @@ export async function measurePostCeiling(
   failures: string[],
   title = 'HTTP ceiling (POST /v1/ping)',
 ): Promise<LoadResult> {
+  return measureWindow(server, postCeilingSpec(load, title), options, failures);
+}
+
+/**
+ * The POST ceiling's load: `load` with the path changed to `/v1/ping`. A body check of the load
+ * (`accept`) is replaced by one that accepts every answer, so the load generator still does the
+ * same work per response.
+ */
+export function postCeilingSpec(load: LoadShape, title = 'HTTP ceiling (POST /v1/ping)'): Omit<LoadSpec, 'seconds'> {
   const postSpec: Omit<LoadSpec, 'seconds'> = {
     ...load,
     title,
@@ -72,7 +87,7 @@ export async function measurePostCeiling(
     ...(load.accept === undefined ? {} : { accept: (body: string) => body.length >= 0 }),
   };
   if (postSpec.method !== 'POST' || postSpec.bodies === undefined) throw new Error('the POST ceiling needs a POST load with bodies');
-  return measureWindow(server, postSpec, options, failures);
+  return postSpec;
 }
 
 async function measureWindow(

@@ -121,6 +121,11 @@ function percentile(sorted: Float64Array, p: number): number {
  * out of the latencies.
  */
 export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
+  return (await runLoadWithSamples(spec)).result;
+}
+
+/** `runLoad`, also handing back the sorted latency samples (to merge windows: `runInterleaved`). */
+async function runLoadWithSamples(spec: LoadSpec): Promise<{ result: LoadResult; latencies: Float64Array }> {
   // autocannon 8 calls a request's onResponse (with the body) and then, synchronously and for the
   // same response, emits 'response' (with the client); the flag carries the verdict from one to the other.
   let rejectedCount = 0;
@@ -199,7 +204,7 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
   const loadSeconds = result.duration - clientSetupMs / 1000;
   const seconds = loadSeconds > 0 ? round3(loadSeconds) : spec.seconds;
   const attempts = responses + result.errors;
-  return {
+  const summary: LoadResult = {
     title: spec.title,
     seconds,
     ok: okCount,
@@ -219,6 +224,7 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
     cpu,
     clientSetupMs,
   };
+  return { result: summary, latencies: sorted };
 }
 
 export interface MeasuredLoad {
@@ -252,4 +258,93 @@ export function errorRateProblem(result: LoadResult, maxErrorRate = 0.01): strin
     (result.rejected > 0 ? `, 200 answers rejected by the check ${result.rejected}` : '') +
     (result.errorSamples.length > 0 ? `, e.g. ${result.errorSamples.join('; ')}` : '')
   );
+}
+
+/**
+ * How many alternating windows `measureSeconds` is split into for `runInterleaved`: windows of
+ * about `windowSeconds`, or one window when the measured time is shorter than two of them.
+ */
+export function interleavedRounds(measureSeconds: number, windowSeconds: number): number {
+  return measureSeconds >= 2 * windowSeconds ? Math.floor(measureSeconds / windowSeconds) : 1;
+}
+
+/**
+ * Loads measured side by side on one server: `rounds` rounds of one `windowSeconds` window per
+ * load, the order reversed every other round (A B, B A, A B, B A), so whatever drifts during the
+ * run (other work on the machine, the page cache, the disk's writeback, the log's growth) falls
+ * on every load alike instead of on whichever runs later. Each load's result is its windows
+ * together: its 200s over its seconds, percentiles over all its latencies, CPU weighted by time.
+ */
+export async function runInterleaved(
+  specs: ReadonlyArray<Omit<LoadSpec, 'seconds'>>,
+  windowSeconds: number,
+  rounds: number,
+): Promise<LoadResult[]> {
+  const windows = specs.map(() => [] as Array<{ result: LoadResult; latencies: Float64Array }>);
+  for (let round = 0; round < rounds; round++) {
+    const order = specs.map((_, index) => index);
+    if (round % 2 === 1) order.reverse();
+    for (const index of order) {
+      const spec = specs[index] as Omit<LoadSpec, 'seconds'>;
+      windows[index]?.push(await runLoadWithSamples({ ...spec, seconds: windowSeconds }));
+    }
+  }
+  return windows.map((runs, index) => mergeWindows((specs[index] as LoadSpec).title, runs));
+}
+
+/** One load's windows as one result (see `runInterleaved`). */
+function mergeWindows(title: string, runs: ReadonlyArray<{ result: LoadResult; latencies: Float64Array }>): LoadResult {
+  const results = runs.map((run) => run.result);
+  const sum = (pick: (result: LoadResult) => number): number => results.reduce((total, result) => total + pick(result), 0);
+  const all = new Float64Array(runs.reduce((total, run) => total + run.latencies.length, 0));
+  let offset = 0;
+  for (const run of runs) {
+    all.set(run.latencies, offset);
+    offset += run.latencies.length;
+  }
+  all.sort();
+  const seconds = round3(sum((result) => result.seconds));
+  const ok = sum((result) => result.ok);
+  const rejected = sum((result) => result.rejected);
+  const non200 = sum((result) => result.non200);
+  const errors = sum((result) => result.errors);
+  const statusCounts: Record<string, number> = {};
+  for (const result of results) {
+    for (const [code, count] of Object.entries(result.statusCounts)) statusCounts[code] = (statusCounts[code] ?? 0) + count;
+  }
+  const attempts = Object.values(statusCounts).reduce((total, count) => total + count, 0) + errors;
+  const weighted = (pick: (cpu: CpuUsage) => number | null): number | null => {
+    let total = 0;
+    for (const result of results) {
+      const value = pick(result.cpu);
+      if (value === null) return null;
+      total += value * result.seconds;
+    }
+    return seconds > 0 ? Math.round(total / seconds) : null;
+  };
+  return {
+    title,
+    seconds,
+    ok,
+    rejected,
+    rps: seconds > 0 ? ok / seconds : 0,
+    p50: percentile(all, 50),
+    p90: percentile(all, 90),
+    p99: percentile(all, 99),
+    max: all.length > 0 ? (all[all.length - 1] ?? 0) : 0,
+    non2xx: sum((result) => result.non2xx),
+    non200,
+    statusCounts,
+    errors,
+    timeouts: sum((result) => result.timeouts),
+    errorRate: attempts === 0 ? 1 : (non200 + rejected + errors) / attempts,
+    errorSamples: [...new Set(results.flatMap((result) => result.errorSamples))].slice(0, 5),
+    cpu: {
+      server_pct: weighted((cpu) => cpu.server_pct),
+      bench_pct: weighted((cpu) => cpu.bench_pct) ?? 0,
+      other_pct: weighted((cpu) => cpu.other_pct),
+      capacity_pct: results[0]?.cpu.capacity_pct ?? 0,
+    },
+    clientSetupMs: sum((result) => result.clientSetupMs),
+  };
 }

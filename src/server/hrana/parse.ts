@@ -39,24 +39,31 @@ function array(value: unknown, what: string): unknown[] {
 }
 
 function sqlSource(body: Json, what: string): { sql?: string | null; sql_id?: number | null } {
+  // The common case first (text, no id), built without spreads: it runs for every statement.
   const sql = optionalString(body.sql, `${what}.sql`);
   const sqlId = optionalInt32(body.sql_id, `${what}.sql_id`);
   if ((sql === undefined || sql === null) === (sqlId === undefined || sqlId === null))
     fail(`${what} needs exactly one of "sql" and "sql_id"`);
-  return { ...(sql !== undefined ? { sql } : {}), ...(sqlId !== undefined ? { sql_id: sqlId } : {}) };
+  if (sqlId === undefined) return { sql };
+  return sql === undefined ? { sql_id: sqlId } : { sql, sql_id: sqlId };
 }
 
 export function parseStmt(value: unknown, what = 'stmt'): HranaStmt {
   const body = object(value, what);
-  const stmt: HranaStmt = sqlSource(body, what);
-  if (body.args !== undefined && body.args !== null) stmt.args = array(body.args, `${what}.args`) as HranaStmt['args'];
-  if (body.named_args !== undefined && body.named_args !== null)
-    stmt.named_args = array(body.named_args, `${what}.named_args`) as HranaStmt['named_args'];
+  const source = sqlSource(body, what);
+  const args = body.args === undefined || body.args === null ? undefined : (array(body.args, `${what}.args`) as HranaStmt['args']);
+  const namedArgs =
+    body.named_args === undefined || body.named_args === null
+      ? undefined
+      : (array(body.named_args, `${what}.named_args`) as HranaStmt['named_args']);
+  let wantRows: boolean | undefined;
   if (body.want_rows !== undefined && body.want_rows !== null) {
     if (typeof body.want_rows !== 'boolean') fail(`${what}.want_rows must be a boolean`);
-    stmt.want_rows = body.want_rows as boolean;
+    wantRows = body.want_rows as boolean;
   }
-  return stmt;
+  // One object shape for every statement (absent fields are undefined), so the code that reads
+  // statements sees a single shape.
+  return { sql: source.sql, sql_id: source.sql_id, args, named_args: namedArgs, want_rows: wantRows };
 }
 
 export function parseBatch(value: unknown): HranaBatch {

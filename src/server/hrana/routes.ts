@@ -7,6 +7,7 @@ import { requirePermission, type AppContext, type ClusterView } from '../context
 import { toErrorResponse } from '../error-response.js';
 import { forwardToPrimary } from '../forward.js';
 import { DatabaseParams } from '../schemas.js';
+import { cursorEntryJson, pipelineResponseJson } from './json.js';
 import { parseCursorBody, parsePipelineBody, statementCount } from './parse.js';
 import type { CursorRequestBody, PipelineRequestBody, StreamRequest } from './protocol.js';
 import { NeedsPrimary, StreamSession } from './session.js';
@@ -35,12 +36,16 @@ function errorBody(code: string, message: string, details: Record<string, unknow
   return JSON.stringify({ message, code, error: { code, message, ...details } });
 }
 
+/** The text is already JSON: a reply serializer that passes it on as it is. */
+const asIs = (payload: unknown): string => payload as string;
+
 /**
- * libSQL clients parse an error body only when the content type is exactly application/json;
- * fastify adds "; charset=utf-8" to a string it sends, never to bytes.
+ * libSQL clients parse an error body only when the content type is exactly application/json.
+ * fastify adds "; charset=utf-8" to a JSON string it sends, unless the reply has a serializer of
+ * its own; a string (not bytes) then goes out in one write with the headers.
  */
 function sendJson(reply: FastifyReply, status: number, body: string): FastifyReply {
-  return reply.status(status).header('content-type', 'application/json').send(Buffer.from(body));
+  return reply.status(status).header('content-type', 'application/json').serializer(asIs).send(body);
 }
 
 export function hranaRoutes(context: AppContext): FastifyPluginAsync {
@@ -215,7 +220,7 @@ export function hranaRoutes(context: AppContext): FastifyPluginAsync {
         return fail(stream, error);
       }
       const baton = finish(reply, stream, session);
-      return sendJson(reply, 200, JSON.stringify({ baton, base_url: null, results }));
+      return sendJson(reply, 200, pipelineResponseJson({ baton, base_url: null, results }));
     };
     app.post('/v1/databases/:db/v2/pipeline', { schema: { params: DatabaseParams } }, pipeline);
     app.post('/v1/databases/:db/v3/pipeline', { schema: { params: DatabaseParams } }, pipeline);
@@ -235,7 +240,7 @@ export function hranaRoutes(context: AppContext): FastifyPluginAsync {
       }
       const baton = finish(reply, stream, session);
       // One JSON structure per line: the cursor's baton first, then its entries.
-      const lines = [JSON.stringify({ baton, base_url: null }), ...entries.map((entry) => JSON.stringify(entry))];
+      const lines = [JSON.stringify({ baton, base_url: null }), ...entries.map(cursorEntryJson)];
       return sendJson(reply, 200, `${lines.join('\n')}\n`);
     });
 

@@ -149,15 +149,16 @@ export class StreamSession {
 
   /** True when the request holds a COMMIT or ROLLBACK statement (looked at before anything runs). */
   private endsTransaction(request: StreamRequest): boolean {
-    const ends = (source: { sql?: string | null; sql_id?: number | null }): boolean => {
-      const sql =
-        typeof source.sql === 'string' ? source.sql : typeof source.sql_id === 'number' ? this.stream.sqls.get(source.sql_id) : undefined;
-      const kind = sql === undefined ? undefined : analyzeStatement(sql).control?.kind;
-      return kind === 'commit' || kind === 'rollback';
-    };
-    if (request.type === 'execute') return ends(request.stmt);
-    if (request.type === 'batch') return request.batch.steps.some((step) => ends(step.stmt));
+    if (request.type === 'execute') return this.ends(request.stmt);
+    if (request.type === 'batch') return request.batch.steps.some((step) => this.ends(step.stmt));
     return false;
+  }
+
+  private ends(source: { sql?: string | null; sql_id?: number | null }): boolean {
+    const sql =
+      typeof source.sql === 'string' ? source.sql : typeof source.sql_id === 'number' ? this.stream.sqls.get(source.sql_id) : undefined;
+    const kind = sql === undefined ? undefined : analyzeStatement(sql).control?.kind;
+    return kind === 'commit' || kind === 'rollback';
   }
 
   private sqlOf(source: { sql?: string | null; sql_id?: number | null }): string {
@@ -178,7 +179,8 @@ export class StreamSession {
       return EMPTY_RESULT;
     }
     if (text.foreignKeysSetting) return EMPTY_RESULT;
-    const input: StatementInput = { sql, ...bindArguments(sql, stmt.args, stmt.named_args, text.slots) };
+    const bound = bindArguments(sql, stmt.args, stmt.named_args, text.slots);
+    const input: StatementInput = { sql, params: bound.params, named: bound.named };
     return toStmtResult(await this.run(input), stmt.want_rows !== false);
   }
 

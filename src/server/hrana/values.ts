@@ -21,6 +21,8 @@ export class HranaRequestError extends Error {
 
 const INTEGER = /^-?\d{1,19}$/;
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+const INT64_MAX = (1n << 63n) - 1n;
+const INT64_MIN = -(1n << 63n);
 
 /** A Hrana value as an exact-encoded parameter. */
 export function valueToParam(value: unknown): JsonSqlValue {
@@ -32,8 +34,12 @@ export function valueToParam(value: unknown): JsonSqlValue {
     case 'integer': {
       const text = typeof record.value === 'number' && Number.isSafeInteger(record.value) ? String(record.value) : record.value;
       if (typeof text !== 'string' || !INTEGER.test(text)) throw new HranaRequestError('an integer value must be a decimal string');
-      const parsed = BigInt(text);
-      if (parsed > (1n << 63n) - 1n || parsed < -(1n << 63n)) throw new HranaRequestError(`integer ${text} is outside the 64-bit range`);
+      // Up to 18 digits always fit in 64 bits; only 19 need the range check.
+      const digits = text.charCodeAt(0) === 45 /* - */ ? text.length - 1 : text.length;
+      if (digits === 19) {
+        const parsed = BigInt(text);
+        if (parsed > INT64_MAX || parsed < INT64_MIN) throw new HranaRequestError(`integer ${text} is outside the 64-bit range`);
+      }
       return { $int: text };
     }
     case 'float':
@@ -62,6 +68,9 @@ export function valueFromResult(value: JsonSqlValue): HranaValue {
   return { type: 'blob', base64: value.$blob };
 }
 
+/** A `?` parameter: no name, not a hole. */
+const isPlain = (slot: ParameterSlot): boolean => slot.name === null && !slot.hole;
+
 /** The name a named argument or parameter is matched by: without its prefix (`:a`, `@a`, `$a`, `?3` → `a`, `3`). */
 const bareName = (name: string): string => name.replace(/^[:@$?]/, '');
 
@@ -78,6 +87,10 @@ export function bindArguments(
 ): Pick<StatementInput, 'params' | 'named'> {
   if (args.length > slots.length) {
     throw new HranaRequestError(`the statement has ${slots.length} parameters, but ${args.length} arguments were given`, 'ARGS_INVALID');
+  }
+  if (namedArgs.length === 0 && args.length === slots.length && slots.every(isPlain)) {
+    // The usual statement: only `?`, every one given, no names. The same values as below, in order.
+    return args.length === 0 ? {} : { params: args.map(valueToParam) };
   }
   const named = new Map<string, unknown>();
   for (const arg of namedArgs) {
