@@ -323,6 +323,23 @@ function linkPrepared(request: AppendRequest, prepared: string): void {
   }
 }
 
+/** The answer to a request that succeeded, with a head failure an earlier one left to report. */
+function succeeded(id: number, stream: string, send: (reply: AppendReply) => void): AppendReply {
+  const pendingHeadError = headErrors.get(stream);
+  headErrors.delete(stream);
+  const reply: AppendReply = pendingHeadError ? { id, headError: pendingHeadError } : { id };
+  send(reply);
+  return reply;
+}
+
+/** The answer to a request that failed: the stream takes no more appends (no hole in the log). */
+function failed(id: number, stream: string, caught: unknown, send: (reply: AppendReply) => void): AppendReply {
+  failedStreams.add(stream);
+  const reply = { id, error: replyError(caught) };
+  send(reply);
+  return reply;
+}
+
 /** Make the segment durable; answer with `send`; then do what the answer need not wait for. */
 export function append(request: AppendRequest, send: (reply: AppendReply) => void = () => undefined): AppendReply {
   const { id, stream, dir, head } = request;
@@ -358,18 +375,12 @@ export function append(request: AppendRequest, send: (reply: AppendReply) => voi
     try {
       appendRecord(stream, dir, request.prepared ?? request.bytes, request.fence, request.roll);
     } catch (caught) {
-      failedStreams.add(stream);
       releaseTermLog(stream);
-      const reply = { id, error: replyError(caught) };
-      send(reply);
-      return reply;
+      return failed(id, stream, caught, send);
     } finally {
       if (request.prepared !== undefined) void rm(request.prepared, { force: true }).catch(() => undefined);
     }
-    const pendingHeadError = headErrors.get(stream);
-    headErrors.delete(stream);
-    const reply: AppendReply = pendingHeadError ? { id, headError: pendingHeadError } : { id };
-    send(reply);
+    const reply = succeeded(id, stream, send);
     if (head) announceLater(stream, head);
     return reply;
   }
@@ -378,15 +389,9 @@ export function append(request: AppendRequest, send: (reply: AppendReply) => voi
     try {
       linkPrepared(request, prepared);
     } catch (caught) {
-      failedStreams.add(stream);
-      const reply = { id, error: replyError(caught) };
-      send(reply);
-      return reply;
+      return failed(id, stream, caught, send);
     }
-    const pendingHeadError = headErrors.get(stream);
-    headErrors.delete(stream);
-    const reply: AppendReply = pendingHeadError ? { id, headError: pendingHeadError } : { id };
-    send(reply);
+    const reply = succeeded(id, stream, send);
     // As after an append: the temp name goes, the head announces the segment.
     void rm(prepared, { force: true }).catch(() => undefined);
     if (head) announceLater(stream, head);
@@ -396,15 +401,9 @@ export function append(request: AppendRequest, send: (reply: AppendReply) => voi
   try {
     used = writeDurably(request);
   } catch (caught) {
-    failedStreams.add(stream);
-    const reply = { id, error: replyError(caught) };
-    send(reply);
-    return reply;
+    return failed(id, stream, caught, send);
   }
-  const pendingHeadError = headErrors.get(stream);
-  headErrors.delete(stream);
-  const reply: AppendReply = pendingHeadError ? { id, headError: pendingHeadError } : { id };
-  send(reply);
+  const reply = succeeded(id, stream, send);
   // After the answer, beside the next append. The temp name still links the segment's inode until
   // it is removed; a crash in between leaves it as garbage, never as a segment.
   discardLater(used);
