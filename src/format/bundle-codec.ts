@@ -13,6 +13,7 @@ import {
 } from './segment-codec.js';
 import { checkedUncompress, decodePicks, sliceBlock, PAGE_NUMBER_SIZE, LZ4_SIZE_PREFIX, type PickList } from './bundle-picks.js';
 import { collectNewestFirst, type SegmentSource } from './segment-source.js';
+import { uuidFromBytes, uuidToBytes } from './uuid.js';
 
 /**
  * Bundles: archived segments first..last in one object (docs/FORMAT.md §11.1).
@@ -210,7 +211,7 @@ export async function encodeBundle(
     const header = Buffer.alloc(BUNDLE_HEADER_SIZE);
     BUNDLE_MAGIC.copy(header, 0);
     header.writeUInt16BE(BUNDLE_FORMAT_VERSION, 4);
-    uuidBytes(first.databaseId).copy(header, 8);
+    uuidToBytes(first.databaseId).copy(header, 8);
     header.writeBigUInt64BE(first.position, 24);
     header.writeUInt32BE(segments.length, 32);
     header.writeUInt32BE(pageSize, 36);
@@ -319,7 +320,7 @@ export class PageMajorBundle implements SegmentSource {
       fail('trailer checksum mismatch: the bundle is damaged or truncated');
     const version = bytes.readUInt16BE(4);
     if (version !== BUNDLE_FORMAT_VERSION) fail(`format version ${version}, this reader knows ${BUNDLE_FORMAT_VERSION}`);
-    const databaseId = uuidString(bytes.subarray(8, 24));
+    const databaseId = uuidFromBytes(bytes.subarray(8, 24));
     const first = bytes.readBigUInt64BE(24);
     const segmentCount = bytes.readUInt32BE(32);
     const pageSize = bytes.readUInt32BE(36);
@@ -774,13 +775,4 @@ function tablesChecksum(header: Buffer, tables: readonly Buffer[]): Buffer {
   const hash = createHash('sha256').update(header.subarray(0, TABLES_CHECKSUM_OFFSET));
   for (const table of tables) hash.update(table);
   return hash.digest().subarray(0, 8);
-}
-
-function uuidBytes(uuid: string): Buffer {
-  return Buffer.from(uuid.replaceAll('-', ''), 'hex');
-}
-
-function uuidString(bytes: Buffer): string {
-  const hex = bytes.toString('hex');
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }

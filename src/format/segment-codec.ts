@@ -1,6 +1,7 @@
 import { createHash, hash } from 'node:crypto';
 import { compressSync, uncompressSync } from 'lz4-napi';
 import { LitebaseError, type ErrorCodeIn } from '../errors.js';
+import { uuidFromBytes, uuidToBytes } from './uuid.js';
 
 /**
  * The log segment codec (docs/FORMAT.md is the normative description; keep the two in step).
@@ -199,7 +200,7 @@ function encodeHeader(header: SegmentHeader): Buffer {
   const bytes = Buffer.alloc(SEGMENT_HEADER_SIZE); // zero-filled: flags and reserved stay 0
   MAGIC.copy(bytes, OFFSET.magic);
   bytes.writeUInt16BE(header.formatVersion, OFFSET.formatVersion);
-  Buffer.from(header.databaseId.replaceAll('-', ''), 'hex').copy(bytes, OFFSET.databaseId);
+  uuidToBytes(header.databaseId).copy(bytes, OFFSET.databaseId);
   bytes.writeBigUInt64BE(header.term, OFFSET.term);
   bytes.writeBigUInt64BE(header.position, OFFSET.position);
   bytes.writeBigUInt64BE(BigInt(header.commitTimeMs), OFFSET.commitTimeMs);
@@ -387,7 +388,7 @@ function parseHeader(buffer: Buffer): SegmentHeader {
   requireZero(buffer, OFFSET.reserved, SEGMENT_HEADER_SIZE, 'reserved header bytes');
   const header: SegmentHeader = {
     formatVersion,
-    databaseId: formatUuid(buffer.subarray(OFFSET.databaseId, OFFSET.databaseId + 16)),
+    databaseId: uuidFromBytes(buffer.subarray(OFFSET.databaseId, OFFSET.databaseId + 16)),
     term: buffer.readBigUInt64BE(OFFSET.term),
     position: buffer.readBigUInt64BE(OFFSET.position),
     commitTimeMs: readCommitTime(buffer),
@@ -427,11 +428,6 @@ function readCommitTime(buffer: Buffer): number {
     throw corrupt(`commit time ${value} ms is beyond ${Number.MAX_SAFE_INTEGER}`, { found: value.toString() });
   }
   return Number(value);
-}
-
-function formatUuid(raw: Buffer): string {
-  const hex = raw.toString('hex');
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
 
 /** Walks the chunks of `body` (header + body, without the trailer); `layout` collects where each chunk is. */

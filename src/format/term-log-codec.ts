@@ -1,5 +1,6 @@
 import { hash } from 'node:crypto';
 import { LitebaseError } from '../errors.js';
+import { uuidFromBytes, uuidToBytes } from './uuid.js';
 
 /**
  * The term log file codec (docs/FORMAT.md §1.2 is the normative description; keep the two in
@@ -54,7 +55,7 @@ export function encodeTermLogHeader(header: TermLogHeader): Buffer {
   FILE_MAGIC.copy(bytes, 0);
   bytes.writeUInt16BE(TERM_LOG_FORMAT_VERSION, 4);
   bytes.writeUInt16BE(0, 6);
-  uuidBytes(header.databaseId).copy(bytes, 8);
+  checkedUuidBytes(header.databaseId).copy(bytes, 8);
   bytes.writeBigUInt64BE(checkedU64(header.term, 'term'), 24);
   bytes.writeBigUInt64BE(checkedU64(header.firstPosition, 'first position'), 32);
   bytes.writeBigUInt64BE(checkedU64(header.preChecksum, 'pre-checksum'), 40);
@@ -84,7 +85,7 @@ export function decodeTermLogHeader(bytes: Uint8Array, name = 'term log file'): 
   const firstPosition = buffer.readBigUInt64BE(32);
   if (firstPosition < 1n) throw corrupt(name, 'first position 0: positions start at 1');
   return {
-    databaseId: uuidString(buffer.subarray(8, 24)),
+    databaseId: uuidFromBytes(buffer.subarray(8, 24)),
     term: buffer.readBigUInt64BE(24),
     firstPosition,
     preChecksum: buffer.readBigUInt64BE(40),
@@ -133,15 +134,9 @@ function checkedU64(value: bigint, field: string): bigint {
   return value;
 }
 
-function uuidBytes(id: string): Buffer {
-  const hex = id.replaceAll('-', '');
-  if (!/^[0-9a-f]{32}$/.test(hex)) throw new RangeError(`database id ${id} is not a UUID`);
-  return Buffer.from(hex, 'hex');
-}
-
-function uuidString(bytes: Buffer): string {
-  const hex = bytes.toString('hex');
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+function checkedUuidBytes(id: string): Buffer {
+  if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(id)) throw new RangeError(`database id ${id} is not a UUID`);
+  return uuidToBytes(id);
 }
 
 function corrupt(name: string, message: string): LitebaseError {

@@ -169,13 +169,21 @@ function publish(request: AppendRequest, file: SpareFile): void {
   let offset = 0;
   while (offset < bytes.length) offset += writeSync(file.fd, bytes, offset, bytes.length - offset, offset);
   fsyncSync(file.fd);
-  // Checked again at the last moment: the process may have been paused since the message came.
+  linkDurably(file.name, target, dir, fence);
+}
+
+/**
+ * The fence, then `link()` of a complete, fsynced file to the segment's final name and an fsync of
+ * the folder. Checked at the last moment: the process may have been paused since the message came.
+ * On failure nothing is left under the final name (best effort after a link that could not be
+ * made durable).
+ */
+function linkDurably(source: string, target: string, dir: string, fence: SharedArrayBuffer | undefined): void {
   if (fence && !writeFenceOpen(fence)) throw leaseGone();
-  linkSync(file.name, target);
+  linkSync(source, target);
   try {
     fsyncFolder(dir);
   } catch (caught) {
-    // Linked but not durable: best effort to leave nothing under the final name.
     try {
       rmSync(target, { force: true });
     } catch {
@@ -301,18 +309,7 @@ function writeDurably(request: AppendRequest): SpareFile {
 function linkPrepared(request: AppendRequest, prepared: string): void {
   const { dir, target, fence } = request;
   try {
-    if (fence && !writeFenceOpen(fence)) throw leaseGone();
-    linkSync(prepared, target);
-    try {
-      fsyncFolder(dir);
-    } catch (caught) {
-      try {
-        rmSync(target, { force: true });
-      } catch {
-        // the fsync error is the one to report
-      }
-      throw caught;
-    }
+    linkDurably(prepared, target, dir, fence);
   } catch (caught) {
     try {
       rmSync(prepared, { force: true });

@@ -9,6 +9,7 @@
 import { closeSync, constants, fdatasyncSync, fstatSync, fsyncSync, openSync, readSync, writeSync, writevSync } from 'node:fs';
 import path from 'node:path';
 import { writeFenceOpen } from '../cluster/lease-worker.js';
+import { decodeSegmentHeader, SEGMENT_HEADER_SIZE } from '../format/segment-codec.js';
 import {
   decodeTermLogHeader,
   encodeRecordFrame,
@@ -38,7 +39,6 @@ export interface RollLimits {
   segments: number;
 }
 
-const SEGMENT_HEADER_BYTES = 96;
 /** Copying a prepared segment file in: this much at a time. */
 const COPY_BYTES = 4 * 1024 * 1024;
 
@@ -89,10 +89,10 @@ export function appendRecord(
   if (fence && !writeFenceOpen(fence)) throw leaseGone();
   const source = typeof segment === 'string' ? openSync(segment, 'r') : undefined;
   try {
-    const head = source === undefined ? Buffer.from((segment as Uint8Array).subarray(0, SEGMENT_HEADER_BYTES)) : readHead(source);
+    const { databaseId, term, position, preChecksum } = decodeSegmentHeader(
+      source === undefined ? (segment as Uint8Array).subarray(0, SEGMENT_HEADER_SIZE) : readHead(source),
+    );
     const length = source === undefined ? (segment as Uint8Array).length : fstatSync(source).size;
-    const term = head.readBigUInt64BE(24);
-    const position = head.readBigUInt64BE(32);
     let log = openLogs.get(stream);
     if (
       log &&
@@ -102,13 +102,7 @@ export function appendRecord(
       log = undefined;
     }
     if (!log) {
-      log = createTermLog(dir, {
-        databaseId: uuidOf(head.subarray(8, 24)),
-        term,
-        firstPosition: position,
-        preChecksum: head.readBigUInt64BE(64),
-        createdAtMs: Date.now(),
-      });
+      log = createTermLog(dir, { databaseId, term, firstPosition: position, preChecksum, createdAtMs: Date.now() });
       openLogs.set(stream, log);
     }
     const frame = encodeRecordFrame(length);
@@ -175,8 +169,8 @@ function holdsOnlyHeader(fd: number, header: TermLogHeader): boolean {
 }
 
 function readHead(fd: number): Buffer {
-  const head = Buffer.alloc(SEGMENT_HEADER_BYTES);
-  readSync(fd, head, 0, SEGMENT_HEADER_BYTES, 0);
+  const head = Buffer.alloc(SEGMENT_HEADER_SIZE);
+  readSync(fd, head, 0, SEGMENT_HEADER_SIZE, 0);
   return head;
 }
 
@@ -211,9 +205,4 @@ function copyInto(source: number, target: number, at: number, length: number): v
     writeAll(target, buffer.subarray(0, read), at + copied);
     copied += read;
   }
-}
-
-function uuidOf(bytes: Buffer): string {
-  const hex = bytes.toString('hex');
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
