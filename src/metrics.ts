@@ -70,6 +70,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly nudgedSegments = new Counter({
+    name: 'litebase_replica_nudged_segments_total',
+    help: "Segments a replica was sent in the Primary's nudges: applied from the nudge, or not used (read from the log instead)",
+    labelNames: ['database', 'outcome'] as const,
+    registers: [this.registry],
+  });
+
   readonly localRecoveries = new Counter({
     name: 'litebase_local_recoveries_total',
     help: 'Times a local copy was rebuilt from the log',

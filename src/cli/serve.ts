@@ -57,6 +57,13 @@ function serveOptions(): Array<[keyof ConfigInput, Option]> {
       new Option('--replica-poll-ms <n>', 'how often replicas poll the log folder (env LITEBASE_REPLICA_POLL_MS, default 1000)'),
     ],
     ['replicaWatch', new Option('--no-replica-watch', 'poll only, do not watch log folders (env LITEBASE_REPLICA_WATCH=false)')],
+    [
+      'nudgeSegments',
+      new Option(
+        '--no-nudge-segments',
+        "a Primary's nudges name the databases only; replicas read new segments from the log (env LITEBASE_NUDGE_SEGMENTS=false)",
+      ),
+    ],
     ['maxResultRows', new Option('--max-result-rows <n>', 'rows in one response (env LITEBASE_MAX_RESULT_ROWS, default 100000)')],
     [
       'maxResultBytes',

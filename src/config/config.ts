@@ -50,6 +50,8 @@ export interface LitebaseConfig extends EngineSettings {
   replicaPollMs: number;
   /** Watch log folders with chokidar as well as polling. */
   replicaWatch: boolean;
+  /** A Primary's nudges carry the new segments, so replicas need not read them from the log (default on). */
+  nudgeSegments: boolean;
   /** The Primary's lease: renewed every third of it; others take over once it expired. */
   leaseTtlMs: number;
   /** How to reach an S3 object store (ignored for file://). */
@@ -105,6 +107,7 @@ export type ConfigInput = Partial<{
   optimizeForSize: boolean | string;
   replicaPollMs: number | string;
   replicaWatch: boolean | string;
+  nudgeSegments: boolean | string;
   leaseTtlMs: number | string;
   bodyLimitBytes: number | string;
   maxStatementsPerRequest: number | string;
@@ -160,6 +163,7 @@ const ENV_NAMES: Record<keyof ConfigInput, string> = {
   optimizeForSize: 'LITEBASE_OPTIMIZE_FOR_SIZE',
   replicaPollMs: 'LITEBASE_REPLICA_POLL_MS',
   replicaWatch: 'LITEBASE_REPLICA_WATCH',
+  nudgeSegments: 'LITEBASE_NUDGE_SEGMENTS',
   leaseTtlMs: 'LITEBASE_LEASE_TTL_MS',
   bodyLimitBytes: 'LITEBASE_BODY_LIMIT_BYTES',
   maxStatementsPerRequest: 'LITEBASE_MAX_STATEMENTS_PER_REQUEST',
@@ -290,6 +294,7 @@ export function loadConfig(flags: ConfigInput = {}, env: NodeJS.ProcessEnv = pro
     optimizeForSize: toBoolean('optimizeForSize', input.optimizeForSize, false),
     replicaPollMs: toInteger('replicaPollMs', input.replicaPollMs, 1000, 10),
     replicaWatch: toBoolean('replicaWatch', input.replicaWatch, true),
+    nudgeSegments: toBoolean('nudgeSegments', input.nudgeSegments, true),
     leaseTtlMs: toInteger('leaseTtlMs', input.leaseTtlMs, 5000, 100),
     objectStoreOptions: objectStoreConnection(input),
     compaction: {

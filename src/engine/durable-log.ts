@@ -38,6 +38,13 @@ export interface DurableLogOptions {
   onFlushed?: () => void;
   /** Groups of commits larger than this in the WAL are streamed (default DEFAULT_STREAM_SEGMENT_BYTES). */
   streamSegmentBytes?: number;
+  /**
+   * Replicas may be sent each segment encoded in memory (nudges carry them: src/cluster/replica-nudger.ts):
+   * `durable` is told of every segment once it is durable and the lease was checked after it, in
+   * position order: with a copy of its bytes when `wanted()` said so as it was encoded, undefined
+   * when not, and always undefined for a streamed (large) one, which replicas read from the log.
+   */
+  segmentCopies?: { wanted: () => boolean; durable: (segment: Buffer | undefined) => void };
   /** Told of each streamed segment once it is durable (a log line). */
   onStreamed?: (segment: { position: bigint; pages: number; bytes: number; transactions: number; seconds: number }) => void;
 }
@@ -242,6 +249,9 @@ export class DurableLog {
     const postChecksum = hashes.checksum;
     const bytes = encodeSegment(this.segmentHeader(position, databaseSizePages, transactions.length, preChecksum, postChecksum), images);
     const length = bytes.length;
+    const copies = this.options.segmentCopies;
+    // A copy: the bytes themselves are moved to the append thread.
+    const copy = copies?.wanted() ? Buffer.from(bytes) : undefined;
     this.next = position + 1n;
     const stopTimer = metrics.segmentWriteSeconds.startTimer();
     // The append worker announces the segment in the log's head file as soon as it is durable,
@@ -250,6 +260,7 @@ export class DurableLog {
     const done = this.options.log.append(position, bytes, this.stream, this.options.writeFence, this.head, { transfer: true }).then(() => {
       stopTimer();
       this.recordDurable(position, postChecksum, length, transactions.length);
+      copies?.durable(copy);
     });
     return { sequence, position, done };
   }
@@ -294,6 +305,7 @@ export class DurableLog {
         return linked.then(() => {
           stopTimer();
           this.recordDurable(position, postChecksum, bytes, large.transactionCount);
+          this.options.segmentCopies?.durable(undefined);
           metrics.segmentsStreamed.inc({ database: this.options.database });
           this.options.onStreamed?.({
             position,

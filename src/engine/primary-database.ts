@@ -70,6 +70,17 @@ interface InteractiveTransaction {
   timer: NodeJS.Timeout;
 }
 
+/**
+ * Where a Primary's durable progress goes (the node nudges its replicas: src/cluster/replica-nudger.ts).
+ * `durable` is called after each flush that made new segments durable, with copies of them when
+ * `wantsSegments` asked for each as it was encoded; undefined when one of them was not copied (not
+ * wanted, or a large one).
+ */
+export interface ReplicaFeed {
+  wantsSegments(database: string): boolean;
+  durable(database: string, segments: readonly Buffer[] | undefined): void;
+}
+
 export interface PrimaryDatabaseOptions<Follower extends LogFollower = LogFollower> {
   meta: DatabaseMeta;
   shared: SharedLayout;
@@ -83,8 +94,8 @@ export interface PrimaryDatabaseOptions<Follower extends LogFollower = LogFollow
   writeFence?: SharedArrayBuffer;
   /** Another writer took a log position: this node must stop being the Primary. */
   onDeposed?: (reason: string) => void;
-  /** Called after each flush that made commits durable (the node nudges its replicas). */
-  onDurable?: (database: string) => void;
+  /** Told after each flush that made commits durable (the node nudges its replicas). */
+  replicaFeed?: ReplicaFeed;
   /** Work that follows the log once the database is open (the node attaches its compactor here). */
   follow?: AttachFollower<Follower>;
   /** Where the statements this engine runs are counted (statement-stats.ts); none when absent. */
@@ -520,6 +531,16 @@ export class PrimaryDatabase<Follower extends LogFollower = LogFollower> {
     if (recovered.replayedSegments > 0) metrics.localRecoveries.inc({ database: meta.name });
     this.connections = this.openConnections();
     this.capture = new WalCapture(`${this.sqliteFile}-wal`);
+    const feed = this.options.replicaFeed;
+    /** Segments made durable since the feed was last told: their copies, and whether one was not copied. */
+    let copies: Buffer[] = [];
+    let uncopied = false;
+    const tellFeed = (): void => {
+      if (!feed || (copies.length === 0 && !uncopied)) return;
+      feed.durable(meta.name, uncopied ? undefined : copies);
+      copies = [];
+      uncopied = false;
+    };
     // A new writer of the log: temp files earlier writers left behind go (in the background).
     void this.log.sweepStaleTemps().then((removed) => {
       if (removed > 0) this.logger.info({ removed }, 'removed stale append temp files from the log folder');
@@ -549,11 +570,22 @@ export class PrimaryDatabase<Follower extends LogFollower = LogFollower> {
           'large segment written chunk by chunk',
         ),
       onFailure: (error) => this.onLogFailure(error),
+      ...(feed
+        ? {
+            segmentCopies: {
+              wanted: () => feed.wantsSegments(meta.name),
+              durable: (segment: Buffer | undefined) => {
+                if (segment) copies.push(segment);
+                else uncopied = true;
+              },
+            },
+          }
+        : {}),
       onFlushed: () => {
         this.positionWaiters.release(this.position);
         void this.checkpointIfLarge();
         this.attached?.notify(this.position);
-        this.options.onDurable?.(meta.name);
+        tellFeed();
       },
     });
     // Format `terms`: the log of the terms before this one ends here, for every reader (a no-op for `segments`).

@@ -8,6 +8,7 @@ import { LogDirectory, type SegmentLocation } from '../log/log-directory.js';
 import { LogTailer } from '../log/log-tailer.js';
 import { formatChecksum, type PageHashTable } from '../format/rolling-checksum.js';
 import { foldSegments } from '../format/segment-fold.js';
+import { decodeSegmentHeader, type SegmentHeader } from '../format/segment-codec.js';
 import { batchSource, SegmentPrefetcher } from '../log/segment-prefetch.js';
 import {
   readSegmentRun,
@@ -52,6 +53,8 @@ export interface ReplicaDatabaseOptions {
 
 /** A watcher that reported a change this recently is taken to see the Primary's writes. */
 const NUDGE_WATCH_WINDOW_MS = 1000;
+/** Most bytes of nudged segments kept waiting to be applied; past it they are dropped (the log has them). */
+const MAX_NUDGED_BYTES = 16 * 1024 * 1024;
 
 /** The request needs the Primary (it writes): the HTTP layer forwards it. */
 export class NeedsPrimaryError extends LitebaseError {
@@ -88,6 +91,13 @@ export class ReplicaDatabase {
   /** Set during a long catch-up: a worker thread reading the next files (src/log/segment-prefetch.ts). */
   private readingAhead: SegmentPrefetcher | undefined;
   private lastTerm = 0n;
+  /**
+   * Segments the Primary's nudges carried (src/format/nudge-codec.ts), by position, not applied
+   * yet: a pass applies them from here when they continue the local copy, under the log's fence,
+   * instead of reading them from the log.
+   */
+  private readonly nudged = new Map<bigint, Buffer>();
+  private nudgedBytes = 0;
   private catchingUp: Promise<void> | undefined;
   /**
    * A large segment being applied from its file (src/replay/large-segment.ts): the event loop goes
@@ -163,12 +173,83 @@ export class ReplicaDatabase {
   }
 
   /**
-   * Called when the Primary says the log grew. Answers whether such nudges are needless here: this
-   * replica's own watcher reports the log's changes (it will hear of this one too).
+   * Called when the Primary says the log grew, with the new segments when its nudge carried them:
+   * those are applied without a look at the log (a pass up to the last of them), the rest is read
+   * from the log. Answers whether such nudges are needless here: this replica's own watcher
+   * reports the log's changes (it will hear of this one too).
    */
-  nudge(): boolean {
-    this.tailer.nudge();
+  nudge(segments: readonly Buffer[] = []): boolean {
+    const last = this.keepNudged(segments);
+    if (last === undefined) this.tailer.nudge();
+    else void this.catchUp(last);
     return this.tailer.watcherSeesChanges(NUDGE_WATCH_WINDOW_MS);
+  }
+
+  /**
+   * Keep nudged segments of this database that lie past the applied position; answers the last
+   * position kept, undefined when none was. Their content is checked only when they are applied
+   * (readSegmentRun: trailer, position, database id, the checksum chain).
+   */
+  private keepNudged(segments: readonly Buffer[]): bigint | undefined {
+    if (this.closed || this.reader === undefined) return undefined;
+    let last: bigint | undefined;
+    for (const bytes of segments) {
+      let header: SegmentHeader;
+      try {
+        header = decodeSegmentHeader(bytes);
+      } catch {
+        this.options.metrics.nudgedSegments.inc({ database: this.name, outcome: 'unused' });
+        continue;
+      }
+      if (header.databaseId !== this.meta.id || header.position <= this.applied || this.nudged.has(header.position)) continue;
+      if (this.nudgedBytes + bytes.length > MAX_NUDGED_BYTES) this.dropNudged();
+      this.nudged.set(header.position, bytes);
+      this.nudgedBytes += bytes.length;
+      if (last === undefined || header.position > last) last = header.position;
+    }
+    return last;
+  }
+
+  private dropNudged(): void {
+    if (this.nudged.size > 0) this.options.metrics.nudgedSegments.inc({ database: this.name, outcome: 'unused' }, this.nudged.size);
+    this.nudged.clear();
+    this.nudgedBytes = 0;
+  }
+
+  /**
+   * The run of nudged segments that continues the local copy, verified as a run read from the log
+   * is, and accepted under the log's fence (docs/CLUSTER.md "Segments in nudges"): a segment of
+   * term T only while no node has claimed term T+1. The Primary sends a segment only once it is
+   * durable in the log and its lease was checked after that, so a new Primary, which reads the log
+   * only after its claim, keeps it. Undefined when there is none, or when anything about it is off:
+   * the nudged segments are then dropped and the pass reads the log, which is the truth.
+   */
+  private takeNudgedRun(): SegmentRun | undefined {
+    for (const position of this.nudged.keys()) if (position <= this.applied) this.forgetNudged(position);
+    if (!this.nudged.has(this.applied + 1n)) return undefined;
+    const run = this.readRun(RUN_LIMITS, (at) => {
+      const bytes = this.nudged.get(at);
+      return bytes === undefined ? undefined : { bytes, trailerVerified: false };
+    });
+    const terms = new Set(run.segments.map((segment) => segment.header.term));
+    const usable =
+      run.segments.length > 0 &&
+      (run.stop.kind === 'end' || run.stop.kind === 'limit') &&
+      run.segments.every((segment) => segment.header.term >= this.lastTerm) &&
+      [...terms].every((term) => !this.log.termClaimed(term + 1n));
+    if (!usable) {
+      this.dropNudged();
+      return undefined;
+    }
+    for (const segment of run.segments) this.forgetNudged(segment.header.position);
+    return run;
+  }
+
+  private forgetNudged(position: bigint): void {
+    const bytes = this.nudged.get(position);
+    if (bytes === undefined) return;
+    this.nudged.delete(position);
+    this.nudgedBytes -= bytes.length;
   }
 
   /** Serve a read-only request (waiting for `minPosition` first); a write throws NeedsPrimaryError. */
@@ -289,6 +370,15 @@ export class ReplicaDatabase {
   private async applyRuns(last: bigint | undefined): Promise<void> {
     for (;;) {
       if (this.closed) return;
+      const nudged = this.readingAhead ? undefined : this.takeNudgedRun();
+      if (nudged) {
+        if (!(await this.sandbox.exclusive(() => this.applyAndPublish(nudged.segments)))) {
+          await this.rebuild(true);
+          continue;
+        }
+        this.options.metrics.nudgedSegments.inc({ database: this.name, outcome: 'applied' }, nudged.segments.length);
+        continue;
+      }
       const run = this.readingAhead
         ? await this.readPrefetchedRun(this.readingAhead)
         : this.readRun(last === undefined ? RUN_LIMITS : { ...RUN_LIMITS, last });
@@ -342,6 +432,8 @@ export class ReplicaDatabase {
         await this.rebuild(true);
         continue;
       }
+      // Nudged segments that follow what the log gave (they waited for a gap to be filled).
+      if (this.nudged.has(this.applied + 1n)) continue;
       if (run.segments.length > 0 || !(await this.compactedPastUs())) return;
       await this.rebuild();
     }

@@ -234,7 +234,8 @@ export class TermLogIndex {
     else this.ranges.push({ file, from: position, to: position });
   }
 
-  private termExists(term: bigint): boolean {
+  /** `<termsDir>/<term>` exists: a node claimed that term. */
+  termExists(term: bigint): boolean {
     try {
       statSync(path.join(this.options.termsDir, term.toString()));
       return true;

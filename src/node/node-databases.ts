@@ -5,8 +5,9 @@ import type { Metrics } from '../metrics.js';
 import type { DatabaseCatalog, DatabaseMeta } from '../storage/catalog.js';
 import type { LocalLayout, SharedLayout } from '../storage/layout.js';
 import type { ObjectStore } from '../storage/object-store.js';
+import type { NudgeEntry } from '../format/nudge-codec.js';
 import { Compactor } from '../compactor/compactor.js';
-import { PrimaryDatabase } from '../engine/primary-database.js';
+import { PrimaryDatabase, type ReplicaFeed } from '../engine/primary-database.js';
 import { ReplicaDatabase } from '../engine/replica-database.js';
 import { statementMetrics } from '../engine/statement-metrics.js';
 import { StatementStats } from '../engine/statement-stats.js';
@@ -33,8 +34,8 @@ export interface NodeDatabasesOptions {
   onDeposed: (reason: string) => void;
   /** The archive: Primaries run a compactor per database when it is given. */
   objectStore?: ObjectStore;
-  /** A Primary's database made new commits durable. */
-  onDurable?: (database: string) => void;
+  /** A Primary's database made new commits durable (the node nudges its replicas). */
+  replicaFeed?: ReplicaFeed;
 }
 
 /**
@@ -144,7 +145,7 @@ export class NodeDatabases {
                     new Compactor({ meta, shared, local, store: objectStore, settings: config.compaction, logger, canWrite, rollLog }),
                 }
               : {}),
-            ...(this.options.onDurable ? { onDurable: this.options.onDurable } : {}),
+            ...(this.options.replicaFeed ? { replicaFeed: this.options.replicaFeed } : {}),
             statements: this.statements,
           })
         : ReplicaDatabase.open({ meta, shared, local, settings: config, logger, metrics, statements: this.statements });
@@ -154,15 +155,15 @@ export class NodeDatabases {
   }
 
   /**
-   * The Primary says these databases' logs grew: replicas look at once; unknown names are
-   * ignored. True when every nudge was needless: this node's watchers see those logs change
-   * (ReplicaDatabase.nudge).
+   * The Primary says these databases' logs grew, perhaps with the new segments: replicas apply
+   * those or look at once; unknown names are ignored. True when every nudge was needless: this
+   * node's watchers see those logs change (ReplicaDatabase.nudge).
    */
-  async nudge(databases: readonly string[]): Promise<boolean> {
+  async nudge(entries: readonly NudgeEntry[]): Promise<boolean> {
     const needless = await Promise.all(
-      databases.map(async (database) => {
+      entries.map(async ({ database, segments }) => {
         const engine = await this.engines.get(database)?.catch(() => undefined);
-        return engine instanceof ReplicaDatabase && engine.nudge();
+        return engine instanceof ReplicaDatabase && engine.nudge(segments);
       }),
     );
     return needless.length > 0 && needless.every(Boolean);

@@ -4,6 +4,7 @@ import { pino, type Logger } from 'pino';
 import { ClusterMember } from '../cluster/cluster-member.js';
 import { warmUpSegmentReader } from '../log/segment-prefetch.js';
 import { ReplicaNudger, type NudgePeer } from '../cluster/replica-nudger.js';
+import { encodeNudge, NUDGE_CONTENT_TYPE } from '../format/nudge-codec.js';
 import type { LitebaseConfig } from '../config/config.js';
 import { NodeDatabases, type NodeRole } from '../node/node-databases.js';
 import { Metrics } from '../metrics.js';
@@ -83,16 +84,24 @@ export async function startNode(config: LitebaseConfig, logger: Logger = pino({ 
     const catalog = new DatabaseCatalog(shared);
     // Forwarding and nudges verify peers' certificates against --tls-ca, or the system CAs without it.
     const peerFetch = peerCa ? fetchTrustingCa(peerCa) : undefined;
+    /** Peers that refused a nudge body with segments (an older version): sent names only, as JSON. */
+    const namesOnly = new Set<string>();
     const nudger = new ReplicaNudger({
       logger,
-      send: async (address, names) => {
+      carrySegments: config.nudgeSegments,
+      send: async (address, entries) => {
+        const withSegments = !namesOnly.has(address) && entries.some((entry) => entry.segments.length > 0);
         const response = await (peerFetch ?? fetch)(new URL('/v1/cluster/nudge', address), {
           method: 'POST',
-          headers: { authorization: `Bearer ${rootKey.secret}`, 'content-type': 'application/json' },
-          body: JSON.stringify({ databases: names }),
+          headers: {
+            authorization: `Bearer ${rootKey.secret}`,
+            'content-type': withSegments ? NUDGE_CONTENT_TYPE : 'application/json',
+          },
+          body: withSegments ? encodeNudge(entries) : JSON.stringify({ databases: entries.map((entry) => entry.database) }),
           signal: AbortSignal.timeout(2000),
         });
         const text = await response.text();
+        if (response.status === 415 && withSegments) namesOnly.add(address);
         if (!response.ok) throw new Error(`${address} answered ${response.status}`);
         // An older node answers 204 with no body: it always counts as needing nudges.
         const answer = text ? (JSON.parse(text) as { watching?: unknown }) : {};
@@ -112,7 +121,10 @@ export async function startNode(config: LitebaseConfig, logger: Logger = pino({ 
         writeFence: member.writeFence,
         onDeposed: (reason) => member.stepDown(reason),
         objectStore,
-        onDurable: (name) => nudger.nudge(name),
+        replicaFeed: {
+          wantsSegments: () => nudger.wantsSegments(),
+          durable: (name, segments) => nudger.nudge(name, segments),
+        },
       },
       engineRole(member.role),
     );

@@ -1,12 +1,17 @@
 import type { FastifyPluginAsync } from 'fastify';
-import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
+import { Value } from 'typebox/value';
 import { requirePermission, type AppContext } from '../context.js';
+import { LitebaseError } from '../../errors.js';
+import { decodeNudge, NUDGE_CONTENT_TYPE, NudgeFormatError, type NudgeEntry } from '../../format/nudge-codec.js';
 
 const NudgeBody = Type.Object(
   { databases: Type.Array(Type.String({ maxLength: 64 }), { maxItems: 10_000 }) },
   { additionalProperties: false },
 );
+
+/** A nudge body with segments: a few MiB at most (the Primary's nudger drops segments past 4 MiB per database). */
+const NUDGE_BODY_LIMIT = 64 * 1024 * 1024;
 
 /**
  * GET /v1/cluster: the term, the Primary, and every node's role, last heartbeat and per-database
@@ -19,9 +24,14 @@ export function clusterRoutes(context: AppContext): FastifyPluginAsync {
     // nodes send it with the root key.
     // The answer says whether this node's watchers see those logs change (a local file system),
     // so the Primary can stop nudging a node that does not need it.
-    app.withTypeProvider<TypeBoxTypeProvider>().post('/v1/cluster/nudge', { schema: { body: NudgeBody } }, async (request) => {
+    // It comes as JSON ({databases}: the logs grew) or, from this version on, as the binary body
+    // of src/format/nudge-codec.ts that also carries the new segments (docs/FORMAT.md §13).
+    app.addContentTypeParser(NUDGE_CONTENT_TYPE, { parseAs: 'buffer', bodyLimit: NUDGE_BODY_LIMIT }, (_request, body, done) => {
+      done(null, body);
+    });
+    app.post('/v1/cluster/nudge', { bodyLimit: NUDGE_BODY_LIMIT }, async (request) => {
       requirePermission(request, 'cluster');
-      return { watching: await context.databases.nudge(request.body.databases) };
+      return { watching: await context.databases.nudge(nudgeEntries(request.body)) };
     });
 
     app.get('/v1/cluster', async (request) => {
@@ -61,4 +71,20 @@ export function clusterRoutes(context: AppContext): FastifyPluginAsync {
       };
     });
   };
+}
+
+/** The databases (and segments) a nudge names, from either body. */
+function nudgeEntries(body: unknown): NudgeEntry[] {
+  if (Buffer.isBuffer(body)) {
+    try {
+      return decodeNudge(body);
+    } catch (error) {
+      if (error instanceof NudgeFormatError) throw new LitebaseError('INVALID_REQUEST', error.message, { status: 400 });
+      throw error;
+    }
+  }
+  if (!Value.Check(NudgeBody, body)) {
+    throw new LitebaseError('INVALID_REQUEST', 'a nudge is {"databases": [names]} or a binary nudge body', { status: 400 });
+  }
+  return body.databases.map((database) => ({ database, segments: [] }));
 }

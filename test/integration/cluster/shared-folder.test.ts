@@ -273,24 +273,48 @@ describe('cluster on a shared folder', () => {
     await sameEverywhere([...nodes, joiner], position);
   });
 
-  it("a replica that neither watches nor polls soon learns of new writes from the Primary's nudge", async () => {
-    const dataDir = tempDir('litebase-cluster-');
-    const env = { LITEBASE_LEASE_TTL_MS: String(LEASE_TTL_MS), LITEBASE_REPLICA_WATCH: 'false', LITEBASE_REPLICA_POLL_MS: '600000' };
-    const primary = await TestServer.start({ dataDir, nodeId: 'n1', env });
-    servers.push(primary);
-    await waitFor(async () => (await primaryOf([primary])) !== undefined, 10_000, 'a primary');
-    const replica = await TestServer.start({ dataDir, nodeId: 'n2', env });
-    servers.push(replica);
-    await setup(primary);
-    // The Primary nudges the nodes whose heartbeat it has read (once a second).
-    await waitFor(async () => (await cluster(primary)).nodes.length === 2, 10_000, 'both heartbeats');
-    await new Promise((resolve) => setTimeout(resolve, 1500));
-    for (let i = 0; i < 5; i++) {
-      await insert(primary, `nudged-${i}`);
-      // No minPosition: nothing on the replica's side looks at the log but the nudge.
-      await waitFor(async () => (await valuesOn(replica)).includes(`nudged-${i}`), 5_000, `nudged-${i} on the replica`);
-    }
-  });
+  /** `litebase_replica_nudged_segments_total` on a node, by outcome. */
+  async function nudgedSegments(server: TestServer, outcome: 'applied' | 'unused'): Promise<number> {
+    const text = (await server.request('GET', '/metrics')).body as string;
+    return Number(
+      new RegExp(`litebase_replica_nudged_segments_total\\{database="app",outcome="${outcome}"\\} (\\d+)`).exec(text)?.[1] ?? 0,
+    );
+  }
+
+  for (const carry of [true, false]) {
+    it(`a replica that neither watches nor polls soon learns of new writes from the Primary's nudge (${carry ? 'with' : 'without'} the segments)`, async () => {
+      const dataDir = tempDir('litebase-cluster-');
+      const env = {
+        LITEBASE_LEASE_TTL_MS: String(LEASE_TTL_MS),
+        LITEBASE_REPLICA_WATCH: 'false',
+        LITEBASE_REPLICA_POLL_MS: '600000',
+        LITEBASE_NUDGE_SEGMENTS: String(carry),
+      };
+      const primary = await TestServer.start({ dataDir, nodeId: 'n1', env });
+      servers.push(primary);
+      await waitFor(async () => (await primaryOf([primary])) !== undefined, 10_000, 'a primary');
+      const replica = await TestServer.start({ dataDir, nodeId: 'n2', env });
+      servers.push(replica);
+      await setup(primary);
+      // The Primary nudges the nodes whose heartbeat it has read (once a second).
+      await waitFor(async () => (await cluster(primary)).nodes.length === 2, 10_000, 'both heartbeats');
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      let appliedBefore = 0;
+      for (let i = 0; i < 10; i++) {
+        // The first five settle the replica in (it opens the database when it reads the catalog).
+        if (i === 5) appliedBefore = await nudgedSegments(replica, 'applied');
+        await insert(primary, `nudged-${i}`);
+        // No minPosition: nothing on the replica's side looks at the log but the nudge.
+        await waitFor(async () => (await valuesOn(replica)).includes(`nudged-${i}`), 5_000, `nudged-${i} on the replica`);
+      }
+      // With the segments, the replica applied what the nudges carried (the last five INSERTs at
+      // least); without, it read every one from the log.
+      const applied = await nudgedSegments(replica, 'applied');
+      if (carry) expect(applied - appliedBefore).toBeGreaterThanOrEqual(5);
+      else expect(applied).toBe(0);
+      expect(await nudgedSegments(replica, 'unused')).toBe(0);
+    });
+  }
 
   it('a replica serves a schema change with the new columns, though it had the old statement cached', async () => {
     const { nodes } = await startCluster(2);

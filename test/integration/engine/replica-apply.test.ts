@@ -3,6 +3,7 @@ import path from 'node:path';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../../src/config/config.js';
+import { decodeSegmentHeader } from '../../../src/format/segment-codec.js';
 import { ReplicaDatabase } from '../../../src/engine/replica-database.js';
 import { Metrics } from '../../../src/metrics.js';
 import type { DatabaseMeta } from '../../../src/storage/catalog.js';
@@ -20,7 +21,11 @@ afterEach(async () => {
 });
 
 /** A second shared folder holding the source's catalog entry, and a replica opened on it. */
-async function replicaOnCopy(sourceDataDir: string, deliverFirst: (logDir: string) => void) {
+async function replicaOnCopy(
+  sourceDataDir: string,
+  deliverFirst: (logDir: string) => void,
+  settings: { replicaPollMs?: number; replicaWatch?: boolean } = {},
+) {
   const dataDir = tempDir('litebase-replica-');
   cleanup.push(() => rmSync(dataDir, { recursive: true, force: true }));
   const shared = new SharedLayout(dataDir);
@@ -28,7 +33,7 @@ async function replicaOnCopy(sourceDataDir: string, deliverFirst: (logDir: strin
   copyFileSync(path.join(sourceDataDir, 'databases', 'app', 'database.json'), shared.databaseFile('app'));
   const meta = JSON.parse(readFileSync(shared.databaseFile('app'), 'utf8')) as DatabaseMeta;
   deliverFirst(shared.logDir('app'));
-  const config = loadConfig({ dataDir, localDir: path.join(dataDir, 'local'), replicaPollMs: 50 }, {});
+  const config = loadConfig({ dataDir, localDir: path.join(dataDir, 'local'), replicaPollMs: 50, ...settings }, {});
   const metrics = new Metrics({ collectDefaults: false });
   const replica = await ReplicaDatabase.open({
     meta,
@@ -39,7 +44,7 @@ async function replicaOnCopy(sourceDataDir: string, deliverFirst: (logDir: strin
     metrics,
   });
   cleanup.push(() => replica.close());
-  return { replica, metrics, logDir: shared.logDir('app') };
+  return { replica, metrics, logDir: shared.logDir('app'), dataDir };
 }
 
 describe('replica apply', () => {
@@ -143,5 +148,84 @@ describe('replica apply', () => {
     expect(replica.checksum).toBe(expectedChecksum);
     const { results } = await replica.query([{ sql: 'SELECT * FROM t ORDER BY id' }]);
     expect(results[0]!.rows).toEqual(expectedRows);
+  });
+
+  it("applies the segments a nudge carries without reading the log, and only under the log's fence", async () => {
+    const source = await TestServer.start({ env: { LITEBASE_LOG_FORMAT: 'segments' } });
+    cleanup.push(() => source.cleanup());
+    await source.request('POST', '/v1/databases', { name: 'app' });
+    await source.request('POST', '/v1/databases/app/query', { statements: [{ sql: 'CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)' }] });
+    for (let i = 0; i < 9; i++) {
+      await source.request('POST', '/v1/databases/app/query', { statements: [{ sql: 'INSERT INTO t(v) VALUES (?)', params: [`n${i}`] }] });
+    }
+    const expectedRows = (await source.request('POST', '/v1/databases/app/query', { statements: [{ sql: 'SELECT * FROM t' }] })).body
+      .results[0].rows;
+    const expectedChecksum = (await source.request('GET', '/v1/databases/app')).body.database.checksum;
+    await source.stop();
+    const sourceLog = path.join(source.dataDir, 'databases', 'app', 'log');
+    const names = readdirSync(sourceLog)
+      .filter((name) => name.endsWith('.seg'))
+      .sort();
+    expect(names).toHaveLength(10);
+    const bytesOf = (position: number): Buffer => readFileSync(path.join(sourceLog, names[position - 1]!));
+    const { term } = decodeSegmentHeader(bytesOf(1));
+
+    let replicaLog = '';
+    const deliver = (position: number) => writeFileSync(path.join(replicaLog, names[position - 1]!), bytesOf(position));
+    // Neither a watcher nor a poll looks at the log during the test: only nudges do.
+    const { replica, metrics, dataDir } = await replicaOnCopy(
+      source.dataDir,
+      (logDir) => {
+        replicaLog = logDir;
+        for (let position = 1; position <= 3; position++) deliver(position);
+      },
+      { replicaPollMs: 600_000, replicaWatch: false },
+    );
+    expect(replica.position).toBe(3n);
+    const counted = async (outcome: string): Promise<number> => {
+      const text = await metrics.registry.getSingleMetricAsString('litebase_replica_nudged_segments_total');
+      return Number(new RegExp(`outcome="${outcome}"\\} (\\d+)`).exec(text)?.[1] ?? 0);
+    };
+
+    // 1. Segments 4 and 5 come in a nudge only (the replica's log does not have them): applied.
+    replica.nudge([bytesOf(4), bytesOf(5)]);
+    await waitFor(() => replica.position === 5n, 5000, 'position 5 from the nudge', 20);
+    expect(await counted('applied')).toBe(2);
+
+    // 2. A damaged segment in a nudge is never applied; the log's good copy is.
+    const bad = Buffer.from(bytesOf(6));
+    bad[bad.length - 20]! ^= 0x40;
+    replica.nudge([bad]);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(replica.position).toBe(5n);
+    expect(await counted('unused')).toBe(1);
+    deliver(6);
+    replica.nudge();
+    await waitFor(() => replica.position === 6n, 5000, 'position 6 from the log', 20);
+
+    // 3. The fence: once some node claimed term T+1, a nudged segment of term T is not taken (it
+    // may come from a deposed Primary); the log decides.
+    mkdirSync(path.join(dataDir, 'cluster', 'terms'), { recursive: true });
+    writeFileSync(path.join(dataDir, 'cluster', 'terms', String(term + 1n)), '{}');
+    replica.nudge([bytesOf(7)]);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(replica.position).toBe(6n);
+    expect(await counted('unused')).toBe(2);
+    rmSync(path.join(dataDir, 'cluster', 'terms', String(term + 1n)));
+    deliver(7);
+    replica.nudge();
+    await waitFor(() => replica.position === 7n, 5000, 'position 7 from the log', 20);
+
+    // 4. A gap: 9 and 10 wait in memory while 8 is missing, and follow once 8 is read from the log.
+    replica.nudge([bytesOf(9), bytesOf(10)]);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(replica.position).toBe(7n);
+    deliver(8);
+    replica.nudge();
+    await waitFor(() => replica.position === 10n, 5000, 'position 10', 20);
+    expect(await counted('applied')).toBe(4);
+    const { results } = await replica.query([{ sql: 'SELECT * FROM t' }]);
+    expect(results[0]!.rows).toEqual(expectedRows);
+    expect(replica.checksum).toBe(expectedChecksum);
   });
 });

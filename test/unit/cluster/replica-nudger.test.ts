@@ -1,16 +1,29 @@
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { ReplicaNudger } from '../../../src/cluster/replica-nudger.js';
+import type { NudgeEntry } from '../../../src/format/nudge-codec.js';
 
 /** A send whose answers the test releases by hand. */
 function manualSend() {
-  const calls: Array<{ address: string; databases: string[]; settle: (ok: boolean, watching?: boolean) => void }> = [];
-  const send = (address: string, databases: string[]) =>
+  const calls: Array<{
+    address: string;
+    databases: string[];
+    entries: NudgeEntry[];
+    settle: (ok: boolean, watching?: boolean) => void;
+  }> = [];
+  const send = (address: string, entries: NudgeEntry[]) =>
     new Promise<{ watching: boolean }>((resolve, reject) => {
-      calls.push({ address, databases, settle: (ok, watching = false) => (ok ? resolve({ watching }) : reject(new Error('refused'))) });
+      calls.push({
+        address,
+        databases: entries.map((entry) => entry.database),
+        entries,
+        settle: (ok, watching = false) => (ok ? resolve({ watching }) : reject(new Error('refused'))),
+      });
     });
   return { calls, send };
 }
+
+const segment = (fill: number, bytes = 100): Buffer => Buffer.alloc(bytes, fill);
 
 const flush = () => new Promise((resolve) => setImmediate(resolve));
 
@@ -90,5 +103,51 @@ describe('ReplicaNudger', () => {
     nudger.setPeers([{ nodeId: 'a', address: 'http://a', startedAt: 2 }]);
     nudger.nudge('app');
     expect(calls).toHaveLength(3);
+  });
+
+  it('carries the segments made durable since the last nudge, in order, one batch per peer', async () => {
+    const { calls, send } = manualSend();
+    const nudger = new ReplicaNudger({ send, logger: pino({ level: 'silent' }) });
+    expect(nudger.wantsSegments()).toBe(false); // no peer: no copies
+    nudger.setPeers([{ nodeId: 'a', address: 'http://a' }]);
+    expect(nudger.wantsSegments()).toBe(true);
+    nudger.nudge('app', [segment(1)]);
+    expect(calls[0]!.entries).toEqual([{ database: 'app', segments: [segment(1)] }]);
+    nudger.nudge('app', [segment(2)]);
+    nudger.nudge('other', [segment(9)]);
+    nudger.nudge('app', [segment(3), segment(4)]);
+    calls[0]!.settle(true);
+    await flush();
+    expect(calls[1]!.entries).toEqual([
+      { database: 'app', segments: [segment(2), segment(3), segment(4)] },
+      { database: 'other', segments: [segment(9)] },
+    ]);
+  });
+
+  it('sends no segment of a batch once one is missing or they pass the byte limit: the peer reads the log', async () => {
+    const { calls, send } = manualSend();
+    const nudger = new ReplicaNudger({ send, logger: pino({ level: 'silent' }), maxSegmentBytes: 250 });
+    nudger.setPeers([{ nodeId: 'a', address: 'http://a' }]);
+    nudger.nudge('app', [segment(1)]);
+    nudger.nudge('app', [segment(2)]);
+    nudger.nudge('app', undefined); // a large segment, or one not copied
+    nudger.nudge('app', [segment(3)]);
+    calls[0]!.settle(true);
+    await flush();
+    expect(calls[1]!.entries).toEqual([{ database: 'app', segments: [] }]);
+    nudger.nudge('app', [segment(4), segment(5)]);
+    nudger.nudge('app', [segment(6), segment(7)]); // 400 bytes in all: past the limit
+    calls[1]!.settle(true);
+    await flush();
+    expect(calls[2]!.entries).toEqual([{ database: 'app', segments: [] }]);
+  });
+
+  it('carries no segment when told not to', () => {
+    const { calls, send } = manualSend();
+    const nudger = new ReplicaNudger({ send, logger: pino({ level: 'silent' }), carrySegments: false });
+    nudger.setPeers([{ nodeId: 'a', address: 'http://a' }]);
+    expect(nudger.wantsSegments()).toBe(false);
+    nudger.nudge('app', [segment(1)]);
+    expect(calls[0]!.entries).toEqual([{ database: 'app', segments: [] }]);
   });
 });
