@@ -181,7 +181,10 @@ export class ReplicaDatabase {
   nudge(segments: readonly Buffer[] = []): boolean {
     const last = this.keepNudged(segments);
     if (last === undefined) this.tailer.nudge();
-    else void this.catchUp(last);
+    else {
+      this.tailer.heard();
+      void this.catchUp(last);
+    }
     return this.tailer.watcherSeesChanges(NUDGE_WATCH_WINDOW_MS);
   }
 

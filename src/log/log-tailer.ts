@@ -27,13 +27,18 @@ export class LogTailer {
   private watcher: FSWatcher | undefined;
   private timer: NodeJS.Timeout | undefined;
   private lastWatchEvent = 0;
+  /** News came another way since the last poll (`heard`): the poll skips one look. */
+  private heardSincePoll = false;
 
   constructor(private readonly options: LogTailerOptions) {}
 
   start(): void {
     const { dir, pollMs, onChange, logger } = this.options;
     if (this.options.watch) this.watchHead(dir, onChange, logger);
-    this.timer = setInterval(() => onChange(), pollMs);
+    this.timer = setInterval(() => {
+      if (this.heardSincePoll) this.heardSincePoll = false;
+      else onChange();
+    }, pollMs);
     this.timer.unref();
   }
 
@@ -65,6 +70,16 @@ export class LogTailer {
    */
   watcherSeesChanges(withinMs: number): boolean {
     return this.watcher !== undefined && Date.now() - this.lastWatchEvent <= withinMs;
+  }
+
+  /**
+   * The log's news came another way (a nudge that carried the new segments): the next poll is
+   * skipped. On a distributed file system a look at the log is a listing and reads of a file
+   * another client appends to; while nudges bring everything, the poll only has to notice when
+   * they stop, which the poll after a quiet interval does.
+   */
+  heard(): void {
+    this.heardSincePoll = true;
   }
 
   /** Someone (the Primary) says there is something new. */
