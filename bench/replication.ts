@@ -494,6 +494,35 @@ function waitForPosition(node: ClusterNode, target: bigint, timeoutMs: number, e
   return waitForDatabasePosition(node, DB, target, timeoutMs, everyMs);
 }
 
+/**
+ * The steady state the lag is measured in: the Primary nudges only the nodes whose heartbeat it has
+ * read (its housekeeping reads them once a second), so right after a replica (re)starts it learns
+ * of new segments from its poll alone for a second or two. Wait until the Primary's GET /v1/cluster
+ * shows a heartbeat each replica wrote since it was ready; then 2 s of the same paced writes, not
+ * measured (one more housekeeping round, and the write and apply paths of freshly started
+ * processes warmed up, as the other benchmarks warm up before they measure).
+ */
+async function waitUntilNudged(primary: ClusterNode, replicas: ClusterNode[], rate: number): Promise<void> {
+  const since = Date.now() - Math.max(0, ...replicas.map((replica) => performance.now() - replica.readyAt));
+  const deadline = performance.now() + 30_000;
+  for (;;) {
+    const answer = await primary.client.request('GET', '/v1/cluster', undefined, 5_000).catch(() => undefined);
+    const nodes = (answer?.body as { nodes?: Array<{ nodeId?: unknown; lastHeartbeat?: unknown }> } | undefined)?.nodes ?? [];
+    const seen = replicas.every((replica) =>
+      nodes.some((node) => node.nodeId === replica.id && typeof node.lastHeartbeat === 'string' && Date.parse(node.lastHeartbeat) >= since),
+    );
+    if (seen) break;
+    if (performance.now() > deadline) throw new Error("the Primary did not read the replicas' heartbeats within 30 s");
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  const writer = new JsonClient(primary.url, primary.key, WRITER_IN_FLIGHT);
+  try {
+    await pacedWriter(writer, rate, 2);
+  } finally {
+    writer.close();
+  }
+}
+
 /** Every replica at the Primary's position with the same rolling checksum; a message per difference. */
 async function compareWithPrimary(primary: ClusterNode, replicas: ClusterNode[]): Promise<string[]> {
   const answer = await primary.client.request('GET', `/v1/databases/${DB}`);
@@ -777,6 +806,7 @@ export async function runReplicationBenchmark(partial: Partial<ReplicationOption
     const measure = async (mode: Mode, replicas: ClusterNode[]): Promise<void> => {
       const head = await positionOf(primary);
       for (const replica of replicas) await waitForPosition(replica, head ?? 0n, 60_000, 20);
+      await waitUntilNudged(primary, replicas, options.rate);
       phase = performance.now();
       progress(`  visibility lag, ${options.visibilitySeconds} s at ${options.rate} INSERT/s`);
       visibility[mode.key] = await measureVisibility(mode, primary, replicas, options, logDir);

@@ -53,6 +53,12 @@ export interface ReplicaDatabaseOptions {
 
 /** A watcher that reported a change this recently is taken to see the Primary's writes. */
 const NUDGE_WATCH_WINDOW_MS = 1000;
+/**
+ * While nudges bring the segments (one came within the last second), a read waiting for a position
+ * gives the next nudge this long before it looks at the log itself: on a distributed file system
+ * that look costs more than the nudge takes, and blocks the nudge meanwhile.
+ */
+const NUDGE_GRACE_MS = 25;
 /** Most bytes of nudged segments kept waiting to be applied; past it they are dropped (the log has them). */
 const MAX_NUDGED_BYTES = 16 * 1024 * 1024;
 
@@ -98,6 +104,8 @@ export class ReplicaDatabase {
    */
   private readonly nudged = new Map<bigint, Buffer>();
   private nudgedBytes = 0;
+  /** When a nudge last brought segments this replica kept. */
+  private lastNudgedAt = 0;
   private catchingUp: Promise<void> | undefined;
   /**
    * A large segment being applied from its file (src/replay/large-segment.ts): the event loop goes
@@ -182,6 +190,7 @@ export class ReplicaDatabase {
     const last = this.keepNudged(segments);
     if (last === undefined) this.tailer.nudge();
     else {
+      this.lastNudgedAt = Date.now();
       this.tailer.heard();
       void this.catchUp(last);
     }
@@ -221,11 +230,12 @@ export class ReplicaDatabase {
 
   /**
    * The run of nudged segments that continues the local copy, verified as a run read from the log
-   * is, and accepted under the log's fence (docs/CLUSTER.md "Segments in nudges"): a segment of
-   * term T only while no node has claimed term T+1. The Primary sends a segment only once it is
-   * durable in the log and its lease was checked after that, so a new Primary, which reads the log
-   * only after its claim, keeps it. Undefined when there is none, or when anything about it is off:
-   * the nudged segments are then dropped and the pass reads the log, which is the truth.
+   * is (docs/CLUSTER.md "Segments in nudges"). No look at the log's fence is needed: the Primary
+   * sends a segment only once it is durable and its lease was checked after the fdatasync, the
+   * check that makes an acknowledged write safe, so the segment was in the log before any node could
+   * claim the next term, and every reader of the log accepts it. Undefined when there is none, or
+   * when anything about it is off (a term older than one applied, a damaged or foreign segment, a
+   * chain that does not continue): the nudged segments are then dropped and the pass reads the log.
    */
   private takeNudgedRun(): SegmentRun | undefined {
     for (const position of this.nudged.keys()) if (position <= this.applied) this.forgetNudged(position);
@@ -234,12 +244,15 @@ export class ReplicaDatabase {
       const bytes = this.nudged.get(at);
       return bytes === undefined ? undefined : { bytes, trailerVerified: false };
     });
-    const terms = new Set(run.segments.map((segment) => segment.header.term));
+    let term = this.lastTerm;
     const usable =
       run.segments.length > 0 &&
       (run.stop.kind === 'end' || run.stop.kind === 'limit') &&
-      run.segments.every((segment) => segment.header.term >= this.lastTerm) &&
-      [...terms].every((term) => !this.log.termClaimed(term + 1n));
+      run.segments.every((segment) => {
+        const ordered = segment.header.term >= term;
+        term = segment.header.term;
+        return ordered;
+      });
     if (!usable) {
       this.dropNudged();
       return undefined;
@@ -287,7 +300,10 @@ export class ReplicaDatabase {
 
   /** Wait (bounded) until this replica has applied `position`. */
   async waitForPosition(position: bigint): Promise<void> {
-    if (this.current < position) void this.catchUp();
+    if (this.current < position) {
+      if (Date.now() - this.lastNudgedAt > 1000) void this.catchUp();
+      else setTimeout(() => this.current < position && void this.catchUp(), NUDGE_GRACE_MS).unref();
+    }
     await this.positionWaiters.wait(position, () => this.current);
   }
 
@@ -371,6 +387,7 @@ export class ReplicaDatabase {
   }
 
   private async applyRuns(last: bigint | undefined): Promise<void> {
+    let appliedNudged = false;
     for (;;) {
       if (this.closed) return;
       const nudged = this.readingAhead ? undefined : this.takeNudgedRun();
@@ -380,6 +397,7 @@ export class ReplicaDatabase {
           continue;
         }
         this.options.metrics.nudgedSegments.inc({ database: this.name, outcome: 'applied' }, nudged.segments.length);
+        appliedNudged = true;
         continue;
       }
       const run = this.readingAhead
@@ -437,7 +455,9 @@ export class ReplicaDatabase {
       }
       // Nudged segments that follow what the log gave (they waited for a gap to be filled).
       if (this.nudged.has(this.applied + 1n)) continue;
-      if (run.segments.length > 0 || !(await this.compactedPastUs())) return;
+      // A pass that applied nudged segments is not behind a compaction: no look at the checkpoints
+      // (a listing on the shared file system, which the next nudge would wait for).
+      if (run.segments.length > 0 || appliedNudged || !(await this.compactedPastUs())) return;
       await this.rebuild();
     }
   }

@@ -71,14 +71,6 @@ export class LogDirectory {
     });
   }
 
-  /**
-   * True when some node claimed `term` (`cluster/terms/<term>` exists): a segment of the term
-   * before it is accepted only if it was in the log before that claim (docs/FORMAT.md §1.2).
-   */
-  termClaimed(term: bigint): boolean {
-    return this.terms.termExists(term);
-  }
-
   /** The file a segment of its own would have at `position` (format `segments`). */
   segmentPath(position: bigint): string {
     return path.join(this.dir, `${formatPosition(position)}.seg`);

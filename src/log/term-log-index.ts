@@ -234,8 +234,7 @@ export class TermLogIndex {
     else this.ranges.push({ file, from: position, to: position });
   }
 
-  /** `<termsDir>/<term>` exists: a node claimed that term. */
-  termExists(term: bigint): boolean {
+  private termExists(term: bigint): boolean {
     try {
       statSync(path.join(this.options.termsDir, term.toString()));
       return true;
