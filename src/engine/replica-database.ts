@@ -56,9 +56,10 @@ const NUDGE_WATCH_WINDOW_MS = 1000;
 /**
  * While nudges bring the segments (one came within the last second), a read waiting for a position
  * gives the next nudge this long before it looks at the log itself: on a distributed file system
- * that look costs more than the nudge takes, and blocks the nudge meanwhile.
+ * that look costs more than the nudge takes, and blocks the nudge meanwhile (on a busy CephFS a
+ * look took hundreds of ms where nudges took a few). A nudge that was lost costs a read this much.
  */
-const NUDGE_GRACE_MS = 25;
+const NUDGE_GRACE_MS = 250;
 /** Most bytes of nudged segments kept waiting to be applied; past it they are dropped (the log has them). */
 const MAX_NUDGED_BYTES = 16 * 1024 * 1024;
 
