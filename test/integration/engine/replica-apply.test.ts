@@ -47,27 +47,35 @@ async function replicaOnCopy(
   return { replica, metrics, logDir: shared.logDir('app'), dataDir };
 }
 
+/**
+ * A real Primary runs `statements`, one request each (one segment each, as segment files: the
+ * format these tests take apart, docs/FORMAT.md §1.1), then stops: its rows, checksum and log.
+ */
+async function sourceHistory(statements: ReadonlyArray<{ sql: string; params?: unknown[] }>) {
+  const source = await TestServer.start({ env: { LITEBASE_LOG_FORMAT: 'segments' } });
+  cleanup.push(() => source.cleanup());
+  await source.request('POST', '/v1/databases', { name: 'app' });
+  await source.request('POST', '/v1/databases/app/query', { statements: [{ sql: 'CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)' }] });
+  for (const statement of statements) await source.request('POST', '/v1/databases/app/query', { statements: [statement] });
+  const expectedRows = (await source.request('POST', '/v1/databases/app/query', { statements: [{ sql: 'SELECT * FROM t ORDER BY id' }] }))
+    .body.results[0].rows;
+  const expectedChecksum = (await source.request('GET', '/v1/databases/app')).body.database.checksum;
+  await source.stop();
+  const sourceLog = path.join(source.dataDir, 'databases', 'app', 'log');
+  const segments = readdirSync(sourceLog)
+    .filter((name) => name.endsWith('.seg'))
+    .sort();
+  return { source, expectedRows, expectedChecksum, sourceLog, segments };
+}
+
+const inserts = (rows: readonly string[]) => rows.map((row) => ({ sql: 'INSERT INTO t(v) VALUES (?)', params: [row] }));
+
 describe('replica apply', () => {
   it('applies segments in order, refuses a corrupt one, and recovers when a good copy arrives', async () => {
     // 1. A real Primary writes a history, then stops.
-    // Segment files, delivered one by one: the format these tests take apart (docs/FORMAT.md §1.1).
-    const source = await TestServer.start({ env: { LITEBASE_LOG_FORMAT: 'segments' } });
-    cleanup.push(() => source.cleanup());
-    await source.request('POST', '/v1/databases', { name: 'app' });
-    await source.request('POST', '/v1/databases/app/query', { statements: [{ sql: 'CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)' }] });
-    for (let i = 0; i < 10; i++) {
-      await source.request('POST', '/v1/databases/app/query', {
-        statements: [{ sql: 'INSERT INTO t(v) VALUES (?)', params: [`v${i}`.repeat(300)] }],
-      });
-    }
-    const expectedRows = (await source.request('POST', '/v1/databases/app/query', { statements: [{ sql: 'SELECT * FROM t' }] })).body
-      .results[0].rows;
-    const expectedChecksum = (await source.request('GET', '/v1/databases/app')).body.database.checksum;
-    await source.stop();
-    const sourceLog = path.join(source.dataDir, 'databases', 'app', 'log');
-    const segments = readdirSync(sourceLog)
-      .filter((name) => name.endsWith('.seg'))
-      .sort();
+    const { source, expectedRows, expectedChecksum, sourceLog, segments } = await sourceHistory(
+      inserts(Array.from({ length: 10 }, (_, i) => `v${i}`.repeat(300))),
+    );
     expect(segments).toHaveLength(11);
 
     // 2. A second shared folder that receives the log piece by piece.
@@ -110,26 +118,14 @@ describe('replica apply', () => {
   });
 
   it('catches up a long backlog in runs, reading ahead on a worker, and ends equal to the Primary', async () => {
-    // Segment files, delivered one by one: the format these tests take apart (docs/FORMAT.md §1.1).
-    const source = await TestServer.start({ env: { LITEBASE_LOG_FORMAT: 'segments' } });
-    cleanup.push(() => source.cleanup());
-    await source.request('POST', '/v1/databases', { name: 'app' });
-    await source.request('POST', '/v1/databases/app/query', { statements: [{ sql: 'CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)' }] });
     // One writer at a time: one segment per transaction, 600 of them (more than one run of 512).
-    for (let i = 0; i < 600; i++) {
-      const sql = i % 100 === 99 ? 'DELETE FROM t WHERE id % 3 = 0' : 'INSERT INTO t(v) VALUES (?)';
-      await source.request('POST', '/v1/databases/app/query', {
-        statements: [{ sql, params: sql.startsWith('INSERT') ? [`row-${i}-`.repeat(1 + (i % 40))] : [] }],
-      });
-    }
-    const expectedRows = (await source.request('POST', '/v1/databases/app/query', { statements: [{ sql: 'SELECT * FROM t ORDER BY id' }] }))
-      .body.results[0].rows;
-    const expectedChecksum = (await source.request('GET', '/v1/databases/app')).body.database.checksum;
-    await source.stop();
-    const sourceLog = path.join(source.dataDir, 'databases', 'app', 'log');
-    const segments = readdirSync(sourceLog)
-      .filter((name) => name.endsWith('.seg'))
-      .sort();
+    const { source, expectedRows, expectedChecksum, sourceLog, segments } = await sourceHistory(
+      Array.from({ length: 600 }, (_, i) =>
+        i % 100 === 99
+          ? { sql: 'DELETE FROM t WHERE id % 3 = 0' }
+          : { sql: 'INSERT INTO t(v) VALUES (?)', params: [`row-${i}-`.repeat(1 + (i % 40))] },
+      ),
+    );
     expect(segments.length).toBeGreaterThan(550);
 
     let replicaLog = '';
@@ -151,21 +147,13 @@ describe('replica apply', () => {
   });
 
   it('applies the segments a nudge carries without reading the log, and reads the log for anything it cannot use', async () => {
-    const source = await TestServer.start({ env: { LITEBASE_LOG_FORMAT: 'segments' } });
-    cleanup.push(() => source.cleanup());
-    await source.request('POST', '/v1/databases', { name: 'app' });
-    await source.request('POST', '/v1/databases/app/query', { statements: [{ sql: 'CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)' }] });
-    for (let i = 0; i < 9; i++) {
-      await source.request('POST', '/v1/databases/app/query', { statements: [{ sql: 'INSERT INTO t(v) VALUES (?)', params: [`n${i}`] }] });
-    }
-    const expectedRows = (await source.request('POST', '/v1/databases/app/query', { statements: [{ sql: 'SELECT * FROM t' }] })).body
-      .results[0].rows;
-    const expectedChecksum = (await source.request('GET', '/v1/databases/app')).body.database.checksum;
-    await source.stop();
-    const sourceLog = path.join(source.dataDir, 'databases', 'app', 'log');
-    const names = readdirSync(sourceLog)
-      .filter((name) => name.endsWith('.seg'))
-      .sort();
+    const {
+      source,
+      expectedRows,
+      expectedChecksum,
+      sourceLog,
+      segments: names,
+    } = await sourceHistory(inserts(Array.from({ length: 9 }, (_, i) => `n${i}`)));
     expect(names).toHaveLength(10);
     const bytesOf = (position: number): Buffer => readFileSync(path.join(sourceLog, names[position - 1]!));
     const { term } = decodeSegmentHeader(bytesOf(1));
@@ -192,29 +180,28 @@ describe('replica apply', () => {
     await waitFor(() => replica.position === 5n, 5000, 'position 5 from the nudge', 20);
     expect(await counted('applied')).toBe(2);
 
+    /** A nudge carrying `segment` for `position` leaves the replica where it was; the log's copy is applied. */
+    const refusedThenReadFromLog = async (segment: Buffer, position: number, unused: number): Promise<void> => {
+      replica.nudge([segment]);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect(replica.position).toBe(BigInt(position - 1));
+      expect(await counted('unused')).toBe(unused);
+      deliver(position);
+      replica.nudge();
+      await waitFor(() => replica.position === BigInt(position), 5000, `position ${position} from the log`, 20);
+    };
+
     // 2. A damaged segment in a nudge is never applied; the log's good copy is.
     const bad = Buffer.from(bytesOf(6));
     bad[bad.length - 20]! ^= 0x40;
-    replica.nudge([bad]);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-    expect(replica.position).toBe(5n);
-    expect(await counted('unused')).toBe(1);
-    deliver(6);
-    replica.nudge();
-    await waitFor(() => replica.position === 6n, 5000, 'position 6 from the log', 20);
+    await refusedThenReadFromLog(bad, 6, 1);
 
     // 3. A carried segment of a term older than one applied is never taken (it could only come from
     // a Primary that was replaced); the log decides. Segment 7 as an older term would have written it:
     const seven = decodeSegment(bytesOf(7));
     expect(term).toBeGreaterThan(0n);
     const older = encodeSegment({ ...seven.header, term: term - 1n }, seven.pages);
-    replica.nudge([older]);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-    expect(replica.position).toBe(6n);
-    expect(await counted('unused')).toBe(2);
-    deliver(7);
-    replica.nudge();
-    await waitFor(() => replica.position === 7n, 5000, 'position 7 from the log', 20);
+    await refusedThenReadFromLog(older, 7, 2);
 
     // 4. A gap: 9 and 10 wait in memory while 8 is missing, and follow once 8 is read from the log.
     replica.nudge([bytesOf(9), bytesOf(10)]);
