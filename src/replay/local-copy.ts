@@ -312,12 +312,19 @@ export async function recoverLocalCopy(
       outcome = await replayLog(paths, log, databaseId, start, logger, loaded);
       if (outcome.pageSize === 0 && start.pageSize !== undefined) outcome.pageSize = start.pageSize;
     } catch (error) {
-      // The log was compacted past the checkpoint while it was loaded (its segments deleted): start
+      // The log was compacted while it was replayed (its segments deleted): past the checkpoint that
+      // was loaded, or, for a replay that began at the log's start because no checkpoint was needed
+      // then, past where the replay began (a fresh node that starts while a compaction trims). Start
       // again from the newest checkpoint.
-      if (checkpoint !== undefined && error instanceof LitebaseError && error.code === 'LOG_GAP' && gapRetries < 3) {
+      const compactedMeanwhile =
+        error instanceof LitebaseError &&
+        error.code === 'LOG_GAP' &&
+        gapRetries < 3 &&
+        (checkpoint !== undefined || (await checkpoints.positions()).some((position) => position > from.position));
+      if (compactedMeanwhile) {
         gapRetries += 1;
         attempt -= 1;
-        logger.warn({ err: error }, 'the log was compacted while the checkpoint was loaded; loading the newest one');
+        logger.warn({ err: error }, 'the log was compacted while it was replayed; loading the newest checkpoint');
         continue;
       }
       if (fromScratch || !(error instanceof LitebaseError) || error.code !== 'LOG_CHAIN_BROKEN') throw error;
