@@ -51,6 +51,8 @@ interface MemoryOptions {
   rowsPerRequest: number;
   strict: boolean;
   skipFreshNode: boolean;
+  /** Only phase 1 (loading): what the HTTP layer's handling of large bodies costs, in a few minutes. */
+  loadOnly: boolean;
   /** Node.js flags for every node (before bin/litebase.js), e.g. V8 heap settings. */
   nodeArgs: string[];
   /** LITEBASE_OPTIMIZE_FOR_SIZE for the nodes (off by default, as for any node). */
@@ -65,6 +67,7 @@ const DEFAULTS: MemoryOptions = {
   rowsPerRequest: 7,
   strict: false,
   skipFreshNode: false,
+  loadOnly: false,
   nodeArgs: [],
   optimizeForSize: false,
 };
@@ -85,6 +88,7 @@ options:
   --rows-per-request N  rows per load request (default ${DEFAULTS.rowsPerRequest}: 7 x 1 MiB is a 9.3 MiB body in base64,
                         under the default 10 MiB body limit)
   --no-fresh-node       skip the fresh node's replay of the whole log
+  --load-only           only the load phase (the rest is skipped)
   --node-arg=FLAG       a Node.js flag for every node, e.g. --node-arg=--max-semi-space-size=1 (repeatable)
   --optimize-for-size   the nodes run with LITEBASE_OPTIMIZE_FOR_SIZE=true (V8's --optimize-for-size)
   --strict              exit 2 when a goal is missed`;
@@ -99,6 +103,10 @@ function parseArgs(argv: string[]): MemoryOptions | string {
     }
     if (flag === '--no-fresh-node') {
       options.skipFreshNode = true;
+      continue;
+    }
+    if (flag === '--load-only') {
+      options.loadOnly = true;
       continue;
     }
     if (flag === '--optimize-for-size') {
@@ -256,97 +264,102 @@ async function runMemoryBenchmark(options: MemoryOptions): Promise<MemoryReport>
       row('load (~10 MiB requests)', 'replica', samplers.replica.stop(), loadSeconds, `applied up to position ${afterLoad.position}`),
     );
     durations.load = loadSeconds;
+    let databaseBytes = 0;
 
-    // 2 and 3. One transaction of --big-mib MiB of pages; the Replica applies it.
-    const rows = Math.ceil((options.bigMib * MIB) / PAGE_SIZE);
-    progress(`big transaction: ${rows} rows of ${BIG_ROW_BYTES} random bytes (${options.bigMib} MiB of pages) in one INSERT`);
-    phase = performance.now();
-    samplers.primary.start();
-    samplers.replica.start();
-    const answer = await primary.client.request(
-      'POST',
-      QUERY,
-      {
-        statements: [
-          {
-            sql: 'WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < ?) INSERT INTO big(b) SELECT randomblob(?) FROM s',
-            params: [rows, BIG_ROW_BYTES],
-          },
-        ],
-      },
-      3_600_000,
-    );
-    if (answer.status !== 200) throw new Error(`big transaction: ${answer.status} ${answer.text.slice(0, 300)}`);
-    const bigPosition = answerPosition(answer.body);
-    const bigSeconds = since(phase);
-    phases.push(
-      row(
-        'one big transaction',
-        'primary',
-        samplers.primary.stop(),
-        bigSeconds,
-        `${options.bigMib} MiB of pages, position ${bigPosition ?? '?'}`,
-      ),
-    );
-    const applyStart = performance.now();
-    const afterBig = await waitForSameState(primary, replica, 900_000);
-    phases.push(
-      row(
-        'replica applies it',
-        'replica',
-        samplers.replica.stop(),
-        since(phase),
-        `same checksum ${afterBig.checksum} at position ${afterBig.position} ${formatNumber((performance.now() - applyStart) / 1000, 1)} s after the answer`,
-      ),
-    );
-    durations.big_transaction = bigSeconds;
-    durations.replica_apply = since(applyStart);
-    const databaseBytes = await databaseSize(primary);
-
-    // 4. A fresh node replays the whole log.
-    if (!options.skipFreshNode) {
-      progress('fresh node: replaying the whole log');
+    if (!options.loadOnly) {
+      // 2 and 3. One transaction of --big-mib MiB of pages; the Replica applies it.
+      const rows = Math.ceil((options.bigMib * MIB) / PAGE_SIZE);
+      progress(`big transaction: ${rows} rows of ${BIG_ROW_BYTES} random bytes (${options.bigMib} MiB of pages) in one INSERT`);
       phase = performance.now();
-      const fresh = await cluster.start('n3', nodeArgs, { readyTimeoutMs: 1_800_000, nodeArgs: options.nodeArgs });
-      const freshSampler = samplerOf(fresh);
-      freshSampler.start({ sinceStart: true });
-      const state = await waitForSameState(primary, fresh, 1_800_000);
-      const seconds = since(phase);
+      samplers.primary.start();
+      samplers.replica.start();
+      const answer = await primary.client.request(
+        'POST',
+        QUERY,
+        {
+          statements: [
+            {
+              sql: 'WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < ?) INSERT INTO big(b) SELECT randomblob(?) FROM s',
+              params: [rows, BIG_ROW_BYTES],
+            },
+          ],
+        },
+        3_600_000,
+      );
+      if (answer.status !== 200) throw new Error(`big transaction: ${answer.status} ${answer.text.slice(0, 300)}`);
+      const bigPosition = answerPosition(answer.body);
+      const bigSeconds = since(phase);
       phases.push(
         row(
-          'fresh node replays the log',
-          'fresh',
-          freshSampler.stop(),
-          seconds,
-          `${formatNumber(databaseBytes / MIB)} MiB database at position ${state.position} (peak since spawn)`,
+          'one big transaction',
+          'primary',
+          samplers.primary.stop(),
+          bigSeconds,
+          `${options.bigMib} MiB of pages, position ${bigPosition ?? '?'}`,
         ),
       );
-      durations.fresh_node = seconds;
-      await fresh.stop();
-    }
-
-    // 5. Backups of the whole database.
-    for (const [name, node] of [
-      ['primary', primary],
-      ['replica', replica],
-    ] as const) {
-      progress(`backup from the ${name}`);
-      phase = performance.now();
-      const sampler = samplers[name];
-      sampler.start();
-      const bytes = await downloadBackup(node);
-      const seconds = since(phase);
+      const applyStart = performance.now();
+      const afterBig = await waitForSameState(primary, replica, 900_000);
       phases.push(
         row(
-          `backup download`,
-          name,
-          sampler.stop(),
-          seconds,
-          `${formatNumber(bytes / MIB)} MiB, ${formatNumber(bytes / MIB / seconds, 1)} MiB/s`,
+          'replica applies it',
+          'replica',
+          samplers.replica.stop(),
+          since(phase),
+          `same checksum ${afterBig.checksum} at position ${afterBig.position} ${formatNumber((performance.now() - applyStart) / 1000, 1)} s after the answer`,
         ),
       );
-      if (bytes !== databaseBytes) failures.push(`the backup from the ${name} has ${bytes} bytes, the database ${databaseBytes}`);
-      durations[`backup_${name}`] = seconds;
+      durations.big_transaction = bigSeconds;
+      durations.replica_apply = since(applyStart);
+      databaseBytes = await databaseSize(primary);
+
+      // 4. A fresh node replays the whole log.
+      if (!options.skipFreshNode) {
+        progress('fresh node: replaying the whole log');
+        phase = performance.now();
+        const fresh = await cluster.start('n3', nodeArgs, { readyTimeoutMs: 1_800_000, nodeArgs: options.nodeArgs });
+        const freshSampler = samplerOf(fresh);
+        freshSampler.start({ sinceStart: true });
+        const state = await waitForSameState(primary, fresh, 1_800_000);
+        const seconds = since(phase);
+        phases.push(
+          row(
+            'fresh node replays the log',
+            'fresh',
+            freshSampler.stop(),
+            seconds,
+            `${formatNumber(databaseBytes / MIB)} MiB database at position ${state.position} (peak since spawn)`,
+          ),
+        );
+        durations.fresh_node = seconds;
+        await fresh.stop();
+      }
+
+      // 5. Backups of the whole database.
+      for (const [name, node] of [
+        ['primary', primary],
+        ['replica', replica],
+      ] as const) {
+        progress(`backup from the ${name}`);
+        phase = performance.now();
+        const sampler = samplers[name];
+        sampler.start();
+        const bytes = await downloadBackup(node);
+        const seconds = since(phase);
+        phases.push(
+          row(
+            `backup download`,
+            name,
+            sampler.stop(),
+            seconds,
+            `${formatNumber(bytes / MIB)} MiB, ${formatNumber(bytes / MIB / seconds, 1)} MiB/s`,
+          ),
+        );
+        if (bytes !== databaseBytes) failures.push(`the backup from the ${name} has ${bytes} bytes, the database ${databaseBytes}`);
+        durations[`backup_${name}`] = seconds;
+      }
+    } else {
+      databaseBytes = await databaseSize(primary);
     }
 
     for (const node of [primary, replica]) {
@@ -374,6 +387,7 @@ async function runMemoryBenchmark(options: MemoryOptions): Promise<MemoryReport>
         rowKib: options.rowKib,
         rowsPerRequest: options.rowsPerRequest,
         skipFreshNode: options.skipFreshNode,
+        loadOnly: options.loadOnly,
         nodeArgs: options.nodeArgs,
         optimizeForSize: options.optimizeForSize,
       },

@@ -1,15 +1,16 @@
 import { createHash, type Hash } from 'node:crypto';
 import { closeSync, openSync, promises as fs, readSync, writeSync } from 'node:fs';
-import { decodeSegment, SEGMENT_HEADER_SIZE, SEGMENT_TRAILER_SIZE, type SegmentHeader } from '../format/segment-codec.js';
+import { decodeSegment, SEGMENT_HEADER_SIZE, SEGMENT_TRAILER_SIZE, type PageImage, type SegmentHeader } from '../format/segment-codec.js';
 import { BUNDLE_LENGTH_SIZE, encodeBundle, type BundleImageVersion } from '../format/bundle-codec.js';
 
 const MIN_SEGMENT_BYTES = SEGMENT_HEADER_SIZE + SEGMENT_TRAILER_SIZE;
 const MAX_U32 = 0xffff_ffff;
 
 /**
- * Writes a format 2 bundle. Segments are given whole, in position order; their pages go to a spill
- * file beside the bundle (memory holds a few numbers per page image, not the images), and `finish()`
- * encodes the bundle from it. `bytes` counts the segment files given (the threshold a compactor
+ * Writes a format 2 bundle. Segments are given in position order, whole (`append`) or, when too
+ * large to hold, chunk by chunk as a streaming reader yields them (`appendChunks`); their pages go
+ * to a spill file beside the bundle (memory holds a few numbers per page image, not the images),
+ * and `finish()` encodes the bundle from it. `bytes` counts the segment files given (the threshold a compactor
  * closes bundles on), not the encoded size, which `finish()` answers.
  */
 export class BundleWriter {
@@ -55,21 +56,56 @@ export class BundleWriter {
       throw new RangeError(`BundleWriter: a segment of ${segment.length} bytes cannot be bundled`);
     }
     const { header, pages } = decodeSegment(segment);
+    this.checkFollows(header);
+    this.spillPages(pages, this.segments.length);
+    this.segments.push(header);
+    this.pageSize = header.pageSize;
+    this.inputBytes += BUNDLE_LENGTH_SIZE + segment.length;
+  }
+
+  /**
+   * Appends one segment of `fileBytes` bytes from the chunks of its streaming reader
+   * (src/log/segment-stream.ts: trailer checked when it was opened, each chunk as it is decoded),
+   * one chunk in memory at a time: a segment of a gigabyte is never held whole. `header` is the
+   * reader's. Should a chunk fail, the pages taken from the segment so far are dropped and the error
+   * is thrown: the bundle holds exactly the segments before it.
+   */
+  async appendChunks(header: SegmentHeader, fileBytes: number, chunks: AsyncIterable<readonly PageImage[]>): Promise<void> {
+    if (fileBytes < MIN_SEGMENT_BYTES || fileBytes > MAX_U32) {
+      throw new RangeError(`BundleWriter: a segment of ${fileBytes} bytes cannot be bundled`);
+    }
+    this.checkFollows(header);
+    const versions = this.versions.length;
+    const spillOffset = this.spillOffset;
+    try {
+      for await (const pages of chunks) this.spillPages(pages, this.segments.length);
+    } catch (error) {
+      // The spill bytes past the old offset are overwritten by whatever comes next.
+      this.versions.length = versions;
+      this.spillOffset = spillOffset;
+      throw error;
+    }
+    this.segments.push(header);
+    this.pageSize = header.pageSize;
+    this.inputBytes += BUNDLE_LENGTH_SIZE + fileBytes;
+  }
+
+  private checkFollows(header: SegmentHeader): void {
+    if (this.done) throw new Error(`BundleWriter: ${this.file} is already finished`);
     if (!this.accepts(header)) {
       const last = this.segments.at(-1) as SegmentHeader;
       throw new RangeError(
         `BundleWriter: position ${header.position} (page size ${header.pageSize}) cannot follow ${last.position} (page size ${last.pageSize}) in one bundle`,
       );
     }
-    const index = this.segments.length;
-    this.segments.push(header);
-    this.pageSize = header.pageSize;
+  }
+
+  private spillPages(pages: readonly PageImage[], segment: number): void {
     for (const { pageNumber, data } of pages) {
       writeFully(this.spill, data, this.spillOffset);
-      this.versions.push({ pageNumber, segment: index, offset: this.spillOffset });
+      this.versions.push({ pageNumber, segment, offset: this.spillOffset });
       this.spillOffset += data.length;
     }
-    this.inputBytes += BUNDLE_LENGTH_SIZE + segment.length;
   }
 
   /** Encodes the bundle, fsyncs and closes it, removes the spill file; answers its size and SHA-256. */

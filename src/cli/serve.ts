@@ -139,6 +139,18 @@ export function registerServeCommand(program: Command, io: CliIo): void {
     // quarter slower with it (bench/README.md).
     // A heap-sizing flag, set once, before anything depends on it.
     if (config.optimizeForSize) setFlagsFromString('--optimize-for-size');
+    // Large blocks go back to the system when freed (malloc-tuning.ts), before the server allocates any.
+    try {
+      const { fixMmapThreshold } = await import('./malloc-tuning.js');
+      const outcome = fixMmapThreshold(config.mallocMmapThreshold);
+      if (outcome === 'refused' || outcome === 'not-built') {
+        io.err(
+          `litebase: glibc's mmap threshold is left as it is (${outcome === 'refused' ? 'mallopt refused it' : 'the native library was not built'})`,
+        );
+      }
+    } catch (error) {
+      io.err(`litebase: glibc's mmap threshold is left as it is: ${(error as Error).message}`);
+    }
     // Loaded here, not at the top: client commands should not pay for the server's start-up.
     const { startNode } = await import('../server/start.js');
 

@@ -11,7 +11,8 @@ import {
   SegmentFormatError,
   type SegmentHeader,
 } from '../format/segment-codec.js';
-import { readSegmentFileHeader } from '../log/segment-stream.js';
+import { readSegmentFileHeader, type SegmentFileReader } from '../log/segment-stream.js';
+import { LARGE_SEGMENT_BYTES } from '../log/segment-runs.js';
 import type { DatabaseMeta } from '../storage/catalog.js';
 import { fsyncDir } from '../storage/fs-util.js';
 import type { LocalLayout, SharedLayout } from '../storage/layout.js';
@@ -113,6 +114,10 @@ export interface CompactionReport {
   archivedThrough: string;
   durationMs: number;
 }
+
+/** A segment on its way into a bundle: small ones whole, large ones through their streaming reader. */
+type SegmentForArchive =
+  { kind: 'whole'; bytes: Buffer; header: SegmentHeader } | { kind: 'stream'; reader: SegmentFileReader; header: SegmentHeader };
 
 const ACCOUNTING_DELAY_MS = 1000;
 const FIRST_ARCHIVE_DELAY_MS = 30_000;
@@ -487,6 +492,8 @@ export class Compactor {
       if (!bundle) return;
       const current = bundle;
       bundle = undefined;
+      // Opened for a segment that then turned out damaged: nothing to upload.
+      if (current.writer.segmentCount === 0) return current.writer.abort();
       const finished = await current.writer.finish();
       const key = bundleKey(meta.name, meta.id, current.first, current.last);
       this.checkActive();
@@ -511,22 +518,27 @@ export class Compactor {
       for (const position of positions) {
         this.checkActive();
         if (position !== expected) break;
-        const header = await this.readSegmentForArchive(position);
-        if (!header) break;
-        if (bundle && !bundle.writer.accepts(header.header)) await close();
-        if (!bundle) {
-          const file = path.join(this.workDir, `bundle-${position}-${Date.now()}.seg`);
-          bundle = {
-            writer: await BundleWriter.create(file),
-            first: position,
-            last: position,
-            firstTimeMs: header.header.commitTimeMs,
-            lastTimeMs: header.header.commitTimeMs,
-          };
+        const segment = await this.openSegmentForArchive(position);
+        if (!segment) break;
+        const { header } = segment;
+        try {
+          if (bundle && !bundle.writer.accepts(header)) await close();
+          if (!bundle) {
+            const file = path.join(this.workDir, `bundle-${position}-${Date.now()}.seg`);
+            bundle = {
+              writer: await BundleWriter.create(file),
+              first: position,
+              last: position,
+              firstTimeMs: header.commitTimeMs,
+              lastTimeMs: header.commitTimeMs,
+            };
+          }
+          if (!(await this.appendToBundle(bundle.writer, segment, position))) break;
+        } finally {
+          if (segment.kind === 'stream') await segment.reader.close();
         }
-        bundle.writer.append(header.bytes);
         bundle.last = position;
-        bundle.lastTimeMs = header.header.commitTimeMs;
+        bundle.lastTimeMs = header.commitTimeMs;
         first ??= position;
         last = position;
         segments += 1;
@@ -543,29 +555,61 @@ export class Compactor {
     return { first: first.toString(), last: last.toString(), segments, bytes, objects };
   }
 
-  /** A segment's bytes and header, trailer checked; undefined (and logged) when it cannot be archived. */
-  private async readSegmentForArchive(position: bigint): Promise<{ bytes: Buffer; header: SegmentHeader } | undefined> {
+  /**
+   * Segment `position`, ready to be bundled, its trailer checked and its header this database's at
+   * this position: its bytes when it is small, else its streaming reader (src/log/segment-stream.ts:
+   * the trailer is checked in a first pass over the file, 4 MiB at a time), so that no segment is
+   * read whole whose file or page images pass LARGE_SEGMENT_BYTES (a transaction of a gigabyte).
+   * Undefined when it is gone, or (logged) damaged: archiving stops before it.
+   */
+  private async openSegmentForArchive(position: bigint): Promise<SegmentForArchive | undefined> {
     const file = this.log.describe(position);
-    let bytes: Buffer;
+    let segment: SegmentForArchive | undefined;
     try {
-      bytes = await this.log.read(position);
+      if ((await this.log.size(position)) <= LARGE_SEGMENT_BYTES) {
+        const bytes = await this.log.read(position);
+        const body = bytes.subarray(0, bytes.length - SEGMENT_TRAILER_SIZE);
+        if (bytes.length < 104 || !segmentChecksum(body).equals(bytes.subarray(bytes.length - SEGMENT_TRAILER_SIZE))) {
+          throw new SegmentFormatError('SEGMENT_CHECKSUM_MISMATCH', `${file}: trailer checksum mismatch`);
+        }
+        const header = decodeSegmentHeader(bytes);
+        // Small on disk, large once decompressed (pages that compress well): streamed all the same.
+        segment =
+          header.pageCount * header.pageSize <= LARGE_SEGMENT_BYTES ? { kind: 'whole', bytes, header } : await this.streamSegment(position);
+      } else {
+        segment = await this.streamSegment(position);
+      }
     } catch (error) {
       if (systemErrorCode(error) === 'ENOENT') return undefined;
-      throw error;
-    }
-    try {
-      const body = bytes.subarray(0, bytes.length - SEGMENT_TRAILER_SIZE);
-      if (bytes.length < 104 || !segmentChecksum(body).equals(bytes.subarray(bytes.length - SEGMENT_TRAILER_SIZE))) {
-        throw new SegmentFormatError('SEGMENT_CHECKSUM_MISMATCH', `${file}: trailer checksum mismatch`);
-      }
-      const header = decodeSegmentHeader(bytes);
-      if (header.position !== position || header.databaseId !== this.options.meta.id) {
-        throw new SegmentFormatError('SEGMENT_CORRUPT', `${file} is position ${header.position} of database ${header.databaseId}`);
-      }
-      return { bytes, header };
-    } catch (error) {
+      if (!(error instanceof SegmentFormatError)) throw error;
       this.logger.error({ err: error, file }, 'segment is damaged; archiving stops before it');
       return undefined;
+    }
+    const { header } = segment;
+    if (header.position !== position || header.databaseId !== this.options.meta.id) {
+      if (segment.kind === 'stream') await segment.reader.close();
+      const error = new SegmentFormatError('SEGMENT_CORRUPT', `${file} is position ${header.position} of database ${header.databaseId}`);
+      this.logger.error({ err: error, file }, 'segment is damaged; archiving stops before it');
+      return undefined;
+    }
+    return segment;
+  }
+
+  private async streamSegment(position: bigint): Promise<SegmentForArchive> {
+    const reader = await this.log.openReader(position);
+    return { kind: 'stream', reader, header: reader.header };
+  }
+
+  /** Adds an opened segment to the bundle; false (logged, nothing of it added) when its body turns out damaged. */
+  private async appendToBundle(writer: BundleWriter, segment: SegmentForArchive, position: bigint): Promise<boolean> {
+    try {
+      if (segment.kind === 'whole') writer.append(segment.bytes);
+      else await writer.appendChunks(segment.header, segment.reader.size, segment.reader.chunks());
+      return true;
+    } catch (error) {
+      if (!(error instanceof SegmentFormatError)) throw error;
+      this.logger.error({ err: error, file: this.log.describe(position) }, 'segment is damaged; archiving stops before it');
+      return false;
     }
   }
 

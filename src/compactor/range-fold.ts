@@ -6,6 +6,7 @@ import { rangeCount, rangeExtent, type CheckpointManifest, type ManifestRange } 
 import { formatChecksum } from '../format/rolling-checksum.js';
 import { decodeSegment, SegmentFormatError, type PageImage, type SegmentHeader } from '../format/segment-codec.js';
 import type { LogDirectory } from '../log/log-directory.js';
+import { declaredPageBytes, LARGE_SEGMENT_BYTES } from '../log/segment-runs.js';
 import { removeRangeFiles, type CheckpointDirectory } from '../replay/checkpoints.js';
 import { readRangeImages, writeRangeFile } from '../replay/range-files.js';
 
@@ -54,8 +55,6 @@ export interface FoldResult {
   segments: number;
 }
 
-/** Segments at most this large are read whole; larger ones are streamed chunk by chunk. */
-const READ_WHOLE_MAX_BYTES = 16 * 1024 * 1024;
 const SPILL_BUFFER_BYTES = 4 * 1024 * 1024;
 
 /** Fold the log after `base` into a new manifest; undefined when the log holds nothing after it. */
@@ -194,18 +193,23 @@ async function copyBasePages(input: FoldInput, base: CheckpointManifest, firstPa
 }
 
 /**
- * Read one segment's pages, verified as the segment codec verifies them: whole when small, else
- * chunk by chunk with the streaming reader (a 1 GiB transaction is never held in memory).
+ * Read one segment's pages, verified as the segment codec verifies them: whole when small (file and
+ * page images at most LARGE_SEGMENT_BYTES), else chunk by chunk with the streaming reader (a 1 GiB
+ * transaction is never held in memory).
  */
 async function readSegmentPages(
   log: LogDirectory,
   position: bigint,
   onPages: (pages: readonly PageImage[], header: SegmentHeader) => Promise<void>,
 ): Promise<SegmentHeader> {
-  if ((await log.size(position)) <= READ_WHOLE_MAX_BYTES) {
-    const { header, pages } = decodeSegment(await log.read(position));
-    await onPages(pages, header);
-    return header;
+  if ((await log.size(position)) <= LARGE_SEGMENT_BYTES) {
+    const bytes = await log.read(position);
+    // Small on disk but large once decompressed (pages that compress well): streamed all the same.
+    if (declaredPageBytes(bytes) <= LARGE_SEGMENT_BYTES) {
+      const { header, pages } = decodeSegment(bytes);
+      await onPages(pages, header);
+      return header;
+    }
   }
   const reader = await log.openReader(position);
   try {

@@ -46,6 +46,13 @@ export interface LitebaseConfig extends EngineSettings {
    * default: small writes were about a quarter slower with it (bench/README.md, "memory").
    */
   optimizeForSize: boolean;
+  /**
+   * `litebase serve` fixes glibc's mmap threshold at this many bytes (what MALLOC_MMAP_THRESHOLD_
+   * does at start-up; left alone when that variable is set): blocks this large go back to the
+   * system when freed, instead of staying resident after large request bodies. 0: glibc's own
+   * sliding threshold. Default 128 KiB (docs/ARCHITECTURE.md §2.6).
+   */
+  mallocMmapThreshold: number;
   /** How often a replica polls the log folder (watching alone misses changes made over NFS). */
   replicaPollMs: number;
   /** Watch log folders with chokidar as well as polling. */
@@ -105,11 +112,13 @@ export type ConfigInput = Partial<{
   logFormat: string;
   termLogRollSegments: number | string;
   optimizeForSize: boolean | string;
+  mallocMmapThreshold: number | string;
   replicaPollMs: number | string;
   replicaWatch: boolean | string;
   nudgeSegments: boolean | string;
   leaseTtlMs: number | string;
   bodyLimitBytes: number | string;
+  bodyMemoryBytes: number | string;
   maxStatementsPerRequest: number | string;
   transactionTimeoutMs: number | string;
   maxTransactionTimeoutMs: number | string;
@@ -161,11 +170,13 @@ const ENV_NAMES: Record<keyof ConfigInput, string> = {
   logFormat: 'LITEBASE_LOG_FORMAT',
   termLogRollSegments: 'LITEBASE_TERM_LOG_ROLL_SEGMENTS',
   optimizeForSize: 'LITEBASE_OPTIMIZE_FOR_SIZE',
+  mallocMmapThreshold: 'LITEBASE_MALLOC_MMAP_THRESHOLD',
   replicaPollMs: 'LITEBASE_REPLICA_POLL_MS',
   replicaWatch: 'LITEBASE_REPLICA_WATCH',
   nudgeSegments: 'LITEBASE_NUDGE_SEGMENTS',
   leaseTtlMs: 'LITEBASE_LEASE_TTL_MS',
   bodyLimitBytes: 'LITEBASE_BODY_LIMIT_BYTES',
+  bodyMemoryBytes: 'LITEBASE_BODY_MEMORY_BYTES',
   maxStatementsPerRequest: 'LITEBASE_MAX_STATEMENTS_PER_REQUEST',
   transactionTimeoutMs: 'LITEBASE_TRANSACTION_TIMEOUT_MS',
   maxTransactionTimeoutMs: 'LITEBASE_MAX_TRANSACTION_TIMEOUT_MS',
@@ -225,11 +236,12 @@ function fromFile(file: string): ConfigInput {
   }
 }
 
-function toInteger(name: string, value: number | string | undefined, fallback: number, min = 0): number {
+function toInteger(name: string, value: number | string | undefined, fallback: number, min = 0, max = Number.MAX_SAFE_INTEGER): number {
   if (value === undefined) return fallback;
   const parsed = typeof value === 'number' ? value : Number(value);
-  if (!Number.isSafeInteger(parsed) || parsed < min) {
-    throw new LitebaseError('CONFIG_INVALID', `${name} must be an integer >= ${min}, got ${String(value)}`);
+  if (!Number.isSafeInteger(parsed) || parsed < min || parsed > max) {
+    const range = max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `in ${min}..${max}`;
+    throw new LitebaseError('CONFIG_INVALID', `${name} must be an integer ${range}, got ${String(value)}`);
   }
   return parsed;
 }
@@ -292,6 +304,7 @@ export function loadConfig(flags: ConfigInput = {}, env: NodeJS.ProcessEnv = pro
     logFormat: toLogFormat(input.logFormat),
     termLogRollSegments: toInteger('termLogRollSegments', input.termLogRollSegments, 1024, 1),
     optimizeForSize: toBoolean('optimizeForSize', input.optimizeForSize, false),
+    mallocMmapThreshold: toInteger('mallocMmapThreshold', input.mallocMmapThreshold, 128 * 1024, 0, 32 * 1024 * 1024),
     replicaPollMs: toInteger('replicaPollMs', input.replicaPollMs, 1000, 10),
     replicaWatch: toBoolean('replicaWatch', input.replicaWatch, true),
     nudgeSegments: toBoolean('nudgeSegments', input.nudgeSegments, true),
@@ -319,6 +332,7 @@ export function loadConfig(flags: ConfigInput = {}, env: NodeJS.ProcessEnv = pro
     },
     limits: {
       bodyLimitBytes: toInteger('bodyLimitBytes', input.bodyLimitBytes, 10 * 1024 * 1024, 1024),
+      bodyMemoryBytes: toInteger('bodyMemoryBytes', input.bodyMemoryBytes, 16 * 1024 * 1024, 0),
       maxStatementsPerRequest: toInteger('maxStatementsPerRequest', input.maxStatementsPerRequest, 1000, 1),
       transactionTimeoutMs,
       maxTransactionTimeoutMs: toInteger('maxTransactionTimeoutMs', input.maxTransactionTimeoutMs, 60_000, 1),

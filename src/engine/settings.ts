@@ -8,6 +8,11 @@ import type { LogFormat } from '../log/log-directory.js';
 /** Limits on requests, results and waits (docs/SECURITY.md, "Limits"). */
 export interface LimitsSettings {
   bodyLimitBytes: number;
+  /**
+   * Request bodies of 64 KiB or more held at once (src/server/body-budget.ts): a request whose
+   * body does not fit beside those being handled waits before it is read; 0: no bound.
+   */
+  bodyMemoryBytes: number;
   maxStatementsPerRequest: number;
   /** Default and ceiling for interactive transaction timeouts. */
   transactionTimeoutMs: number;

@@ -27,24 +27,42 @@ export interface SegmentSource {
 }
 
 /**
- * `collect` for a source made of whole segments (format 1 bundles, the shared log): segments
- * newest first, each page's newest image at or below `hi` handed over once, `settle` after each.
+ * The pages of one segment: all at once, or (a segment too large to hold) one chunk of its
+ * streaming reader at a time.
+ */
+export type SegmentPages = readonly PageImage[] | AsyncIterable<readonly PageImage[]>;
+
+/**
+ * `collect` for a source made of segments (format 1 bundles, the shared log): segments newest
+ * first, each page's newest image at or below `hi` handed over once, `settle` after each segment,
+ * or after each chunk of a segment given chunk by chunk.
  */
 export async function collectNewestFirst(
   lo: number,
   hi: number,
-  pagesOf: (index: number) => readonly PageImage[] | Promise<readonly PageImage[]>,
+  pagesOf: (index: number) => SegmentPages | Promise<SegmentPages>,
   want: (pageNumber: number, index: number) => boolean,
   take: (pageNumber: number, image: Buffer, expectedHash: undefined) => void,
   settle?: () => void | Promise<void>,
 ): Promise<void> {
   const seen = new Set<number>();
-  for (let index = hi; index >= lo; index--) {
-    for (const { pageNumber, data } of await pagesOf(index)) {
+  const takeAll = (pages: readonly PageImage[], index: number): void => {
+    for (const { pageNumber, data } of pages) {
       if (seen.has(pageNumber)) continue;
       seen.add(pageNumber);
       if (want(pageNumber, index)) take(pageNumber, data, undefined);
     }
+  };
+  for (let index = hi; index >= lo; index--) {
+    const pages = await pagesOf(index);
+    if (Symbol.asyncIterator in pages) {
+      for await (const chunk of pages) {
+        takeAll(chunk, index);
+        await settle?.();
+      }
+      continue;
+    }
+    takeAll(pages, index);
     await settle?.();
   }
 }

@@ -157,7 +157,7 @@ export function readSegmentRun(
  * Page count x page size as the header claims it, unchecked (decodeSegment checks it): a file
  * small enough to read may still decompress to more than a run should hold.
  */
-function declaredPageBytes(bytes: Buffer): number {
+export function declaredPageBytes(bytes: Buffer): number {
   if (bytes.length < SEGMENT_HEADER_SIZE) return 0;
   return bytes.readUInt32BE(PAGE_COUNT_OFFSET) * bytes.readUInt32BE(PAGE_SIZE_OFFSET);
 }

@@ -3,11 +3,13 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { bundleFormatOf, openBundle, PageMajorBundle } from '../format/bundle-codec.js';
 import { forEachPick } from '../format/bundle-picks.js';
-import { collectNewestFirst, type SegmentSource } from '../format/segment-source.js';
+import { collectNewestFirst, type SegmentPages, type SegmentSource } from '../format/segment-source.js';
 import { LitebaseError } from '../errors.js';
 import type { LogDirectory } from '../log/log-directory.js';
 import { formatChecksum, PageHashTable } from '../format/rolling-checksum.js';
-import { decodeSegment, type SegmentHeader } from '../format/segment-codec.js';
+import { decodeSegment, type PageImage, type SegmentHeader } from '../format/segment-codec.js';
+import { LARGE_SEGMENT_BYTES } from '../log/segment-runs.js';
+import type { SegmentFileReader } from '../log/segment-stream.js';
 import { inSharedMemory, type ObjectStore } from '../storage/object-store.js';
 import { RestoreHasher } from './restore-hasher.js';
 import { warmUpPageWriters, writePicksOnThreads } from './page-writers.js';
@@ -543,7 +545,11 @@ async function openStep(step: PlanStep, options: ExecuteOptions, hasher: Restore
   }
 }
 
-/** Segments first..last of the shared log, read one file at a time, newest first. */
+/**
+ * Segments first..last of the shared log, read one at a time, newest first: whole when small, else
+ * chunk by chunk with the streaming reader (src/log/segment-stream.ts), as replicas read a segment
+ * past LARGE_SEGMENT_BYTES, so that a transaction of a gigabyte is never held in memory.
+ */
 class LogSource implements SegmentSource {
   private constructor(
     readonly name: string,
@@ -572,27 +578,46 @@ class LogSource implements SegmentSource {
     take: (pageNumber: number, image: Buffer, expectedHash: undefined) => void,
     settle?: () => void | Promise<void>,
   ): Promise<void> {
-    return collectNewestFirst(
-      lo,
-      hi,
-      async (index) => {
-        const position = (this.headers[index] as SegmentHeader).position;
-        const file = this.log.describe(position);
-        const bytes = await vanishedAs(file, () => this.log.read(position));
-        let decoded: ReturnType<typeof decodeSegment>;
-        try {
-          decoded = decodeSegment(bytes);
-        } catch (error) {
-          throw archiveError(error, file);
-        }
-        if (decoded.header.postChecksum !== this.headers[index]?.postChecksum) {
-          throw new LitebaseError('RESTORE_SOURCE_VANISHED', `${file} changed while the restore read it; start the restore again`);
-        }
-        return decoded.pages;
-      },
-      want,
-      take,
-      settle,
-    );
+    return collectNewestFirst(lo, hi, (index) => this.pagesOf(this.headers[index] as SegmentHeader), want, take, settle);
   }
+
+  private async pagesOf(expected: SegmentHeader): Promise<SegmentPages> {
+    const { position } = expected;
+    const file = this.log.describe(position);
+    const large =
+      expected.pageCount * expected.pageSize > LARGE_SEGMENT_BYTES ||
+      (await vanishedAs(file, () => this.log.size(position))) > LARGE_SEGMENT_BYTES;
+    if (large) return this.chunksOf(expected, file);
+    const bytes = await vanishedAs(file, () => this.log.read(position));
+    let decoded: ReturnType<typeof decodeSegment>;
+    try {
+      decoded = decodeSegment(bytes);
+    } catch (error) {
+      throw archiveError(error, file);
+    }
+    if (decoded.header.postChecksum !== expected.postChecksum) throw changed(file);
+    return decoded.pages;
+  }
+
+  /** A large segment's pages, one chunk at a time (the trailer is checked over the whole file before the first). */
+  private async *chunksOf(expected: SegmentHeader, file: string): AsyncGenerator<readonly PageImage[]> {
+    let reader: SegmentFileReader;
+    try {
+      reader = await vanishedAs(file, () => this.log.openReader(expected.position));
+    } catch (error) {
+      throw archiveError(error, file);
+    }
+    try {
+      if (reader.header.postChecksum !== expected.postChecksum) throw changed(file);
+      for await (const pages of reader.chunks()) yield pages;
+    } catch (error) {
+      throw archiveError(error, file);
+    } finally {
+      await reader.close();
+    }
+  }
+}
+
+function changed(file: string): LitebaseError {
+  return new LitebaseError('RESTORE_SOURCE_VANISHED', `${file} changed while the restore read it; start the restore again`);
 }

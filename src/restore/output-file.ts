@@ -95,11 +95,19 @@ export class OutputFile {
 
   /**
    * A point where the source no longer reads the images handed in: write them once there are
-   * enough, and now and then let the event loop run (downloads ahead progress only then).
+   * enough, and now and then let the event loop run (downloads ahead progress only then). After a
+   * write, wait while the hashing thread is far behind: a step of any size (a large segment read
+   * chunk by chunk) keeps at most its bound of images in flight.
    */
   settle(): void | Promise<void> {
-    if (this.batchBytes >= WRITE_BATCH_BYTES) this.flush();
-    if (++this.settles % YIELD_EVERY_SETTLES === 0) return new Promise((resolve) => setImmediate(resolve));
+    const flushed = this.batchBytes >= WRITE_BATCH_BYTES;
+    if (flushed) this.flush();
+    const yielding = ++this.settles % YIELD_EVERY_SETTLES === 0;
+    if (!flushed && !yielding) return;
+    return (async () => {
+      if (yielding) await new Promise((resolve) => setImmediate(resolve));
+      if (flushed) await this.room();
+    })();
   }
 
   /** Waits while the hashing thread is far behind. */

@@ -3,6 +3,8 @@ import Fastify, { LogController } from 'fastify';
 import { ROOT_PRINCIPAL } from './access-keys.js';
 import { secretMatcher } from './root-key.js';
 import { RequestSigning } from './request-signing.js';
+import { parseJsonBody, type JsonTextParser } from './json-body.js';
+import { BodyBudget, LARGE_BODY_BYTES } from './body-budget.js';
 import { SIGNATURE_HEADERS } from '../client/signing.js';
 import { keyRoutes } from './routes/keys.js';
 import { requirePermission, type App, type AppContext } from './context.js';
@@ -46,6 +48,13 @@ export function buildApp(context: AppContext): App {
     clientErrorHandler: answerClientError,
   }).withTypeProvider<TypeBoxTypeProvider>() as unknown as App;
 
+  // JSON bodies are read as bytes; BLOB params are decoded from them, the rest parsed by fastify's
+  // own JSON parser (json-body.ts: a 10 MiB body of BLOBs leaves no large strings behind).
+  const parseJsonText = app.getDefaultJsonParser('error', 'error') as unknown as JsonTextParser;
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_request, body, done) =>
+    parseJsonBody(body as Buffer, parseJsonText, done),
+  );
+
   // Node answers an Expect header it does not support with a bare 417: give it the API's shape.
   app.server.on('checkExpectation', (_request: import('node:http').IncomingMessage, response: import('node:http').ServerResponse) => {
     const body = JSON.stringify(answer('EXPECTATION_FAILED', 'the only Expect supported is 100-continue').body);
@@ -70,6 +79,16 @@ export function buildApp(context: AppContext): App {
   );
 
   app.decorateRequest('principal', null);
+  // Before any other preParsing hook reads a body (request signing does): a large body is read only
+  // once it fits in the budget (body-budget.ts). Callback style: every request passes here.
+  const bodies = new BodyBudget(config.limits.bodyMemoryBytes);
+  app.addHook('preParsing', (request, reply, payload, done) => {
+    const length = Number(request.headers['content-length']);
+    if (!(length >= LARGE_BODY_BYTES && length <= config.limits.bodyLimitBytes) || bodies.limit === 0) return done(null, payload);
+    const ticket = bodies.request(length);
+    reply.raw.once('close', ticket.release);
+    void ticket.admitted.then(() => done(null, payload));
+  });
   const signing = RequestSigning.register(app, {
     keys: context.keys,
     rootKey,

@@ -1,5 +1,5 @@
 import type { JsonSqlValue, SqlValue } from './values.js';
-import { ValueEncodingError } from './values.js';
+import { decodedBlobBytes, ValueEncodingError } from './values.js';
 
 /**
  * The exact JSON encoding of SQLite values, for protocols that keep INTEGER and REAL apart
@@ -28,6 +28,8 @@ export function decodeExactValue(value: unknown): SqlValue {
     return value;
   }
   if (typeof value === 'object') {
+    const decoded = value === null ? undefined : decodedBlobBytes(value);
+    if (decoded !== undefined) return decoded;
     const record = value as Record<string, unknown>;
     if (typeof record.$int === 'string') {
       if (!/^-?\d{1,19}$/.test(record.$int)) throw new ValueEncodingError(`an integer must be decimal, got ${record.$int}`);

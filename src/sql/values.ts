@@ -31,6 +31,25 @@ export function encodeValue(value: unknown): JsonSqlValue {
   throw new ValueEncodingError(`cannot encode a value of type ${typeof value}`);
 }
 
+const DECODED_BYTES = Symbol('litebase.decodedBlob');
+
+/**
+ * A BLOB param whose base64 the server decoded while it parsed the body (src/server/json-body.ts):
+ * it reads as `{"$blob":"<base64>"}` (encoded again only if read: a body forwarded to the Primary),
+ * and binds `bytes` as they are.
+ */
+export function decodedBlobParam(bytes: Buffer): { $blob: string } {
+  const param = {} as { $blob: string; [DECODED_BYTES]: Buffer };
+  Object.defineProperty(param, '$blob', { enumerable: true, get: () => bytes.toString('base64') });
+  Object.defineProperty(param, DECODED_BYTES, { value: bytes });
+  return param;
+}
+
+/** The bytes of a param made by decodedBlobParam, else undefined. */
+export function decodedBlobBytes(value: object): Buffer | undefined {
+  return (value as { [DECODED_BYTES]?: Buffer })[DECODED_BYTES];
+}
+
 /** Decode a JSON param into the value better-sqlite3 binds; integers become BigInt so they bind as INTEGER. */
 export function decodeValue(value: unknown): SqlValue {
   if (value === null) return null;
@@ -43,6 +62,8 @@ export function decodeValue(value: unknown): SqlValue {
       if (!Number.isFinite(value)) throw new ValueEncodingError('numbers must be finite');
       return Number.isInteger(value) && Number.isSafeInteger(value) ? BigInt(value) : value;
     case 'object': {
+      const decoded = decodedBlobBytes(value);
+      if (decoded !== undefined) return decoded;
       const record = value as Record<string, unknown>;
       const keys = Object.keys(record);
       if (keys.length === 1 && typeof record.$int === 'string') {
