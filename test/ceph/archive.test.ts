@@ -2,7 +2,7 @@ import { readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, expect, inject, it } from 'vitest';
 import { openObjectStore } from '../../src/storage/open-object-store.js';
-import { dumpFile, dumpRemote, integrityCheck, Workload, type Snapshot } from '../support/archive-workload.js';
+import { dumpFile, dumpRemote, integrityCheck, MANUAL_ARCHIVE_ENV, type Snapshot, Workload } from '../support/archive-workload.js';
 import { describeOnCeph, prepareCeph, printServerErrors, startCephNode, waitForPrimary, type CephCluster } from '../support/ceph.js';
 import { runCli } from '../support/cli.js';
 import { tempDir, type TestServer } from '../support/server.js';
@@ -26,13 +26,7 @@ afterEach(async (context) => {
 });
 
 /** Manual compaction only, small bundles, every checkpoint archived (as archive-restore.test.ts). */
-const COMPACTION_ENV = {
-  LITEBASE_COMPACTION_LOG_BYTES: '0',
-  LITEBASE_COMPACTION_LOG_SEGMENTS: '0',
-  LITEBASE_ARCHIVE_INTERVAL_MS: '0',
-  LITEBASE_ARCHIVE_BUNDLE_BYTES: '65536',
-  LITEBASE_ARCHIVE_CHECKPOINT_PERCENT: '0',
-};
+const COMPACTION_ENV = MANUAL_ARCHIVE_ENV;
 
 async function restoreJob(node: TestServer, body: Record<string, unknown>): Promise<any> {
   const answer = await node.request('POST', '/v1/databases/app/restore', { ...body, wait: true });

@@ -12,6 +12,19 @@ import type { TestServer } from './server.js';
  * restored databases in the same canonical form (values encoded as the HTTP API encodes them).
  */
 
+/**
+ * Server settings of the archive and restore tests: compaction only when a test asks for it, no
+ * archive timer, small bundles, and every checkpoint archived (so restores start from checkpoints as
+ * well as from position 1; the default archive policy is tested in compact-replica.test.ts).
+ */
+export const MANUAL_ARCHIVE_ENV = {
+  LITEBASE_COMPACTION_LOG_BYTES: '0',
+  LITEBASE_COMPACTION_LOG_SEGMENTS: '0',
+  LITEBASE_ARCHIVE_INTERVAL_MS: '0',
+  LITEBASE_ARCHIVE_BUNDLE_BYTES: '65536',
+  LITEBASE_ARCHIVE_CHECKPOINT_PERCENT: '0',
+} as const;
+
 export interface Snapshot {
   position: bigint;
   /** Wall-clock time after the write was answered (and before the next one was sent). */

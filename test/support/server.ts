@@ -159,7 +159,9 @@ export class TestServer {
   }
 
   cleanup(): void {
-    rmSync(this.dataDir, { recursive: true, force: true });
+    // Retries: a process the server started (a read process) may still be writing a file into the
+    // folder for a moment after the server was killed (ENOTEMPTY in one CI run).
+    rmSync(this.dataDir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
   }
 }
 

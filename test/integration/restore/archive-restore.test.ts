@@ -15,10 +15,11 @@ import {
   dumpFile,
   dumpRemote,
   integrityCheck,
+  MANUAL_ARCHIVE_ENV,
   runCli,
+  type Snapshot,
   waitFor,
   Workload,
-  type Snapshot,
 } from '../../support/archive-workload.js';
 
 /**
@@ -80,13 +81,7 @@ const backends: Backend[] = [
  * every checkpoint archived (LITEBASE_ARCHIVE_CHECKPOINT_PERCENT=0), so that restores start from
  * checkpoints as well as from position 1 (the default policy is tested in compact-replica).
  */
-const SERVER_ENV = {
-  LITEBASE_COMPACTION_LOG_BYTES: '0',
-  LITEBASE_COMPACTION_LOG_SEGMENTS: '0',
-  LITEBASE_ARCHIVE_INTERVAL_MS: '0',
-  LITEBASE_ARCHIVE_BUNDLE_BYTES: '65536',
-  LITEBASE_ARCHIVE_CHECKPOINT_PERCENT: '0',
-};
+const SERVER_ENV = MANUAL_ARCHIVE_ENV;
 
 async function keysUnder(store: ObjectStore, prefix: string): Promise<string[]> {
   const keys: string[] = [];

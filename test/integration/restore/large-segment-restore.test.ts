@@ -6,7 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { LogDirectory } from '../../../src/log/log-directory.js';
 import { LARGE_SEGMENT_BYTES } from '../../../src/log/segment-runs.js';
 import { openObjectStore } from '../../../src/storage/open-object-store.js';
-import { checksumAsWritten, integrityCheck, runCli } from '../../support/archive-workload.js';
+import { checksumAsWritten, integrityCheck, MANUAL_ARCHIVE_ENV, runCli } from '../../support/archive-workload.js';
 import { tempDir, TestServer } from '../../support/server.js';
 
 /**
@@ -29,13 +29,7 @@ const ROWS = 6000;
 const ROW_BYTES = 4000;
 
 /** Manual compaction only, every checkpoint archived, small bundles (the large segment closes its own). */
-const SERVER_ENV = {
-  LITEBASE_COMPACTION_LOG_BYTES: '0',
-  LITEBASE_COMPACTION_LOG_SEGMENTS: '0',
-  LITEBASE_ARCHIVE_INTERVAL_MS: '0',
-  LITEBASE_ARCHIVE_BUNDLE_BYTES: '65536',
-  LITEBASE_ARCHIVE_CHECKPOINT_PERCENT: '0',
-};
+const SERVER_ENV = MANUAL_ARCHIVE_ENV;
 
 /** What a restored copy must agree on: the table's shape and a digest of every row, read through SQL. */
 const CONTENT = 'SELECT count(*), sum(length(b)), max(id), sum(unicode(substr(b, 1 + id % 4000, 1))) FROM big';

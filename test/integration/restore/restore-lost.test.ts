@@ -2,7 +2,7 @@ import { rmSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { tempDir, TestServer } from '../../support/server.js';
-import { dumpRemote, runCli, waitFor, Workload, type Snapshot } from '../../support/archive-workload.js';
+import { dumpRemote, MANUAL_ARCHIVE_ENV, runCli, type Snapshot, waitFor, Workload } from '../../support/archive-workload.js';
 
 /**
  * Disaster recovery through the server: a database whose catalog entry is gone (dropped, or the
@@ -14,11 +14,7 @@ import { dumpRemote, runCli, waitFor, Workload, type Snapshot } from '../../supp
 const LEASE_TTL_MS = 1000;
 /** Manual compaction only, small bundles, every checkpoint archived (as archive-restore.test.ts). */
 const SERVER_ENV = {
-  LITEBASE_COMPACTION_LOG_BYTES: '0',
-  LITEBASE_COMPACTION_LOG_SEGMENTS: '0',
-  LITEBASE_ARCHIVE_INTERVAL_MS: '0',
-  LITEBASE_ARCHIVE_BUNDLE_BYTES: '65536',
-  LITEBASE_ARCHIVE_CHECKPOINT_PERCENT: '0',
+  ...MANUAL_ARCHIVE_ENV,
   LITEBASE_LEASE_TTL_MS: String(LEASE_TTL_MS),
   LITEBASE_REPLICA_POLL_MS: '200',
   LITEBASE_WAIT_TIMEOUT_MS: '8000',
