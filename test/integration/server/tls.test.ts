@@ -20,10 +20,11 @@ beforeAll(() => {
 });
 
 afterAll(async () => {
-  for (const server of servers.splice(0)) {
-    await server.stop('SIGKILL');
-    server.cleanup();
-  }
+  // Every server stopped before any folder is removed: the cluster's nodes share one data dir, and a
+  // node still running writes into it while it goes (ENOTEMPTY, and the rest never stopped).
+  const stopped = servers.splice(0);
+  await Promise.all(stopped.map((server) => server.stop('SIGKILL')));
+  for (const server of stopped) server.cleanup();
   rmSync(certs.dir, { recursive: true, force: true });
 });
 
