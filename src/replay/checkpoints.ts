@@ -17,7 +17,8 @@ import {
   type ManifestRange,
 } from '../format/checkpoint-manifest.js';
 import { formatPosition } from '../storage/layout.js';
-import { readRangeFile, writeRangeFile, type RangeFileSource } from './range-files.js';
+import { writeRangeFile, type RangeFileSource } from './range-files.js';
+import { loadRanges } from './range-loader.js';
 
 /**
  * Checkpoints (docs/FORMAT.md §8) on the shared file system. A checkpoint is a **manifest** at one
@@ -34,8 +35,10 @@ import { readRangeFile, writeRangeFile, type RangeFileSource } from './range-fil
 const CHECKPOINT_FILE = /^(\d{20})\.ckpt$/;
 const MANIFEST_FILE = /^(\d{20})\.json$/;
 const READ_PAGES = 256;
-/** Parts loaded at once when a checkpoint is loaded into a file: reads of different files overlap. */
-const LOAD_PARALLEL_PARTS = 4;
+/** While a checkpoint is loaded, the file is synced after about this many bytes (see loadCheckpoint). */
+const LOAD_SYNC_BYTES = 64 * 1024 * 1024;
+/** A checkpoint this large is loaded on threads; a smaller one on the calling thread, range by range. */
+const THREADED_LOAD_BYTES = 16 * 1024 * 1024;
 
 /** One file of a checkpoint: consecutive pages from `firstPage`. */
 export interface CheckpointPart {
@@ -544,15 +547,19 @@ export async function loadCheckpointIntoFile(
 }
 
 /**
- * Load the checkpoint `info` into `sqliteFile` (replacing its content). Range files are read a few
- * at a time, each verified as it goes in (src/replay/range-files.ts); their checksums sum to the
+ * Load the checkpoint `info` into `sqliteFile` (replacing its content). Range files are loaded on
+ * threads, each verified as it goes in (src/replay/range-loader.ts); their checksums sum to the
  * manifest's (decodeManifest checked that), so the file ends with exactly the checkpoint's checksum.
  */
 export async function loadCheckpoint(
   info: CheckpointInfo,
   sqliteFile: string,
   databaseId: string,
-  options: { onProgress?: (bytesRead: number, totalBytes: number) => void } = {},
+  options: {
+    onProgress?: (bytesRead: number, totalBytes: number) => void;
+    /** Load on threads (default: when the checkpoint holds THREADED_LOAD_BYTES or more). */
+    threads?: boolean;
+  } = {},
 ): Promise<PageHashTable> {
   if (info.kind === 'legacy') {
     const loaded = await loadCheckpointIntoFile(info.file, sqliteFile, {
@@ -568,23 +575,36 @@ export async function loadCheckpoint(
   try {
     await handle.truncate(info.databaseSizePages * pageSize);
     let done = 0;
-    const queue = [...info.parts];
-    const worker = async (): Promise<void> => {
-      for (let part = queue.shift(); part; part = queue.shift()) {
-        const range = part.range as ManifestRange;
-        await readRangeFile(part.file, range, databaseId, async (pages, pageHashes) => {
-          const first = pages[0]?.pageNumber ?? 0;
-          hashes.set(pageHashes, first - 1);
-          await handle.writev(
-            pages.map((page) => page.data),
-            (first - 1) * pageSize,
-          );
-        });
-        done += part.bytes;
-        options.onProgress?.(done, info.bytes);
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(LOAD_PARALLEL_PARTS, queue.length) }, worker));
+    // The disk writes back what the threads wrote while they go on: without these syncs along the
+    // way the page cache holds the whole database until the last fsync, which then writes all of
+    // it after the threads are done (this project's test disk takes 2.9 s to write a gigabyte).
+    let unsynced = 0;
+    let syncing: Promise<void> | undefined;
+    let syncFailure: unknown;
+    try {
+      await loadRanges(
+        info.parts.map((part) => ({ file: part.file, name: part.file, range: part.range as ManifestRange })),
+        { fd: handle.fd, databaseId, pageSize, hashes },
+        {
+          threads: options.threads ?? info.bytes >= THREADED_LOAD_BYTES,
+          onLoaded: (range) => {
+            done += range.bytes;
+            options.onProgress?.(done, info.bytes);
+            unsynced += range.pages * pageSize;
+            if (unsynced >= LOAD_SYNC_BYTES && syncing === undefined) {
+              unsynced = 0;
+              syncing = handle
+                .datasync()
+                .catch((error: unknown) => void (syncFailure ??= error))
+                .finally(() => (syncing = undefined));
+            }
+          },
+        },
+      );
+    } finally {
+      await syncing;
+    }
+    if (syncFailure !== undefined) throw syncFailure;
     await handle.sync();
   } finally {
     await handle.close();

@@ -6,9 +6,9 @@
  * the calling thread decided from the bundle's tables which page takes which image, and recorded
  * their hashes, before asking.
  */
-import { writevSync } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 import { decodePicks } from '../format/bundle-picks.js';
+import { writevFullySync } from '../storage/fs-util.js';
 
 export interface PageWriteRequest {
   id: number;
@@ -36,22 +36,7 @@ export function writePicks(request: PageWriteRequest): PageWriteReply {
   let runFirst = 0;
   const flush = (): void => {
     if (run.length === 0) return;
-    let offset = (runFirst - 1) * pageSize;
-    // writev may write less than asked: go on from where it stopped.
-    let pending = run;
-    while (pending.length > 0) {
-      let written = writevSync(fd, pending, offset);
-      offset += written;
-      const rest: Uint8Array[] = [];
-      for (const buffer of pending) {
-        if (written >= buffer.length) written -= buffer.length;
-        else {
-          rest.push(buffer.subarray(written));
-          written = 0;
-        }
-      }
-      pending = rest;
-    }
+    writevFullySync(fd, run, (runFirst - 1) * pageSize);
     run = [];
   };
   try {

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { promises as fs, openSync, fsyncSync, closeSync, writeFileSync, renameSync } from 'node:fs';
+import { promises as fs, openSync, fsyncSync, closeSync, writeFileSync, renameSync, writevSync } from 'node:fs';
 import path from 'node:path';
 import { systemErrorCode } from '../errors.js';
 
@@ -83,5 +83,27 @@ export async function pathExists(file: string): Promise<boolean> {
   } catch (error) {
     if (systemErrorCode(error) === 'ENOENT') return false;
     throw error;
+  }
+}
+
+/**
+ * Write `buffers` one after another at `offset` of `fd`, synchronously (a worker thread's page
+ * writes): writev may write less than asked, so it goes on from where the last call stopped.
+ */
+export function writevFullySync(fd: number, buffers: readonly Uint8Array[], offset: number): void {
+  let pending = buffers;
+  let at = offset;
+  while (pending.length > 0) {
+    let written = writevSync(fd, pending as Uint8Array[], at);
+    at += written;
+    const rest: Uint8Array[] = [];
+    for (const buffer of pending) {
+      if (written >= buffer.length) written -= buffer.length;
+      else {
+        rest.push(buffer.subarray(written));
+        written = 0;
+      }
+    }
+    pending = rest;
   }
 }

@@ -87,6 +87,21 @@ export class WorkerPool<Request extends PoolMessage, Reply extends PoolMessage> 
     for (let slot = 0; slot < this.size; slot++) this.worker(slot);
   }
 
+  /**
+   * Stop the threads that have no request to answer (a pool used in bursts, such as a checkpoint
+   * load, gives their memory back); the next request starts a thread again.
+   */
+  async stopIdle(): Promise<void> {
+    const busy = new Set([...this.pending.values()].map((request) => request.worker));
+    const stopping: Array<Promise<number>> = [];
+    this.workers.forEach((worker, slot) => {
+      if (!worker || busy.has(worker)) return;
+      this.workers[slot] = undefined;
+      stopping.push(worker.terminate());
+    });
+    await Promise.all(stopping);
+  }
+
   private worker(slot: number): Worker {
     const existing = this.workers[slot];
     if (existing) return existing;
