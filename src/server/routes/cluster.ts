@@ -1,14 +1,24 @@
 import type { FastifyPluginAsync } from 'fastify';
-import { Type } from 'typebox';
-import { Value } from 'typebox/value';
 import { requirePermission, type AppContext } from '../context.js';
 import { LitebaseError } from '../../errors.js';
 import { decodeNudge, NUDGE_CONTENT_TYPE, NudgeFormatError, type NudgeEntry } from '../../format/nudge-codec.js';
 
-const NudgeBody = Type.Object(
-  { databases: Type.Array(Type.String({ maxLength: 64 }), { maxItems: 10_000 }) },
-  { additionalProperties: false },
-);
+/**
+ * A JSON nudge: `{"databases": [names]}` (at most 10,000 names of at most 64 characters, nothing
+ * else). Checked by hand: typebox's Value module, used for nothing else, added ~0.15 s to every
+ * node's start.
+ */
+export function isJsonNudge(body: unknown): body is { databases: string[] } {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return false;
+  const keys = Object.keys(body);
+  if (keys.length !== 1 || keys[0] !== 'databases') return false;
+  const { databases } = body as { databases: unknown };
+  return (
+    Array.isArray(databases) &&
+    databases.length <= 10_000 &&
+    databases.every((name: unknown) => typeof name === 'string' && name.length <= 64)
+  );
+}
 
 /** A nudge body with segments: a few MiB at most (the Primary's nudger drops segments past 4 MiB per database). */
 const NUDGE_BODY_LIMIT = 64 * 1024 * 1024;
@@ -83,7 +93,7 @@ function nudgeEntries(body: unknown): NudgeEntry[] {
       throw error;
     }
   }
-  if (!Value.Check(NudgeBody, body)) {
+  if (!isJsonNudge(body)) {
     throw new LitebaseError('INVALID_REQUEST', 'a nudge is {"databases": [names]} or a binary nudge body', { status: 400 });
   }
   return body.databases.map((database) => ({ database, segments: [] }));
