@@ -50,7 +50,8 @@ export async function writeRangeFile(
   const file = rangeFileName(index, source.position, randomBytes(8).toString('hex'));
   const target = path.join(rangesDir, file);
   const temp = tempName(target);
-  // Compressed on this thread, a chunk (~1 ms) at a time between the writes. On the libuv thread
+  // Compressed on this thread, a chunk at a time between the writes (a 1 MiB chunk of random pages
+  // holds the event loop up to ~5 ms on this project's test machine, text ~0.1 ms). On the libuv thread
   // pool, lz4-napi's outputs came from those threads' own heaps of its allocator, which keep freed
   // pages until the same thread allocates again: a Primary folding a gigabyte of log peaked at
   // 474 MiB instead of 297, and the fold took 44 s instead of 16 (docs/ARCHITECTURE.md §18).
