@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { crc32 } from 'node:zlib';
-import { compress } from 'lz4-napi';
+import { compressSync } from 'lz4-napi';
 import { LitebaseError } from '../errors.js';
 import { formatChecksum, hashPageImage, pageHash } from './rolling-checksum.js';
 import {
@@ -79,8 +79,17 @@ export interface BundleImageVersion {
   hash?: bigint;
 }
 
-/** Blocks (or older images) compressed at once on the thread pool. */
+/**
+ * Blocks (or older images) compressed between two turns of the event loop. On this thread, not on
+ * the libuv thread pool: lz4-napi's outputs come from the compressing thread's heap of its own
+ * allocator, and the pool's threads, idle once a compaction's archive is done, kept their freed
+ * pages resident (docs/ARCHITECTURE.md §18).
+ */
 const COMPRESS_BATCH = 8;
+
+function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
 
 /** Where `encodeBundle` reads page images from and writes the bundle to (a spill file and the bundle file, for BundleWriter). */
 export interface BundleOutput {
@@ -149,7 +158,8 @@ export async function encodeBundle(
         });
         raws.push(raw);
       }
-      const compressed = await Promise.all(raws.map((raw) => compress(raw)));
+      const compressed = raws.map((raw) => compressSync(raw));
+      await yieldToEventLoop();
       compressed.forEach((payload, i) => {
         const block = batch + i;
         blockTable.writeUInt32BE((raws[i] as Buffer).length / stride, block * BLOCK_ENTRY_SIZE);
@@ -163,7 +173,8 @@ export async function encodeBundle(
     let historyAt = 0;
     let pending: Array<{ segment: number; image: Buffer; dictionary: Buffer; hash: bigint }> = [];
     const flush = async (): Promise<void> => {
-      const compressed = await Promise.all(pending.map(({ image, dictionary }) => compress(image, dictionary)));
+      const compressed = pending.map(({ image, dictionary }) => compressSync(image, dictionary));
+      await yieldToEventLoop();
       compressed.forEach((payload, i) => {
         const entry = pending[i] as { segment: number; hash: bigint };
         historyTable.writeUInt32BE(entry.segment, historyAt);
