@@ -85,6 +85,19 @@ export async function writeRangeFile(
 }
 
 /**
+ * What failing to open or read range file `name` means: a file that is gone was collected after a
+ * newer checkpoint replaced the one being read (CHECKPOINT_RANGE_MISSING, which a loader answers
+ * by starting again from the newest); anything else as it is.
+ */
+export function rangeOpenError(error: unknown, name: string): unknown {
+  if (systemErrorCode(error) !== 'ENOENT') return error;
+  return new LitebaseError('CHECKPOINT_RANGE_MISSING', `${name} is gone (a newer checkpoint replaced it and it was collected)`, {
+    details: { file: name },
+    cause: error,
+  });
+}
+
+/**
  * The pages of a range file as its manifest entry describes it, chunk by chunk, every rule
  * checked: the trailer before anything is decompressed, the header against the entry, pages
  * consecutive from the entry's first page, and at the end the page hashes summing to its checksum.
@@ -101,13 +114,7 @@ export async function readRangeFile(
   try {
     reader = await SegmentFileReader.open(file, { name });
   } catch (error) {
-    if (systemErrorCode(error) === 'ENOENT') {
-      throw new LitebaseError('CHECKPOINT_RANGE_MISSING', `${name} is gone (a newer checkpoint replaced it and it was collected)`, {
-        details: { file: name },
-        cause: error,
-      });
-    }
-    throw error;
+    throw rangeOpenError(error, name);
   }
   try {
     assertRangeHeader(reader.header, range, name, databaseId);

@@ -12,6 +12,7 @@ import { assertRangeHeader, type ManifestRange } from '../format/checkpoint-mani
 import { formatChecksum, hashPageImage } from '../format/rolling-checksum.js';
 import { decodeSegment } from '../format/segment-codec.js';
 import { writevFullySync } from '../storage/fs-util.js';
+import { rangeOpenError } from './range-files.js';
 
 export interface RangeLoadRequest {
   id: number;
@@ -51,13 +52,7 @@ export function loadRange(request: RangeLoadRequest): RangeLoadReply {
     try {
       bytes = readWhole(request.file);
     } catch (error) {
-      if (systemErrorCode(error) === 'ENOENT') {
-        throw new LitebaseError('CHECKPOINT_RANGE_MISSING', `${name} is gone (a newer checkpoint replaced it and it was collected)`, {
-          details: { file: name },
-          cause: error,
-        });
-      }
-      throw error;
+      throw rangeOpenError(error, name);
     }
     let decoded: ReturnType<typeof decodeSegment>;
     try {
