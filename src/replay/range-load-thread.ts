@@ -18,7 +18,7 @@ export interface RangeLoadRequest {
   id: number;
   /** The range file's path. */
   file: string;
-  /** How errors name it (its path relative to the shared folder, as readRangeFile's callers do). */
+  /** How errors name it (loadCheckpoint passes the path itself). */
   name: string;
   range: ManifestRange;
   databaseId: string;
