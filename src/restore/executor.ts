@@ -10,7 +10,8 @@ import { formatChecksum, PageHashTable } from '../format/rolling-checksum.js';
 import { decodeSegment, type PageImage, type SegmentHeader } from '../format/segment-codec.js';
 import { LARGE_SEGMENT_BYTES } from '../log/segment-runs.js';
 import type { SegmentFileReader } from '../log/segment-stream.js';
-import { inSharedMemory, type ObjectStore } from '../storage/object-store.js';
+import { inSharedMemory, type ObjectStore, type SharedAllocator } from '../storage/object-store.js';
+import { SharedBufferPool } from '../threads/shared-buffer-pool.js';
 import { RestoreHasher } from './restore-hasher.js';
 import { warmUpPageWriters, writePicksOnThreads } from './page-writers.js';
 import { OutputFile } from './output-file.js';
@@ -88,8 +89,12 @@ export interface ExecuteOptions {
 }
 
 const DEFAULT_PAGE_SIZE = 4096;
-/** Bundles downloaded ahead of the one being applied. */
-const PREFETCH = 3;
+/**
+ * Bundles downloaded ahead of the one being applied. One overlaps the next download with the work
+ * on this one; more only held memory (a bundle is tens of MiB): a 494 MiB archive restored as fast
+ * with 1 as with 3, at 280 MiB of RSS instead of 417 (bench/README.md "restore").
+ */
+const PREFETCH = 1;
 /** Restores reading at least this much hash on a worker thread, and decode and write on page-writing threads. */
 const HASH_THREAD_MIN_BYTES = 8 * 1024 * 1024;
 /** A bundle step picking at least this much goes to the page-writing threads (a round trip costs ~0.1 ms). */
@@ -143,7 +148,10 @@ async function restoreOnce(plan: RestorePlan, outputFile: string, options: Execu
   const threads = options.hashThread ?? plan.totalBytes >= HASH_THREAD_MIN_BYTES;
   const hasher = new RestoreHasher(threads);
   if (threads) warmUpPageWriters();
-  const loader = new SourceLoader(plan.steps, options, hasher, threads);
+  // Bundles read for the page-writing threads go into reused shared memory (shared-buffer-pool.ts):
+  // one per step downloading ahead, being planned or being written (output-file.ts, THREAD_WRITES_IN_FLIGHT).
+  const bundleMemory = threads ? new SharedBufferPool(PREFETCH + 2) : undefined;
+  const loader = new SourceLoader(plan.steps, options, hasher, bundleMemory?.take ?? false);
   let output: OutputFile | undefined;
   try {
     // 1. The segments, newest step first.
@@ -199,7 +207,14 @@ async function restoreOnce(plan: RestorePlan, outputFile: string, options: Execu
         // Which page takes which image is decided now, from the tables: the older steps see these
         // pages as taken while the threads still decode and write them.
         forEachPick(picks.list, (pageNumber, hashHigh, hashLow) => out.claim(pageNumber, hashHigh, hashLow));
-        await out.writeOnThreads(writePicksOnThreads(inSharedMemory(bundle.bytes).buffer as SharedArrayBuffer, picks, out.fd, bundle.name));
+        const bytes = inSharedMemory(bundle.bytes, bundleMemory?.take);
+        const writing = writePicksOnThreads(bytes, picks, out.fd, bundle.name);
+        // Reused once every thread is done with it (after a failure some may still read it: then never).
+        writing.then(
+          () => bundleMemory?.give(bytes),
+          () => undefined,
+        );
+        await out.writeOnThreads(writing);
       } else {
         await source.collect(
           lo,
@@ -489,8 +504,8 @@ class SourceLoader {
     private readonly steps: readonly PlanStep[],
     private readonly options: ExecuteOptions,
     private readonly hasher: RestoreHasher,
-    /** Bundles are read into shared memory, for the page-writing threads. */
-    private readonly threads: boolean,
+    /** Bundles are read into shared memory (from this allocator), for the page-writing threads. */
+    private readonly shared: false | SharedAllocator,
   ) {}
 
   take(index: number): Promise<SegmentSource> {
@@ -514,13 +529,18 @@ class SourceLoader {
 
   private start(index: number): void {
     if (this.pending.has(index) || index < 0 || index >= this.lowestTaken) return;
-    const promise = openStep(this.steps[index] as PlanStep, this.options, this.hasher, this.threads);
+    const promise = openStep(this.steps[index] as PlanStep, this.options, this.hasher, this.shared);
     promise.catch(() => undefined); // awaited (and thrown) by take(); never unhandled meanwhile
     this.pending.set(index, promise);
   }
 }
 
-async function openStep(step: PlanStep, options: ExecuteOptions, hasher: RestoreHasher, shared: boolean): Promise<SegmentSource> {
+async function openStep(
+  step: PlanStep,
+  options: ExecuteOptions,
+  hasher: RestoreHasher,
+  shared: false | SharedAllocator,
+): Promise<SegmentSource> {
   const { location } = step.run;
   if (location.kind === 'log') return LogSource.open(step, options);
   const key = location.key;

@@ -8,8 +8,11 @@ const WRITE_BATCH_BYTES = 16 * 1024 * 1024;
 const BACKGROUND_SYNC_BYTES = 32 * 1024 * 1024;
 /** Blocks (or segments) applied between two turns of the event loop. */
 const YIELD_EVERY_SETTLES = 8;
-/** Bundle steps being written on the threads at once (each holds its bundle in shared memory). */
-const THREAD_WRITES_IN_FLIGHT = 3;
+/**
+ * Bundle steps being written on the threads while the next one is planned (each holds its bundle in
+ * shared memory). One keeps both threads busy: more only held memory.
+ */
+const THREAD_WRITES_IN_FLIGHT = 1;
 
 /**
  * The restored file: sized once to the target, every page written at most once (positioned,

@@ -12,8 +12,9 @@ import { writevFullySync } from '../storage/fs-util.js';
 
 export interface PageWriteRequest {
   id: number;
-  /** The whole bundle, shared: nothing is copied to get here. */
+  /** The bundle, shared (nothing is copied to get here): its first `length` bytes. The memory may be longer (a reused buffer). */
   bundle: SharedArrayBuffer;
+  length: number;
   /** A pick list (bundle.ts, PickList) of some of its blocks. */
   list: Float64Array;
   pageSize: number;
@@ -40,7 +41,7 @@ export function writePicks(request: PageWriteRequest): PageWriteReply {
     run = [];
   };
   try {
-    decodePicks(new Uint8Array(request.bundle), request.list, pageSize, (pageNumber, image) => {
+    decodePicks(new Uint8Array(request.bundle, 0, request.length), request.list, pageSize, (pageNumber, image) => {
       if (run.length > 0 && pageNumber !== runFirst + run.length) flush();
       if (run.length === 0) runFirst = pageNumber;
       run.push(image);

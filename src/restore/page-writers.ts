@@ -28,18 +28,22 @@ export function warmUpPageWriters(): void {
 const CHUNK_BLOCKS = 32;
 
 /**
- * Decode what `picks` names from `bundle` and write it into `fd`, spread over the threads.
+ * Decode what `picks` names from `bundle` (a Buffer at the start of a SharedArrayBuffer) and write
+ * it into `fd`, spread over the threads.
  * Resolves with the bytes written; rejects with BundleFormatError (named after `name`) when the
  * bundle is damaged, or RESTORE_WRITE_FAILED when the file could not be written.
  */
-export async function writePicksOnThreads(bundle: SharedArrayBuffer, picks: PickList, fd: number, name: string): Promise<number> {
+export async function writePicksOnThreads(bundle: Buffer, picks: PickList, fd: number, name: string): Promise<number> {
+  if (!(bundle.buffer instanceof SharedArrayBuffer) || bundle.byteOffset !== 0)
+    throw new Error('writePicksOnThreads: the bundle must start a SharedArrayBuffer');
+  const memory = bundle.buffer;
   const { list, pageSize } = picks;
   const blocks = list[0] as number;
   const chunks: Array<Promise<PageWriteReply>> = [];
   for (let block = 0, at = 1; block < blocks; block += CHUNK_BLOCKS) {
     const chunk = sliceBlocks(list, at, Math.min(CHUNK_BLOCKS, blocks - block));
     at = chunk.next;
-    chunks.push(writers.request({ bundle, list: chunk.list, pageSize, fd }));
+    chunks.push(writers.request({ bundle: memory, length: bundle.byteLength, list: chunk.list, pageSize, fd }));
   }
   let replies: PageWriteReply[];
   try {

@@ -10,6 +10,8 @@ import {
   assertObjectPrefix,
   compareKeys,
   ObjectStoreError,
+  sharedAllocator,
+  type SharedAllocator,
   type ObjectInfo,
   type ObjectStore,
   type ObjectStoreErrorCode,
@@ -55,7 +57,7 @@ export class FileObjectStore implements ObjectStore {
   async get(key: string, options: GetOptions = {}): Promise<Buffer> {
     const file = this.pathOf(key);
     try {
-      return options.shared ? await readIntoSharedMemory(file) : await fs.readFile(file);
+      return options.shared ? await readIntoSharedMemory(file, sharedAllocator(options.shared)) : await fs.readFile(file);
     } catch (error) {
       throw this.failure(error, 'get', key);
     }
@@ -287,11 +289,11 @@ async function syncFile(file: string): Promise<void> {
 }
 
 /** A whole file read straight into a SharedArrayBuffer of its size (no second copy). */
-async function readIntoSharedMemory(file: string): Promise<Buffer> {
+async function readIntoSharedMemory(file: string, allocate: SharedAllocator): Promise<Buffer> {
   const handle = await fs.open(file, 'r');
   try {
     const { size } = await handle.stat();
-    const bytes = Buffer.from(new SharedArrayBuffer(size));
+    const bytes = allocate(size);
     let filled = 0;
     while (filled < size) {
       const { bytesRead } = await handle.read(bytes, filled, size - filled, filled);

@@ -19,17 +19,32 @@ export interface ObjectInfo {
   lastModified?: Date;
 }
 
+/**
+ * Gives a Buffer of exactly `size` bytes at the start of a SharedArrayBuffer (which may be larger):
+ * where a read into shared memory goes when the caller reuses its buffers
+ * (src/threads/shared-buffer-pool.ts).
+ */
+export type SharedAllocator = (size: number) => Buffer;
+
 export interface GetOptions {
-  /** Read into shared memory (a SharedArrayBuffer of the object's size). */
-  shared?: boolean;
+  /**
+   * Read into shared memory: `true` for a SharedArrayBuffer of the object's size, or an allocator
+   * that gives the memory.
+   */
+  shared?: boolean | SharedAllocator;
 }
 
-/** `bytes` in shared memory: the same Buffer when it is there already, else a copy. */
-export function inSharedMemory(bytes: Uint8Array): Buffer {
-  if (bytes.buffer instanceof SharedArrayBuffer && bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength) {
-    return Buffer.from(bytes.buffer, 0, bytes.byteLength);
-  }
-  const shared = Buffer.from(new SharedArrayBuffer(bytes.byteLength));
+const newSharedBuffer: SharedAllocator = (size) => Buffer.from(new SharedArrayBuffer(size));
+
+/** Where a read into shared memory goes under `shared` (GetOptions). */
+export function sharedAllocator(shared: true | SharedAllocator): SharedAllocator {
+  return shared === true ? newSharedBuffer : shared;
+}
+
+/** `bytes` in shared memory, starting at its first byte: the same Buffer when it is there already, else a copy. */
+export function inSharedMemory(bytes: Uint8Array, allocate: SharedAllocator = newSharedBuffer): Buffer {
+  if (bytes.buffer instanceof SharedArrayBuffer && bytes.byteOffset === 0) return Buffer.from(bytes.buffer, 0, bytes.byteLength);
+  const shared = allocate(bytes.byteLength);
   shared.set(bytes);
   return shared;
 }
@@ -47,8 +62,9 @@ export interface ObjectStore {
   putFile(key: string, filePath: string): Promise<void>;
   /**
    * Reads an object whole. Throws OBJECT_NOT_FOUND when the key is absent. With `shared`, the
-   * Buffer lies over a SharedArrayBuffer of exactly its length, which worker threads can read
-   * without a copy (a restore's page-writing threads decode bundles straight from it).
+   * Buffer starts at the first byte of a SharedArrayBuffer (of exactly its length, or the
+   * allocator's), which worker threads can read without a copy (a restore's page-writing threads
+   * decode bundles straight from it).
    */
   get(key: string, options?: GetOptions): Promise<Buffer>;
   /**

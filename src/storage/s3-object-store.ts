@@ -27,6 +27,8 @@ import {
   assertObjectPrefix,
   compareKeys,
   inSharedMemory,
+  sharedAllocator,
+  type SharedAllocator,
   isValidObjectKey,
   ObjectStoreError,
   redactUrl,
@@ -205,10 +207,14 @@ export class S3ObjectStore implements ObjectStore {
       const output = await this.getObject(key, objectKey);
       if (options.shared && output.ContentLength !== undefined) {
         const length = output.ContentLength;
-        return readBody(output, () => readIntoSharedMemory(bodyStream(output), length));
+        return readBody(output, () =>
+          readIntoSharedMemory(bodyStream(output), length, sharedAllocator(options.shared as true | SharedAllocator)),
+        );
       }
       const body = await readBody(output, () => bodyStream(output).transformToByteArray());
-      return options.shared ? inSharedMemory(body) : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+      return options.shared
+        ? inSharedMemory(body, sharedAllocator(options.shared))
+        : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
     });
   }
 
@@ -528,8 +534,8 @@ function bufferBody(buffer: Buffer): { body: Buffer; length: number } {
 }
 
 /** A body of `length` bytes, copied chunk by chunk into a SharedArrayBuffer of that size. */
-async function readIntoSharedMemory(stream: Readable, length: number): Promise<Buffer> {
-  const bytes = Buffer.from(new SharedArrayBuffer(length));
+async function readIntoSharedMemory(stream: Readable, length: number, allocate: SharedAllocator): Promise<Buffer> {
+  const bytes = allocate(length);
   let filled = 0;
   for await (const chunk of stream as AsyncIterable<Buffer | string>) {
     const data = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
