@@ -1,8 +1,6 @@
 import { Option, type Command } from 'commander';
 import { LitebaseError } from '../errors.js';
 import type { CliIo } from './common.js';
-import { inspectFile } from './inspect/inspect-file.js';
-import { describeProblem, renderReport } from './inspect/render.js';
 import { INSPECT_KINDS, type InspectKind } from './inspect/report.js';
 
 /**
@@ -19,6 +17,11 @@ export function registerInspectCommand(program: Command, io: CliIo): void {
     .option('--pages', 'list every page (and, in a bundle, every image)')
     .option('--json', 'print the report as one line of JSON')
     .action(async (file: string, options: { kind?: InspectKind; pages?: boolean; json?: boolean }) => {
+      // Loaded here, not with the command line: every other command starts without them.
+      const [{ inspectFile }, { describeProblem, renderReport }] = await Promise.all([
+        import('./inspect/inspect-file.js'),
+        import('./inspect/render.js'),
+      ]);
       const report = await inspectFile(file, { pages: options.pages === true, ...(options.kind ? { kind: options.kind } : {}) });
       io.out(options.json ? JSON.stringify(report) : renderReport(report));
       // main prints it as `error CODE: ...` and exits with 1.

@@ -1,4 +1,5 @@
-import Table from 'cli-table3';
+import { createRequire } from 'node:module';
+import type TableConstructor from 'cli-table3';
 import type { StatementResult } from '../client/client.js';
 import type { SqlValue } from '../sql/values.js';
 
@@ -17,8 +18,12 @@ export function formatValue(value: SqlValue): string {
   return String(value);
 }
 
+/** cli-table3 and its dependencies load on the first table, not with every command (a restore prints none). */
+let Table: typeof TableConstructor | undefined;
+
 /** A plain table: no colours, so output piped to a file or another program stays clean. */
 export function renderTable(head: string[], rows: string[][]): string {
+  Table ??= createRequire(import.meta.url)('cli-table3') as typeof TableConstructor;
   const table = new Table({ head, style: { head: [], border: [] } });
   table.push(...rows);
   return table.toString();

@@ -1,8 +1,5 @@
 import type { Command } from 'commander';
 import { CliUsageError, withConnectionOptions, type CliIo, type ConnectionOptions } from '../common.js';
-import { connectCancellable, RequestCanceller } from './cancellable-client.js';
-import { runInteractive, runScript } from './repl.js';
-import { ShellSession } from './session.js';
 
 interface ShellFlags extends ConnectionOptions {
   transactionTimeout: string;
@@ -34,6 +31,12 @@ export function registerShellCommand(program: Command, io: CliIo): void {
         `--transaction-timeout ${flags.transactionTimeout}: expected a positive number of milliseconds`,
       );
     }
+    // Loaded here, not with the command line: every other command starts without the shell's modules.
+    const [{ connectCancellable, RequestCanceller }, { runInteractive, runScript }, { ShellSession }] = await Promise.all([
+      import('./cancellable-client.js'),
+      import('./repl.js'),
+      import('./session.js'),
+    ]);
     const canceller = new RequestCanceller();
     const client = connectCancellable(flags, canceller);
     // Fail at once, before any prompt, when the node or the database is not there.
