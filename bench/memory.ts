@@ -13,7 +13,10 @@
  * 4. fresh node: a third node with an empty local folder, from its spawn until it has the newest
  *    position (it replays the whole log, the big segment included); its peak since spawn;
  * 5. backups: GET /v1/databases/:db/backup of the whole database from the Primary, then from the
- *    Replica, read by this process and thrown away.
+ *    Replica, read by this process and thrown away;
+ * 6. restore: POST /v1/databases/:db/restore of the whole database as it is into a new one, on the
+ *    Primary, from the shared log (compaction is off: the log holds all of it), checked against the
+ *    source's checksum.
  *
  * Each node's RSS is sampled from /proc/PID/status every 100 ms, and its peak (VmHWM) is reset at
  * the start of each phase (/proc/PID/clear_refs), so a phase's peak is exact. Read processes (the
@@ -77,7 +80,7 @@ const USAGE = `usage: npm run bench -- memory [options]
   Peak RSS of a Primary, a Replica and a fresh node while a database is loaded with ~10 MiB
   requests, while one transaction writes --big-mib MiB of pages and the Replica applies it,
   while a fresh node replays the whole log, and while the whole database is downloaded as a
-  backup from each node. Goal: every peak <= ${MEMORY_GOALS.maxPeakRssMiB} MiB. Needs about 5x --gib of free disk
+  backup from each node, and while the Primary restores the whole database into a new one. Goal: every peak <= ${MEMORY_GOALS.maxPeakRssMiB} MiB. Needs about 7x --gib of free disk
   under the temp root (LITEBASE_BENCH_TMPDIR); everything is removed at the end.
 
 options:
@@ -358,6 +361,24 @@ async function runMemoryBenchmark(options: MemoryOptions): Promise<MemoryReport>
         if (bytes !== databaseBytes) failures.push(`the backup from the ${name} has ${bytes} bytes, the database ${databaseBytes}`);
         durations[`backup_${name}`] = seconds;
       }
+
+      // 6. A restore of the whole database into a new one, on the Primary, from the shared log.
+      progress('restore on the Primary');
+      phase = performance.now();
+      samplers.primary.start();
+      const restored = await restoreWhole(primary);
+      const restoreSeconds = since(phase);
+      phases.push(
+        row(
+          'restore',
+          'primary',
+          samplers.primary.stop(),
+          restoreSeconds,
+          `${formatNumber(restored.bytes / MIB)} MiB of log to position ${restored.position}, ${formatNumber((restored.pages * 4096) / MIB)} MiB of pages`,
+        ),
+      );
+      if (restored.problem) failures.push(restored.problem);
+      durations.restore = restoreSeconds;
     } else {
       databaseBytes = await databaseSize(primary);
     }
@@ -508,6 +529,42 @@ async function databaseSize(primary: ClusterNode): Promise<number> {
   const value = rows?.[0]?.[0];
   if (typeof value !== 'number') throw new Error(`database size: ${answer.status} ${answer.text.slice(0, 300)}`);
   return value;
+}
+
+/**
+ * Restores the database as it is now into a new one on `primary` (POST /v1/databases/:db/restore,
+ * then its job polled until done), and checks that the restored pages sum to the source's checksum.
+ */
+async function restoreWhole(primary: ClusterNode): Promise<{ position: string; bytes: number; pages: number; problem?: string }> {
+  const source = await stateOf(primary);
+  if (!source) throw new Error('the Primary did not report its position before the restore');
+  const position = source.position.toString();
+  const started = await primary.client.request('POST', `/v1/databases/${DB}/restore`, { position, target: `${DB}-restored` });
+  if (started.status !== 202) throw new Error(`restore: ${started.status} ${started.text.slice(0, 300)}`);
+  const id = (started.body as { restore?: { id?: string } }).restore?.id;
+  if (id === undefined) throw new Error(`restore: no job id in ${started.text.slice(0, 300)}`);
+  for (;;) {
+    await sleep(250);
+    const answer = await primary.client.request('GET', `/v1/databases/${DB}/restores/${id}`);
+    const job = (answer.body as { restore?: RestoreJob }).restore;
+    if (answer.status !== 200 || job === undefined) throw new Error(`restore job: ${answer.status} ${answer.text.slice(0, 300)}`);
+    if (job.status === 'running') continue;
+    if (job.status !== 'succeeded' || job.result === undefined) {
+      throw new Error(`restore job ${job.status}: ${job.error?.code ?? ''} ${job.error?.message ?? ''}`);
+    }
+    const { result } = job;
+    const problem =
+      result.checksum === source.checksum && result.position === position
+        ? undefined
+        : `the restore reached position ${result.position} with checksum ${result.checksum}, the source is at ${position} with ${source.checksum}`;
+    return { position: result.position, bytes: result.bytes, pages: result.pages, ...(problem ? { problem } : {}) };
+  }
+}
+
+interface RestoreJob {
+  status: 'running' | 'succeeded' | 'failed';
+  result?: { position: string; checksum: string; pages: number; bytes: number };
+  error?: { code: string; message: string };
 }
 
 /** GET the backup, count its bytes, keep none. */

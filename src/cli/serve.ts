@@ -141,7 +141,7 @@ export function registerServeCommand(program: Command, io: CliIo): void {
     if (config.optimizeForSize) setFlagsFromString('--optimize-for-size');
     // Large blocks go back to the system when freed (malloc-tuning.ts), before the server allocates any.
     try {
-      const { fixMmapThreshold } = await import('./malloc-tuning.js');
+      const { fixMmapThreshold } = await import('../native/malloc-tuning.js');
       const outcome = fixMmapThreshold(config.mallocMmapThreshold);
       if (outcome === 'refused' || outcome === 'not-built') {
         io.err(

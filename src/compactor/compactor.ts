@@ -35,6 +35,7 @@ import { CheckpointDirectory, upgradeLegacyCheckpoint } from '../replay/checkpoi
 import { DEFAULT_RANGE_BYTES, rangePagesFor, type CheckpointManifest } from '../format/checkpoint-manifest.js';
 import { foldLogIntoCheckpoint } from './range-fold.js';
 import { applyRetention, planRetention } from './retention.js';
+import { releaseFreeMemory } from '../native/malloc-tuning.js';
 
 /**
  * The compactor of one database (docs/ARCHITECTURE.md §12, docs/FORMAT.md §8 and §11). It runs on the Primary
@@ -363,6 +364,8 @@ export class Compactor {
         this.accountedThrough = through;
       }
     }
+    // A compaction decodes and encodes much more than it keeps: give glibc's free chunks back.
+    releaseFreeMemory();
     return {
       database: meta.name,
       databaseId: meta.id,

@@ -12,10 +12,13 @@
  * statement-deadline extension (a C compiler and sqlite3ext.h, nothing else) and loaded into a
  * throwaway in-memory connection.
  *
- * SQL interface, one function:
+ * SQL interface:
  *
  *   litebase_mmap_threshold(bytes)   returns 1 once set, 0 when mallopt refused it, -1 when the
  *                                    C library is not glibc (nothing to do)
+ *   litebase_malloc_trim()           gives the free memory inside glibc's heaps back to the system
+ *                                    (malloc_trim(0)): returns 1 when some was released, 0 when
+ *                                    none, -1 when the C library is not glibc
  *
  * Built by infra/build-native.mjs against the sqlite3ext.h better-sqlite3 ships.
  */
@@ -42,6 +45,16 @@ static void thresholdFunction(sqlite3_context *context, int argc, sqlite3_value 
 #endif
 }
 
+static void trimFunction(sqlite3_context *context, int argc, sqlite3_value **argv) {
+  (void)argc;
+  (void)argv;
+#if defined(__GLIBC__)
+  sqlite3_result_int(context, malloc_trim(0));
+#else
+  sqlite3_result_int(context, -1);
+#endif
+}
+
 #ifdef _WIN32
 __declspec(dllexport)
 #endif
@@ -49,6 +62,8 @@ int sqlite3_extension_init(sqlite3 *db, char **errorMessage, const sqlite3_api_r
   SQLITE_EXTENSION_INIT2(api);
   int rc = sqlite3_create_function_v2(db, "litebase_mmap_threshold", 1, SQLITE_UTF8 | SQLITE_DIRECTONLY, NULL, thresholdFunction,
                                       NULL, NULL, NULL);
-  if (rc != SQLITE_OK && errorMessage != NULL) *errorMessage = sqlite3_mprintf("litebase_mmap_threshold could not be registered");
+  if (rc == SQLITE_OK)
+    rc = sqlite3_create_function_v2(db, "litebase_malloc_trim", 0, SQLITE_UTF8 | SQLITE_DIRECTONLY, NULL, trimFunction, NULL, NULL, NULL);
+  if (rc != SQLITE_OK && errorMessage != NULL) *errorMessage = sqlite3_mprintf("the malloc-tuning functions could not be registered");
   return rc;
 }

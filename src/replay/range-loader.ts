@@ -4,6 +4,7 @@ import type { ErrorCode } from '../error-codes.js';
 import type { ManifestRange } from '../format/checkpoint-manifest.js';
 import { WorkerPool } from '../threads/worker-pool.js';
 import { loadRange, releaseReadBuffer, type RangeLoadReply, type RangeLoadRequest } from './range-load-thread.js';
+import { releaseFreeMemory } from '../native/malloc-tuning.js';
 
 /**
  * Loading a range checkpoint into a file on threads (src/replay/range-load-thread.ts): one range
@@ -71,6 +72,7 @@ export async function loadRanges(
     await Promise.all(Array.from({ length: lanes }, lane));
   } finally {
     await threads.stopIdle();
+    releaseFreeMemory();
   }
   if (failure !== undefined) throw failure;
 }

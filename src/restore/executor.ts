@@ -12,6 +12,7 @@ import { LARGE_SEGMENT_BYTES } from '../log/segment-runs.js';
 import type { SegmentFileReader } from '../log/segment-stream.js';
 import { inSharedMemory, type ObjectStore, type SharedAllocator } from '../storage/object-store.js';
 import { SharedBufferPool } from '../threads/shared-buffer-pool.js';
+import { releaseFreeMemory } from '../native/malloc-tuning.js';
 import { RestoreHasher } from './restore-hasher.js';
 import { warmUpPageWriters, writePicksOnThreads } from './page-writers.js';
 import { OutputFile } from './output-file.js';
@@ -95,6 +96,11 @@ const DEFAULT_PAGE_SIZE = 4096;
  * with 1 as with 3, at 280 MiB of RSS instead of 417 (bench/README.md "restore").
  */
 const PREFETCH = 1;
+/**
+ * Free memory is given back to the system (malloc-tuning.ts) after every this many bytes read: a
+ * restore decodes its whole history, and glibc keeps the freed chunks resident otherwise.
+ */
+const RELEASE_EVERY_BYTES = 64 * 1024 * 1024;
 /** Restores reading at least this much hash on a worker thread, and decode and write on page-writing threads. */
 const HASH_THREAD_MIN_BYTES = 8 * 1024 * 1024;
 /** A bundle step picking at least this much goes to the page-writing threads (a round trip costs ~0.1 ms). */
@@ -162,6 +168,7 @@ async function restoreOnce(plan: RestorePlan, outputFile: string, options: Execu
     /** The smallest database size from the segments already walked (a page above it was cut off). */
     let minSize = Number.POSITIVE_INFINITY;
     report('segments');
+    let trimmedAt = 0;
     for (let i = plan.steps.length - 1; i >= 0; i--) {
       options.checkStop?.();
       const step = plan.steps[i] as PlanStep;
@@ -232,6 +239,10 @@ async function restoreOnce(plan: RestorePlan, outputFile: string, options: Execu
       nextPreChecksum = firstHeader.preChecksum;
       progress.segments += hi - lo + 1;
       report('segments');
+      if (progress.bytes - trimmedAt >= RELEASE_EVERY_BYTES) {
+        releaseFreeMemory();
+        trimmedAt = progress.bytes;
+      }
     }
     if (target && nextPosition !== plan.basePosition + 1n) {
       throw new LitebaseError(
@@ -327,6 +338,7 @@ async function restoreOnce(plan: RestorePlan, outputFile: string, options: Execu
     // No thread may still write into the file once it is closed (or restarted: StopEarlier).
     await output?.threadWritesSettled();
     await output?.close();
+    releaseFreeMemory();
   }
 }
 

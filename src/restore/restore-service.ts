@@ -14,6 +14,7 @@ import type { ObjectStore } from '../storage/object-store.js';
 import { executeRestore, type RestoreProgress } from './executor.js';
 import { isArchivedCheckpoint, planRestore, restoreRange, type RestoreCatalog, type RestorePlan, type RestoreTarget } from './planner.js';
 import { listArchivedIds, loadArchiveCatalog, loadSharedCatalog, mergeCatalogs } from './sources.js';
+import { releaseFreeMemory } from '../native/malloc-tuning.js';
 
 /**
  * Restores through the API (docs/FORMAT.md §11.4, README "Backups, compaction and point-in-time
@@ -332,6 +333,8 @@ export class RestoreService {
         database: { name: engine.meta.name, id: engine.meta.id, position: engine.position.toString() },
       };
       view.status = 'succeeded';
+      // Writing the checkpoint and opening the database churned through as much memory again.
+      releaseFreeMemory();
       logger.info({ restore: view.id, database: view.database, target: view.target, position: view.result.position }, 'restore done');
     } catch (error) {
       view.status = 'failed';

@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { fixMmapThreshold } from '../../../src/cli/malloc-tuning.js';
+import { fixMmapThreshold, releaseFreeMemory } from '../../../src/native/malloc-tuning.js';
 
 /**
- * `litebase serve` fixing glibc's mmap threshold (src/cli/malloc-tuning.ts,
- * src/native/malloc-tuning.c). Whether large blocks then go back to the system is measured by
- * `npm run bench -- memory`; here, which way each case goes.
+ * glibc's allocator tuned through src/native/malloc-tuning.c (src/native/malloc-tuning.ts): the mmap
+ * threshold `litebase serve` fixes, and the trim after heavy work. Whether memory then goes back to
+ * the system is measured by `npm run bench -- memory`; here, which way each case goes.
  */
 describe('fixMmapThreshold', () => {
   it('sets the threshold through the native library on glibc', () => {
@@ -21,5 +21,13 @@ describe('fixMmapThreshold', () => {
     expect(fixMmapThreshold(128 * 1024, { GLIBC_TUNABLES: 'glibc.malloc.mmap_threshold=65536' })).toBe('environment');
     expect(fixMmapThreshold(0, {})).toBe('off');
     if (process.platform === 'linux') expect(fixMmapThreshold(128 * 1024, {}, () => undefined)).toBe('not-built');
+  });
+});
+
+describe('releaseFreeMemory', () => {
+  it('trims through the native library on Linux, and answers false where it cannot run', () => {
+    expect(releaseFreeMemory()).toBe(process.platform === 'linux');
+    // A second call reuses the statement prepared by the first.
+    expect(releaseFreeMemory()).toBe(process.platform === 'linux');
   });
 });
