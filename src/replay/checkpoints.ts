@@ -19,6 +19,7 @@ import {
 import { formatPosition } from '../storage/layout.js';
 import { writeRangeFile, type RangeFileSource } from './range-files.js';
 import { loadRanges } from './range-loader.js';
+import { releaseFreeMemory } from '../native/malloc-tuning.js';
 
 /**
  * Checkpoints (docs/FORMAT.md §8) on the shared file system. A checkpoint is a **manifest** at one
@@ -658,6 +659,8 @@ export async function writeCheckpointFromFile(
     }
   } finally {
     await handle.close();
+    // Every range was read, hashed and compressed: much more memory went through than is kept.
+    releaseFreeMemory();
   }
   const sum = ranges.reduce((xor, range) => xor ^ range.checksum, 0n);
   if (sum !== source.checksum) {
