@@ -61,6 +61,18 @@ export async function writeLocalState(stateFile: string, state: LocalState): Pro
   await writeFileAtomic(stateFile, JSON.stringify(state) + '\n');
 }
 
+/**
+ * Page hashes of local copies this process wrote whole and knows (a restore's output, renamed into
+ * place as a new database's copy), by file: the next recovery of that file at that position takes
+ * them instead of hashing the file again (recoverLocalCopy). Used once.
+ */
+const handedOver = new Map<string, { databaseId: string; position: bigint; hashes: PageHashTable }>();
+
+/** `hashes` describe `sqliteFile` at `position` of database `databaseId`, as its local state file says. */
+export function handOverPageHashes(sqliteFile: string, databaseId: string, position: bigint, hashes: PageHashTable): void {
+  handedOver.set(path.resolve(sqliteFile), { databaseId, position, hashes });
+}
+
 async function removeIfPresent(file: string): Promise<void> {
   await fs.rm(file, { force: true });
 }
@@ -299,6 +311,12 @@ export async function recoverLocalCopy(
     from = { position: BigInt(state.position), checksum: BigInt(`0x${state.checksum}`) };
   }
   let fromScratch = from.position === 0n;
+  const handed = handedOver.get(path.resolve(paths.sqliteFile));
+  handedOver.delete(path.resolve(paths.sqliteFile));
+  const known =
+    handed && handed.databaseId === databaseId && handed.position === from.position && handed.hashes.checksum === from.checksum
+      ? handed
+      : undefined;
 
   let gapRetries = 0;
   for (let attempt = 0; attempt < 2; attempt++) {
@@ -308,7 +326,8 @@ export async function recoverLocalCopy(
     try {
       const start = await startFromCheckpointIfCompacted(paths, log, checkpoints, databaseId, from, logger);
       checkpoint = start.checkpoint;
-      loaded = start.hashes;
+      // Hashes handed over for the state the replay starts from describe the file as a loaded checkpoint's do.
+      loaded = start.hashes ?? (known !== undefined && start.position === known.position ? known.hashes : undefined);
       outcome = await replayLog(paths, log, databaseId, start, logger, loaded);
       if (outcome.pageSize === 0 && start.pageSize !== undefined) outcome.pageSize = start.pageSize;
     } catch (error) {

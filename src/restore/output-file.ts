@@ -170,13 +170,11 @@ export class OutputFile {
       checksum,
       // Built on demand: only a restore that becomes a database's checkpoint needs the table.
       hashes: () => {
-        const table = new PageHashTable(pageSize);
-        const entries = Array.from({ length: databaseSizePages }, (_, index) => ({
-          pageNumber: index + 1,
-          hash: (BigInt(hashes[2 * index] as number) << 32n) | BigInt(hashes[2 * index + 1] as number),
-        }));
-        table.apply(entries, databaseSizePages);
-        return table;
+        const table = new BigUint64Array(databaseSizePages);
+        for (let index = 0; index < databaseSizePages; index++) {
+          table[index] = (BigInt(hashes[2 * index] as number) << 32n) | BigInt(hashes[2 * index + 1] as number);
+        }
+        return PageHashTable.fromHashes(pageSize, table);
       },
     };
   }

@@ -3,7 +3,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { CheckpointDirectory, writeCheckpointFromFile } from '../replay/checkpoints.js';
-import { writeLocalState } from '../replay/local-copy.js';
+import { handOverPageHashes, writeLocalState } from '../replay/local-copy.js';
 import { DEFAULT_RANGE_BYTES, rangePagesFor } from '../format/checkpoint-manifest.js';
 import type { Engine, NodeDatabases } from '../node/node-databases.js';
 import { PrimaryDatabase } from '../engine/primary-database.js';
@@ -304,6 +304,7 @@ export class RestoreService {
         },
       });
       release?.();
+      const hashes = outcome.hashes();
       const engine = await databases.create(view.target, async (meta) => {
         // The new database's log starts with a range checkpoint at position 1 (docs/FORMAT.md §8).
         await writeCheckpointFromFile(
@@ -319,12 +320,12 @@ export class RestoreService {
             checksum: outcome.checksum,
           },
           rangePagesFor(this.options.rangeBytes ?? DEFAULT_RANGE_BYTES, outcome.pageSize),
-          outcome.hashes(),
+          hashes,
         );
         // The restored file holds exactly the checkpoint's pages: it becomes this node's local copy
         // at position 1, instead of the checkpoint being loaded back into a new one (a whole read,
-        // decode and write of the database, on threads that held 60-100 MiB more). Opening proves
-        // it against the checksum all the same (local-copy.ts).
+        // decode and write of the database, on threads that held 60-100 MiB more). Its page hashes
+        // are known: opening checks their sum against the log instead of hashing the file again.
         await fs.mkdir(path.dirname(local.sqliteFile(meta.name)), { recursive: true });
         await fs.rename(file, local.sqliteFile(meta.name));
         await writeLocalState(local.stateFile(meta.name), {
@@ -332,6 +333,7 @@ export class RestoreService {
           position: '1',
           checksum: formatChecksum(outcome.checksum),
         });
+        handOverPageHashes(local.sqliteFile(meta.name), meta.id, 1n, hashes);
       });
       view.result = {
         position: outcome.position.toString(),

@@ -11,7 +11,7 @@ import { PageHashTable } from '../../../src/format/rolling-checksum.js';
 import { decodeSegment, encodeSegment, type SegmentHeader } from '../../../src/format/segment-codec.js';
 import { LogDirectory } from '../../../src/log/log-directory.js';
 import { Metrics } from '../../../src/metrics.js';
-import { recoverLocalCopy } from '../../../src/replay/local-copy.js';
+import { handOverPageHashes, recoverLocalCopy } from '../../../src/replay/local-copy.js';
 import { waitFor } from '../../support/wait.js';
 
 /**
@@ -416,5 +416,47 @@ describe('DurableLog when a segment cannot be written', () => {
     expect(writer.failures.map((failure) => failure.code)).toEqual(['LEASE_LOST']);
     expect(segmentFiles(folder)).toEqual(['00000000000000000001.seg']);
     expect(writer.log.position).toBe(1n);
+  });
+});
+
+describe('recoverLocalCopy with page hashes handed over (a restore that became the local copy)', () => {
+  it('takes hashes handed over for the state it starts from, and hashes the file when they do not match', async () => {
+    const { folder, writer } = await writerWithTable();
+    for (const value of ['a', 'b', 'c']) await writer.log.waitDurable(writer.insert(value));
+    writer.capture.close();
+    writer.db.close();
+    const paths = { sqliteFile: folder.sqliteFile, stateFile: folder.stateFile };
+    const silent = pino({ level: 'silent' });
+    const first = await recoverLocalCopy(paths, folder.logDirectory, DATABASE_ID, silent);
+    const position = first.position;
+    const copy = (): PageHashTable =>
+      PageHashTable.fromHashes(
+        first.hashes.pageSize,
+        BigUint64Array.from({ length: first.hashes.databaseSizePages }, (_, index) => first.hashes.hashOf(index + 1)),
+      );
+
+    // The right state: the table handed over is the one the copy keeps, the file is not hashed again.
+    const handed = copy();
+    handOverPageHashes(folder.sqliteFile, DATABASE_ID, position, handed);
+    const taken = await recoverLocalCopy(paths, folder.logDirectory, DATABASE_ID, silent);
+    expect(taken.hashes).toBe(handed);
+    expect(taken.hashes.checksum).toBe(first.hashes.checksum);
+
+    // Hashes that do not sum to the state's checksum, of another database, or of another position: ignored.
+    for (const [databaseId, at, table] of [
+      [DATABASE_ID, position, new PageHashTable(first.hashes.pageSize)],
+      ['another-database', position, copy()],
+      [DATABASE_ID, position - 1n, copy()],
+    ] as const) {
+      handOverPageHashes(folder.sqliteFile, databaseId, at, table);
+      const scanned = await recoverLocalCopy(paths, folder.logDirectory, DATABASE_ID, silent);
+      expect(scanned.hashes).not.toBe(table);
+      expect(scanned.hashes.checksum).toBe(first.hashes.checksum);
+      expect(scanned.position).toBe(position);
+    }
+    // Used once: the next recovery hashes the file.
+    handOverPageHashes(folder.sqliteFile, DATABASE_ID, position, handed);
+    await recoverLocalCopy(paths, folder.logDirectory, DATABASE_ID, silent);
+    expect((await recoverLocalCopy(paths, folder.logDirectory, DATABASE_ID, silent)).hashes).not.toBe(handed);
   });
 });
