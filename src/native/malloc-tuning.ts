@@ -19,6 +19,7 @@ import Database, { type Statement } from 'better-sqlite3';
 const CANDIDATES = ['./malloc-tuning.so', '../../dist/src/native/malloc-tuning.so'].map((relative) =>
   fileURLToPath(new URL(relative, import.meta.url)),
 );
+const builtLibrary = (): string | undefined => CANDIDATES.find((candidate) => existsSync(candidate));
 
 export type MmapThresholdOutcome =
   /** Fixed at the given size. */
@@ -38,7 +39,7 @@ export type MmapThresholdOutcome =
 export function fixMmapThreshold(
   bytes: number,
   env: NodeJS.ProcessEnv = process.env,
-  findLibrary: () => string | undefined = () => CANDIDATES.find((candidate) => existsSync(candidate)),
+  findLibrary: () => string | undefined = builtLibrary,
 ): MmapThresholdOutcome {
   if (bytes === 0) return 'off';
   if (env.MALLOC_MMAP_THRESHOLD_ !== undefined || env.GLIBC_TUNABLES?.includes('glibc.malloc.mmap_threshold')) return 'environment';
@@ -72,7 +73,7 @@ export function releaseFreeMemory(): boolean {
 }
 
 function openTrimmer(): Statement<[], number> | null {
-  const library = process.platform === 'linux' ? CANDIDATES.find((candidate) => existsSync(candidate)) : undefined;
+  const library = process.platform === 'linux' ? builtLibrary() : undefined;
   if (library === undefined) return null;
   try {
     // Kept open for the life of the process: one statement per call.

@@ -288,7 +288,7 @@ async function syncFile(file: string): Promise<void> {
   }
 }
 
-/** A whole file read straight into a SharedArrayBuffer of its size (no second copy). */
+/** A whole file read straight into shared memory from `allocate` (no second copy). */
 async function readIntoSharedMemory(file: string, allocate: SharedAllocator): Promise<Buffer> {
   const handle = await fs.open(file, 'r');
   try {
