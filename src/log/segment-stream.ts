@@ -62,6 +62,8 @@ export class SegmentFileWriter {
   private readonly fileHash: Hash | undefined;
   private readonly trailerHash: Hash = createHash('sha256');
   private pending: PageImage[] = [];
+  /** The raw bytes of a chunk being compressed, reused for every chunk (compression is awaited). */
+  private raw: Buffer | undefined;
   private written = 0;
   private bytes = 0;
   private lastPage = 0;
@@ -167,7 +169,10 @@ export class SegmentFileWriter {
     const pages = this.pending;
     this.pending = [];
     const pageSize = this.header.pageSize;
-    const raw = Buffer.allocUnsafe(pages.length * (PAGE_NUMBER_SIZE + pageSize));
+    const rawLength = pages.length * (PAGE_NUMBER_SIZE + pageSize);
+    if (this.raw === undefined || this.raw.length < rawLength)
+      this.raw = Buffer.allocUnsafe(SEGMENT_CHUNK_PAGES * (PAGE_NUMBER_SIZE + pageSize));
+    const raw = this.raw.subarray(0, rawLength);
     let offset = 0;
     for (const { pageNumber, data } of pages) {
       offset = raw.writeUInt32BE(pageNumber, offset);

@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import Database, { type Statement } from 'better-sqlite3';
+import { collectGarbage } from './garbage-collector.js';
 
 /**
  * glibc's allocator, tuned through src/native/malloc-tuning.c (which explains why):
@@ -60,16 +61,33 @@ export function fixMmapThreshold(
 let trimmer: Statement<[], number> | null | undefined;
 
 /**
- * Gives the free memory inside glibc's heaps back to the system (malloc_trim(0): every arena, the
- * worker threads' too). A few milliseconds; safe at any point of the event loop. False when it
- * cannot run here (not Linux, or the library was not built); a C library other than glibc has
- * nothing to do and answers true.
+ * Frees the buffers that work dropped (a full garbage collection: garbage-collector.ts says why),
+ * then gives the free memory inside glibc's heaps back to the system (malloc_trim(0): every arena,
+ * the worker threads' too). A few milliseconds each; safe at any point of the event loop. False
+ * when the trim cannot run here (not Linux, or the library was not built); a C library other than
+ * glibc has nothing to do and answers true.
  */
 export function releaseFreeMemory(): boolean {
+  collectGarbage();
   if (trimmer === undefined) trimmer = openTrimmer();
   if (trimmer === null) return false;
   trimmer.get();
   return true;
+}
+
+/**
+ * For long work that drops memory as it goes (decompressed pages, compressed chunks): a function
+ * to call with the bytes each step went through; it releases free memory every `everyBytes`.
+ * Between two releases up to that much dropped memory stays resident.
+ */
+export function releaseEvery(everyBytes: number): (bytes: number) => void {
+  let unreleased = 0;
+  return (bytes) => {
+    unreleased += bytes;
+    if (unreleased < everyBytes) return;
+    unreleased = 0;
+    releaseFreeMemory();
+  };
 }
 
 function openTrimmer(): Statement<[], number> | null {

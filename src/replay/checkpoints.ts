@@ -19,7 +19,7 @@ import {
 import { formatPosition } from '../storage/layout.js';
 import { writeRangeFile, type RangeFileSource } from './range-files.js';
 import { loadRanges } from './range-loader.js';
-import { releaseFreeMemory } from '../native/malloc-tuning.js';
+import { releaseEvery, releaseFreeMemory } from '../native/malloc-tuning.js';
 
 /**
  * Checkpoints (docs/FORMAT.md §8) on the shared file system. A checkpoint is a **manifest** at one
@@ -639,14 +639,21 @@ export async function writeCheckpointFromFile(
         `${sqliteFile} holds ${Math.floor(size / pageSize)} pages, position ${source.position} needs ${databaseSizePages}`,
       );
     }
+    // Compressing drops a buffer per chunk: freed every 32 MiB of pages, not only at the end.
+    const release = releaseEvery(32 * 1024 * 1024);
+    // One buffer for every range: writeRangeFile keeps nothing of it (no 16 MiB of garbage per range).
+    const rangeBuffer = Buffer.allocUnsafe(Math.min(rangePages, databaseSizePages) * pageSize);
     for (let index = 0; index < rangeCount(rangePages, databaseSizePages); index++) {
       const { firstPage, pages } = rangeExtent(index, rangePages, databaseSizePages);
-      const images = Buffer.allocUnsafe(pages * pageSize);
+      const images = rangeBuffer.subarray(0, pages * pageSize);
       const { bytesRead } = await handle.read(images, 0, images.length, (firstPage - 1) * pageSize);
       if (bytesRead !== images.length) throw new Error(`short read of ${sqliteFile} at page ${firstPage}`);
+      let hashes: BigUint64Array | undefined;
       if (expected) {
+        hashes = new BigUint64Array(pages);
         for (let i = 0; i < pages; i++) {
           const hash = pageHash(firstPage + i, images.subarray(i * pageSize, (i + 1) * pageSize));
+          hashes[i] = hash;
           if (expected.hashOf(firstPage + i) !== hash) {
             throw new LitebaseError(
               'CHECKPOINT_SOURCE_MISMATCH',
@@ -655,7 +662,8 @@ export async function writeCheckpointFromFile(
           }
         }
       }
-      ranges.push(await writeRangeFile(directory.rangesDir, source, index, firstPage, images));
+      ranges.push(await writeRangeFile(directory.rangesDir, source, index, firstPage, images, hashes));
+      release(images.length);
     }
   } finally {
     await handle.close();

@@ -29,6 +29,9 @@ export interface RangeFileSource {
  * Write pages `firstPage..firstPage+pages-1` (laid out one after another in `images`) as a range
  * file in `rangesDir`: a temp file, fsynced, linked to a name no other writer can pick. The folder
  * is not fsynced here: a caller writing many ranges fsyncs it once before its manifest is published.
+ * `pageHashes`: each page's hash (rolling-checksum.ts), when the caller has just computed them from
+ * these very images (a restore's checkpoint checks every page against the log's hash): not hashed
+ * twice.
  */
 export async function writeRangeFile(
   rangesDir: string,
@@ -36,15 +39,17 @@ export async function writeRangeFile(
   index: number,
   firstPage: number,
   images: Buffer,
+  pageHashes?: BigUint64Array,
 ): Promise<ManifestRange> {
   const { pageSize } = source;
   const pages = images.length / pageSize;
   if (!Number.isInteger(pages) || pages < 1) throw new RangeError(`a range holds whole pages, got ${images.length} bytes`);
+  if (pageHashes && pageHashes.length !== pages) throw new RangeError(`${pageHashes.length} page hashes for ${pages} pages`);
   const list: PageImage[] = [];
   let checksum = 0n;
   for (let i = 0; i < pages; i++) {
     const data = images.subarray(i * pageSize, (i + 1) * pageSize);
-    checksum ^= hashPageImage(firstPage + i, data);
+    checksum ^= pageHashes ? (pageHashes[i] as bigint) : hashPageImage(firstPage + i, data);
     list.push({ pageNumber: firstPage + i, data });
   }
   const file = rangeFileName(index, source.position, randomBytes(8).toString('hex'));

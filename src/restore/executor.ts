@@ -96,11 +96,6 @@ const DEFAULT_PAGE_SIZE = 4096;
  * with 1 as with 3, at 280 MiB of RSS instead of 417 (bench/README.md "restore").
  */
 const PREFETCH = 1;
-/**
- * Free memory is given back to the system (malloc-tuning.ts) after every this many bytes read: a
- * restore decodes its whole history, and glibc keeps the freed chunks resident otherwise.
- */
-const RELEASE_EVERY_BYTES = 64 * 1024 * 1024;
 /** Restores reading at least this much hash on a worker thread, and decode and write on page-writing threads. */
 const HASH_THREAD_MIN_BYTES = 8 * 1024 * 1024;
 /** A bundle step picking at least this much goes to the page-writing threads (a round trip costs ~0.1 ms). */
@@ -153,7 +148,9 @@ async function restoreOnce(plan: RestorePlan, outputFile: string, options: Execu
 
   const threads = options.hashThread ?? plan.totalBytes >= HASH_THREAD_MIN_BYTES;
   const hasher = new RestoreHasher(threads);
-  if (threads) warmUpPageWriters();
+  // Only bundles from the archive are written on the page-writing threads: a restore from the shared
+  // log alone starts none (each thread holds some 15 MiB).
+  if (threads && plan.steps.some((step) => step.run.location.kind !== 'log')) warmUpPageWriters();
   // Bundles read for the page-writing threads go into reused shared memory (shared-buffer-pool.ts):
   // one per step downloading ahead, being planned or being written (output-file.ts, THREAD_WRITES_IN_FLIGHT).
   const bundleMemory = threads ? new SharedBufferPool(PREFETCH + 2) : undefined;
@@ -168,7 +165,6 @@ async function restoreOnce(plan: RestorePlan, outputFile: string, options: Execu
     /** The smallest database size from the segments already walked (a page above it was cut off). */
     let minSize = Number.POSITIVE_INFINITY;
     report('segments');
-    let trimmedAt = 0;
     for (let i = plan.steps.length - 1; i >= 0; i--) {
       options.checkStop?.();
       const step = plan.steps[i] as PlanStep;
@@ -239,10 +235,6 @@ async function restoreOnce(plan: RestorePlan, outputFile: string, options: Execu
       nextPreChecksum = firstHeader.preChecksum;
       progress.segments += hi - lo + 1;
       report('segments');
-      if (progress.bytes - trimmedAt >= RELEASE_EVERY_BYTES) {
-        releaseFreeMemory();
-        trimmedAt = progress.bytes;
-      }
     }
     if (target && nextPosition !== plan.basePosition + 1n) {
       throw new LitebaseError(

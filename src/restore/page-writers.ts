@@ -17,6 +17,8 @@ const writers = new WorkerPool<PageWriteRequest, PageWriteReply>(
   import.meta.url,
   './page-write-thread.js',
   Math.max(1, Math.min(4, availableParallelism())),
+  'restore-page-writer',
+  5_000, // stopped after 5 s without work: restores come in bursts
 );
 
 /** Start the threads now (a large restore does, while it lists and plans). */

@@ -1,7 +1,8 @@
 /**
  * A restore's hashing thread (started by src/restore/restore-hasher.ts): computes page hashes
  * (SHA-256 of the page number and the image, the first 64 bits) into the restore's shared array of
- * hashes, and SHA-256 digests of whole objects. The buffers come by transfer; an object's buffer
+ * hashes, and SHA-256 digests of whole objects. Pages come as records (page number, image) in a
+ * shared staging buffer the restore reuses once answered; an object's buffer comes by transfer and
  * goes back with its digest. One restore's requests all come to the same thread, in order, so a
  * `done` request is answered once everything that restore sent before it is hashed.
  */
@@ -18,9 +19,9 @@ export type HashRequest =
       /** Page p's hash goes to [2p - 2] (high 32 bits) and [2p - 1] (low) of this Uint32Array's memory. */
       hashes: SharedArrayBuffer;
       pageSize: number;
-      buffers: ArrayBuffer[];
-      /** Triples: index into `buffers`, offset of the image in it, page number. */
-      pages: Float64Array;
+      /** `count` records of 4 + pageSize bytes: the page number (big-endian), then the image. */
+      records: SharedArrayBuffer;
+      count: number;
     }
   /** Answered once everything sent before it is hashed. */
   | { id: number; kind: 'done' };
@@ -33,26 +34,15 @@ export interface HashReply {
   error?: string;
 }
 
-const prefix = Buffer.allocUnsafe(4);
-
 export function hashPages(request: Extract<HashRequest, { kind: 'pages' }>): void {
-  const { buffers, pages, pageSize } = request;
+  const { records, count, pageSize } = request;
   const hashes = new Uint32Array(request.hashes);
-  for (let i = 0; i < pages.length; i += 3) {
-    const buffer = buffers[pages[i] as number] as ArrayBuffer;
-    const offset = pages[i + 1] as number;
-    const pageNumber = pages[i + 2] as number;
-    let digest: Buffer;
-    // The page number often sits right before the image (a segment's page record): hash both in one go.
-    if (offset >= 4 && new DataView(buffer, offset - 4, 4).getUint32(0) === pageNumber) {
-      digest = hash('sha256', new Uint8Array(buffer, offset - 4, pageSize + 4), 'buffer');
-    } else {
-      prefix.writeUInt32BE(pageNumber, 0);
-      digest = createHash('sha256')
-        .update(prefix)
-        .update(new Uint8Array(buffer, offset, pageSize))
-        .digest();
-    }
+  const view = new DataView(records);
+  const stride = 4 + pageSize;
+  for (let i = 0; i < count; i++) {
+    const pageNumber = view.getUint32(i * stride);
+    // The page hash is of the page number and the image together: exactly one record.
+    const digest = hash('sha256', new Uint8Array(records, i * stride, stride), 'buffer') as Buffer;
     hashes[2 * pageNumber - 2] = digest.readUInt32BE(0);
     hashes[2 * pageNumber - 1] = digest.readUInt32BE(4);
   }

@@ -304,6 +304,7 @@ export class RestoreService {
         },
       });
       release?.();
+      const restoredAt = Date.now();
       const hashes = outcome.hashes();
       const engine = await databases.create(view.target, async (meta) => {
         // The new database's log starts with a range checkpoint at position 1 (docs/FORMAT.md §8).
@@ -349,7 +350,18 @@ export class RestoreService {
       view.status = 'succeeded';
       // Writing the checkpoint and opening the database churned through as much memory again.
       releaseFreeMemory();
-      logger.info({ restore: view.id, database: view.database, target: view.target, position: view.result.position }, 'restore done');
+      logger.info(
+        {
+          restore: view.id,
+          database: view.database,
+          target: view.target,
+          position: view.result.position,
+          // Where the time went: reading the history and writing the pages, then the new database's checkpoint and opening.
+          restoreMs: outcome.durationMs,
+          checkpointAndOpenMs: Date.now() - restoredAt,
+        },
+        'restore done',
+      );
     } catch (error) {
       view.status = 'failed';
       view.error = { code: error instanceof LitebaseError ? error.code : 'RESTORE_FAILED', message: errorMessage(error) };

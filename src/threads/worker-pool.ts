@@ -62,19 +62,27 @@ export class WorkerPool<Request extends PoolMessage, Reply extends PoolMessage> 
   private readonly pending = new Map<number, { worker: Worker; resolve: (reply: Reply) => void; reject: (error: Error) => void }>();
   private nextId = 1;
   private turn = 0;
+  /** Per idle thread, the timer that stops it (pools with `idleStopMs`). */
+  private readonly idleTimers = new Map<Worker, NodeJS.Timeout>();
 
-  /** `name`: the threads' name (their title, diagnostics). */
+  /**
+   * `name`: the threads' name (their title, diagnostics). `idleStopMs`: a thread without a request
+   * for this long is stopped (a pool used in bursts, such as a restore's, gives back the ~15 MiB
+   * each thread holds); the next request starts one again.
+   */
   constructor(
     private readonly callerUrl: string,
     private readonly module: string,
     readonly size: number,
     private readonly name?: string,
+    private readonly idleStopMs?: number,
   ) {}
 
   /** Send a request to a thread; resolves with its reply, rejects when the thread died meanwhile. */
   request(message: WithoutId<Request>, options: RequestOptions = {}): Promise<Reply> {
     const slot = options.affinity === undefined ? this.turn++ % this.size : affinitySlot(options.affinity, this.size);
     const worker = this.worker(slot);
+    this.stopTimer(worker);
     const id = this.nextId++;
     return new Promise<Reply>((resolve, reject) => {
       this.pending.set(id, { worker, resolve, reject });
@@ -84,7 +92,10 @@ export class WorkerPool<Request extends PoolMessage, Reply extends PoolMessage> 
   }
 
   startAll(): void {
-    for (let slot = 0; slot < this.size; slot++) this.worker(slot);
+    for (let slot = 0; slot < this.size; slot++) {
+      const worker = this.worker(slot);
+      if (!this.busy(worker)) this.stopWhenIdle(slot, worker);
+    }
   }
 
   /**
@@ -97,6 +108,7 @@ export class WorkerPool<Request extends PoolMessage, Reply extends PoolMessage> 
     this.workers.forEach((worker, slot) => {
       if (!worker || busy.has(worker)) return;
       this.workers[slot] = undefined;
+      this.stopTimer(worker);
       stopping.push(worker.terminate());
     });
     await Promise.all(stopping);
@@ -119,11 +131,41 @@ export class WorkerPool<Request extends PoolMessage, Reply extends PoolMessage> 
     const request = this.pending.get(reply.id);
     if (!request) return;
     this.pending.delete(reply.id);
-    if (![...this.pending.values()].some((other) => other.worker === request.worker)) request.worker.unref();
+    if (!this.busy(request.worker)) {
+      request.worker.unref();
+      const slot = this.workers.indexOf(request.worker);
+      if (slot !== -1) this.stopWhenIdle(slot, request.worker);
+    }
     request.resolve(reply);
   }
 
+  private busy(worker: Worker): boolean {
+    for (const request of this.pending.values()) if (request.worker === worker) return true;
+    return false;
+  }
+
+  private stopWhenIdle(slot: number, worker: Worker): void {
+    if (this.idleStopMs === undefined) return;
+    this.stopTimer(worker);
+    const timer = setTimeout(() => {
+      this.idleTimers.delete(worker);
+      if (this.workers[slot] !== worker || this.busy(worker)) return;
+      this.workers[slot] = undefined;
+      void worker.terminate();
+    }, this.idleStopMs);
+    timer.unref();
+    this.idleTimers.set(worker, timer);
+  }
+
+  private stopTimer(worker: Worker): void {
+    const timer = this.idleTimers.get(worker);
+    if (timer === undefined) return;
+    clearTimeout(timer);
+    this.idleTimers.delete(worker);
+  }
+
   private lost(slot: number, worker: Worker, error: Error): void {
+    this.stopTimer(worker);
     if (this.workers[slot] !== worker) return;
     this.workers[slot] = undefined;
     for (const [id, request] of this.pending) {

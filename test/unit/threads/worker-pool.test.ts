@@ -52,6 +52,30 @@ describe('WorkerPool', () => {
   });
 });
 
+describe('WorkerPool with idleStopMs', () => {
+  it('stops a thread once it has had no request for that long, and starts a new one for the next request', async () => {
+    const pool = new WorkerPool<TestRequest, TestReply>(import.meta.url, '../../support/pool-test-thread.js', 1, 'idle-test', 1000);
+    const first = await pool.request({ kind: 'who' });
+    // Requests closer together than the idle time keep the same thread.
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const second = await pool.request({ kind: 'who' });
+    expect(second.threadId).toBe(first.threadId);
+    expect(second.answered).toBe(1);
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    const third = await pool.request({ kind: 'who' });
+    expect(third.threadId).not.toBe(first.threadId);
+    expect(third.answered).toBe(0);
+  });
+
+  it('never stops a thread that still has a request to answer', async () => {
+    const pool = new WorkerPool<TestRequest, TestReply>(import.meta.url, '../../support/pool-test-thread.js', 1, 'idle-busy', 1);
+    // Many requests in flight at once: each settles while others are pending on the same thread.
+    const replies = await Promise.all(Array.from({ length: 50 }, () => pool.request({ kind: 'who' })));
+    expect(new Set(replies.map((reply) => reply.threadId)).size).toBe(1);
+    expect(replies.map((reply) => reply.answered)).toEqual(Array.from({ length: 50 }, (_, i) => i));
+  });
+});
+
 describe('startModuleWorker', () => {
   it("runs a project thread from the TypeScript sources, and an error there names the thread's .ts file", async () => {
     // The watchdog thread without its workerData fails at once, where it reads it.
