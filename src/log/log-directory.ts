@@ -130,15 +130,20 @@ export class LogDirectory {
     return locations;
   }
 
-  async read(position: bigint): Promise<Buffer> {
+  /**
+   * Segment `position`'s bytes, whole. `allocate`: where to read them (a caller that decodes one
+   * segment after another reuses one buffer instead of leaving one per segment to the collector).
+   */
+  async read(position: bigint, allocate?: (size: number) => Buffer): Promise<Buffer> {
     return this.atLocation(position, async (location) => {
-      if (location.length === undefined) return fs.readFile(location.file);
+      if (location.length === undefined && allocate === undefined) return fs.readFile(location.file);
       const handle = await fs.open(location.file, 'r');
       try {
-        const bytes = Buffer.allocUnsafe(location.length);
+        const length = location.length ?? (await handle.stat()).size;
+        const bytes = allocate ? allocate(length) : Buffer.allocUnsafe(length);
         let filled = 0;
         while (filled < bytes.length) {
-          const { bytesRead } = await handle.read(bytes, filled, bytes.length - filled, location.offset + filled);
+          const { bytesRead } = await handle.read(bytes, filled, bytes.length - filled, (location.offset ?? 0) + filled);
           if (bytesRead === 0) throw endedEarly(this.describe(position));
           filled += bytesRead;
         }

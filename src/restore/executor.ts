@@ -575,6 +575,13 @@ async function openStep(
  * past LARGE_SEGMENT_BYTES, so that a transaction of a gigabyte is never held in memory.
  */
 class LogSource implements SegmentSource {
+  /**
+   * The buffer small segments are read into, reused: decoding copies every page out (decompressed),
+   * so nothing points into it once a segment is decoded, and a restore of the whole log leaves no
+   * buffer per segment for the garbage collector.
+   */
+  private readBuffer: Buffer | undefined;
+
   private constructor(
     readonly name: string,
     readonly headers: SegmentHeader[],
@@ -612,7 +619,7 @@ class LogSource implements SegmentSource {
       expected.pageCount * expected.pageSize > LARGE_SEGMENT_BYTES ||
       (await vanishedAs(file, () => this.log.size(position))) > LARGE_SEGMENT_BYTES;
     if (large) return this.chunksOf(expected, file);
-    const bytes = await vanishedAs(file, () => this.log.read(position));
+    const bytes = await vanishedAs(file, () => this.log.read(position, (size) => this.readInto(size)));
     let decoded: ReturnType<typeof decodeSegment>;
     try {
       decoded = decodeSegment(bytes);
@@ -621,6 +628,11 @@ class LogSource implements SegmentSource {
     }
     if (decoded.header.postChecksum !== expected.postChecksum) throw changed(file);
     return decoded.pages;
+  }
+
+  private readInto(size: number): Buffer {
+    if (this.readBuffer === undefined || this.readBuffer.length < size) this.readBuffer = Buffer.allocUnsafe(Math.max(size, 1024 * 1024));
+    return this.readBuffer.subarray(0, size);
   }
 
   /** A large segment's pages, one chunk at a time (the trailer is checked over the whole file before the first). */

@@ -107,6 +107,11 @@ describe('segment appends on the append threads', () => {
     const { header: written, pages: decoded } = decodeSegment(readFileSync(log.segmentPath(2n)));
     expect([written.position, written.pageCount, decoded[299]?.data[0]]).toEqual([2n, 300, 299 % 256]);
     expect(statSync(log.segmentPath(2n)).size).toBe(prepared.bytes);
+    // A segment file read into the caller's memory (a restore reuses one buffer): the whole file, there.
+    const reused = Buffer.alloc(prepared.bytes + 100);
+    const into = await log.read(2n, (size) => reused.subarray(0, size));
+    expect(into.buffer).toBe(reused.buffer);
+    expect(into.equals(readFileSync(log.segmentPath(2n)))).toBe(true);
     await waitFor(() => head.read() === 3n, 5000, 'HEAD to name segment 3');
     await waitFor(() => !readdirSync(log.dir).includes(path.basename(prepared.file)), 5000, 'the temp name to go');
 

@@ -170,6 +170,11 @@ describe('term log files', () => {
     const log = reader(shared);
     expect(await log.positions()).toEqual([1n, 2n, 3n]);
     expect(new Uint8Array(await log.read(2n))).toEqual(new Uint8Array(written[1] as Uint8Array));
+    // Read into the caller's memory (a restore reuses one buffer): the same bytes, in that buffer.
+    const reused = Buffer.alloc(1 << 20);
+    const into = await log.read(3n, (size) => reused.subarray(0, size));
+    expect(into.buffer).toBe(reused.buffer);
+    expect(new Uint8Array(into)).toEqual(new Uint8Array(written[2] as Uint8Array));
     expect((await log.readHeader(3n)).position).toBe(3n);
     const run = readSegmentRun(log, { databaseId: DATABASE_ID, position: 0n, checksum: 0n });
     expect(run.segments.map((segment) => segment.header.position)).toEqual([1n, 2n, 3n]);
