@@ -7,13 +7,6 @@ import type { PageToHash, RestoreHasher } from './restore-hasher.js';
 const WRITE_BATCH_BYTES = 8 * 1024 * 1024;
 /** Written bytes after which a background fdatasync starts (the final fsync then has little left). */
 const BACKGROUND_SYNC_BYTES = 32 * 1024 * 1024;
-/**
- * Written bytes after which the memory the restore dropped is freed and given back
- * (releaseFreeMemory): decompressed images die faster than the garbage collector comes by itself.
- * Every 32 MiB keeps a node's restore under ~80 MiB above where it started, at some 25% more time
- * (src/native/garbage-collector.ts).
- */
-const RELEASE_EVERY_BYTES = 32 * 1024 * 1024;
 /** Blocks (or segments) applied between two turns of the event loop. */
 const YIELD_EVERY_SETTLES = 8;
 /**
@@ -38,8 +31,8 @@ export class OutputFile {
   private closed = false;
   /** Written since the last background flush to disk was started, and that flush. */
   private unsynced = 0;
-  /** Frees what the restore dropped, every RELEASE_EVERY_BYTES written. */
-  private readonly release = releaseEvery(RELEASE_EVERY_BYTES);
+  /** Frees what the restore dropped, every so many bytes written (when asked to). */
+  private readonly release: ((bytes: number) => void) | undefined;
   private syncing: Promise<void> | undefined;
   private settles = 0;
   /** Bundle steps the page-writing threads are writing, oldest first. */
@@ -50,16 +43,30 @@ export class OutputFile {
     readonly pageSize: number,
     readonly databaseSizePages: number,
     private readonly hasher: RestoreHasher,
+    releaseEveryBytes: number | undefined,
   ) {
     this.written = new Uint8Array(databaseSizePages);
+    this.release = releaseEveryBytes === undefined ? undefined : releaseEvery(releaseEveryBytes);
     this.writer = runWriter(handle.fd, pageSize);
     hasher.startPages(pageSize, databaseSizePages);
   }
 
-  static async create(file: string, pageSize: number, databaseSizePages: number, hasher: RestoreHasher): Promise<OutputFile> {
+  /**
+   * `releaseEveryBytes`: free the memory the restore dropped every so many bytes written
+   * (releaseFreeMemory): decompressed images die faster than the garbage collector comes by itself.
+   * Every 32 MiB kept a node's restore within ~80 MiB of where it started, at some 25% more time
+   * (src/native/garbage-collector.ts).
+   */
+  static async create(
+    file: string,
+    pageSize: number,
+    databaseSizePages: number,
+    hasher: RestoreHasher,
+    releaseEveryBytes?: number,
+  ): Promise<OutputFile> {
     const handle = await fs.open(file, 'w+');
     ftruncateSync(handle.fd, databaseSizePages * pageSize);
-    return new OutputFile(handle, pageSize, databaseSizePages, hasher);
+    return new OutputFile(handle, pageSize, databaseSizePages, hasher, releaseEveryBytes);
   }
 
   has(pageNumber: number): boolean {
@@ -148,7 +155,7 @@ export class OutputFile {
    * free what the restore dropped now and then.
    */
   private noteWritten(bytes: number): void {
-    this.release(bytes);
+    this.release?.(bytes);
     this.unsynced += bytes;
     if (this.unsynced >= BACKGROUND_SYNC_BYTES && !this.syncing) {
       this.unsynced = 0;

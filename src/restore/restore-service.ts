@@ -302,6 +302,8 @@ export class RestoreService {
         onProgress: (progress) => {
           view.progress = progress;
         },
+        // This node goes on serving: what the restore drops is freed as it goes (executor.ts).
+        releaseMemoryEveryBytes: 32 * 1024 * 1024,
       });
       release?.();
       const restoredAt = Date.now();
