@@ -3,9 +3,12 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { encodeManifest, rangeFileName, type CheckpointManifest, type ManifestRange } from '../../src/format/checkpoint-manifest.js';
 import { pageHash } from '../../src/format/rolling-checksum.js';
+import type { PageImage } from '../../src/format/segment-codec.js';
+import type { CheckpointSource } from '../../src/replay/checkpoints.js';
 import { SegmentFileWriter } from '../../src/log/segment-stream.js';
 import { formatPosition } from '../../src/storage/layout.js';
 import { ID, PAGE, type ModelSegment } from './bundle-history.js';
+import { makePages, Prng } from './golden-segments.js';
 
 /**
  * Range checkpoints of a model history (test/support/bundle-history.ts) written as the shared folder
@@ -88,4 +91,31 @@ export async function writeRangeCheckpoint(
   const manifestFile = path.join(manifestsDir, `${formatPosition(at.position)}.json`);
   writeFileSync(manifestFile, encodeManifest(manifest));
   return { manifest, manifestFile, rangesDir, written, state: at.state.map((page) => Buffer.from(page)) };
+}
+
+/**
+ * A database file of `pageCount` pages of random bytes (from `seed`), each page's hash, and the
+ * checkpoint source that describes it at position 1: what `writeCheckpointFromFile` is given.
+ */
+export function randomDatabaseFile(
+  file: string,
+  options: { seed: number; pageCount: number; pageSize: number; databaseId: string; position?: bigint },
+): { pages: PageImage[]; hashes: BigUint64Array<ArrayBuffer>; source: CheckpointSource } {
+  const pages = makePages(
+    new Prng(options.seed),
+    Array.from({ length: options.pageCount }, (_, i) => i + 1),
+    options.pageSize,
+  );
+  writeFileSync(file, Buffer.concat(pages.map((page) => page.data)));
+  const hashes = new BigUint64Array(pages.map((page) => pageHash(page.pageNumber, page.data)));
+  const source: CheckpointSource = {
+    databaseId: options.databaseId,
+    term: 1n,
+    position: options.position ?? 1n,
+    commitTimeMs: 1,
+    pageSize: options.pageSize,
+    databaseSizePages: options.pageCount,
+    checksum: hashes.reduce((sum, hash) => sum ^ hash, 0n),
+  };
+  return { pages, hashes, source };
 }

@@ -1,12 +1,12 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { LitebaseError } from '../../../src/errors.js';
-import { pageHash, PageHashTable } from '../../../src/format/rolling-checksum.js';
+import { PageHashTable } from '../../../src/format/rolling-checksum.js';
 import { CheckpointDirectory, loadCheckpoint, writeCheckpointFromFile } from '../../../src/replay/checkpoints.js';
 import { writeRangeFile } from '../../../src/replay/range-files.js';
-import { makePages, Prng } from '../../support/golden-segments.js';
+import { randomDatabaseFile } from '../../support/range-checkpoints.js';
 
 /**
  * A range checkpoint written from a database file (a restore's new checkpoint, docs/FORMAT.md §8):
@@ -21,24 +21,8 @@ const PAGE_SIZE = 512;
 const PAGES = 11; // three ranges of 4 pages, the last one short
 
 function sourceFile(name: string, seed: number) {
-  const pages = makePages(
-    new Prng(seed),
-    Array.from({ length: PAGES }, (_, i) => i + 1),
-    PAGE_SIZE,
-  );
   const file = path.join(work, `${name}.sqlite`);
-  writeFileSync(file, Buffer.concat(pages.map((page) => page.data)));
-  const hashes = new BigUint64Array(pages.map((page) => pageHash(page.pageNumber, page.data)));
-  const source = {
-    databaseId: DATABASE_ID,
-    term: 1n,
-    position: 1n,
-    commitTimeMs: 1,
-    pageSize: PAGE_SIZE,
-    databaseSizePages: PAGES,
-    checksum: hashes.reduce((sum, hash) => sum ^ hash, 0n),
-  };
-  return { file, hashes, source };
+  return { file, ...randomDatabaseFile(file, { seed, pageCount: PAGES, pageSize: PAGE_SIZE, databaseId: DATABASE_ID }) };
 }
 
 describe('writeCheckpointFromFile', () => {

@@ -1,12 +1,12 @@
-import { mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, utimesSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { LitebaseError } from '../../../src/errors.js';
-import { pageHash } from '../../../src/format/rolling-checksum.js';
 import { CheckpointDirectory, loadCheckpoint, writeCheckpointFromFile } from '../../../src/replay/checkpoints.js';
 import { writeRangeFile } from '../../../src/replay/range-files.js';
 import { makePages, Prng } from '../../support/golden-segments.js';
+import { randomDatabaseFile } from '../../support/range-checkpoints.js';
 
 /**
  * Garbage collection of checkpoints on the shared folder (docs/FORMAT.md §8.3): a replaced
@@ -28,23 +28,8 @@ function setMtime(file: string, ms: number): void {
 describe('checkpoint garbage collection', () => {
   it('keeps a replaced checkpoint and its ranges for the grace period, then removes only what no manifest lists', async () => {
     const directory = new CheckpointDirectory(path.join(work, 'checkpoints'));
-    const pages = makePages(
-      new Prng(1),
-      Array.from({ length: 8 }, (_, i) => i + 1),
-      PAGE_SIZE,
-    );
     const file = path.join(work, 'source.sqlite');
-    writeFileSync(file, Buffer.concat(pages.map((page) => page.data)));
-    const checksum = pages.reduce((sum, page) => sum ^ pageHash(page.pageNumber, page.data), 0n);
-    const source = {
-      databaseId: DATABASE_ID,
-      term: 1n,
-      position: 1n,
-      commitTimeMs: 1,
-      pageSize: PAGE_SIZE,
-      databaseSizePages: 8,
-      checksum,
-    };
+    const { source } = randomDatabaseFile(file, { seed: 1, pageCount: 8, pageSize: PAGE_SIZE, databaseId: DATABASE_ID });
     const { manifest: first } = await writeCheckpointFromFile(directory, file, source, 4);
     // The second checkpoint changed range 1 only: it lists range 0 of the first again.
     const changed = makePages(new Prng(2), [5, 6, 7, 8], PAGE_SIZE);

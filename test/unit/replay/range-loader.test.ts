@@ -6,7 +6,7 @@ import { LitebaseError } from '../../../src/errors.js';
 import { pageHash } from '../../../src/format/rolling-checksum.js';
 import { SEGMENT_HEADER_SIZE } from '../../../src/format/segment-codec.js';
 import { CheckpointDirectory, loadCheckpoint, writeCheckpointFromFile } from '../../../src/replay/checkpoints.js';
-import { makePages, Prng } from '../../support/golden-segments.js';
+import { randomDatabaseFile } from '../../support/range-checkpoints.js';
 
 /**
  * Loading a range checkpoint, on threads and on the calling thread (src/replay/range-loader.ts): the loaded file holds every
@@ -23,21 +23,11 @@ const PAGES = 300;
 
 async function checkpoint(name: string): Promise<{ directory: CheckpointDirectory; source: Buffer; checksum: bigint }> {
   const directory = new CheckpointDirectory(path.join(work, name));
-  const pages = makePages(
-    new Prng(7),
-    Array.from({ length: PAGES }, (_, i) => i + 1),
-    PAGE_SIZE,
-  );
-  const source = Buffer.concat(pages.map((page) => page.data));
   const file = path.join(work, `${name}.sqlite`);
-  writeFileSync(file, source);
-  const checksum = pages.reduce((sum, page) => sum ^ pageHash(page.pageNumber, page.data), 0n);
-  await writeCheckpointFromFile(
-    directory,
-    file,
-    { databaseId: DATABASE_ID, term: 1n, position: 9n, commitTimeMs: 1, pageSize: PAGE_SIZE, databaseSizePages: PAGES, checksum },
-    32,
-  );
+  const made = randomDatabaseFile(file, { seed: 7, pageCount: PAGES, pageSize: PAGE_SIZE, databaseId: DATABASE_ID, position: 9n });
+  const source = Buffer.concat(made.pages.map((page) => page.data));
+  const checksum = made.source.checksum;
+  await writeCheckpointFromFile(directory, file, made.source, 32);
   return { directory, source, checksum };
 }
 
