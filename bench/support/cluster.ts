@@ -187,7 +187,7 @@ export class ClusterNode {
   /** Lines printed after the node was ready (at --log-level warn: warnings and errors). */
   logSummary(samples = 5): { lines: number; samples: string[] } {
     const printed = this.linesAtStop ?? this.child.lineCount;
-    const lines = printed - this.linesAtReady;
+    const lines = printed - Math.max(this.linesAtReady, this.child.linesThroughBanner);
     const tail = this.child.tail(Math.min(samples, lines), this.child.lineCount - printed);
     return { lines, samples: tail.map((line) => `${this.id}: ${line.slice(0, 400)}`) };
   }

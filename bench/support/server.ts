@@ -104,6 +104,12 @@ export interface ServerLogSummary {
   samples: string[];
 }
 
+/**
+ * The line `litebase serve` prints once it listens (src/cli/serve.ts). It may come after /readyz
+ * first answers 200, so a count of lines taken at readiness can miss it: it is not trouble.
+ */
+const STARTUP_BANNER = / listening on https?:\/\//;
+
 /** Keep only this much of a process's output: enough to explain a failure, bounded under a log storm. */
 const MAX_KEPT_LINES = 200;
 
@@ -117,6 +123,8 @@ export class ServeProcess {
   private readonly kept: string[] = [];
   private partial = '';
   private printed = 0;
+  /** Lines printed up to and including the start-up banner ("... listening on http..."), once seen. */
+  private bannerAt = 0;
   private exitInfo: string | undefined;
   private readonly listeners: ((line: string) => void)[] = [];
 
@@ -157,6 +165,11 @@ export class ServeProcess {
 
   get running(): boolean {
     return this.exitInfo === undefined && this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  /** Lines printed up to and including the start-up banner (0 until it is printed). */
+  get linesThroughBanner(): number {
+    return this.bannerAt;
   }
 
   /** Total lines printed so far (the kept tail is at most MAX_KEPT_LINES). */
@@ -224,6 +237,7 @@ export class ServeProcess {
     for (const line of lines) {
       if (line.trim() === '') continue;
       this.printed++;
+      if (this.bannerAt === 0 && STARTUP_BANNER.test(line)) this.bannerAt = this.printed;
       for (const listener of this.listeners) listener(line);
       this.kept.push(line);
       if (this.kept.length > MAX_KEPT_LINES) this.kept.shift();
@@ -311,7 +325,7 @@ export class BenchServer {
 
   /** Taken before the server stops, so shutdown messages do not count as trouble under load. */
   logSummary(samples = 10): ServerLogSummary {
-    const lines = this.child.lineCount - this.linesAtReady;
+    const lines = this.child.lineCount - Math.max(this.linesAtReady, this.child.linesThroughBanner);
     return { lines, samples: this.outputTail(Math.min(samples, lines)).map((line) => line.slice(0, 500)) };
   }
 
