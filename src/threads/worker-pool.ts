@@ -103,10 +103,9 @@ export class WorkerPool<Request extends PoolMessage, Reply extends PoolMessage> 
    * load, gives their memory back); the next request starts a thread again.
    */
   async stopIdle(): Promise<void> {
-    const busy = new Set([...this.pending.values()].map((request) => request.worker));
     const stopping: Array<Promise<number>> = [];
     this.workers.forEach((worker, slot) => {
-      if (!worker || busy.has(worker)) return;
+      if (!worker || this.busy(worker)) return;
       this.workers[slot] = undefined;
       this.stopTimer(worker);
       stopping.push(worker.terminate());
