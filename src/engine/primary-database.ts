@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import type { Logger } from 'pino';
-import { releaseFreeMemory } from '../native/malloc-tuning.js';
+import { releaseEvery } from '../native/malloc-tuning.js';
 import { LitebaseError, notFound, unavailable } from '../errors.js';
 import { LogDirectory } from '../log/log-directory.js';
 import { formatChecksum } from '../format/rolling-checksum.js';
@@ -546,6 +546,7 @@ export class PrimaryDatabase<Follower extends LogFollower = LogFollower> {
     void this.log.sweepStaleTemps().then((removed) => {
       if (removed > 0) this.logger.info({ removed }, 'removed stale append temp files from the log folder');
     });
+    const releaseAfterStreaming = releaseEvery(256 * 1024 * 1024);
     this.durableLog = new DurableLog({
       database: meta.name,
       databaseId: meta.id,
@@ -570,9 +571,11 @@ export class PrimaryDatabase<Follower extends LogFollower = LogFollower> {
           },
           'large segment written chunk by chunk',
         );
-        // Capturing and compressing a transaction that large went through far more memory than
-        // stays in use: give it back (a node held ~70 MiB more after a 1 GiB transaction).
-        releaseFreeMemory();
+        // Capturing and compressing large transactions goes through far more memory than stays in
+        // use: give it back (a node held ~70 MiB more after a 1 GiB transaction). Every 256 MiB of
+        // them, not after each: a transaction of a few MiB is streamed too, and a full collection
+        // (a mark of the whole heap) per such commit is work the commit path need not carry.
+        releaseAfterStreaming(segment.bytes);
       },
       onFailure: (error) => this.onLogFailure(error),
       ...(feed
