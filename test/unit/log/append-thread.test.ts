@@ -74,8 +74,16 @@ describe('segment appends on the append threads', () => {
   it('makes the append with a fresh temp file when the spare was removed from the folder', async () => {
     const log = logFolder();
     await log.append(1n, segmentBytes(1), 'writer-6');
-    await waitFor(() => readdirSync(log.dir).some((name) => name.startsWith('.tmp')), 5000, 'a spare temp file');
-    for (const name of readdirSync(log.dir)) if (name.startsWith('.tmp')) rmSync(path.join(log.dir, name));
+    // The temp file the first append wrote is a link of segment 1 until it is unlinked after the
+    // answer; the spare is the temp file that is not.
+    const usedInode = statSync(log.segmentPath(1n)).ino;
+    const spares = (): string[] =>
+      readdirSync(log.dir).filter((name) => {
+        const inode = name.startsWith('.tmp') ? statSync(path.join(log.dir, name), { throwIfNoEntry: false })?.ino : undefined;
+        return inode !== undefined && inode !== usedInode;
+      });
+    await waitFor(() => spares().length > 0, 5000, 'a spare temp file');
+    for (const name of spares()) rmSync(path.join(log.dir, name), { force: true });
     await log.append(2n, segmentBytes(2), 'writer-6');
     expect(await log.positions()).toEqual([1n, 2n]);
     expect(new Uint8Array(readFileSync(log.segmentPath(2n)))).toEqual(segmentBytes(2));
