@@ -1,14 +1,41 @@
-import type { CursorEntry, HranaBatchResult, HranaStmtResult, HranaValue, PipelineResponseBody, StreamResult } from './protocol.js';
+import type {
+  CursorEntry,
+  HranaBatchResult,
+  HranaCol,
+  HranaStmtResult,
+  HranaValue,
+  PipelineResponseBody,
+  StreamResult,
+} from './protocol.js';
 
 /**
  * The JSON text of a pipeline answer, written out field by field. The answer is many small
  * objects (every value is one), and JSON.stringify in Node 20 looks up `toJSON` on each of them:
- * for a point read that took most of the time Hrana spends beyond /v1. Every string and number
- * still goes through JSON.stringify, so escaping and number formatting are JSON.stringify's; the
+ * for a point read that took most of the time Hrana spends beyond /v1. Each call of JSON.stringify
+ * also leaves JavaScript for V8's runtime (some 0.1 us), so strings that need no escaping, numbers
+ * and null are written here; any string that needs escaping still goes through JSON.stringify. The
  * text parses back to the same structure (test/unit/server/hrana/json.test.ts).
  */
 
 const text = JSON.stringify;
+
+/** A character JSON.stringify writes other than as itself: quote, backslash, control, or half a surrogate pair. */
+// eslint-disable-next-line no-control-regex -- the control characters are what it looks for
+const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
+
+function stringJson(value: string): string {
+  return NEEDS_ESCAPE.test(value) ? text(value) : `"${value}"`;
+}
+
+/** A string, or null. */
+function nullableJson(value: string | null): string {
+  return value === null ? 'null' : stringJson(value);
+}
+
+/** A number as JSON.stringify writes it (the same digits; null when not finite). */
+function numberJson(value: number): string {
+  return Number.isFinite(value) ? String(value) : 'null';
+}
 
 /** The text of a Hrana value; anything that is not one of its five shapes goes to JSON.stringify. */
 function valueJson(value: HranaValue): string {
@@ -16,13 +43,13 @@ function valueJson(value: HranaValue): string {
     case 'null':
       return '{"type":"null"}';
     case 'integer':
-      return `{"type":"integer","value":${text(value.value)}}`;
+      return `{"type":"integer","value":${stringJson(value.value)}}`;
     case 'float':
-      return `{"type":"float","value":${text(value.value)}}`;
+      return `{"type":"float","value":${numberJson(value.value)}}`;
     case 'text':
-      return `{"type":"text","value":${text(value.value)}}`;
+      return `{"type":"text","value":${stringJson(value.value)}}`;
     case 'blob':
-      return `{"type":"blob","base64":${text(value.base64)}}`;
+      return `{"type":"blob","base64":${stringJson(value.base64)}}`;
     default:
       return text(value);
   }
@@ -37,24 +64,47 @@ function rowJson(row: readonly HranaValue[]): string {
   return `${json}]`;
 }
 
-export function stmtResultJson(result: HranaStmtResult): string {
-  let json = '{"cols":[';
-  for (let index = 0; index < result.cols.length; index++) {
-    const col = result.cols[index];
-    if (index > 0) json += ',';
-    json += `{"name":${text(col?.name ?? null)},"decltype":${text(col?.decltype ?? null)}}`;
+/** The text of a statement's columns, by their array (values.ts hands out one array per prepared statement). */
+const colsTexts = new WeakMap<readonly HranaCol[], string>();
+
+function colsJson(cols: readonly HranaCol[]): string {
+  let json = colsTexts.get(cols);
+  if (json === undefined) {
+    json = '[';
+    for (let index = 0; index < cols.length; index++) {
+      const col = cols[index];
+      if (index > 0) json += ',';
+      json += `{"name":${text(col?.name ?? null)},"decltype":${text(col?.decltype ?? null)}}`;
+    }
+    json += ']';
+    colsTexts.set(cols, json);
   }
-  json += '],"rows":[';
+  return json;
+}
+
+export function stmtResultJson(result: HranaStmtResult): string {
+  let json = `{"cols":${colsJson(result.cols)},"rows":[`;
   for (let index = 0; index < result.rows.length; index++) {
     const row = result.rows[index] ?? [];
     json += index > 0 ? `,${rowJson(row)}` : rowJson(row);
   }
-  return `${json}],"affected_row_count":${text(result.affected_row_count)},"last_insert_rowid":${text(result.last_insert_rowid)}}`;
+  return `${json}],"affected_row_count":${numberJson(result.affected_row_count)},"last_insert_rowid":${nullableJson(result.last_insert_rowid)}}`;
 }
 
 function batchResultJson(result: HranaBatchResult): string {
-  const steps = result.step_results.map((step) => (step === null ? 'null' : stmtResultJson(step)));
-  return `{"step_results":[${steps.join(',')}],"step_errors":${text(result.step_errors)}}`;
+  let steps = '';
+  let errors = '';
+  for (let index = 0; index < result.step_results.length; index++) {
+    const step = result.step_results[index] ?? null;
+    const error = result.step_errors[index] ?? null;
+    if (index > 0) {
+      steps += ',';
+      errors += ',';
+    }
+    steps += step === null ? 'null' : stmtResultJson(step);
+    errors += error === null ? 'null' : text(error);
+  }
+  return `{"step_results":[${steps}],"step_errors":[${errors}]}`;
 }
 
 function streamResultJson(result: StreamResult): string {
@@ -74,8 +124,12 @@ function streamResultJson(result: StreamResult): string {
 
 /** `JSON.stringify(body)`, cheaper for the statement results inside. */
 export function pipelineResponseJson(body: PipelineResponseBody): string {
-  const results = body.results.map(streamResultJson);
-  return `{"baton":${text(body.baton)},"base_url":${text(body.base_url)},"results":[${results.join(',')}]}`;
+  let results = '';
+  for (let index = 0; index < body.results.length; index++) {
+    if (index > 0) results += ',';
+    results += streamResultJson(body.results[index] as StreamResult);
+  }
+  return `{"baton":${nullableJson(body.baton)},"base_url":${nullableJson(body.base_url)},"results":[${results}]}`;
 }
 
 /** One line of a v3 cursor: `JSON.stringify(entry)`, cheaper for rows. */

@@ -32,6 +32,8 @@ export class NeedsPrimary extends Error {
   }
 }
 
+const CLOSED: StreamResponse = { type: 'close' };
+
 /** Most SQL texts one stream may store (store_sql). */
 const MAX_STORED_SQL = 1000;
 
@@ -69,7 +71,15 @@ export class StreamSession {
     const results: StreamResult[] = [];
     for (const request of requests) {
       try {
-        results.push({ type: 'ok', response: await this.runRequest(request) });
+        // The usual request waits for the engine once; most others answer without waiting (close,
+        // store_sql, ...) and are awaited only when they did not: every await and every async
+        // function between here and the engine costs a turn of the microtask queue and a promise.
+        if (request.type === 'execute' && !this.stream.closed) {
+          results.push({ type: 'ok', response: { type: 'execute', result: await this.execute(request.stmt) } });
+          continue;
+        }
+        const response = this.runRequest(request);
+        results.push({ type: 'ok', response: response instanceof Promise ? await response : response });
       } catch (error) {
         results.push({ type: 'error', error: this.toError(error) });
       }
@@ -83,19 +93,20 @@ export class StreamSession {
     return cursorEntries(await this.runBatch(batch));
   }
 
-  private async runRequest(request: StreamRequest): Promise<StreamResponse> {
+  /** A request's response; a promise only when it had to wait (for the engine). */
+  private runRequest(request: StreamRequest): StreamResponse | Promise<StreamResponse> {
     if (this.stream.closed) throw new HranaRequestError('the stream is closed', 'STREAM_CLOSED');
     switch (request.type) {
-      case 'close':
-        await this.close();
-        return { type: 'close' };
+      case 'close': {
+        const closed = this.close();
+        return closed === undefined ? CLOSED : closed.then(() => CLOSED);
+      }
       case 'execute':
-        return { type: 'execute', result: await this.execute(request.stmt) };
+        return this.execute(request.stmt).then((result) => ({ type: 'execute', result }));
       case 'batch':
-        return { type: 'batch', result: await this.runBatch(request.batch) };
+        return this.runBatch(request.batch).then((result) => ({ type: 'batch', result }));
       case 'sequence':
-        for (const sql of splitStatements(this.sqlOf(request))) await this.execute({ sql, want_rows: false });
-        return { type: 'sequence' };
+        return this.runSequence(this.sqlOf(request));
       case 'describe':
         return { type: 'describe', result: this.describe(this.sqlOf(request)) };
       case 'store_sql':
@@ -114,14 +125,20 @@ export class StreamSession {
     }
   }
 
-  /** Close the stream; an open transaction is rolled back. */
-  async close(): Promise<void> {
+  /** Close the stream; an open write transaction is rolled back (the promise: until it is). */
+  close(): Promise<void> | undefined {
     this.stream.closed = true;
     const transaction = this.stream.transaction;
     this.stream.transaction = undefined;
     if (transaction?.kind === 'write' && this.engine instanceof PrimaryDatabase && this.engine.hasTransaction(transaction.id)) {
-      await this.engine.rollbackTransaction(transaction.id);
+      return this.engine.rollbackTransaction(transaction.id);
     }
+    return undefined;
+  }
+
+  private async runSequence(sql: string): Promise<StreamResponse> {
+    for (const statement of splitStatements(sql)) await this.execute({ sql: statement, want_rows: false });
+    return { type: 'sequence' };
   }
 
   private async runBatch(batch: HranaBatch): Promise<HranaBatchResult> {
@@ -171,27 +188,28 @@ export class StreamSession {
     throw new HranaRequestError('give "sql" or "sql_id"');
   }
 
-  private async execute(stmt: HranaStmt): Promise<HranaStmtResult> {
-    const sql = this.sqlOf(stmt);
-    const text = analyzeStatement(sql);
-    if (text.control) {
-      await this.control(text.control);
-      return EMPTY_RESULT;
+  /** Not async itself (the promise is run's): one async function fewer between a request and the engine. */
+  private execute(stmt: HranaStmt): Promise<HranaStmtResult> {
+    try {
+      const sql = this.sqlOf(stmt);
+      const text = analyzeStatement(sql);
+      if (text.control) return this.control(text.control).then(() => EMPTY_RESULT);
+      if (text.foreignKeysSetting) return Promise.resolve(EMPTY_RESULT);
+      const bound = bindArguments(sql, stmt.args, stmt.named_args, text.slots);
+      return this.run({ sql, params: bound.params, named: bound.named }, stmt.want_rows !== false);
+    } catch (error) {
+      return Promise.reject(error);
     }
-    if (text.foreignKeysSetting) return EMPTY_RESULT;
-    const bound = bindArguments(sql, stmt.args, stmt.named_args, text.slots);
-    const input: StatementInput = { sql, params: bound.params, named: bound.named };
-    return toStmtResult(await this.run(input), stmt.want_rows !== false);
   }
 
-  private async run(input: StatementInput): Promise<StatementResult> {
+  private async run(input: StatementInput, wantRows: boolean): Promise<HranaStmtResult> {
     const transaction = this.stream.transaction;
     if (transaction?.kind === 'write') {
       const primary = this.primary();
       try {
         const outcome = await primary.transactionQuery(transaction.id, [input], this.access);
         this.note(outcome.position);
-        return outcome.results[0] as StatementResult;
+        return toStmtResult(outcome.results[0] as StatementResult, wantRows);
       } finally {
         // SQLite ends the transaction itself after some failures; the stream is then in autocommit.
         if (!primary.hasTransaction(transaction.id)) this.stream.transaction = undefined;
@@ -207,7 +225,7 @@ export class StreamSession {
       this.note(outcome.position);
       const [result] = outcome.results;
       if (!result || 'error' in result) throw new LitebaseError('STATEMENT_FAILED', 'the statement gave no result', { status: 500 });
-      return result;
+      return toStmtResult(result, wantRows);
     } catch (error) {
       if (error instanceof NeedsPrimaryError && transaction?.kind === 'read' && transaction.deferred === true) {
         // A Replica's deferred transaction writes: begun in this request, the whole request goes to

@@ -126,8 +126,19 @@ export function toStmtResult(result: StatementResult, wantRows = true): HranaStm
   };
 }
 
+/**
+ * Columns already described, by the engine's array of names: the engine hands out one array per
+ * prepared statement (its statement cache), so a statement's columns are built once, not per answer.
+ */
+const describedColumns = new WeakMap<readonly string[], HranaCol[]>();
+
 export function columnsOf(result: StatementResult): HranaCol[] {
-  return result.columns.map((name, index) => ({ name, decltype: result.decltypes?.[index] ?? null }));
+  let cols = describedColumns.get(result.columns);
+  if (cols === undefined || cols.length !== result.columns.length) {
+    cols = result.columns.map((name, index) => ({ name, decltype: result.decltypes?.[index] ?? null }));
+    describedColumns.set(result.columns, cols);
+  }
+  return cols;
 }
 
 export function rowidText(rowid: JsonSqlValue): string | null {

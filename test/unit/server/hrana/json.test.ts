@@ -6,7 +6,8 @@ import { toStmtResult } from '../../../../src/server/hrana/values.js';
 
 // Results as the session builds them (toStmtResult over the engine's exact encoding), with every
 // value type, the extremes, and text that needs escaping.
-const odd = 'quote " backslash \\ newline \n tab \t nul \u0000 line sep \u2028 é 😀 </script>';
+const odd =
+  'quote " backslash \\ newline \n tab \t nul \u0000 unit sep \u001f del \u007f line sep \u2028 é 😀 lone \ud83d half \udc00 </script>';
 const rows = toStmtResult({
   columns: ['id', 'f', 't', 'b', 'n', odd],
   decltypes: ['INTEGER', 'REAL', 'TEXT', 'BLOB', null, 'custom "type"'],
@@ -14,6 +15,9 @@ const rows = toStmtResult({
     [{ $int: '-9223372036854775808' }, 1.5, odd, { $blob: 'AP8=' }, null, { $int: '0' }],
     [{ $int: '9223372036854775807' }, -0, '', { $blob: '' }, null, Number.MAX_VALUE],
     [{ $int: '1' }, Number.MIN_VALUE, 'x'.repeat(1000), { $blob: 'AAAA' }, null, Infinity],
+    // One reason to escape per text, each alone: a lone half of a surrogate pair, a control character, a quote.
+    [{ $int: '2' }, NaN, 'lone \udc00 half', { $blob: 'AA==' }, 'control \u0001 only', 'quote " only'],
+    [{ $int: '-3' }, 1e21, 'high \ud83d half', 'backslash \\ only', 'é 😀 plain', '\u2028'],
   ],
   rowsAffected: 0,
   lastInsertRowid: null,
