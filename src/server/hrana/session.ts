@@ -71,13 +71,9 @@ export class StreamSession {
     const results: StreamResult[] = [];
     for (const request of requests) {
       try {
-        // The usual request waits for the engine once; most others answer without waiting (close,
-        // store_sql, ...) and are awaited only when they did not: every await and every async
-        // function between here and the engine costs a turn of the microtask queue and a promise.
-        if (request.type === 'execute' && !this.stream.closed) {
-          results.push({ type: 'ok', response: { type: 'execute', result: await this.execute(request.stmt) } });
-          continue;
-        }
+        // Many requests answer without waiting (close, store_sql, ...): awaited only when they did
+        // not, since every await and every async function between here and the engine costs a
+        // turn of the microtask queue and a promise.
         const response = this.runRequest(request);
         results.push({ type: 'ok', response: response instanceof Promise ? await response : response });
       } catch (error) {

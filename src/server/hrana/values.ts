@@ -134,7 +134,7 @@ const describedColumns = new WeakMap<readonly string[], HranaCol[]>();
 
 export function columnsOf(result: StatementResult): HranaCol[] {
   let cols = describedColumns.get(result.columns);
-  if (cols === undefined || cols.length !== result.columns.length) {
+  if (cols === undefined) {
     cols = result.columns.map((name, index) => ({ name, decltype: result.decltypes?.[index] ?? null }));
     describedColumns.set(result.columns, cols);
   }
