@@ -73,6 +73,9 @@ interface InFlight {
  */
 export class DurableLog {
   private committed = 0;
+  /** Client transactions in the local commits noted so far, and in those sent so far (a segment's transaction count). */
+  private clientTransactions = 0;
+  private clientTransactionsSent = 0;
   private durable = 0;
   private sent = 0;
   private readonly waiters: Waiter[] = [];
@@ -153,10 +156,17 @@ export class DurableLog {
     return this.durable < this.committed;
   }
 
-  /** Record a local commit; returns its sequence number for `waitDurable`. */
-  noteCommit(): number {
+  /**
+   * Record a local commit of `clientTransactions` client transactions (a write group's commit holds
+   * several: docs/ARCHITECTURE.md §5.4); returns its sequence number for `waitDurable`. The flush
+   * waits for the next turn of the event loop, so that requests already read from the sockets commit
+   * first; `flushNow` when the commit already gathered them (a write group commits after its turn).
+   */
+  noteCommit(clientTransactions = 1, flushNow = false): number {
     this.committed += 1;
-    this.scheduleFlush();
+    this.clientTransactions += clientTransactions;
+    if (flushNow) this.flush();
+    else this.scheduleFlush();
     return this.committed;
   }
 
@@ -223,17 +233,20 @@ export class DurableLog {
     const captured = capture.capture(this.options.streamSegmentBytes ?? DEFAULT_STREAM_SEGMENT_BYTES);
     const previous = this.inFlight[this.inFlight.length - 1];
     const count = captured.kind === 'large' ? captured.large.transactionCount : captured.transactions.length;
+    // Every commit noted so far is in this capture: the client transactions it holds are the segment's.
+    const clients = Math.max(count, this.clientTransactions - this.clientTransactionsSent);
+    this.clientTransactionsSent = this.clientTransactions;
     if (count === 0) {
       if (captured.kind === 'large') captured.large.close();
       // Commits that changed nothing are durable once everything before them is.
       return { sequence, position: this.next - 1n, done: previous ? previous.done : Promise.resolve() };
     }
-    if (captured.kind === 'large') return this.sendLargeSegment(sequence, captured.large);
-    return this.sendSmallSegment(sequence, captured.transactions);
+    if (captured.kind === 'large') return this.sendLargeSegment(sequence, captured.large, clients);
+    return this.sendSmallSegment(sequence, captured.transactions, clients);
   }
 
   /** A group of commits of ordinary size: merged, encoded and sent to the append thread in memory. */
-  private sendSmallSegment(sequence: number, transactions: WalTransaction[]): InFlight {
+  private sendSmallSegment(sequence: number, transactions: WalTransaction[], clients: number): InFlight {
     const { hashes, metrics } = this.options;
     const { pages, databaseSizePages } = mergeTransactions(transactions);
     const images: PageImage[] = pages.map(({ pageNumber, data }) => ({
@@ -247,7 +260,7 @@ export class DurableLog {
     // segment fails, the whole local state is rebuilt from the log, table included.
     hashes.apply(hashed, databaseSizePages);
     const postChecksum = hashes.checksum;
-    const bytes = encodeSegment(this.segmentHeader(position, databaseSizePages, transactions.length, preChecksum, postChecksum), images);
+    const bytes = encodeSegment(this.segmentHeader(position, databaseSizePages, clients, preChecksum, postChecksum), images);
     const length = bytes.length;
     const copies = this.options.segmentCopies;
     // A copy: the bytes themselves are moved to the append thread.
@@ -259,7 +272,7 @@ export class DurableLog {
     // to it, not copied (only a segment of its own buffer is: a large one).
     const done = this.options.log.append(position, bytes, this.stream, this.options.writeFence, this.head, { transfer: true }).then(() => {
       stopTimer();
-      this.recordDurable(position, postChecksum, length, transactions.length);
+      this.recordDurable(position, postChecksum, length, clients);
       copies?.durable(copy);
     });
     return { sequence, position, done };
@@ -271,7 +284,7 @@ export class DurableLog {
    * chunk by chunk into a temp file in the log folder (LogDirectory.writeSegmentFile), which the
    * append thread then links like any segment. Nothing else is sent meanwhile (`preparing`).
    */
-  private sendLargeSegment(sequence: number, large: LargeCapture): InFlight {
+  private sendLargeSegment(sequence: number, large: LargeCapture, clients: number): InFlight {
     const { hashes, metrics, log } = this.options;
     const started = performance.now();
     const position = this.next;
@@ -289,7 +302,7 @@ export class DurableLog {
     hashes.apply([], large.databaseSizePages);
     const postChecksum = hashes.checksum;
     const header = {
-      ...this.segmentHeader(position, large.databaseSizePages, large.transactionCount, preChecksum, postChecksum),
+      ...this.segmentHeader(position, large.databaseSizePages, clients, preChecksum, postChecksum),
       pageCount: large.pageCount,
     };
     this.next = position + 1n;
@@ -304,14 +317,14 @@ export class DurableLog {
         this.flush();
         return linked.then(() => {
           stopTimer();
-          this.recordDurable(position, postChecksum, bytes, large.transactionCount);
+          this.recordDurable(position, postChecksum, bytes, clients);
           this.options.segmentCopies?.durable(undefined);
           metrics.segmentsStreamed.inc({ database: this.options.database });
           this.options.onStreamed?.({
             position,
             pages: large.pageCount,
             bytes,
-            transactions: large.transactionCount,
+            transactions: clients,
             seconds: (performance.now() - started) / 1000,
           });
         });

@@ -62,7 +62,56 @@ interface Connections {
   begin: Database.Statement;
   commit: Database.Statement;
   rollback: Database.Statement;
+  /** A write group member's own savepoint (§5.4): its statements succeed or fail together. */
+  memberBegin: Database.Statement;
+  memberEnd: Database.Statement;
+  memberUndo: Database.Statement;
+  /**
+   * Whether writes may share a transaction: false while the schema holds something that can roll
+   * back a whole transaction or fail its COMMIT (ON CONFLICT ROLLBACK, RAISE(ROLLBACK), deferred
+   * constraints). Undefined until looked at; forgotten with the statements on a schema change.
+   */
+  groupable?: boolean;
 }
+
+type WriteBody = (writer: Database.Database, cache: StatementCache) => void;
+
+/**
+ * Writes of one turn of the event loop that share one SQLite transaction (docs/ARCHITECTURE.md §5.4):
+ * it holds the write lock from its first member until it commits, right after the turn.
+ */
+interface WriteGroup {
+  release: Release;
+  /** The connections it was opened on: after a rebuild of the local copy (§5.5) its transaction is gone with them. */
+  connections: Connections;
+  members: Array<{ body: WriteBody; resolve: (position: bigint) => void; reject: (error: unknown) => void }>;
+  /** Committed or broken up: no write joins it any more. */
+  closed: boolean;
+}
+
+/**
+ * Statement text that can end a whole transaction or defer its checks to COMMIT (`INSERT OR ROLLBACK`,
+ * `PRAGMA defer_foreign_keys`): such a request writes alone, never inside a write group.
+ */
+const ENDS_OR_DEFERS = /rollback|defer/i;
+
+/**
+ * What a write body changes in its request's run (the response budget, the statement samples),
+ * remembered before it runs: the returned function puts it back, so a body that runs again (a write
+ * group broke up) starts where the first run did.
+ */
+function restartPoint(run: StatementRun): () => void {
+  const { rows, bytes } = run.budget;
+  const samples = run.samples?.length ?? 0;
+  return () => {
+    run.budget.rows = rows;
+    run.budget.bytes = bytes;
+    if (run.samples !== undefined) run.samples.length = samples;
+  };
+}
+
+/** Schema that can do the same from inside an ordinary statement (a trigger's RAISE(ROLLBACK), a deferred foreign key). */
+const SCHEMA_ENDS_OR_DEFERS = "SELECT 1 FROM sqlite_schema WHERE sql LIKE '%rollback%' OR sql LIKE '%defer%' LIMIT 1";
 
 interface InteractiveTransaction {
   id: string;
@@ -119,6 +168,8 @@ export class PrimaryDatabase<Follower extends LogFollower = LogFollower> {
   private durableLog: DurableLog | undefined;
   private capture: WalCapture;
   private readonly writeLock = new AsyncMutex();
+  /** This turn's write group, while it takes members (§5.4). */
+  private group: WriteGroup | undefined;
   private readonly positionWaiters: PositionWaiters;
   private readonly transactions = new Map<string, InteractiveTransaction>();
   /** Interactive transactions waiting for the write lock: they count against the limit too. */
@@ -229,11 +280,15 @@ export class PrimaryDatabase<Follower extends LogFollower = LogFollower> {
     }
     if (!access.write) throw readOnlyKey(this.name);
     const results: StatementResult[] = [];
+    const restart = restartPoint(run);
     const position = await this.write(
       (writer, cache) => {
+        restart();
+        results.length = 0;
         statements.forEach((statement, index) => results.push(runStatement(cache, writer, statement, index, run)));
       },
       statements.some((statement) => isSchemaChange(statement.sql)),
+      !statements.some((statement) => ENDS_OR_DEFERS.test(statement.sql)),
     );
     return { results, position };
   }
@@ -249,9 +304,15 @@ export class PrimaryDatabase<Follower extends LogFollower = LogFollower> {
         } else {
           if (!access.write) throw readOnlyKey(this.name, index);
           let result: StatementResult | undefined;
-          lastWrite = await this.write((writer, cache) => {
-            result = runStatement(cache, writer, statement, index, run);
-          }, isSchemaChange(statement.sql));
+          const restart = restartPoint(run);
+          lastWrite = await this.write(
+            (writer, cache) => {
+              restart();
+              result = runStatement(cache, writer, statement, index, run);
+            },
+            isSchemaChange(statement.sql),
+            !ENDS_OR_DEFERS.test(statement.sql),
+          );
           if (result) results.push(result);
         }
       } catch (error) {
@@ -276,8 +337,128 @@ export class PrimaryDatabase<Follower extends LogFollower = LogFollower> {
     return log.position;
   }
 
-  /** Run `body` in one write transaction and resolve with the durable position that holds it. */
-  private async write(body: (writer: Database.Database, cache: StatementCache) => void, changesSchema = false): Promise<bigint> {
+  /**
+   * Run `body` in a write transaction and resolve with the durable position that holds it: in the
+   * open write group, or a new one, when `groupable` and group commit allow (§5.4), else alone. A
+   * body may run twice (a group that broke up runs its members again alone): it must start over
+   * each time, as the query bodies do (restartPoint).
+   */
+  private write(body: WriteBody, changesSchema = false, groupable = false): Promise<bigint> {
+    if (groupable && !changesSchema && this.options.settings.groupCommit) {
+      const grouped = this.writeInGroup(body);
+      if (grouped !== undefined) return grouped;
+    }
+    return this.writeAlone(body, changesSchema);
+  }
+
+  /**
+   * Run `body` as a member of this turn's write group, in its own savepoint; undefined when no group
+   * can take it (the write lock is held by something else, or the schema forbids groups), so it
+   * writes alone. The group commits right after this turn of the event loop (setImmediate), when
+   * every request read from the sockets in it has run.
+   */
+  private writeInGroup(body: WriteBody): Promise<bigint> | undefined {
+    let group = this.group;
+    if (group !== undefined && (group.connections !== this.connections || this.state !== 'ready')) {
+      // The local copy is being rebuilt under it (§5.5): its transaction goes with the old connections.
+      this.breakUp(group);
+      group = undefined;
+    }
+    if (group === undefined) {
+      const release = this.writeLock.tryAcquire();
+      if (release === undefined) return undefined;
+      let connections: Connections;
+      try {
+        connections = this.ready();
+        connections.groupable ??= connections.writer.prepare(SCHEMA_ENDS_OR_DEFERS).get() === undefined;
+        if (!connections.groupable) {
+          release();
+          return undefined;
+        }
+        connections.begin.run();
+      } catch (error) {
+        release();
+        throw error;
+      }
+      const opened: WriteGroup = { release, connections, members: [], closed: false };
+      this.group = group = opened;
+      setImmediate(() => this.commitGroup(opened));
+    }
+    const { writer, writerStatements, memberBegin, memberEnd, memberUndo } = group.connections;
+    memberBegin.run();
+    try {
+      body(writer, writerStatements);
+    } catch (error) {
+      if (writer.inTransaction) {
+        memberUndo.run();
+        memberEnd.run();
+      } else {
+        // SQLite ended the whole transaction (an interrupted statement, a full disk): the members
+        // before this one lost their work too, and run again alone.
+        this.breakUp(group);
+      }
+      throw error;
+    }
+    if (!writer.inTransaction) {
+      // A statement ended the group's transaction (the statement guard refuses COMMIT and friends;
+      // should one slip through): what it committed is in the WAL, this member's work included.
+      this.options.logger.error({ database: this.name }, 'a statement ended the write transaction itself; the statement guard missed it');
+    } else {
+      memberEnd.run();
+    }
+    const joined = group;
+    return new Promise<bigint>((resolve, reject) => {
+      joined.members.push({ body, resolve, reject });
+      if (!writer.inTransaction) this.commitGroup(joined);
+    });
+  }
+
+  /** Commit a write group (or what is left of it) and answer its members once their segment is durable. */
+  private commitGroup(group: WriteGroup): void {
+    if (group.closed) return;
+    group.closed = true;
+    if (this.group === group) this.group = undefined;
+    let sequence: number;
+    try {
+      if (this.connections !== group.connections || this.state !== 'ready') throw this.notReady();
+      const { writer, commit, rollback } = group.connections;
+      if (group.members.length === 0) {
+        // Every member failed and was rolled back to its savepoint: nothing to commit.
+        if (writer.inTransaction) rollback.run();
+        group.release();
+        return;
+      }
+      if (writer.inTransaction) commit.run();
+      sequence = (this.durableLog as DurableLog).noteCommit(group.members.length, true);
+    } catch (error) {
+      // COMMIT failed: nothing of the group is in the database. Each member runs again alone and
+      // gets its own outcome.
+      this.logger.warn({ err: error, members: group.members.length }, 'a write group could not commit; its writes run again one by one');
+      group.closed = false;
+      this.breakUp(group);
+      return;
+    }
+    group.release();
+    const durable = (this.durableLog as DurableLog).waitDurable(sequence);
+    for (const member of group.members) durable.then(member.resolve, member.reject);
+  }
+
+  /** The group's transaction is gone or cannot commit: roll back what is left, and run each member again alone. */
+  private breakUp(group: WriteGroup): void {
+    if (group.closed) return;
+    group.closed = true;
+    if (this.group === group) this.group = undefined;
+    try {
+      const { writer, rollback } = group.connections;
+      if (writer.open && writer.inTransaction) rollback.run();
+    } finally {
+      group.release();
+    }
+    for (const member of group.members) this.writeAlone(member.body, false).then(member.resolve, member.reject);
+  }
+
+  /** Run `body` in a write transaction of its own. */
+  private async writeAlone(body: WriteBody, changesSchema: boolean): Promise<bigint> {
     const release = this.writeLock.tryAcquire() ?? (await this.writeLock.acquire(this.options.settings.limits.waitTimeoutMs));
     let sequence: number;
     let log: DurableLog;
@@ -354,6 +535,7 @@ export class PrimaryDatabase<Follower extends LogFollower = LogFollower> {
   private forgetStatements(connections: Connections): void {
     connections.writerStatements.clear();
     connections.readerStatements.clear();
+    connections.groupable = undefined;
   }
 
   // ---- interactive transactions -------------------------------------------------------------
@@ -659,6 +841,9 @@ export class PrimaryDatabase<Follower extends LogFollower = LogFollower> {
       begin: writer.prepare('BEGIN IMMEDIATE'),
       commit: writer.prepare('COMMIT'),
       rollback: writer.prepare('ROLLBACK'),
+      memberBegin: writer.prepare('SAVEPOINT litebase_write_group_member'),
+      memberEnd: writer.prepare('RELEASE SAVEPOINT litebase_write_group_member'),
+      memberUndo: writer.prepare('ROLLBACK TO SAVEPOINT litebase_write_group_member'),
     };
   }
 

@@ -10,6 +10,7 @@ import { PrimaryDatabase } from '../../../src/engine/primary-database.js';
 import { ReplicaDatabase } from '../../../src/engine/replica-database.js';
 import type { LitebaseError } from '../../../src/errors.js';
 import { formatChecksum } from '../../../src/format/rolling-checksum.js';
+import { decodeSegmentHeader } from '../../../src/format/segment-codec.js';
 import { Metrics } from '../../../src/metrics.js';
 import { DatabaseCatalog, type DatabaseMeta } from '../../../src/storage/catalog.js';
 import { LocalLayout, SharedLayout } from '../../../src/storage/layout.js';
@@ -226,17 +227,22 @@ describe('PrimaryDatabase write, crash, recover', () => {
   });
 
   it('catches up a local copy that a crash left behind the log (commits still on their way to it)', async () => {
-    const { at, meta, primary } = await newDatabase();
-    const early = await acknowledgedWrites(primary, 'c');
-    // Commits are made at once; their segments are written later. The local files copied now are
-    // what kill -9 at this moment leaves: a WAL holding commits the log does not have yet.
+    const { at, meta, primary: first } = await newDatabase();
+    const early = await acknowledgedWrites(first, 'c');
+    await first.close();
+    // Without group commit a write commits locally at once, in the request's own turn of the event
+    // loop, and its segment is sent from the next one (with it, a write group commits and sends in
+    // the same callback, leaving no turn in between to copy the files in). The local files copied
+    // now are what kill -9 at this moment leaves: a WAL holding a commit the log does not have yet.
+    const primary = await openPrimary({ ...at, config: { ...at.config, groupCommit: false } }, meta, 2n);
     const inFlight = Array.from({ length: 10 }, (_, i) => primary.query([insert('late', i)], 'transaction'));
     const crashed = node(at.dataDir);
     const from = at.local.databaseDir('app');
     const to = crashed.local.databaseDir('app');
     mkdirSync(to, { recursive: true });
     for (const name of readdirSync(from)) copyFileSync(path.join(from, name), path.join(to, name));
-    expect(writersInLocalFiles(to)).toEqual([...early, ...Array.from({ length: 10 }, (_, i) => `late-${i}`)].sort());
+    // The first late write committed; the others wait for the write lock, held until it is durable.
+    expect(writersInLocalFiles(to)).toEqual([...early, 'late-0'].sort());
     const logAtCrash = logHead(at);
     // The old process would have gone on: its segments reach the log, and its writers are answered.
     await Promise.all(inFlight);
@@ -245,9 +251,118 @@ describe('PrimaryDatabase write, crash, recover', () => {
     expect(before.position, 'the late commits were not in the log when the copy was taken').toBeGreaterThan(logAtCrash.position);
     await primary.close();
 
-    const reopened = await openPrimary(crashed, meta, 2n);
+    const reopened = await openPrimary(crashed, meta, 3n);
     expect({ position: reopened.position, checksum: reopened.checksum }).toEqual(before);
     expect(await writersIn(reopened)).toEqual(acknowledged);
     await expectReplicaEqual(at, meta, reopened, acknowledged);
+  });
+});
+
+/**
+ * Write groups (docs/ARCHITECTURE.md §5.4): the writes of one turn of the event loop share one
+ * SQLite transaction, each in its own savepoint. Each must still succeed or fail on its own, as if
+ * it had run alone.
+ */
+describe('write groups', () => {
+  const rowsOf = async (primary: PrimaryDatabase, sql = 'SELECT writer FROM t ORDER BY writer'): Promise<unknown[][]> => {
+    const [result] = (await primary.query([{ sql }], 'transaction')).results;
+    if (!result || 'error' in result) throw new Error(`SELECT failed: ${JSON.stringify(result)}`);
+    return result.rows;
+  };
+  const outcome = (query: Promise<unknown>): Promise<string> =>
+    query.then(
+      () => 'ok',
+      (error: LitebaseError) => error.code,
+    );
+
+  it('answers the writes of one turn with one segment that counts each of them', async () => {
+    const { at, primary } = await newDatabase();
+    const start = primary.position;
+    const positions = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => primary.query([insert('g', i)], 'transaction').then(({ position }) => position)),
+    );
+    expect(new Set(positions)).toEqual(new Set([start + 1n]));
+    expect(logHead(at).position).toBe(start + 1n);
+    const segment = new LogDirectory(at.shared.logDir('app')).readSyncInto(start + 1n, Buffer.alloc(1 << 20));
+    expect(segment && decodeSegmentHeader(segment).transactionCount).toBe(20);
+    expect(await writersIn(primary)).toEqual(Array.from({ length: 20 }, (_, i) => `g-${i}`).sort());
+  });
+
+  it('fails a write whose statement fails without touching the others of its group', async () => {
+    const { at, meta, primary } = await newDatabase();
+    await primary.query([{ sql: 'CREATE UNIQUE INDEX one_writer ON t(writer)' }], 'transaction');
+    const outcomes = await Promise.all([
+      outcome(primary.query([insert('a', 0)], 'transaction')),
+      // Its first INSERT succeeds, its second breaks the index: neither row may stay.
+      outcome(primary.query([insert('b', 0), insert('a', 0)], 'transaction')),
+      outcome(primary.query([insert('c', 0), insert('c', 1)], 'transaction')),
+      outcome(primary.query([{ sql: 'INSERT INTO nowhere VALUES (1)' }], 'transaction')),
+      outcome(primary.query([insert('d', 0)], 'transaction')),
+    ]);
+    expect(outcomes).toEqual(['ok', 'SQLITE_CONSTRAINT_UNIQUE', 'ok', 'SQLITE_ERROR', 'ok']);
+    const acknowledged = ['a-0', 'c-0', 'c-1', 'd-0'];
+    expect(await writersIn(primary)).toEqual(acknowledged);
+    await expectReplicaEqual(at, meta, primary, acknowledged);
+  });
+
+  it('runs a write that can roll back a whole transaction alone (OR ROLLBACK)', async () => {
+    const { primary } = await newDatabase();
+    await primary.query([{ sql: 'CREATE UNIQUE INDEX one_writer ON t(writer)' }], 'transaction');
+    const outcomes = await Promise.all([
+      outcome(primary.query([insert('a', 0)], 'transaction')),
+      outcome(primary.query([{ sql: "INSERT OR ROLLBACK INTO t(writer) VALUES ('a-0')" }], 'transaction')),
+      outcome(primary.query([insert('b', 0)], 'transaction')),
+    ]);
+    expect(outcomes).toEqual(['ok', 'SQLITE_CONSTRAINT_UNIQUE', 'ok']);
+    expect(await writersIn(primary)).toEqual(['a-0', 'b-0']);
+  });
+
+  it('writes alone while the schema can roll back a transaction or defer a check to COMMIT', async () => {
+    const { primary } = await newDatabase();
+    await primary.query(
+      [
+        { sql: "CREATE TRIGGER no_x BEFORE INSERT ON t WHEN NEW.writer LIKE 'x%' BEGIN SELECT RAISE(ROLLBACK, 'no x'); END" },
+        { sql: 'CREATE TABLE parent(id INTEGER PRIMARY KEY)' },
+        { sql: 'CREATE TABLE child(id INTEGER PRIMARY KEY, parent INTEGER REFERENCES parent(id) DEFERRABLE INITIALLY DEFERRED)' },
+      ],
+      'transaction',
+    );
+    const outcomes = await Promise.all([
+      outcome(primary.query([insert('a', 0)], 'transaction')),
+      outcome(primary.query([insert('x', 0)], 'transaction')),
+      outcome(primary.query([{ sql: 'INSERT INTO child VALUES (1, 42)' }], 'transaction')),
+      outcome(primary.query([insert('b', 0)], 'transaction')),
+      outcome(primary.query([{ sql: 'INSERT INTO parent VALUES (7)' }, { sql: 'INSERT INTO child VALUES (2, 7)' }], 'transaction')),
+    ]);
+    expect(outcomes).toEqual(['ok', 'SQLITE_CONSTRAINT_TRIGGER', 'SQLITE_CONSTRAINT_FOREIGNKEY', 'ok', 'ok']);
+    expect(await writersIn(primary)).toEqual(['a-0', 'b-0']);
+    expect(await rowsOf(primary, 'SELECT id, parent FROM child')).toEqual([[2, 7]]);
+  });
+
+  it('runs the writes before a statement that ended the group transaction again, alone', async () => {
+    const at = node();
+    const meta = await new DatabaseCatalog(at.shared).create('app');
+    const primary = await openPrimary(
+      { ...at, config: { ...at.config, limits: { ...at.config.limits, statementTimeoutMs: 200 } } },
+      meta,
+      1n,
+    );
+    await primary.query([{ sql: 'CREATE TABLE t(id INTEGER PRIMARY KEY, writer TEXT, payload TEXT)' }], 'transaction');
+    const outcomes = await Promise.all([
+      outcome(primary.query([insert('a', 0)], 'transaction')),
+      outcome(primary.query([insert('b', 0), insert('b', 1)], 'transaction')),
+      // Interrupted at its time limit: SQLite then rolls back the whole transaction, the two
+      // writes before it in the group included.
+      outcome(
+        primary.query(
+          [{ sql: 'WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) INSERT INTO t(writer) SELECT i FROM n' }],
+          'transaction',
+        ),
+      ),
+      outcome(primary.query([insert('c', 0)], 'transaction')),
+    ]);
+    expect(outcomes).toEqual(['ok', 'ok', 'STATEMENT_TIMEOUT', 'ok']);
+    expect(await writersIn(primary)).toEqual(['a-0', 'b-0', 'b-1', 'c-0']);
+    expect({ position: primary.position, checksum: primary.checksum }).toEqual(logHead(at));
   });
 });
