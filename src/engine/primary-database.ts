@@ -389,12 +389,15 @@ export class PrimaryDatabase<Follower extends LogFollower = LogFollower> {
     try {
       body(writer, writerStatements);
     } catch (error) {
-      if (writer.inTransaction) {
+      try {
+        // SQLite may have ended the whole transaction (an interrupted statement, a full disk): the
+        // members before this one lost their work too.
+        if (!writer.inTransaction) throw error;
         memberUndo.run();
         memberEnd.run();
-      } else {
-        // SQLite ended the whole transaction (an interrupted statement, a full disk): the members
-        // before this one lost their work too, and run again alone.
+      } catch {
+        // This member's work could not be taken out on its own: none of the group's stays, and the
+        // members before this one run again alone.
         this.breakUp(group);
       }
       throw error;
@@ -404,7 +407,12 @@ export class PrimaryDatabase<Follower extends LogFollower = LogFollower> {
       // should one slip through): what it committed is in the WAL, this member's work included.
       this.options.logger.error({ database: this.name }, 'a statement ended the write transaction itself; the statement guard missed it');
     } else {
-      memberEnd.run();
+      try {
+        memberEnd.run();
+      } catch (error) {
+        this.breakUp(group);
+        throw error;
+      }
     }
     const joined = group;
     return new Promise<bigint>((resolve, reject) => {
