@@ -144,7 +144,6 @@ export class ClusterNode {
   readonly client: JsonClient;
   /** performance.now() when GET /readyz first answered 200. */
   readyAt = 0;
-  private linesAtReady = 0;
   /** Lines printed once a stop was asked for ("SIGTERM: shutting down") are not trouble either. */
   private linesAtStop: number | undefined;
   private paused = false;
@@ -187,7 +186,7 @@ export class ClusterNode {
   /** Lines printed after the node was ready (at --log-level warn: warnings and errors). */
   logSummary(samples = 5): { lines: number; samples: string[] } {
     const printed = this.linesAtStop ?? this.child.lineCount;
-    const lines = printed - Math.max(this.linesAtReady, this.child.linesThroughBanner);
+    const lines = this.child.linesSinceReady(printed);
     const tail = this.child.tail(Math.min(samples, lines), this.child.lineCount - printed);
     return { lines, samples: tail.map((line) => `${this.id}: ${line.slice(0, 400)}`) };
   }
@@ -220,7 +219,6 @@ export class ClusterNode {
       async () => (await this.client.request('GET', '/readyz', undefined, 2_000)).status,
     );
     this.readyAt = performance.now();
-    this.linesAtReady = this.child.lineCount;
   }
 
   /** SIGTERM (after SIGCONT if paused), SIGKILL after a grace period. Idempotent. */

@@ -125,6 +125,8 @@ export class ServeProcess {
   private printed = 0;
   /** Lines printed up to and including the start-up banner ("... listening on http..."), once seen. */
   private bannerAt = 0;
+  /** Lines printed when `waitReady` saw the process ready. */
+  private readyAt = 0;
   private exitInfo: string | undefined;
   private readonly listeners: ((line: string) => void)[] = [];
 
@@ -167,9 +169,12 @@ export class ServeProcess {
     return this.exitInfo === undefined && this.child.exitCode === null && this.child.signalCode === null;
   }
 
-  /** Lines printed up to and including the start-up banner (0 until it is printed). */
-  get linesThroughBanner(): number {
-    return this.bannerAt;
+  /**
+   * Lines printed after the process became ready (`waitReady`), up to line `upTo` (default: all so
+   * far), the start-up banner never among them: what may be trouble, not the start's own output.
+   */
+  linesSinceReady(upTo = this.printed): number {
+    return upTo - Math.max(this.readyAt, this.bannerAt);
   }
 
   /** Total lines printed so far (the kept tail is at most MAX_KEPT_LINES). */
@@ -199,7 +204,10 @@ export class ServeProcess {
       }
       try {
         const status = await readyz();
-        if (status === 200) return;
+        if (status === 200) {
+          this.readyAt = this.printed;
+          return;
+        }
         last = `GET /readyz answered ${status}`;
       } catch (error) {
         last = error instanceof Error ? error.message : String(error);
@@ -248,8 +256,6 @@ export class ServeProcess {
 /** One `litebase serve` child process on 127.0.0.1 with its own temp data directory. */
 export class BenchServer {
   readonly url: string;
-  /** Lines printed up to readiness (the start-up banner) are not counted as trouble. */
-  private linesAtReady = 0;
   private readonly untrack: () => void;
 
   private constructor(
@@ -325,7 +331,7 @@ export class BenchServer {
 
   /** Taken before the server stops, so shutdown messages do not count as trouble under load. */
   logSummary(samples = 10): ServerLogSummary {
-    const lines = this.child.lineCount - Math.max(this.linesAtReady, this.child.linesThroughBanner);
+    const lines = this.child.linesSinceReady();
     return { lines, samples: this.outputTail(Math.min(samples, lines)).map((line) => line.slice(0, 500)) };
   }
 
@@ -343,7 +349,6 @@ export class BenchServer {
       await response.arrayBuffer();
       return response.status;
     });
-    this.linesAtReady = this.child.lineCount;
   }
 
   /** One JSON request with the root key, for setup and checks (not for load). */
