@@ -4,13 +4,13 @@ import { track } from './support/cleanup.js';
 import {
   GET_CEILING_LABEL,
   HTTP_CEILING_ROUTE,
-  measureCeilings,
-  measurePostCeiling,
+  measureGetCeiling,
   POST_CEILING_LABEL,
+  postCeilingSpec,
   type Ceilings,
   type LoadShape,
 } from './support/ceiling.js';
-import { bodyBytes, errorRateProblem, prepareBodies, runLoad, type LoadResult } from './support/load.js';
+import { bodyBytes, errorRateProblem, interleavedRounds, prepareBodies, runInterleaved, runLoad, type LoadResult } from './support/load.js';
 import { machineInfo, mountTypeOf, type MachineInfo } from './support/machine.js';
 import { commitStats, scrapeMetrics, type CommitStats } from './support/metrics.js';
 import { rawSqliteInserts, type RawSqliteResult } from './support/raw-sqlite.js';
@@ -186,10 +186,17 @@ interface InsertRun {
   acknowledged: number;
 }
 
+/** About how long each alternating window of an INSERT load and its POST ceiling is (see `runInterleaved`). */
+const WINDOW_SECONDS = 1;
+
 /**
  * Warm-up, then the measured INSERT window bracketed by two /metrics scrapes (so commit statistics
  * cover the measured window only), then a row count: every acknowledged INSERT must be in the table.
- * `bodies` of `rowsPerRequest` INSERTs each (default: the single-INSERT bodies).
+ * `bodies` of `rowsPerRequest` INSERTs each (default: the single-INSERT bodies). With `ceilingTitle`,
+ * the POST ceiling of the same bodies is warmed up and measured too, in windows alternating with the
+ * INSERT windows (as the read benchmark does): whatever else runs on the machine, or a drift of its
+ * speed, falls on both alike instead of on whichever ran at the wrong moment. /v1/ping commits
+ * nothing, so the commit statistics are still the INSERT windows'.
  */
 async function measureInserts(
   server: BenchServer,
@@ -198,29 +205,42 @@ async function measureInserts(
   failures: string[],
   bodies: readonly string[] = INSERT_BODIES,
   rowsPerRequest = 1,
-): Promise<InsertRun> {
+  ceilingTitle?: string,
+): Promise<InsertRun & { ceiling?: LoadResult }> {
   const rowsBefore = await countRows(server, 'bench', 't');
-  const load = insertLoad(server, options, bodies);
-  progress(`${title}: warm-up ${options.warmupSeconds} s`);
-  const warmup = await runLoad({ ...load, title: `${title} (warm-up)`, seconds: options.warmupSeconds });
+  const load = { ...insertLoad(server, options, bodies), title };
+  const specs = ceilingTitle === undefined ? [load] : [postCeilingSpec(load, ceilingTitle), load];
+  const warmups: LoadResult[] = [];
+  for (const spec of specs) {
+    progress(`${spec.title}: warm-up ${options.warmupSeconds} s`);
+    warmups.push(await runLoad({ ...spec, title: `${spec.title} (warm-up)`, seconds: options.warmupSeconds }));
+  }
   server.assertRunning();
   const before = await scrapeMetrics(server);
-  progress(`${title}: measuring ${options.measureSeconds} s`);
-  const measured = await runLoad({ ...load, title, seconds: options.measureSeconds });
+  const rounds = specs.length > 1 ? interleavedRounds(options.measureSeconds, WINDOW_SECONDS) : 1;
+  progress(
+    rounds > 1
+      ? `${specs.map((spec) => spec.title).join(' and ')}: ${options.measureSeconds} s measured each, in ${rounds} rounds of alternating windows`
+      : `${title}: measuring ${options.measureSeconds} s`,
+  );
+  const results = await runInterleaved(specs, options.measureSeconds / rounds, rounds);
   server.assertRunning();
   const after = await scrapeMetrics(server);
-  for (const result of [warmup, measured]) {
+  const measured = results[results.length - 1];
+  if (measured === undefined) throw new Error('runInterleaved gave fewer results than loads');
+  for (const result of [...warmups, ...results]) {
     const problem = errorRateProblem(result);
     if (problem) failures.push(problem);
   }
   const rowsInTable = await countRows(server, 'bench', 't');
-  const acknowledged = (warmup.ok + measured.ok) * rowsPerRequest;
+  const acknowledged = ((warmups[warmups.length - 1]?.ok ?? 0) + measured.ok) * rowsPerRequest;
   // More rows than acknowledgements is expected (requests in flight when the load stopped);
   // fewer means an INSERT answered 200 and was lost.
   if (rowsInTable - rowsBefore < acknowledged) {
     failures.push(`${title}: ${acknowledged} INSERTs answered 200 but the table gained ${rowsInTable - rowsBefore} rows`);
   }
-  return { measured, commit: commitStats(before, after), rowsBefore, rowsInTable, acknowledged };
+  const run = { measured, commit: commitStats(before, after), rowsBefore, rowsInTable, acknowledged };
+  return specs.length > 1 ? { ...run, ceiling: results[0] } : run;
 }
 
 export async function runWriteBenchmark(options: BenchOptions): Promise<BenchOutcome<WriteReport>> {
@@ -258,28 +278,32 @@ export async function runWriteBenchmark(options: BenchOptions): Promise<BenchOut
     await createBenchTable(server);
 
     phase = performance.now();
-    ceilings = await measureCeilings(server, insertLoad(server, options), options, failures);
-    durations.http_ceilings = since(phase);
+    const get = await measureGetCeiling(server, insertLoad(server, options), options, failures);
+    durations.http_ceiling_get = since(phase);
 
+    // The POST ceiling and the INSERTs it is compared with, in alternating windows.
     phase = performance.now();
-    litebase = await measureInserts(server, options, 'Litebase INSERT (group commit)', failures);
-    durations.litebase_insert = since(phase);
+    const singles = await measureInserts(server, options, 'Litebase INSERT (group commit)', failures, INSERT_BODIES, 1, 'HTTP ceiling (POST /v1/ping)');
+    durations.http_ceiling_and_insert = since(phase);
+    if (singles.ceiling === undefined) throw new Error('the INSERT run measured no ceiling');
+    ceilings = { post: singles.ceiling, get };
+    litebase = singles;
 
     // 2b. Batches of BATCH_STATEMENTS INSERTs per request on the same server, beside their own ceiling.
     phase = performance.now();
-    const batchTitle = `HTTP ceiling (POST /v1/ping, ${BATCH_STATEMENTS}-INSERT batch bodies)`;
-    batchCeiling = await measurePostCeiling(server, insertLoad(server, options, BATCH_BODIES), options, failures, batchTitle);
-    durations.batch_http_ceiling = since(phase);
-    phase = performance.now();
-    batch = await measureInserts(
+    const batches = await measureInserts(
       server,
       options,
       `Litebase batch of ${BATCH_STATEMENTS} INSERTs (group commit)`,
       failures,
       BATCH_BODIES,
       BATCH_STATEMENTS,
+      `HTTP ceiling (POST /v1/ping, ${BATCH_STATEMENTS}-INSERT batch bodies)`,
     );
-    durations.batch_insert = since(phase);
+    durations.batch_http_ceiling_and_insert = since(phase);
+    if (batches.ceiling === undefined) throw new Error('the batch run measured no ceiling');
+    batchCeiling = batches.ceiling;
+    batch = batches;
     litebaseLog = server.logSummary();
   } finally {
     await server.stop();

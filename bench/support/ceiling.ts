@@ -23,25 +23,12 @@ export interface Ceilings {
 /** A measured request load without its title and duration: what a ceiling is derived from. */
 export type LoadShape = Omit<LoadSpec, 'seconds' | 'title'>;
 
-/**
- * Warm-up and measured window of both HTTP ceilings against `server`, GET first and POST second,
- * so the POST ceiling runs right before the load it is compared with.
- *
+/*
  * The POST ceiling is the measured load with only the path changed to `/v1/ping`, an authenticated
  * route that ignores its body and touches no database: the same method, headers (authorization,
  * content-type, content-length) and the very same prepared bodies, so the load generator spends
  * the same per request on both and the ratio measures the server's work, not the client's.
  */
-export async function measureCeilings(
-  server: RunningServer,
-  load: LoadShape,
-  options: BenchOptions,
-  failures: string[],
-): Promise<Ceilings> {
-  const get = await measureGetCeiling(server, load, options, failures);
-  const post = await measurePostCeiling(server, load, options, failures);
-  return { post, get };
-}
 
 /** The GET ceiling alone (warm-up, then the measured window), with the load's headers and connections. */
 export async function measureGetCeiling(
