@@ -7,7 +7,8 @@
  * after the first writes) does not land on whichever protocol runs second.
  */
 import { randomBytes } from 'node:crypto';
-import { errorRateProblem, interleavedRounds, prepareBodies, runInterleaved, runLoad, type LoadResult } from './support/load.js';
+import { errorRateProblem, interleavedRounds, prepareBodies, type LoadResult } from './support/load.js';
+import { measureSideBySide, WINDOW_SECONDS } from './support/side-by-side.js';
 import { machineInfo, type MachineInfo } from './support/machine.js';
 import {
   cpuCell,
@@ -28,13 +29,6 @@ import { formatNumber, renderTable } from './support/table.js';
 export const HRANA_GOALS = { minRatioToV1: 0.9 } as const;
 
 const ROWS = 10_000;
-/**
- * About how long each alternating measured window is (the measured seconds split into rounds).
- * Short, so there are many: single INSERTs under group commit run at one of two rates on a 2-core
- * machine (about 3,500/s or 4,700/s in quiet windows, the same protocol flipping between them from
- * one window to the next; bench/README.md), so a pair of long windows compares luck, not protocols.
- */
-const WINDOW_SECONDS = 1;
 const BATCH = 500;
 const SELECT_SQL = 'SELECT id, a, b FROM t WHERE id = ?';
 const INSERT_SQL = 'INSERT INTO t(a,b) VALUES (?,?)';
@@ -136,15 +130,7 @@ export async function runHranaBenchmark(options: BenchOptions): Promise<BenchOut
       phase = performance.now();
       const before = kind === 'insert' ? await countRows(server, 'bench', 't') : 0;
       const specs = sides.map(([, title, path, bodies]) => ({ ...base, title, path, bodies }));
-      const warmups: LoadResult[] = [];
-      for (const spec of specs) {
-        progress(`${spec.title}: ${options.warmupSeconds} s warm-up`);
-        warmups.push(await runLoad({ ...spec, title: `${spec.title} (warm-up)`, seconds: options.warmupSeconds }));
-      }
-      progress(
-        `${specs.map((spec) => spec.title).join(' and ')}: ${options.measureSeconds} s measured each, in ${rounds} rounds of alternating windows`,
-      );
-      const measured = await runInterleaved(specs, options.measureSeconds / rounds, rounds);
+      const { warmups, measured } = await measureSideBySide(specs, options.warmupSeconds, options.measureSeconds);
       server.assertRunning();
       for (const run of [...warmups, ...measured]) {
         const problem = errorRateProblem(run);

@@ -8,7 +8,8 @@ import {
   type Ceilings,
   type LoadShape,
 } from './support/ceiling.js';
-import { bodyBytes, errorRateProblem, interleavedRounds, runInterleaved, runLoad, type LoadResult } from './support/load.js';
+import { bodyBytes, errorRateProblem, type LoadResult } from './support/load.js';
+import { measureSideBySide } from './support/side-by-side.js';
 import { machineInfo, type MachineInfo } from './support/machine.js';
 import {
   cpuCell,
@@ -29,9 +30,6 @@ import { measureReplicaReads, type ReplicaReads } from './replica-read.js';
 import { BenchServer, benchTmpRoot, type ServerLogSummary } from './support/server.js';
 import { countRows, createBenchTable, query } from './support/sql.js';
 import { formatNumber, renderTable } from './support/table.js';
-
-/** About how long each alternating window of the POST ceiling and the SELECT load is (see `runInterleaved`). */
-const WINDOW_SECONDS = 1;
 
 /** Goals from the issues: point reads on one server (issue 5) and on a Replica (issue 18). */
 export const READ_GOALS = { minRatioToCeiling: 0.8, minReplicaRatioToCeiling: 0.8 } as const;
@@ -135,14 +133,8 @@ export async function runReadBenchmark(options: BenchOptions): Promise<BenchOutc
     // other) lands on both alike instead of on whichever ran at the wrong moment.
     phase = performance.now();
     const specs = [postCeilingSpec(readLoad), { ...readLoad, title: 'Litebase point SELECT' }];
-    const warmups: LoadResult[] = [];
-    for (const spec of specs) {
-      progress(`${spec.title}: warm-up ${options.warmupSeconds} s`);
-      warmups.push(await runLoad({ ...spec, title: `${spec.title} (warm-up)`, seconds: options.warmupSeconds }));
-    }
-    const rounds = interleavedRounds(options.measureSeconds, WINDOW_SECONDS);
-    progress(`POST ceiling and point SELECT: ${options.measureSeconds} s measured each, in ${rounds} rounds of alternating windows`);
-    const [post, selects] = await runInterleaved(specs, options.measureSeconds / rounds, rounds);
+    const { warmups, measured } = await measureSideBySide(specs, options.warmupSeconds, options.measureSeconds);
+    const [post, selects] = measured;
     server.assertRunning();
     durations.http_ceiling_and_select = since(phase);
     if (post === undefined || selects === undefined) throw new Error('runInterleaved gave fewer results than loads');

@@ -6,9 +6,10 @@
  * itself. Every 200 must say `"role":"replica"`: a read answered elsewhere would measure something else.
  */
 import { randomBytes } from 'node:crypto';
-import { measurePostCeiling, type LoadShape } from './support/ceiling.js';
+import { postCeilingSpec, type LoadShape } from './support/ceiling.js';
 import { BenchCluster, positionOf, waitForPosition, type ClusterNode } from './support/cluster.js';
-import { errorRateProblem, runLoad, type LoadResult } from './support/load.js';
+import { errorRateProblem, type LoadResult } from './support/load.js';
+import { measureSideBySide } from './support/side-by-side.js';
 import { checkPointReads, prepopulate, ROWS, SELECT_BODIES, type SendQuery } from './support/point-reads.js';
 import { progress, since, type BenchOptions } from './support/report.js';
 
@@ -87,23 +88,20 @@ export async function measureReplicaReads(options: BenchOptions, failures: strin
       accept: (body) => body.includes(REPLICA_ROLE),
     };
 
+    // The Replica's POST ceiling and its SELECTs in alternating windows, as on the single server.
     phase = performance.now();
-    const ceiling = await measurePostCeiling(replica, load, options, failures, 'Replica HTTP ceiling (POST /v1/ping)');
-    durations.replica_http_ceiling = since(phase);
-
-    phase = performance.now();
-    const title = 'Litebase point SELECT on a Replica';
-    progress(`${title}: warm-up ${options.warmupSeconds} s`);
-    const warmup = await runLoad({ ...load, title: `${title} (warm-up)`, seconds: options.warmupSeconds });
-    progress(`${title}: measuring ${options.measureSeconds} s`);
-    const reads = await runLoad({ ...load, title, seconds: options.measureSeconds });
+    const specs = [postCeilingSpec(load, 'Replica HTTP ceiling (POST /v1/ping)'), { ...load, title: 'Litebase point SELECT on a Replica' }];
+    const { warmups, measured } = await measureSideBySide(specs, options.warmupSeconds, options.measureSeconds);
+    const [ceiling, reads] = measured as [LoadResult, LoadResult];
     replica.assertRunning();
     primary.assertRunning();
-    durations.replica_select = since(phase);
-    for (const run of [warmup, reads]) {
+    durations.replica_http_ceiling_and_select = since(phase);
+    for (const run of [...warmups, ...measured]) {
       const problem = errorRateProblem(run);
       if (problem) failures.push(problem);
-      if (run.rejected > 0) failures.push(`${run.title}: ${run.rejected} answers with status 200 did not say ${REPLICA_ROLE}`);
+    }
+    for (const run of [warmups[1], reads]) {
+      if (run && run.rejected > 0) failures.push(`${run.title}: ${run.rejected} answers with status 200 did not say ${REPLICA_ROLE}`);
     }
 
     const logs = [primary.logSummary(), replica.logSummary()];

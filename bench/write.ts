@@ -10,7 +10,8 @@ import {
   type Ceilings,
   type LoadShape,
 } from './support/ceiling.js';
-import { bodyBytes, errorRateProblem, interleavedRounds, prepareBodies, runInterleaved, runLoad, type LoadResult } from './support/load.js';
+import { bodyBytes, errorRateProblem, prepareBodies, type LoadResult } from './support/load.js';
+import { measureSideBySide } from './support/side-by-side.js';
 import { machineInfo, mountTypeOf, type MachineInfo } from './support/machine.js';
 import { commitStats, scrapeMetrics, type CommitStats } from './support/metrics.js';
 import { rawSqliteInserts, type RawSqliteResult } from './support/raw-sqlite.js';
@@ -186,9 +187,6 @@ interface InsertRun {
   acknowledged: number;
 }
 
-/** About how long each alternating window of an INSERT load and its POST ceiling is (see `runInterleaved`). */
-const WINDOW_SECONDS = 1;
-
 /**
  * Warm-up, then the measured INSERT window bracketed by two /metrics scrapes (so commit statistics
  * cover the measured window only), then a row count: every acknowledged INSERT must be in the table.
@@ -210,20 +208,12 @@ async function measureInserts(
   const rowsBefore = await countRows(server, 'bench', 't');
   const load = { ...insertLoad(server, options, bodies), title };
   const specs = ceilingTitle === undefined ? [load] : [postCeilingSpec(load, ceilingTitle), load];
-  const warmups: LoadResult[] = [];
-  for (const spec of specs) {
-    progress(`${spec.title}: warm-up ${options.warmupSeconds} s`);
-    warmups.push(await runLoad({ ...spec, title: `${spec.title} (warm-up)`, seconds: options.warmupSeconds }));
-  }
-  server.assertRunning();
-  const before = await scrapeMetrics(server);
-  const rounds = specs.length > 1 ? interleavedRounds(options.measureSeconds, WINDOW_SECONDS) : 1;
-  progress(
-    rounds > 1
-      ? `${specs.map((spec) => spec.title).join(' and ')}: ${options.measureSeconds} s measured each, in ${rounds} rounds of alternating windows`
-      : `${title}: measuring ${options.measureSeconds} s`,
-  );
-  const results = await runInterleaved(specs, options.measureSeconds / rounds, rounds);
+  let before: Awaited<ReturnType<typeof scrapeMetrics>> | undefined;
+  const { warmups, measured: results } = await measureSideBySide(specs, options.warmupSeconds, options.measureSeconds, async () => {
+    server.assertRunning();
+    before = await scrapeMetrics(server);
+  });
+  if (before === undefined) throw new Error('the metrics were not scraped before the measured windows');
   server.assertRunning();
   const after = await scrapeMetrics(server);
   const measured = results[results.length - 1];

@@ -50,17 +50,6 @@ export async function measureGetCeiling(
   return measureWindow(server, getSpec, options, failures);
 }
 
-/** The POST ceiling alone (warm-up, then the measured window): see `postCeilingSpec`. */
-export async function measurePostCeiling(
-  server: RunningServer,
-  load: LoadShape,
-  options: BenchOptions,
-  failures: string[],
-  title = 'HTTP ceiling (POST /v1/ping)',
-): Promise<LoadResult> {
-  return measureWindow(server, postCeilingSpec(load, title), options, failures);
-}
-
 /**
  * The POST ceiling's load: `load` with the path changed to `/v1/ping`. A body check of the load
  * (`accept`) is replaced by one that accepts every answer, so the load generator still does the
