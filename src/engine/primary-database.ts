@@ -426,7 +426,6 @@ export class PrimaryDatabase<Follower extends LogFollower = LogFollower> {
     if (group.closed) return;
     group.closed = true;
     if (this.group === group) this.group = undefined;
-    let sequence: number;
     try {
       if (this.connections !== group.connections || this.state !== 'ready') throw this.notReady();
       const { writer, commit, rollback } = group.connections;
@@ -437,17 +436,23 @@ export class PrimaryDatabase<Follower extends LogFollower = LogFollower> {
         return;
       }
       if (writer.inTransaction) commit.run();
-      sequence = (this.durableLog as DurableLog).noteCommit(group.members.length, true);
     } catch (error) {
-      // COMMIT failed: nothing of the group is in the database. Each member runs again alone and
-      // gets its own outcome.
+      // COMMIT failed (or the connections are gone): nothing of the group is in the database. Each
+      // member runs again alone and gets its own outcome.
       this.logger.warn({ err: error, members: group.members.length }, 'a write group could not commit; its writes run again one by one');
       group.closed = false;
       this.breakUp(group);
       return;
     }
+    // Committed: from here on a member is never run again (it would write twice), only answered.
     group.release();
-    const durable = (this.durableLog as DurableLog).waitDurable(sequence);
+    let durable: Promise<bigint>;
+    try {
+      const log = this.durableLog as DurableLog;
+      durable = log.waitDurable(log.noteCommit(group.members.length, true));
+    } catch (error) {
+      durable = Promise.reject(error);
+    }
     for (const member of group.members) durable.then(member.resolve, member.reject);
   }
 
