@@ -273,7 +273,15 @@ export async function runWriteBenchmark(options: BenchOptions): Promise<BenchOut
 
     // The POST ceiling and the INSERTs it is compared with, in alternating windows.
     phase = performance.now();
-    const singles = await measureInserts(server, options, 'Litebase INSERT (group commit)', failures, INSERT_BODIES, 1, 'HTTP ceiling (POST /v1/ping)');
+    const singles = await measureInserts(
+      server,
+      options,
+      'Litebase INSERT (group commit)',
+      failures,
+      INSERT_BODIES,
+      1,
+      'HTTP ceiling (POST /v1/ping)',
+    );
     durations.http_ceiling_and_insert = since(phase);
     if (singles.ceiling === undefined) throw new Error('the INSERT run measured no ceiling');
     ceilings = { post: singles.ceiling, get };
